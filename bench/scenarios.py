@@ -1,0 +1,721 @@
+"""The measured scenarios. Each one starts its own hookpost stack on a fresh database, offers a
+bounded load, reads arrivals from the receiver's access log and returns a JSON-able dict."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import backlog as backlog_mod
+from bench.common import LOOPBACK, ROOT, child_env, percentile, run
+from bench.nginx import LogLine, Receiver, worker_pids
+from bench.pg import PgDatabases
+from bench.procs import Accounting, cpu_seconds, loadavg
+from bench.stack import Stack
+
+
+@dataclass
+class Sizes:
+    baseline_n: int
+    baseline_max_s: float
+    baseline_concurrency: int
+    e2e_n: int
+    e2e_endpoints: int  # e2e and drain: this many apps with one endpoint each, round-robin
+    e2e_max_s: float  # the load generator stops at n messages or after this long
+    ingest_n: int
+    ingest_max_s: float
+    latency_rate: float
+    latency_s: float
+    drain_n: int
+    drain_max_s: float
+    backlog_rows: int
+    iso_healthy: int
+    iso_messages: int
+    iso_max_s: float
+    fanout_endpoints: int
+    fanout_repeats: int
+    repeats: int  # rounds of drain / backlog / isolation (their median is reported)
+    wait_s: float  # the longest the bench waits for deliveries to arrive, per scenario
+
+    @classmethod
+    def full(cls) -> Sizes:
+        return cls(
+            baseline_n=60_000,
+            baseline_max_s=8.0,
+            baseline_concurrency=256,
+            e2e_n=15_000,
+            e2e_endpoints=8,
+            e2e_max_s=25.0,
+            ingest_n=15_000,
+            ingest_max_s=12.0,
+            latency_rate=500.0,
+            latency_s=10.0,
+            drain_n=10_000,
+            drain_max_s=20.0,
+            backlog_rows=1_000_000,
+            iso_healthy=20,
+            iso_messages=500,
+            iso_max_s=15.0,
+            fanout_endpoints=1000,
+            fanout_repeats=3,
+            repeats=2,
+            wait_s=120.0,
+        )
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            baseline_n=2_000,
+            baseline_max_s=3.0,
+            baseline_concurrency=64,
+            e2e_n=300,
+            e2e_endpoints=8,
+            e2e_max_s=10.0,
+            ingest_n=300,
+            ingest_max_s=10.0,
+            latency_rate=100.0,
+            latency_s=1.5,
+            drain_n=300,
+            drain_max_s=10.0,
+            backlog_rows=10_000,
+            iso_healthy=20,
+            iso_messages=15,
+            iso_max_s=10.0,
+            fanout_endpoints=50,
+            fanout_repeats=1,
+            repeats=1,
+            wait_s=30.0,
+        )
+
+
+@dataclass
+class Ctx:
+    workdir: Path
+    receiver: Receiver
+    bad_port: int
+    sizes: Sizes
+    settings: dict[str, str]  # HOOKPOST_* for every process (lower-case keys, no prefix)
+    pg: PgDatabases | None
+    pg_workers: int
+    payload_size: int
+    log: Callable[[str], None] = print
+    verbose: bool = False
+    profile: Any = None  # a Profiler, when --profile is on
+    notes: list[str] = field(default_factory=list)
+
+    def step(self, what: str) -> None:
+        if self.verbose:
+            self.log(f"    {time.strftime('%H:%M:%S')} {what}")
+
+    def stack(self, backend: str, label: str) -> Stack:
+        return Stack(backend, label, self.workdir, self.settings, self.pg, self.pg_workers)
+
+    @property
+    def nginx(self) -> str:
+        return self.receiver.base_url
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def child(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run ``python -m <args>`` (a bench child process) and return its JSON summary line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(),
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def loadgen(ctx: Ctx, stack: Stack, mode: str, app: str, out: Path, **kw: Any) -> dict[str, Any]:
+    ctx.step(f"load generator: {mode} {kw}")
+    args = [
+        "bench.loadgen",
+        mode,
+        "--base",
+        stack.api.base,
+        "--token",
+        ctx.settings["admin_token"],
+        "--app",
+        app,
+        "--out",
+        str(out),
+        "--size",
+        str(ctx.payload_size),
+    ]
+    for k, v in kw.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return child(args, timeout=float(kw.get("max_s", 120)) + 60)
+
+
+def read_accepts(path: Path) -> dict[str, float]:
+    accepted: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        msg_id, at, _sent = line.split("\t")
+        accepted[msg_id] = float(at)
+    return accepted
+
+
+def api_response_times(path: Path) -> dict[str, Any]:
+    """How long the API took to answer 202 (request sent -> response read), in ms."""
+    values = sorted(
+        (float(at) - float(sent)) * 1000
+        for _m, at, sent in (line.split("\t") for line in path.read_text().splitlines())
+    )
+    if not values:
+        return {"n": 0}
+    return {
+        "p50_ms": round(percentile(values, 50), 1),
+        "p99_ms": round(percentile(values, 99), 1),
+        "max_ms": round(values[-1], 1),
+    }
+
+
+def latency_stats(lines: list[LogLine], accepted: dict[str, float]) -> dict[str, Any]:
+    """Receipt ($msec) minus the time the API's 202 reached the client, in milliseconds."""
+    values = sorted(
+        (ln.at - accepted[ln.webhook_id]) * 1000 for ln in lines if ln.webhook_id in accepted
+    )
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 50), 1),
+        "p95_ms": round(percentile(values, 95), 1),
+        "p99_ms": round(percentile(values, 99), 1),
+        "max_ms": round(values[-1], 1),
+        "mean_ms": round(statistics.fmean(values), 1),
+        # nginx logs with millisecond resolution, and a delivery can land before the 202
+        # reaches the client; these show up as small negative values
+        "negative": sum(v < 0 for v in values),
+    }
+
+
+def duplicates(lines: list[LogLine]) -> int:
+    return len(lines) - len({(ln.uri, ln.webhook_id) for ln in lines})
+
+
+class ReceiverCpu:
+    def __init__(self, receiver: Receiver) -> None:
+        self.pids = worker_pids(receiver)
+        self.start = sum(cpu_seconds(p) for p in self.pids)
+        self.t0 = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        used = sum(cpu_seconds(p) for p in self.pids) - self.start
+        wall = time.monotonic() - self.t0
+        return {
+            "receiver_cpu_s": round(used, 3),
+            "receiver_cpu_util": round(used / wall, 3) if wall > 0 else 0.0,
+        }
+
+
+def med(values: Any) -> Any:
+    """The median of the non-None values (None if there are none)."""
+    vals = [v for v in values if v is not None]
+    return round(statistics.median(vals), 3) if vals else None
+
+
+def with_db(usage: dict[str, Any]) -> float:
+    """hookpost's CPU plus, on PostgreSQL, the CPU of the database backends serving it."""
+    return float(usage["hookpost_cpu_s"]) + float(usage.get("postgres_cpu_s") or 0.0)
+
+
+def per_1k(cpu_s: float, deliveries: int) -> float | None:
+    return round(cpu_s / (deliveries / 1000), 3) if deliveries else None
+
+
+def one_app(ctx: Ctx, stack: Stack, prefix: str, n_endpoints: int = 1) -> str:
+    """An app with ``n_endpoints`` endpoints (every message goes to all of them)."""
+    app: str = run(stack.api.create_app(f"bench {prefix}"))
+    urls = [f"{ctx.nginx}{prefix}{i}" for i in range(n_endpoints)]
+    run(stack.api.create_endpoints(app, urls))
+    return app
+
+
+def apps_one_endpoint_each(ctx: Ctx, stack: Stack, prefix: str, n_apps: int) -> str:
+    """``n_apps`` apps with one endpoint each; returns the ids comma-separated for the load
+    generator, which sends to them round-robin (one message = one delivery)."""
+    apps = []
+    for i in range(n_apps):
+        app = run(stack.api.create_app(f"bench {prefix}{i}"))
+        run(stack.api.create_endpoints(app, [f"{ctx.nginx}{prefix}{i}"]))
+        apps.append(app)
+    return ",".join(apps)
+
+
+def wait_delivered(ctx: Ctx, mark: int, prefix: str, count: int) -> list[LogLine]:
+    timeout = ctx.sizes.wait_s
+    ctx.step(f"waiting for {count} deliveries under {prefix}")
+    got = ctx.receiver.wait_for(mark, prefix, count, timeout)
+    ctx.step(f"got {len(got)}")
+    if len(got) < count:
+        ctx.notes.append(f"{prefix}: only {len(got)} of {count} deliveries within {timeout:.0f}s")
+    return got
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def baseline(ctx: Ctx, label: str) -> dict[str, Any]:
+    s = ctx.sizes
+    prefix = f"/base/{label}/"
+    mark = ctx.receiver.mark()
+    rcpu = ReceiverCpu(ctx.receiver)
+    out = child(
+        [
+            "bench.baseline",
+            "--url",
+            f"{ctx.nginx}{prefix}",
+            "--n",
+            str(s.baseline_n),
+            "--concurrency",
+            str(s.baseline_concurrency),
+            "--max-s",
+            str(s.baseline_max_s),
+            "--size",
+            str(ctx.payload_size),
+        ],
+        timeout=s.baseline_max_s + 60,
+    )
+    lines = ctx.receiver.wait_for(mark, prefix, out["ok"], 10)
+    rate = 0.0
+    if lines:
+        rate = len(lines) / (max(ln.at for ln in lines) - out["first_send"])
+    return {
+        "requests": out["ok"],
+        "errors": out["errors"],
+        "concurrency": out["concurrency"],
+        "body_bytes": out["body_bytes"],
+        "client_rate": round(out["rate"], 1),
+        # the same clock as hookpost's figures: first request sent -> last receipt in the log
+        "rate": round(rate, 1),
+        "client_cpu_s": out["cpu_s"],
+        "cpu_ms_per_request": round(1000 * out["fire_cpu_s"] / out["ok"], 4) if out["ok"] else None,
+        **rcpu.stop(),
+    }
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def e2e(
+    ctx: Ctx,
+    backend: str,
+    endpoints: int | None = None,
+    extra: dict[str, str] | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Targets 1 and 3: N messages at max rate (64 API clients), round-robin over 8 apps with
+    one endpoint each (one message = one delivery; 8 endpoints so that the per-endpoint
+    in-flight limit, 32 by default, is not what caps the total of 256);
+    deliveries/s = N / (first 202 -> last receipt). The API ingest rate comes from the same
+    run (real configuration: the worker delivers while the API ingests)."""
+    s = ctx.sizes
+    n_endpoints = endpoints or s.e2e_endpoints
+    label = label or ("e2e" if endpoints is None else f"e2e{endpoints}")
+    stack = ctx.stack(backend, label)
+    try:
+        ctx.step("starting hookpost")
+        procs = stack.start(stack.full_roles(), extra)
+        ctx.step("started")
+        prefix = f"/{label}/{backend}/"
+        app = apps_one_endpoint_each(ctx, stack, prefix, n_endpoints)
+        mark = ctx.receiver.mark()
+        acct = Accounting(procs, db_name=stack.pg_db_name)
+        acct.start()
+        rcpu = ReceiverCpu(ctx.receiver)
+        prof = ctx.profile.start(backend, label, procs) if ctx.profile else None
+        # one endpoint is slower (it is capped at MAX_IN_FLIGHT_PER_ENDPOINT): offer less
+        n = s.e2e_n if endpoints is None else max(1, s.e2e_n // 3)
+        gen = loadgen(
+            ctx,
+            stack,
+            "burst",
+            app,
+            stack.dir / "accepts.tsv",
+            n=n,
+            concurrency=64,
+            max_s=s.e2e_max_s,
+        )
+        lines = wait_delivered(ctx, mark, prefix, gen["accepted"])
+        usage = acct.stop()
+        rc = rcpu.stop()
+        if prof:
+            prof.stop()
+        accepted = read_accepts(stack.dir / "accepts.tsv")
+        last = max((ln.at for ln in lines), default=gen["first_accept"])
+        span = last - gen["first_accept"]
+        delivered = len({ln.webhook_id for ln in lines})
+        return {
+            "messages": gen["accepted"],
+            "endpoints": n_endpoints,
+            "settings": extra or {},
+            "api_codes": gen["codes"],
+            "api_errors": gen["errors"],
+            "delivered": delivered,
+            "duplicates": duplicates(lines),
+            "deliveries_per_s": round(delivered / span, 1) if span > 0 else 0.0,
+            "ingest_per_s": round(gen["rate"], 1),
+            "latency_under_saturation": latency_stats(lines, accepted),
+            "cpu_s_per_1k": per_1k(usage["hookpost_cpu_s"], delivered),
+            "cpu_s_per_1k_with_db": per_1k(with_db(usage), delivered),
+            "loadgen_cpu_s": gen["cpu_s"],
+            **rc,
+            "usage": usage,
+        }
+    finally:
+        stack.close()
+
+
+def ingest(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """API ingest alone: an app with no endpoints, so no deliveries are created."""
+    s = ctx.sizes
+    stack = ctx.stack(backend, "ingest")
+    try:
+        ctx.step("starting hookpost")
+        procs = stack.start(stack.full_roles())
+        ctx.step("started")
+        app = run(stack.api.create_app("bench ingest"))
+        acct = Accounting(procs, db_name=stack.pg_db_name)
+        acct.start()
+        gen = loadgen(
+            ctx,
+            stack,
+            "burst",
+            app,
+            stack.dir / "accepts.tsv",
+            n=s.ingest_n,
+            concurrency=64,
+            max_s=s.ingest_max_s,
+        )
+        usage = acct.stop()
+        return {
+            "messages": gen["accepted"],
+            "api_codes": gen["codes"],
+            "api_errors": gen["errors"],
+            "ingest_per_s": round(gen["rate"], 1),
+            "cpu_s_per_1k_messages": per_1k(usage["hookpost_cpu_s"], gen["accepted"]),
+            "loadgen_cpu_s": gen["cpu_s"],
+            "usage": usage,
+        }
+    finally:
+        stack.close()
+
+
+def latency(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Target 2: open-loop 500 msg/s to an app with one endpoint."""
+    s = ctx.sizes
+    stack = ctx.stack(backend, "latency")
+    try:
+        ctx.step("starting hookpost")
+        procs = stack.start(stack.full_roles())
+        ctx.step("started")
+        prefix = f"/lat/{backend}/"
+        app = one_app(ctx, stack, prefix)
+        mark = ctx.receiver.mark()
+        acct = Accounting(procs, db_name=stack.pg_db_name)
+        acct.start()
+        gen = loadgen(
+            ctx,
+            stack,
+            "paced",
+            app,
+            stack.dir / "accepts.tsv",
+            rate=s.latency_rate,
+            duration=s.latency_s,
+            max_s=s.latency_s + 30,
+        )
+        lines = wait_delivered(ctx, mark, prefix, gen["accepted"])
+        usage = acct.stop()
+        accepted = read_accepts(stack.dir / "accepts.tsv")
+        return {
+            "offered_rate": round(gen["offered_rate"], 1),
+            "offered": gen["offered"],
+            "accepted": gen["accepted"],
+            "api_codes": gen["codes"],
+            "skipped": gen["skipped_over_outstanding"],
+            "delivered": len({ln.webhook_id for ln in lines}),
+            "duplicates": duplicates(lines),
+            **latency_stats(lines, accepted),
+            "api_response": api_response_times(stack.dir / "accepts.tsv"),
+            "cpu_s_per_1k": per_1k(usage["hookpost_cpu_s"], len(lines)),
+            "usage": usage,
+        }
+    finally:
+        stack.close()
+
+
+# --------------------------------------------------------------------------- drain / backlog
+
+
+def drain(ctx: Ctx, backend: str, backlog_rows: int = 0) -> dict[str, Any]:
+    """The worker draining a pre-loaded queue (target 4 compares this with and without a
+    backlog of deliveries scheduled for later). Each round: messages go in through
+    `hookpost api` with no worker running; the API stops; `hookpost serve` (SQLite) or
+    `hookpost worker` (PostgreSQL) starts, drains them and stops. Rate = deliveries / (first
+    receipt -> last receipt); CPU is counted from the first receipt, so start-up is excluded.
+    The backlog, if any, is inserted once, before the first round. The result is the median
+    round (the rate varies from run to run by more than the effects measured here)."""
+    s = ctx.sizes
+    label = "backlog" if backlog_rows else "drain"
+    stack = ctx.stack(backend, label)
+    try:
+        inserted = None
+        rounds = []
+        apps = ""
+        for rnd in range(s.repeats):
+            prefix = f"/{label}/{backend}/r{rnd}/"
+            ctx.step(f"round {rnd}: starting the API only")
+            [api_proc] = stack.start(["api"])
+            # the same apps every round; each round's endpoints get a fresh URL prefix
+            apps = apps_one_endpoint_each(ctx, stack, prefix, s.e2e_endpoints)
+            gen = loadgen(
+                ctx,
+                stack,
+                "burst",
+                apps,
+                stack.dir / f"accepts-{rnd}.tsv",
+                n=s.drain_n,
+                concurrency=64,
+                max_s=s.drain_max_s,
+            )
+            ctx.step(f"pre-loaded {gen['accepted']} messages; stopping the API")
+            stack.stop([api_proc])
+            if backlog_rows and inserted is None:
+                ctx.log(f"  inserting {backlog_rows:,} future deliveries ...")
+                if backend == "sqlite":
+                    inserted = backlog_mod.insert_sqlite(
+                        stack.sqlite_path or "", backlog_rows, ctx.nginx, ctx.payload_size
+                    )
+                else:
+                    inserted = backlog_mod.insert_postgres(
+                        stack.db_url, backlog_rows, ctx.nginx, ctx.payload_size
+                    )
+            rounds.append(drain_round(ctx, stack, label, prefix, gen["accepted"]))
+        return {
+            **rounds[0],
+            "deliveries_per_s": med(r["deliveries_per_s"] for r in rounds),
+            "cpu_s_per_1k": med(r["cpu_s_per_1k"] for r in rounds),
+            "cpu_s_per_1k_with_db": med(r["cpu_s_per_1k_with_db"] for r in rounds),
+            "rounds": [r["deliveries_per_s"] for r in rounds],
+            "round_details": rounds,
+            "endpoints": s.e2e_endpoints,
+            "backlog": inserted,
+            "backlog_delivered_early": sum(r["backlog_delivered_early"] for r in rounds),
+            "delivered": min(r["delivered"] for r in rounds),
+            "messages": min(r["messages"] for r in rounds),
+            "duplicates": sum(r["duplicates"] for r in rounds),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+        }
+    finally:
+        stack.close()
+
+
+def drain_round(ctx: Ctx, stack: Stack, label: str, prefix: str, messages: int) -> dict[str, Any]:
+    mark = ctx.receiver.mark()
+    ctx.step("starting the worker")
+    procs = stack.start(stack.worker_roles())
+    acct = Accounting(procs, db_name=stack.pg_db_name)
+    # the CPU clock starts at the first delivery, so start-up is not counted
+    ctx.receiver.wait_for(mark, prefix, 1, 60)
+    acct.start()
+    seen_at_start = len(ctx.receiver.since(mark, prefix))
+    prof = ctx.profile.start(stack.backend, label, procs) if ctx.profile else None
+    ctx.step("draining")
+    lines = wait_delivered(ctx, mark, prefix, messages)
+    usage = acct.stop()
+    if prof:
+        prof.stop()
+    counted = len(lines) - seen_at_start
+    cpu_note = "from the first delivery"
+    if counted < len(lines) / 2:  # tiny loads (--quick) drain before the bench can look
+        usage["hookpost_cpu_s"] = sum(p.cpu() for p in procs)
+        counted, cpu_note = len(lines), "since process start (includes start-up)"
+    stack.stop(procs)
+    times = sorted(ln.at for ln in lines)
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    return {
+        "messages": messages,
+        "delivered": len({ln.webhook_id for ln in lines}),
+        "duplicates": duplicates(lines),
+        "deliveries_per_s": round((len(times) - 1) / span, 1) if span > 0 else 0.0,
+        "cpu_s_per_1k": per_1k(usage["hookpost_cpu_s"], counted),
+        "cpu_s_per_1k_with_db": per_1k(with_db(usage), counted),
+        "cpu_counted": cpu_note,
+        "backlog_delivered_early": len(ctx.receiver.since(mark, "/future/")),
+        "peak_rss_mb": round(usage["peak_rss_mb"], 1),
+        "usage": usage,
+    }
+
+
+# --------------------------------------------------------------------------- isolation
+
+
+def isolation_run(ctx: Ctx, backend: str, with_bad: bool) -> dict[str, Any]:
+    s = ctx.sizes
+    label = "iso-bad" if with_bad else "iso-clean"
+    stack = ctx.stack(backend, label)
+    try:
+        ctx.step("starting hookpost")
+        procs = stack.start(stack.full_roles())
+        ctx.step("started")
+        prefix = f"/{label}/{backend}/"
+        app = run(stack.api.create_app(f"bench {label}"))
+        urls = [f"{ctx.nginx}{prefix}h{i}" for i in range(s.iso_healthy)]
+        if with_bad:
+            bad = f"http://{LOOPBACK}:{ctx.bad_port}"
+            urls += [f"{bad}/never/{backend}", f"{bad}/slow500/{backend}"]
+        run(stack.api.create_endpoints(app, urls))
+        mark = ctx.receiver.mark()
+        acct = Accounting(procs, db_name=stack.pg_db_name)
+        acct.start()
+        gen = loadgen(
+            ctx,
+            stack,
+            "burst",
+            app,
+            stack.dir / "accepts.tsv",
+            n=s.iso_messages,
+            concurrency=64,
+            max_s=s.iso_max_s,
+        )
+        want = gen["accepted"] * s.iso_healthy
+        lines = wait_delivered(ctx, mark, prefix, want)
+        usage = acct.stop()
+        last = max((ln.at for ln in lines), default=gen["first_accept"])
+        span = last - gen["first_accept"]
+        return {
+            "messages": gen["accepted"],
+            "healthy_endpoints": s.iso_healthy,
+            "bad_endpoints": 2 if with_bad else 0,
+            "healthy_delivered": len(lines),
+            "healthy_expected": want,
+            "healthy_deliveries_per_s": round(len(lines) / span, 1) if span > 0 else 0.0,
+            "usage": usage,
+        }
+    finally:
+        # the never-answering endpoint holds requests open until the request timeout, and a
+        # graceful stop would wait for them: the result is already measured, so do not wait
+        stack.close(timeout=3.0 if with_bad else 15.0)
+
+
+def isolation(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Target 5: 20 healthy endpoints, with and without one never-answering endpoint and one
+    that answers 500 slowly, every message going to every endpoint of the app. The two
+    variants alternate (clean, bad, clean, bad, ...) on fresh stacks; the drop compares the
+    medians."""
+    clean_runs: list[dict[str, Any]] = []
+    bad_runs: list[dict[str, Any]] = []
+    for _ in range(ctx.sizes.repeats):
+        clean_runs.append(isolation_run(ctx, backend, with_bad=False))
+        bad_runs.append(isolation_run(ctx, backend, with_bad=True))
+
+    def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        rates = [r["healthy_deliveries_per_s"] for r in runs]
+        return {
+            **runs[0],
+            "healthy_deliveries_per_s": med(rates),
+            "rounds": rates,
+            "round_usage": [r["usage"] for r in runs],
+        }
+
+    clean, bad = median(clean_runs), median(bad_runs)
+    a, b = clean["healthy_deliveries_per_s"], bad["healthy_deliveries_per_s"]
+    complete = all(r["healthy_delivered"] == r["healthy_expected"] for r in clean_runs + bad_runs)
+    return {
+        "clean": clean,
+        "with_bad": bad,
+        "complete": complete,
+        "drop": round(1 - b / a, 3) if a else None,
+    }
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+def fanout(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Target 6: one message to 1,000 endpoints; deliveries/s = 1000 / (202 -> last receipt)."""
+    s = ctx.sizes
+    stack = ctx.stack(backend, "fanout")
+    try:
+        ctx.step("starting hookpost")
+        procs = stack.start(stack.full_roles())
+        ctx.step("started")
+        prefix = f"/fanout/{backend}/"
+        t0 = time.monotonic()
+        app = one_app(ctx, stack, prefix, s.fanout_endpoints)
+        setup_s = time.monotonic() - t0
+        runs = []
+        acct = Accounting(procs, db_name=stack.pg_db_name)
+        acct.start()
+        for _ in range(s.fanout_repeats):
+            mark = ctx.receiver.mark()
+            msg_id, accepted_at = run(stack.api.send(app, ctx.payload_size))
+            lines = wait_delivered(ctx, mark, prefix, s.fanout_endpoints)
+            lines = [ln for ln in lines if ln.webhook_id == msg_id]
+            last = max((ln.at for ln in lines), default=accepted_at)
+            span = last - accepted_at
+            runs.append(
+                {
+                    "delivered": len(lines),
+                    "seconds": round(span, 3),
+                    "deliveries_per_s": round(len(lines) / span, 1) if span > 0 else 0.0,
+                    **latency_stats(lines, {msg_id: accepted_at}),
+                }
+            )
+        usage = acct.stop()
+        rates = sorted(r["deliveries_per_s"] for r in runs)
+        return {
+            "endpoints": s.fanout_endpoints,
+            "endpoint_setup_s": round(setup_s, 2),
+            "runs": runs,
+            "deliveries_per_s": rates[len(rates) // 2],
+            "cpu_s_per_1k": per_1k(usage["hookpost_cpu_s"], sum(r["delivered"] for r in runs)),
+            "usage": usage,
+        }
+    finally:
+        stack.close()
+
+
+def e2e_fsync(ctx: Ctx, backend: str) -> dict[str, Any]:
+    if backend != "sqlite":
+        return {"skipped": "PostgreSQL already commits with fsync (synchronous_commit=on)"}
+    return e2e(ctx, backend, extra={"sqlite_synchronous": "FULL"}, label="e2e-fsync")
+
+
+SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
+    "e2e": e2e,
+    # the same with ONE endpoint: capped by MAX_IN_FLIGHT_PER_ENDPOINT rather than the total
+    "e2e1": lambda ctx, backend: e2e(ctx, backend, 1),
+    # SQLite with an fsync at every commit (HOOKPOST_SQLITE_SYNCHRONOUS=FULL): durable
+    # against power loss, not only against a crash of the process (the default NORMAL)
+    "e2e-fsync": e2e_fsync,
+    "ingest": ingest,
+    "latency": latency,
+    "drain": lambda ctx, backend: drain(ctx, backend, 0),
+    "backlog": lambda ctx, backend: drain(ctx, backend, ctx.sizes.backlog_rows),
+    "isolation": isolation,
+    "fanout": fanout,
+}
+
+
+def machine_load() -> float:
+    return loadavg()

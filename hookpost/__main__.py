@@ -1,0 +1,3 @@
+from hookpost.cli import main
+
+main()

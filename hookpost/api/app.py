@@ -1,0 +1,384 @@
+"""The ASGI application: ``create_app(hp)`` builds the Svix-compatible REST API over a running
+``Hookpost``.
+
+* The caller owns the runtime's lifecycle (the CLI starts and stops it); ``create_app`` only
+  holds it on ``app.state``. ``create_app_from_settings`` is the self-contained variant whose
+  lifespan builds (with the given factory: ``hookpost.wiring.asgi_app`` passes ``Hookpost``),
+  starts and stops one.
+* The OpenAPI document is at ``/api/v1/openapi.json``, interactive docs at ``/docs``.
+* ``/metrics`` serves Prometheus text: the runtime's registry plus queue gauges computed at
+  scrape time. Like the health checks it is unauthenticated: bind it to a private network.
+* ``Settings.api_rate_limit`` > 0 installs the per-token rate limit (``api.ratelimit``):
+  429 ``rate_limited`` with ``Retry-After``; health checks and metrics are never limited.
+* Everything that is per app instance (token cache, idempotency bookkeeping, rate-limit
+  buckets, the queue collector) lives on the instance, never in module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hookpost.api.auth import Authenticator
+from hookpost.api.errors import error_response, install_error_handlers
+from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
+from hookpost.api.routes import (
+    applications,
+    attempts,
+    authentication,
+    endpoints,
+    event_types,
+    health,
+    messages,
+)
+from hookpost.api.routes.common import ApiState, Runtime
+from hookpost.settings import Settings
+from hookpost.store.base import QueueDepth, Store
+
+log = logging.getLogger("hookpost.api")
+
+ENVELOPE_ALLOWANCE = 64 * 1024  # request bytes allowed beyond the payload limit (the envelope)
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+MAX_KEY_LENGTH = 256  # longer keys are stored by their hash
+
+
+def create_app(hp: Runtime) -> FastAPI:
+    """The API over ``hp`` (a started ``hookpost.wiring.Hookpost``)."""
+    app = _build(hp.settings)
+    _attach(app, hp)
+    return app
+
+
+def create_app_from_settings(
+    settings: Settings,
+    factory: Callable[[Settings], Any],
+    worker: bool = False,
+) -> FastAPI:
+    """A self-contained API: its lifespan builds the runtime from ``settings``, starts it (and
+    a delivery worker if ``worker``), makes sure the admin token exists, and stops it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hp = factory(settings)
+        await hp.start(worker=worker)
+        try:
+            # Tokens never go to logs. Without HOOKPOST_ADMIN_TOKEN and with no admin token
+            # yet, say how to make one instead of generating one nobody sees.
+            if settings.admin_token:
+                await hp.services.tokens.ensure_admin(settings.admin_token)
+            elif await hp.store.count_admin_tokens() == 0:
+                log.warning(
+                    "no admin token exists: set HOOKPOST_ADMIN_TOKEN or run `hookpost token create`"
+                )
+            _attach(app, hp)
+            yield
+        finally:
+            await hp.stop()
+
+    return _build(settings, lifespan)
+
+
+def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
+    app = FastAPI(
+        title="hookpost",
+        version=_version(),
+        description=(
+            "Self-hosted webhook delivery with a Svix-compatible REST API: the official "
+            "`svix` SDKs work as clients. Authenticate with `Authorization: Bearer <token>`."
+        ),
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        # FastAPI's native OpenTelemetry checks the global providers on every request; hookpost
+        # exports Prometheus metrics instead, so it is off (it cost ~5% of POST /msg).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    install_error_handlers(app)
+    # Messages first: route matching walks the routers in order (POST /msg mostly takes the
+    # fast path below, but the message reads are hot too).
+    for module in (
+        messages,
+        applications,
+        endpoints,
+        attempts,
+        event_types,
+        authentication,
+        health,
+    ):
+        app.include_router(module.router)
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    _with_security(app)
+    app.state.metrics_collector = QueueCollector()
+    app.state.metrics_registry = CollectorRegistry(auto_describe=False)
+    app.state.metrics_registry.register(app.state.metrics_collector)
+    # add_middleware wraps what is there: the last added runs first. Order on a request:
+    # rate limit -> body cap -> idempotency -> the POST /msg fast path -> FastAPI's routing.
+    # The rate limit comes first so that refused requests cost nothing (not even reading the
+    # body) and a 429 is never stored as an idempotent response.
+    app.add_middleware(messages.CreateMessageFastPath, app_state=app.state)
+    app.add_middleware(IdempotencyMiddleware, app_state=app.state)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_payload_bytes + ENVELOPE_ALLOWANCE)
+    if settings.api_rate_limit > 0:
+        app.state.rate_limiter = TokenBuckets(settings.api_rate_limit)
+        app.add_middleware(RateLimitMiddleware, app_state=app.state)
+    return app
+
+
+def _with_security(app: FastAPI) -> None:
+    """Declare bearer authentication in the OpenAPI document (the routes read the header
+    themselves, see ``routes.common.context``); health checks need none."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["HTTPBearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token: `Authorization: Bearer <token>` (admin or app-scoped).",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/api/v1/health"):
+                continue
+            for operation in operations.values():
+                operation["security"] = [{"HTTPBearer": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _version() -> str:
+    try:
+        return version("hookpost")
+    except PackageNotFoundError:  # running from a source tree
+        return "0.0.0"
+
+
+def _attach(app: FastAPI, hp: Runtime) -> None:
+    app.state.hp = hp
+    app.state.api = ApiState.build(hp)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class QueueCollector:
+    """Queue gauges from the snapshot taken at the start of each scrape."""
+
+    def __init__(self) -> None:
+        self.depth: QueueDepth | None = None
+        self.now_ms = 0
+
+    def collect(self) -> Iterator[Metric]:
+        depth = self.depth
+        if depth is None:
+            return
+        due = GaugeMetricFamily("hookpost_queue_due", "Deliveries due now (incl. lost leases)")
+        due.add_metric([], depth.due)
+        yield due
+        scheduled = GaugeMetricFamily(
+            "hookpost_queue_scheduled", "Pending deliveries scheduled for later (retries)"
+        )
+        scheduled.add_metric([], depth.scheduled)
+        yield scheduled
+        age = GaugeMetricFamily(
+            "hookpost_oldest_due_age_seconds",
+            "How long the oldest due delivery has been waiting (0 when none is due)",
+        )
+        oldest = depth.oldest_due_at
+        age.add_metric([], 0.0 if oldest is None else max(0, self.now_ms - oldest) / 1000)
+        yield age
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text: the runtime's registry plus the queue gauges."""
+    state = request.app.state
+    hp: Runtime = state.hp
+    store: Store = hp.store
+    now = int(time.time() * 1000)
+    depth = await store.queue_depth(now)
+    collector: QueueCollector = state.metrics_collector
+    # No await between taking the snapshot and rendering it: concurrent scrapes cannot mix.
+    collector.depth, collector.now_ms = depth, now
+    body = generate_latest(hp.services.metrics.registry) + generate_latest(state.metrics_registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+# --------------------------------------------------------------------------- middleware
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the {limit}-byte limit")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413 ``payload_too_large`` before they
+    are parsed: by ``Content-Length`` up front, and by counting the bytes as they stream in
+    (chunked uploads)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > limit
+            except ValueError:
+                too_big = False  # the server refuses a malformed Content-Length itself
+            if too_big:
+                response = error_response(
+                    413,
+                    "payload_too_large",
+                    f"the request body is over the {limit}-byte limit",
+                    {"Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class IdempotencyMiddleware:
+    """``idempotency-key`` on POST: the first response (status and body) to a key is stored for
+    24 hours, scoped by the caller's token and the path; a repeat replays it (with the header
+    ``idempotent-replayed: true``) without executing the request again. 5xx answers and 401s
+    are not stored, so a retry executes. Concurrent repeats in this process wait for the first
+    to finish, then replay it.
+    """
+
+    def __init__(self, app: ASGIApp, app_state: Any) -> None:
+        self.app = app
+        self.state = app_state  # authenticator and runtime are attached at start-up
+        self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        raw_key = _header(scope, b"idempotency-key")
+        if not raw_key:
+            await self.app(scope, receive, send)
+            return
+        authenticator: Authenticator = self.state.api.authenticator
+        token = _bearer(_header(scope, b"authorization"))
+        record = await authenticator.authenticate(token) if token else None
+        if record is None:  # the route answers 401
+            await self.app(scope, receive, send)
+            return
+        store: Store = self.state.hp.store
+        key = raw_key.decode("latin-1")
+        if len(key) > MAX_KEY_LENGTH:
+            key = "sha256:" + hashlib.sha256(raw_key).hexdigest()
+        slot = (record.id, f"{scope['path']} {key}")
+
+        while (pending := self._in_flight.get(slot)) is not None:
+            await asyncio.shield(pending)
+        stored = await store.get_idempotent(slot[0], slot[1], _now_ms())
+        if stored is not None:
+            await _replay(stored[0], stored[1], send)
+            return
+
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight[slot] = done
+        try:
+            await self._run_and_store(scope, receive, send, store, slot)
+        finally:
+            del self._in_flight[slot]
+            done.set_result(None)
+
+    async def _run_and_store(
+        self, scope: Scope, receive: Receive, send: Send, store: Store, slot: tuple[str, str]
+    ) -> None:
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            status = int(start["status"])
+            body = b"".join(chunks)
+            if status < 500 and status != 401:
+                try:
+                    await store.put_idempotent(
+                        slot[0], slot[1], status, body, _now_ms() + IDEMPOTENCY_TTL_MS
+                    )
+                except Exception:  # the request itself was done: answer it anyway
+                    log.warning("could not store an idempotent response", exc_info=True)
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
+
+
+def _bearer(value: bytes | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def _replay(status: int, body: bytes, send: Send) -> None:
+    headers: list[tuple[bytes, bytes]] = [(b"idempotent-replayed", b"true")]
+    if body:
+        headers.append((b"content-type", b"application/json"))
+    if status not in (204, 304):
+        headers.append((b"content-length", str(len(body)).encode()))
+    else:
+        body = b""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

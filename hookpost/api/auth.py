@@ -1,0 +1,121 @@
+"""Bearer-token authentication and per-application access control.
+
+* ``Authorization: Bearer <token>``; a missing, unknown or expired token is answered 401
+  ``{"code": "authentication_failed"}``.
+* Tokens are looked up by their SHA-256 hash. Successful lookups are cached in memory for a few
+  seconds (per app instance), so the hot paths cost no database round trip for authentication.
+  A token that expires is refused as soon as it expires, even while cached.
+* An admin token (``app_id is None``) may do everything. An application-scoped token (the app
+  portal's) may only touch its own application: any other application, by id or uid, is
+  "not found" (404, never 403, so that ids of other tenants cannot be probed). Operations that
+  are not about one application (creating applications, writing event types, minting tokens)
+  are 403 for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.security import HTTPBearer
+
+from hookpost.api.errors import forbidden, not_found, unauthorized
+from hookpost.domain.errors import NotFound
+from hookpost.domain.models import ApiToken
+from hookpost.services.tokens import hash_token
+
+CACHE_TTL_S = 5.0
+CACHE_MAX = 10_000
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token: `Authorization: Bearer <token>` (admin or app-scoped).",
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Authenticator:
+    """Token -> ApiToken with a short in-memory cache of successful lookups."""
+
+    def __init__(
+        self,
+        find: Callable[[str], Awaitable[ApiToken | None]],
+        ttl_s: float = CACHE_TTL_S,
+        max_entries: int = CACHE_MAX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._find = find  # by token hash
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._cache: dict[str, tuple[ApiToken, float]] = {}
+
+    async def authenticate(self, token: str) -> ApiToken | None:
+        if not token:
+            return None
+        digest = hash_token(token)
+        now = self._clock()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            record = hit[0]
+        else:
+            found = await self._find(digest)
+            if found is None:
+                self._cache.pop(digest, None)
+                return None
+            record = found
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[digest] = (record, now + self._ttl)
+        if record.expires_at is not None and record.expires_at <= _now_ms():
+            return None
+        return record
+
+    def forget(self, token: str) -> None:
+        self._cache.pop(hash_token(token), None)
+
+
+def bearer_token(headers: Any) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (case-insensitive scheme)."""
+    value = headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def authenticate(authenticator: Authenticator, token: str | None) -> ApiToken:
+    if token is None:
+        raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    record = await authenticator.authenticate(token)
+    if record is None:
+        raise unauthorized("invalid or expired token")
+    return record
+
+
+def require_admin(token: ApiToken) -> None:
+    if token.app_id is not None:
+        raise forbidden("this operation needs an admin token")
+
+
+async def check_app_access(
+    token: ApiToken, app_id_or_uid: str, resolve: Callable[[str], Awaitable[str]]
+) -> None:
+    """Allow an app-scoped token only on its own application (by id or uid), else 404.
+
+    ``resolve`` maps an application id or uid to the application's id (NotFound if none).
+    """
+    if token.app_id is None or app_id_or_uid == token.app_id:
+        return
+    try:
+        resolved = await resolve(app_id_or_uid)
+    except NotFound:
+        raise not_found() from None
+    if resolved != token.app_id:
+        raise not_found()

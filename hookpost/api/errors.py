@@ -1,0 +1,211 @@
+"""Error responses in Svix's shapes.
+
+* ``{"code": ..., "detail": ...}`` (``HttpErrorOut``) for every error except validation.
+* ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`` (``HTTPValidationError``) with
+  status 422 for request validation errors and for :class:`InvalidInput` from the services.
+
+Validation errors never echo the offending input (it may be a secret); only its location, a
+message and an error type.
+
+Every error body is JSON: the svix SDK calls ``response.json()`` on any non-2xx answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic.alias_generators import to_camel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+
+from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+
+log = logging.getLogger("hookpost.api")
+
+RETRY_AFTER_S = "1"
+
+_CODES = {
+    400: "bad_request",
+    401: "authentication_failed",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "store_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered as ``{code, detail}`` with ``status``."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+
+
+class ValidationFailure(Exception):
+    """A 422 in the ``HTTPValidationError`` shape, raised by the API layer's own checks."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(str(i["msg"]) for i in items))
+        self.items = items
+
+
+def not_found(detail: str = "Entity not found") -> ApiError:
+    return ApiError(404, "not_found", detail)
+
+
+def forbidden(detail: str = "This token may not perform this operation") -> ApiError:
+    return ApiError(403, "forbidden", detail)
+
+
+def unauthorized(detail: str) -> ApiError:
+    return ApiError(401, "authentication_failed", detail, {"WWW-Authenticate": "Bearer"})
+
+
+def conflict(detail: str) -> ApiError:
+    return ApiError(409, "conflict", detail)
+
+
+def payload_too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"the request body is over the {limit}-byte limit")
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = orjson.dumps({"code": code, "detail": detail})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def validation_response(errors: list[dict[str, Any]]) -> Response:
+    return Response(
+        orjson.dumps({"detail": errors}), status_code=422, media_type="application/json"
+    )
+
+
+def validation_item(loc: list[str | int], msg: str, type_: str = "value_error") -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+def clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI/pydantic errors reduced to ``{loc, msg, type}`` (no ``input``, no ``ctx``).
+
+    A JSON decode error keeps the parser's reason (it names a position, never the input)."""
+    out = []
+    for err in errors:
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid"))
+        type_ = str(err.get("type", ""))
+        reason = (err.get("ctx") or {}).get("error")
+        if type_ == "json_invalid" and isinstance(reason, str) and reason not in msg:
+            msg = f"{msg}: {reason}"
+        out.append(validation_item(loc, msg, type_))
+    return out
+
+
+def json_invalid_item(exc: json.JSONDecodeError) -> dict[str, Any]:
+    """The 422 item for a body that is not JSON, as FastAPI's route reports it."""
+    return validation_item(["body", exc.pos], f"JSON decode error: {exc.msg}", "json_invalid")
+
+
+def invalid_input_response(exc: InvalidInput) -> Response:
+    field = to_camel(exc.field) if "_" in exc.field else exc.field
+    return validation_response([validation_item(["body", field], exc.message)])
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def response_for(exc: Exception) -> Response | None:
+    """The error response for an exception the API knows, else None (a 500)."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+    if isinstance(exc, StarletteHTTPException):
+        code = _CODES.get(exc.status_code, "error")
+        detail = exc.detail if isinstance(exc.detail, str) else code
+        return error_response(exc.status_code, code, detail, getattr(exc, "headers", None))
+    if isinstance(exc, RequestValidationError):
+        return validation_response(clean_validation_errors(exc.errors()))
+    if isinstance(exc, ValidationFailure):
+        return validation_response(exc.items)
+    if isinstance(exc, NotFound):
+        return error_response(404, "not_found", str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, "conflict", str(exc))
+    if isinstance(exc, InvalidInput):
+        return invalid_input_response(exc)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable: %s", exc)
+        return error_response(
+            503,
+            "store_unavailable",
+            "the database is unavailable; retry later",
+            {"Retry-After": RETRY_AFTER_S},
+        )
+    return None
+
+
+async def _known(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            return error_response(
+                405, "method_not_allowed", "Method Not Allowed", {"Allow": allowed}
+            )
+    response = response_for(exc)
+    assert response is not None
+    return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path. Starlette's own ``Allow`` names only the
+    methods of the first route that matched the path, and FastAPI has one route per method."""
+    routes = request.app.router.routes
+    scope = request.scope
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+KNOWN_ERRORS: tuple[type[Exception], ...] = (
+    ApiError,
+    StarletteHTTPException,
+    RequestValidationError,
+    ValidationFailure,
+    NotFound,
+    Conflict,
+    InvalidInput,
+    StoreUnavailable,
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for exc_class in KNOWN_ERRORS:
+        app.add_exception_handler(exc_class, _known)
+    app.add_exception_handler(Exception, _unexpected)

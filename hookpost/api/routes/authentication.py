@@ -1,0 +1,74 @@
+"""/api/v1/auth: app-portal access tokens and logout."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from hookpost.api.auth import bearer_token
+from hookpost.api.routes.common import (
+    ERRORS,
+    IDEMPOTENT,
+    AppId,
+    AuthCtx,
+    StrictJsonRoute,
+    empty,
+    json_response,
+)
+from hookpost.api.schemas import AppPortalAccessIn, AppPortalAccessOut
+from hookpost.domain.errors import Conflict
+
+router = APIRouter(
+    prefix="/api/v1/auth", tags=["Authentication"], responses=ERRORS, route_class=StrictJsonRoute
+)
+
+
+@router.post(
+    "/app-portal-access/{app_id}",
+    response_model=AppPortalAccessOut,
+    operation_id="v1.authentication.app-portal-access",
+    summary="Get Consumer App Portal Access",
+    description=(
+        "Mint a token scoped to this one application (for the app portal, or to hand to the "
+        "application's owner). `application` creates the application (with the path's id as "
+        "its uid) if it does not exist. Admin tokens only."
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+async def app_portal_access(
+    app_id: AppId, body: AppPortalAccessIn, c: AuthCtx, request: Request
+) -> Response:
+    await c.app(app_id)  # another tenant's application: 404
+    c.require_admin()
+    apps = c.services.apps
+    if body.application is not None:
+        spec = body.application
+        try:
+            app = await apps.get_or_create(
+                app_id, spec.name, dict(spec.metadata), spec.throttle_rate
+            )
+        except Conflict:  # created concurrently
+            app = await apps.get(app_id)
+    else:
+        app = await apps.get(app_id)
+    token, _ = await c.services.tokens.create(app_id=app.id, name="app-portal", ttl_s=body.expiry)
+    base = str(request.base_url).rstrip("/")
+    return json_response({"url": f"{base}/app-portal#key={token}", "token": token})
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    response_class=Response,
+    operation_id="v1.authentication.logout",
+    summary="Logout",
+    description=(
+        "Forget the calling token in this process's authentication cache. hookpost cannot "
+        "revoke tokens yet: an app-portal token stays valid until it expires."
+    ),
+)
+async def logout(c: AuthCtx, request: Request) -> Response:
+    token = bearer_token(request.headers)
+    if token is not None and c.token.app_id is not None:
+        c.api.authenticator.forget(token)
+    return empty()

@@ -1,0 +1,329 @@
+"""/api/v1/app/{app_id}/msg: messages.
+
+Creating a message is the hot path (thousands per second), so it is lean:
+
+* :class:`CreateMessageFastPath`, an ASGI middleware inside the idempotency and body-limit
+  middlewares, answers ``POST /api/v1/app/{app_id}/msg`` without FastAPI's routing and
+  dependency machinery: it authenticates (cached), validates the body with pydantic's JSON
+  parser and calls :func:`send_message`. Whatever it does not recognise (an unusual query
+  string or content type) falls through to the FastAPI route below, which calls the same
+  :func:`send_message`; the route also documents the operation in the OpenAPI document.
+* :func:`send_message` resolves the application id through the short-lived cache of
+  :class:`~hookpost.api.routes.common.AppResolver` and writes through the store directly:
+  one store round trip (the transactional insert of the message and its deliveries) instead
+  of two.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Query
+from pydantic import ValidationError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hookpost.api import mapping
+from hookpost.api.errors import (
+    ValidationFailure,
+    clean_validation_errors,
+    conflict,
+    json_invalid_item,
+    payload_too_large,
+    response_for,
+    validation_item,
+)
+from hookpost.api.routes.common import (
+    DEFAULT_LIMIT,
+    ERRORS,
+    IDEMPOTENT,
+    AppId,
+    AuthCtx,
+    Ctx,
+    DateQuery,
+    EventTypesQuery,
+    Iterator,
+    Limit,
+    MsgId,
+    StrictJsonRoute,
+    WithContent,
+    authenticated,
+    date_ms,
+    decode_json,
+    empty,
+    event_types_filter,
+    json_response,
+    page_request,
+)
+from hookpost.api.schemas import CHANNEL_PATTERN, ListResponseMessageOut, MessageIn, MessageOut
+from hookpost.domain.errors import Conflict, InvalidInput, PayloadTooLarge
+from hookpost.domain.models import Message
+from hookpost.store.base import MessageFilter
+
+router = APIRouter(
+    prefix="/api/v1/app/{app_id}/msg",
+    tags=["Message"],
+    responses=ERRORS,
+    route_class=StrictJsonRoute,
+)
+
+ChannelQuery = Annotated[
+    str | None, Query(max_length=128, pattern=CHANNEL_PATTERN, description="Filter by channel")
+]
+
+
+def _id(msg: Message) -> str:
+    return msg.id
+
+
+# --------------------------------------------------------------------------- create
+
+
+async def send_message(c: Ctx, app_id: str, body: MessageIn, with_content: bool) -> Response:
+    """Create a message: 202 MessageOut; 409 for a repeated eventId; 413 for a payload over
+    the limit; 404 for an unknown application (unless ``application`` creates it)."""
+    if body.application is not None:
+        await c.app(app_id)
+        await _ensure_app(c, app_id, body)
+    resolved = await c.app_id(app_id)
+    try:
+        created = await c.services.messages.send_to_app_id(
+            resolved,
+            body.event_type,
+            body.payload,
+            event_id=body.event_id,
+            channels=body.channels or None,
+        )
+    except PayloadTooLarge:
+        raise payload_too_large(c.settings.max_payload_bytes) from None
+    except InvalidInput as exc:  # parsed, but it cannot be serialised back (too deep, ...)
+        if exc.field != "payload":
+            raise
+        raise unencodable_payload(exc) from None
+    if not created.created:
+        raise conflict(
+            f"a message with eventId {body.event_id!r} already exists: {created.message.id}"
+        )
+    return json_response(mapping.message_out(created.message, with_content), 202)
+
+
+def unencodable_payload(exc: Exception) -> ValidationFailure:
+    """A 422 on ``payload`` for JSON that parsed but cannot be stored as JSON again (nesting
+    deeper than orjson's 254 levels, an integer outside the 64-bit range)."""
+    return ValidationFailure(
+        [
+            validation_item(
+                ["body", "payload"],
+                f"cannot be stored as JSON ({exc}): at most 254 levels of nesting and integers "
+                "within the 64-bit range",
+            )
+        ]
+    )
+
+
+async def _ensure_app(c: Ctx, app_id: str, body: MessageIn) -> None:
+    spec = body.application
+    assert spec is not None
+    apps = c.services.apps
+    try:
+        await apps.get_or_create(app_id, spec.name, dict(spec.metadata), spec.throttle_rate)
+    except Conflict:  # created concurrently by another request
+        await apps.get(app_id)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=MessageOut,
+    operation_id="v1.message.create",
+    summary="Create Message",
+    description=(
+        "Store the message and queue one delivery per matching endpoint, atomically. "
+        "`application` creates the application (with the path's id as its uid) if it does not "
+        "exist. A second message with the same `eventId` is refused with 409 (as Svix does); "
+        "the first one is kept and no deliveries are added. A payload over the configured "
+        "limit is refused with 413."
+    ),
+    responses={413: {"description": "Payload too large"}},
+    openapi_extra=IDEMPOTENT,
+)
+async def create_message(
+    app_id: AppId,
+    body: MessageIn,
+    c: AuthCtx,
+    with_content: WithContent = True,
+) -> Response:
+    return await send_message(c, app_id, body, with_content)
+
+
+_CREATE_PATH = re.compile(r"/api/v1/app/([a-zA-Z0-9\-_.]{1,256})/msg/?")
+# The spellings pydantic accepts for a bool query parameter.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _with_content(query_string: bytes) -> bool | None:
+    """``with_content`` from the query string (default true); None: let FastAPI decide."""
+    value = True
+    if not query_string:
+        return value
+    try:
+        pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    except ValueError:
+        return None
+    for name, raw in pairs:
+        if name != "with_content":
+            continue
+        lowered = raw.lower()
+        if lowered in _TRUE:
+            value = True
+        elif lowered in _FALSE:
+            value = False
+        else:
+            return None
+    return value
+
+
+class CreateMessageFastPath:
+    """``POST /api/v1/app/{app_id}/msg`` without FastAPI's per-request machinery (see the
+    module docstring); anything unusual falls through to the FastAPI route."""
+
+    def __init__(self, app: ASGIApp, app_state: Any) -> None:
+        self.app = app
+        self.state = app_state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        match = _CREATE_PATH.fullmatch(scope["path"])
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        with_content = _with_content(scope["query_string"])
+        headers = _Headers(scope)
+        content_type = headers.get("content-type") or ""
+        if with_content is None or not content_type.startswith("application/json"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            c = await authenticated(self.state.api, headers)
+            raw = await _read_body(receive)
+            try:
+                # The same strict parser as the FastAPI route (see common.decode_json).
+                body = MessageIn.model_validate(decode_json(raw))
+            except orjson.JSONDecodeError as exc:
+                raise ValidationFailure([json_invalid_item(exc)]) from None
+            except ValidationError as exc:
+                raise ValidationFailure(
+                    [
+                        {**item, "loc": ["body", *item["loc"]]}
+                        for item in clean_validation_errors(exc.errors())
+                    ]
+                ) from None
+            response = await send_message(c, match.group(1), body, with_content)
+        except _Disconnected:
+            return  # nobody to answer
+        except Exception as exc:
+            known = response_for(exc)
+            if known is None:
+                raise
+            response = known
+        await response(scope, receive, send)
+
+
+class _Headers:
+    """The few request headers the fast path reads, straight from the ASGI scope."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def get(self, name: str) -> str | None:
+        key = name.encode("latin-1")
+        for k, v in self._scope["headers"]:
+            if k == key:
+                return bytes(v).decode("latin-1")
+        return None
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+# --------------------------------------------------------------------------- read
+
+
+@router.get(
+    "",
+    response_model=ListResponseMessageOut,
+    operation_id="v1.message.list",
+    summary="List Messages",
+    description="The application's messages, newest first.",
+)
+async def list_messages(
+    app_id: AppId,
+    c: AuthCtx,
+    limit: Limit = DEFAULT_LIMIT,
+    iterator: Iterator = None,
+    channel: ChannelQuery = None,
+    before: DateQuery = None,
+    after: DateQuery = None,
+    with_content: WithContent = True,
+    event_types: EventTypesQuery = None,
+) -> Response:
+    await c.app(app_id)
+    filt = MessageFilter(
+        event_types=event_types_filter(event_types),
+        channel=channel,
+        before=date_ms(before),
+        after=date_ms(after),
+    )
+    page = await c.services.messages.list(app_id, page_request(limit, iterator, True), filt)
+    return json_response(
+        mapping.list_out(page, lambda m: mapping.message_out(m, with_content), _id)
+    )
+
+
+@router.get(
+    "/{msg_id}",
+    response_model=MessageOut,
+    operation_id="v1.message.get",
+    summary="Get Message",
+    description="By message id or by `eventId`.",
+)
+async def get_message(
+    app_id: AppId, msg_id: MsgId, c: AuthCtx, with_content: WithContent = True
+) -> Response:
+    await c.app(app_id)
+    msg = await c.services.messages.get(app_id, msg_id)
+    return json_response(mapping.message_out(msg, with_content))
+
+
+@router.delete(
+    "/{msg_id}/content",
+    status_code=204,
+    response_class=Response,
+    operation_id="v1.message.expunge-content",
+    summary="Expunge Message Content",
+    description="Delete the message's payload (it reads as `{}` afterwards).",
+)
+async def expunge_message_content(app_id: AppId, msg_id: MsgId, c: AuthCtx) -> Response:
+    await c.app(app_id)
+    await c.services.messages.expunge(app_id, msg_id)
+    return empty()

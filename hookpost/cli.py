@@ -1,0 +1,247 @@
+"""The ``hookpost`` command line.
+
+``hookpost serve`` runs the API and the worker in one process on a SQLite file; ``hookpost api``
+and ``hookpost worker`` run one role each for scale-out. Every flag is also an environment
+variable (``HOOKPOST_DATABASE_URL``, ``HOOKPOST_HOST``, ``HOOKPOST_PORT``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any
+
+from hookpost import __version__
+from hookpost.settings import Settings
+from hookpost.store.secretbox import generate_main_key
+from hookpost.wiring import ConfigError, Hookpost, check_database_url
+
+log = logging.getLogger("hookpost")
+
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        database_url=getattr(args, "db", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before starting anything, so a taken port is a clear error, not a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _banner(
+    role: str, settings: Settings, token_source: str, token: str | None, sock: socket.socket | None
+) -> None:
+    lines = [f"hookpost {__version__} — {role}"]
+    if sock is not None:
+        host, port = sock.getsockname()[:2]
+        lines.append(
+            f"  API:       http://{host}:{port}/api/v1   (docs: http://{host}:{port}/docs)"
+        )
+    lines.append(f"  database:  {_redact(settings.database_url)}")
+    if token is not None:
+        lines.append(f"  admin token (shown once, store it now): {token}")
+    else:
+        lines.append(f"  admin token: from {token_source}")
+    print("\n".join(lines), flush=True)
+
+
+def _redact(url: str) -> str:
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}{':***' if ':' in creds else ''}@{host}"
+    return url
+
+
+async def _run_roles(settings: Settings, *, api: bool, worker: bool, role: str) -> None:
+    sock = _bind(settings.host, settings.port) if api else None
+    hp = Hookpost(settings)
+    await hp.start(worker=worker)
+    try:
+        source, plaintext = await hp.services.tokens.ensure_admin(settings.admin_token)
+        _banner(role, settings, source, plaintext, sock)
+        if api:
+            await _serve_api(hp, sock)
+        else:
+            await _wait_for_signal()
+    finally:
+        await hp.stop()
+        if sock is not None:
+            sock.close()
+        print("hookpost stopped", flush=True)
+
+
+async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
+    import uvicorn
+
+    from hookpost.api.app import create_app
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises SIGTERM after its own shutdown, which would kill the process
+            # before the worker and the store are stopped; hookpost finishes first instead.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    config = uvicorn.Config(
+        create_app(hp),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    # On SIGINT/SIGTERM uvicorn stops accepting and finishes open requests, then we return.
+    await Server(config).serve(sockets=[sock] if sock else None)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro_fn())
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(coro_fn())
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _run(lambda: _run_roles(settings, api=True, worker=True, role="API + worker"))
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _run(lambda: _run_roles(settings, api=True, worker=False, role="API"))
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _run(lambda: _run_roles(settings, api=False, worker=True, role="worker"))
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from hookpost.store.migrate import upgrade
+
+    settings = _settings(args)
+    check_database_url(settings.database_url)
+    upgrade(settings.database_url)
+    print(f"database {_redact(settings.database_url)} is at the latest schema")
+
+
+def cmd_token_create(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+
+    async def run() -> None:
+        hp = Hookpost(settings)
+        await hp.start()
+        try:
+            app_id = None
+            if args.app:
+                app_id = (await hp.services.apps.get(args.app)).id
+            token, _ = await hp.services.tokens.create(app_id=app_id, name=args.name or "")
+            print(token)
+        finally:
+            await hp.stop()
+
+    asyncio.run(run())
+
+
+def cmd_keygen(args: argparse.Namespace) -> None:
+    print(generate_main_key())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hookpost", description="Self-hosted webhook delivery.")
+    parser.add_argument("--version", action="version", version=f"hookpost {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def db_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="database URL (HOOKPOST_DATABASE_URL; sqlite:///hookpost.db)")
+
+    def listen_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", help="listen address (HOOKPOST_HOST; 127.0.0.1)")
+        p.add_argument("--port", type=int, help="listen port (HOOKPOST_PORT; 8071)")
+
+    for name, fn, helptext, listens in (
+        ("serve", cmd_serve, "API + worker in one process (the embedded default)", True),
+        ("api", cmd_api, "the API only (scale-out)", True),
+        ("worker", cmd_worker, "the delivery worker only (scale-out)", False),
+        ("migrate", cmd_migrate, "bring the database schema up to date", False),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        db_flag(p)
+        if listens:
+            listen_flags(p)
+        p.set_defaults(fn=fn)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_cmd", required=True
+    )
+    create = token.add_parser("create", help="create an API token and print it once")
+    db_flag(create)
+    create.add_argument("--app", help="scope the token to this application (id or uid)")
+    create.add_argument("--name", help="a label for the token")
+    create.set_defaults(fn=cmd_token_create)
+
+    keygen = sub.add_parser("keygen", help="print a new HOOKPOST_MAIN_KEY")
+    keygen.set_defaults(fn=cmd_keygen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
+    args = _parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except ConfigError as exc:
+        print(f"hookpost: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    except ValueError as exc:  # bad settings from the environment
+        print(f"hookpost: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

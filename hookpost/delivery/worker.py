@@ -1,0 +1,306 @@
+"""The delivery loop: claim due deliveries, sign and POST them, record the outcomes in batches.
+
+Backpressure: a delivery holds one in-flight slot from its claim until its result is written,
+so a slow database slows claiming instead of piling up unwritten results in memory.
+Isolation: an endpoint at its in-flight limit is excluded from claims, and a claim that still
+returns more of its deliveries than it may run hands the extra ones straight back, so one slow
+endpoint cannot take every slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hookpost.delivery.http import STORED_BYTES, HttpSender
+from hookpost.domain import ids
+from hookpost.domain.errors import StoreUnavailable
+from hookpost.domain.models import (
+    Attempt,
+    AttemptResult,
+    AttemptStatus,
+    ClaimedDelivery,
+    DeliveryStatus,
+)
+from hookpost.domain.retry import decide
+from hookpost.domain.signing import StandardWebhooksV1, scheme_for
+from hookpost.services.common import now_ms
+from hookpost.services.events import (
+    DELIVERY_EXHAUSTED,
+    ENDPOINT_DISABLED,
+    EventBus,
+    OperationalEvent,
+)
+from hookpost.services.metrics import Metrics
+from hookpost.store.base import FinishOutcome, Store
+
+log = logging.getLogger("hookpost.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    retry_schedule: tuple[int, ...]
+    max_in_flight: int = 256
+    max_in_flight_per_endpoint: int = 32
+    lease_s: float = 60.0
+    poll_interval_s: float = 1.0
+    claim_batch: int = 128
+    disable_after_s: float = 5 * 24 * 3600.0
+    shutdown_grace_s: float = 10.0
+    signature_header_prefix: str = "webhook"
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: Store,
+        sender: HttpSender,
+        config: WorkerConfig,
+        *,
+        metrics: Metrics | None = None,
+        events: EventBus | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._config = config
+        self._metrics = metrics or Metrics()
+        self._events = events or EventBus()
+        self._clock = clock
+        self._rng = random.Random()
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._in_flight: dict[int, ClaimedDelivery] = {}
+        self._per_endpoint: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: list[tuple[AttemptResult, ClaimedDelivery]] = []
+        self._results_ready = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._draining = False
+        self._scheme_default = StandardWebhooksV1(header_prefix=config.signature_header_prefix)
+        store.on_new_work(self._wake.set)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="hookpost-claim")
+        self._flush_task = asyncio.create_task(self._flush_loop(), name="hookpost-flush")
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight requests finish until the grace deadline, write their
+        results, and hand any unfinished deliveries back to the queue."""
+        self._stopping.set()
+        self._wake.set()
+        self._slot_freed.set()  # a saturated claim loop waits for a free slot, not a wake-up
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self._config.shutdown_grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._draining = True
+        self._results_ready.set()
+        if self._flush_task is not None:
+            await self._flush_task
+        unfinished = [(d.delivery_id, d.lease) for d in self._in_flight.values()]
+        if unfinished:
+            with contextlib.suppress(Exception):
+                await self._store.release(unfinished, self._clock())
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # -- claiming ----------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            free = self._config.max_in_flight - len(self._in_flight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._wait(self._slot_freed, None)
+                continue
+            want = min(free, self._config.claim_batch)
+            self._wake.clear()
+            try:
+                batch = await self._claim(want)
+                backoff = 0.1
+            except Exception as exc:  # the loop must outlive any one failure
+                log.warning(
+                    "claim failed, retrying in %.1fs: %s",
+                    backoff,
+                    exc,
+                    exc_info=not isinstance(exc, StoreUnavailable),
+                )
+                await self._wait(self._stopping, backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if len(batch) >= want:
+                continue  # more may be due right now
+            await self._wait(self._wake, await self._idle_timeout())
+
+    async def _claim(self, want: int) -> list[ClaimedDelivery]:
+        limit = self._config.max_in_flight_per_endpoint
+        saturated = [ep for ep, n in self._per_endpoint.items() if n >= limit]
+        now = self._clock()
+        batch = await self._store.claim_due(want, int(self._config.lease_s * 1000), now, saturated)
+        extra = []
+        for delivery in batch:
+            if self._per_endpoint[delivery.endpoint_id] >= limit:
+                extra.append((delivery.delivery_id, delivery.lease))
+                continue
+            self._in_flight[delivery.delivery_id] = delivery
+            self._per_endpoint[delivery.endpoint_id] += 1
+            task = asyncio.create_task(self._deliver(delivery))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if extra:
+            await self._store.release(extra, now)
+        return batch
+
+    async def _idle_timeout(self) -> float:
+        """Sleep until the next scheduled delivery is due, but never longer than the poll
+        interval (other processes may create work we are not told about)."""
+        try:
+            due = await self._store.next_due_at()
+        except StoreUnavailable:
+            return self._config.poll_interval_s
+        if due is None:
+            return self._config.poll_interval_s
+        return max(0.0, min(self._config.poll_interval_s, (due - self._clock()) / 1000))
+
+    async def _wait(self, event: asyncio.Event, at_most_s: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), at_most_s)
+
+    # -- sending -----------------------------------------------------------------------------
+    async def _deliver(self, d: ClaimedDelivery) -> None:
+        now = self._clock()
+        timestamp = now // 1000
+        scheme = (
+            self._scheme_default
+            if d.signature_scheme == "standard-v1"
+            else scheme_for(d.signature_scheme)
+        )
+        active = [k.secret for k in d.keys if k.active(now)]
+        headers = {
+            **d.headers,
+            "content-type": "application/json",
+            "user-agent": "hookpost/0.1",
+            **scheme.sign_headers(d.message_id, timestamp, d.payload, active),
+        }
+        response = await self._sender.post(d.url, d.payload, headers)
+        finished = self._clock()
+        attempts = d.attempts + 1
+        schedule = d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
+        decision = decide(response.outcome, attempts, schedule, finished, self._rng)
+        ok = response.outcome.succeeded
+        attempt = Attempt(
+            id=ids.new_id(ids.ATTEMPT, finished),
+            app_id=d.app_id,
+            message_id=d.message_id,
+            endpoint_id=d.endpoint_id,
+            url=d.url,
+            status=AttemptStatus.SUCCESS if ok else AttemptStatus.FAIL,
+            trigger=d.trigger,
+            response_status_code=response.outcome.status_code,
+            response=response.body[:STORED_BYTES],
+            duration_ms=response.duration_ms,
+            error=response.outcome.error,
+            created_at=finished,
+        )
+        self._metrics.attempt_seconds.observe(response.duration_ms / 1000)
+        result = AttemptResult(
+            attempt=attempt,
+            delivery_id=d.delivery_id,
+            lease=d.lease,
+            next_status=decision.status,
+            next_attempt_at=decision.next_attempt_at,
+            disable_endpoint_reason=decision.disable_endpoint_reason,
+            attempts=attempts,
+        )
+        self._results.append((result, d))
+        self._results_ready.set()
+
+    # -- recording ---------------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            while self._results:
+                batch, self._results = self._results, []
+                await self._write(batch)
+            if self._draining:
+                return
+
+    async def _write(self, batch: list[tuple[AttemptResult, ClaimedDelivery]]) -> None:
+        outcome = await self._record([r for r, _ in batch])
+        if outcome is None and len(batch) > 1 and not self._draining:
+            # One result the store will not take must not hold back the others.
+            for item in batch:
+                await self._write([item])
+            return
+        for result, delivery in batch:
+            self._in_flight.pop(delivery.delivery_id, None)
+            self._per_endpoint[delivery.endpoint_id] -= 1
+            if self._per_endpoint[delivery.endpoint_id] <= 0:
+                del self._per_endpoint[delivery.endpoint_id]
+            if outcome is not None:
+                self._count(result, delivery)
+        for app_id, endpoint_id, reason in outcome.disabled_endpoints if outcome else ():
+            self._metrics.endpoints_disabled.inc()
+            self._events.emit(
+                OperationalEvent(
+                    ENDPOINT_DISABLED, app_id, {"endpointId": endpoint_id, "reason": reason}
+                )
+            )
+        self._slot_freed.set()
+        self._wake.set()
+
+    async def _record(self, results: list[AttemptResult]) -> FinishOutcome | None:
+        """Write the results; None if they could not be written.
+
+        A result that is not written is not lost: its delivery keeps its lease, the lease
+        expires, and the delivery is sent again (at-least-once).
+        """
+        backoff = 0.1
+        while True:
+            try:
+                return await self._store.finish_attempts(
+                    results, self._clock(), int(self._config.disable_after_s * 1000)
+                )
+            except StoreUnavailable as exc:
+                # The database is away: keep the results (and their slots) until it is back,
+                # except when shutting down.
+                if self._draining:
+                    log.error("%d attempt results unrecorded at shutdown: %s", len(results), exc)
+                    return None
+                log.warning("recording %d attempts failed, retrying: %s", len(results), exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                log.exception("the store refused %d attempt results", len(results))
+                return None
+
+    def _count(self, result: AttemptResult, delivery: ClaimedDelivery) -> None:
+        if result.next_status == DeliveryStatus.SUCCEEDED:
+            self._metrics.deliveries.labels("succeeded").inc()
+        elif result.next_status == DeliveryStatus.PENDING:
+            self._metrics.deliveries.labels("retried").inc()
+        else:
+            self._metrics.deliveries.labels("failed").inc()
+            self._events.emit(
+                OperationalEvent(
+                    DELIVERY_EXHAUSTED,
+                    delivery.app_id,
+                    {"msgId": delivery.message_id, "endpointId": delivery.endpoint_id},
+                )
+            )

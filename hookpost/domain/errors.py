@@ -1,0 +1,48 @@
+"""Domain errors. Adapters translate them: the API to HTTP status codes, the CLI to messages."""
+
+from __future__ import annotations
+
+
+class HookpostError(Exception):
+    code = "error"
+
+
+class NotFound(HookpostError):
+    code = "not_found"
+
+    def __init__(self, kind: str, ident: str = "") -> None:
+        super().__init__(f"{kind} not found" + (f": {ident}" if ident else ""))
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(HookpostError):
+    code = "conflict"
+
+
+class InvalidInput(HookpostError):
+    """Bad input the schema layer could not catch; ``field`` names the offending field."""
+
+    code = "validation"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class StoreUnavailable(HookpostError):
+    """The database could not be reached; callers may retry."""
+
+    code = "store_unavailable"
+
+
+class PayloadTooLarge(InvalidInput):
+    """The serialised payload is over the configured limit (the API answers 413)."""
+
+    code = "payload_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__("payload", f"is {size} bytes, over the {limit}-byte limit")
+        self.size = size
+        self.limit = limit

@@ -1,0 +1,48 @@
+"""Prefixed, time-sortable identifiers (``msg_2k9...``).
+
+48 bits of milliseconds followed by 80 random bits, written in fixed-width base62 whose
+alphabet is in ASCII order, so ids sort by creation time as plain strings. List paging uses
+the id itself as the cursor, which stays stable while new rows arrive.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_WIDTH = 22  # ceil(128 / log2(62))
+
+
+def _encode(value: int) -> str:
+    out = []
+    for _ in range(_WIDTH):
+        value, digit = divmod(value, 62)
+        out.append(ALPHABET[digit])
+    return "".join(reversed(out))
+
+
+def new_id(prefix: str, now_ms: int | None = None) -> str:
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return f"{prefix}_{_encode((ms << 80) | secrets.randbits(80))}"
+
+
+def id_floor(prefix: str, ms: int) -> str:
+    """The smallest id that can have been created at or after ``ms`` (for time-bounded lists)."""
+    return f"{prefix}_{_encode(ms << 80)}"
+
+
+def id_time_ms(value: str) -> int:
+    body = value.rsplit("_", 1)[-1]
+    n = 0
+    for ch in body:
+        n = n * 62 + ALPHABET.index(ch)
+    return n >> 80
+
+
+APP = "app"
+ENDPOINT = "ep"
+MESSAGE = "msg"
+ATTEMPT = "atmpt"
+TOKEN = "tok"
+TASK = "qtask"

@@ -1,0 +1,208 @@
+"""The domain model: plain data, no I/O.
+
+Times are integer milliseconds since the Unix epoch (UTC) throughout the domain and the
+stores: they compare and index identically on SQLite and PostgreSQL, and the API layer turns
+them into ISO-8601 strings at the edge.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class DeliveryStatus(enum.IntEnum):
+    """Stored as small integers; order has no meaning."""
+
+    PENDING = 0
+    SENDING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    CANCELED = 4
+
+
+class AttemptStatus(enum.IntEnum):
+    SUCCESS = 0
+    FAIL = 1
+
+
+class Trigger(enum.IntEnum):
+    SCHEDULED = 0
+    MANUAL = 1
+
+
+@dataclass(slots=True)
+class Application:
+    id: str
+    name: str
+    uid: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    throttle_rate: int | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(slots=True)
+class EventType:
+    name: str
+    description: str = ""
+    schemas: dict[str, Any] | None = None
+    archived: bool = False
+    deprecated: bool = False
+    feature_flag: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One signing secret. The current key has no expiry; rotated-out keys sign until expiry."""
+
+    secret: str
+    expires_at: int | None = None
+
+    def active(self, now_ms: int) -> bool:
+        return self.expires_at is None or self.expires_at > now_ms
+
+
+@dataclass(slots=True)
+class Endpoint:
+    id: str
+    app_id: str
+    url: str
+    description: str = ""
+    uid: str | None = None
+    disabled: bool = False
+    event_types: list[str] | None = None  # None or empty: every event type
+    channels: list[str] | None = None  # None or empty: every channel
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    keys: list[SigningKey] = field(default_factory=list)  # keys[0] is the current key
+    throttle_rate: int | None = None
+    # Per-endpoint delivery options; None means "use the deployment default".
+    signature_scheme: str = "standard-v1"
+    retry_schedule: list[int] | None = None
+    # Health, maintained by the store when attempts are recorded.
+    consecutive_failures: int = 0
+    first_failure_at: int | None = None
+    disabled_reason: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+    @property
+    def secret(self) -> str:
+        return self.keys[0].secret
+
+
+@dataclass(slots=True)
+class Message:
+    id: str
+    app_id: str
+    event_type: str
+    payload: bytes  # the exact JSON bytes that are signed and sent
+    event_id: str | None = None
+    channels: list[str] | None = None
+    created_at: int = 0
+    expunged: bool = False
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message x one endpoint: the unit of work the worker schedules."""
+
+    id: int
+    app_id: str
+    message_id: str
+    endpoint_id: str
+    status: DeliveryStatus
+    attempts: int = 0
+    next_attempt_at: int | None = None
+    updated_at: int = 0
+
+
+@dataclass(slots=True)
+class Attempt:
+    id: str
+    app_id: str
+    message_id: str
+    endpoint_id: str
+    url: str
+    status: AttemptStatus
+    trigger: Trigger
+    response_status_code: int  # 0 when no HTTP response was received
+    response: str  # truncated response body, or the error text
+    duration_ms: int
+    error: str | None = None
+    created_at: int = 0
+
+
+@dataclass(slots=True)
+class ClaimedDelivery:
+    """Everything the worker needs to send one delivery, read in the claim query."""
+
+    delivery_id: int
+    lease: str  # proves ownership when the result is written
+    app_id: str
+    message_id: str
+    endpoint_id: str
+    event_type: str
+    payload: bytes
+    msg_created_at: int
+    attempts: int  # attempts made before this one
+    trigger: Trigger
+    url: str
+    headers: dict[str, str]
+    keys: list[SigningKey]
+    signature_scheme: str
+    retry_schedule: list[int] | None
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    """The outcome of one attempt and the delivery's next state, written in one transaction."""
+
+    attempt: Attempt
+    delivery_id: int
+    lease: str
+    next_status: DeliveryStatus
+    next_attempt_at: int | None
+    disable_endpoint_reason: str | None = None  # e.g. "HTTP 410 Gone"
+    attempts: int = 0  # the delivery's attempt count after this attempt
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    pending: int = 0
+    sending: int = 0
+    success: int = 0
+    fail: int = 0
+    canceled: int = 0
+
+
+@dataclass(slots=True)
+class ApiToken:
+    id: str
+    token_hash: str
+    app_id: str | None  # None: an admin token
+    name: str = ""
+    created_at: int = 0
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Keyset paging on the id column: stable while new rows arrive."""
+
+    limit: int = 50
+    iterator: str | None = None  # exclusive bound
+    backwards: bool = False  # walk back towards the start (a prevIterator)
+    descending: bool = False  # the list's natural order
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    done: bool  # no more items beyond this page in the direction walked

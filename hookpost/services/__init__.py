@@ -1,0 +1,53 @@
+"""The operations, shared by the API, the CLI, the worker, the dashboard and the library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hookpost.services.apps import AppService
+from hookpost.services.common import Clock, now_ms
+from hookpost.services.endpoints import EndpointService, UrlCheck
+from hookpost.services.event_types import EventTypeService
+from hookpost.services.events import EventBus
+from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
+from hookpost.services.metrics import Metrics
+from hookpost.services.tokens import TokenService
+from hookpost.store.base import Store
+
+
+@dataclass
+class Services:
+    store: Store
+    apps: AppService
+    event_types: EventTypeService
+    endpoints: EndpointService
+    messages: MessageService
+    tokens: TokenService
+    metrics: Metrics
+    events: EventBus
+
+    @classmethod
+    def build(
+        cls,
+        store: Store,
+        *,
+        clock: Clock = now_ms,
+        url_check: UrlCheck | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    ) -> Services:
+        endpoints = (
+            EndpointService(store, clock)
+            if url_check is None
+            else EndpointService(store, clock, url_check)
+        )
+        metrics = Metrics()
+        return cls(
+            store=store,
+            apps=AppService(store, clock),
+            event_types=EventTypeService(store, clock),
+            endpoints=endpoints,
+            messages=MessageService(store, clock, max_payload_bytes, metrics),
+            tokens=TokenService(store, clock),
+            metrics=metrics,
+            events=EventBus(),
+        )

@@ -1,0 +1,80 @@
+"""Deployment settings: defaults, overridable by ``HOOKPOST_*`` environment variables and flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from hookpost.domain.retry import DEFAULT_SCHEDULE, parse_schedule
+
+ENV_PREFIX = "HOOKPOST_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///hookpost.db"
+    host: str = "127.0.0.1"
+    port: int = 8071
+    # delivery
+    retry_schedule: tuple[int, ...] = DEFAULT_SCHEDULE
+    request_timeout_s: float = 15.0
+    connect_timeout_s: float = 5.0
+    max_in_flight: int = 256
+    max_in_flight_per_endpoint: int = 32
+    lease_s: float = 60.0  # a crashed worker's deliveries are sent again after this
+    poll_interval_s: float = 1.0
+    claim_batch: int = 128
+    disable_after_s: float = 5 * 24 * 3600.0
+    shutdown_grace_s: float = 10.0
+    signature_header_prefix: str = "webhook"  # or "svix"
+    # security
+    allow_subnets: str = ""
+    ssrf_guard: bool = True
+    https_only: bool = False
+    main_key: str = ""  # base64 AEAD key for secrets at rest
+    admin_token: str = ""
+    max_payload_bytes: int = 1024 * 1024
+    # Requests per second per API token, per process (token bucket, burst 2x); 0 = off.
+    # Generous: above one process's measured peak (~6,000 req/s), so it only stops a
+    # runaway client; lower it where app-portal tokens are handed to untrusted tenants.
+    api_rate_limit: int = 10_000
+    # storage
+    sqlite_synchronous: str = "FULL"  # an answered message survives power loss too
+    production: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, getattr(cls, f.name, None))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    try:
+        if name == "retry_schedule":
+            return parse_schedule(raw)
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected 1/0, true/false, yes/no or on/off")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from None
+    return raw

@@ -1,0 +1,170 @@
+"""The store port: one repository-level interface that every backend implements.
+
+It is deliberately not an "execute this SQL" port: SQLite and PostgreSQL differ exactly where
+it matters (claiming with SKIP LOCKED, waking workers, upserts), so each backend implements
+these operations its own way. ``tests/contract`` holds the behaviour every backend must show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hookpost.domain.models import (
+    ApiToken,
+    Application,
+    Attempt,
+    AttemptResult,
+    AttemptStatus,
+    ClaimedDelivery,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointStats,
+    EventType,
+    Message,
+    Page,
+    PageRequest,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    event_types: Sequence[str] | None = None
+    channel: str | None = None
+    before: int | None = None  # created strictly before (ms)
+    after: int | None = None  # created strictly after (ms)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFilter:
+    endpoint_id: str | None = None
+    message_id: str | None = None
+    status: AttemptStatus | None = None
+    event_types: Sequence[str] | None = None
+    before: int | None = None
+    after: int | None = None
+
+
+@dataclass(slots=True)
+class CreatedMessage:
+    message: Message
+    created: bool  # False: an earlier message with the same eventId was returned
+    deliveries: int  # deliveries created for it (0 when not created)
+
+
+@dataclass(slots=True)
+class QueueDepth:
+    due: int  # deliveries due now (pending and due, or with an expired lease)
+    oldest_due_at: int | None  # the earliest due time among them
+    scheduled: int  # pending deliveries due later
+
+
+@dataclass(slots=True)
+class FinishOutcome:
+    """What a batch of results changed beyond the rows themselves (for operational events)."""
+
+    disabled_endpoints: list[tuple[str, str, str]]  # (app_id, endpoint_id, reason)
+    stale: int  # results whose lease had been lost to another worker (attempt still recorded)
+
+
+class Store(Protocol):
+    # lifecycle
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) when deliveries become due now: after a
+        message with deliveries is created, a resend, a recover or a release. SQLite calls it
+        in-process; PostgreSQL through LISTEN/NOTIFY, so workers in other processes wake too."""
+        ...
+
+    # applications
+    async def create_app(self, app: Application) -> Application: ...
+    async def get_app(self, app_id_or_uid: str) -> Application: ...
+    async def list_apps(self, page: PageRequest) -> Page[Application]: ...
+    async def update_app(self, app: Application) -> Application: ...
+    async def delete_app(self, app_id: str) -> None: ...
+
+    # event types
+    async def create_event_type(self, event_type: EventType) -> EventType: ...
+    async def get_event_type(self, name: str) -> EventType: ...
+    async def list_event_types(
+        self, page: PageRequest, include_archived: bool = False
+    ) -> Page[EventType]: ...
+    async def update_event_type(self, event_type: EventType) -> EventType: ...
+    async def delete_event_type(self, name: str) -> None: ...
+
+    # endpoints
+    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint: ...
+    async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint: ...
+    async def list_endpoints(self, app_id: str, page: PageRequest) -> Page[Endpoint]: ...
+    async def update_endpoint(self, endpoint: Endpoint) -> Endpoint: ...
+    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None: ...
+
+    # messages: the message and one delivery per matching endpoint, in ONE transaction
+    async def create_message(
+        self, message: Message, now_ms: int, endpoint_ids: Sequence[str] | None = None
+    ) -> CreatedMessage:
+        """``endpoint_ids`` given: deliveries for exactly those (enabled) endpoints of the app,
+        ignoring their filters (test events); otherwise for every matching enabled endpoint."""
+        ...
+
+    async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message: ...
+    async def list_messages(
+        self, app_id: str, page: PageRequest, filt: MessageFilter
+    ) -> Page[Message]: ...
+    async def expunge_message(self, app_id: str, msg_id: str) -> None: ...
+
+    # deliveries: the work queue
+    async def claim_due(
+        self, limit: int, lease_ms: int, now_ms: int, exclude_endpoints: Sequence[str] = ()
+    ) -> list[ClaimedDelivery]: ...
+    async def finish_attempts(
+        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+    ) -> FinishOutcome: ...
+    async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int: ...
+    async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None: ...
+    async def recover(
+        self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
+    ) -> int: ...
+    async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery: ...
+    async def queue_depth(self, now_ms: int) -> QueueDepth: ...
+    async def next_due_at(self) -> int | None: ...
+
+    # attempts and delivery views
+    async def list_attempts(
+        self, app_id: str, page: PageRequest, filt: AttemptFilter
+    ) -> Page[Attempt]: ...
+    async def get_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> Attempt: ...
+    async def expunge_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> None: ...
+    async def list_deliveries_for_message(
+        self, app_id: str, msg_id: str, page: PageRequest
+    ) -> Page[tuple[Delivery, Endpoint]]: ...
+    async def list_deliveries_for_endpoint(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        page: PageRequest,
+        status: DeliveryStatus | None = None,
+    ) -> Page[tuple[Delivery, Message]]: ...
+    async def endpoint_stats(
+        self, app_id: str, endpoint_id: str, since_ms: int | None, until_ms: int | None
+    ) -> EndpointStats: ...
+
+    # API tokens and idempotency
+    async def create_token(self, token: ApiToken) -> None: ...
+    async def find_token(self, token_hash: str) -> ApiToken | None: ...
+    async def count_admin_tokens(self) -> int: ...
+    async def any_sealed_keys(self) -> str | None:
+        """One endpoint's sealed signing keys (None without endpoints): lets start-up prove
+        that the main key is the one that sealed this database's secrets."""
+        ...
+
+    async def get_idempotent(
+        self, scope: str, key: str, now_ms: int
+    ) -> tuple[int, bytes] | None: ...
+    async def put_idempotent(
+        self, scope: str, key: str, status: int, body: bytes, expires_at: int
+    ) -> None: ...

@@ -1,0 +1,239 @@
+"""The fixed SQL of the PostgreSQL store (dynamic list queries are built in store.py).
+
+Hot paths are single statements where the semantics allow it: one round trip and, outside an
+explicit transaction, one implicit transaction each. Data-modifying CTEs always run to
+completion, even when the main query does not read them.
+"""
+
+from __future__ import annotations
+
+from hookpost.store.rows import (
+    ATTEMPT_COLUMNS,
+    ENDPOINT_COLUMNS,
+    ENDPOINT_UPDATE_PARAMS,
+    endpoint_update_sql,
+)
+
+NOTIFY_CHANNEL = "hookpost_work"
+
+# -- applications / event types / endpoints -------------------------------------------------
+APP_INSERT = (
+    "INSERT INTO applications (id, uid, name, metadata, throttle_rate, created_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+APP_GET = "SELECT * FROM applications WHERE id = $1 OR uid = $1 LIMIT 1"
+APP_UPDATE = (
+    "UPDATE applications SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, "
+    "updated_at = $6 WHERE id = $1"
+)
+APP_DELETE = "DELETE FROM applications WHERE id = $1"
+
+EVENT_TYPE_INSERT = (
+    "INSERT INTO event_types (name, description, schemas, archived, deprecated, feature_flag, "
+    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+EVENT_TYPE_GET = "SELECT * FROM event_types WHERE name = $1"
+EVENT_TYPE_UPDATE = (
+    "UPDATE event_types SET description = $2, schemas = $3, archived = $4, deprecated = $5, "
+    "feature_flag = $6, updated_at = $7 WHERE name = $1"
+)
+EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = $1"
+
+ENDPOINT_INSERT = (
+    f"INSERT INTO endpoints ({', '.join(ENDPOINT_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(ENDPOINT_COLUMNS) + 1))})"
+)
+# Parameters: ENDPOINT_UPDATE_PARAMS in order.
+ENDPOINT_UPDATE_COLUMNS = ENDPOINT_UPDATE_PARAMS
+ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f"${ENDPOINT_UPDATE_PARAMS.index(column) + 1}")
+ENDPOINT_GET = "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) LIMIT 1"
+ENDPOINT_DELETE = "DELETE FROM endpoints WHERE app_id = $1 AND id = $2"
+
+# -- messages -------------------------------------------------------------------------------
+# Inserts the message unless its eventId is taken (then no row comes back at all), and reads
+# the app's enabled endpoints in the same round trip: one row per endpoint, or one row of
+# NULLs when the app has none.
+MESSAGE_INSERT = (
+    "WITH ins AS ("
+    " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
+    " created_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7)"
+    " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
+    " RETURNING app_id) "
+    "SELECT e.id, e.event_types, e.channels FROM ins"
+    " LEFT JOIN endpoints e ON e.app_id = ins.app_id AND NOT e.disabled "
+    "ORDER BY e.id"
+)
+MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = $1 AND event_id = $2"
+# The join drops endpoints deleted since they were read.
+DELIVERIES_INSERT = (
+    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
+    " due_at, next_attempt_at, updated_at)"
+    " SELECT $1, $2, e.id, 0, 0, 0, $4, $4, $4 FROM endpoints e WHERE e.id = ANY($3::text[])"
+)
+MESSAGE_GET = "SELECT * FROM messages WHERE app_id = $1 AND (id = $2 OR event_id = $2) LIMIT 1"
+MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_id = $1 AND id = $2"
+
+# -- the delivery queue ---------------------------------------------------------------------
+# $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token.
+# `due` walks the partial index ix_deliveries_due from its start and stops after $2 rows it
+# could lock, so the cost does not depend on how many rows are scheduled later. Deliveries of
+# endpoints disabled since they were queued are canceled in the same UPDATE.
+CLAIM = (
+    "WITH due AS ("
+    " SELECT id, due_at FROM deliveries"
+    " WHERE due_at <= $1 AND endpoint_id <> ALL($3::text[])"
+    " ORDER BY due_at LIMIT $2"
+    " FOR UPDATE SKIP LOCKED), "
+    "upd AS ("
+    " UPDATE deliveries d SET"
+    " status = CASE WHEN e.disabled THEN 4 ELSE 1 END,"
+    " due_at = CASE WHEN e.disabled THEN NULL ELSE $1::bigint + $4::bigint END,"
+    " lease = CASE WHEN e.disabled THEN NULL ELSE $5::text END,"
+    " updated_at = $1"
+    " FROM due, endpoints e"
+    " WHERE d.id = due.id AND e.id = d.endpoint_id"
+    " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger,"
+    " e.disabled, due.due_at AS was_due, e.url, e.headers, e.keys, e.signature_scheme,"
+    " e.retry_schedule) "
+    "SELECT upd.*, m.event_type, m.payload, m.created_at AS msg_created_at"
+    " FROM upd JOIN messages m ON m.id = upd.message_id"
+    " WHERE NOT upd.disabled "
+    "ORDER BY upd.was_due, upd.id"
+)
+
+# finish_attempts. The attempts are inserted first; an attempt id already present means the
+# batch was written before (a retry after a lost commit acknowledgement), so its delivery and
+# endpoint are left alone: writing a batch twice changes nothing. Attempts of a message or an
+# endpoint deleted meanwhile are dropped with them.
+_ATT_TYPES = (
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "smallint",
+    "smallint",
+    "int",
+    "text",
+    "int",
+    "text",
+    "bigint",
+)
+assert len(_ATT_TYPES) == len(ATTEMPT_COLUMNS)
+_ATT_CTE = (
+    "att AS ("
+    f" INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)})"
+    " SELECT a.* FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_ATT_TYPES, 1))
+    + f") AS a({', '.join(ATTEMPT_COLUMNS)})"
+    " WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)"
+    " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = a.endpoint_id)"
+    " ON CONFLICT (id) DO NOTHING"
+    " RETURNING id, endpoint_id)"
+)
+# $13 now, $14.. delivery id, lease, status, attempts, next_attempt_at, due_at (per result).
+_DEL_CTE = (
+    "del AS ("
+    " UPDATE deliveries d SET status = r.status, attempts = r.attempts,"
+    " next_attempt_at = r.next_at, due_at = r.due, lease = NULL, trigger = 0,"
+    " updated_at = $13"
+    " FROM unnest($14::bigint[], $15::text[], $16::smallint[], $17::int[], $18::bigint[],"
+    " $19::bigint[], $1::text[]) AS r(id, lease, status, attempts, next_at, due, attempt_id)"
+    " WHERE d.id = r.id AND d.lease = r.lease AND r.attempt_id IN (SELECT id FROM att)"
+    " RETURNING d.id)"
+)
+# Every result succeeded: the endpoint health update is a plain reset, as in SQLite only of
+# endpoints with failures on record (so the common case writes no endpoint row). $20: ids.
+FINISH_SUCCESSES = (
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, "
+    "rst AS ("
+    " UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL"
+    " WHERE id = ANY($20::text[]) AND consecutive_failures > 0"
+    " AND id IN (SELECT endpoint_id FROM att)"
+    " RETURNING 1) "
+    "SELECT (SELECT count(*) FROM del) AS updated, (SELECT count(*) FROM rst) AS reset"
+)
+# Some failed: also lock (in id order, so concurrent batches cannot deadlock on them) and read
+# the endpoints whose health changes ($20: endpoints with a failure in the batch, $21: all
+# endpoints of the batch). The health is then replayed in Python, result by result, exactly
+# like the SQLite backend, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
+FINISH_WITH_FAILURES = (
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, "
+    "lk AS ("
+    " SELECT id, consecutive_failures, first_failure_at, disabled, disabled_reason, updated_at"
+    " FROM endpoints"
+    " WHERE id = ANY($21::text[]) AND (id = ANY($20::text[]) OR consecutive_failures > 0)"
+    " ORDER BY id FOR NO KEY UPDATE), "
+    "s AS (SELECT (SELECT count(*) FROM del) AS updated,"
+    " ARRAY(SELECT id FROM att) AS inserted) "
+    "SELECT s.updated, s.inserted, lk.* FROM s LEFT JOIN lk ON true"
+)
+ENDPOINT_HEALTH_UPDATE = (
+    "UPDATE endpoints e SET consecutive_failures = x.cf, first_failure_at = x.ff,"
+    " disabled = x.disabled, disabled_reason = x.reason, updated_at = x.updated_at "
+    "FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bool[], $5::text[], $6::bigint[])"
+    " AS x(id, cf, ff, disabled, reason, updated_at) "
+    "WHERE e.id = x.id"
+)
+
+# $1 now, $2 delivery ids, $3 leases.
+RELEASE = (
+    "UPDATE deliveries d SET status = 0, due_at = $1, lease = NULL, updated_at = $1"
+    " FROM unnest($2::bigint[], $3::text[]) AS x(id, lease)"
+    " WHERE d.id = x.id AND d.lease = x.lease"
+)
+# $1 app, $2 message, $3 endpoint, $4 now. Inserts nothing unless both belong to the app.
+RESEND = (
+    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
+    " due_at, next_attempt_at, updated_at)"
+    " SELECT m.app_id, m.id, e.id, 0, 0, 1, $4, $4, $4 FROM messages m, endpoints e"
+    " WHERE m.id = $2 AND m.app_id = $1 AND e.id = $3 AND e.app_id = $1"
+    " ON CONFLICT (message_id, endpoint_id) DO UPDATE SET status = 0, trigger = 1,"
+    " due_at = excluded.due_at, next_attempt_at = excluded.next_attempt_at, lease = NULL,"
+    " updated_at = excluded.updated_at"
+)
+RESEND_MISSING = (
+    "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $2 AND app_id = $1) AS message,"
+    " EXISTS (SELECT 1 FROM endpoints WHERE id = $3 AND app_id = $1) AS endpoint"
+)
+DELIVERY_GET = "SELECT * FROM deliveries WHERE message_id = $1 AND endpoint_id = $2"
+QUEUE_DEPTH = (
+    "SELECT count(*) FILTER (WHERE due_at <= $1) AS due,"
+    " min(due_at) FILTER (WHERE due_at <= $1) AS oldest,"
+    " count(*) FILTER (WHERE due_at > $1 AND status = 0) AS scheduled "
+    "FROM deliveries WHERE due_at IS NOT NULL"
+)
+NEXT_DUE = "SELECT min(due_at) FROM deliveries WHERE due_at IS NOT NULL"
+
+# -- attempts and delivery views ------------------------------------------------------------
+ATTEMPT_GET = "SELECT * FROM attempts WHERE app_id = $1 AND message_id = $2 AND id = $3"
+ATTEMPT_EXPUNGE = (
+    "UPDATE attempts SET response = '' WHERE app_id = $1 AND message_id = $2 AND id = $3"
+)
+_DELIVERY_AS_D = (
+    "d.id AS d_id, d.app_id AS d_app_id, d.message_id AS d_message_id, "
+    "d.endpoint_id AS d_endpoint_id, d.status AS d_status, d.attempts AS d_attempts, "
+    "d.next_attempt_at AS d_next_attempt_at, d.updated_at AS d_updated_at"
+)
+DELIVERIES_OF_MESSAGE = (
+    f"SELECT e.*, {_DELIVERY_AS_D} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
+)
+DELIVERIES_OF_ENDPOINT = (
+    f"SELECT m.*, {_DELIVERY_AS_D} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+)
+
+# -- tokens and idempotency -----------------------------------------------------------------
+TOKEN_INSERT = (
+    "INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, expires_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
+TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = $1"
+ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
+IDEMPOTENT_GET = (
+    "SELECT status, body FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > $3"
+)
+IDEMPOTENT_PUT = (
+    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO UPDATE SET "
+    "status = excluded.status, body = excluded.body, expires_at = excluded.expires_at"
+)

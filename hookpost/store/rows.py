@@ -1,0 +1,261 @@
+"""Row <-> model mapping shared by the backends (rows are mappings: sqlite3.Row, asyncpg Record)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import orjson
+
+from hookpost.domain.models import (
+    ApiToken,
+    Application,
+    Attempt,
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointStats,
+    EventType,
+    Message,
+    SigningKey,
+    Trigger,
+)
+
+
+class Row(Protocol):
+    """What the mappers need of a row: sqlite3.Row and asyncpg.Record both qualify."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class SecretBox(Protocol):
+    """Seals endpoint secrets at rest. The store never writes a key in the clear through it."""
+
+    def seal(self, plaintext: bytes) -> str: ...
+    def open(self, sealed: str) -> bytes: ...
+
+
+class PlainBox:
+    """No encryption: for tests of other behaviour only; the wiring always uses an AEAD box."""
+
+    def seal(self, plaintext: bytes) -> str:
+        return plaintext.decode()
+
+    def open(self, sealed: str) -> bytes:
+        return sealed.encode()
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def dumps_opt(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def loads_opt(value: str | bytes | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def seal_keys(box: SecretBox, keys: list[SigningKey]) -> str:
+    return box.seal(orjson.dumps([[k.secret, k.expires_at] for k in keys]))
+
+
+def open_keys(box: SecretBox, sealed: str) -> list[SigningKey]:
+    return [SigningKey(secret, expires) for secret, expires in orjson.loads(box.open(sealed))]
+
+
+def app_from_row(r: Row) -> Application:
+    return Application(
+        id=r["id"],
+        name=r["name"],
+        uid=r["uid"],
+        metadata=orjson.loads(r["metadata"]),
+        throttle_rate=r["throttle_rate"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+    )
+
+
+def event_type_from_row(r: Row) -> EventType:
+    return EventType(
+        name=r["name"],
+        description=r["description"],
+        schemas=loads_opt(r["schemas"]),
+        archived=bool(r["archived"]),
+        deprecated=bool(r["deprecated"]),
+        feature_flag=r["feature_flag"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+    )
+
+
+def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
+    return Endpoint(
+        id=r["id"],
+        app_id=r["app_id"],
+        url=r["url"],
+        description=r["description"],
+        uid=r["uid"],
+        disabled=bool(r["disabled"]),
+        event_types=loads_opt(r["event_types"]),
+        channels=loads_opt(r["channels"]),
+        headers=orjson.loads(r["headers"]),
+        metadata=orjson.loads(r["metadata"]),
+        keys=open_keys(box, r["keys"]),
+        throttle_rate=r["throttle_rate"],
+        signature_scheme=r["signature_scheme"],
+        retry_schedule=loads_opt(r["retry_schedule"]),
+        consecutive_failures=r["consecutive_failures"],
+        first_failure_at=r["first_failure_at"],
+        disabled_reason=r["disabled_reason"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+    )
+
+
+def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
+    return {
+        "id": ep.id,
+        "app_id": ep.app_id,
+        "uid": ep.uid,
+        "url": ep.url,
+        "description": ep.description,
+        "disabled": ep.disabled,
+        "event_types": dumps_opt(ep.event_types),
+        "channels": dumps_opt(ep.channels),
+        "headers": dumps(ep.headers),
+        "metadata": dumps(ep.metadata),
+        "keys": seal_keys(box, ep.keys),
+        "throttle_rate": ep.throttle_rate,
+        "signature_scheme": ep.signature_scheme,
+        "retry_schedule": dumps_opt(ep.retry_schedule),
+        "consecutive_failures": ep.consecutive_failures,
+        "first_failure_at": ep.first_failure_at,
+        "disabled_reason": ep.disabled_reason,
+        "created_at": ep.created_at,
+        "updated_at": ep.updated_at,
+    }
+
+
+ENDPOINT_COLUMNS = tuple(endpoint_values(Endpoint("", "", ""), PlainBox()))
+
+# An endpoint update never writes the health columns from the (possibly stale) object it was
+# given: finish_attempts owns them. Re-enabling a disabled endpoint starts a fresh record.
+HEALTH_COLUMNS = ("consecutive_failures", "first_failure_at")
+ENDPOINT_UPDATE_PARAMS = tuple(
+    c for c in ENDPOINT_COLUMNS if c != "created_at" and c not in HEALTH_COLUMNS
+)
+
+
+def endpoint_update_sql(placeholder: Callable[[str], str]) -> str:
+    """The UPDATE for ``update_endpoint``; ``placeholder(column)`` spells a bound parameter."""
+    sets = [f"{c} = {placeholder(c)}" for c in ENDPOINT_UPDATE_PARAMS if c not in ("id", "app_id")]
+    reenabled = f"disabled AND NOT {placeholder('disabled')}"  # SET reads the old row
+    sets += [
+        f"consecutive_failures = CASE WHEN {reenabled} THEN 0 ELSE consecutive_failures END",
+        f"first_failure_at = CASE WHEN {reenabled} THEN NULL ELSE first_failure_at END",
+    ]
+    return (
+        f"UPDATE endpoints SET {', '.join(sets)} "
+        f"WHERE id = {placeholder('id')} AND app_id = {placeholder('app_id')}"
+    )
+
+
+def message_from_row(r: Row) -> Message:
+    return Message(
+        id=r["id"],
+        app_id=r["app_id"],
+        event_type=r["event_type"],
+        payload=bytes(r["payload"]),
+        event_id=r["event_id"],
+        channels=loads_opt(r["channels"]),
+        created_at=r["created_at"],
+        expunged=bool(r["expunged"]),
+    )
+
+
+def delivery_from_row(r: Row, prefix: str = "") -> Delivery:
+    return Delivery(
+        id=r[prefix + "id"],
+        app_id=r[prefix + "app_id"],
+        message_id=r[prefix + "message_id"],
+        endpoint_id=r[prefix + "endpoint_id"],
+        status=DeliveryStatus(r[prefix + "status"]),
+        attempts=r[prefix + "attempts"],
+        next_attempt_at=r[prefix + "next_attempt_at"],
+        updated_at=r[prefix + "updated_at"],
+    )
+
+
+def attempt_from_row(r: Row) -> Attempt:
+    return Attempt(
+        id=r["id"],
+        app_id=r["app_id"],
+        message_id=r["message_id"],
+        endpoint_id=r["endpoint_id"],
+        url=r["url"],
+        status=AttemptStatus(r["status"]),
+        trigger=Trigger(r["trigger"]),
+        response_status_code=r["response_status_code"],
+        response=r["response"],
+        duration_ms=r["duration_ms"],
+        error=r["error"],
+        created_at=r["created_at"],
+    )
+
+
+def attempt_values(a: Attempt) -> tuple[Any, ...]:
+    return (
+        a.id,
+        a.app_id,
+        a.message_id,
+        a.endpoint_id,
+        a.url,
+        int(a.status),
+        int(a.trigger),
+        a.response_status_code,
+        a.response,
+        a.duration_ms,
+        a.error,
+        a.created_at,
+    )
+
+
+ATTEMPT_COLUMNS = (
+    "id",
+    "app_id",
+    "message_id",
+    "endpoint_id",
+    "url",
+    "status",
+    "trigger",
+    "response_status_code",
+    "response",
+    "duration_ms",
+    "error",
+    "created_at",
+)
+
+
+def token_from_row(r: Row) -> ApiToken:
+    return ApiToken(
+        id=r["id"],
+        token_hash=r["token_hash"],
+        app_id=r["app_id"],
+        name=r["name"],
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+    )
+
+
+def stats_from_counts(counts: Mapping[int, int]) -> EndpointStats:
+    """Delivery counts by status (as stored) into the stats shape."""
+    return EndpointStats(
+        pending=counts.get(DeliveryStatus.PENDING, 0),
+        sending=counts.get(DeliveryStatus.SENDING, 0),
+        success=counts.get(DeliveryStatus.SUCCEEDED, 0),
+        fail=counts.get(DeliveryStatus.FAILED, 0),
+        canceled=counts.get(DeliveryStatus.CANCELED, 0),
+    )

@@ -1,0 +1,165 @@
+"""The schema, defined once for every backend.
+
+Migrations (``store/migrations``) are the source of truth for a live database; this
+definition is what a fresh schema must equal, and a test compares the two on each backend.
+JSON is stored as text and times as epoch milliseconds (BIGINT) so both backends behave alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+# SQLite's INTEGER PRIMARY KEY is its rowid; PostgreSQL gets an identity column.
+_delivery_pk = BigInteger().with_variant(Integer(), "sqlite")
+# Ids sort by creation time only under byte-wise comparison. SQLite compares TEXT byte-wise
+# by default; PostgreSQL follows the database's collation (often a locale where 'Z' > 'a'),
+# so id columns pin the "C" collation there. Paging and time filters depend on it.
+Id = Text().with_variant(Text(collation="C"), "postgresql")
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("uid", Text, nullable=True, unique=True),
+    Column("name", Text, nullable=False),
+    Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("throttle_rate", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+event_types = Table(
+    "event_types",
+    metadata,
+    Column("name", Id, primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("schemas", Text, nullable=True),
+    Column("archived", Boolean, nullable=False, server_default=text("false")),
+    Column("deprecated", Boolean, nullable=False, server_default=text("false")),
+    Column("feature_flag", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("app_id", Id, ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("uid", Text, nullable=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("event_types", Text, nullable=True),
+    Column("channels", Text, nullable=True),
+    Column("headers", Text, nullable=False, server_default="{}"),
+    Column("metadata", Text, nullable=False, server_default="{}"),
+    Column("keys", Text, nullable=False),  # sealed by the store's secret box
+    Column("throttle_rate", Integer, nullable=True),
+    Column("signature_scheme", Text, nullable=False, server_default="standard-v1"),
+    Column("retry_schedule", Text, nullable=True),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("first_failure_at", BigInteger, nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
+    Index("ix_endpoints_app_id", "app_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("app_id", Id, ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("event_id", Text, nullable=True),
+    Column("channels", Text, nullable=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("expunged", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("app_id", "event_id", name="uq_messages_app_event_id"),
+    Index("ix_messages_app_id", "app_id", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", _delivery_pk, primary_key=True, autoincrement=True),
+    Column("app_id", Id, nullable=False),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("endpoint_id", Id, ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("trigger", SmallInteger, nullable=False, server_default="0"),
+    # When the worker should look at it next: the retry time while pending, the lease expiry
+    # while sending, NULL once final. One partial index on it serves both claims.
+    Column("due_at", BigInteger, nullable=True),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("lease", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("message_id", "endpoint_id", name="uq_deliveries_msg_endpoint"),
+    Index(
+        "ix_deliveries_due",
+        "due_at",
+        postgresql_where=text("due_at IS NOT NULL"),
+        sqlite_where=text("due_at IS NOT NULL"),
+    ),
+    Index("ix_deliveries_endpoint", "endpoint_id", "message_id"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("app_id", Id, nullable=False),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("endpoint_id", Id, ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("trigger", SmallInteger, nullable=False),
+    Column("response_status_code", Integer, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_attempts_message", "message_id", "id"),
+    Index("ix_attempts_endpoint", "endpoint_id", "id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("app_id", Id, ForeignKey("applications.id", ondelete="CASCADE"), nullable=True),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("status", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,243 @@
+"""Wiring, in one place: settings -> store -> services -> sender -> worker.
+
+``Hookpost`` is the assembled runtime. The CLI, the ASGI app and library users all build it
+here, so every entry point gets the same store, secrets handling and delivery options::
+
+    async with Hookpost.open("sqlite:///hooks.db") as hp:
+        app = await hp.apps.create("Acme")
+        await hp.endpoints.create(app.id, {"url": "https://example.com/hook"})
+        await hp.messages.send(app.id, "invoice.paid", {"id": 1})
+        await hp.start_worker()   # deliver from this event loop
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from hookpost.delivery.http import HttpSender
+from hookpost.delivery.ssrf import AddressPolicy, check_url_target
+from hookpost.delivery.worker import DeliveryWorker, WorkerConfig
+from hookpost.domain.errors import InvalidInput
+from hookpost.services import Services
+from hookpost.services.apps import AppService
+from hookpost.services.endpoints import EndpointService, UrlCheck
+from hookpost.services.event_types import EventTypeService
+from hookpost.services.messages import MessageService
+from hookpost.settings import Settings
+from hookpost.store.base import Store
+from hookpost.store.migrate import is_current
+from hookpost.store.secretbox import AeadBox, generate_main_key, parse_main_key
+
+
+class ConfigError(Exception):
+    """A setting that prevents start-up; the message says how to fix it."""
+
+
+def sqlite_path(database_url: str) -> str | None:
+    if database_url.startswith("sqlite:///"):
+        return database_url.removeprefix("sqlite:///")
+    return None
+
+
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgresql://", "postgres://"))
+
+
+def check_database_url(database_url: str) -> None:
+    if sqlite_path(database_url) or is_postgres(database_url):
+        return
+    raise ConfigError(
+        f"unsupported database URL {database_url!r}: use sqlite:///path/to/file.db "
+        "or postgresql://user@host:port/dbname"
+    )
+
+
+def resolve_main_key(settings: Settings) -> bytes:
+    """The key that seals endpoint secrets at rest.
+
+    Set ``HOOKPOST_MAIN_KEY`` in production and for PostgreSQL (every process must share it).
+    The embedded SQLite default keeps a generated key in a file beside the database.
+    """
+    if settings.main_key:
+        try:
+            return parse_main_key(settings.main_key)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    path = sqlite_path(settings.database_url)
+    if settings.production or path is None:
+        raise ConfigError(
+            "HOOKPOST_MAIN_KEY is not set. It encrypts endpoint secrets at rest and every "
+            "hookpost process must use the same one. Generate one with "
+            "`hookpost keygen` and set HOOKPOST_MAIN_KEY=<that value>."
+        )
+    key_file = Path(f"{path}.key")
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(generate_main_key() + "\n")
+    return parse_main_key(key_file.read_text())
+
+
+def address_policy(settings: Settings) -> AddressPolicy:
+    if not settings.ssrf_guard:
+        return AddressPolicy.allow_all()
+    try:
+        return AddressPolicy.from_setting(settings.allow_subnets)
+    except ValueError as exc:
+        raise ConfigError(f"HOOKPOST_ALLOW_SUBNETS: {exc}") from None
+
+
+def url_checker(settings: Settings, policy: AddressPolicy) -> UrlCheck:
+    def check(url: str) -> None:
+        if settings.https_only and not url.lower().startswith("https://"):
+            raise InvalidInput("url", "must be an https:// URL (HOOKPOST_HTTPS_ONLY is on)")
+        try:
+            check_url_target(url, policy)
+        except (OSError, ValueError) as exc:
+            raise InvalidInput("url", str(exc)) from None
+
+    return check
+
+
+def build_store(settings: Settings, box: AeadBox) -> Store:
+    check_database_url(settings.database_url)
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        from hookpost.store.sqlite.store import SqliteStore
+
+        return SqliteStore(path, box, synchronous=settings.sqlite_synchronous)
+    from hookpost.store.postgres.store import PostgresStore
+
+    store: Store = PostgresStore(settings.database_url, box)
+    return store
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        retry_schedule=settings.retry_schedule,
+        max_in_flight=settings.max_in_flight,
+        max_in_flight_per_endpoint=settings.max_in_flight_per_endpoint,
+        lease_s=settings.lease_s,
+        poll_interval_s=settings.poll_interval_s,
+        claim_batch=settings.claim_batch,
+        disable_after_s=settings.disable_after_s,
+        shutdown_grace_s=settings.shutdown_grace_s,
+        signature_header_prefix=settings.signature_header_prefix,
+    )
+
+
+class Hookpost:
+    """The assembled runtime: a store, the services over it, and optionally a worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy = address_policy(settings)
+        check_database_url(settings.database_url)
+        self.box = AeadBox(resolve_main_key(settings))
+        self.store = build_store(settings, self.box)
+        self.services = Services.build(
+            self.store,
+            url_check=url_checker(settings, self.policy),
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        self.worker: DeliveryWorker | None = None
+        self._sender: HttpSender | None = None
+
+    # the library surface
+    @property
+    def apps(self) -> AppService:
+        return self.services.apps
+
+    @property
+    def endpoints(self) -> EndpointService:
+        return self.services.endpoints
+
+    @property
+    def event_types(self) -> EventTypeService:
+        return self.services.event_types
+
+    @property
+    def messages(self) -> MessageService:
+        return self.services.messages
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, database_url: str | None = None, *, worker: bool = False, **overrides: Any
+    ) -> AsyncIterator[Hookpost]:
+        settings = Settings.from_env(database_url=database_url, **overrides)
+        hp = cls(settings)
+        await hp.start(worker=worker)
+        try:
+            yield hp
+        finally:
+            await hp.stop()
+
+    async def start(self, *, worker: bool = False, migrate: bool = True) -> None:
+        if migrate and not await is_current(self.settings.database_url):
+            from hookpost.store.migrate import upgrade  # Alembic is slow to import: only here
+
+            await asyncio.to_thread(upgrade, self.settings.database_url)
+        await self.store.open()
+        await self._check_main_key()
+        if worker:
+            await self.start_worker()
+
+    async def _check_main_key(self) -> None:
+        """Refuse to start with a main key that cannot open this database's secrets (a lost
+        key file, a mistyped HOOKPOST_MAIN_KEY), instead of failing every delivery later."""
+        sealed = await self.store.any_sealed_keys()
+        if sealed is None:
+            return
+        try:
+            self.box.open(sealed)
+        except ValueError as exc:
+            await self.store.close()
+            raise ConfigError(str(exc)) from None
+
+    async def start_worker(self) -> DeliveryWorker:
+        if self.worker is not None:
+            return self.worker
+        s = self.settings
+        self._sender = HttpSender(
+            self.policy,
+            total_timeout_s=s.request_timeout_s,
+            connect_timeout_s=s.connect_timeout_s,
+            limit=s.max_in_flight,
+        )
+        await self._sender.start()
+        self.worker = DeliveryWorker(
+            self.store,
+            self._sender,
+            worker_config(s),
+            metrics=self.services.metrics,
+            events=self.services.events,
+        )
+        self.worker.start()
+        return self.worker
+
+    async def stop_worker(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
+
+    async def stop(self) -> None:
+        await self.stop_worker()
+        await self.store.close()
+
+
+def asgi_app(settings: Settings | None = None, worker: bool = True) -> Any:
+    """A self-contained ASGI app (for ``uvicorn --factory hookpost.wiring:asgi_app``): its
+    lifespan builds, starts and stops a ``Hookpost`` from the environment's settings."""
+    from hookpost.api.app import create_app_from_settings
+
+    return create_app_from_settings(settings or Settings.from_env(), Hookpost, worker)

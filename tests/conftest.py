@@ -1,0 +1,320 @@
+"""Shared fixtures and the PostgreSQL policy for the whole test suite.
+
+PostgreSQL policy
+-----------------
+* Tests that need PostgreSQL request ``postgres_url`` (the shared test database) or
+  ``fresh_postgres_url`` (an empty throwaway database per test), directly or through another
+  fixture. Such tests are marked ``postgres`` automatically.
+* The server is located by ``HOOKPOST_TEST_DATABASE_URL`` (default below). If the server is up
+  but the database is missing, it is created.
+* No server: the tests are skipped and a banner at the end says how many. With
+  ``HOOKPOST_REQUIRE_POSTGRES=1`` (CI) the fixture fails instead, and any skipped
+  ``postgres`` test makes the session exit non-zero.
+
+This module must not import ``hookpost`` at module level (import it lazily inside a fixture if
+one ever needs it), so that the harness works while the package is incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+ENV_URL = "HOOKPOST_TEST_DATABASE_URL"
+ENV_REQUIRE = "HOOKPOST_REQUIRE_POSTGRES"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/hookpost_test"
+CONNECT_TIMEOUT = 5.0  # seconds, for each connection attempt made by the fixtures
+SKIP_PREFIX = "PostgreSQL not reachable at"
+POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres_url"})
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def require_postgres() -> bool:
+    return os.environ.get(ENV_REQUIRE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def configured_url() -> str:
+    return os.environ.get(ENV_URL) or DEFAULT_URL
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def database_name(url: str) -> str:
+    return unquote(urlsplit(url).path.lstrip("/"))
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + quote(name, safe="")))
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, in its own event loop.
+
+    Uses a worker thread so that it also works if the calling thread already runs a loop.
+    """
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:  # re-raised in the caller's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="conftest-run-sync")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def ensure_database(url: str) -> str | None:
+    """Check that ``url`` accepts connections, creating its database if only that is missing.
+
+    Returns None when usable, else a one-line reason.
+    """
+    try:
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    except asyncpg.InvalidCatalogNameError:
+        name = database_name(url)
+        try:
+            await execute(with_database(url, "postgres"), f"CREATE DATABASE {quote_ident(name)}")
+        except asyncpg.DuplicateDatabaseError:
+            pass  # created concurrently by another test run
+        except Exception as exc:
+            return f"database {name!r} is missing and could not be created: {describe(exc)}"
+        try:
+            conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+        except Exception as exc:
+            return describe(exc)
+    except Exception as exc:  # refused, timeout, auth, bad DSN, ...
+        return describe(exc)
+    try:
+        await conn.fetchval("SELECT 1")
+    except Exception as exc:
+        return describe(exc)
+    finally:
+        await conn.close()
+    return None
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the shared PostgreSQL test database (created if missing).
+
+    Skips (or fails, with HOOKPOST_REQUIRE_POSTGRES=1) when no server is reachable. pytest
+    caches the outcome, so an unreachable server costs one connection attempt per session.
+    """
+    url = configured_url()
+    reason = run_sync(ensure_database(url))
+    if reason is not None:
+        message = f"{SKIP_PREFIX} {redact(url)}: {reason}"
+        if require_postgres():
+            pytest.fail(f"{message} ({ENV_REQUIRE}=1)", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """URL of a new, empty database on the test server; dropped after the test."""
+    name = f"hookpost_t_{secrets.token_hex(6)}"
+    run_sync(execute(postgres_url, f"CREATE DATABASE {quote_ident(name)}"))
+    try:
+        yield with_database(postgres_url, name)
+    finally:
+        run_sync(execute(postgres_url, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+def migrated_template_url(postgres_url: str) -> Iterator[str]:
+    """A database migrated to the latest schema once per session, used as a template."""
+    from hookpost.store.migrate import upgrade
+
+    name = f"hookpost_tpl_{secrets.token_hex(6)}"
+    run_sync(execute(postgres_url, f"CREATE DATABASE {quote_ident(name)}"))
+    url = with_database(postgres_url, name)
+    try:
+        # In a thread of its own: the migration runs its own event loop, and this fixture may
+        # be requested from inside a running one.
+        run_sync(asyncio.to_thread(upgrade, url))
+        yield url
+    finally:
+        run_sync(execute(postgres_url, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)"))
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_url: str, migrated_template_url: str) -> Iterator[str]:
+    """A new database already at the latest schema (a copy of the template); dropped after."""
+    name = f"hookpost_t_{secrets.token_hex(6)}"
+    template = quote_ident(database_name(migrated_template_url))
+    run_sync(execute(postgres_url, f"CREATE DATABASE {quote_ident(name)} TEMPLATE {template}"))
+    try:
+        yield with_database(postgres_url, name)
+    finally:
+        run_sync(execute(postgres_url, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hookpost.store.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "hookpost.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A SQLite database file already at the latest schema."""
+    import shutil
+
+    target = tmp_path / "hookpost.db"
+    shutil.copyfile(migrated_sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def fresh_sqlite_url(tmp_path: Path) -> str:
+    """URL of a not-yet-existing SQLite database file in the test's tmp dir."""
+    return f"sqlite:///{tmp_path / 'hookpost.db'}"
+
+
+# --------------------------------------------------------------------------- policy hooks
+
+
+class PostgresPolicy:
+    """Counts PostgreSQL tests that did not run, reports them, and enforces the CI rule."""
+
+    def __init__(self) -> None:
+        self.postgres_nodeids: set[str] = set()
+        self.passed: set[str] = set()
+        self.skipped: list[str] = []  # postgres tests skipped (any reason)
+        self.unreachable: list[str] = []  # postgres tests errored: no server, REQUIRE set
+        self.reasons: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # Auto-mark tests that use a PostgreSQL fixture (directly or via other fixtures;
+        # item.fixturenames is the transitive closure), then remember every postgres test.
+        # tryfirst: before `-m` deselection, so `-m "not postgres"` sees the added markers.
+        for item in items:
+            fixturenames = set(getattr(item, "fixturenames", ()))
+            if fixturenames & POSTGRES_FIXTURES and item.get_closest_marker("postgres") is None:
+                item.add_marker(pytest.mark.postgres)
+            if item.get_closest_marker("postgres") is not None:
+                self.postgres_nodeids.add(item.nodeid)
+
+    def _note(self, bucket: list[str], nodeid: str, reason: str) -> None:
+        if nodeid not in bucket:
+            bucket.append(nodeid)
+        if reason and reason not in self.reasons:
+            self.reasons.append(reason)
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        is_postgres = report.nodeid in self.postgres_nodeids
+        if report.skipped:
+            reason = ""
+            if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+                reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+            if is_postgres or reason.startswith(SKIP_PREFIX):
+                self._note(self.skipped, report.nodeid, reason)
+        elif report.failed and report.when == "setup":
+            text = str(report.longrepr)
+            if SKIP_PREFIX in text:
+                self._note(self.unreachable, report.nodeid, text.strip().splitlines()[-1])
+        elif report.passed and report.when == "call" and is_postgres:
+            self.passed.add(report.nodeid)
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.skipped and require_postgres() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    # A tryfirst wrapper is the outermost one, so the banner comes after pytest's own
+    # "short test summary info" and just before the final "N passed, ..." line.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+        yield
+        self._banner(terminalreporter)
+
+    def _banner(self, tr: Any) -> None:
+        required = require_postgres()
+        url = redact(configured_url())
+        if not self.skipped and not self.unreachable:
+            if required and self.postgres_nodeids and not self.passed:
+                tr.write_sep("=", "WARNING: no PostgreSQL test passed", yellow=True, bold=True)
+            return
+        n = len(self.skipped) + len(self.unreachable)
+        tests = "test" if n == 1 else "tests"
+        why = (
+            f"no server at {url}"
+            if any(r.startswith(SKIP_PREFIX) or SKIP_PREFIX in r for r in self.reasons)
+            else "see reasons"
+        )
+        if required:
+            outcome = "SKIPPED" if not self.unreachable else "NOT RUN"
+            title = f"{n} PostgreSQL {tests} {outcome} ({why}); {ENV_REQUIRE}=1: run FAILS"
+            tr.write_sep("=", title, red=True, bold=True)
+        else:
+            were = "was" if n == 1 else "were"
+            tr.write_sep(
+                "=", f"{n} PostgreSQL {tests} {were} SKIPPED ({why})", yellow=True, bold=True
+            )
+        for reason in self.reasons[:5]:
+            tr.write_line(f"  reason: {reason}")
+        tr.write_line(
+            f"  Set {ENV_URL} to a reachable server (default {DEFAULT_URL};"
+            " the database is created if missing), or start PostgreSQL, to run them."
+        )
+        if not required:
+            tr.write_line(
+                f"  CI sets {ENV_REQUIRE}=1, which turns a missing server into a failure."
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(PostgresPolicy(), "hookpost-postgres-policy")

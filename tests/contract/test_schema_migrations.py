@@ -1,0 +1,230 @@
+"""Versioned migrations versus the declared schema, on every backend.
+
+* migrated to head, the database has no difference from ``hookpost.store.schema.metadata``
+  (Alembic's autogenerate comparison);
+* a fresh ``metadata.create_all`` schema equals the migrated one, table by table (columns,
+  keys, indexes, constraints as reflected);
+* ``upgrade`` is idempotent, and several upgrades racing on one empty database all succeed,
+  from threads of one process and from separate processes (a lock file on SQLite, an
+  advisory lock on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hookpost.store.migrate import alembic_config, sqlalchemy_url, upgrade
+from hookpost.store.schema import metadata
+
+from .conftest import backend_of
+
+T = TypeVar("T")
+
+VERSION_TABLE = "alembic_version"
+RACERS = 3
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _run_sqlite(url: str, fn: Callable[[Connection], T]) -> T:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            return fn(conn)
+    finally:
+        engine.dispose()
+
+
+async def on_connection(url: str, fn: Callable[[Connection], T]) -> T:
+    """Run ``fn`` on a synchronous SQLAlchemy connection to ``url`` (in a transaction that
+    commits). PostgreSQL goes through asyncpg, as the migrations themselves do."""
+    if backend_of(url) == "sqlite":
+        return await asyncio.to_thread(_run_sqlite, url, fn)
+    engine = create_async_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(fn)
+    finally:
+        await engine.dispose()
+
+
+def schema_diff(conn: Connection) -> list[Any]:
+    # Alembic's SQLite default comparison reports server_default="" as changed even when it
+    # is not, so SQLite compares defaults only in the fresh-versus-migrated snapshot below.
+    opts = {"compare_type": True, "compare_server_default": conn.dialect.name != "sqlite"}
+    return list(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
+
+
+def current_revisions(conn: Connection) -> list[str]:
+    return sorted(r for (r,) in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")))
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or ""
+
+
+def _clean(value: Any) -> Any:
+    """Reflected values in a comparable, printable form."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in sorted(value.items()) if v not in (None, {}, [])}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def snapshot(conn: Connection) -> dict[str, Any]:
+    """Everything reflection tells about the schema, except Alembic's own version table."""
+    insp = inspect(conn)
+    tables: dict[str, Any] = {}
+    for name in sorted(insp.get_table_names()):
+        if name == VERSION_TABLE:
+            continue
+        tables[name] = _clean(
+            {
+                "columns": [
+                    {
+                        "name": c["name"],
+                        "type": repr(c["type"]),
+                        "nullable": c["nullable"],
+                        "default": c.get("default"),
+                        "autoincrement": c.get("autoincrement"),
+                        "identity": c.get("identity"),
+                    }
+                    for c in insp.get_columns(name)
+                ],
+                "pk": insp.get_pk_constraint(name),
+                "fks": sorted(
+                    (_clean(fk) for fk in insp.get_foreign_keys(name)),
+                    key=lambda fk: str(fk),
+                ),
+                "indexes": sorted(
+                    (_clean(ix) for ix in insp.get_indexes(name)), key=lambda ix: ix["name"]
+                ),
+                "uniques": sorted(
+                    (_clean(uq) for uq in insp.get_unique_constraints(name)),
+                    key=lambda uq: str(uq),
+                ),
+                "checks": sorted(
+                    (_clean(ck) for ck in insp.get_check_constraints(name)),
+                    key=lambda ck: str(ck),
+                ),
+            }
+        )
+    return tables
+
+
+def _create_all(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+async def test_migrated_schema_matches_metadata(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    assert await on_connection(database_url, schema_diff) == []
+    assert await on_connection(database_url, current_revisions) == [head_revision()]
+
+
+async def test_fresh_schema_equals_migrated_schema(
+    database_url: str, second_database_url: str
+) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    await on_connection(second_database_url, _create_all)
+    migrated = await on_connection(database_url, snapshot)
+    fresh = await on_connection(second_database_url, snapshot)
+    assert set(migrated) == {t.name for t in metadata.sorted_tables}
+    assert set(fresh) == set(migrated)
+    for table in migrated:
+        assert fresh[table] == migrated[table], table
+    # the comparison itself is not vacuous
+    assert any(ix["name"] == "ix_deliveries_due" for ix in migrated["deliveries"]["indexes"])
+    assert migrated["deliveries"]["fks"] and migrated["endpoints"]["uniques"]
+
+
+async def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    before = await on_connection(database_url, snapshot)
+    await asyncio.to_thread(upgrade, database_url)
+    assert await on_connection(database_url, snapshot) == before
+    assert await on_connection(database_url, current_revisions) == [head_revision()]
+    assert await on_connection(database_url, schema_diff) == []
+
+
+async def test_concurrent_upgrades_all_succeed(database_url: str) -> None:
+    barrier = threading.Barrier(RACERS, timeout=30)
+
+    def racer() -> None:
+        barrier.wait()  # start together
+        upgrade(database_url)
+
+    def race() -> None:
+        with ThreadPoolExecutor(RACERS, thread_name_prefix="migrate-racer") as pool_:
+            futures = [pool_.submit(racer) for _ in range(RACERS)]
+            for future in futures:
+                future.result()  # re-raises a racer's error
+
+    await asyncio.to_thread(race)
+    assert await on_connection(database_url, current_revisions) == [head_revision()]
+    assert await on_connection(database_url, schema_diff) == []
+
+
+@pytest.mark.slow
+async def test_concurrent_upgrades_from_processes_all_succeed(database_url: str) -> None:
+    """The real deployment case: several hookpost processes start at once on one database."""
+    code = "import sys; from hookpost.store.migrate import upgrade; upgrade(sys.argv[1])"
+
+    def race() -> list[tuple[int, str]]:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, database_url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(RACERS)
+        ]
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+        return [(p.returncode, out) for p, out in zip(procs, outputs, strict=True)]
+
+    results = await asyncio.to_thread(race)
+    assert [rc for rc, _ in results] == [0] * RACERS, results
+    assert await on_connection(database_url, current_revisions) == [head_revision()]
+    assert await on_connection(database_url, schema_diff) == []
+
+
+def test_head_revision_constant_matches_alembic() -> None:
+    """``HEAD_REVISION`` lets processes skip Alembic when the schema is current: it must be
+    the real head, or a new migration would never run."""
+    from alembic.script import ScriptDirectory
+
+    from hookpost.store.migrate import HEAD_REVISION, alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite:///unused.db"))
+    assert script.get_heads() == [HEAD_REVISION]
+
+
+async def test_is_current_only_at_head(tmp_path) -> None:
+    from hookpost.store.migrate import is_current, upgrade
+
+    url = f"sqlite:///{tmp_path}/h.db"
+    assert not await is_current(url)  # no file yet
+    await asyncio.to_thread(upgrade, url)
+    assert await is_current(url)

@@ -1,0 +1,172 @@
+"""The pure domain: signatures, retry decisions, matching, ids."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from hookpost.domain import ids
+from hookpost.domain.errors import InvalidInput
+from hookpost.domain.matching import endpoint_matches, filters_match
+from hookpost.domain.models import DeliveryStatus, Endpoint
+from hookpost.domain.retry import (
+    DEFAULT_SCHEDULE,
+    MAX_RETRY_AFTER_S,
+    Outcome,
+    decide,
+    parse_retry_after,
+    parse_schedule,
+    should_auto_disable,
+)
+from hookpost.domain.signing import (
+    StandardWebhooksV1,
+    generate_secret,
+    normalize_secret,
+    scheme_for,
+    secret_bytes,
+)
+
+# A copy of shared/reference/signing-vectors.json, so the tests run from any checkout.
+VECTORS = json.loads((Path(__file__).parents[1] / "data/signing-vectors.json").read_text())
+SW = VECTORS["standard_webhooks_v1"]
+
+
+class TestStandardWebhooksSigning:
+    def test_published_vector(self):
+        sig = StandardWebhooksV1().signature(
+            SW["secret"], SW["msg_id"], SW["timestamp"], SW["payload"].encode()
+        )
+        assert sig == SW["expected_signature"]
+        assert sig not in SW["must_not_verify"]
+
+    def test_headers_verify_with_the_standardwebhooks_library(self):
+        body = SW["payload"].encode()
+        headers = StandardWebhooksV1().sign_headers(
+            SW["msg_id"], SW["timestamp"], body, [SW["secret"]]
+        )
+        assert headers == {
+            "webhook-id": SW["msg_id"],
+            "webhook-timestamp": str(SW["timestamp"]),
+            "webhook-signature": SW["expected_signature"],
+        }
+
+    def test_each_active_key_signs(self):
+        old, new = generate_secret(), generate_secret()
+        body = b'{"a":1}'
+        import time
+
+        ts = int(time.time())
+        headers = StandardWebhooksV1().sign_headers("msg_1", ts, body, [new, old])
+        assert len(headers["webhook-signature"].split(" ")) == 2
+        Webhook(old).verify(body, headers)
+        Webhook(new).verify(body, headers)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(generate_secret()).verify(body, headers)
+
+    def test_svix_header_names(self):
+        headers = scheme_for("svix-v1").sign_headers("msg_1", 1, b"{}", [SW["secret"]])
+        assert set(headers) == {"svix-id", "svix-timestamp", "svix-signature"}
+
+    def test_secret_generation_and_normalisation(self):
+        secret = generate_secret()
+        assert secret.startswith("whsec_") and len(secret_bytes(secret)) == 24
+        bare = secret.removeprefix("whsec_")
+        assert normalize_secret(bare) == secret
+        with pytest.raises(InvalidInput) as err:
+            normalize_secret("whsec_c2hvcnQ=")  # 5 bytes
+        assert err.value.field == "secret"
+        with pytest.raises(InvalidInput):
+            normalize_secret("not base64 !!")
+
+
+class TestRetryDecision:
+    rng = random.Random(7)
+
+    def test_success_is_final(self):
+        d = decide(Outcome(204), 1, DEFAULT_SCHEDULE, 1000, self.rng)
+        assert d.status == DeliveryStatus.SUCCEEDED and d.next_attempt_at is None
+
+    @pytest.mark.parametrize(
+        "outcome",
+        [
+            Outcome(500),
+            Outcome(302),
+            Outcome(404),
+            Outcome(0, error="timeout"),
+            Outcome(200, error="reset"),
+        ],
+    )
+    def test_failures_retry_on_schedule_with_jitter(self, outcome: Outcome):
+        for attempt, delay in enumerate(DEFAULT_SCHEDULE, start=1):
+            d = decide(outcome, attempt, DEFAULT_SCHEDULE, 0, self.rng)
+            assert d.status == DeliveryStatus.PENDING
+            assert delay * 800 <= d.next_attempt_at <= delay * 1200
+
+    def test_exhausted_schedule_fails(self):
+        d = decide(Outcome(500), len(DEFAULT_SCHEDULE) + 1, DEFAULT_SCHEDULE, 0, self.rng)
+        assert d.status == DeliveryStatus.FAILED
+
+    def test_410_is_final_and_disables(self):
+        d = decide(Outcome(410), 1, DEFAULT_SCHEDULE, 0, self.rng)
+        assert d.status == DeliveryStatus.FAILED and d.disable_endpoint_reason
+
+    def test_retry_after_is_honoured_within_bounds(self):
+        d = decide(Outcome(429, retry_after_s=120), 1, (1,), 0, self.rng)
+        assert d.next_attempt_at == 120_000
+        d = decide(Outcome(503, retry_after_s=10**9), 1, (1,), 0, self.rng)
+        assert d.next_attempt_at == MAX_RETRY_AFTER_S * 1000
+        d = decide(Outcome(503, retry_after_s=0), 1, (100,), 0, self.rng)
+        assert d.next_attempt_at >= 80_000  # never sooner than the schedule
+
+    def test_parse_helpers(self):
+        assert parse_schedule("1, 1,2") == (1, 1, 2)
+        with pytest.raises(ValueError, match="'x'"):
+            parse_schedule("1,x")
+        with pytest.raises(ValueError, match="negative"):
+            parse_schedule("-1")
+        assert parse_retry_after("30") == 30
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+        assert parse_retry_after("-5") is None
+
+    def test_auto_disable_period(self):
+        assert not should_auto_disable(None, 10, 5)
+        assert not should_auto_disable(8, 10, 5)
+        assert should_auto_disable(5, 10, 5)
+
+
+class TestMatching:
+    @pytest.mark.parametrize(
+        ("types", "chans", "event", "msg_chans", "expected"),
+        [
+            (None, None, "a", None, True),
+            ([], [], "a", ["x"], True),
+            (["a"], None, "a", None, True),
+            (["a"], None, "b", None, False),
+            (None, ["eu"], "a", ["eu", "us"], True),
+            (None, ["eu"], "a", ["us"], False),
+            (None, ["eu"], "a", None, False),
+            (["a"], ["eu"], "a", ["eu"], True),
+            (["a"], ["eu"], "b", ["eu"], False),
+        ],
+    )
+    def test_filters(self, types, chans, event, msg_chans, expected):
+        assert filters_match(types, chans, event, msg_chans) is expected
+
+    def test_disabled_endpoint_never_matches(self):
+        ep = Endpoint(id="ep_1", app_id="app_1", url="http://x", disabled=True)
+        assert not endpoint_matches(ep, "a", None)
+
+
+class TestIds:
+    def test_prefixed_and_time_sortable(self):
+        a = ids.new_id("msg", 1_000)
+        b = ids.new_id("msg", 1_001)
+        assert a.startswith("msg_") and len(a) == 4 + 22
+        assert a < b
+        assert ids.id_time_ms(a) == 1_000
+        assert ids.id_floor("msg", 1_001) <= b
+        assert ids.id_floor("msg", 1_001) > a
