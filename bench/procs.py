@@ -25,6 +25,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / clk_tck()
 
 
+def child_pids(pid: int) -> list[int]:
+    """Live children of ``pid`` (``hookpost serve`` runs its worker as a child process)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -134,11 +149,17 @@ class HookpostProc:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def family(self) -> list[tuple[str, int]]:
+        """(role, pid) of this process and its children (``serve``'s worker process)."""
+        kids = child_pids(self.pid) if self.role == "serve" else []
+        return [(self.role, self.pid)] + [(f"{self.role}:worker", pid) for pid in kids]
+
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        return sum(cpu_seconds(pid) for _, pid in self.family())
 
     def peak_rss_mb(self) -> float:
-        return status_kb(self.pid, "VmHWM") / 1024
+        """The largest peak RSS of any one process of the family."""
+        return max(status_kb(pid, "VmHWM") / 1024 for _, pid in self.family())
 
     def rss_mb(self) -> float:
         return status_kb(self.pid, "VmRSS") / 1024
@@ -222,7 +243,7 @@ class Accounting:
     start_pg: dict[int, float] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.start_cpu = {p.pid: p.cpu() for p in self.procs}
+        self.start_cpu = {pid: cpu_seconds(pid) for p in self.procs for _, pid in p.family()}
         if self.db_name:
             self.start_pg = postgres_backends_cpu(self.db_name)
         self.start_machine = machine_cpu()
@@ -230,7 +251,8 @@ class Accounting:
         self.started_at = time.monotonic()
 
     def stop(self) -> dict[str, Any]:
-        cpu = {p.pid: p.cpu() - self.start_cpu.get(p.pid, 0.0) for p in self.procs}
+        members = [(role, pid) for p in self.procs for role, pid in p.family()]
+        cpu = {pid: cpu_seconds(pid) - self.start_cpu.get(pid, 0.0) for _, pid in members}
         busy, steal = machine_cpu()
         wall = time.monotonic() - self.started_at
         other = background_cpu(self.snapshot, cpu_snapshot())
@@ -250,12 +272,12 @@ class Accounting:
             "background_cores": round(other / wall, 2) if wall >= 1.0 else None,
             "per_process": [
                 {
-                    "role": p.role,
-                    "pid": p.pid,
-                    "cpu_s": round(cpu[p.pid], 3),
-                    "peak_rss_mb": round(p.peak_rss_mb(), 1),
+                    "role": role,
+                    "pid": pid,
+                    "cpu_s": round(cpu[pid], 3),
+                    "peak_rss_mb": round(status_kb(pid, "VmHWM") / 1024, 1),
                 }
-                for p in self.procs
+                for role, pid in members
             ],
             "peak_rss_mb": max((p.peak_rss_mb() for p in self.procs), default=0.0),
         }

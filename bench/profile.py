@@ -36,14 +36,14 @@ class Recording:
         self,
         profiler: Profiler,
         key: str,
-        procs: list[tuple[HookpostProc, Path, subprocess.Popen[bytes]]],
+        procs: list[tuple[str, int, Path, subprocess.Popen[bytes]]],
     ) -> None:
         self.profiler = profiler
         self.key = key
         self.procs = procs
 
     def stop(self) -> None:
-        for hp, out, spy in self.procs:
+        for role, pid, out, spy in self.procs:
             spy.send_signal(signal.SIGINT)
             try:
                 spy.wait(30)
@@ -51,7 +51,7 @@ class Recording:
                 spy.kill()
                 spy.wait(5)
             if out.exists():
-                self.profiler.results[f"{self.key}/{hp.role}-{hp.pid}"] = summarize(out)
+                self.profiler.results[f"{self.key}/{role}-{pid}"] = summarize(out)
 
 
 class Profiler:
@@ -67,14 +67,14 @@ class Profiler:
             return None
         self.outdir.mkdir(parents=True, exist_ok=True)
         running = []
-        for hp in procs:
-            out = self.outdir / f"{backend}-{scenario}-{hp.role}-{hp.pid}.folded"
+        for role, pid in (member for hp in procs for member in hp.family()):
+            out = self.outdir / f"{backend}-{scenario}-{role}-{pid}.folded"
             spy = subprocess.Popen(
                 [
                     self.binary,
                     "record",
                     "--pid",
-                    str(hp.pid),
+                    str(pid),
                     "--format",
                     "raw",
                     "--output",
@@ -88,7 +88,7 @@ class Profiler:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            running.append((hp, out, spy))
+            running.append((role, pid, out, spy))
         return Recording(self, f"{backend}/{scenario}", running)
 
 

@@ -1,6 +1,7 @@
 """The ``hookpost`` command line.
 
-``hookpost serve`` runs the API and the worker in one process on a SQLite file; ``hookpost api``
+``hookpost serve`` runs the API and the worker (in a supervised child process when two or more
+CPUs are available, see ``worker_process``) on a SQLite file by default; ``hookpost api``
 and ``hookpost worker`` run one role each for scale-out. Every flag is also an environment
 variable (``HOOKPOST_DATABASE_URL``, ``HOOKPOST_HOST``, ``HOOKPOST_PORT``, ...).
 """
@@ -21,6 +22,7 @@ from hookpost import __version__
 from hookpost.settings import Settings
 from hookpost.store.secretbox import generate_main_key
 from hookpost.wiring import ConfigError, Hookpost, check_database_url
+from hookpost.worker_process import WorkerProcess, run_worker_child, wants_worker_process
 
 log = logging.getLogger("hookpost")
 
@@ -94,6 +96,38 @@ async def _run_roles(settings: Settings, *, api: bool, worker: bool, role: str) 
         print("hookpost stopped", flush=True)
 
 
+async def _run_serve_with_worker_process(settings: Settings) -> None:
+    """``serve`` on two or more cores: the API here, the worker in a supervised child."""
+    sock = _bind(settings.host, settings.port)
+    hp = Hookpost(settings)
+    await hp.start(worker=False)
+    child = WorkerProcess(settings.database_url, settings.shutdown_grace_s)
+    try:
+        source, plaintext = await hp.services.tokens.ensure_admin(settings.admin_token)
+        hp.store.on_new_work(child.wake)
+        hp.services.metrics.worker_source = child.metrics_text
+        await child.start()
+        _banner(f"API + worker (process {child.pid})", settings, source, plaintext, sock)
+        await _serve_api(hp, sock)
+    finally:
+        await child.stop()
+        await hp.stop()
+        sock.close()
+        print("hookpost stopped", flush=True)
+
+
+async def _run_worker_child(
+    settings: Settings, wake_fd: int | None, metrics_socket: str | None
+) -> None:
+    """``hookpost worker`` started by ``serve``: no banner, no token, stops with its parent."""
+    hp = Hookpost(settings)
+    await hp.start(worker=False)
+    try:
+        await run_worker_child(hp, wake_fd, metrics_socket)
+    finally:
+        await hp.stop()
+
+
 async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
     import uvicorn
 
@@ -143,7 +177,14 @@ def _run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    _run(lambda: _run_roles(settings, api=True, worker=True, role="API + worker"))
+    try:
+        separate = wants_worker_process(args.worker or settings.serve_worker)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if separate:
+        _run(lambda: _run_serve_with_worker_process(settings))
+    else:
+        _run(lambda: _run_roles(settings, api=True, worker=True, role="API + worker"))
 
 
 def cmd_api(args: argparse.Namespace) -> None:
@@ -153,7 +194,10 @@ def cmd_api(args: argparse.Namespace) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    _run(lambda: _run_roles(settings, api=False, worker=True, role="worker"))
+    if args.wake_fd is not None or args.metrics_socket:
+        _run(lambda: _run_worker_child(settings, args.wake_fd, args.metrics_socket))
+    else:
+        _run(lambda: _run_roles(settings, api=False, worker=True, role="worker"))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -200,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="listen port (HOOKPOST_PORT; 8071)")
 
     for name, fn, helptext, listens in (
-        ("serve", cmd_serve, "API + worker in one process (the embedded default)", True),
+        ("serve", cmd_serve, "API + delivery worker (the embedded default)", True),
         ("api", cmd_api, "the API only (scale-out)", True),
         ("worker", cmd_worker, "the delivery worker only (scale-out)", False),
         ("migrate", cmd_migrate, "bring the database schema up to date", False),
@@ -210,6 +254,16 @@ def _parser() -> argparse.ArgumentParser:
         if listens:
             listen_flags(p)
         p.set_defaults(fn=fn)
+        if name == "serve":
+            p.add_argument(
+                "--worker",
+                choices=("auto", "process", "inline"),
+                help="where the delivery worker runs (HOOKPOST_SERVE_WORKER; auto = in a "
+                "child process when 2+ CPUs are available, else in this process)",
+            )
+        if name == "worker":  # set by `serve` for the child it supervises
+            p.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
+            p.add_argument("--metrics-socket", help=argparse.SUPPRESS)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(
         dest="token_cmd", required=True

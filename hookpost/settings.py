@@ -39,6 +39,8 @@ class Settings:
     # Generous: above one process's measured peak (~6,000 req/s), so it only stops a
     # runaway client; lower it where app-portal tokens are handed to untrusted tenants.
     api_rate_limit: int = 10_000
+    # `hookpost serve`: auto (the worker in a child process on 2+ CPUs), process or inline
+    serve_worker: str = "auto"
     # storage
     sqlite_synchronous: str = "FULL"  # an answered message survives power loss too
     production: bool = False

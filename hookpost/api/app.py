@@ -214,10 +214,11 @@ async def metrics(request: Request) -> Response:
     store: Store = hp.store
     now = int(time.time() * 1000)
     depth = await store.queue_depth(now)
+    runtime = await hp.services.metrics.exposition()
     collector: QueueCollector = state.metrics_collector
     # No await between taking the snapshot and rendering it: concurrent scrapes cannot mix.
     collector.depth, collector.now_ms = depth, now
-    body = generate_latest(hp.services.metrics.registry) + generate_latest(state.metrics_registry)
+    body = runtime + generate_latest(state.metrics_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -85,7 +85,7 @@ class DeliveryWorker:
         self._flush_task: asyncio.Task[None] | None = None
         self._draining = False
         self._scheme_default = StandardWebhooksV1(header_prefix=config.signature_header_prefix)
-        store.on_new_work(self._wake.set)
+        store.on_new_work(self.wake)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +114,11 @@ class DeliveryWorker:
         if unfinished:
             with contextlib.suppress(Exception):
                 await self._store.release(unfinished, self._clock())
+
+    def wake(self) -> None:
+        """New work may be due: claim now instead of at the next poll (called by the store's
+        own notifications, and by ``hookpost serve``'s wake pipe from the API process)."""
+        self._wake.set()
 
     @property
     def in_flight(self) -> int:
