@@ -209,7 +209,8 @@ class Hookpost:
             self.policy,
             total_timeout_s=s.request_timeout_s,
             connect_timeout_s=s.connect_timeout_s,
-            limit=s.max_in_flight,
+            # Both of the worker's pools: max_in_flight, plus as many requests gone slow.
+            limit=2 * s.max_in_flight,
         )
         await self._sender.start()
         self.worker = DeliveryWorker(

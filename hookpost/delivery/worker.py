@@ -4,7 +4,9 @@ Backpressure: a delivery holds one in-flight slot from its claim until its resul
 so a slow database slows claiming instead of piling up unwritten results in memory.
 Isolation: an endpoint at its in-flight limit is excluded from claims, and a claim that still
 returns more of its deliveries than it may run hands the extra ones straight back, so one slow
-endpoint cannot take every slot.
+endpoint cannot take every slot. And a request still unanswered after ``SLOW_AFTER_S`` stops
+counting against ``max_in_flight``: it moves to a second pool of the same size, so endpoints that
+hang until the timeout (or answer after seconds) do not starve the healthy ones of slots.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from hookpost.services.metrics import Metrics
 from hookpost.store.base import FinishOutcome, Store
 
 log = logging.getLogger("hookpost.worker")
+
+SLOW_AFTER_S = 0.5  # healthy receivers answer well within this; a held slot is then idle
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +81,14 @@ class DeliveryWorker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: dict[int, ClaimedDelivery] = {}
+        self._claimed_at: dict[int, float] = {}  # delivery id -> loop time of its claim
+        self._slow: set[int] = set()  # in flight for over SLOW_AFTER_S: in the second pool
         self._per_endpoint: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[tuple[AttemptResult, ClaimedDelivery]] = []
         self._results_ready = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._slow_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._draining = False
         self._scheme_default = StandardWebhooksV1(header_prefix=config.signature_header_prefix)
@@ -90,6 +97,7 @@ class DeliveryWorker:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="hookpost-claim")
+        self._slow_task = asyncio.create_task(self._slow_loop(), name="hookpost-slow")
         self._flush_task = asyncio.create_task(self._flush_loop(), name="hookpost-flush")
 
     async def stop(self) -> None:
@@ -100,6 +108,9 @@ class DeliveryWorker:
         self._slot_freed.set()  # a saturated claim loop waits for a free slot, not a wake-up
         if self._loop_task is not None:
             await self._loop_task
+        if self._slow_task is not None:
+            self._slow_task.cancel()
+            await asyncio.gather(self._slow_task, return_exceptions=True)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self._config.shutdown_grace_s)
         for task in list(self._tasks):
@@ -128,7 +139,7 @@ class DeliveryWorker:
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
-            free = self._config.max_in_flight - len(self._in_flight)
+            free = self._config.max_in_flight - (len(self._in_flight) - len(self._slow))
             if free <= 0:
                 self._slot_freed.clear()
                 await self._wait(self._slot_freed, None)
@@ -157,12 +168,14 @@ class DeliveryWorker:
         saturated = [ep for ep, n in self._per_endpoint.items() if n >= limit]
         now = self._clock()
         batch = await self._store.claim_due(want, int(self._config.lease_s * 1000), now, saturated)
+        loop_now = asyncio.get_running_loop().time()
         extra = []
         for delivery in batch:
             if self._per_endpoint[delivery.endpoint_id] >= limit:
                 extra.append((delivery.delivery_id, delivery.lease))
                 continue
             self._in_flight[delivery.delivery_id] = delivery
+            self._claimed_at[delivery.delivery_id] = loop_now
             self._per_endpoint[delivery.endpoint_id] += 1
             task = asyncio.create_task(self._deliver(delivery))
             self._tasks.add(task)
@@ -170,6 +183,25 @@ class DeliveryWorker:
         if extra:
             await self._store.release(extra, now)
         return batch
+
+    async def _slow_loop(self) -> None:
+        """Move requests unanswered for SLOW_AFTER_S to the second pool (at most
+        ``max_in_flight`` of them), freeing their slots for claims."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SLOW_AFTER_S / 2)
+            cutoff = loop.time() - SLOW_AFTER_S
+            room = self._config.max_in_flight - len(self._slow)
+            moved = False
+            for delivery_id, claimed_at in self._claimed_at.items():
+                if room <= 0 or claimed_at > cutoff:
+                    break  # insertion order is claim order: the rest are younger
+                if delivery_id not in self._slow:
+                    self._slow.add(delivery_id)
+                    room -= 1
+                    moved = True
+            if moved:
+                self._slot_freed.set()
 
     async def _idle_timeout(self) -> float:
         """Sleep until the next scheduled delivery is due, but never longer than the poll
@@ -255,6 +287,8 @@ class DeliveryWorker:
             return
         for result, delivery in batch:
             self._in_flight.pop(delivery.delivery_id, None)
+            self._claimed_at.pop(delivery.delivery_id, None)
+            self._slow.discard(delivery.delivery_id)
             self._per_endpoint[delivery.endpoint_id] -= 1
             if self._per_endpoint[delivery.endpoint_id] <= 0:
                 del self._per_endpoint[delivery.endpoint_id]

@@ -1,10 +1,13 @@
 """Running SQLite work off the event loop.
 
 One writer thread owns the only write connection. It takes whatever write jobs are queued and
-runs them in ONE transaction (group commit), each job inside its own savepoint so one job's
-error rolls back only that job. Reads run on a small pool of read-only connections, which WAL
-lets proceed while the writer commits. Every job is a plain function of a connection, so a
-whole store operation costs one hop between threads, not one per statement.
+runs them in ONE transaction (group commit). A job's error must roll back only that job, yet a
+savepoint per job costs two statements each: so a group first runs without savepoints, and only
+if a job fails is it rolled back and run again with one savepoint per job. A job may therefore
+run twice: it must be a plain function of the connection, with no effects outside it.
+Reads run on a small pool of read-only connections, which WAL lets proceed while the writer
+commits. Every job is a plain function of a connection, so a whole store operation costs one
+hop between threads, not one per statement.
 
 Processes sharing the file (``hookpost serve``'s API and its worker child) take turns through
 an ``flock`` on ``<db>.writelock`` around each transaction. SQLite's own busy handler would do
@@ -154,15 +157,14 @@ class SqliteExecutor:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, args, _fut, _loop in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    outcomes.append((fn(conn, *args), None))
-                    conn.execute("RELEASE job")
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((None, exc))
+            try:
+                outcomes = [(fn(conn, *args), None) for fn, args, _fut, _loop in batch]
+            except Exception as exc:
+                conn.execute("ROLLBACK")
+                if len(batch) == 1:
+                    return [(None, exc)]
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._in_savepoint(conn, fn, args) for fn, args, _f, _l in batch]
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -170,6 +172,20 @@ class SqliteExecutor:
             unavailable = StoreUnavailable(f"sqlite: {exc}")
             outcomes = [(None, unavailable)] * len(batch)
         return outcomes
+
+    @staticmethod
+    def _in_savepoint(
+        conn: sqlite3.Connection, fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> tuple[Any, BaseException | None]:
+        conn.execute("SAVEPOINT job")
+        try:
+            result = fn(conn, *args)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return None, exc
+        conn.execute("RELEASE job")
+        return result, None
 
     def close(self) -> None:
         if self._writer is not None:
