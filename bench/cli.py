@@ -37,7 +37,8 @@ from bench.scenarios import SCENARIOS, Ctx, Sizes, baseline
 ALL_SCENARIOS = [
     "e2e",
     "e2e1",
-    "e2e-fsync",
+    "e2e-inline",
+    "e2e-aiohttp",
     "ingest",
     "latency",
     "drain",

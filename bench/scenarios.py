@@ -322,6 +322,7 @@ def e2e(
     endpoints: int | None = None,
     extra: dict[str, str] | None = None,
     label: str | None = None,
+    client: str = "raw",
 ) -> dict[str, Any]:
     """Targets 1 and 3: N messages at max rate (64 API clients), round-robin over 8 apps with
     one endpoint each (one message = one delivery; 8 endpoints so that the per-endpoint
@@ -354,6 +355,7 @@ def e2e(
             n=n,
             concurrency=64,
             max_s=s.e2e_max_s,
+            client=client,
         )
         lines = wait_delivered(ctx, mark, prefix, gen["accepted"])
         usage = acct.stop()
@@ -368,6 +370,7 @@ def e2e(
             "messages": gen["accepted"],
             "endpoints": n_endpoints,
             "settings": extra or {},
+            "loadgen_client": client,
             "api_codes": gen["codes"],
             "api_errors": gen["errors"],
             "delivered": delivered,
@@ -695,19 +698,20 @@ def fanout(ctx: Ctx, backend: str) -> dict[str, Any]:
         stack.close()
 
 
-def e2e_fsync(ctx: Ctx, backend: str) -> dict[str, Any]:
+def e2e_inline(ctx: Ctx, backend: str) -> dict[str, Any]:
     if backend != "sqlite":
-        return {"skipped": "PostgreSQL already commits with fsync (synchronous_commit=on)"}
-    return e2e(ctx, backend, extra={"sqlite_synchronous": "FULL"}, label="e2e-fsync")
+        return {"skipped": "`serve` is the SQLite configuration"}
+    return e2e(ctx, backend, extra={"serve_worker": "inline"}, label="e2e-inline")
 
 
 SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "e2e": e2e,
     # the same with ONE endpoint: capped by MAX_IN_FLIGHT_PER_ENDPOINT rather than the total
     "e2e1": lambda ctx, backend: e2e(ctx, backend, 1),
-    # SQLite with an fsync at every commit (HOOKPOST_SQLITE_SYNCHRONOUS=FULL): durable
-    # against power loss, not only against a crash of the process (the default NORMAL)
-    "e2e-fsync": e2e_fsync,
+    # `serve` with the worker in the API's process (one core for both), as before the split
+    "e2e-inline": e2e_inline,
+    # the load generator on aiohttp's client (3x the CPU per request of the raw client)
+    "e2e-aiohttp": lambda ctx, backend: e2e(ctx, backend, label="e2e-aiohttp", client="aiohttp"),
     "ingest": ingest,
     "latency": latency,
     "drain": lambda ctx, backend: drain(ctx, backend, 0),
