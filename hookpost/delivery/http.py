@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -37,13 +39,17 @@ class HttpSender:
         limit_per_host: int = 0,
     ) -> None:
         self._policy = policy
+        # The total timeout is enforced by _Deadlines, not aiohttp (see there); aiohttp keeps
+        # the connect timeout, which only costs anything when a new connection is made.
         self._timeout = aiohttp.ClientTimeout(
-            total=total_timeout_s, connect=min(connect_timeout_s, total_timeout_s)
+            total=None, connect=min(connect_timeout_s, total_timeout_s)
         )
+        self._deadlines = _Deadlines(total_timeout_s)
         self._total_timeout_s = total_timeout_s
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._session: aiohttp.ClientSession | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         connector = make_connector(
@@ -54,10 +60,21 @@ class HttpSender:
             timeout=self._timeout,
             auto_decompress=False,  # a compressed bomb stays compressed; we store raw bytes
             trust_env=False,  # a proxy would resolve targets itself, past the SSRF guard
-            skip_auto_headers=("User-Agent",),
+            # Deliveries are stateless: a cookie set by one tenant's receiver must not ride
+            # along on other deliveries to that host (nor grow a jar filtered per request).
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # A default header rather than skip_auto_headers=("User-Agent",), which sends
+            # every request down aiohttp's slower header path; the caller's value still wins.
+            headers={"User-Agent": USER_AGENT},
         )
+        self._sweeper = asyncio.create_task(self._deadlines.sweep(), name="hookpost-deadlines")
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -65,10 +82,26 @@ class HttpSender:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
         assert self._session is not None, "HttpSender.start() was not called"
         started = time.perf_counter()
+        watch = self._deadlines.watch()
         try:
-            async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
+            return await self._post(self._session, url, body, headers, started)
+        except asyncio.CancelledError:
+            if not self._deadlines.unwatch(watch):
+                raise  # cancelled by someone else (shutdown): not a timeout
+            return self._failed(TimeoutError(), started)
+        finally:
+            self._deadlines.unwatch(watch)
+
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        started: float,
+    ) -> Response:
+        try:
+            async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 raw = await _read_capped(resp)
                 text = storable(raw[:STORED_BYTES].decode("utf-8", errors="replace"))
                 outcome = Outcome(
@@ -76,9 +109,68 @@ class HttpSender:
                     retry_after_s=parse_retry_after(resp.headers.get("Retry-After")),
                 )
         except Exception as exc:  # every failure is a failed attempt, never a crash
-            error = storable(describe_error(exc, self._total_timeout_s))
-            return Response(Outcome(0, error=error), error, _elapsed_ms(started))
+            return self._failed(exc, started)
         return Response(outcome, text, _elapsed_ms(started))
+
+    def _failed(self, exc: BaseException, started: float) -> Response:
+        error = storable(describe_error(exc, self._total_timeout_s))
+        return Response(Outcome(0, error=error), error, _elapsed_ms(started))
+
+
+@dataclass(eq=False, slots=True)
+class _Watch:
+    task: asyncio.Task[Any]
+    deadline: float  # event-loop time
+    cancelling: int  # the task's pending cancellations when the request started
+    fired: bool = False  # the deadline passed and the task was cancelled
+
+
+class _Deadlines:
+    """Every request's total timeout, enforced by one periodic sweep.
+
+    aiohttp's ``ClientTimeout(total=...)`` arms and cancels an event-loop timer for each
+    request and enters a timer context around each read: a measurable share of the worker's
+    CPU. Our requests all have the same timeout, so their deadlines pass in the order they
+    started: every ``resolution_s`` the sweep cancels the expired ones from the front of an
+    ordered dict, and ``unwatch`` turns that cancellation into a timeout the way
+    ``asyncio.timeout`` does (a cancellation from anyone else still propagates).
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.resolution_s = max(0.01, min(0.25, timeout_s / 10))  # how late one may fire
+        self._watches: dict[_Watch, None] = {}  # insertion order = deadline order
+
+    def watch(self) -> _Watch:
+        task = asyncio.current_task()
+        assert task is not None, "HttpSender.post() must run in a task"
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        watch = _Watch(task, deadline, task.cancelling())
+        self._watches[watch] = None
+        return watch
+
+    def unwatch(self, watch: _Watch) -> bool:
+        """Stop watching; True if the deadline cancelled the task and nothing else did (the
+        cancellation is then undone). Only the first call for a watch does anything."""
+        if watch not in self._watches:
+            return False
+        del self._watches[watch]
+        return watch.fired and watch.task.uncancel() <= watch.cancelling
+
+    async def sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.resolution_s)
+            self.expire(loop.time())
+
+    def expire(self, now: float) -> None:
+        """Cancel the tasks of the requests whose deadline is ``now`` or earlier."""
+        for watch in list(self._watches):
+            if watch.deadline > now:
+                return  # every later one started later
+            if not watch.fired:
+                watch.fired = True
+                watch.task.cancel()
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
@@ -90,6 +182,8 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)
+        if resp.content.at_eof():  # the usual short answer: done without another read
+            return b"".join(chunks)
     resp.close()  # the rest is never read: drop the connection rather than drain it
     return b"".join(chunks)
 

@@ -92,6 +92,11 @@ class DeliveryWorker:
         self._flush_task: asyncio.Task[None] | None = None
         self._draining = False
         self._scheme_default = StandardWebhooksV1(header_prefix=config.signature_header_prefix)
+        # For _idle_timeout: the last claim (when, whether endpoints were excluded), and the
+        # queue's next due time as last read from the store (and when it was read).
+        self._last_claim: tuple[int, bool] = (0, False)
+        self._next_due: int | None = None
+        self._next_due_read_at: int | None = None
         store.on_new_work(self.wake)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -168,6 +173,7 @@ class DeliveryWorker:
         saturated = [ep for ep, n in self._per_endpoint.items() if n >= limit]
         now = self._clock()
         batch = await self._store.claim_due(want, int(self._config.lease_s * 1000), now, saturated)
+        self._last_claim = (now, bool(saturated))
         loop_now = asyncio.get_running_loop().time()
         extra = []
         for delivery in batch:
@@ -205,12 +211,25 @@ class DeliveryWorker:
 
     async def _idle_timeout(self) -> float:
         """Sleep until the next scheduled delivery is due, but never longer than the poll
-        interval (other processes may create work we are not told about)."""
-        try:
-            due = await self._store.next_due_at()
-        except StoreUnavailable:
-            return self._config.poll_interval_s
-        if due is None:
+        interval (other processes may create work we are not told about).
+
+        The next due time is read from the store at most once per poll interval, or again once
+        it has passed, not after every short claim: new work wakes the loop anyway, and the
+        retries this worker schedules lower it (``_deliver``).
+        """
+        now = self._clock()
+        read_at, due = self._next_due_read_at, self._next_due
+        poll_ms = self._config.poll_interval_s * 1000
+        if read_at is None or now - read_at >= poll_ms or (due is not None and due <= now):
+            try:
+                due = self._next_due = await self._store.next_due_at()
+            except StoreUnavailable:
+                return self._config.poll_interval_s
+            self._next_due_read_at = now
+        claimed_at, excluded = self._last_claim
+        if due is None or (excluded and due <= claimed_at):
+            # Nothing scheduled, or what was already due waits for endpoints at their limit:
+            # a freed slot wakes the loop (_write). Claiming again at once would spin.
             return self._config.poll_interval_s
         return max(0.0, min(self._config.poll_interval_s, (due - self._clock()) / 1000))
 
@@ -239,6 +258,9 @@ class DeliveryWorker:
         attempts = d.attempts + 1
         schedule = d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
         decision = decide(response.outcome, attempts, schedule, finished, self._rng)
+        retry_at = decision.next_attempt_at
+        if retry_at is not None and (self._next_due is None or retry_at < self._next_due):
+            self._next_due = retry_at  # keeps _idle_timeout's cached due time honest
         ok = response.outcome.succeeded
         attempt = Attempt(
             id=ids.new_id(ids.ATTEMPT, finished),

@@ -12,14 +12,20 @@ import time
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _WIDTH = 22  # ceil(128 / log2(62))
+_PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)  # every 2-digit string, by value
+_PAIR = 62**2
+_QUAD = 62**4
 
 
 def _encode(value: int) -> str:
-    out = []
-    for _ in range(_WIDTH):
-        value, digit = divmod(value, 62)
-        out.append(ALPHABET[digit])
-    return "".join(reversed(out))
+    """``value`` as _WIDTH base62 digits (higher ones dropped). Every delivery attempt gets an
+    id, so this divides by 62**4 (five big-int steps, not 22) and looks digits up in pairs."""
+    groups = []  # four digits each, least significant first
+    for _ in range((_WIDTH - 2) // 4):
+        value, group = divmod(value, _QUAD)
+        groups.append(_PAIRS[group // _PAIR] + _PAIRS[group % _PAIR])
+    groups.append(_PAIRS[value % _PAIR])  # the top two digits
+    return "".join(reversed(groups))
 
 
 def new_id(prefix: str, now_ms: int | None = None) -> str:

@@ -160,9 +160,7 @@ async def test_the_child_delivers_signed_at_once_and_reports_metrics(
     assert not alive(worker), "the child outlived a clean stop"
 
 
-async def test_a_killed_child_is_restarted_and_nothing_is_lost(
-    tmp_path: Path, receiver: Receiver
-):
+async def test_a_killed_child_is_restarted_and_nothing_is_lost(tmp_path: Path, receiver: Receiver):
     receiver.gate = asyncio.Event()  # hold requests open so some are in flight at the kill
     served = await serve(tmp_path, lease_s="2", poll_interval_s="0.2", max_in_flight="10")
     try:

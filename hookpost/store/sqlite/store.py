@@ -26,6 +26,7 @@ from hookpost.domain.models import (
     Message,
     Page,
     PageRequest,
+    SigningKey,
     Trigger,
 )
 from hookpost.store.base import (
@@ -65,6 +66,12 @@ _ENDPOINT_INSERT = (
     f"VALUES ({', '.join(':' + c for c in ENDPOINT_COLUMNS)})"
 )
 _ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}")
+# What a claim reads, in the order SqliteStore._claimed unpacks it.
+_CLAIM_COLUMNS = (
+    "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
+    "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
+    "e.retry_schedule, e.disabled"
+)
 # Skips the attempt of a delivery whose message or endpoint was deleted while it was in
 # flight (the cascade would have removed it anyway), instead of failing the whole batch.
 _ATTEMPT_INSERT = (
@@ -440,9 +447,7 @@ class SqliteStore:
                 f" AND d.endpoint_id NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""
             )
             rows = c.execute(
-                "SELECT d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, "
-                "m.event_type, m.payload, m.created_at AS msg_created_at, e.url, e.headers, "
-                "e.keys, e.signature_scheme, e.retry_schedule, e.disabled "
+                f"SELECT {_CLAIM_COLUMNS} "
                 "FROM deliveries d JOIN messages m ON m.id = d.message_id "
                 "JOIN endpoints e ON e.id = d.endpoint_id "
                 f"WHERE d.due_at <= ?{skip} ORDER BY d.due_at LIMIT ?",
@@ -461,27 +466,51 @@ class SqliteStore:
                 "WHERE id = ?",
                 [(now_ms + lease_ms, lease, now_ms, r["id"]) for r in claimed],
             )
-            return [self._claimed(r, lease) for r in claimed]
+            opened: dict[str, list[SigningKey]] = {}
+            return [self._claimed(r, lease, opened) for r in claimed]
 
         return await self._db.write(run)
 
-    def _claimed(self, r: sqlite3.Row, lease: str) -> ClaimedDelivery:
+    def _claimed(
+        self, r: sqlite3.Row, lease: str, opened: dict[str, list[SigningKey]]
+    ) -> ClaimedDelivery:
+        # Unpacked by position (name lookups on a Row cost a scan each): see _CLAIM_COLUMNS.
+        (
+            delivery_id,
+            app_id,
+            message_id,
+            endpoint_id,
+            attempts,
+            trigger,
+            event_type,
+            payload,
+            msg_created_at,
+            url,
+            headers,
+            sealed_keys,
+            signature_scheme,
+            retry_schedule,
+            _disabled,
+        ) = r
+        keys = opened.get(sealed_keys)
+        if keys is None:  # decrypt once per endpoint and claim, not once per delivery
+            keys = opened[sealed_keys] = open_keys(self._box, sealed_keys)
         return ClaimedDelivery(
-            delivery_id=r["id"],
+            delivery_id=delivery_id,
             lease=lease,
-            app_id=r["app_id"],
-            message_id=r["message_id"],
-            endpoint_id=r["endpoint_id"],
-            event_type=r["event_type"],
-            payload=r["payload"],
-            msg_created_at=r["msg_created_at"],
-            attempts=r["attempts"],
-            trigger=Trigger(r["trigger"]),
-            url=r["url"],
-            headers=orjson.loads(r["headers"]),
-            keys=open_keys(self._box, r["keys"]),
-            signature_scheme=r["signature_scheme"],
-            retry_schedule=loads_opt(r["retry_schedule"]),
+            app_id=app_id,
+            message_id=message_id,
+            endpoint_id=endpoint_id,
+            event_type=event_type,
+            payload=payload,
+            msg_created_at=msg_created_at,
+            attempts=attempts,
+            trigger=Trigger(trigger),
+            url=url,
+            headers=orjson.loads(headers),
+            keys=list(keys),  # each delivery owns its list; the keys themselves are frozen
+            signature_scheme=signature_scheme,
+            retry_schedule=loads_opt(retry_schedule),
         )
 
     async def finish_attempts(
@@ -497,33 +526,38 @@ class SqliteStore:
                     for r in results
                 ],
             )
-            stale = 0
-            disabled: list[tuple[str, str, str]] = []
-            for r in results:
-                due = r.next_attempt_at if r.next_status == DeliveryStatus.PENDING else None
-                cur = c.execute(
-                    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
-                    "due_at = ?, lease = NULL, trigger = 0, updated_at = ? "
-                    "WHERE id = ? AND lease = ?",
+            updated = c.executemany(  # rowcount: the sum over all rows
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+                "due_at = ?, lease = NULL, trigger = 0, updated_at = ? "
+                "WHERE id = ? AND lease = ?",
+                [
                     (
                         int(r.next_status),
                         r.attempts,
                         r.next_attempt_at,
-                        due,
+                        r.next_attempt_at if r.next_status == DeliveryStatus.PENDING else None,
                         now_ms,
                         r.delivery_id,
                         r.lease,
-                    ),
-                )
-                stale += cur.rowcount == 0
+                    )
+                    for r in results
+                ],
+            ).rowcount
+            stale = len(results) - updated
+            disabled: list[tuple[str, str, str]] = []
+            reset: set[str] = set()  # endpoints reset in this batch with no failure since
+            for r in results:
                 ep_id = r.attempt.endpoint_id
                 if r.attempt.status == 0:
-                    c.execute(
-                        "UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL "
-                        "WHERE id = ? AND consecutive_failures > 0",
-                        (ep_id,),
-                    )
+                    if ep_id not in reset:  # a second reset in a row would change nothing
+                        c.execute(
+                            "UPDATE endpoints SET consecutive_failures = 0, "
+                            "first_failure_at = NULL WHERE id = ? AND consecutive_failures > 0",
+                            (ep_id,),
+                        )
+                        reset.add(ep_id)
                     continue
+                reset.discard(ep_id)
                 c.execute(
                     "UPDATE endpoints SET consecutive_failures = consecutive_failures + 1, "
                     "first_failure_at = COALESCE(first_failure_at, ?) WHERE id = ?",
