@@ -25,6 +25,7 @@ from hookpost.domain.ids import (
     TOKEN,
     new_id,
 )
+from hookpost.domain.matching import filters_match
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -198,6 +199,50 @@ async def walk(
 
 async def wait_for(event: asyncio.Event) -> None:
     await asyncio.wait_for(event.wait(), WAKE_TIMEOUT)
+
+
+# Endpoint filters x messages for test_endpoint_matching_equals_filters_match: every
+# combination of the endpoint options is one endpoint of an app. The second table holds
+# filters PostgreSQL leaves to Python (JSON escapes, control characters) and a channel with a
+# NUL, with ordinary endpoints in the same app.
+_TYPES: list[list[str] | None] = [
+    None,
+    [],
+    ["invoice.paid"],
+    ["invoice.paid", "invoice.void"],
+    ["user.created"],
+    ["invoice"],
+    ["Invoice.Paid"],
+    ["Zoë.🎉"],
+    [""],
+]
+_CHANNELS: list[list[str] | None] = [None, [], ["eu"], ["eu", "us"], ["ca"], ["É"], [""]]
+_MESSAGES: list[tuple[str, list[str] | None]] = [
+    ("invoice.paid", None),
+    ("invoice.paid", []),
+    ("invoice.paid", ["eu"]),
+    ("invoice.paid", ["us", "ca"]),
+    ("invoice.void", ["ca", "nowhere"]),
+    ("user.created", ["us", "eu"]),
+    ("invoice", ["e"]),
+    ("invoice.paid.late", ["É"]),
+    ("Zoë.🎉", ["É", "eu"]),
+    ("Zoe\u0308.🎉", ["E\u0301"]),
+    ("other.thing", [""]),
+]
+_ODD_TYPES: list[list[str] | None] = [None, ['say "hi"'], ["back\\slash"], ["tab\tnew\nline"]]
+_ODD_CHANNELS: list[list[str] | None] = [None, ["eu"], ['q"uote'], ["nul\x00"], ["\x7f"]]
+_ODD_MESSAGES: list[tuple[str, list[str] | None]] = [
+    ('say "hi"', None),
+    ("back\\slash", ['q"uote', "eu"]),
+    ("tab\tnew\nline", ["nul\x00"]),
+    ("invoice.paid", ["\x7f"]),
+    ("invoice.paid", None),
+]
+MATCHING_TABLES = [
+    (_TYPES, _CHANNELS, _MESSAGES),
+    (_ODD_TYPES, _ODD_CHANNELS, _ODD_MESSAGES),
+]
 
 
 # --------------------------------------------------------------------------- the contract
@@ -575,6 +620,79 @@ class TestStoreContract:
         assert partial == []
         page = await store.list_messages(app.id, PageRequest(limit=100), MessageFilter())
         assert len(page.items) == 25
+
+    async def test_endpoint_matching_equals_filters_match(self, store: Store) -> None:
+        """The store sends to exactly the endpoints ``domain.matching.filters_match`` accepts,
+        however it evaluates the filters (PostgreSQL in SQL where it can, else in Python)."""
+        for types_options, channel_options, messages in MATCHING_TABLES:
+            app = await new_app(store)
+            endpoints = [
+                await new_endpoint(store, app.id, event_types=types, channels=chans)
+                for types in types_options
+                for chans in channel_options
+            ]
+            for event_type, channels in messages:
+                msg = mk_message(app.id, event_type=event_type, channels=channels)
+                expected = {
+                    ep.id
+                    for ep in endpoints
+                    if filters_match(ep.event_types, ep.channels, event_type, channels)
+                }
+                created = await store.create_message(msg, T0)
+                assert (created.created, created.deliveries) == (True, len(expected)), msg
+                page = await store.list_deliveries_for_message(
+                    app.id, msg.id, PageRequest(limit=250)
+                )
+                assert {ep.id for _, ep in page.items} == expected, (event_type, channels)
+            again = mk_message(app.id, event_id="evt-m")
+            assert (await store.create_message(again, T0)).created
+            repeat = await store.create_message(mk_message(app.id, event_id="evt-m"), T0)
+            assert (repeat.created, repeat.deliveries, repeat.message) == (False, 0, again)
+
+    async def test_create_message_for_explicit_endpoints(self, store: Store) -> None:
+        """``endpoint_ids``: exactly those enabled endpoints of the app, filters ignored."""
+        app = await new_app(store)
+        picky = await new_endpoint(store, app.id, event_types=["user.created"], channels=["x"])
+        plain = await new_endpoint(store, app.id)
+        unpicked = await new_endpoint(store, app.id)
+        off = await new_endpoint(store, app.id, disabled=True)
+        stranger = await new_endpoint(store, (await new_app(store)).id)
+        msg = mk_message(app.id, event_id="evt-test")
+        wanted = [picky.id, plain.id, off.id, stranger.id, "ep_missing"]
+        created = await store.create_message(msg, T0, wanted)
+        assert (created.created, created.deliveries, created.message) == (True, 2, msg)
+        page = await store.list_deliveries_for_message(app.id, msg.id, PageRequest(limit=10))
+        assert {ep.id for _, ep in page.items} == {picky.id, plain.id}
+        assert unpicked.id not in {ep.id for _, ep in page.items}
+
+        again = await store.create_message(mk_message(app.id, event_id="evt-test"), T0, wanted)
+        assert (again.created, again.deliveries, again.message) == (False, 0, msg)
+        none = await store.create_message(mk_message(app.id), T0, [])
+        assert (none.created, none.deliveries) == (True, 0)
+        with pytest.raises(NotFound) as missing:
+            await store.create_message(mk_message(mk_app().id), T0, [plain.id])
+        assert missing.value.kind == "application"
+
+    async def test_concurrent_sends_with_one_event_id_create_one_message(
+        self, store: Store, store_factory: StoreFactory
+    ) -> None:
+        app = await new_app(store)
+        eps = [await new_endpoint(store, app.id) for _ in range(2)]
+        async with store_factory() as other:
+            sends = [
+                s.create_message(mk_message(app.id, event_id="evt-race"), T0)
+                for s in [store, other] * 8
+            ]
+            results = await asyncio.gather(*sends)
+        firsts = [r for r in results if r.created]
+        assert len(firsts) == 1
+        first = firsts[0].message
+        assert firsts[0].deliveries == len(eps)
+        assert all(r.message == first for r in results)
+        assert all(r.deliveries == 0 for r in results if not r.created)
+        page = await store.list_messages(app.id, PageRequest(limit=50), MessageFilter())
+        assert ids(page.items) == [first.id]
+        assert sorted(c.endpoint_id for c in await claim(store, T0)) == sorted(ids(eps))
 
     async def test_get_message_by_id_or_event_id(self, store: Store) -> None:
         app = await new_app(store)

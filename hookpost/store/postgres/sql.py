@@ -64,6 +64,68 @@ MESSAGE_INSERT = (
     "ORDER BY e.id"
 )
 MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = $1 AND event_id = $2"
+
+# create_message in ONE statement (one round trip, one implicit transaction): the message and
+# its deliveries, or nothing. domain.matching.filters_match stays the definition of matching;
+# the SQL below mirrors it exactly for the filters it can express, and answers `fallback`
+# (writing nothing) when an enabled endpoint of the app has any other filter, so that the
+# store then matches in Python (MESSAGE_INSERT + DELIVERIES_INSERT in a transaction).
+# A filter SQL can express: NULL, or a JSON array of strings without escapes or control
+# characters, as orjson writes a list[str] (so the jsonb cast can neither fail nor change a
+# string). A new kind of filter (a new column) must make an endpoint not `exact`.
+_PLAIN_STRINGS = r"""'^\[("[^"\\[:cntrl:]]*"(,"[^"\\[:cntrl:]]*")*)?\]$'"""
+_EXACT = (
+    f"(e.event_types IS NULL OR e.event_types ~ {_PLAIN_STRINGS})"
+    f" AND (e.channels IS NULL OR e.channels ~ {_PLAIN_STRINGS})"
+)
+# filters_match: (no type filter or the type is listed) and (no channel filter or the
+# channels overlap); an empty list is no filter. $3 event type, $9 channels (text[], may be
+# empty). CASE, unlike AND/OR, guarantees the cast only ever sees an `exact` value.
+_MATCH = (
+    "CASE WHEN eps.exact THEN"
+    " (eps.event_types IS NULL OR eps.event_types = '[]' OR eps.event_types::jsonb ? $3)"
+    " AND (eps.channels IS NULL OR eps.channels = '[]' OR eps.channels::jsonb ?| $9::text[])"
+    " ELSE false END"
+)
+_MESSAGE_ROW = "$1::text, $2::text, $3::text, $4::text, $5::text, $6::bytea, false, $7::bigint"
+_DELIVERY_COLUMNS = (
+    "deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, due_at,"
+    " next_attempt_at, updated_at)"
+)
+_CREATED = "(SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM dl) AS deliveries"
+# $1-$7 the message (as MESSAGE_INSERT), $8 now, $9 the message's channels as text[].
+# `inserted` 0 without `fallback`: the eventId is taken (read the first message).
+MESSAGE_CREATE = (
+    "WITH eps AS MATERIALIZED ("
+    f" SELECT e.id, e.event_types, e.channels, {_EXACT} AS exact"
+    " FROM endpoints e WHERE e.app_id = $2 AND NOT e.disabled), "
+    "fb AS (SELECT EXISTS (SELECT 1 FROM eps WHERE NOT eps.exact) AS fallback), "
+    "ins AS ("
+    " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
+    f" created_at) SELECT {_MESSAGE_ROW} FROM fb WHERE NOT fb.fallback"
+    " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
+    " RETURNING id), "
+    "dl AS ("
+    f" INSERT INTO {_DELIVERY_COLUMNS}"
+    " SELECT $2, ins.id, eps.id, 0, 0, 0, $8::bigint, $8::bigint, $8::bigint FROM ins, eps"
+    f" WHERE {_MATCH} ORDER BY eps.id"
+    " RETURNING 1) "
+    f"SELECT fb.fallback, {_CREATED} FROM fb"
+)
+# The same for explicit endpoints (test events): $9 endpoint ids, filters ignored.
+MESSAGE_CREATE_FOR = (
+    "WITH ins AS ("
+    " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
+    f" created_at) VALUES ({_MESSAGE_ROW})"
+    " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
+    " RETURNING id), "
+    "dl AS ("
+    f" INSERT INTO {_DELIVERY_COLUMNS}"
+    " SELECT $2, ins.id, e.id, 0, 0, 0, $8::bigint, $8::bigint, $8::bigint FROM ins, endpoints e"
+    " WHERE e.app_id = $2 AND NOT e.disabled AND e.id = ANY($9::text[]) ORDER BY e.id"
+    " RETURNING 1) "
+    f"SELECT false AS fallback, {_CREATED}"
+)
 # The join drops endpoints deleted since they were read.
 DELIVERIES_INSERT = (
     "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
@@ -74,31 +136,46 @@ MESSAGE_GET = "SELECT * FROM messages WHERE app_id = $1 AND (id = $2 OR event_id
 MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_id = $1 AND id = $2"
 
 # -- the delivery queue ---------------------------------------------------------------------
+# A statement's plan is cached for the life of its connection. One planned while the tables
+# were nearly empty (a new database, before autovacuum first analyzes them) would join a batch
+# of ids to `deliveries` or `messages` by hashing a sequential scan of the whole table, and
+# keep doing so on every claim and every batch of results as the tables grow. So the hot
+# statements also name the batch's keys as `= ANY(array)` on the primary key, a lookup the
+# planner takes on any statistics (tests/contract/test_postgres_plans.py checks the plans).
+
 # $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token.
 # `due` walks the partial index ix_deliveries_due from its start and stops after $2 rows it
 # could lock, so the cost does not depend on how many rows are scheduled later. Deliveries of
-# endpoints disabled since they were queued are canceled in the same UPDATE.
+# endpoints disabled since they were queued (`off`) are canceled in the same UPDATE. Each
+# endpoint and message is read once, however many of the claimed deliveries share it.
 CLAIM = (
     "WITH due AS ("
-    " SELECT id, due_at FROM deliveries"
+    " SELECT id, due_at, endpoint_id, message_id FROM deliveries"
     " WHERE due_at <= $1 AND endpoint_id <> ALL($3::text[])"
     " ORDER BY due_at LIMIT $2"
     " FOR UPDATE SKIP LOCKED), "
+    "ep AS MATERIALIZED ("
+    " SELECT id, disabled, url, headers, keys, signature_scheme, retry_schedule FROM endpoints"
+    " WHERE id = ANY(ARRAY(SELECT endpoint_id FROM due))), "
+    "msg AS MATERIALIZED ("
+    " SELECT id, event_type, payload, created_at FROM messages"
+    " WHERE id = ANY(ARRAY(SELECT message_id FROM due))), "
+    "off AS MATERIALIZED (SELECT ARRAY(SELECT id FROM ep WHERE disabled) AS ids), "
     "upd AS ("
     " UPDATE deliveries d SET"
-    " status = CASE WHEN e.disabled THEN 4 ELSE 1 END,"
-    " due_at = CASE WHEN e.disabled THEN NULL ELSE $1::bigint + $4::bigint END,"
-    " lease = CASE WHEN e.disabled THEN NULL ELSE $5::text END,"
+    " status = CASE WHEN d.endpoint_id = ANY(off.ids) THEN 4 ELSE 1 END,"
+    " due_at = CASE WHEN d.endpoint_id = ANY(off.ids) THEN NULL ELSE $1::bigint + $4::bigint END,"
+    " lease = CASE WHEN d.endpoint_id = ANY(off.ids) THEN NULL ELSE $5::text END,"
     " updated_at = $1"
-    " FROM due, endpoints e"
-    " WHERE d.id = due.id AND e.id = d.endpoint_id"
-    " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger,"
-    " e.disabled, due.due_at AS was_due, e.url, e.headers, e.keys, e.signature_scheme,"
-    " e.retry_schedule) "
-    "SELECT upd.*, m.event_type, m.payload, m.created_at AS msg_created_at"
-    " FROM upd JOIN messages m ON m.id = upd.message_id"
-    " WHERE NOT upd.disabled "
-    "ORDER BY upd.was_due, upd.id"
+    " FROM off WHERE d.id = ANY(ARRAY(SELECT id FROM due))"
+    " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, d.status) "
+    "SELECT upd.id, upd.app_id, upd.message_id, upd.endpoint_id, upd.attempts, upd.trigger,"
+    " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.retry_schedule,"
+    " msg.event_type, msg.payload, msg.created_at AS msg_created_at"
+    " FROM upd JOIN due ON due.id = upd.id JOIN ep ON ep.id = upd.endpoint_id"
+    " JOIN msg ON msg.id = upd.message_id"
+    " WHERE upd.status = 1 "
+    "ORDER BY due.due_at, upd.id"
 )
 
 # finish_attempts. The attempts are inserted first; an attempt id already present means the
@@ -126,8 +203,8 @@ _ATT_CTE = (
     " SELECT a.* FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_ATT_TYPES, 1))
     + f") AS a({', '.join(ATTEMPT_COLUMNS)})"
-    " WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)"
-    " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = a.endpoint_id)"
+    " WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id AND m.id = ANY($3))"
+    " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = a.endpoint_id AND e.id = ANY($4))"
     " ON CONFLICT (id) DO NOTHING"
     " RETURNING id, endpoint_id)"
 )
@@ -139,7 +216,8 @@ _DEL_CTE = (
     " updated_at = $13"
     " FROM unnest($14::bigint[], $15::text[], $16::smallint[], $17::int[], $18::bigint[],"
     " $19::bigint[], $1::text[]) AS r(id, lease, status, attempts, next_at, due, attempt_id)"
-    " WHERE d.id = r.id AND d.lease = r.lease AND r.attempt_id IN (SELECT id FROM att)"
+    " WHERE d.id = r.id AND d.id = ANY($14) AND d.lease = r.lease"
+    " AND r.attempt_id IN (SELECT id FROM att)"
     " RETURNING d.id)"
 )
 # Every result succeeded: the endpoint health update is a plain reset, as in SQLite only of
@@ -180,7 +258,7 @@ ENDPOINT_HEALTH_UPDATE = (
 RELEASE = (
     "UPDATE deliveries d SET status = 0, due_at = $1, lease = NULL, updated_at = $1"
     " FROM unnest($2::bigint[], $3::text[]) AS x(id, lease)"
-    " WHERE d.id = x.id AND d.lease = x.lease"
+    " WHERE d.id = x.id AND d.id = ANY($2) AND d.lease = x.lease"
 )
 # $1 app, $2 message, $3 endpoint, $4 now. Inserts nothing unless both belong to the app.
 RESEND = (

@@ -5,10 +5,13 @@ PostgreSQL is both the store and the queue: workers claim due deliveries with
 SQLite backend (``tests/contract`` holds both to it); what differs is how:
 
 * hot paths are one statement (one round trip, one implicit transaction) where possible:
-  claiming, releasing, resending, recording a batch of successful attempts;
-* creating a message is one explicit transaction of two statements (insert the message and
-  read the app's endpoints; insert the deliveries), because matching the endpoints' filters
-  happens in Python (``filters_match``), the one definition of matching;
+  creating a message with its deliveries, claiming, releasing, resending, recording a batch
+  of successful attempts;
+* ``filters_match`` is the one definition of which endpoints receive a message. The
+  one-statement create mirrors it in SQL for the filters SQL can evaluate exactly (a contract
+  test holds the two to the same answers); when an endpoint of the app has any other filter,
+  the message is created by an explicit transaction of two statements (insert the message
+  and read the app's endpoints; insert the deliveries) with the matching done in Python;
 * workers are woken by a NOTIFY sent right after the commit, not inside the transaction (see
   ``listener.Notifier`` for the measurement behind that);
 * driver errors are translated once, by ``wrap_exceptions`` on every public method.
@@ -43,6 +46,7 @@ from hookpost.domain.models import (
     Message,
     Page,
     PageRequest,
+    SigningKey,
     Trigger,
 )
 from hookpost.store.base import (
@@ -94,6 +98,13 @@ async def _no_reset(_conn: asyncpg.Connection) -> None:
     """Pool reset hook. The default one runs ``RESET ALL; UNLISTEN *; ...`` on every release,
     a round trip per operation for session state this store never sets. asyncpg still rolls
     back a transaction left open (``Connection._reset``) before calling this."""
+
+
+class _Fallback:
+    """A sentinel: the one-statement create_message wrote nothing; match in Python."""
+
+
+_FALLBACK = _Fallback()
 
 
 def _command_status_count(status: str) -> int:
@@ -373,47 +384,16 @@ class PostgresStore:
     ) -> CreatedMessage:
         m = message
         channels = dumps_opt(m.channels)
-        only = None if endpoint_ids is None else set(endpoint_ids)
+        only = None if endpoint_ids is None else list(endpoint_ids)
+        # A NUL cannot be a text[] element (the JSON column escapes it): match in Python.
+        one_statement = not any("\x00" in c for c in m.channels or ())
 
         async def run() -> CreatedMessage | None:
-            async with self._db.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(
-                    sql.MESSAGE_INSERT,
-                    m.id,
-                    m.app_id,
-                    m.event_type,
-                    m.event_id,
-                    channels,
-                    m.payload,
-                    m.created_at,
-                )
-                if not rows:  # the eventId is taken: return the first message
-                    row = await conn.fetchrow(sql.MESSAGE_BY_EVENT_ID, m.app_id, m.event_id)
-                    if row is None:
-                        return None  # deleted since the insert saw it: try again
-                    return CreatedMessage(message_from_row(row), created=False, deliveries=0)
-                targets = [
-                    r["id"]
-                    for r in rows
-                    if r["id"] is not None
-                    and (
-                        r["id"] in only
-                        if only is not None
-                        else filters_match(
-                            loads_opt(r["event_types"]),
-                            loads_opt(r["channels"]),
-                            m.event_type,
-                            m.channels,
-                        )
-                    )
-                ]
-                created = 0
-                if targets:
-                    status = await conn.execute(
-                        sql.DELIVERIES_INSERT, m.app_id, m.id, targets, now_ms
-                    )
-                    created = _command_status_count(status)
-                return CreatedMessage(m, created=True, deliveries=created)
+            if one_statement:
+                created = await self._create_in_one_statement(m, channels, now_ms, only)
+                if not isinstance(created, _Fallback):
+                    return created
+            return await self._create_in_transaction(m, channels, now_ms, only)
 
         for _ in range(_RETRIES):
             result = await self._retrying(run, _MESSAGE_RACES)
@@ -422,6 +402,85 @@ class PostgresStore:
                     self._notifier.poke()
                 return result
         raise NotFound("message", m.event_id or m.id)
+
+    async def _create_in_one_statement(
+        self, m: Message, channels: str | None, now_ms: int, only: list[str] | None
+    ) -> CreatedMessage | _Fallback | None:
+        """The common case: one round trip. ``_FALLBACK`` (nothing written) when an endpoint
+        of the app has a filter only Python can evaluate."""
+        # $9 is what the deliveries are chosen by: the channels to match, or the endpoints.
+        if only is None:
+            query, chosen_by = sql.MESSAGE_CREATE, m.channels or []
+        else:
+            query, chosen_by = sql.MESSAGE_CREATE_FOR, only
+        row = await self._db.fetchrow(
+            query,
+            m.id,
+            m.app_id,
+            m.event_type,
+            m.event_id,
+            channels,
+            m.payload,
+            m.created_at,
+            now_ms,
+            chosen_by,
+        )
+        if row["fallback"]:
+            return _FALLBACK
+        if not row["inserted"]:
+            return await self._first_with_event_id(self._db, m)
+        return CreatedMessage(m, created=True, deliveries=row["deliveries"])
+
+    async def _create_in_transaction(
+        self, m: Message, channels: str | None, now_ms: int, only: list[str] | None
+    ) -> CreatedMessage | None:
+        """Matching in Python (``filters_match``): insert the message and read the app's
+        endpoints, then insert the deliveries, in one transaction."""
+        async with self._db.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                sql.MESSAGE_INSERT,
+                m.id,
+                m.app_id,
+                m.event_type,
+                m.event_id,
+                channels,
+                m.payload,
+                m.created_at,
+            )
+            if not rows:  # the eventId is taken: return the first message
+                return await self._first_with_event_id(conn, m)
+            wanted = None if only is None else set(only)
+            targets = [
+                r["id"]
+                for r in rows
+                if r["id"] is not None
+                and (
+                    r["id"] in wanted
+                    if wanted is not None
+                    else filters_match(
+                        loads_opt(r["event_types"]),
+                        loads_opt(r["channels"]),
+                        m.event_type,
+                        m.channels,
+                    )
+                )
+            ]
+            created = 0
+            if targets:
+                status = await conn.execute(sql.DELIVERIES_INSERT, m.app_id, m.id, targets, now_ms)
+                created = _command_status_count(status)
+            return CreatedMessage(m, created=True, deliveries=created)
+
+    @staticmethod
+    async def _first_with_event_id(
+        db: asyncpg.Pool | asyncpg.Connection, m: Message
+    ) -> CreatedMessage | None:
+        """The message that took ``m``'s eventId, or None if it was deleted since (the caller
+        tries again)."""
+        row = await db.fetchrow(sql.MESSAGE_BY_EVENT_ID, m.app_id, m.event_id)
+        if row is None:
+            return None
+        return CreatedMessage(message_from_row(row), created=False, deliveries=0)
 
     @wrap_exceptions
     async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message:
@@ -463,9 +522,16 @@ class PostgresStore:
         rows = await self._db.fetch(
             sql.CLAIM, now_ms, limit, list(exclude_endpoints), lease_ms, lease
         )
-        return [self._claimed(r, lease) for r in rows]
+        opened: dict[str, list[SigningKey]] = {}
+        return [self._claimed(r, lease, opened) for r in rows]
 
-    def _claimed(self, r: asyncpg.Record, lease: str) -> ClaimedDelivery:
+    def _claimed(
+        self, r: asyncpg.Record, lease: str, opened: dict[str, list[SigningKey]]
+    ) -> ClaimedDelivery:
+        sealed = r["keys"]
+        keys = opened.get(sealed)
+        if keys is None:  # decrypt once per endpoint and claim, not once per delivery
+            keys = opened[sealed] = open_keys(self._box, sealed)
         return ClaimedDelivery(
             delivery_id=r["id"],
             lease=lease,
@@ -479,7 +545,7 @@ class PostgresStore:
             trigger=Trigger(r["trigger"]),
             url=r["url"],
             headers=orjson.loads(r["headers"]),
-            keys=open_keys(self._box, r["keys"]),
+            keys=list(keys),  # each delivery owns its list; the keys themselves are frozen
             signature_scheme=r["signature_scheme"],
             retry_schedule=loads_opt(r["retry_schedule"]),
         )
