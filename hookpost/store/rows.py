@@ -66,6 +66,21 @@ def open_keys(box: SecretBox, sealed: str) -> list[SigningKey]:
     return [SigningKey(secret, expires) for secret, expires in orjson.loads(box.open(sealed))]
 
 
+class KeyOpener:
+    """Opens sealed keys once per distinct value: a claim batch holds many deliveries of the
+    same endpoint, and AES-GCM per delivery was a visible share of the claim."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+        self._opened: dict[str, list[SigningKey]] = {}
+
+    def __call__(self, sealed: str) -> list[SigningKey]:
+        keys = self._opened.get(sealed)
+        if keys is None:
+            keys = self._opened[sealed] = open_keys(self._box, sealed)
+        return list(keys)  # each delivery owns its list; the keys themselves are frozen
+
+
 def app_from_row(r: Row) -> Application:
     return Application(
         id=r["id"],

@@ -46,7 +46,6 @@ from hookpost.domain.models import (
     Message,
     Page,
     PageRequest,
-    SigningKey,
     Trigger,
 )
 from hookpost.store.base import (
@@ -63,6 +62,7 @@ from hookpost.store.postgres.health import Health, replay
 from hookpost.store.postgres.listener import Notifier, NotifyListener
 from hookpost.store.rows import (
     ENDPOINT_COLUMNS,
+    KeyOpener,
     SecretBox,
     app_from_row,
     attempt_from_row,
@@ -75,7 +75,6 @@ from hookpost.store.rows import (
     event_type_from_row,
     loads_opt,
     message_from_row,
-    open_keys,
     stats_from_counts,
     token_from_row,
 )
@@ -105,6 +104,11 @@ class _Fallback:
 
 
 _FALLBACK = _Fallback()
+
+
+def _message_args(m: Message, channels: str | None) -> tuple[Any, ...]:
+    """$1-$7 of both message inserts (sql.MESSAGE_CREATE* and sql.MESSAGE_INSERT)."""
+    return (m.id, m.app_id, m.event_type, m.event_id, channels, m.payload, m.created_at)
 
 
 def _command_status_count(status: str) -> int:
@@ -413,18 +417,7 @@ class PostgresStore:
             query, chosen_by = sql.MESSAGE_CREATE, m.channels or []
         else:
             query, chosen_by = sql.MESSAGE_CREATE_FOR, only
-        row = await self._db.fetchrow(
-            query,
-            m.id,
-            m.app_id,
-            m.event_type,
-            m.event_id,
-            channels,
-            m.payload,
-            m.created_at,
-            now_ms,
-            chosen_by,
-        )
+        row = await self._db.fetchrow(query, *_message_args(m, channels), now_ms, chosen_by)
         if row["fallback"]:
             return _FALLBACK
         if not row["inserted"]:
@@ -437,16 +430,7 @@ class PostgresStore:
         """Matching in Python (``filters_match``): insert the message and read the app's
         endpoints, then insert the deliveries, in one transaction."""
         async with self._db.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                sql.MESSAGE_INSERT,
-                m.id,
-                m.app_id,
-                m.event_type,
-                m.event_id,
-                channels,
-                m.payload,
-                m.created_at,
-            )
+            rows = await conn.fetch(sql.MESSAGE_INSERT, *_message_args(m, channels))
             if not rows:  # the eventId is taken: return the first message
                 return await self._first_with_event_id(conn, m)
             wanted = None if only is None else set(only)
@@ -522,16 +506,10 @@ class PostgresStore:
         rows = await self._db.fetch(
             sql.CLAIM, now_ms, limit, list(exclude_endpoints), lease_ms, lease
         )
-        opened: dict[str, list[SigningKey]] = {}
-        return [self._claimed(r, lease, opened) for r in rows]
+        opener = KeyOpener(self._box)
+        return [self._claimed(r, lease, opener) for r in rows]
 
-    def _claimed(
-        self, r: asyncpg.Record, lease: str, opened: dict[str, list[SigningKey]]
-    ) -> ClaimedDelivery:
-        sealed = r["keys"]
-        keys = opened.get(sealed)
-        if keys is None:  # decrypt once per endpoint and claim, not once per delivery
-            keys = opened[sealed] = open_keys(self._box, sealed)
+    def _claimed(self, r: asyncpg.Record, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
         return ClaimedDelivery(
             delivery_id=r["id"],
             lease=lease,
@@ -545,7 +523,7 @@ class PostgresStore:
             trigger=Trigger(r["trigger"]),
             url=r["url"],
             headers=orjson.loads(r["headers"]),
-            keys=list(keys),  # each delivery owns its list; the keys themselves are frozen
+            keys=open_keys(r["keys"]),
             signature_scheme=r["signature_scheme"],
             retry_schedule=loads_opt(r["retry_schedule"]),
         )

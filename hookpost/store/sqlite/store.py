@@ -26,7 +26,6 @@ from hookpost.domain.models import (
     Message,
     Page,
     PageRequest,
-    SigningKey,
     Trigger,
 )
 from hookpost.store.base import (
@@ -40,6 +39,7 @@ from hookpost.store.paging import finish_page, keyset
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
+    KeyOpener,
     SecretBox,
     app_from_row,
     attempt_from_row,
@@ -53,7 +53,6 @@ from hookpost.store.rows import (
     event_type_from_row,
     loads_opt,
     message_from_row,
-    open_keys,
     stats_from_counts,
     token_from_row,
 )
@@ -466,14 +465,12 @@ class SqliteStore:
                 "WHERE id = ?",
                 [(now_ms + lease_ms, lease, now_ms, r["id"]) for r in claimed],
             )
-            opened: dict[str, list[SigningKey]] = {}
-            return [self._claimed(r, lease, opened) for r in claimed]
+            opener = KeyOpener(self._box)
+            return [self._claimed(r, lease, opener) for r in claimed]
 
         return await self._db.write(run)
 
-    def _claimed(
-        self, r: sqlite3.Row, lease: str, opened: dict[str, list[SigningKey]]
-    ) -> ClaimedDelivery:
+    def _claimed(self, r: sqlite3.Row, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
         # Unpacked by position (name lookups on a Row cost a scan each): see _CLAIM_COLUMNS.
         (
             delivery_id,
@@ -492,9 +489,6 @@ class SqliteStore:
             retry_schedule,
             _disabled,
         ) = r
-        keys = opened.get(sealed_keys)
-        if keys is None:  # decrypt once per endpoint and claim, not once per delivery
-            keys = opened[sealed_keys] = open_keys(self._box, sealed_keys)
         return ClaimedDelivery(
             delivery_id=delivery_id,
             lease=lease,
@@ -508,7 +502,7 @@ class SqliteStore:
             trigger=Trigger(trigger),
             url=url,
             headers=orjson.loads(headers),
-            keys=list(keys),  # each delivery owns its list; the keys themselves are frozen
+            keys=open_keys(sealed_keys),
             signature_scheme=signature_scheme,
             retry_schedule=loads_opt(retry_schedule),
         )
