@@ -81,7 +81,8 @@ class DeliveryWorker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: dict[int, ClaimedDelivery] = {}
-        self._claimed_at: dict[int, float] = {}  # delivery id -> loop time of its claim
+        # First-pool requests: delivery id -> loop time of its claim, in claim order.
+        self._claimed_at: dict[int, float] = {}
         self._slow: set[int] = set()  # in flight for over SLOW_AFTER_S: in the second pool
         self._per_endpoint: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -198,14 +199,14 @@ class DeliveryWorker:
             await asyncio.sleep(SLOW_AFTER_S / 2)
             cutoff = loop.time() - SLOW_AFTER_S
             room = self._config.max_in_flight - len(self._slow)
-            moved = False
+            moved: list[int] = []
             for delivery_id, claimed_at in self._claimed_at.items():
-                if room <= 0 or claimed_at > cutoff:
+                if len(moved) >= room or claimed_at > cutoff:
                     break  # insertion order is claim order: the rest are younger
-                if delivery_id not in self._slow:
-                    self._slow.add(delivery_id)
-                    room -= 1
-                    moved = True
+                moved.append(delivery_id)
+            for delivery_id in moved:  # out of the first pool, so never looked at again
+                del self._claimed_at[delivery_id]
+                self._slow.add(delivery_id)
             if moved:
                 self._slot_freed.set()
 
