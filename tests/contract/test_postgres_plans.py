@@ -18,6 +18,7 @@ from hookpost.store.postgres import sql
 HOT = [
     "MESSAGE_CREATE",
     "MESSAGE_CREATE_FOR",
+    "MESSAGE_CREATE_MANY",
     "CLAIM",
     "FINISH_SUCCESSES",
     "FINISH_WITH_FAILURES",

@@ -43,7 +43,14 @@ from hookpost.domain.models import (
     SigningKey,
     Trigger,
 )
-from hookpost.store.base import AttemptFilter, FinishOutcome, MessageFilter, QueueDepth, Store
+from hookpost.store.base import (
+    AttemptFilter,
+    CreatedMessage,
+    FinishOutcome,
+    MessageFilter,
+    QueueDepth,
+    Store,
+)
 
 from .conftest import StoreFactory
 
@@ -648,6 +655,59 @@ class TestStoreContract:
             assert (await store.create_message(again, T0)).created
             repeat = await store.create_message(mk_message(app.id, event_id="evt-m"), T0)
             assert (repeat.created, repeat.deliveries, repeat.message) == (False, 0, again)
+
+    async def test_concurrent_creates_each_get_their_own_answer(self, store: Store) -> None:
+        """Creates issued together (which PostgreSQL runs as one statement) answer exactly as
+        one by one: matching in SQL and in Python in the same batch, eventIds taken before or
+        within the batch, an unknown app failing alone."""
+        for types_options, channel_options, messages in MATCHING_TABLES:
+            app = await new_app(store)
+            endpoints = [
+                await new_endpoint(store, app.id, event_types=types, channels=chans)
+                for types in types_options
+                for chans in channel_options
+            ]
+            plain = await new_app(store)
+            plain_ep = await new_endpoint(store, plain.id, channels=["eu"])
+            taken = await send(store, plain.id, event_id="evt-taken")
+            ghost = mk_app()
+
+            batch = [mk_message(app.id, event_type=t, channels=c) for t, c in messages]
+            batch += [
+                mk_message(plain.id, channels=["eu", 'q"uote']),
+                mk_message(plain.id, channels=["us"]),
+                mk_message(plain.id, event_id="evt-taken", channels=["eu"]),
+                mk_message(plain.id, event_id="evt-twice", channels=["eu"]),
+                mk_message(plain.id, event_id="evt-twice", channels=["eu"]),
+            ]
+            results = await asyncio.gather(
+                *(store.create_message(m, T0) for m in batch),
+                store.create_message(mk_message(ghost.id), T0),
+                return_exceptions=True,
+            )
+            assert isinstance(results[-1], NotFound)
+            created = results[:-1]
+            for msg, result in zip(batch, created, strict=True):
+                assert isinstance(result, CreatedMessage), result
+                if msg.app_id == app.id:
+                    expected = {
+                        ep.id
+                        for ep in endpoints
+                        if filters_match(ep.event_types, ep.channels, msg.event_type, msg.channels)
+                    }
+                    assert (result.created, result.deliveries) == (True, len(expected)), msg
+                    page = await store.list_deliveries_for_message(
+                        app.id, msg.id, PageRequest(limit=250)
+                    )
+                    assert {ep.id for _, ep in page.items} == expected, msg
+            tail = [(r.created, r.deliveries) for r in created[-5:]]  # type: ignore[union-attr]
+            assert tail[:3] == [(True, 1), (True, 0), (False, 0)]
+            assert sorted(tail[3:]) == [(False, 0), (True, 1)]  # one of the two, either
+            assert created[-3].message == taken  # type: ignore[union-attr]
+            assert created[-1].message == created[-2].message  # type: ignore[union-attr]
+            assert created[-5].message == batch[-5]  # type: ignore[union-attr]
+            due = await claim(store, T0, limit=250)
+            assert sum(1 for c in due if c.endpoint_id == plain_ep.id) == 2
 
     async def test_create_message_for_explicit_endpoints(self, store: Store) -> None:
         """``endpoint_ids``: exactly those enabled endpoints of the app, filters ignored."""

@@ -78,15 +78,24 @@ _EXACT = (
     f"(e.event_types IS NULL OR e.event_types ~ {_PLAIN_STRINGS})"
     f" AND (e.channels IS NULL OR e.channels ~ {_PLAIN_STRINGS})"
 )
-# filters_match: (no type filter or the type is listed) and (no channel filter or the
-# channels overlap); an empty list is no filter. $3 event type, $9 channels (text[], may be
-# empty). CASE, unlike AND/OR, guarantees the cast only ever sees an `exact` value.
-_MATCH = (
-    "CASE WHEN eps.exact THEN"
-    " (eps.event_types IS NULL OR eps.event_types = '[]' OR eps.event_types::jsonb ? $3)"
-    " AND (eps.channels IS NULL OR eps.channels = '[]' OR eps.channels::jsonb ?| $9::text[])"
-    " ELSE false END"
-)
+
+
+def _match(event_type: str, channels: str) -> str:
+    """filters_match over `eps`: (no type filter or the type is listed) and (no channel filter
+    or the channels overlap); an empty list is no filter. ``event_type`` is a text
+    expression, ``channels`` a text[] one (may be empty). CASE, unlike AND/OR, guarantees the
+    cast only ever sees an `exact` value."""
+    return (
+        "CASE WHEN eps.exact THEN"
+        " (eps.event_types IS NULL OR eps.event_types = '[]'"
+        f" OR eps.event_types::jsonb ? {event_type})"
+        " AND (eps.channels IS NULL OR eps.channels = '[]'"
+        f" OR eps.channels::jsonb ?| {channels}) ELSE false END"
+    )
+
+
+# $3 the event type, $9 the message's channels as text[].
+_MATCH = _match("$3", "$9::text[]")
 _MESSAGE_ROW = "$1::text, $2::text, $3::text, $4::text, $5::text, $6::bytea, false, $7::bigint"
 _DELIVERY_COLUMNS = (
     "deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, due_at,"
@@ -111,6 +120,48 @@ MESSAGE_CREATE = (
     f" WHERE {_MATCH} ORDER BY eps.id"
     " RETURNING 1) "
     f"SELECT fb.fallback, {_CREATED} FROM fb"
+)
+# MESSAGE_CREATE for many messages in one statement (PostgresStore's group commit of
+# concurrent creates). $1-$7 the messages' columns as arrays (in MESSAGE_INSERT's order;
+# channels as their JSON text, which must not hold a NUL), $8 each one's `now`. One row per
+# message, in input order: `fallback` (nothing written for it: an endpoint of its app has a
+# filter only Python can evaluate), `inserted` (false without `fallback`: its eventId is taken,
+# by an earlier message or an earlier one of this batch, or its app does not exist, which is
+# checked here so that one such message does not fail the whole batch on the foreign key),
+# `deliveries`. The caller creates each message not inserted alone, which answers each case.
+MESSAGE_CREATE_MANY = (
+    "WITH b AS MATERIALIZED ("
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::bytea[], $7::bigint[], $8::bigint[]) WITH ORDINALITY"
+    " AS b(id, app_id, event_type, event_id, channels, payload, created_at, now, ord)), "
+    "eps AS MATERIALIZED ("
+    f" SELECT e.id, e.app_id, e.event_types, e.channels, {_EXACT} AS exact FROM endpoints e"
+    " WHERE e.app_id = ANY(ARRAY(SELECT DISTINCT app_id FROM b)) AND NOT e.disabled), "
+    "fb AS MATERIALIZED ("
+    " SELECT ARRAY(SELECT DISTINCT app_id FROM eps WHERE NOT eps.exact) AS apps), "
+    "ins AS ("
+    " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
+    " created_at)"
+    " SELECT b.id, b.app_id, b.event_type, b.event_id, b.channels, b.payload, false,"
+    " b.created_at FROM b, fb WHERE b.app_id <> ALL(fb.apps)"
+    " AND b.app_id IN (SELECT id FROM applications) ORDER BY b.ord"
+    " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
+    " RETURNING id, app_id, event_type, channels), "
+    "dl AS ("
+    f" INSERT INTO {_DELIVERY_COLUMNS}"
+    " SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, b.now, b.now, b.now"
+    " FROM ins JOIN b ON b.id = ins.id JOIN eps ON eps.app_id = ins.app_id"
+    " WHERE "
+    + _match(
+        "ins.event_type",
+        "ARRAY(SELECT jsonb_array_elements_text(ins.channels::jsonb))",
+    )
+    + " ORDER BY ins.id, eps.id RETURNING message_id), "
+    "dc AS (SELECT message_id, count(*) AS n FROM dl GROUP BY message_id) "
+    "SELECT b.app_id = ANY(fb.apps) AS fallback, ins.id IS NOT NULL AS inserted,"
+    " coalesce(dc.n, 0) AS deliveries"
+    " FROM b CROSS JOIN fb LEFT JOIN ins ON ins.id = b.id LEFT JOIN dc ON dc.message_id = b.id"
+    " ORDER BY b.ord"
 )
 # The same for explicit endpoints (test events): $9 endpoint ids, filters ignored.
 MESSAGE_CREATE_FOR = (

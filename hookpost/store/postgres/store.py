@@ -57,6 +57,7 @@ from hookpost.store.base import (
 )
 from hookpost.store.paging import finish_page, keyset
 from hookpost.store.postgres import sql
+from hookpost.store.postgres.batching import GroupCommit
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.postgres.health import Health, replay
 from hookpost.store.postgres.listener import Notifier, NotifyListener
@@ -171,6 +172,8 @@ class PostgresStore:
             dsn, sql.NOTIFY_CHANNEL, self._callbacks, connect_timeout=connect_timeout
         )
         self._notifier = Notifier(lambda query: self._db.execute(query), sql.NOTIFY_CHANNEL)
+        self._create_batch: GroupCommit[tuple[Message, str | None, int], CreatedMessage | _Fallback]
+        self._create_batch = GroupCommit(self._create_many)
 
     def on_new_work(self, callback: Callable[[], None]) -> None:
         # The listener connection is opened by open() and reads this list on every
@@ -392,6 +395,15 @@ class PostgresStore:
         # A NUL cannot be a text[] element (the JSON column escapes it): match in Python.
         one_statement = not any("\x00" in c for c in m.channels or ())
 
+        if one_statement and only is None:
+            created = await self._create_batch.submit((m, channels, now_ms))
+            if isinstance(created, CreatedMessage):
+                if created.deliveries:
+                    self._notifier.poke()
+                return created
+            # Its app needs Python matching, its eventId is taken, or the batch's statement
+            # failed (and wrote nothing): this message alone, the way that handles each case.
+
         async def run() -> CreatedMessage | None:
             if one_statement:
                 created = await self._create_in_one_statement(m, channels, now_ms, only)
@@ -406,6 +418,31 @@ class PostgresStore:
                     self._notifier.poke()
                 return result
         raise NotFound("message", m.event_id or m.id)
+
+    async def _create_many(
+        self, batch: list[tuple[Message, str | None, int]]
+    ) -> list[CreatedMessage | _Fallback]:
+        """The group commit of concurrent creates (``self._create_batch``): one statement for
+        the whole batch. Answers ``_FALLBACK`` for each message the caller must create alone:
+        one whose app needs Python matching or whose eventId is taken, or all of them when
+        PostgreSQL rejects the statement (it then wrote nothing; a deadlock between two
+        batches sharing eventIds, say). Any other failure (the connection, a timeout) leaves
+        the outcome unknown and is raised to every caller, as it would be without batching."""
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+        for m, channels, now_ms in batch:
+            for column, value in zip(columns, (*_message_args(m, channels), now_ms), strict=True):
+                column.append(value)
+        try:
+            rows = await self._db.fetch(sql.MESSAGE_CREATE_MANY, *columns)
+        except asyncpg.PostgresError as exc:
+            log.debug("batch of %d creates falls back to one by one: %s", len(batch), exc)
+            return [_FALLBACK] * len(batch)
+        return [
+            CreatedMessage(m, created=True, deliveries=row["deliveries"])
+            if row["inserted"] and not row["fallback"]
+            else _FALLBACK
+            for (m, _, _), row in zip(batch, rows, strict=True)
+        ]
 
     async def _create_in_one_statement(
         self, m: Message, channels: str | None, now_ms: int, only: list[str] | None

@@ -1,0 +1,61 @@
+"""The PostgreSQL store runs concurrent creates as shared statements (its group commit)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hookpost.domain.errors import NotFound
+from hookpost.domain.ids import APP, ENDPOINT, MESSAGE, new_id
+from hookpost.domain.models import Application, Endpoint, Message
+
+pytestmark = pytest.mark.postgres
+
+T0 = 1_700_000_000_000
+
+
+async def test_concurrent_creates_share_statements(migrated_postgres_url: str) -> None:
+    from hookpost.store.postgres.store import PostgresStore
+    from hookpost.store.rows import PlainBox
+
+    store = PostgresStore(migrated_postgres_url, PlainBox())
+    await store.open()
+    try:
+        app = await store.create_app(Application(id=new_id(APP, T0), name="a"))
+        await store.create_endpoint(Endpoint(id=new_id(ENDPOINT, T0), app_id=app.id, url="u"))
+        batches: list[int] = []
+        run = store._create_many
+
+        async def counting(batch: list[Any]) -> Any:
+            batches.append(len(batch))
+            return await run(batch)
+
+        alone: list[str] = []
+        one = store._create_in_one_statement
+
+        async def counting_alone(m: Message, *args: Any) -> Any:
+            alone.append(m.app_id)
+            return await one(m, *args)
+
+        store._create_batch._run = counting  # type: ignore[method-assign]
+        store._create_in_one_statement = counting_alone  # type: ignore[method-assign]
+        messages = [
+            Message(id=new_id(MESSAGE, T0), app_id=app.id, event_type="t", payload=b"{}")
+            for _ in range(40)
+        ]
+        ghost = Message(id=new_id(MESSAGE, T0), app_id=new_id(APP, T0), event_type="t", payload=b"")
+        results = await asyncio.gather(
+            *(store.create_message(m, T0) for m in [*messages[:20], ghost, *messages[20:]]),
+            return_exceptions=True,
+        )
+        assert isinstance(results.pop(20), NotFound)
+        assert [(r.created, r.deliveries, r.message) for r in results] == [  # type: ignore[union-attr]
+            (True, 1, m) for m in messages
+        ]
+        assert sum(batches) == 41
+        assert len(batches) <= 3  # one runner starts alone, the rest join the next batches
+        assert alone == [ghost.app_id]  # an unknown app does not fail its batch
+    finally:
+        await store.close()
