@@ -42,6 +42,11 @@ class TokenService:
         await self._store.create_token(record)
         return plaintext, record
 
+    async def revoke(self, token: str) -> bool:
+        """Delete the token's record: every process refuses it once its auth cache entry
+        (``api.auth.CACHE_TTL_S``) has expired. False if it was not known."""
+        return await self._store.delete_token(hash_token(token))
+
     async def authenticate(self, token: str) -> ApiToken | None:
         record = await self._store.find_token(hash_token(token))
         if record is None or (record.expires_at is not None and record.expires_at <= self._clock()):

@@ -1433,6 +1433,10 @@ class TestStoreContract:
         assert await store.count_admin_tokens() == 1
         await store.create_token(ApiToken(new_id(TOKEN), "hash-admin-2", None, "", T0))
         assert await store.count_admin_tokens() == 2
+        assert await store.delete_token("hash-app") is True
+        assert await store.find_token("hash-app") is None
+        assert await store.delete_token("hash-app") is False
+        assert await store.find_token("hash-admin") == admin
 
     async def test_idempotency_keys(self, store: Store) -> None:
         assert await store.get_idempotent("app_1", "key-1", T0) is None

@@ -478,8 +478,15 @@ async def test_app_portal_token_is_scoped_to_its_application(
             await scoped.application.create(ApplicationIn(name="Nope"))
         assert err.value.status_code == 403
         await scoped.authentication.logout()
+        with pytest.raises(HttpError) as err:  # the token is revoked
+            await scoped.application.get("mine")
+        assert err.value.status_code == 401
     finally:
         await close_svix(scoped)
+    with pytest.raises(HttpError) as err:  # an admin token cannot log out
+        await svix.authentication.logout()
+    assert err.value.status_code == 403
+    assert (await svix.application.get("mine")).id == mine.id
 
     created_with_portal = await svix.authentication.app_portal_access(
         "portal-made", AppPortalAccessIn(application=ApplicationIn(name="Portal made"))

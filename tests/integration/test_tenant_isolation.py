@@ -283,12 +283,14 @@ async def test_app_token_gets_404_on_every_route_of_another_app(world: World) ->
         return False
 
     async with world.api.http(world.token_a) as scoped:
-        for n, (method, template, op) in enumerate(world.operations):
+        for n, (method, template, op) in enumerate(sorted(world.operations, key=_order)):
             what = f"{method} {template}"
             if "{app_id}" not in template:
                 if (method, template) not in GLOBAL:
                     failures.append(f"{what}: global route missing from GLOBAL (classify it)")
                     continue
+                if (method, template) == LOGOUT:
+                    continue  # it revokes the token: called last, below
                 r = await call(scoped, method, template, op, b.params(), receiver, f"g{n}")
                 ok = expect(r, {GLOBAL[method, template]}, what)
                 if ok and (method, template) == ("GET", "/api/v1/app"):
@@ -367,6 +369,8 @@ async def test_app_token_gets_404_on_every_route_of_another_app(world: World) ->
         if expect(r, {201}, "PUT A's endpoint named by B's endpoint id (upsert)"):
             created = r.json()
             assert created["id"] != b.endpoint_id and created["uid"] == b.endpoint_id
+        expect(await scoped.post("/api/v1/auth/logout"), {GLOBAL[LOGOUT]}, "logout")
+        expect(await scoped.get(f"/api/v1/app/{a.app_id}"), {401}, "A's token after logout")
 
     assert not failures, f"{len(failures)} of {checked} checks failed:\n" + "\n".join(failures)
     assert checked >= 100
@@ -384,10 +388,14 @@ async def test_app_token_gets_404_on_every_route_of_another_app(world: World) ->
     assert not [r for r in receiver.requests if r.path.startswith("/intruder")]
 
 
-def _order(item: tuple[str, str, dict[str, Any]]) -> tuple[bool, int]:
-    """Destructive operations last, the most specific first (attempt content before the app)."""
+LOGOUT = ("POST", "/api/v1/auth/logout")
+
+
+def _order(item: tuple[str, str, dict[str, Any]]) -> tuple[bool, bool, int]:
+    """Destructive operations last, the most specific first (attempt content before the app);
+    logout (which revokes an app token) after everything."""
     method, template, _ = item
-    return (method == "DELETE", -len(template))
+    return ((method, template) == LOGOUT, method == "DELETE", -len(template))
 
 
 async def test_app_token_works_on_its_own_app(world: World) -> None:
@@ -416,7 +424,10 @@ async def test_admin_token_works_everywhere(world: World) -> None:
     async with world.api.http() as admin:
         for n, (method, template, op) in enumerate(sorted(world.operations, key=_order)):
             r = await call(admin, method, template, op, b.params(), receiver, f"adm{n}")
-            if not 200 <= r.status_code < 300:
+            if (method, template) == LOGOUT:
+                if r.status_code != 403:  # only app-scoped tokens log out
+                    failures.append(f"{method} {template}: {r.status_code}, not 403")
+            elif not 200 <= r.status_code < 300:
                 failures.append(f"{method} {template}: {r.status_code} {r.text[:200]}")
         assert (await admin.get(f"/api/v1/app/{b.app_id}")).status_code == 404  # deleted last
     assert not failures, "\n".join(failures)

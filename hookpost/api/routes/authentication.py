@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from hookpost.api.auth import bearer_token
+from hookpost.api.errors import forbidden
 from hookpost.api.routes.common import (
     ERRORS,
     IDEMPOTENT,
@@ -63,12 +64,15 @@ async def app_portal_access(
     operation_id="v1.authentication.logout",
     summary="Logout",
     description=(
-        "Forget the calling token in this process's authentication cache. hookpost cannot "
-        "revoke tokens yet: an app-portal token stays valid until it expires."
+        "Revoke the calling app-scoped token (such as an app-portal token). This process "
+        "refuses it at once; other API processes within a few seconds (their cache of "
+        "authenticated tokens). Admin tokens cannot log out: 403."
     ),
 )
 async def logout(c: AuthCtx, request: Request) -> Response:
     token = bearer_token(request.headers)
-    if token is not None and c.token.app_id is not None:
-        c.api.authenticator.forget(token)
+    if token is None or c.token.app_id is None:
+        raise forbidden("only app-scoped tokens can be logged out")
+    await c.services.tokens.revoke(token)
+    c.api.authenticator.forget(token)
     return empty()

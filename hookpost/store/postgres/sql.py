@@ -357,6 +357,7 @@ TOKEN_INSERT = (
     "VALUES ($1, $2, $3, $4, $5, $6)"
 )
 TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = $1"
+TOKEN_DELETE = "DELETE FROM api_tokens WHERE token_hash = $1"
 ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
 IDEMPOTENT_GET = (
     "SELECT status, body FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > $3"

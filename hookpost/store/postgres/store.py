@@ -795,6 +795,10 @@ class PostgresStore:
         return None if row is None else token_from_row(row)
 
     @wrap_exceptions
+    async def delete_token(self, token_hash: str) -> bool:
+        return _command_status_count(await self._db.execute(sql.TOKEN_DELETE, token_hash)) > 0
+
+    @wrap_exceptions
     async def count_admin_tokens(self) -> int:
         count: int = await self._db.fetchval(sql.ADMIN_TOKENS)
         return count

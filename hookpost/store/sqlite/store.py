@@ -811,6 +811,13 @@ class SqliteStore:
 
         return await self._db.read(run)
 
+    async def delete_token(self, token_hash: str) -> bool:
+        def run(c: Conn) -> bool:
+            cur = c.execute("DELETE FROM api_tokens WHERE token_hash = ?", (token_hash,))
+            return cur.rowcount > 0
+
+        return await self._db.write(run)
+
     async def count_admin_tokens(self) -> int:
         def run(c: Conn) -> int:
             row = c.execute("SELECT count(*) FROM api_tokens WHERE app_id IS NULL").fetchone()
