@@ -20,6 +20,12 @@ class Conflict(HookpostError):
     code = "conflict"
 
 
+class StaleWrite(Conflict):
+    """The row changed since it was read (optimistic concurrency): read it again and retry."""
+
+    code = "conflict"
+
+
 class InvalidInput(HookpostError):
     """Bad input the schema layer could not catch; ``field`` names the offending field."""
 

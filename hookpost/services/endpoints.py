@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hookpost.domain import ids
-from hookpost.domain.errors import InvalidInput, NotFound
+from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StaleWrite
 from hookpost.domain.models import Endpoint, EndpointStats, Page, PageRequest, SigningKey
 from hookpost.domain.signing import generate_secret, normalize_secret
 from hookpost.services.common import Clock, now_ms, with_changes
@@ -15,8 +15,11 @@ from hookpost.store.base import Store
 DEFAULT_GRACE_S = 24 * 3600
 MAX_GRACE_S = 7 * 24 * 3600
 MAX_OLD_KEYS = 10
+WRITE_ATTEMPTS = 5  # read-modify-write rounds before a change gives up (409)
 
 UrlCheck = Callable[[str], None]  # raises InvalidInput("url", ...) for a URL we must refuse
+# The new values of some fields, computed from the endpoint as it is now and the time.
+Change = Callable[[Endpoint, int], Mapping[str, Any]]
 
 
 def _no_check(url: str) -> None:
@@ -80,16 +83,34 @@ class EndpointService:
         return await self._update(await self.get(app_id, endpoint_id), changes)
 
     async def _update(self, current: Endpoint, changes: Mapping[str, Any]) -> Endpoint:
-        changes = dict(changes)
         if "url" in changes:
             self._url_check(changes["url"])
-        if changes.get("disabled") is False and current.disabled:
-            changes["disabled_reason"] = None  # the store also resets the health record
-        if changes.get("disabled") is True and not current.disabled:
-            changes["disabled_reason"] = "disabled by the API"
-        return await self._store.update_endpoint(
-            with_changes(current, changes, updated_at=self._clock())
-        )
+
+        def change(now: Endpoint, _: int) -> Mapping[str, Any]:
+            new = dict(changes)
+            if new.get("disabled") is False and now.disabled:
+                new["disabled_reason"] = None  # the store also resets the health record
+            if new.get("disabled") is True and not now.disabled:
+                new["disabled_reason"] = "disabled by the API"
+            return new
+
+        return await self._modify(current, change)
+
+    async def _modify(self, current: Endpoint, change: Change) -> Endpoint:
+        """Read-modify-write with optimistic concurrency. A write in between (another request,
+        a secret rotation, the worker disabling the endpoint) makes the store refuse ours
+        (``StaleWrite``), and the change is made again on the row as it is now, so that no
+        concurrent change is silently undone."""
+        for _ in range(WRITE_ATTEMPTS):
+            now = self._clock()
+            updated = with_changes(
+                current, change(current, now), updated_at=max(now, current.updated_at + 1)
+            )
+            try:
+                return await self._store.update_endpoint(updated, current.updated_at)
+            except StaleWrite:
+                current = await self._store.get_endpoint(current.app_id, current.id)
+        raise Conflict("the endpoint kept changing while this request ran: try again")
 
     async def delete(self, app_id: str, endpoint_id: str) -> None:
         endpoint = await self.get(app_id, endpoint_id)
@@ -110,15 +131,14 @@ class EndpointService:
         receivers can switch without rejecting a single request."""
         if not 0 <= grace_s <= MAX_GRACE_S:
             raise InvalidInput("gracePeriodSeconds", f"must be between 0 and {MAX_GRACE_S}")
-        endpoint = await self.get(app_id, endpoint_id)
-        now = self._clock()
         new_key = normalize_secret(key, "key") if key else generate_secret()
-        old = [SigningKey(endpoint.keys[0].secret, now + grace_s * 1000)]
-        old += [k for k in endpoint.keys[1:] if k.active(now)]
-        keys = [SigningKey(new_key), *old[:MAX_OLD_KEYS]]
-        return await self._store.update_endpoint(
-            with_changes(endpoint, {"keys": keys}, updated_at=now)
-        )
+
+        def rotated(endpoint: Endpoint, now: int) -> Mapping[str, Any]:
+            old = [SigningKey(endpoint.keys[0].secret, now + grace_s * 1000)]
+            old += [k for k in endpoint.keys[1:] if k.active(now)]
+            return {"keys": [SigningKey(new_key), *old[:MAX_OLD_KEYS]]}
+
+        return await self._modify(await self.get(app_id, endpoint_id), rotated)
 
     # -- headers -----------------------------------------------------------------------------
     async def get_headers(self, app_id: str, endpoint_id: str) -> dict[str, str]:
@@ -133,14 +153,14 @@ class EndpointService:
         merge: bool,
         delete: tuple[str, ...] = (),
     ) -> Endpoint:
-        endpoint = await self.get(app_id, endpoint_id)
-        merged = dict(endpoint.headers) if merge else {}
         lowered = {name.lower() for name in delete}
-        merged = {k: v for k, v in merged.items() if k.lower() not in lowered}
-        merged.update(headers)
-        return await self._store.update_endpoint(
-            with_changes(endpoint, {"headers": merged}, updated_at=self._clock())
-        )
+
+        def merged(endpoint: Endpoint, _: int) -> Mapping[str, Any]:
+            kept = dict(endpoint.headers) if merge else {}
+            kept = {k: v for k, v in kept.items() if k.lower() not in lowered}
+            return {"headers": {**kept, **headers}}
+
+        return await self._modify(await self.get(app_id, endpoint_id), merged)
 
     # -- delivery operations -----------------------------------------------------------------
     async def stats(

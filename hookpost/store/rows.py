@@ -164,8 +164,9 @@ ENDPOINT_UPDATE_PARAMS = tuple(
 )
 
 
-def endpoint_update_sql(placeholder: Callable[[str], str]) -> str:
-    """The UPDATE for ``update_endpoint``; ``placeholder(column)`` spells a bound parameter."""
+def endpoint_update_sql(placeholder: Callable[[str], str], expected: str) -> str:
+    """The UPDATE for ``update_endpoint``; ``placeholder(column)`` spells a bound parameter,
+    ``expected`` the one for the ``updated_at`` the row must still have (NULL: any)."""
     sets = [f"{c} = {placeholder(c)}" for c in ENDPOINT_UPDATE_PARAMS if c not in ("id", "app_id")]
     reenabled = f"disabled AND NOT {placeholder('disabled')}"  # SET reads the old row
     sets += [
@@ -175,6 +176,7 @@ def endpoint_update_sql(placeholder: Callable[[str], str]) -> str:
     return (
         f"UPDATE endpoints SET {', '.join(sets)} "
         f"WHERE id = {placeholder('id')} AND app_id = {placeholder('app_id')}"
+        f" AND ({expected} IS NULL OR updated_at = {expected})"
     )
 
 

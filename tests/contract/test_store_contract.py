@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hookpost.domain.errors import Conflict, NotFound
+from hookpost.domain.errors import Conflict, NotFound, StaleWrite
 from hookpost.domain.ids import (
     APP,
     ATTEMPT,
@@ -974,6 +974,33 @@ class TestStoreContract:
         await finish(store, outcome(again, SUCCEEDED, at=T0 + 5001), now=T0 + 5001)
         d = await store.get_delivery(msg.id, ep.id)
         assert (d.status, d.attempts) == (SUCCEEDED, 2)
+
+    async def test_update_endpoint_only_if_unchanged_since_read(self, store: Store) -> None:
+        app, ep = await app_with_endpoint(store)
+        read = await store.get_endpoint(app.id, ep.id)
+        later = read.updated_at + 1
+        await store.update_endpoint(
+            replace(read, description="first", updated_at=later), read.updated_at
+        )
+        with pytest.raises(StaleWrite):  # a second writer that read the same row
+            await store.update_endpoint(
+                replace(read, description="second", updated_at=later), read.updated_at
+            )
+        current = await store.get_endpoint(app.id, ep.id)
+        assert (current.description, current.updated_at) == ("first", later)
+        with pytest.raises(NotFound):
+            await store.update_endpoint(mk_endpoint(app.id), 0)
+
+        # The worker disabling the endpoint is a write as well, even in the same millisecond.
+        await send(store, app.id)
+        [c] = await claim(store, T0)
+        await finish(store, outcome(c, FAILED, at=later, reason="HTTP 410"), now=later)
+        with pytest.raises(StaleWrite):
+            await store.update_endpoint(replace(current, description="stale"), current.updated_at)
+        off = await store.get_endpoint(app.id, ep.id)
+        assert off.disabled and off.description == "first" and off.updated_at > later
+        await store.update_endpoint(replace(off, description="fresh"), off.updated_at)
+        assert (await store.get_endpoint(app.id, ep.id)).description == "fresh"
 
     async def test_update_endpoint_keeps_health_and_re_enable_resets_it(self, store: Store) -> None:
         app, ep = await app_with_endpoint(store)

@@ -52,7 +52,9 @@ def replay(
         reason = r.disable_endpoint_reason
         if not h.disabled and (reason is not None or first <= threshold):
             why = reason or FAILING_TOO_LONG
-            h = replace(h, disabled=True, disabled_reason=why, updated_at=now_ms)
+            # Strictly later than the last write, which endpoint updates compare against.
+            updated = max(now_ms, h.updated_at + 1)
+            h = replace(h, disabled=True, disabled_reason=why, updated_at=updated)
             disabled.append((r.attempt.app_id, ep_id, why))
         current[ep_id] = h
     changed = {ep_id: h for ep_id, h in current.items() if h != states[ep_id]}

@@ -45,7 +45,12 @@ ENDPOINT_INSERT = (
 )
 # Parameters: ENDPOINT_UPDATE_PARAMS in order.
 ENDPOINT_UPDATE_COLUMNS = ENDPOINT_UPDATE_PARAMS
-ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f"${ENDPOINT_UPDATE_PARAMS.index(column) + 1}")
+# ... and then the updated_at the row must still have (NULL: any).
+ENDPOINT_UPDATE = endpoint_update_sql(
+    lambda column: f"${ENDPOINT_UPDATE_PARAMS.index(column) + 1}",
+    f"${len(ENDPOINT_UPDATE_PARAMS) + 1}::bigint",
+)
+ENDPOINT_EXISTS = "SELECT EXISTS (SELECT 1 FROM endpoints WHERE app_id = $1 AND id = $2)"
 ENDPOINT_GET = "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) LIMIT 1"
 ENDPOINT_DELETE = "DELETE FROM endpoints WHERE app_id = $1 AND id = $2"
 

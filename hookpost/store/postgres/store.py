@@ -29,7 +29,7 @@ import asyncpg
 import orjson
 
 from hookpost.domain import ids
-from hookpost.domain.errors import NotFound
+from hookpost.domain.errors import NotFound, StaleWrite
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import (
     ApiToken,
@@ -369,12 +369,18 @@ class PostgresStore:
         return finish_page([endpoint_from_row(r, self._box) for r in rows], page)
 
     @wrap_exceptions
-    async def update_endpoint(self, endpoint: Endpoint) -> Endpoint:
+    async def update_endpoint(
+        self, endpoint: Endpoint, expected_updated_at: int | None = None
+    ) -> Endpoint:
         values = endpoint_values(endpoint, self._box)
         status = await self._db.execute(
-            sql.ENDPOINT_UPDATE, *(values[c] for c in sql.ENDPOINT_UPDATE_COLUMNS)
+            sql.ENDPOINT_UPDATE,
+            *(values[c] for c in sql.ENDPOINT_UPDATE_COLUMNS),
+            expected_updated_at,
         )
         if _command_status_count(status) == 0:
+            if await self._db.fetchval(sql.ENDPOINT_EXISTS, endpoint.app_id, endpoint.id):
+                raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
             raise NotFound("endpoint", endpoint.id)
         return endpoint
 

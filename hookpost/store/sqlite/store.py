@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from hookpost.domain import ids
-from hookpost.domain.errors import Conflict, NotFound
+from hookpost.domain.errors import Conflict, NotFound, StaleWrite
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import (
     ApiToken,
@@ -64,7 +64,7 @@ _ENDPOINT_INSERT = (
     f"INSERT INTO endpoints ({', '.join(ENDPOINT_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in ENDPOINT_COLUMNS)})"
 )
-_ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}")
+_ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_updated_at")
 # What a claim reads, in the order SqliteStore._claimed unpacks it.
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
@@ -319,8 +319,13 @@ class SqliteStore:
 
         return await self._db.read(run)
 
-    async def update_endpoint(self, endpoint: Endpoint) -> Endpoint:
-        values = endpoint_values(endpoint, self._box)
+    async def update_endpoint(
+        self, endpoint: Endpoint, expected_updated_at: int | None = None
+    ) -> Endpoint:
+        values = {
+            **endpoint_values(endpoint, self._box),
+            "expected_updated_at": expected_updated_at,
+        }
 
         def run(c: Conn) -> Endpoint:
             try:
@@ -328,6 +333,12 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 raise _conflict(exc, "an endpoint with this uid") from None
             if cur.rowcount == 0:
+                exists = c.execute(
+                    "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?",
+                    (endpoint.app_id, endpoint.id),
+                ).fetchone()
+                if exists is not None:
+                    raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
                 raise NotFound("endpoint", endpoint.id)
             return endpoint
 
@@ -559,8 +570,9 @@ class SqliteStore:
                 )
                 reason = r.disable_endpoint_reason
                 cur = c.execute(
-                    "UPDATE endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? "
-                    "WHERE id = ? AND disabled = 0 AND (? OR first_failure_at <= ?)",
+                    "UPDATE endpoints SET disabled = 1, disabled_reason = ?,"
+                    " updated_at = max(?, updated_at + 1)"  # endpoint updates compare it
+                    " WHERE id = ? AND disabled = 0 AND (? OR first_failure_at <= ?)",
                     (
                         reason or "failing for too long",
                         now_ms,
