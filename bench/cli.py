@@ -139,9 +139,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--payload-bytes", type=int, default=PAYLOAD_BYTES)
     r.add_argument("--backlog-rows", type=int, help="future deliveries for `backlog` (1,000,000)")
     r.add_argument(
+        "--repeats",
+        type=int,
+        help="rounds of drain / backlog / isolation (2; their median is reported)",
+    )
+    r.add_argument(
         "--profile",
         default="",
-        help="py-spy the hookpost processes in these scenarios (e.g. e2e,drain)",
+        help="py-spy the hookpost processes in these scenarios (e.g. e2e,drain,isolation)",
+    )
+    r.add_argument(
+        "--profile-rate",
+        type=int,
+        default=100,
+        metavar="HZ",
+        help="py-spy samples per second with --profile (100)",
     )
     r.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     r.add_argument(
@@ -230,6 +242,8 @@ def run_bench(args: argparse.Namespace) -> int:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.backlog_rows is not None:
         sizes.backlog_rows = args.backlog_rows
+    if args.repeats is not None:
+        sizes.repeats = max(1, args.repeats)
 
     pg = None
     notes: list[str] = []
@@ -302,7 +316,9 @@ def run_bench(args: argparse.Namespace) -> int:
             if spy is None:
                 log("bench: --profile needs py-spy (.venv/bin/pip install py-spy); not profiling")
             else:
-                profiler = Profiler(spy, workdir / "profiles", set(args.profile.split(",")))
+                profiler = Profiler(
+                    spy, workdir / "profiles", set(args.profile.split(",")), args.profile_rate
+                )
 
         ctx = Ctx(
             workdir=workdir,
@@ -429,6 +445,10 @@ def argv_of(args: argparse.Namespace) -> list[str]:
         out += ["--set", item]
     if args.profile:
         out += ["--profile", args.profile]
+        if args.profile_rate != 100:
+            out += ["--profile-rate", str(args.profile_rate)]
+    if args.repeats is not None:
+        out += ["--repeats", str(args.repeats)]
     if args.wait_quiet:
         out += ["--wait-quiet", f"{args.wait_quiet:g}"]
     return out

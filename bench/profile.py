@@ -62,13 +62,18 @@ class Profiler:
         self.rate = rate
         self.results: dict[str, Any] = {}
 
-    def start(self, backend: str, scenario: str, procs: list[HookpostProc]) -> Recording | None:
+    def start(
+        self, backend: str, scenario: str, procs: list[HookpostProc], label: str | None = None
+    ) -> Recording | None:
+        """Profile ``procs`` if ``scenario`` was asked for; ``label`` names the recording when
+        one scenario has several (isolation's clean and bad rounds)."""
         if scenario not in self.scenarios:
             return None
+        name = label or scenario
         self.outdir.mkdir(parents=True, exist_ok=True)
         running = []
         for role, pid in (member for hp in procs for member in hp.family()):
-            out = self.outdir / f"{backend}-{scenario}-{role}-{pid}.folded"
+            out = self.outdir / f"{backend}-{name}-{role}-{pid}.folded"
             spy = subprocess.Popen(
                 [
                     self.binary,
@@ -89,7 +94,7 @@ class Profiler:
                 stderr=subprocess.DEVNULL,
             )
             running.append((role, pid, out, spy))
-        return Recording(self, f"{backend}/{scenario}", running)
+        return Recording(self, f"{backend}/{name}", running)
 
 
 def _short(frame: str) -> str:

@@ -572,10 +572,12 @@ def drain_round(ctx: Ctx, stack: Stack, label: str, prefix: str, messages: int) 
 # --------------------------------------------------------------------------- isolation
 
 
-def isolation_run(ctx: Ctx, backend: str, with_bad: bool) -> dict[str, Any]:
+def isolation_run(ctx: Ctx, backend: str, with_bad: bool, round_no: int = 0) -> dict[str, Any]:
     s = ctx.sizes
     label = "iso-bad" if with_bad else "iso-clean"
-    stack = ctx.stack(backend, label)
+    # A stack of its own per round: on SQLite a reused label would reuse the database file,
+    # and the previous bad round's never-answering deliveries would still be due in it.
+    stack = ctx.stack(backend, f"{label}-{round_no}")
     try:
         ctx.step("starting hookpost")
         procs = stack.start(stack.full_roles())
@@ -590,6 +592,11 @@ def isolation_run(ctx: Ctx, backend: str, with_bad: bool) -> dict[str, Any]:
         mark = ctx.receiver.mark()
         acct = Accounting(procs, db_name=stack.pg_db_name)
         acct.start()
+        prof = (
+            ctx.profile.start(backend, "isolation", procs, label=f"{label}-{round_no}")
+            if ctx.profile
+            else None
+        )
         gen = loadgen(
             ctx,
             stack,
@@ -603,6 +610,8 @@ def isolation_run(ctx: Ctx, backend: str, with_bad: bool) -> dict[str, Any]:
         want = gen["accepted"] * s.iso_healthy
         lines = wait_delivered(ctx, mark, prefix, want)
         usage = acct.stop()
+        if prof:
+            prof.stop()
         last = max((ln.at for ln in lines), default=gen["first_accept"])
         span = last - gen["first_accept"]
         return {
@@ -627,9 +636,9 @@ def isolation(ctx: Ctx, backend: str) -> dict[str, Any]:
     medians."""
     clean_runs: list[dict[str, Any]] = []
     bad_runs: list[dict[str, Any]] = []
-    for _ in range(ctx.sizes.repeats):
-        clean_runs.append(isolation_run(ctx, backend, with_bad=False))
-        bad_runs.append(isolation_run(ctx, backend, with_bad=True))
+    for i in range(ctx.sizes.repeats):
+        clean_runs.append(isolation_run(ctx, backend, with_bad=False, round_no=i))
+        bad_runs.append(isolation_run(ctx, backend, with_bad=True, round_no=i))
 
     def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
         rates = [r["healthy_deliveries_per_s"] for r in runs]

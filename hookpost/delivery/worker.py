@@ -153,7 +153,7 @@ class DeliveryWorker:
             want = min(free, self._config.claim_batch)
             self._wake.clear()
             try:
-                batch = await self._claim(want)
+                more = await self._claim(want)
                 backoff = 0.1
             except Exception as exc:  # the loop must outlive any one failure
                 log.warning(
@@ -165,31 +165,46 @@ class DeliveryWorker:
                 await self._wait(self._stopping, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if len(batch) >= want:
+            if more:
                 continue  # more may be due right now
             await self._wait(self._wake, await self._idle_timeout())
 
-    async def _claim(self, want: int) -> list[ClaimedDelivery]:
+    async def _claim(self, want: int) -> bool:
+        """Claim and start up to ``want`` deliveries; True if more may be due right now."""
         limit = self._config.max_in_flight_per_endpoint
         saturated = [ep for ep, n in self._per_endpoint.items() if n >= limit]
         now = self._clock()
-        batch = await self._store.claim_due(want, int(self._config.lease_s * 1000), now, saturated)
+        # The store leaves each endpoint's surplus due (the cap), so a claim whose oldest rows
+        # belong to an endpoint that was saturated until now does not lease them all only for
+        # us to release most of them again at once.
+        batch = await self._store.claim_due(
+            want,
+            int(self._config.lease_s * 1000),
+            now,
+            saturated,
+            max_per_endpoint=limit,
+            in_flight=self._per_endpoint,
+        )
         self._last_claim = (now, bool(saturated))
         loop_now = asyncio.get_running_loop().time()
         extra = []
+        filled = False  # an endpoint reached its limit: the cap may have left rows behind
         for delivery in batch:
             if self._per_endpoint[delivery.endpoint_id] >= limit:
-                extra.append((delivery.delivery_id, delivery.lease))
-                continue
+                extra.append((delivery.delivery_id, delivery.lease))  # only if the store
+                continue  # did not apply the cap
             self._in_flight[delivery.delivery_id] = delivery
             self._claimed_at[delivery.delivery_id] = loop_now
             self._per_endpoint[delivery.endpoint_id] += 1
+            filled = filled or self._per_endpoint[delivery.endpoint_id] >= limit
             task = asyncio.create_task(self._deliver(delivery))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if extra:
             await self._store.release(extra, now)
-        return batch
+        # Claim again at once if the batch was full, or if an endpoint just filled up: the
+        # next claim excludes it and reaches the rows behind its surplus.
+        return len(batch) >= want or filled
 
     async def _slow_loop(self) -> None:
         """Move requests unanswered for SLOW_AFTER_S to the second pool (at most

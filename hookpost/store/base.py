@@ -7,7 +7,7 @@ these operations its own way. ``tests/contract`` holds the behaviour every backe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -126,8 +126,20 @@ class Store(Protocol):
 
     # deliveries: the work queue
     async def claim_due(
-        self, limit: int, lease_ms: int, now_ms: int, exclude_endpoints: Sequence[str] = ()
-    ) -> list[ClaimedDelivery]: ...
+        self,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        exclude_endpoints: Sequence[str] = (),
+        *,
+        max_per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries, oldest first, skipping ``exclude_endpoints``.
+        With ``max_per_endpoint``, at most ``max_per_endpoint - in_flight.get(endpoint, 0)``
+        of one endpoint's deliveries are leased; the rest stay due, untouched."""
+        ...
+
     async def finish_attempts(
         self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
     ) -> FinishOutcome: ...

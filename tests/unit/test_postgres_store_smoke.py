@@ -440,7 +440,15 @@ async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url:
         plan = "\n".join(
             r[0]
             for r in await conn.fetch(
-                "EXPLAIN (COSTS OFF) " + sql.CLAIM, NOW, 64, ["ep_x"], 30_000, "lease"
+                "EXPLAIN (COSTS OFF) " + sql.CLAIM,
+                NOW,
+                64,
+                ["ep_x"],
+                30_000,
+                "lease",
+                ["ep_y"],
+                [3],
+                32,
             )
         )
     finally:

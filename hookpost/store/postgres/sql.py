@@ -199,17 +199,27 @@ MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_i
 # statements also name the batch's keys as `= ANY(array)` on the primary key, a lookup the
 # planner takes on any statistics (tests/contract/test_postgres_plans.py checks the plans).
 
-# $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token.
-# `due` walks the partial index ix_deliveries_due from its start and stops after $2 rows it
-# could lock, so the cost does not depend on how many rows are scheduled later. Deliveries of
-# endpoints disabled since they were queued (`off`) are canceled in the same UPDATE. Each
-# endpoint and message is read once, however many of the claimed deliveries share it.
+# $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token, $6-$8 the cap per
+# endpoint (see `due`). `scanned` walks the partial index ix_deliveries_due from its start and
+# stops after $2 rows it could lock, so the cost does not depend on how many rows are
+# scheduled later. Deliveries of endpoints disabled since they were queued (`off`) are
+# canceled in the same UPDATE. Each endpoint and message is read once, however many of the
+# claimed deliveries share it.
 CLAIM = (
-    "WITH due AS ("
+    "WITH scanned AS MATERIALIZED ("
     " SELECT id, due_at, endpoint_id, message_id FROM deliveries"
     " WHERE due_at <= $1 AND endpoint_id <> ALL($3::text[])"
     " ORDER BY due_at LIMIT $2"
     " FOR UPDATE SKIP LOCKED), "
+    # At most $8 - (in flight) per endpoint ($6/$7: the endpoints in flight and their counts;
+    # $8 NULL: no cap). The surplus stays due, untouched: locked by this statement only.
+    "due AS MATERIALIZED ("
+    " SELECT s.id, s.due_at, s.endpoint_id, s.message_id FROM ("
+    "  SELECT scanned.*, row_number() OVER ("
+    "   PARTITION BY endpoint_id ORDER BY due_at, id) AS nth FROM scanned) s"
+    " LEFT JOIN unnest($6::text[], $7::int[]) AS busy(endpoint_id, n)"
+    " ON busy.endpoint_id = s.endpoint_id"
+    " WHERE $8::int IS NULL OR s.nth <= $8::int - coalesce(busy.n, 0)), "
     "ep AS MATERIALIZED ("
     " SELECT id, disabled, url, headers, keys, signature_scheme, retry_schedule FROM endpoints"
     " WHERE id = ANY(ARRAY(SELECT endpoint_id FROM due))), "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -541,13 +541,29 @@ class PostgresStore:
     # -- the delivery queue ------------------------------------------------------------------
     @wrap_exceptions
     async def claim_due(
-        self, limit: int, lease_ms: int, now_ms: int, exclude_endpoints: Sequence[str] = ()
+        self,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        exclude_endpoints: Sequence[str] = (),
+        *,
+        max_per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
     ) -> list[ClaimedDelivery]:
         if limit <= 0:
             return []
         lease = secrets.token_hex(8)
+        busy = in_flight or {}
         rows = await self._db.fetch(
-            sql.CLAIM, now_ms, limit, list(exclude_endpoints), lease_ms, lease
+            sql.CLAIM,
+            now_ms,
+            limit,
+            list(exclude_endpoints),
+            lease_ms,
+            lease,
+            list(busy),
+            list(busy.values()),
+            max_per_endpoint,
         )
         opener = KeyOpener(self._box)
         return [self._claimed(r, lease, opener) for r in rows]

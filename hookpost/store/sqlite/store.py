@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -447,10 +447,33 @@ class SqliteStore:
 
     # -- the delivery queue ------------------------------------------------------------------
     async def claim_due(
-        self, limit: int, lease_ms: int, now_ms: int, exclude_endpoints: Sequence[str] = ()
+        self,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        exclude_endpoints: Sequence[str] = (),
+        *,
+        max_per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
     ) -> list[ClaimedDelivery]:
         excluded = list(exclude_endpoints)
         lease = secrets.token_hex(8)
+        busy = dict(in_flight or {})
+
+        def within_caps(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+            # An endpoint's surplus stays due untouched, rather than being leased only to be
+            # handed back by the worker (two more writes per row).
+            if max_per_endpoint is None:
+                return rows
+            counts = dict(busy)  # a job may run twice: no state outside it
+            kept = []
+            for r in rows:
+                endpoint_id = r[3]  # d.endpoint_id, see _CLAIM_COLUMNS
+                n = counts.get(endpoint_id, 0)
+                if n < max_per_endpoint:
+                    counts[endpoint_id] = n + 1
+                    kept.append(r)
+            return kept
 
         def run(c: Conn) -> list[ClaimedDelivery]:
             skip = (
@@ -463,6 +486,7 @@ class SqliteStore:
                 f"WHERE d.due_at <= ?{skip} ORDER BY d.due_at LIMIT ?",
                 [now_ms, *excluded, limit],
             ).fetchall()
+            rows = within_caps(rows)
             claimed = [r for r in rows if not r["disabled"]]
             canceled = [(now_ms, r["id"]) for r in rows if r["disabled"]]
             if canceled:  # an endpoint disabled after the message was sent gets nothing

@@ -1,0 +1,94 @@
+"""``claim_due`` with a cap per endpoint (``max_per_endpoint``, ``in_flight``): an endpoint's
+surplus stays due and untouched, instead of being leased only for the worker to hand it back.
+
+The case it is for: an endpoint whose deliveries waited while it was at its in-flight limit
+holds the oldest due rows; the first claim after it frees a slot must not lease them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hookpost.store.base import Store
+
+from .test_store_contract import (
+    CANCELED,
+    LEASE,
+    PENDING,
+    SENDING,
+    T0,
+    claim,
+    new_app,
+    new_endpoint,
+    send,
+)
+
+
+async def test_the_cap_leaves_an_endpoints_surplus_due_and_untouched(store: Store) -> None:
+    app = await new_app(store)
+    slow = await new_endpoint(store, app.id, url="https://slow.example/hook")
+    msgs = [await send(store, app.id, now=T0 + i) for i in range(5)]  # the oldest rows
+    fast = await new_endpoint(store, app.id, url="https://fast.example/hook")
+    later = await send(store, app.id, now=T0 + 10)
+
+    got = await claim(store, T0 + 20, limit=4, max_per_endpoint=3, in_flight={slow.id: 1})
+
+    # 3 - 1 in flight = 2 of `slow`, oldest first; the other two rows scanned stay due
+    assert [(c.endpoint_id, c.message_id) for c in got] == [
+        (slow.id, msgs[0].id),
+        (slow.id, msgs[1].id),
+    ]
+    for m in msgs[:2]:
+        assert (await store.get_delivery(m.id, slow.id)).status == SENDING
+    for i, m in enumerate(msgs[2:], start=2):
+        d = await store.get_delivery(m.id, slow.id)
+        assert (d.status, d.attempts, d.updated_at) == (PENDING, 0, T0 + i)  # untouched
+    # with `slow` now full, the next claim skips it and reaches the rows behind its surplus
+    rest = await claim(
+        store,
+        T0 + 20,
+        limit=4,
+        exclude_endpoints=[slow.id],
+        max_per_endpoint=3,
+        in_flight={slow.id: 3},
+    )
+    assert [(c.endpoint_id, c.message_id) for c in rest] == [(fast.id, later.id)]
+
+
+async def test_the_cap_applies_to_endpoints_not_in_flight_and_counts_their_slots(
+    store: Store,
+) -> None:
+    app = await new_app(store)
+    ep = await new_endpoint(store, app.id)
+    for i in range(6):
+        await send(store, app.id, now=T0 + i)
+    first = await claim(store, T0 + 10, limit=100, max_per_endpoint=4)
+    assert len(first) == 4  # nothing in flight: the cap itself
+    second = await claim(store, T0 + 10, limit=100, max_per_endpoint=4, in_flight={ep.id: 4})
+    assert second == []  # at the cap: nothing, and nothing changed
+    rest = await claim(store, T0 + 10, limit=100, max_per_endpoint=4, in_flight={ep.id: 2})
+    assert len(rest) == 2
+    assert {c.delivery_id for c in first}.isdisjoint(c.delivery_id for c in rest)
+    assert await claim(store, T0 + 10) == []  # all six are leased now
+
+
+async def test_without_a_cap_everything_due_is_claimed(store: Store) -> None:
+    app = await new_app(store)
+    ep = await new_endpoint(store, app.id)
+    for i in range(5):
+        await send(store, app.id, now=T0 + i)
+    got = await claim(store, T0 + 10, limit=100, in_flight={ep.id: 30})
+    assert len(got) == 5  # in_flight alone caps nothing
+
+
+async def test_capped_surplus_of_a_disabled_endpoint_is_canceled_later(store: Store) -> None:
+    app = await new_app(store)
+    ep = await new_endpoint(store, app.id)
+    msgs = [await send(store, app.id, now=T0 + i) for i in range(3)]
+    await store.update_endpoint(replace(ep, disabled=True, updated_at=T0 + 1))
+    assert await claim(store, T0 + 10, max_per_endpoint=1) == []
+    statuses = [(await store.get_delivery(m.id, ep.id)).status for m in msgs]
+    assert statuses == [CANCELED, PENDING, PENDING]  # one canceled, the rest left alone
+    assert await claim(store, T0 + 10 + LEASE) == []
+    statuses = [(await store.get_delivery(m.id, ep.id)).status for m in msgs]
+    assert statuses == [CANCELED] * 3
