@@ -141,7 +141,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument(
         "--repeats",
         type=int,
-        help="rounds of drain / backlog / isolation (2; their median is reported)",
+        help="rounds of drain / backlog (2) and clean/bad pairs of isolation (3); medians",
     )
     r.add_argument(
         "--profile",
@@ -243,7 +243,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.backlog_rows is not None:
         sizes.backlog_rows = args.backlog_rows
     if args.repeats is not None:
-        sizes.repeats = max(1, args.repeats)
+        sizes.repeats = sizes.iso_repeats = max(1, args.repeats)
 
     pg = None
     notes: list[str] = []

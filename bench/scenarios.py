@@ -39,6 +39,7 @@ class Sizes:
     iso_healthy: int
     iso_messages: int
     iso_max_s: float
+    iso_repeats: int  # clean/bad pairs of rounds (the median of each is compared)
     fanout_endpoints: int
     fanout_repeats: int
     repeats: int  # rounds of drain / backlog / isolation (their median is reported)
@@ -61,8 +62,11 @@ class Sizes:
             drain_max_s=20.0,
             backlog_rows=1_000_000,
             iso_healthy=20,
-            iso_messages=500,
+            # 30,000 healthy deliveries per round (~9 s): identical 3 s rounds spread +-15%,
+            # and a longer round also sees the slow endpoint's first retries (5 s).
+            iso_messages=1_500,
             iso_max_s=15.0,
+            iso_repeats=3,
             fanout_endpoints=1000,
             fanout_repeats=3,
             repeats=2,
@@ -88,6 +92,7 @@ class Sizes:
             iso_healthy=20,
             iso_messages=15,
             iso_max_s=10.0,
+            iso_repeats=1,
             fanout_endpoints=50,
             fanout_repeats=1,
             repeats=1,
@@ -636,7 +641,7 @@ def isolation(ctx: Ctx, backend: str) -> dict[str, Any]:
     medians."""
     clean_runs: list[dict[str, Any]] = []
     bad_runs: list[dict[str, Any]] = []
-    for i in range(ctx.sizes.repeats):
+    for i in range(ctx.sizes.iso_repeats):
         clean_runs.append(isolation_run(ctx, backend, with_bad=False, round_no=i))
         bad_runs.append(isolation_run(ctx, backend, with_bad=True, round_no=i))
 
