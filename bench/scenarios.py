@@ -66,7 +66,7 @@ class Sizes:
             # and a longer round also sees the slow endpoint's first retries (5 s).
             iso_messages=1_500,
             iso_max_s=15.0,
-            iso_repeats=3,
+            iso_repeats=5,
             fanout_endpoints=1000,
             fanout_repeats=3,
             repeats=2,
