@@ -128,7 +128,9 @@ MESSAGE_CREATE = (
 )
 # MESSAGE_CREATE for many messages in one statement (PostgresStore's group commit of
 # concurrent creates). $1-$7 the messages' columns as arrays (in MESSAGE_INSERT's order;
-# channels as their JSON text, which must not hold a NUL), $8 each one's `now`. One row per
+# channels as their JSON text, which must not hold a NUL), $8 each one's `now`, $9 the distinct
+# app ids (named as `= ANY(array)` so that apps and endpoints are index lookups on any
+# statistics, see the queue section below). One row per
 # message, in input order: `fallback` (nothing written for it: an endpoint of its app has a
 # filter only Python can evaluate), `inserted` (false without `fallback`: its eventId is taken,
 # by an earlier message or an earlier one of this batch, or its app does not exist, which is
@@ -140,8 +142,9 @@ MESSAGE_CREATE_MANY = (
     " $6::bytea[], $7::bigint[], $8::bigint[]) WITH ORDINALITY"
     " AS b(id, app_id, event_type, event_id, channels, payload, created_at, now, ord)), "
     "eps AS MATERIALIZED ("
-    f" SELECT e.id, e.app_id, e.event_types, e.channels, {_EXACT} AS exact FROM endpoints e"
-    " WHERE e.app_id = ANY(ARRAY(SELECT DISTINCT app_id FROM b)) AND NOT e.disabled), "
+    f" SELECT e.id, e.app_id, e.event_types, e.channels, {_EXACT} AS exact"
+    " FROM unnest($9::text[]) AS a(id) CROSS JOIN LATERAL ("
+    "  SELECT * FROM endpoints WHERE app_id = a.id AND NOT disabled) e), "
     "fb AS MATERIALIZED ("
     " SELECT ARRAY(SELECT DISTINCT app_id FROM eps WHERE NOT eps.exact) AS apps), "
     "ins AS ("
@@ -149,7 +152,8 @@ MESSAGE_CREATE_MANY = (
     " created_at)"
     " SELECT b.id, b.app_id, b.event_type, b.event_id, b.channels, b.payload, false,"
     " b.created_at FROM b, fb WHERE b.app_id <> ALL(fb.apps)"
-    " AND b.app_id IN (SELECT id FROM applications) ORDER BY b.ord"
+    " AND b.app_id = ANY(ARRAY(SELECT id FROM applications WHERE id = ANY($9::text[])))"
+    " ORDER BY b.ord"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING id, app_id, event_type, channels), "
     "dl AS ("

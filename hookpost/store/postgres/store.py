@@ -439,7 +439,7 @@ class PostgresStore:
             for column, value in zip(columns, (*_message_args(m, channels), now_ms), strict=True):
                 column.append(value)
         try:
-            rows = await self._db.fetch(sql.MESSAGE_CREATE_MANY, *columns)
+            rows = await self._db.fetch(sql.MESSAGE_CREATE_MANY, *columns, list(set(columns[1])))
         except asyncpg.PostgresError as exc:
             log.debug("batch of %d creates falls back to one by one: %s", len(batch), exc)
             return [_FALLBACK] * len(batch)
