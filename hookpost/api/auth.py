@@ -53,18 +53,21 @@ class Authenticator:
         self._max = max_entries
         self._clock = clock
         self._cache: dict[str, tuple[ApiToken, float]] = {}
+        self._revoked: dict[str, float] = {}  # token hash -> until when this process refuses it
 
     async def authenticate(self, token: str) -> ApiToken | None:
         if not token:
             return None
         digest = hash_token(token)
         now = self._clock()
+        if self._is_revoked(digest, now):
+            return None
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
             record = hit[0]
         else:
             found = await self._find(digest)
-            if found is None:
+            if found is None or digest in self._revoked:  # revoked while we looked it up
                 self._cache.pop(digest, None)
                 return None
             record = found
@@ -75,8 +78,25 @@ class Authenticator:
             return None
         return record
 
-    def forget(self, token: str) -> None:
-        self._cache.pop(hash_token(token), None)
+    def revoked(self, token: str) -> None:
+        """The token was deleted from the store: drop it from the cache and refuse it here
+        for a cache lifetime, so that a lookup that began before the delete cannot put it
+        back (after that, the store's answer is authoritative)."""
+        digest = hash_token(token)
+        self._cache.pop(digest, None)
+        now = self._clock()
+        if len(self._revoked) >= self._max:
+            self._revoked = {d: t for d, t in self._revoked.items() if t > now}
+        self._revoked[digest] = now + self._ttl
+
+    def _is_revoked(self, digest: str, now: float) -> bool:
+        until = self._revoked.get(digest)
+        if until is None:
+            return False
+        if until > now:
+            return True
+        del self._revoked[digest]
+        return False
 
 
 def bearer_token(headers: Any) -> str | None:

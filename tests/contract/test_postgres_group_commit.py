@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hookpost.domain.errors import NotFound
+from hookpost.domain.errors import NotFound, StoreUnavailable
 from hookpost.domain.ids import APP, ENDPOINT, MESSAGE, new_id
 from hookpost.domain.models import Application, Endpoint, Message
 
@@ -57,5 +57,50 @@ async def test_concurrent_creates_share_statements(migrated_postgres_url: str) -
         assert sum(batches) == 41
         assert len(batches) <= 3  # one runner starts alone, the rest join the next batches
         assert alone == [ghost.app_id]  # an unknown app does not fail its batch
+    finally:
+        await store.close()
+
+
+async def test_a_batch_that_may_have_committed_is_not_retried_one_by_one(
+    migrated_postgres_url: str,
+) -> None:
+    """asyncpg reports a connection lost mid-statement as a PostgresError; the batch may have
+    committed, so every caller gets StoreUnavailable (retryable) and nothing runs again."""
+    import asyncpg
+
+    from hookpost.store.postgres import sql
+    from hookpost.store.postgres.store import PostgresStore
+    from hookpost.store.rows import PlainBox
+
+    store = PostgresStore(migrated_postgres_url, PlainBox())
+    await store.open()
+    try:
+        app = await store.create_app(Application(id=new_id(APP, T0), name="a"))
+        pool = store._db
+
+        class LosesTheAnswer:
+            """The pool, except that the batch statement commits and then its answer is lost."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(pool, name)
+
+            async def fetch(self, query: str, *args: Any) -> Any:
+                rows = await pool.fetch(query, *args)
+                if query == sql.MESSAGE_CREATE_MANY:
+                    raise asyncpg.exceptions.ConnectionDoesNotExistError("connection lost")
+                return rows
+
+        store._pool = LosesTheAnswer()  # type: ignore[assignment]
+        messages = [
+            Message(id=new_id(MESSAGE, T0), app_id=app.id, event_type="t", payload=b"{}")
+            for _ in range(5)
+        ]
+        results = await asyncio.gather(
+            *(store.create_message(m, T0) for m in messages), return_exceptions=True
+        )
+        assert all(isinstance(r, StoreUnavailable) for r in results), results
+        store._pool = pool
+        for m in messages:  # committed once, as the batch wrote them
+            assert await store.get_message(app.id, m.id) == m
     finally:
         await store.close()

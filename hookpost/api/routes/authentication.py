@@ -74,5 +74,5 @@ async def logout(c: AuthCtx, request: Request) -> Response:
     if token is None or c.token.app_id is None:
         raise forbidden("only app-scoped tokens can be logged out")
     await c.services.tokens.revoke(token)
-    c.api.authenticator.forget(token)
+    c.api.authenticator.revoked(token)
     return empty()

@@ -92,6 +92,14 @@ APPLICATION_NAME = "hookpost"
 _RETRIES = 3
 _MESSAGE_RACES = frozenset({"deliveries_endpoint_id_fkey"})
 _FINISH_RACES = frozenset({"attempts_endpoint_id_fkey", "attempts_message_id_fkey"})
+# Errors that prove PostgreSQL refused a batch of creates because of its content (so it wrote
+# nothing, and each message may be created alone): constraint violations, deadlock or
+# serialization failures, invalid data.
+_BATCH_REJECTED = (
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.DataError,
+)
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:
@@ -431,16 +439,19 @@ class PostgresStore:
         """The group commit of concurrent creates (``self._create_batch``): one statement for
         the whole batch. Answers ``_FALLBACK`` for each message the caller must create alone:
         one whose app needs Python matching or whose eventId is taken, or all of them when
-        PostgreSQL rejects the statement (it then wrote nothing; a deadlock between two
-        batches sharing eventIds, say). Any other failure (the connection, a timeout) leaves
-        the outcome unknown and is raised to every caller, as it would be without batching."""
+        PostgreSQL rejected the statement for something in the batch (``_BATCH_REJECTED``: it
+        then wrote nothing; a deadlock between two batches sharing eventIds, an endpoint
+        deleted meanwhile). Any other failure (the connection, which asyncpg also reports as
+        a PostgresError, a shutdown, a timeout) may come after the commit: it is raised to
+        every caller, as it would be without batching, and never retried one by one (that
+        would insert an accepted message a second time)."""
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
         for m, channels, now_ms in batch:
             for column, value in zip(columns, (*_message_args(m, channels), now_ms), strict=True):
                 column.append(value)
         try:
             rows = await self._db.fetch(sql.MESSAGE_CREATE_MANY, *columns, list(set(columns[1])))
-        except asyncpg.PostgresError as exc:
+        except _BATCH_REJECTED as exc:
             log.debug("batch of %d creates falls back to one by one: %s", len(batch), exc)
             return [_FALLBACK] * len(batch)
         return [

@@ -468,6 +468,9 @@ class SqliteStore:
             counts = dict(busy)  # a job may run twice: no state outside it
             kept = []
             for r in rows:
+                if r["disabled"]:  # canceled below: all of them, or a backlog takes a
+                    kept.append(r)  # claim per max_per_endpoint rows to clear
+                    continue
                 endpoint_id = r[3]  # d.endpoint_id, see _CLAIM_COLUMNS
                 n = counts.get(endpoint_id, 0)
                 if n < max_per_endpoint:

@@ -1,0 +1,49 @@
+"""A revoked token stays refused in this process, even when a lookup that began before the
+revocation finishes after it (it must not put the token back into the cache)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hookpost.api.auth import Authenticator
+from hookpost.domain.models import ApiToken
+
+TOKEN = "hp_secret"
+RECORD = ApiToken("tok_1", "hash", "app_1", "portal", 0, None)
+
+
+async def test_a_lookup_in_flight_does_not_undo_a_revocation() -> None:
+    release = asyncio.Event()
+    looked_up = asyncio.Event()
+
+    async def slow_find(digest: str) -> ApiToken | None:
+        looked_up.set()
+        await release.wait()
+        return RECORD  # read before the delete
+
+    now = [100.0]
+    auth = Authenticator(slow_find, ttl_s=5.0, clock=lambda: now[0])
+    pending = asyncio.create_task(auth.authenticate(TOKEN))
+    await looked_up.wait()
+    auth.revoked(TOKEN)
+    release.set()
+    assert await pending is None
+    assert await auth.authenticate(TOKEN) is None  # not cached by the late lookup
+
+
+async def test_after_the_cache_lifetime_the_store_decides() -> None:
+    found: list[ApiToken | None] = [RECORD]
+
+    async def find(digest: str) -> ApiToken | None:
+        return found[0]
+
+    now = [100.0]
+    auth = Authenticator(find, ttl_s=5.0, clock=lambda: now[0])
+    assert await auth.authenticate(TOKEN) == RECORD
+    auth.revoked(TOKEN)
+    assert await auth.authenticate(TOKEN) is None
+    found[0] = None  # deleted in the store
+    now[0] += 6
+    assert await auth.authenticate(TOKEN) is None
+    found[0] = RECORD  # (a store that still had it would be believed again)
+    assert await auth.authenticate(TOKEN) == RECORD
