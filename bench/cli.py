@@ -32,7 +32,15 @@ from bench.common import PAYLOAD_BYTES, RESULTS_DIR, ROOT, child_env, free_port,
 from bench.nginx import ReceiverUnavailable, ensure_nginx, start_nginx, start_python_receiver
 from bench.pg import DEFAULT_SERVER, PgDatabases
 from bench.procs import background_cpu, cpu_snapshot, loadavg
-from bench.scenarios import SCENARIOS, Ctx, Sizes, baseline
+from bench.scenarios import (
+    SCENARIOS,
+    Ctx,
+    Sizes,
+    baseline,
+    near_baseline,
+    near_pair,
+    wants_near_baseline,
+)
 
 ALL_SCENARIOS = [
     "e2e",
@@ -376,8 +384,13 @@ def run_bench(args: argparse.Namespace) -> int:
                 quiet.wait()
                 log(f"bench: {backend} / {name} (load avg {loadavg():.2f}) ...")
                 t0 = time.monotonic()
+                near = wants_near_baseline(name, backend)
                 try:
+                    before = near_baseline(ctx, f"{backend}-{name}-before") if near else 0.0
                     out = SCENARIOS[name](ctx, backend)
+                    if near and "error" not in out:
+                        after = near_baseline(ctx, f"{backend}-{name}-after")
+                        out["near_baseline"] = near_pair(before, after)
                 except Exception as exc:  # one broken scenario must not lose the others
                     traceback.print_exc()
                     out = {"error": f"{type(exc).__name__}: {exc}"}

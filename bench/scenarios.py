@@ -26,6 +26,7 @@ class Sizes:
     baseline_n: int
     baseline_max_s: float
     baseline_concurrency: int
+    near_baseline_s: float  # the short baselines run next to each throughput measurement
     e2e_n: int
     e2e_endpoints: int  # e2e and drain: this many apps with one endpoint each, round-robin
     e2e_max_s: float  # the load generator stops at n messages or after this long
@@ -51,6 +52,7 @@ class Sizes:
             baseline_n=60_000,
             baseline_max_s=8.0,
             baseline_concurrency=256,
+            near_baseline_s=3.0,
             e2e_n=15_000,
             e2e_endpoints=8,
             e2e_max_s=25.0,
@@ -79,6 +81,7 @@ class Sizes:
             baseline_n=2_000,
             baseline_max_s=3.0,
             baseline_concurrency=64,
+            near_baseline_s=1.0,
             e2e_n=300,
             e2e_endpoints=8,
             e2e_max_s=10.0,
@@ -279,8 +282,9 @@ def wait_delivered(ctx: Ctx, mark: int, prefix: str, count: int) -> list[LogLine
 # --------------------------------------------------------------------------- baseline
 
 
-def baseline(ctx: Ctx, label: str) -> dict[str, Any]:
+def baseline(ctx: Ctx, label: str, max_s: float | None = None) -> dict[str, Any]:
     s = ctx.sizes
+    max_s = s.baseline_max_s if max_s is None else max_s
     prefix = f"/base/{label}/"
     mark = ctx.receiver.mark()
     rcpu = ReceiverCpu(ctx.receiver)
@@ -294,11 +298,11 @@ def baseline(ctx: Ctx, label: str) -> dict[str, Any]:
             "--concurrency",
             str(s.baseline_concurrency),
             "--max-s",
-            str(s.baseline_max_s),
+            str(max_s),
             "--size",
             str(ctx.payload_size),
         ],
-        timeout=s.baseline_max_s + 60,
+        timeout=max_s + 60,
     )
     lines = ctx.receiver.wait_for(mark, prefix, out["ok"], 10)
     rate = 0.0
@@ -316,6 +320,24 @@ def baseline(ctx: Ctx, label: str) -> dict[str, Any]:
         "cpu_ms_per_request": round(1000 * out["fire_cpu_s"] / out["ok"], 4) if out["ok"] else None,
         **rcpu.stop(),
     }
+
+
+# The machine's speed drifts by up to 2x within minutes (BENCHMARKS.md), so a throughput is
+# also divided by short baselines run right before and right after it: the same machine phase.
+NEAR_BASELINE_SCENARIOS = ("e2e", "e2e1", "e2e-inline", "e2e-aiohttp", "drain", "fanout")
+
+
+def wants_near_baseline(name: str, backend: str) -> bool:
+    return name in NEAR_BASELINE_SCENARIOS and not (name == "e2e-inline" and backend != "sqlite")
+
+
+def near_baseline(ctx: Ctx, label: str) -> float:
+    """A short baseline (req/s) for the measurement about to run or just run."""
+    return float(baseline(ctx, f"near-{label}", ctx.sizes.near_baseline_s)["rate"])
+
+
+def near_pair(before: float, after: float) -> dict[str, float]:
+    return {"before": before, "after": after, "rate": round((before + after) / 2, 1)}
 
 
 # --------------------------------------------------------------------------- end to end
@@ -641,27 +663,44 @@ def isolation(ctx: Ctx, backend: str) -> dict[str, Any]:
     medians."""
     clean_runs: list[dict[str, Any]] = []
     bad_runs: list[dict[str, Any]] = []
+    # A short baseline between rounds: each round is also divided by the two around it.
+    before = near_baseline(ctx, f"{backend}-iso-0")
     for i in range(ctx.sizes.iso_repeats):
-        clean_runs.append(isolation_run(ctx, backend, with_bad=False, round_no=i))
-        bad_runs.append(isolation_run(ctx, backend, with_bad=True, round_no=i))
+        for with_bad, runs in ((False, clean_runs), (True, bad_runs)):
+            out = isolation_run(ctx, backend, with_bad=with_bad, round_no=i)
+            after = near_baseline(ctx, f"{backend}-iso-{2 * i + 1 + with_bad}")
+            out["near_baseline"] = near_pair(before, after)
+            rate = out["near_baseline"]["rate"]
+            out["ratio_to_near_baseline"] = (
+                round(out["healthy_deliveries_per_s"] / rate, 4) if rate else None
+            )
+            runs.append(out)
+            before = after
 
     def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
         rates = [r["healthy_deliveries_per_s"] for r in runs]
+        ratios = [r["ratio_to_near_baseline"] for r in runs]
         return {
             **runs[0],
             "healthy_deliveries_per_s": med(rates),
             "rounds": rates,
+            "ratio_to_near_baseline": med(ratios),
+            "round_ratios": ratios,
+            "round_near_baselines": [r["near_baseline"] for r in runs],
             "round_usage": [r["usage"] for r in runs],
         }
 
     clean, bad = median(clean_runs), median(bad_runs)
     a, b = clean["healthy_deliveries_per_s"], bad["healthy_deliveries_per_s"]
+    na, nb = clean["ratio_to_near_baseline"], bad["ratio_to_near_baseline"]
     complete = all(r["healthy_delivered"] == r["healthy_expected"] for r in clean_runs + bad_runs)
     return {
         "clean": clean,
         "with_bad": bad,
         "complete": complete,
-        "drop": round(1 - b / a, 3) if a else None,
+        "drop_raw": round(1 - b / a, 3) if a else None,
+        # the verdict's figure: each round as a share of the baselines around it
+        "drop": round(1 - nb / na, 3) if na and nb is not None else None,
     }
 
 

@@ -8,11 +8,12 @@ import fcntl
 import multiprocessing
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
-from hookpost.store.sqlite.executor import SqliteExecutor
+from hookpost.store.sqlite.executor import GIL_SWITCH_S, SqliteExecutor
 from tests.support.polling import eventually
 
 
@@ -106,3 +107,17 @@ def test_writers_in_several_processes_take_turns_without_losing_a_write(tmp_path
         assert p.exitcode == 0
     assert _values(path) == sorted(v for i in range(3) for v in range(i * 1000, i * 1000 + 400))
     assert (tmp_path / "x.db.writelock").exists()
+
+
+def test_starting_lowers_the_gil_switch_interval_but_never_raises_it(tmp_path: Path):
+    # The writer holds the cross-process lock while it waits to get the GIL back.
+    before = sys.getswitchinterval()
+    try:
+        for start_at, expected in ((0.005, GIL_SWITCH_S), (0.0001, 0.0001)):
+            sys.setswitchinterval(start_at)
+            db = SqliteExecutor(str(tmp_path / f"s{start_at}.db"))
+            db.start()
+            db.close()
+            assert sys.getswitchinterval() == pytest.approx(expected)
+    finally:
+        sys.setswitchinterval(before)

@@ -478,7 +478,7 @@ class SqliteStore:
                     kept.append(r)
             return kept
 
-        def run(c: Conn) -> list[ClaimedDelivery]:
+        def run(c: Conn) -> list[sqlite3.Row]:
             skip = (
                 f" AND d.endpoint_id NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""
             )
@@ -503,10 +503,12 @@ class SqliteStore:
                 "WHERE id = ?",
                 [(now_ms + lease_ms, lease, now_ms, r["id"]) for r in claimed],
             )
-            opener = KeyOpener(self._box)
-            return [self._claimed(r, lease, opener) for r in claimed]
+            return claimed
 
-        return await self._db.write(run)
+        # Decoded after the commit: the write lock is held for the transaction, not for this.
+        claimed = await self._db.write(run)
+        opener = KeyOpener(self._box)
+        return [self._claimed(r, lease, opener) for r in claimed]
 
     def _claimed(self, r: sqlite3.Row, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
         # Unpacked by position (name lookups on a Row cost a scan each): see _CLAIM_COLUMNS.
@@ -549,31 +551,31 @@ class SqliteStore:
         self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
     ) -> FinishOutcome:
         results = list(results)
+        # Built before the transaction: the write lock is held for that, not for this.
+        attempt_rows = [
+            (*attempt_values(r.attempt), r.attempt.message_id, r.attempt.endpoint_id)
+            for r in results
+        ]
+        delivery_rows = [
+            (
+                int(r.next_status),
+                r.attempts,
+                r.next_attempt_at,
+                r.next_attempt_at if r.next_status == DeliveryStatus.PENDING else None,
+                now_ms,
+                r.delivery_id,
+                r.lease,
+            )
+            for r in results
+        ]
 
         def run(c: Conn) -> FinishOutcome:
-            c.executemany(
-                _ATTEMPT_INSERT,
-                [
-                    (*attempt_values(r.attempt), r.attempt.message_id, r.attempt.endpoint_id)
-                    for r in results
-                ],
-            )
+            c.executemany(_ATTEMPT_INSERT, attempt_rows)
             updated = c.executemany(  # rowcount: the sum over all rows
                 "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
                 "due_at = ?, lease = NULL, trigger = 0, updated_at = ? "
                 "WHERE id = ? AND lease = ?",
-                [
-                    (
-                        int(r.next_status),
-                        r.attempts,
-                        r.next_attempt_at,
-                        r.next_attempt_at if r.next_status == DeliveryStatus.PENDING else None,
-                        now_ms,
-                        r.delivery_id,
-                        r.lease,
-                    )
-                    for r in results
-                ],
+                delivery_rows,
             ).rowcount
             stale = len(results) - updated
             disabled: list[tuple[str, str, str]] = []
