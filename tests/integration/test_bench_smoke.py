@@ -65,7 +65,11 @@ def check_backend(data: dict[str, Any], backend: str) -> None:
     iso = sc["isolation"]
     for run in ("clean", "with_bad"):
         assert iso[run]["healthy_delivered"] == iso[run]["healthy_expected"] > 0
+        assert iso[run]["ratio_to_near_baseline"] > 0  # rounds between short baselines
     assert sc["fanout"]["runs"][0]["delivered"] == sc["fanout"]["endpoints"]
+    for name in ("e2e", "drain", "fanout"):  # throughputs between short baselines
+        near = sc[name]["near_baseline"]
+        assert near["before"] > 0 and near["after"] > 0, (name, near)
 
     rows = [r for r in data["targets"] if r["backend"] == backend]
     assert {r["target"] for r in rows} >= TARGETS - ({"3"} if backend == "postgres" else set())
