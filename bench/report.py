@@ -376,7 +376,7 @@ def table(results: dict[str, Any]) -> str:
             r["measured"],
             _fmt_ratio(r["ratio_to_baseline"]),
             _fmt_ratio(r.get("ratio_to_run_baseline")),
-            "" if r.get("cpu_ratio_to_baseline") is None else f"{r['cpu_ratio_to_baseline']:.2f}",
+            _fmt_ratio(r.get("cpu_ratio_to_baseline")),
             r["threshold"],
             r["result"],
             "" if r["background_cores"] is None else f"{r['background_cores']:.1f}",
@@ -462,8 +462,7 @@ def markdown(results: dict[str, Any]) -> str:
     for r in results["targets"]:
         ratio = _fmt_ratio(r["ratio_to_baseline"])
         run_ratio = _fmt_ratio(r.get("ratio_to_run_baseline"))
-        cpu = r.get("cpu_ratio_to_baseline")
-        cpu_s = "" if cpu is None else f"{cpu:.2f}"
+        cpu_s = _fmt_ratio(r.get("cpu_ratio_to_baseline"))
         bg = "" if r["background_cores"] is None else f"{r['background_cores']:.1f}"
         verdict = f"**{r['result']}**" if r["result"] in ("PASS", "FAIL") else r["result"]
         out.append(

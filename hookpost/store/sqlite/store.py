@@ -460,23 +460,29 @@ class SqliteStore:
         lease = secrets.token_hex(8)
         busy = dict(in_flight or {})
 
-        def within_caps(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
-            # An endpoint's surplus stays due untouched, rather than being leased only to be
-            # handed back by the worker (two more writes per row).
-            if max_per_endpoint is None:
-                return rows
+        def split(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[tuple[int, int]]]:
+            """One pass over the scanned rows: (rows to lease, (now, id) of rows to cancel).
+
+            A disabled endpoint's rows are all canceled (capped, a backlog of them would take
+            a claim per max_per_endpoint rows to clear). Above its cap, an endpoint's surplus
+            stays due untouched, rather than being leased only to be handed back by the
+            worker (two more writes per row). Positions: see _CLAIM_COLUMNS.
+            """
             counts = dict(busy)  # a job may run twice: no state outside it
-            kept = []
+            claimed: list[sqlite3.Row] = []
+            canceled: list[tuple[int, int]] = []
             for r in rows:
-                if r["disabled"]:  # canceled below: all of them, or a backlog takes a
-                    kept.append(r)  # claim per max_per_endpoint rows to clear
+                if r[14]:  # e.disabled
+                    canceled.append((now_ms, r[0]))  # d.id
                     continue
-                endpoint_id = r[3]  # d.endpoint_id, see _CLAIM_COLUMNS
-                n = counts.get(endpoint_id, 0)
-                if n < max_per_endpoint:
+                if max_per_endpoint is not None:
+                    endpoint_id = r[3]  # d.endpoint_id
+                    n = counts.get(endpoint_id, 0)
+                    if n >= max_per_endpoint:
+                        continue
                     counts[endpoint_id] = n + 1
-                    kept.append(r)
-            return kept
+                claimed.append(r)
+            return claimed, canceled
 
         def run(c: Conn) -> list[sqlite3.Row]:
             skip = (
@@ -489,9 +495,7 @@ class SqliteStore:
                 f"WHERE d.due_at <= ?{skip} ORDER BY d.due_at LIMIT ?",
                 [now_ms, *excluded, limit],
             ).fetchall()
-            rows = within_caps(rows)
-            claimed = [r for r in rows if not r["disabled"]]
-            canceled = [(now_ms, r["id"]) for r in rows if r["disabled"]]
+            claimed, canceled = split(rows)
             if canceled:  # an endpoint disabled after the message was sent gets nothing
                 c.executemany(
                     "UPDATE deliveries SET status = 4, due_at = NULL, lease = NULL, "
