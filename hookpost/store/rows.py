@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -12,6 +13,7 @@ from hookpost.domain.models import (
     Application,
     Attempt,
     AttemptStatus,
+    ClaimedDelivery,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -21,6 +23,10 @@ from hookpost.domain.models import (
     SigningKey,
     Trigger,
 )
+
+log = logging.getLogger("hookpost.store")
+
+R = TypeVar("R")
 
 
 class Row(Protocol):
@@ -79,6 +85,28 @@ class KeyOpener:
         if keys is None:
             keys = self._opened[sealed] = open_keys(self._box, sealed)
         return list(keys)  # each delivery owns its list; the keys themselves are frozen
+
+
+def decode_claimed(
+    rows: Iterable[R], decode: Callable[[R], ClaimedDelivery], delivery_id: Callable[[R], int]
+) -> list[ClaimedDelivery]:
+    """Decode claimed rows one by one, after the claim's transaction.
+
+    A row that cannot be decoded (sealed keys the current main key cannot open, corrupt stored
+    headers) is logged and skipped: it stays leased, so it is claimed again when its lease
+    expires, and the rows claimed with it are delivered now. Failing the whole batch instead
+    would leave every row of it leased, and the next claim would fail at the same row.
+    """
+    claimed = []
+    for r in rows:
+        try:
+            claimed.append(decode(r))
+        except Exception:
+            log.exception(
+                "delivery %s cannot be decoded; it is retried when its lease expires",
+                delivery_id(r),
+            )
+    return claimed
 
 
 def app_from_row(r: Row) -> Application:

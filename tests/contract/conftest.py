@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from hookpost.store.base import Store
-from hookpost.store.rows import PlainBox
+from hookpost.store.rows import PlainBox, SecretBox
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -27,7 +27,7 @@ BACKENDS = [
 ]
 URL_FIXTURES = {"sqlite": "migrated_sqlite_url", "postgres": "migrated_postgres_url"}
 
-StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
+StoreFactory = Callable[..., AbstractAsyncContextManager[Store]]
 
 
 def backend_of(url: str) -> str:
@@ -45,13 +45,14 @@ def postgres_store_class() -> type[Any]:
     return PostgresStore
 
 
-def build_store(url: str) -> Store:
+def build_store(url: str, box: SecretBox | None = None) -> Store:
     """A store (not yet opened) on an already-migrated database."""
+    box = box or PlainBox()
     if backend_of(url) == "sqlite":
         from hookpost.store.sqlite.store import SqliteStore
 
-        return SqliteStore(sqlite_path(url), PlainBox())
-    return postgres_store_class()(url, PlainBox())
+        return SqliteStore(sqlite_path(url), box)
+    return postgres_store_class()(url, box)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -76,11 +77,11 @@ def store_url(request: pytest.FixtureRequest, store: Store) -> str:
 @pytest.fixture
 def store_factory(store_url: str) -> StoreFactory:
     """Opens further store instances on the database behind ``store`` (as another process
-    would): ``async with store_factory() as other: ...``."""
+    would): ``async with store_factory() as other: ...``; ``box=`` seals and opens its keys."""
 
     @asynccontextmanager
-    async def factory() -> AsyncIterator[Store]:
-        s = build_store(store_url)
+    async def factory(box: SecretBox | None = None) -> AsyncIterator[Store]:
+        s = build_store(store_url, box)
         await s.open()
         try:
             yield s

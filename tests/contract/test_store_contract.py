@@ -51,6 +51,7 @@ from hookpost.store.base import (
     QueueDepth,
     Store,
 )
+from hookpost.store.rows import PlainBox
 
 from .conftest import StoreFactory
 
@@ -898,6 +899,27 @@ class TestStoreContract:
         rest = await claim(store, T0, exclude_endpoints=())
         assert sorted(c.endpoint_id for c in rest) == sorted([e1.id, e3.id])
 
+    async def test_a_row_that_cannot_be_decoded_does_not_hold_back_its_batch(
+        self, store: Store, store_factory: StoreFactory, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = await new_app(store)
+        good = await new_endpoint(store, app.id)
+        bad = await new_endpoint(store, app.id)
+        bad_secret = bad.keys[0].secret
+        msg = await send(store, app.id)
+        # A claimer whose box cannot open the bad endpoint's keys (say, a rotated main key).
+        async with store_factory(box=_BoxThatCannotOpen(bad_secret)) as picky:
+            got = await claim(picky, T0)
+        assert [c.endpoint_id for c in got] == [good.id]
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert any("cannot be decoded" in e for e in errors), errors
+        # The bad row is not lost: leased like the others, and claimed again once that expires.
+        assert (await store.get_delivery(msg.id, bad.id)).status == SENDING
+        assert await claim(store, T0 + 1) == []
+        await finish(store, outcome(got[0], SUCCEEDED, at=T0 + 2), now=T0 + 2)
+        again = await claim(store, T0 + LEASE + 1)
+        assert [(c.endpoint_id, c.keys[0].secret) for c in again] == [(bad.id, bad_secret)]
+
     async def test_deliveries_of_a_disabled_endpoint_are_canceled_not_claimed(
         self, store: Store
     ) -> None:
@@ -1569,3 +1591,15 @@ class TestStoreContract:
         assert await store.recover(app.id, ep.id, T0 - HOUR, None, T0 + 3) == 1
         await wait_for(step[-1])
         assert len(await claim(store, T0 + 3)) == 1
+
+
+class _BoxThatCannotOpen(PlainBox):
+    """Opens every sealed value except those holding ``secret``."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def open(self, sealed: str) -> bytes:
+        if self._secret in sealed:
+            raise ValueError("cannot open this sealed value")
+        return super().open(sealed)

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import asyncpg
@@ -68,6 +69,7 @@ from hookpost.store.rows import (
     app_from_row,
     attempt_from_row,
     attempt_values,
+    decode_claimed,
     delivery_from_row,
     dumps,
     dumps_opt,
@@ -586,7 +588,7 @@ class PostgresStore:
             max_per_endpoint,
         )
         opener = KeyOpener(self._box)
-        return [self._claimed(r, lease, opener) for r in rows]
+        return decode_claimed(rows, lambda r: self._claimed(r, lease, opener), itemgetter("id"))
 
     def _claimed(self, r: asyncpg.Record, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
         return ClaimedDelivery(

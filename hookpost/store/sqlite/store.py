@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -44,6 +45,7 @@ from hookpost.store.rows import (
     app_from_row,
     attempt_from_row,
     attempt_values,
+    decode_claimed,
     delivery_from_row,
     dumps,
     dumps_opt,
@@ -512,7 +514,7 @@ class SqliteStore:
         # Decoded after the commit: the write lock is held for the transaction, not for this.
         claimed = await self._db.write(run)
         opener = KeyOpener(self._box)
-        return [self._claimed(r, lease, opener) for r in claimed]
+        return decode_claimed(claimed, lambda r: self._claimed(r, lease, opener), itemgetter(0))
 
     def _claimed(self, r: sqlite3.Row, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
         # Unpacked by position (name lookups on a Row cost a scan each): see _CLAIM_COLUMNS.
