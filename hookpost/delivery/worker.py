@@ -1,7 +1,8 @@
 """The delivery loop: claim due deliveries, sign and POST them, record the outcomes in batches.
 
-Backpressure: a delivery holds one in-flight slot from its claim until its result is written,
-so a slow database slows claiming instead of piling up unwritten results in memory.
+Backpressure: a delivery holds one in-flight slot from its claim until its result is handed to
+the store, so a slow database slows claiming instead of piling up unwritten results in memory
+(at most one pool's worth is being written while the next pool is out).
 Isolation: an endpoint at its in-flight limit is excluded from claims, and a claim that still
 returns more of its deliveries than it may run hands the extra ones straight back, so one slow
 endpoint cannot take every slot. And a request still unanswered after ``SLOW_AFTER_S`` stops
@@ -87,6 +88,8 @@ class DeliveryWorker:
         self._per_endpoint: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[tuple[AttemptResult, ClaimedDelivery]] = []
+        self._writing = 0  # results being written: in _in_flight, but their slots are free
+        self._claiming = asyncio.Lock()
         self._results_ready = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._slow_task: asyncio.Task[None] | None = None
@@ -142,32 +145,67 @@ class DeliveryWorker:
         return len(self._in_flight)
 
     # -- claiming ----------------------------------------------------------------------------
+    def _claimable(self) -> int:
+        busy = len(self._in_flight) - len(self._slow) - self._writing
+        return min(self._config.max_in_flight - busy, self._config.claim_batch)
+
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
-            free = self._config.max_in_flight - (len(self._in_flight) - len(self._slow))
-            if free <= 0:
+            failed: Exception | None = None
+            more = False
+            async with self._claiming:  # not at the same time as a claim alongside a write
+                if self._stopping.is_set():
+                    return  # stop() was called while we waited for the lock
+                want = self._claimable()
+                if want > 0:
+                    self._wake.clear()
+                    try:
+                        more = await self._claim(want)
+                    except Exception as exc:  # the loop must outlive any one failure
+                        failed = exc
+            if want <= 0:
                 self._slot_freed.clear()
                 await self._wait(self._slot_freed, None)
                 continue
-            want = min(free, self._config.claim_batch)
-            self._wake.clear()
-            try:
-                more = await self._claim(want)
-                backoff = 0.1
-            except Exception as exc:  # the loop must outlive any one failure
+            if failed is not None:
                 log.warning(
                     "claim failed, retrying in %.1fs: %s",
                     backoff,
-                    exc,
-                    exc_info=not isinstance(exc, StoreUnavailable),
+                    failed,
+                    exc_info=not isinstance(failed, StoreUnavailable),
                 )
                 await self._wait(self._stopping, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            backoff = 0.1
             if more:
                 continue  # more may be due right now
             await self._wait(self._wake, await self._idle_timeout())
+
+    async def _claim_alongside(self) -> None:
+        """Claim into the slots a write is handing back, at the same time as that write: with
+        SQLite both join one transaction (one commit instead of two, and one turn of the write
+        lock that the API process waits for). Left to the claim loop while that is claiming:
+        woken, it looks again as soon as its claim returns."""
+        if self._stopping.is_set():
+            return
+        if self._claiming.locked():
+            self._wake.set()
+            self._slot_freed.set()
+            return
+        async with self._claiming:
+            want = self._claimable()
+            if want <= 0:
+                return
+            try:
+                more = await self._claim(want)
+            except Exception:
+                more = True  # the claim loop retries, with its backoff and logging
+        if more:
+            self._wake.set()
+        elif self._claimable() > 0:
+            self._slot_freed.set()  # a claim loop waiting for slots now waits for work
 
     async def _claim(self, want: int) -> bool:
         """Claim and start up to ``want`` deliveries; True if more may be due right now."""
@@ -245,7 +283,7 @@ class DeliveryWorker:
         claimed_at, excluded = self._last_claim
         if due is None or (excluded and due <= claimed_at):
             # Nothing scheduled, or what was already due waits for endpoints at their limit:
-            # a freed slot wakes the loop (_write). Claiming again at once would spin.
+            # a freed slot wakes the loop (_claim_alongside). Claiming again at once would spin.
             return self._config.poll_interval_s
         return max(0.0, min(self._config.poll_interval_s, (due - self._clock()) / 1000))
 
@@ -277,6 +315,7 @@ class DeliveryWorker:
         retry_at = decision.next_attempt_at
         if retry_at is not None and (self._next_due is None or retry_at < self._next_due):
             self._next_due = retry_at  # keeps _idle_timeout's cached due time honest
+            self._wake.set()  # so that an idle claim loop shortens its sleep
         ok = response.outcome.succeeded
         attempt = Attempt(
             id=ids.new_id(ids.ATTEMPT, finished),
@@ -312,9 +351,21 @@ class DeliveryWorker:
             self._results_ready.clear()
             while self._results:
                 batch, self._results = self._results, []
-                await self._write(batch)
+                self._hand_back_slots(batch)
+                await asyncio.gather(self._write(batch), self._claim_alongside())
             if self._draining:
                 return
+
+    def _hand_back_slots(self, batch: list[tuple[AttemptResult, ClaimedDelivery]]) -> None:
+        """Free the slots of results about to be written, for _claim_alongside. Memory stays
+        bounded: what is being written is at most one pool's worth."""
+        for _, delivery in batch:
+            self._claimed_at.pop(delivery.delivery_id, None)
+            self._slow.discard(delivery.delivery_id)
+            self._per_endpoint[delivery.endpoint_id] -= 1
+            if self._per_endpoint[delivery.endpoint_id] <= 0:
+                del self._per_endpoint[delivery.endpoint_id]
+        self._writing += len(batch)
 
     async def _write(self, batch: list[tuple[AttemptResult, ClaimedDelivery]]) -> None:
         outcome = await self._record([r for r, _ in batch])
@@ -324,12 +375,9 @@ class DeliveryWorker:
                 await self._write([item])
             return
         for result, delivery in batch:
+            # Unrecorded (outcome None), it keeps its lease: it is sent again when that expires.
             self._in_flight.pop(delivery.delivery_id, None)
-            self._claimed_at.pop(delivery.delivery_id, None)
-            self._slow.discard(delivery.delivery_id)
-            self._per_endpoint[delivery.endpoint_id] -= 1
-            if self._per_endpoint[delivery.endpoint_id] <= 0:
-                del self._per_endpoint[delivery.endpoint_id]
+            self._writing -= 1
             if outcome is not None:
                 self._count(result, delivery)
         for app_id, endpoint_id, reason in outcome.disabled_endpoints if outcome else ():
@@ -339,8 +387,6 @@ class DeliveryWorker:
                     ENDPOINT_DISABLED, app_id, {"endpointId": endpoint_id, "reason": reason}
                 )
             )
-        self._slot_freed.set()
-        self._wake.set()
 
     async def _record(self, results: list[AttemptResult]) -> FinishOutcome | None:
         """Write the results; None if they could not be written.

@@ -957,6 +957,45 @@ class TestStoreContract:
         assert await claim(store, T0 + 100) == []
 
     # -- finishing attempts ------------------------------------------------------------------
+    async def test_endpoint_health_follows_the_order_of_results_within_one_batch(
+        self, store: Store
+    ) -> None:
+        app = await new_app(store)
+        a, b, c = [await new_endpoint(store, app.id) for _ in range(3)]
+        await send(store, app.id)
+        first = await claim(store, T0)
+        await finish(
+            store,
+            *(outcome(x, PENDING, at=T0 + 1, retry_at=T0 + DAY) for x in first),
+            now=T0 + 1,
+        )
+        m1, m2 = await send(store, app.id, now=T0 + 2), await send(store, app.id, now=T0 + 2)
+        got = {(x.message_id, x.endpoint_id): x for x in await claim(store, T0 + 3)}
+
+        def ok(m: Message, ep: Endpoint, at: int) -> AttemptResult:
+            return outcome(got[(m.id, ep.id)], SUCCEEDED, at=at)
+
+        def fail(m: Message, ep: Endpoint, at: int) -> AttemptResult:
+            return outcome(got[(m.id, ep.id)], PENDING, at=at, retry_at=T0 + DAY)
+
+        out = await finish(
+            store,
+            fail(m1, a, T0 + 10),  # a: a failure, then a success: healthy
+            ok(m1, b, T0 + 11),  # b: a success, then a failure: one failure, since T0 + 13
+            ok(m1, c, T0 + 12),  # c: only successes: healthy
+            fail(m2, b, T0 + 13),
+            ok(m2, a, T0 + 14),
+            ok(m2, c, T0 + 15),
+            now=T0 + 20,
+        )
+        assert out == FinishOutcome(disabled_endpoints=[], stale=0)
+        health = {ep.id: await store.get_endpoint(app.id, ep.id) for ep in (a, b, c)}
+        assert {k: (h.consecutive_failures, h.first_failure_at) for k, h in health.items()} == {
+            a.id: (0, None),
+            b.id: (1, T0 + 13),
+            c.id: (0, None),
+        }
+
     async def test_finish_success_and_endpoint_health_reset(self, store: Store) -> None:
         app, ep = await app_with_endpoint(store)
         m1, m2 = await send(store, app.id), await send(store, app.id)

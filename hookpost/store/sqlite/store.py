@@ -59,8 +59,10 @@ from hookpost.store.rows import (
     token_from_row,
 )
 from hookpost.store.sqlite.executor import SqliteExecutor
+from hookpost.store.sqlite.multirow import execute_values
 
 Conn = sqlite3.Connection
+MIN_SQLITE = (3, 33, 0)  # UPDATE ... FROM (multirow)
 
 _ENDPOINT_INSERT = (
     f"INSERT INTO endpoints ({', '.join(ENDPOINT_COLUMNS)}) "
@@ -75,11 +77,32 @@ _CLAIM_COLUMNS = (
 )
 # Skips the attempt of a delivery whose message or endpoint was deleted while it was in
 # flight (the cascade would have removed it anyway), instead of failing the whole batch.
-_ATTEMPT_INSERT = (
+# Columns of a VALUES list are column1, column2...: here in ATTEMPT_COLUMNS order (3 is the
+# message id, 4 the endpoint id).
+_ATTEMPTS_INSERT = (
     f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
-    f"SELECT {', '.join('?' for _ in ATTEMPT_COLUMNS)} "
-    "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?) "
-    "AND EXISTS (SELECT 1 FROM endpoints WHERE id = ?)"
+    f"SELECT {', '.join(f'column{i + 1}' for i in range(len(ATTEMPT_COLUMNS)))} "
+    "FROM (VALUES {values}) "
+    "WHERE EXISTS (SELECT 1 FROM messages WHERE id = column3) "
+    "AND EXISTS (SELECT 1 FROM endpoints WHERE id = column4)"
+)
+# Only where the lease still matches: a result that lost its lease is stale.
+_DELIVERIES_FINISH = (
+    "UPDATE deliveries SET status = v.column1, attempts = v.column2, next_attempt_at = v.column3, "
+    "due_at = v.column4, lease = NULL, trigger = 0, updated_at = v.column5 "
+    "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column6 AND deliveries.lease = v.column7"
+)
+_ENDPOINTS_RESET = (
+    "UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL "
+    "WHERE consecutive_failures > 0 AND id IN (VALUES {values})"
+)
+_DELIVERIES_LEASE = (
+    "UPDATE deliveries SET status = 1, due_at = ?, lease = ?, updated_at = ? "
+    "WHERE id IN (VALUES {values})"
+)
+_DELIVERIES_CANCEL = (
+    "UPDATE deliveries SET status = 4, due_at = NULL, lease = NULL, updated_at = ? "
+    "WHERE id IN (VALUES {values})"
 )
 
 
@@ -132,6 +155,11 @@ class SqliteStore:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise RuntimeError(
+                f"hookpost needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer "
+                f"(UPDATE ... FROM); this Python links SQLite {sqlite3.sqlite_version}"
+            )
         self._db.start()
 
     async def close(self) -> None:
@@ -462,8 +490,8 @@ class SqliteStore:
         lease = secrets.token_hex(8)
         busy = dict(in_flight or {})
 
-        def split(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[tuple[int, int]]]:
-            """One pass over the scanned rows: (rows to lease, (now, id) of rows to cancel).
+        def split(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[tuple[int]]]:
+            """One pass over the scanned rows: (rows to lease, (id,) of rows to cancel).
 
             A disabled endpoint's rows are all canceled (capped, a backlog of them would take
             a claim per max_per_endpoint rows to clear). Above its cap, an endpoint's surplus
@@ -472,10 +500,10 @@ class SqliteStore:
             """
             counts = dict(busy)  # a job may run twice: no state outside it
             claimed: list[sqlite3.Row] = []
-            canceled: list[tuple[int, int]] = []
+            canceled: list[tuple[int]] = []
             for r in rows:
                 if r[14]:  # e.disabled
-                    canceled.append((now_ms, r[0]))  # d.id
+                    canceled.append((r[0],))  # d.id
                     continue
                 if max_per_endpoint is not None:
                     endpoint_id = r[3]  # d.endpoint_id
@@ -498,16 +526,10 @@ class SqliteStore:
                 [now_ms, *excluded, limit],
             ).fetchall()
             claimed, canceled = split(rows)
-            if canceled:  # an endpoint disabled after the message was sent gets nothing
-                c.executemany(
-                    "UPDATE deliveries SET status = 4, due_at = NULL, lease = NULL, "
-                    "updated_at = ? WHERE id = ?",
-                    canceled,
-                )
-            c.executemany(
-                "UPDATE deliveries SET status = 1, due_at = ?, lease = ?, updated_at = ? "
-                "WHERE id = ?",
-                [(now_ms + lease_ms, lease, now_ms, r["id"]) for r in claimed],
+            # an endpoint disabled after the message was sent gets nothing
+            execute_values(c, _DELIVERIES_CANCEL, canceled, (now_ms,))
+            execute_values(
+                c, _DELIVERIES_LEASE, [(r[0],) for r in claimed], (now_ms + lease_ms, lease, now_ms)
             )
             return claimed
 
@@ -558,10 +580,7 @@ class SqliteStore:
     ) -> FinishOutcome:
         results = list(results)
         # Built before the transaction: the write lock is held for that, not for this.
-        attempt_rows = [
-            (*attempt_values(r.attempt), r.attempt.message_id, r.attempt.endpoint_id)
-            for r in results
-        ]
+        attempt_rows = [attempt_values(r.attempt) for r in results]
         delivery_rows = [
             (
                 int(r.next_status),
@@ -574,19 +593,20 @@ class SqliteStore:
             )
             for r in results
         ]
+        # An endpoint with only successes in the batch needs one reset of its failure count;
+        # the others are walked result by result, in order (a failure after a success counts).
+        failing = {r.attempt.endpoint_id for r in results if r.attempt.status != 0}
+        only_ok = [(ep_id,) for ep_id in dict.fromkeys(r.attempt.endpoint_id for r in results)]
+        only_ok = [row for row in only_ok if row[0] not in failing]
+        mixed = [r for r in results if r.attempt.endpoint_id in failing]
 
         def run(c: Conn) -> FinishOutcome:
-            c.executemany(_ATTEMPT_INSERT, attempt_rows)
-            updated = c.executemany(  # rowcount: the sum over all rows
-                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
-                "due_at = ?, lease = NULL, trigger = 0, updated_at = ? "
-                "WHERE id = ? AND lease = ?",
-                delivery_rows,
-            ).rowcount
-            stale = len(results) - updated
+            execute_values(c, _ATTEMPTS_INSERT, attempt_rows)
+            stale = len(results) - execute_values(c, _DELIVERIES_FINISH, delivery_rows)
+            execute_values(c, _ENDPOINTS_RESET, only_ok)
             disabled: list[tuple[str, str, str]] = []
             reset: set[str] = set()  # endpoints reset in this batch with no failure since
-            for r in results:
+            for r in mixed:
                 ep_id = r.attempt.endpoint_id
                 if r.attempt.status == 0:
                     if ep_id not in reset:  # a second reset in a row would change nothing
