@@ -204,8 +204,11 @@ class DeliveryWorker:
                 more = True  # the claim loop retries, with its backoff and logging
         if more:
             self._wake.set()
-        elif self._claimable() > 0:
-            self._slot_freed.set()  # a claim loop waiting for slots now waits for work
+        if self._claimable() > 0:
+            # A claim loop that ran out of slots waits for this, not for the wake: without it,
+            # a short claim that filled an endpoint (more, with slots left) left the rows
+            # behind that endpoint's surplus to the next write or the slow loop's next tick.
+            self._slot_freed.set()
 
     async def _claim(self, want: int) -> bool:
         """Claim and start up to ``want`` deliveries; True if more may be due right now."""

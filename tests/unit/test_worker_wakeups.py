@@ -1,0 +1,161 @@
+"""The claim loop is woken whenever slots it could fill are free and work may be due.
+
+Driven with a queue store that models ``claim_due`` (oldest first, excluded endpoints skipped,
+the per-endpoint cap applied) and a sender whose requests the test holds or lets through, so
+the order of claims, answers and writes is fixed. The slow pool and the poll are pushed out of
+reach: only the wake-ups under test can make the worker go on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from hookpost.delivery import worker as worker_module
+from hookpost.delivery.http import Response
+from hookpost.delivery.worker import DeliveryWorker, WorkerConfig
+from hookpost.domain.models import AttemptResult, ClaimedDelivery, SigningKey, Trigger
+from hookpost.domain.retry import Outcome
+from hookpost.store.base import FinishOutcome
+
+DEADLINE_S = 5.0
+
+
+def _claimed(row: int, endpoint: str) -> ClaimedDelivery:
+    return ClaimedDelivery(
+        delivery_id=row,
+        lease=f"lease-{row}",
+        app_id="app_1",
+        message_id=f"msg_{row}",
+        endpoint_id=endpoint,
+        event_type="a.b",
+        payload=b"{}",
+        msg_created_at=0,
+        attempts=0,
+        trigger=Trigger.SCHEDULED,
+        url=f"http://{endpoint}.test/",
+        headers={},
+        keys=[SigningKey("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+        signature_scheme="standard-v1",
+        retry_schedule=None,
+    )
+
+
+class QueueStore:
+    """Due rows in due order, each named by its endpoint; claims take them as the stores do."""
+
+    def __init__(self, endpoints_in_due_order: Sequence[str]) -> None:
+        self.due = list(enumerate(endpoints_in_due_order, 1))
+        self.claims: list[int] = []  # rows returned by each claim
+
+    def on_new_work(self, callback: object) -> None:
+        pass
+
+    async def claim_due(
+        self,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        exclude_endpoints: Sequence[str] = (),
+        *,
+        max_per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[ClaimedDelivery]:
+        scanned = [r for r in self.due if r[1] not in exclude_endpoints][:limit]
+        taken: Counter[str] = Counter()
+        got = []
+        for row, endpoint in scanned:
+            busy = (in_flight or {}).get(endpoint, 0) + taken[endpoint]
+            if max_per_endpoint is None or busy < max_per_endpoint:
+                taken[endpoint] += 1
+                got.append((row, endpoint))
+        for r in got:
+            self.due.remove(r)
+        self.claims.append(len(got))
+        return [_claimed(row, endpoint) for row, endpoint in got]
+
+    async def finish_attempts(
+        self, results: list[AttemptResult], now_ms: int, disable_after_ms: int
+    ) -> FinishOutcome:
+        return FinishOutcome(disabled_endpoints=[], stale=0)
+
+    async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
+        return len(leases)
+
+    async def next_due_at(self) -> int | None:
+        return 0 if self.due else None
+
+
+class HeldSender:
+    """Answers 200 at once, except messages in ``gated`` (when ``gate`` opens) and in ``hung``
+    (at the end of the test)."""
+
+    def __init__(self, gated: set[str], hung: set[str]) -> None:
+        self.gated, self.hung = gated, hung
+        self.gate, self.hang = asyncio.Event(), asyncio.Event()
+        self.started: set[str] = set()
+        self.answered: set[str] = set()
+        self.changed = asyncio.Event()
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+        msg_id = headers["webhook-id"]
+        self.started.add(msg_id)
+        self.changed.set()
+        if msg_id in self.gated:
+            await self.gate.wait()
+        elif msg_id in self.hung:
+            await self.hang.wait()
+        self.answered.add(msg_id)
+        self.changed.set()
+        return Response(Outcome(200), "", 1)
+
+    async def until(self, done: object, what: str) -> None:
+        async def poll() -> None:
+            while not done():  # type: ignore[operator]
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(poll(), DEADLINE_S)
+        except TimeoutError:
+            pytest.fail(f"{what} within {DEADLINE_S}s: started {sorted(self.started)}")
+
+
+async def test_a_short_claim_that_fills_an_endpoint_wakes_a_claim_loop_out_of_slots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "SLOW_AFTER_S", 3600.0)
+    # Endpoint b (at most 2 in flight) is ahead of a in the queue, as a slow endpoint's
+    # backlog is ahead of healthy endpoints' newer rows.
+    store = QueueStore(["b", "a", "b", "b", "b", "a", "a", "a"])
+    sender = HeldSender(gated={"msg_1", "msg_2"}, hung={"msg_3", "msg_4", "msg_5"})
+    worker = DeliveryWorker(
+        store,  # type: ignore[arg-type]
+        sender,  # type: ignore[arg-type]
+        WorkerConfig(
+            retry_schedule=(5,),
+            max_in_flight=3,
+            max_in_flight_per_endpoint=2,
+            claim_batch=3,
+            poll_interval_s=3600.0,
+            shutdown_grace_s=0.1,
+        ),
+    )
+    worker.start()
+    try:
+        # The first claim fills the pool (msg_1 b, msg_2 a, msg_3 b): the claim loop now
+        # waits for a slot.
+        await sender.until(lambda: sender.started == {"msg_1", "msg_2", "msg_3"}, "first claim")
+        # msg_1 and msg_2 answer and are written in one batch. The claim alongside that write
+        # may take 2, scans msg_4 b and msg_5 b, and gets msg_4 only (b is full again): short,
+        # with a slot left. Only the claim loop can fill it, with a's rows behind b's.
+        sender.gate.set()
+        await sender.until(
+            lambda: {"msg_6", "msg_7", "msg_8"} <= sender.answered, "a's later rows delivered"
+        )
+        assert store.claims[:2] == [3, 1], store.claims
+    finally:
+        sender.hang.set()
+        await worker.stop()
