@@ -149,7 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument(
         "--repeats",
         type=int,
-        help="rounds of drain / backlog (2) and clean/bad pairs of isolation (5); medians",
+        help="rounds of drain / backlog (4) and clean/bad pairs of isolation (5); medians",
     )
     r.add_argument(
         "--profile",
