@@ -117,6 +117,8 @@ class DeliveryWorker:
         self._slot_freed.set()  # a saturated claim loop waits for a free slot, not a wake-up
         if self._loop_task is not None:
             await self._loop_task
+        async with self._claiming:
+            pass  # a claim alongside a write, begun before stop(), has started its deliveries
         if self._slow_task is not None:
             self._slow_task.cancel()
             await asyncio.gather(self._slow_task, return_exceptions=True)

@@ -3,7 +3,8 @@
 Driven with a queue store that models ``claim_due`` (oldest first, excluded endpoints skipped,
 the per-endpoint cap applied) and a sender whose requests the test holds or lets through, so
 the order of claims, answers and writes is fixed. The slow pool and the poll are pushed out of
-reach: only the wake-ups under test can make the worker go on."""
+reach: only the wake-ups under test can make the worker go on. Also: stop() waits for a claim
+alongside a write that began before it, and for the deliveries that claim started."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ from hookpost.domain.retry import Outcome
 from hookpost.store.base import FinishOutcome
 
 DEADLINE_S = 5.0
+
+
+async def _settle() -> None:
+    """Let every task run until it waits on something (loop turns, no time passes)."""
+    for _ in range(100):
+        await asyncio.sleep(0)
 
 
 def _claimed(row: int, endpoint: str) -> ClaimedDelivery:
@@ -48,7 +55,12 @@ class QueueStore:
 
     def __init__(self, endpoints_in_due_order: Sequence[str]) -> None:
         self.due = list(enumerate(endpoints_in_due_order, 1))
-        self.claims: list[int] = []  # rows returned by each claim
+        self.limits: list[int] = []  # what each claim asked for
+        self.claims: list[int] = []  # and the rows it returned
+        self.finished: list[int] = []  # delivery ids whose results were written
+        self.released: list[int] = []  # and those handed back unfinished
+        self.hold_claim: int | None = None  # this claim (1-based) waits for `go`
+        self.held, self.go = asyncio.Event(), asyncio.Event()
 
     def on_new_work(self, callback: object) -> None:
         pass
@@ -63,6 +75,10 @@ class QueueStore:
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
     ) -> list[ClaimedDelivery]:
+        self.limits.append(limit)
+        if len(self.limits) == self.hold_claim:
+            self.held.set()
+            await self.go.wait()
         scanned = [r for r in self.due if r[1] not in exclude_endpoints][:limit]
         taken: Counter[str] = Counter()
         got = []
@@ -79,9 +95,11 @@ class QueueStore:
     async def finish_attempts(
         self, results: list[AttemptResult], now_ms: int, disable_after_ms: int
     ) -> FinishOutcome:
+        self.finished += [r.delivery_id for r in results]
         return FinishOutcome(disabled_endpoints=[], stale=0)
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
+        self.released += [delivery_id for delivery_id, _ in leases]
         return len(leases)
 
     async def next_due_at(self) -> int | None:
@@ -155,7 +173,43 @@ async def test_a_short_claim_that_fills_an_endpoint_wakes_a_claim_loop_out_of_sl
         await sender.until(
             lambda: {"msg_6", "msg_7", "msg_8"} <= sender.answered, "a's later rows delivered"
         )
-        assert store.claims[:2] == [3, 1], store.claims
+        # msg_1 and msg_2 were written in one batch (2 slots handed back, so the claim
+        # alongside asked for 2 and got 1), and the claim loop took the slot left (msg_6).
+        assert (store.limits[:3], store.claims[:3]) == ([3, 2, 1], [3, 1, 1]), vars(store)
     finally:
         sender.hang.set()
         await worker.stop()
+
+
+async def test_stop_waits_for_a_claim_alongside_a_write_and_its_deliveries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "SLOW_AFTER_S", 3600.0)
+    store = QueueStore(["a", "a"])
+    store.hold_claim = 2  # the claim alongside the write of msg_1's result
+    sender = HeldSender(gated={"msg_2"}, hung=set())
+    worker = DeliveryWorker(
+        store,  # type: ignore[arg-type]
+        sender,  # type: ignore[arg-type]
+        WorkerConfig(
+            retry_schedule=(5,),
+            max_in_flight=1,
+            claim_batch=1,
+            poll_interval_s=3600.0,
+            shutdown_grace_s=5.0,
+        ),
+    )
+    worker.start()
+    await asyncio.wait_for(store.held.wait(), DEADLINE_S)
+    stopping = asyncio.create_task(worker.stop())
+    # Before the fix, stop() went past its grace period and the cancellation of deliveries
+    # here, and waited for the flush loop only.
+    await _settle()
+    store.go.set()  # the held claim returns msg_2, after stop() was called
+    await _settle()
+    sender.gate.set()  # msg_2 is answered: within the grace period, if stop() waited for it
+    await asyncio.wait_for(stopping, DEADLINE_S)
+    # msg_2 was claimed before stop() gave up on claims: it is sent and its result written
+    # within the grace period, not handed back while its request was still to be sent.
+    assert (store.finished, store.released) == ([1, 2], []), vars(store)
+    assert sender.answered == {"msg_1", "msg_2"}
