@@ -95,9 +95,13 @@ def store_factory(store_url: str) -> StoreFactory:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest) -> str:
-    """An empty database (no schema) per backend."""
-    return str(request.getfixturevalue(URL_FIXTURES[request.param]))
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database (no schema) per backend, for the migration tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrate.db'}"
+        return
+    async with _empty_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 async def _pg_execute(url: str, sql: str) -> None:
@@ -108,6 +112,16 @@ async def _pg_execute(url: str, sql: str) -> None:
         await conn.close()
 
 
+@asynccontextmanager
+async def _empty_postgres_database(server_url: str) -> AsyncIterator[str]:
+    name = f"hookpost_t_{secrets.token_hex(6)}"
+    await _pg_execute(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + quote(name, safe="")))
+    finally:
+        await _pg_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 async def second_database_url(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path
@@ -116,10 +130,5 @@ async def second_database_url(
     if backend_of(database_url) == "sqlite":
         yield f"sqlite:///{tmp_path / 'second.db'}"
         return
-    server_url: str = request.getfixturevalue("postgres_url")
-    name = f"hookpost_t_{secrets.token_hex(6)}"
-    await _pg_execute(server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path="/" + quote(name, safe="")))
-    finally:
-        await _pg_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with _empty_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url

@@ -228,3 +228,63 @@ async def test_is_current_only_at_head(tmp_path) -> None:
     assert not await is_current(url)  # no file yet
     await asyncio.to_thread(upgrade, url)
     assert await is_current(url)
+
+
+def _due_index_columns(conn: Connection) -> list[str]:
+    (ix,) = [
+        ix for ix in inspect(conn).get_indexes("deliveries") if ix["name"] == "ix_deliveries_due"
+    ]
+    return list(ix["column_names"])
+
+
+def _queue_one_delivery(conn: Connection) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO applications (id, name, created_at, updated_at) "
+            "VALUES ('app_m', 'm', 1, 1)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO endpoints (id, app_id, url, keys, created_at, updated_at) "
+            "VALUES ('ep_m', 'app_m', 'http://127.0.0.1/', '[]', 1, 1)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO messages (id, app_id, event_type, payload, created_at) "
+            "VALUES ('msg_m', 'app_m', 'a.b', :payload, 1)"
+        ),
+        {"payload": b"{}"},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, due_at, updated_at) "
+            "VALUES ('app_m', 'msg_m', 'ep_m', 0, 5, 1)"
+        )
+    )
+
+
+def _queued(conn: Connection) -> list[tuple[Any, ...]]:
+    rows = conn.execute(text("SELECT message_id, endpoint_id, due_at FROM deliveries"))
+    return [tuple(r) for r in rows]
+
+
+async def test_due_index_migration_keeps_the_queue_both_ways(database_url: str) -> None:
+    """0002 rebuilds ix_deliveries_due on (due_at, endpoint_id) under a queue that holds work,
+    and its downgrade puts the 0001 index back."""
+    from alembic import command
+
+    await asyncio.to_thread(upgrade, database_url, "0001")
+    await on_connection(database_url, _queue_one_delivery)
+    assert await on_connection(database_url, _due_index_columns) == ["due_at"]
+
+    await asyncio.to_thread(upgrade, database_url)
+    assert await on_connection(database_url, _due_index_columns) == ["due_at", "endpoint_id"]
+    assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
+    assert await on_connection(database_url, schema_diff) == []
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0001")
+    assert await on_connection(database_url, _due_index_columns) == ["due_at"]
+    assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
+    assert await on_connection(database_url, current_revisions) == ["0001"]
