@@ -133,6 +133,7 @@ async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
     import uvicorn
 
     from hookpost.api.app import create_app
+    from hookpost.api.transport import CoalescingHttpToolsProtocol
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -150,6 +151,7 @@ async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
 
     config = uvicorn.Config(
         create_app(hp),
+        http=CoalescingHttpToolsProtocol,
         log_level="warning",
         access_log=False,
         lifespan="on",

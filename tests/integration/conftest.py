@@ -43,6 +43,7 @@ async def _serve(settings: Any, worker: bool) -> AsyncIterator[ServedApi]:
     import uvicorn
 
     from hookpost.api.app import create_app
+    from hookpost.api.transport import CoalescingHttpToolsProtocol
     from hookpost.wiring import Hookpost
     from tests.support.polling import eventually
 
@@ -55,6 +56,7 @@ async def _serve(settings: Any, worker: bool) -> AsyncIterator[ServedApi]:
             app,
             host="127.0.0.1",
             port=0,
+            http=CoalescingHttpToolsProtocol,  # as hookpost serve runs it
             log_level="warning",
             access_log=False,
             lifespan="off",
