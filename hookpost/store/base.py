@@ -134,10 +134,13 @@ class Store(Protocol):
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
+        due_from: int | None = None,
     ) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due deliveries, oldest first, skipping ``exclude_endpoints``.
         With ``max_per_endpoint``, at most ``max_per_endpoint - in_flight.get(endpoint, 0)``
-        of one endpoint's deliveries are leased; the rest stay due, untouched."""
+        of one endpoint's deliveries are leased; the rest stay due, untouched. With
+        ``due_from``, only deliveries due at or after it are looked at (the caller knows the
+        ones before it belong to endpoints it excludes)."""
         ...
 
     async def finish_attempts(

@@ -868,6 +868,7 @@ class TestStoreContract:
             keys=keys,
             signature_scheme="standard-v1",
             retry_schedule=[2, 4],
+            due_at=T0,
         )
         assert type(c.payload) is bytes
 
@@ -888,6 +889,21 @@ class TestStoreContract:
         out = await finish(store, outcome(second, SUCCEEDED, at=T0 + LEASE + 4), now=T0 + LEASE + 4)
         assert out.stale == 0
         assert (await store.get_delivery(msg.id, ep.id)).status == SUCCEEDED
+
+    async def test_claim_from_a_due_time_skips_the_rows_before_it(self, store: Store) -> None:
+        """``due_from``: the worker knows that the rows before it belong to endpoints it
+        excludes, and does not walk past them again."""
+        app, _ = await app_with_endpoint(store)
+        early = await send(store, app.id, now=T0 - 30)
+        middle = await send(store, app.id, now=T0 - 20)
+        late = await send(store, app.id, now=T0 - 10)
+        got = await claim(store, T0, due_from=T0 - 20)
+        assert [(c.message_id, c.due_at) for c in got] == [
+            (middle.id, T0 - 20),
+            (late.id, T0 - 10),
+        ]
+        [rest] = await claim(store, T0)
+        assert (rest.message_id, rest.due_at) == (early.id, T0 - 30)
 
     async def test_claim_excludes_endpoints(self, store: Store) -> None:
         app = await new_app(store)

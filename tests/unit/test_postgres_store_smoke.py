@@ -449,6 +449,7 @@ async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url:
                 ["ep_y"],
                 [3],
                 32,
+                NOW - 1_000,
             )
         )
     finally:

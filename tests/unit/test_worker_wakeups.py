@@ -47,11 +47,13 @@ def _claimed(row: int, endpoint: str) -> ClaimedDelivery:
         keys=[SigningKey("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
         signature_scheme="standard-v1",
         retry_schedule=None,
+        due_at=row,
     )
 
 
 class QueueStore:
-    """Due rows in due order, each named by its endpoint; claims take them as the stores do."""
+    """Due rows in due order, each named by its endpoint; claims take them as the stores do.
+    A row's number is its due time."""
 
     def __init__(self, endpoints_in_due_order: Sequence[str]) -> None:
         self.due = list(enumerate(endpoints_in_due_order, 1))
@@ -59,6 +61,7 @@ class QueueStore:
         self.claims: list[int] = []  # and the rows it returned
         self.finished: list[int] = []  # delivery ids whose results were written
         self.released: list[int] = []  # and those handed back unfinished
+        self.due_froms: list[int | None] = []  # where each claim started
         self.hold_claim: int | None = None  # this claim (1-based) waits for `go`
         self.held, self.go = asyncio.Event(), asyncio.Event()
 
@@ -74,12 +77,16 @@ class QueueStore:
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
+        due_from: int | None = None,
     ) -> list[ClaimedDelivery]:
         self.limits.append(limit)
+        self.due_froms.append(due_from)
         if len(self.limits) == self.hold_claim:
             self.held.set()
             await self.go.wait()
-        scanned = [r for r in self.due if r[1] not in exclude_endpoints][:limit]
+        start = -1 if due_from is None else due_from
+        scanned = [r for r in self.due if r[0] >= start and r[1] not in exclude_endpoints]
+        scanned = scanned[:limit]
         taken: Counter[str] = Counter()
         got = []
         for row, endpoint in scanned:
@@ -213,3 +220,55 @@ async def test_stop_waits_for_a_claim_alongside_a_write_and_its_deliveries(
     # within the grace period, not handed back while its request was still to be sent.
     assert (store.finished, store.released) == ([1, 2], []), vars(store)
     assert sender.answered == {"msg_1", "msg_2"}
+
+
+async def test_claims_start_after_a_saturated_endpoints_backlog_until_it_frees_a_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "SLOW_AFTER_S", 3600.0)
+    # n never answers (until the end) and its backlog is at the head of the queue.
+    store = QueueStore(["n"] * 4 + ["h"] * 6)
+    sender = HeldSender(gated=set(), hung={"msg_1", "msg_2", "msg_3", "msg_4"})
+    worker = DeliveryWorker(
+        store,  # type: ignore[arg-type]
+        sender,  # type: ignore[arg-type]
+        WorkerConfig(
+            retry_schedule=(5,),
+            max_in_flight=4,
+            max_in_flight_per_endpoint=2,
+            claim_batch=2,
+            poll_interval_s=3600.0,
+            shutdown_grace_s=0.1,
+        ),
+    )
+    worker.start()
+    try:
+        healthy = {f"msg_{row}" for row in range(5, 11)}
+        await sender.until(lambda: healthy <= sender.answered, "h's rows delivered")
+        # Claim 1 fills n (rows 1, 2); claim 2 excludes n, walks past rows 3 and 4 and takes
+        # rows 5 and 6. Every later claim while n is full starts at row 5 or after.
+        assert store.due_froms[:2] == [None, None], vars(store)
+        later = store.due_froms[2:]
+        assert later and all(f is not None and f >= 5 for f in later), vars(store)
+        assert [row for row, _ in store.due] == [3, 4]
+        # n answers: it is no longer excluded, so the next claim walks from the start again.
+        sender.hang.set()
+        await sender.until(lambda: {"msg_3", "msg_4"} <= sender.answered, "n's backlog sent")
+        assert None in store.due_froms[len(later) + 2 :], vars(store)
+    finally:
+        sender.hang.set()
+        await worker.stop()
+
+
+def test_the_claim_watermark_is_dropped_when_an_owner_frees_up_or_after_a_poll() -> None:
+    worker = DeliveryWorker(
+        QueueStore([]),  # type: ignore[arg-type]
+        HeldSender(set(), set()),  # type: ignore[arg-type]
+        WorkerConfig(retry_schedule=(5,), poll_interval_s=1.0),
+    )
+    worker._watermark = (frozenset({"n", "m"}), 500, 10_000)
+    assert worker._due_from(["n", "m", "x"], 10_999) == 500
+    assert worker._due_from(["n"], 10_999) is None  # m is not excluded any more
+    assert worker._watermark is None
+    worker._watermark = (frozenset({"n"}), 500, 10_000)
+    assert worker._due_from(["n"], 11_000) is None  # walk from the start once per poll

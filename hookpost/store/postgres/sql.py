@@ -204,15 +204,15 @@ MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_i
 # planner takes on any statistics (tests/contract/test_postgres_plans.py checks the plans).
 
 # $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token, $6-$8 the cap per
-# endpoint (see `due`). `scanned` walks the partial index ix_deliveries_due from its start and
-# stops after $2 rows it could lock, so the cost does not depend on how many rows are
-# scheduled later. Deliveries of endpoints disabled since they were queued (`off`) are
-# canceled in the same UPDATE. Each endpoint and message is read once, however many of the
-# claimed deliveries share it.
+# endpoint (see `due`), $9 the lowest due_at to look at (the worker's due_from). `scanned`
+# walks the partial index ix_deliveries_due from $9 and stops after $2 rows it could lock, so
+# the cost does not depend on how many rows are scheduled later. Deliveries of endpoints
+# disabled since they were queued (`off`) are canceled in the same UPDATE. Each endpoint and
+# message is read once, however many of the claimed deliveries share it.
 CLAIM = (
     "WITH scanned AS MATERIALIZED ("
     " SELECT id, due_at, endpoint_id, message_id FROM deliveries"
-    " WHERE due_at <= $1 AND endpoint_id <> ALL($3::text[])"
+    " WHERE due_at <= $1 AND due_at >= $9::bigint AND endpoint_id <> ALL($3::text[])"
     " ORDER BY due_at LIMIT $2"
     " FOR UPDATE SKIP LOCKED), "
     "ep AS MATERIALIZED ("
@@ -244,7 +244,7 @@ CLAIM = (
     " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, d.status) "
     "SELECT upd.id, upd.app_id, upd.message_id, upd.endpoint_id, upd.attempts, upd.trigger,"
     " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.retry_schedule,"
-    " msg.event_type, msg.payload, msg.created_at AS msg_created_at"
+    " msg.event_type, msg.payload, msg.created_at AS msg_created_at, due.due_at"
     " FROM upd JOIN due ON due.id = upd.id JOIN ep ON ep.id = upd.endpoint_id"
     " JOIN msg ON msg.id = upd.message_id"
     " WHERE upd.status = 1 "

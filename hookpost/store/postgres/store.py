@@ -64,6 +64,7 @@ from hookpost.store.postgres.health import Health, replay
 from hookpost.store.postgres.listener import Notifier, NotifyListener
 from hookpost.store.rows import (
     ENDPOINT_COLUMNS,
+    NO_LOWER_BOUND,
     KeyOpener,
     SecretBox,
     app_from_row,
@@ -571,6 +572,7 @@ class PostgresStore:
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
+        due_from: int | None = None,
     ) -> list[ClaimedDelivery]:
         if limit <= 0:
             return []
@@ -586,6 +588,7 @@ class PostgresStore:
             list(busy),
             list(busy.values()),
             max_per_endpoint,
+            NO_LOWER_BOUND if due_from is None else due_from,
         )
         opener = KeyOpener(self._box)
         return decode_claimed(rows, lambda r: self._claimed(r, lease, opener), itemgetter("id"))
@@ -607,6 +610,7 @@ class PostgresStore:
             keys=open_keys(r["keys"]),
             signature_scheme=r["signature_scheme"],
             retry_schedule=loads_opt(r["retry_schedule"]),
+            due_at=r["due_at"],
         )
 
     @wrap_exceptions

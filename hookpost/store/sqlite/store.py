@@ -40,6 +40,7 @@ from hookpost.store.paging import finish_page, keyset
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
+    NO_LOWER_BOUND,
     KeyOpener,
     SecretBox,
     app_from_row,
@@ -73,7 +74,7 @@ _ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_u
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
     "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
-    "e.retry_schedule, e.disabled"
+    "e.retry_schedule, e.disabled, d.due_at"
 )
 # Skips the attempt of a delivery whose message or endpoint was deleted while it was in
 # flight (the cascade would have removed it anyway), instead of failing the whole batch.
@@ -485,8 +486,10 @@ class SqliteStore:
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
+        due_from: int | None = None,
     ) -> list[ClaimedDelivery]:
         excluded = list(exclude_endpoints)
+        start = NO_LOWER_BOUND if due_from is None else due_from
         lease = secrets.token_hex(8)
         busy = dict(in_flight or {})
 
@@ -522,8 +525,8 @@ class SqliteStore:
                 f"SELECT {_CLAIM_COLUMNS} "
                 "FROM deliveries d JOIN messages m ON m.id = d.message_id "
                 "JOIN endpoints e ON e.id = d.endpoint_id "
-                f"WHERE d.due_at <= ?{skip} ORDER BY d.due_at LIMIT ?",
-                [now_ms, *excluded, limit],
+                f"WHERE d.due_at <= ? AND d.due_at >= ?{skip} ORDER BY d.due_at LIMIT ?",
+                [now_ms, start, *excluded, limit],
             ).fetchall()
             claimed, canceled = split(rows)
             # an endpoint disabled after the message was sent gets nothing
@@ -556,6 +559,7 @@ class SqliteStore:
             signature_scheme,
             retry_schedule,
             _disabled,
+            due_at,
         ) = r
         return ClaimedDelivery(
             delivery_id=delivery_id,
@@ -573,6 +577,7 @@ class SqliteStore:
             keys=open_keys(sealed_keys),
             signature_scheme=signature_scheme,
             retry_schedule=loads_opt(retry_schedule),
+            due_at=due_at,
         )
 
     async def finish_attempts(
