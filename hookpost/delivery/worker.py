@@ -101,9 +101,9 @@ class DeliveryWorker:
         self._last_claim: tuple[int, bool] = (0, False)
         self._next_due: int | None = None
         self._next_due_read_at: int | None = None
-        # See _due_from: the endpoints that own every due row before `due_at`, and when the
-        # last claim that walked the queue from its start ran.
-        self._watermark: tuple[frozenset[str], int, int] | None = None
+        # See _due_from: the endpoints that own every due row before `due_at`, and when (loop
+        # time) the last claim that walked the queue from its start ran.
+        self._watermark: tuple[frozenset[str], int, float] | None = None
         store.on_new_work(self.wake)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -220,7 +220,8 @@ class DeliveryWorker:
         limit = self._config.max_in_flight_per_endpoint
         saturated = [ep for ep, n in self._per_endpoint.items() if n >= limit]
         now = self._clock()
-        due_from = self._due_from(saturated, now)
+        walked = asyncio.get_running_loop().time()
+        due_from = self._due_from(saturated, walked)
         # The store leaves each endpoint's surplus due (the cap), so a claim whose oldest rows
         # belong to an endpoint that was saturated until now does not lease them all only for
         # us to release most of them again at once.
@@ -250,47 +251,58 @@ class DeliveryWorker:
             task.add_done_callback(self._tasks.discard)
         if extra:
             await self._store.release(extra, now)
-        self._move_watermark(saturated, batch, due_from, now)
+        self._move_watermark(saturated, batch, due_from, now, walked)
         # Claim again at once if the batch was full, or if an endpoint just filled up: the
         # next claim excludes it and reaches the rows behind its surplus.
         return len(batch) >= want or filled
 
-    def _due_from(self, saturated: list[str], now: int) -> int | None:
-        """Where in the queue this claim may start.
+    def _due_from(self, saturated: list[str], walked: float) -> int | None:
+        """Where in the queue this claim may start (``walked``: loop time, monotonic).
 
         A claim that excludes saturated endpoints walks past all of their due rows, and a
         never-answering endpoint's backlog sits at the head of the queue: without this, every
-        claim walks it again (a few ms per claim for a few thousand rows; measured in
-        BENCHMARKS.md). Every due row before the watermark belongs to one of its owners
-        (_move_watermark), and every write puts a row at its writer's "now" or later, so while
-        all the owners are still excluded the claim can start at the watermark. It is dropped
-        once an owner is not excluded any more, and a poll interval after the last claim that
-        walked from the start: another host's clock may lag behind ours, and on PostgreSQL a
-        claim skips rows locked by another worker's claim, which may roll back.
+        claim walks it again (measured in BENCHMARKS.md). Every due row before the watermark
+        belongs to one of its owners (_move_watermark), and a row written later is due at its
+        writer's "now" or later, which is past the watermark unless the writer took its "now"
+        more than a poll interval before writing (a long wait for the write lock) or its clock
+        lags ours by as much. So while all the owners are still excluded the claim starts at
+        the watermark. It is dropped once an owner is not excluded any more, and a poll
+        interval after the last claim that walked from the start, which bounds what those
+        cases, or a PostgreSQL claim skipping rows that another worker's claim locked and then
+        rolled back, can delay.
         """
         if self._watermark is None:
             return None
         owners, due_at, walked_at = self._watermark
-        expired = now - walked_at >= self._config.poll_interval_s * 1000
+        expired = walked - walked_at >= self._config.poll_interval_s
         if expired or not owners.issubset(saturated):
             self._watermark = None
             return None
         return due_at
 
     def _move_watermark(
-        self, saturated: list[str], batch: list[ClaimedDelivery], due_from: int | None, now: int
+        self,
+        saturated: list[str],
+        batch: list[ClaimedDelivery],
+        due_from: int | None,
+        now: int,
+        walked: float,
     ) -> None:
-        """After a claim that excluded endpoints: every due row before the first row it
-        claimed (before ``now`` if it claimed none) belongs to an endpoint it excluded. (The
-        rows it scanned but did not lease come after it: a disabled endpoint's are canceled,
-        and an endpoint's surplus over its cap follows that endpoint's first row, which was
-        leased, or the endpoint would have been excluded.)"""
-        if not saturated:
+        """After a claim that excluded endpoints and leased rows: every due row before the
+        first row it leased belongs to an endpoint it excluded. The rows it scanned but did
+        not return were canceled (a disabled endpoint's), leased but undecodable (due again at
+        the lease's end), or an endpoint's surplus over its cap, which follows that endpoint's
+        first row (leased, or the endpoint would have been excluded; if that row was
+        undecodable, the surplus waits for the next walk from the start). A claim that leased
+        nothing moves nothing: the canceled rows may have used up its limit before the rows
+        behind them. The watermark stays a poll interval behind ``now`` (see _due_from)."""
+        if not saturated or not batch:
             return
         owners = frozenset(saturated)
-        start = min((d.due_at for d in batch), default=now)
+        poll_ms = int(self._config.poll_interval_s * 1000)
+        start = min(min(d.due_at for d in batch), now - poll_ms)
         if due_from is None:
-            self._watermark = (owners, start, now)
+            self._watermark = (owners, start, walked)
         elif self._watermark is not None:
             self._watermark = (owners, max(start, due_from), self._watermark[2])
 

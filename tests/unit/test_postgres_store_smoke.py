@@ -34,7 +34,7 @@ from hookpost.domain.models import (
 from hookpost.store.migrate import upgrade
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.store import APPLICATION_NAME, PostgresStore
-from hookpost.store.rows import PlainBox
+from hookpost.store.rows import NO_LOWER_BOUND, PlainBox
 from hookpost.store.sqlite.store import SqliteStore
 
 pytestmark = pytest.mark.postgres
@@ -437,22 +437,26 @@ async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url:
             NOW * 2,
         )
         await conn.execute("ANALYZE deliveries")
-        plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                "EXPLAIN (COSTS OFF) " + sql.CLAIM,
-                NOW,
-                64,
-                ["ep_x"],
-                30_000,
-                "lease",
-                ["ep_y"],
-                [3],
-                32,
-                NOW - 1_000,
+        plans = [
+            "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN (COSTS OFF) " + sql.CLAIM,
+                    NOW,
+                    64,
+                    ["ep_x"],
+                    30_000,
+                    "lease",
+                    ["ep_y"],
+                    [3],
+                    32,
+                    due_from,  # from a watermark, or none (the store's default)
+                )
             )
-        )
+            for due_from in (NOW - 1_000, NO_LOWER_BOUND)
+        ]
     finally:
         await conn.close()
-    assert "Index Scan using ix_deliveries_due on deliveries" in plan, plan
-    assert "Seq Scan on deliveries" not in plan, plan
+    for plan in plans:
+        assert "Index Scan using ix_deliveries_due on deliveries" in plan, plan
+        assert "Seq Scan on deliveries" not in plan, plan

@@ -260,15 +260,41 @@ async def test_claims_start_after_a_saturated_endpoints_backlog_until_it_frees_a
         await worker.stop()
 
 
-def test_the_claim_watermark_is_dropped_when_an_owner_frees_up_or_after_a_poll() -> None:
-    worker = DeliveryWorker(
+def _watermark_worker() -> DeliveryWorker:
+    return DeliveryWorker(
         QueueStore([]),  # type: ignore[arg-type]
         HeldSender(set(), set()),  # type: ignore[arg-type]
         WorkerConfig(retry_schedule=(5,), poll_interval_s=1.0),
     )
-    worker._watermark = (frozenset({"n", "m"}), 500, 10_000)
-    assert worker._due_from(["n", "m", "x"], 10_999) == 500
-    assert worker._due_from(["n"], 10_999) is None  # m is not excluded any more
+
+
+def test_the_claim_watermark_is_dropped_when_an_owner_frees_up_or_after_a_poll() -> None:
+    worker = _watermark_worker()
+    worker._watermark = (frozenset({"n", "m"}), 500, 10.0)
+    assert worker._due_from(["n", "m", "x"], 10.999) == 500
+    assert worker._due_from(["n"], 10.999) is None  # m is not excluded any more
     assert worker._watermark is None
-    worker._watermark = (frozenset({"n"}), 500, 10_000)
-    assert worker._due_from(["n"], 11_000) is None  # walk from the start once per poll
+    worker._watermark = (frozenset({"n"}), 500, 10.0)
+    assert worker._due_from(["n"], 11.0) is None  # walk from the start once per poll (loop time)
+
+
+def test_the_claim_watermark_moves_only_behind_leased_rows_and_a_poll_behind_now() -> None:
+    worker = _watermark_worker()
+    now = 100_000
+    # a claim that leased nothing sets nothing: canceled rows may have used up its limit
+    worker._move_watermark(["n"], [], None, now, 5.0)
+    assert worker._watermark is None
+    # not past the first leased row, and never within a poll interval of now: a writer that
+    # took its "now" just before our claim may commit a row due then, after it
+    worker._move_watermark(["n"], [_claimed(99_500, "h"), _claimed(99_700, "h")], None, now, 5.0)
+    assert worker._watermark == (frozenset({"n"}), now - 1_000, 5.0)
+    worker._move_watermark(["n"], [_claimed(2_000, "h")], None, now, 6.0)
+    assert worker._watermark == (frozenset({"n"}), 2_000, 6.0)
+    # a claim that started at the watermark moves it on, keeping the time of the last walk
+    worker._move_watermark(["n", "m"], [_claimed(3_000, "h")], 2_000, now, 6.5)
+    assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
+    worker._move_watermark(["n", "m"], [], 3_000, now, 6.6)
+    assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
+    # no endpoint excluded: nothing to skip, the watermark is left for _due_from to judge
+    worker._move_watermark([], [_claimed(4_000, "h")], None, now, 7.0)
+    assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
