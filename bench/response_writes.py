@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 import uvloop
+
+from bench.common import free_port, wait_port
+from bench.procs import cpu_seconds
 
 CONCURRENCY = 64
 BODY = b'{"eventType":"a.b"}'
@@ -69,40 +70,16 @@ async def _load(port: int, requests: int) -> None:
     await asyncio.gather(*(_client(port, requests // CONCURRENCY) for _ in range(CONCURRENCY)))
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("server did not start")
-
-
 def _round(protocol: str, requests: int) -> tuple[float, float]:
-    port = _free_port()
+    port = free_port()
     code = f"from bench.response_writes import _serve; _serve({port}, {protocol!r})"
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:
-        _wait_listening(port, proc)
-        cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
+        if not wait_port(port, 15.0):
+            raise SystemExit(f"server did not start (exit code {proc.poll()})")
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
         uvloop.run(_load(port, requests))
-        seconds, cpu = time.perf_counter() - t0, _cpu_s(proc.pid) - cpu0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
     finally:
         proc.terminate()
         proc.wait()

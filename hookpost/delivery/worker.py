@@ -251,7 +251,7 @@ class DeliveryWorker:
             task.add_done_callback(self._tasks.discard)
         if extra:
             await self._store.release(extra, now)
-        self._move_watermark(saturated, batch, due_from, now, walked)
+        self._move_watermark(saturated, batch, now, walked)
         # Claim again at once if the batch was full, or if an endpoint just filled up: the
         # next claim excludes it and reaches the rows behind its surplus.
         return len(batch) >= want or filled
@@ -281,12 +281,7 @@ class DeliveryWorker:
         return due_at
 
     def _move_watermark(
-        self,
-        saturated: list[str],
-        batch: list[ClaimedDelivery],
-        due_from: int | None,
-        now: int,
-        walked: float,
+        self, saturated: list[str], batch: list[ClaimedDelivery], now: int, walked: float
     ) -> None:
         """After a claim that excluded endpoints and leased rows: every due row before the
         first row it leased belongs to an endpoint it excluded. The rows it scanned but did
@@ -295,16 +290,19 @@ class DeliveryWorker:
         first row (leased, or the endpoint would have been excluded; if that row was
         undecodable, the surplus waits for the next walk from the start). A claim that leased
         nothing moves nothing: the canceled rows may have used up its limit before the rows
-        behind them. The watermark stays a poll interval behind ``now`` (see _due_from)."""
+        behind them. The watermark stays a poll interval behind ``now`` (see _due_from). A
+        watermark still set here is the one this claim started from (_due_from drops the
+        others)."""
         if not saturated or not batch:
             return
         owners = frozenset(saturated)
         poll_ms = int(self._config.poll_interval_s * 1000)
         start = min(min(d.due_at for d in batch), now - poll_ms)
-        if due_from is None:
+        if self._watermark is None:  # this claim walked from the start
             self._watermark = (owners, start, walked)
-        elif self._watermark is not None:
-            self._watermark = (owners, max(start, due_from), self._watermark[2])
+        else:
+            _, due_from, walked_at = self._watermark
+            self._watermark = (owners, max(start, due_from), walked_at)
 
     async def _slow_loop(self) -> None:
         """Move requests unanswered for SLOW_AFTER_S to the second pool (at most

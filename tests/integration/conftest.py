@@ -45,7 +45,7 @@ async def _serve(settings: Any, worker: bool) -> AsyncIterator[ServedApi]:
     from hookpost.api.app import create_app
     from hookpost.api.transport import CoalescingHttpToolsProtocol
     from hookpost.wiring import Hookpost
-    from tests.support.polling import eventually
+    from tests.support.polling import until_serving
 
     hp = Hookpost(settings)
     await hp.start(worker=worker)
@@ -64,13 +64,8 @@ async def _serve(settings: Any, worker: bool) -> AsyncIterator[ServedApi]:
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
 
-        async def started() -> bool:
-            if task.done():
-                task.result()  # raise the start-up error
-            return bool(server.started)
-
         try:
-            await eventually(started, timeout=10.0, interval=0.01)
+            await until_serving(server, task)
             port = server.servers[0].sockets[0].getsockname()[1]
             yield ServedApi(f"http://127.0.0.1:{port}", hp, app, settings.admin_token)
         finally:

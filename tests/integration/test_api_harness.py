@@ -22,7 +22,7 @@ from svix.api import SvixAsync, SvixOptions
 from hookpost.api.app import create_app
 from hookpost.settings import Settings
 from hookpost.wiring import Hookpost
-from tests.support.polling import eventually
+from tests.support.polling import until_serving
 
 ADMIN_TOKEN = "hp-test-admin-token"
 
@@ -102,22 +102,13 @@ async def running_api(database_url: str, **overrides: Any) -> AsyncIterator[ApiS
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        await eventually(_started(server, task), timeout=10.0, interval=0.01)
+        await until_serving(server, task)
         port = server.servers[0].sockets[0].getsockname()[1]
         yield ApiServer(f"http://127.0.0.1:{port}", hp)
     finally:
         server.should_exit = True
         await task
         await hp.stop()
-
-
-def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> Any:
-    async def probe() -> bool:
-        if task.done():
-            task.result()  # raise the start-up error
-        return bool(server.started)
-
-    return probe
 
 
 @asynccontextmanager
@@ -208,7 +199,7 @@ async def test_asgi_app_owns_the_runtime(fresh_sqlite_url: str) -> None:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        await eventually(_started(server, task), timeout=10.0, interval=0.01)
+        await until_serving(server, task)
         port = server.servers[0].sockets[0].getsockname()[1]
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as c:

@@ -39,7 +39,7 @@ from hookpost.domain.models import DeliveryStatus
 from hookpost.settings import Settings
 from hookpost.store.secretbox import generate_main_key, parse_main_key
 from hookpost.wiring import ConfigError, Hookpost
-from tests.support.polling import eventually
+from tests.support.polling import eventually, until_serving
 from tests.support.processes import hookpost_env, spawn, stop
 from tests.support.receiver import Receiver, always
 
@@ -228,13 +228,8 @@ async def serve_api(hp: Hookpost) -> AsyncIterator[str]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
 
-    async def started() -> bool:
-        if task.done():
-            task.result()
-        return bool(server.started)
-
     try:
-        await eventually(started, timeout=10.0, interval=0.01)
+        await until_serving(server, task)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

@@ -8,7 +8,7 @@ import socket
 import uvicorn
 
 from hookpost.api.transport import CoalescingHttpToolsProtocol, CoalescingTransport
-from tests.support.polling import eventually
+from tests.support.polling import until_serving
 
 
 class RecordingTransport:
@@ -137,13 +137,8 @@ async def test_a_real_uvicorn_server_writes_each_response_whole_in_one_write() -
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
 
-    async def started() -> bool:
-        if serving.done():
-            serving.result()  # raise the start-up error
-        return bool(server.started)
-
     try:
-        await eventually(started, timeout=10.0, interval=0.01)
+        await until_serving(server, serving)
         async with asyncio.timeout(10):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
 

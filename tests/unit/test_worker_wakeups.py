@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -148,6 +149,12 @@ class HeldSender:
             pytest.fail(f"{what} within {DEADLINE_S}s: started {sorted(self.started)}")
 
 
+def _worker(store: QueueStore, sender: HeldSender, **config: Any) -> DeliveryWorker:
+    """A worker over the fakes; it polls the store only if a test asks it to."""
+    settings: dict[str, Any] = {"retry_schedule": (5,), "poll_interval_s": 3600.0, **config}
+    return DeliveryWorker(store, sender, WorkerConfig(**settings))  # type: ignore[arg-type]
+
+
 async def test_a_short_claim_that_fills_an_endpoint_wakes_a_claim_loop_out_of_slots(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -156,17 +163,13 @@ async def test_a_short_claim_that_fills_an_endpoint_wakes_a_claim_loop_out_of_sl
     # backlog is ahead of healthy endpoints' newer rows.
     store = QueueStore(["b", "a", "b", "b", "b", "a", "a", "a"])
     sender = HeldSender(gated={"msg_1", "msg_2"}, hung={"msg_3", "msg_4", "msg_5"})
-    worker = DeliveryWorker(
-        store,  # type: ignore[arg-type]
-        sender,  # type: ignore[arg-type]
-        WorkerConfig(
-            retry_schedule=(5,),
-            max_in_flight=3,
-            max_in_flight_per_endpoint=2,
-            claim_batch=3,
-            poll_interval_s=3600.0,
-            shutdown_grace_s=0.1,
-        ),
+    worker = _worker(
+        store,
+        sender,
+        max_in_flight=3,
+        max_in_flight_per_endpoint=2,
+        claim_batch=3,
+        shutdown_grace_s=0.1,
     )
     worker.start()
     try:
@@ -195,17 +198,7 @@ async def test_stop_waits_for_a_claim_alongside_a_write_and_its_deliveries(
     store = QueueStore(["a", "a"])
     store.hold_claim = 2  # the claim alongside the write of msg_1's result
     sender = HeldSender(gated={"msg_2"}, hung=set())
-    worker = DeliveryWorker(
-        store,  # type: ignore[arg-type]
-        sender,  # type: ignore[arg-type]
-        WorkerConfig(
-            retry_schedule=(5,),
-            max_in_flight=1,
-            claim_batch=1,
-            poll_interval_s=3600.0,
-            shutdown_grace_s=5.0,
-        ),
-    )
+    worker = _worker(store, sender, max_in_flight=1, claim_batch=1, shutdown_grace_s=5.0)
     worker.start()
     await asyncio.wait_for(store.held.wait(), DEADLINE_S)
     stopping = asyncio.create_task(worker.stop())
@@ -229,17 +222,13 @@ async def test_claims_start_after_a_saturated_endpoints_backlog_until_it_frees_a
     # n never answers (until the end) and its backlog is at the head of the queue.
     store = QueueStore(["n"] * 4 + ["h"] * 6)
     sender = HeldSender(gated=set(), hung={"msg_1", "msg_2", "msg_3", "msg_4"})
-    worker = DeliveryWorker(
-        store,  # type: ignore[arg-type]
-        sender,  # type: ignore[arg-type]
-        WorkerConfig(
-            retry_schedule=(5,),
-            max_in_flight=4,
-            max_in_flight_per_endpoint=2,
-            claim_batch=2,
-            poll_interval_s=3600.0,
-            shutdown_grace_s=0.1,
-        ),
+    worker = _worker(
+        store,
+        sender,
+        max_in_flight=4,
+        max_in_flight_per_endpoint=2,
+        claim_batch=2,
+        shutdown_grace_s=0.1,
     )
     worker.start()
     try:
@@ -261,11 +250,7 @@ async def test_claims_start_after_a_saturated_endpoints_backlog_until_it_frees_a
 
 
 def _watermark_worker() -> DeliveryWorker:
-    return DeliveryWorker(
-        QueueStore([]),  # type: ignore[arg-type]
-        HeldSender(set(), set()),  # type: ignore[arg-type]
-        WorkerConfig(retry_schedule=(5,), poll_interval_s=1.0),
-    )
+    return _worker(QueueStore([]), HeldSender(set(), set()), poll_interval_s=1.0)
 
 
 def test_the_claim_watermark_is_dropped_when_an_owner_frees_up_or_after_a_poll() -> None:
@@ -282,19 +267,20 @@ def test_the_claim_watermark_moves_only_behind_leased_rows_and_a_poll_behind_now
     worker = _watermark_worker()
     now = 100_000
     # a claim that leased nothing sets nothing: canceled rows may have used up its limit
-    worker._move_watermark(["n"], [], None, now, 5.0)
+    worker._move_watermark(["n"], [], now, 5.0)
     assert worker._watermark is None
     # not past the first leased row, and never within a poll interval of now: a writer that
     # took its "now" just before our claim may commit a row due then, after it
-    worker._move_watermark(["n"], [_claimed(99_500, "h"), _claimed(99_700, "h")], None, now, 5.0)
+    worker._move_watermark(["n"], [_claimed(99_500, "h"), _claimed(99_700, "h")], now, 5.0)
     assert worker._watermark == (frozenset({"n"}), now - 1_000, 5.0)
-    worker._move_watermark(["n"], [_claimed(2_000, "h")], None, now, 6.0)
+    worker._watermark = None  # the next claim walks from the start
+    worker._move_watermark(["n"], [_claimed(2_000, "h")], now, 6.0)
     assert worker._watermark == (frozenset({"n"}), 2_000, 6.0)
     # a claim that started at the watermark moves it on, keeping the time of the last walk
-    worker._move_watermark(["n", "m"], [_claimed(3_000, "h")], 2_000, now, 6.5)
+    worker._move_watermark(["n", "m"], [_claimed(3_000, "h")], now, 6.5)
     assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
-    worker._move_watermark(["n", "m"], [], 3_000, now, 6.6)
+    worker._move_watermark(["n", "m"], [], now, 6.6)
     assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
     # no endpoint excluded: nothing to skip, the watermark is left for _due_from to judge
-    worker._move_watermark([], [_claimed(4_000, "h")], None, now, 7.0)
+    worker._move_watermark([], [_claimed(4_000, "h")], now, 7.0)
     assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
