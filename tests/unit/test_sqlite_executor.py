@@ -9,11 +9,12 @@ import multiprocessing
 import os
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hookpost.store.sqlite.executor import GIL_SWITCH_S, SqliteExecutor
+from hookpost.store.sqlite.executor import GIL_SWITCH_S, MAX_GROUP, SqliteExecutor
 from tests.support.polling import eventually
 
 
@@ -27,11 +28,25 @@ def _insert(value: int):
     return job
 
 
-def _queued(db: SqliteExecutor):
-    async def probe() -> int:
-        return db._jobs.qsize()
+def _taken(db: SqliteExecutor):
+    """True once the writer thread has taken every write handed over so far."""
+
+    async def probe() -> bool:
+        return not db._pending and db._jobs.qsize() == 0
 
     return probe
+
+
+class _GroupRecorder(SqliteExecutor):
+    """Records the size of every group the writer commits."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, synchronous="FULL")
+        self.groups: list[int] = []
+
+    def _transaction(self, conn, batch):  # type: ignore[no-untyped-def]
+        self.groups.append(len(batch))
+        return super()._transaction(conn, batch)
 
 
 def _values(path: Path) -> list[int]:
@@ -51,12 +66,13 @@ async def test_a_failing_job_rolls_back_alone_within_its_group(tmp_path: Path):
     db.start()
     lock = os.open(f"{path}.writelock", os.O_RDWR)
     try:
-        # Hold the write lock until all five are queued: then they share one transaction.
+        # Hold the write lock until the writer has taken all five (written in one loop
+        # turn, they are handed over together): then they share one transaction.
         fcntl.flock(lock, fcntl.LOCK_EX)
         writes = asyncio.gather(
             *(db.write(_insert(v)) for v in (1, 2, -3, 4, 5)), return_exceptions=True
         )
-        await eventually(_queued(db), lambda n: n == 4)  # the writer holds the first one
+        await eventually(_taken(db), lambda taken: taken)
         fcntl.flock(lock, fcntl.LOCK_UN)
         results = await writes
     finally:
@@ -65,6 +81,50 @@ async def test_a_failing_job_rolls_back_alone_within_its_group(tmp_path: Path):
     assert results[:2] == [1, 2] and results[3:] == [4, 5]
     assert isinstance(results[2], ValueError)
     assert _values(path) == [1, 2, 4, 5]  # the failed job's own insert is gone
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[_GroupRecorder]:
+    _create(tmp_path / "x.db")
+    db = _GroupRecorder(str(tmp_path / "x.db"))
+    db.start()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+async def test_the_writes_of_one_loop_turn_share_one_transaction(recorder: _GroupRecorder):
+    # Handed to the writer thread one by one, the first would start a group of its own
+    # while the others were still being queued: one commit (an fsync) more per turn.
+    for _ in range(3):
+        recorder.groups.clear()
+        results = await asyncio.gather(*(recorder.write(_insert(v)) for v in range(200)))
+        assert results == list(range(200))
+        assert recorder.groups == [200]
+
+
+async def test_writes_past_a_full_group_go_into_the_next_one(
+    recorder: _GroupRecorder, tmp_path: Path
+):
+    count = MAX_GROUP + 10
+    results = await asyncio.gather(*(recorder.write(_insert(v)) for v in range(count)))
+    assert results == list(range(count))
+    assert recorder.groups == [MAX_GROUP, 10]
+    assert _values(tmp_path / "x.db") == list(range(count))
+
+
+async def test_closing_runs_the_writes_of_an_unfinished_loop_turn(tmp_path: Path):
+    path = tmp_path / "x.db"
+    _create(path)
+    db = SqliteExecutor(str(path), synchronous="FULL")
+    db.start()
+    tasks = [asyncio.ensure_future(db.write(_insert(v))) for v in (1, 2)]
+    await asyncio.sleep(0)  # both have queued their write, not yet handed over
+    assert db._pending
+    db.close()  # hands them over before it stops the writer
+    assert await asyncio.gather(*tasks) == [1, 2]
+    assert _values(path) == [1, 2]
 
 
 async def test_a_lone_failing_job_leaves_nothing(tmp_path: Path):

@@ -70,7 +70,9 @@ _ENDPOINT_INSERT = (
     f"VALUES ({', '.join(':' + c for c in ENDPOINT_COLUMNS)})"
 )
 _ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_updated_at")
-# What a claim reads, in the order SqliteStore._claimed unpacks it.
+# What a claim reads, in the order SqliteStore._claimed unpacks it. (Packing the claimed rows
+# into one JSON row, as create_message does with an app's endpoints, was measured and dropped:
+# the payloads, as hex, cost more in the end-to-end bench than the steps they saved.)
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
     "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
@@ -105,6 +107,33 @@ _DELIVERIES_CANCEL = (
     "UPDATE deliveries SET status = 4, due_at = NULL, lease = NULL, updated_at = ? "
     "WHERE id IN (VALUES {values})"
 )
+# An app's enabled endpoints as ONE row (a JSON array of [id, event_types, channels]): a
+# fan-out to 20 endpoints is then one step of SQLite instead of 21, each of which hands the GIL
+# to the event loop and waits to get it back with the write lock held (see multirow).
+_APP_ENDPOINTS = (
+    "SELECT json_group_array(json_array(id, json(event_types), json(channels))) "
+    "FROM endpoints WHERE app_id = ? AND disabled = 0"
+)
+_DELIVERIES_CREATE = (  # the endpoint ids as one JSON array: one statement for any fan-out
+    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, "
+    "due_at, next_attempt_at, updated_at) SELECT ?, ?, value, 0, 0, 0, ?, ?, ? "
+    "FROM json_each(?)"
+)
+_DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
+    "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "
+    "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2"
+)  # a join, not (id, lease) IN (...): SQLite scans the whole table for a row-value IN
+
+
+def _has_json() -> bool:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT json_array(1), count(*) FROM json_each('[1]')")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
 
 
 def _conflict(exc: sqlite3.IntegrityError, what: str) -> Conflict:
@@ -160,6 +189,11 @@ class SqliteStore:
             raise RuntimeError(
                 f"hookpost needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer "
                 f"(UPDATE ... FROM); this Python links SQLite {sqlite3.sqlite_version}"
+            )
+        if not _has_json():
+            raise RuntimeError(
+                f"hookpost needs SQLite's JSON functions (built in since 3.38, the JSON1 "
+                f"extension before); this Python's SQLite {sqlite3.sqlite_version} lacks them"
             )
         self._db.start()
 
@@ -411,24 +445,21 @@ class SqliteStore:
                 if "FOREIGN KEY" in str(exc):
                     raise NotFound("application", m.app_id) from None
                 raise _conflict(exc, "a message with this id") from None
+            (endpoints,) = c.execute(_APP_ENDPOINTS, (m.app_id,)).fetchone()
             targets = [
-                (m.app_id, m.id, ep_id, now_ms, now_ms, now_ms)
-                for ep_id, types, chans in c.execute(
-                    "SELECT id, event_types, channels FROM endpoints "
-                    "WHERE app_id = ? AND disabled = 0",
-                    (m.app_id,),
-                )
+                ep_id
+                for ep_id, types, chans in orjson.loads(endpoints)
                 if (
                     ep_id in only
                     if only is not None
-                    else filters_match(loads_opt(types), loads_opt(chans), m.event_type, m.channels)
+                    else filters_match(types, chans, m.event_type, m.channels)
                 )
             ]
-            c.executemany(
-                "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, "
-                "trigger, due_at, next_attempt_at, updated_at) VALUES (?, ?, ?, 0, 0, 0, ?, ?, ?)",
-                targets,
-            )
+            if targets:
+                c.execute(
+                    _DELIVERIES_CREATE,
+                    (m.app_id, m.id, now_ms, now_ms, now_ms, orjson.dumps(targets).decode()),
+                )
             return CreatedMessage(m, created=True, deliveries=len(targets))
 
         created = await self._db.write(run)
@@ -648,16 +679,10 @@ class SqliteStore:
         return await self._db.write(run)
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
-        rows = [(now_ms, now_ms, delivery_id, lease) for delivery_id, lease in leases]
+        rows = list(leases)
 
         def run(c: Conn) -> int:
-            before = c.total_changes
-            c.executemany(
-                "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "
-                "WHERE id = ? AND lease = ?",
-                rows,
-            )
-            return c.total_changes - before
+            return execute_values(c, _DELIVERIES_RELEASE, rows, (now_ms, now_ms))
 
         released = await self._db.write(run)
         if released:

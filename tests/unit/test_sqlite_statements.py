@@ -1,0 +1,90 @@
+"""SQLite write jobs cost a fixed number of statements, however many rows they touch.
+
+Every statement (and every row a SELECT steps through) lets go of the GIL inside the writer
+thread, which then waits for the busy event loop to hand it back while it holds the write
+lock that the other process is waiting for (see ``store/sqlite/executor.py``). So a fan-out
+to many endpoints, or a release of many leases, must not cost a statement per row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hookpost.store.rows import PlainBox
+from hookpost.store.sqlite.multirow import values_list
+from hookpost.store.sqlite.store import _DELIVERIES_RELEASE, SqliteStore
+from tests.contract.conftest import sqlite_path
+from tests.contract.test_store_contract import T0, claim, mk_app, mk_endpoint, mk_message
+
+
+@pytest.fixture
+async def store(migrated_sqlite_url: str) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(sqlite_path(migrated_sqlite_url), PlainBox())
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def _traced(store: SqliteStore) -> list[str]:
+    """The statements the writer's connection runs from now on."""
+    seen: list[str] = []
+
+    def install(c: sqlite3.Connection) -> None:
+        c.set_trace_callback(seen.append)
+
+    await store._db.write(install)
+    seen.clear()
+    return seen
+
+
+async def _app_with(store: SqliteStore, endpoints: int) -> str:
+    app = await store.create_app(mk_app())
+    for i in range(endpoints):
+        await store.create_endpoint(mk_endpoint(app.id, url=f"https://example.com/{i}"))
+    return app.id
+
+
+async def test_a_fan_out_costs_the_same_statements_for_one_endpoint_or_forty(
+    store: SqliteStore,
+) -> None:
+    one, forty = await _app_with(store, 1), await _app_with(store, 40)
+    seen = await _traced(store)
+    counts = []
+    for app_id, fan_out in ((one, 1), (forty, 40)):
+        seen.clear()
+        created = await store.create_message(mk_message(app_id), T0)
+        assert created.deliveries == fan_out
+        counts.append(len(seen))
+    assert counts[0] == counts[1], counts
+    assert len(await claim(store, T0, limit=100)) == 41
+
+
+async def test_a_release_costs_the_same_statements_for_one_lease_or_forty(
+    store: SqliteStore,
+) -> None:
+    app_id = await _app_with(store, 1)
+    for i in range(41):
+        await store.create_message(mk_message(app_id, at=T0 + i), T0)
+    leased = [(c.delivery_id, c.lease) for c in await claim(store, T0, limit=100)]
+    seen = await _traced(store)
+    counts = []
+    for part in (leased[:1], leased[1:]):
+        seen.clear()
+        assert await store.release(part, T0 + 1) == len(part)
+        counts.append(len(seen))
+    assert counts[1] == counts[0] + 1, counts  # one statement per chunk (40 = 32 + 8)
+
+
+def test_a_release_finds_its_rows_by_primary_key(migrated_sqlite_url: str) -> None:
+    # A row-value IN ((id, lease) IN (VALUES ...)) would scan the whole table instead.
+    sql = _DELIVERIES_RELEASE.format(values=values_list(2, 2))
+    with sqlite3.connect(sqlite_path(migrated_sqlite_url)) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", (T0, T0, 1, "a", 2, "b")).fetchall()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "USING INTEGER PRIMARY KEY" in details, details
+    assert "SCAN deliveries" not in details, details
