@@ -181,3 +181,41 @@ def test_starting_lowers_the_gil_switch_interval_but_never_raises_it(tmp_path: P
             assert sys.getswitchinterval() == pytest.approx(expected)
     finally:
         sys.setswitchinterval(before)
+
+
+def _raises_stop_iteration(c: sqlite3.Connection) -> int:
+    raise StopIteration  # a future cannot hold it
+
+
+async def test_a_job_raising_stop_iteration_does_not_strand_the_rest_of_its_group(
+    recorder: _GroupRecorder,
+):
+    both = asyncio.gather(
+        recorder.write(_raises_stop_iteration), recorder.write(_insert(1)), return_exceptions=True
+    )
+    results = await asyncio.wait_for(both, 10)  # before: both stayed pending for ever
+    assert recorder.groups[-1] == 2  # one turn, one group
+    assert isinstance(results[0], RuntimeError) and "StopIteration" in str(results[0])
+    assert results[1] == 1
+
+
+def test_results_for_a_closed_loop_do_not_stop_the_writer(tmp_path: Path):
+    # A loop that wrote and then closed before its result came back: the writer must go on
+    # serving the others (it used to die on "Event loop is closed").
+    path = tmp_path / "x.db"
+    _create(path)
+    db = SqliteExecutor(str(path), synchronous="FULL")
+    db.start()
+    try:
+        gone = asyncio.new_event_loop()
+        fut = gone.create_future()
+        lock = os.open(f"{path}.writelock", os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # its job waits until the loop is closed
+        db._jobs.put([(_insert(1), (), fut, gone)])
+        gone.close()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+        assert asyncio.run(asyncio.wait_for(db.write(_insert(2)), 10)) == 2
+    finally:
+        db.close()
+    assert _values(path) == [1, 2]

@@ -87,10 +87,13 @@ def _resolve_many(results: list[tuple[asyncio.Future[Any], Any, BaseException | 
     for fut, result, error in results:
         if fut.cancelled():
             continue
-        if error is not None:
-            fut.set_exception(error)
-        else:
+        if error is None:
             fut.set_result(result)
+            continue
+        try:
+            fut.set_exception(error)
+        except TypeError:  # StopIteration cannot be set: answer anyway, or the rest would hang
+            fut.set_exception(RuntimeError(f"write job raised {error!r}"))
 
 
 class SqliteExecutor:
@@ -186,7 +189,9 @@ class SqliteExecutor:
         for (_fn, _args, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((fut, result, error))
         for loop, results in by_loop.items():
-            loop.call_soon_threadsafe(_resolve_many, results)
+            # A loop closed since it wrote has nobody left to answer; the other loops still do.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve_many, results)
 
     def _transaction(
         self, conn: sqlite3.Connection, batch: list[Job]
