@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hookpost.store.sqlite.executor import GIL_SWITCH_S, MAX_GROUP, SqliteExecutor
+from hookpost.store.sqlite.executor import GIL_SWITCH_S, MAX_GROUP, Shared, SqliteExecutor
 from tests.support.polling import eventually
 
 
@@ -112,6 +112,48 @@ async def test_writes_past_a_full_group_go_into_the_next_one(
     assert results == list(range(count))
     assert recorder.groups == [MAX_GROUP, 10]
     assert _values(tmp_path / "x.db") == list(range(count))
+
+
+class _InsertMany:
+    """A :class:`Shared` kind of write that records the items of every call it gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.kind = Shared(self._run_many)
+
+    def _run_many(self, c: sqlite3.Connection, items: list[int]) -> list[int]:
+        self.calls.append(list(items))
+        c.execute(
+            f"INSERT INTO t (v) VALUES {', '.join('(?)' for _ in items)}", items
+        )  # one statement for all: a refused item fails them all, as a real one would
+        if any(v < 0 for v in items):
+            raise ValueError(f"refused {min(items)}")
+        return [v * 10 for v in items]
+
+
+async def test_shared_writes_of_a_group_run_as_one_call_between_the_others(
+    recorder: _GroupRecorder, tmp_path: Path
+):
+    many = _InsertMany()
+    writes = [recorder.write(_insert(1))]
+    writes += [recorder.write_shared(many.kind, v) for v in (2, 3, 4)]
+    writes += [recorder.write(_insert(5)), recorder.write_shared(many.kind, 6)]
+    assert await asyncio.gather(*writes) == [1, 20, 30, 40, 5, 60]
+    assert recorder.groups == [6]
+    assert many.calls == [[2, 3, 4, 6]]
+    assert _values(tmp_path / "x.db") == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_failing_shared_item_fails_alone(recorder: _GroupRecorder, tmp_path: Path):
+    many = _InsertMany()
+    writes = [recorder.write_shared(many.kind, v) for v in (1, -2, 3)]
+    writes.append(recorder.write(_insert(4)))
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert results[0] == 10 and results[2:] == [30, 4]
+    assert isinstance(results[1], ValueError) and "refused -2" in str(results[1])
+    # Once together (rolled back), then each item alone, each in its own savepoint.
+    assert many.calls == [[1, -2, 3], [1], [-2], [3]]
+    assert _values(tmp_path / "x.db") == [1, 3, 4]
 
 
 async def test_closing_runs_the_writes_of_an_unfinished_loop_turn(tmp_path: Path):

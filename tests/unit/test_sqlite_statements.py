@@ -1,4 +1,5 @@
-"""SQLite write jobs cost a fixed number of statements, however many rows they touch.
+"""SQLite write jobs cost a fixed number of statements, however many rows they touch, and the
+API's concurrent sends share them.
 
 Every statement (and every row a SELECT steps through) lets go of the GIL inside the writer
 thread, which then waits for the busy event loop to hand it back while it holds the write
@@ -8,12 +9,14 @@ to many endpoints, or a release of many leases, must not cost a statement per ro
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
 
 from hookpost.store.rows import PlainBox
+from hookpost.store.sqlite.messages import _APPS_ENDPOINTS
 from hookpost.store.sqlite.multirow import values_list
 from hookpost.store.sqlite.store import _DELIVERIES_RELEASE, SqliteStore
 from tests.contract.conftest import sqlite_path
@@ -64,6 +67,21 @@ async def test_a_fan_out_costs_the_same_statements_for_one_endpoint_or_forty(
     assert len(await claim(store, T0, limit=100)) == 41
 
 
+async def test_sends_made_together_share_their_statements(store: SqliteStore) -> None:
+    """32 sends to 8 apps made in one loop turn (concurrent API requests) cost what one costs."""
+    apps = [await _app_with(store, 2) for _ in range(8)]
+    seen = await _traced(store)
+    created = await store.create_message(mk_message(apps[0]), T0)
+    alone = len(seen)
+    seen.clear()
+    together = await asyncio.gather(
+        *(store.create_message(mk_message(apps[i % 8], at=T0 + i), T0) for i in range(32))
+    )
+    assert [c.deliveries for c in [created, *together]] == [2] * 33
+    assert len(seen) == alone, seen  # 32 rows are one chunk, as one row is
+    assert len(await claim(store, T0, limit=100)) == 66
+
+
 async def test_a_release_costs_the_same_statements_for_one_lease_or_forty(
     store: SqliteStore,
 ) -> None:
@@ -88,3 +106,10 @@ def test_a_release_finds_its_rows_by_primary_key(migrated_sqlite_url: str) -> No
     details = " | ".join(str(row[-1]) for row in plan)
     assert "USING INTEGER PRIMARY KEY" in details, details
     assert "SCAN deliveries" not in details, details
+
+
+def test_the_endpoints_of_a_group_s_apps_come_from_the_app_index(migrated_sqlite_url: str) -> None:
+    with sqlite3.connect(sqlite_path(migrated_sqlite_url)) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {_APPS_ENDPOINTS}", ('["a", "b"]',)).fetchall()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "SEARCH endpoints USING INDEX ix_endpoints_app_id" in details, details

@@ -7,6 +7,11 @@ by one, the first write of a burst woke the writer, which committed it nearly al
 turn's other writes were still being queued, and every commit is an fsync that holds the write
 lock (BENCHMARKS.md: a third fewer commits in the end-to-end bench, and more messages/s).
 
+A write may also be *shared* (:meth:`SqliteExecutor.write_shared`): the group's writes of one
+kind then run as ONE call over all their items, e.g. every message of the group inserted by one
+multi-row statement instead of one statement each (each statement is a GIL hand-off made with
+the write lock held; see below).
+
 A job's error must roll back only that job, yet a savepoint per job costs two statements each:
 so a group first runs without savepoints, and only if a job fails is it rolled back and run
 again with one savepoint per job. A job may therefore run twice: it must be a plain function
@@ -41,12 +46,30 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from hookpost.domain.errors import StoreUnavailable
 
 T = TypeVar("T")
 Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]
+Outcome = tuple[Any, BaseException | None]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A kind of write whose items a group runs in one call: ``run_many(conn, items)`` returns
+    one result per item, in order, or raises if any item fails (the group is then run again
+    with each item alone, ``run_many(conn, [item])``, so that the error is that item's alone).
+    """
+
+    run_many: Callable[[sqlite3.Connection, list[Any]], list[Any]]
+
+    def __call__(self, conn: sqlite3.Connection, item: Any) -> Any:
+        """The write of one item alone."""
+        (result,) = self.run_many(conn, [item])
+        return result
+
 
 MAX_GROUP = 256  # jobs per transaction; bounds the latency one commit adds
 GIL_SWITCH_S = 0.0005  # see the module docstring; only ever lowers the process's setting
@@ -132,6 +155,11 @@ class SqliteExecutor:
         pending.append((fn, args, fut, loop))
         return await fut
 
+    async def write_shared(self, kind: Shared, item: Any) -> Any:
+        """Like :meth:`write` of ``kind(conn, item)``, but run in one call with the same
+        group's other items of that ``kind`` (see :class:`Shared`)."""
+        return await self.write(kind, item)
+
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         jobs = self._pending.pop(loop, None)
         if jobs:  # close() may have handed them over already
@@ -181,9 +209,7 @@ class SqliteExecutor:
             more.extend(nxt)
         return more
 
-    def _resolve_all(
-        self, batch: list[Job], outcomes: list[tuple[Any, BaseException | None]]
-    ) -> None:
+    def _resolve_all(self, batch: list[Job], outcomes: list[Outcome]) -> None:
         """One wake-up per event loop, not one per job."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, ...]]] = {}
         for (_fn, _args, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
@@ -193,14 +219,12 @@ class SqliteExecutor:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve_many, results)
 
-    def _transaction(
-        self, conn: sqlite3.Connection, batch: list[Job]
-    ) -> list[tuple[Any, BaseException | None]]:
-        outcomes: list[tuple[Any, BaseException | None]] = []
+    def _transaction(self, conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                outcomes = [(fn(conn, *args), None) for fn, args, _fut, _loop in batch]
+                outcomes = self._run_group(conn, batch)
             except Exception as exc:
                 conn.execute("ROLLBACK")
                 if len(batch) == 1:
@@ -216,9 +240,36 @@ class SqliteExecutor:
         return outcomes
 
     @staticmethod
+    def _run_group(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
+        """Every job of ``batch``, a :class:`Shared` kind's items in one call where its first
+        item stands (the group's jobs are concurrent: no order among them is promised)."""
+        outcomes: list[Outcome] = [(None, None)] * len(batch)
+        units: list[tuple[Callable[..., Any], list[int]]] = []
+        shared: dict[Shared, list[int]] = {}
+        for i, (fn, _args, _fut, _loop) in enumerate(batch):
+            if isinstance(fn, Shared):
+                members = shared.get(fn)
+                if members is None:
+                    members = shared[fn] = []
+                    units.append((fn, members))
+                members.append(i)
+            else:
+                units.append((fn, [i]))
+        for fn, members in units:
+            if len(members) == 1:
+                i = members[0]
+                outcomes[i] = (fn(conn, *batch[i][1]), None)
+                continue
+            items = [batch[i][1][0] for i in members]
+            results = cast(Shared, fn).run_many(conn, items)
+            for i, result in zip(members, results, strict=True):
+                outcomes[i] = (result, None)
+        return outcomes
+
+    @staticmethod
     def _in_savepoint(
         conn: sqlite3.Connection, fn: Callable[..., Any], args: tuple[Any, ...]
-    ) -> tuple[Any, BaseException | None]:
+    ) -> Outcome:
         conn.execute("SAVEPOINT job")
         try:
             result = fn(conn, *args)

@@ -11,8 +11,7 @@ from typing import Any
 import orjson
 
 from hookpost.domain import ids
-from hookpost.domain.errors import Conflict, NotFound, StaleWrite
-from hookpost.domain.matching import filters_match
+from hookpost.domain.errors import NotFound, StaleWrite
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -59,7 +58,9 @@ from hookpost.store.rows import (
     stats_from_counts,
     token_from_row,
 )
+from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import SqliteExecutor
+from hookpost.store.sqlite.messages import CREATE_MESSAGES, NewMessage
 from hookpost.store.sqlite.multirow import execute_values
 
 Conn = sqlite3.Connection
@@ -107,18 +108,6 @@ _DELIVERIES_CANCEL = (
     "UPDATE deliveries SET status = 4, due_at = NULL, lease = NULL, updated_at = ? "
     "WHERE id IN (VALUES {values})"
 )
-# An app's enabled endpoints as ONE row (a JSON array of [id, event_types, channels]): a
-# fan-out to 20 endpoints is then one step of SQLite instead of 21, each of which hands the GIL
-# to the event loop and waits to get it back with the write lock held (see multirow).
-_APP_ENDPOINTS = (
-    "SELECT json_group_array(json_array(id, json(event_types), json(channels))) "
-    "FROM endpoints WHERE app_id = ? AND disabled = 0"
-)
-_DELIVERIES_CREATE = (  # the endpoint ids as one JSON array: one statement for any fan-out
-    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, "
-    "due_at, next_attempt_at, updated_at) SELECT ?, ?, value, 0, 0, 0, ?, ?, ? "
-    "FROM json_each(?)"
-)
 _DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
     "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "
     "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2"
@@ -134,10 +123,6 @@ def _has_json() -> bool:
         return False
     finally:
         conn.close()
-
-
-def _conflict(exc: sqlite3.IntegrityError, what: str) -> Conflict:
-    return Conflict(f"{what} already exists") if "UNIQUE" in str(exc) else Conflict(str(exc))
 
 
 def _paged(
@@ -221,7 +206,7 @@ class SqliteStore:
                     ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise _conflict(exc, "an application with this uid") from None
+                raise conflict(exc, "an application with this uid") from None
             return app
 
         return await self._db.write(run)
@@ -261,7 +246,7 @@ class SqliteStore:
                     ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise _conflict(exc, "an application with this uid") from None
+                raise conflict(exc, "an application with this uid") from None
             if cur.rowcount == 0:
                 raise NotFound("application", app.id)
             return app
@@ -296,7 +281,7 @@ class SqliteStore:
                     ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise _conflict(exc, "an event type with this name") from None
+                raise conflict(exc, "an event type with this name") from None
             return et
 
         return await self._db.write(run)
@@ -360,7 +345,7 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
                     raise NotFound("application", endpoint.app_id) from None
-                raise _conflict(exc, "an endpoint with this uid") from None
+                raise conflict(exc, "an endpoint with this uid") from None
             return endpoint
 
         return await self._db.write(run)
@@ -396,7 +381,7 @@ class SqliteStore:
             try:
                 cur = c.execute(_ENDPOINT_UPDATE, values)
             except sqlite3.IntegrityError as exc:
-                raise _conflict(exc, "an endpoint with this uid") from None
+                raise conflict(exc, "an endpoint with this uid") from None
             if cur.rowcount == 0:
                 exists = c.execute(
                     "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?",
@@ -423,46 +408,10 @@ class SqliteStore:
     async def create_message(
         self, message: Message, now_ms: int, endpoint_ids: Sequence[str] | None = None
     ) -> CreatedMessage:
-        m = message
-        channels = dumps_opt(m.channels)
-        only = None if endpoint_ids is None else set(endpoint_ids)
-
-        def run(c: Conn) -> CreatedMessage:
-            if m.event_id is not None:
-                row = c.execute(
-                    "SELECT * FROM messages WHERE app_id = ? AND event_id = ?",
-                    (m.app_id, m.event_id),
-                ).fetchone()
-                if row is not None:
-                    return CreatedMessage(message_from_row(row), created=False, deliveries=0)
-            try:
-                c.execute(
-                    "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, "
-                    "expunged, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-                    (m.id, m.app_id, m.event_type, m.event_id, channels, m.payload, m.created_at),
-                )
-            except sqlite3.IntegrityError as exc:
-                if "FOREIGN KEY" in str(exc):
-                    raise NotFound("application", m.app_id) from None
-                raise _conflict(exc, "a message with this id") from None
-            (endpoints,) = c.execute(_APP_ENDPOINTS, (m.app_id,)).fetchone()
-            targets = [
-                ep_id
-                for ep_id, types, chans in orjson.loads(endpoints)
-                if (
-                    ep_id in only
-                    if only is not None
-                    else filters_match(types, chans, m.event_type, m.channels)
-                )
-            ]
-            if targets:
-                c.execute(
-                    _DELIVERIES_CREATE,
-                    (m.app_id, m.id, now_ms, now_ms, now_ms, orjson.dumps(targets).decode()),
-                )
-            return CreatedMessage(m, created=True, deliveries=len(targets))
-
-        created = await self._db.write(run)
+        only = None if endpoint_ids is None else frozenset(endpoint_ids)
+        created: CreatedMessage = await self._db.write_shared(
+            CREATE_MESSAGES, NewMessage(message, now_ms, only)
+        )
         if created.deliveries:
             self._new_work()
         return created
@@ -895,7 +844,7 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
                     raise NotFound("application", t.app_id or "") from None
-                raise _conflict(exc, "this token") from None
+                raise conflict(exc, "this token") from None
 
         await self._db.write(run)
 

@@ -1,0 +1,124 @@
+"""Creating messages on SQLite: a whole group of messages in a fixed number of statements.
+
+The API's concurrent sends land in the writer's group together (see ``executor``). Made one by
+one, each costs three statements, and each statement hands the GIL to the busy event loop and
+waits to get it back with the cross-process write lock held. Made as one :class:`Shared` write,
+the group's messages go in by one multi-row INSERT, the endpoints of all their apps come back
+as one row per app, and all their deliveries go in by one INSERT over a JSON array.
+
+Anything unusual (an unknown app, a taken id, two sends with one eventId in the same group)
+makes the multi-row statements fail; the executor then runs each message alone, which answers
+each exactly as :meth:`Store.create_message` promises.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import orjson
+
+from hookpost.domain.errors import NotFound
+from hookpost.domain.matching import filters_match
+from hookpost.domain.models import Message
+from hookpost.store.base import CreatedMessage
+from hookpost.store.rows import dumps_opt, message_from_row
+from hookpost.store.sqlite.errors import conflict
+from hookpost.store.sqlite.executor import Shared
+from hookpost.store.sqlite.multirow import execute_values
+
+_MESSAGES_INSERT = (
+    "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged, "
+    "created_at) VALUES {values}"
+)
+_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
+# The enabled endpoints of each app, one row per app holding a JSON array of
+# [id, event_types, channels]: one statement for any number of apps and endpoints.
+_APPS_ENDPOINTS = (
+    "SELECT app_id, json_group_array(json_array(id, json(event_types), json(channels))) "
+    "FROM endpoints WHERE app_id IN (SELECT value FROM json_each(?)) AND disabled = 0 "
+    "GROUP BY app_id"
+)
+# The deliveries as one JSON array of [app_id, message_id, endpoint_id, now_ms].
+_DELIVERIES_CREATE = (
+    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, "
+    "due_at, next_attempt_at, updated_at) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), 0, 0, 0, json_extract(value, '$[3]'), "
+    "json_extract(value, '$[3]'), json_extract(value, '$[3]') FROM json_each(?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    message: Message
+    now_ms: int
+    only: frozenset[str] | None  # explicit endpoint ids; None: every endpoint whose filter matches
+
+
+def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[CreatedMessage]:
+    answers: list[CreatedMessage | None] = [None] * len(items)
+    fresh: list[int] = []  # indexes of the items to insert
+    for i, item in enumerate(items):
+        m = item.message
+        if m.event_id is not None:
+            row = c.execute(_BY_EVENT_ID, (m.app_id, m.event_id)).fetchone()
+            if row is not None:
+                answers[i] = CreatedMessage(message_from_row(row), created=False, deliveries=0)
+                continue
+        fresh.append(i)
+    if fresh:
+        _insert(c, [items[i] for i in fresh])
+        endpoints = _endpoints_by_app(c, {items[i].message.app_id for i in fresh})
+        deliveries: list[tuple[str, str, str, int]] = []
+        for i in fresh:
+            item = items[i]
+            m = item.message
+            targets = [
+                ep_id
+                for ep_id, types, chans in endpoints.get(m.app_id, ())
+                if (
+                    ep_id in item.only
+                    if item.only is not None
+                    else filters_match(types, chans, m.event_type, m.channels)
+                )
+            ]
+            deliveries += [(m.app_id, m.id, ep_id, item.now_ms) for ep_id in targets]
+            answers[i] = CreatedMessage(m, created=True, deliveries=len(targets))
+        if deliveries:
+            c.execute(_DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
+    return answers  # type: ignore[return-value]  # every index answered above
+
+
+def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
+    rows = [
+        (
+            m.id,
+            m.app_id,
+            m.event_type,
+            m.event_id,
+            dumps_opt(m.channels),
+            m.payload,
+            0,
+            m.created_at,
+        )
+        for m in (item.message for item in items)
+    ]
+    try:
+        execute_values(c, _MESSAGES_INSERT, rows)
+    except sqlite3.IntegrityError as exc:
+        if len(items) > 1:
+            raise  # which one is to blame: the executor runs each alone to find out
+        if "FOREIGN KEY" in str(exc):
+            raise NotFound("application", items[0].message.app_id) from None
+        raise conflict(exc, "a message with this id") from None
+
+
+def _endpoints_by_app(
+    c: sqlite3.Connection, app_ids: set[str]
+) -> dict[str, list[tuple[str, list[str] | None, list[str] | None]]]:
+    rows = c.execute(_APPS_ENDPOINTS, (orjson.dumps(sorted(app_ids)).decode(),)).fetchall()
+    return {app_id: orjson.loads(endpoints) for app_id, endpoints in rows}
+
+
+CREATE_MESSAGES = Shared(_create_messages)
