@@ -92,3 +92,29 @@ async def test_a_full_endpoints_surplus_does_not_hold_up_other_endpoints(
         assert len(busy.requests) == PER_ENDPOINT
         busy.gate.set()
         await busy.wait_for(10)
+
+
+async def test_a_disabled_endpoints_backlog_does_not_hold_up_other_endpoints(
+    fresh_sqlite_url: str, receivers: tuple[Receiver, Receiver]
+) -> None:
+    """Each claim cancels a batch of the disabled endpoint's due rows and delivers none: the
+    worker must claim again at once (the queue's head is still due), not at the next poll."""
+    gone, other = receivers
+    async with Hookpost.open(
+        fresh_sqlite_url,
+        allow_subnets="127.0.0.0/8",
+        claim_batch=4,  # the backlog takes 10 claims to clear
+        poll_interval_s=30.0,  # a wait for the poll would fail the deadline below
+    ) as hp:
+        app = await hp.apps.create("Acme")
+        ep = await hp.endpoints.create(app.id, {"url": gone.url("/gone"), "event_types": ["g"]})
+        await hp.endpoints.create(app.id, {"url": other.url("/other"), "event_types": ["o"]})
+        for n in range(40):
+            await hp.messages.send(app.id, "g", {"n": n})  # the oldest due rows
+        await hp.messages.send(app.id, "o", {"n": 0})
+        await hp.endpoints.patch(app.id, ep.id, {"disabled": True})
+        started = time.monotonic()
+        await hp.start_worker()
+        await other.wait_for(1, timeout=10)
+        assert time.monotonic() - started < 5
+    assert gone.requests == []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hookpost.domain.errors import StoreUnavailable
 from hookpost.store.sqlite.executor import GIL_SWITCH_S, MAX_GROUP, Shared, SqliteExecutor
 from tests.support.polling import eventually
 
@@ -261,3 +262,17 @@ def test_results_for_a_closed_loop_do_not_stop_the_writer(tmp_path: Path):
     finally:
         db.close()
     assert _values(path) == [1, 2]
+
+
+async def test_a_write_after_close_is_refused_not_left_waiting(tmp_path: Path):
+    path = tmp_path / "x.db"
+    _create(path)
+    db = SqliteExecutor(str(path), synchronous="FULL")
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(db.write(_insert(1)), timeout=5)  # not started yet
+    db.start()
+    assert await db.write(_insert(2)) == 2
+    db.close()
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(db.write(_insert(3)), timeout=5)
+    assert _values(path) == [2]

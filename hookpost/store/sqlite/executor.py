@@ -131,6 +131,7 @@ class SqliteExecutor:
         self._read_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._lock_fd: int | None = None
+        self._open = False  # writes are refused before start() and from close() on
 
     def start(self) -> None:
         if sys.getswitchinterval() > GIL_SWITCH_S:
@@ -142,8 +143,11 @@ class SqliteExecutor:
             target=self._write_loop, args=(conn,), name="hookpost-sqlite-write", daemon=True
         )
         self._writer.start()
+        self._open = True
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self._open:  # no writer would ever answer it
+            raise StoreUnavailable("sqlite: the store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         pending = self._pending.get(loop)
@@ -281,6 +285,7 @@ class SqliteExecutor:
         return result, None
 
     def close(self) -> None:
+        self._open = False
         if self._writer is not None:
             for loop in list(self._pending):
                 self._hand_over(loop)  # writes of an unfinished loop turn still run
