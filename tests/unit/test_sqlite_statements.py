@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hookpost.store.rows import PlainBox
-from hookpost.store.sqlite.messages import _APPS_ENDPOINTS
+from hookpost.store.sqlite.messages import _APPS_ENDPOINTS, _DELIVERIES_CREATE
 from hookpost.store.sqlite.multirow import values_list
 from hookpost.store.sqlite.store import _DELIVERIES_RELEASE, SqliteStore
 from tests.contract.conftest import sqlite_path
@@ -113,3 +113,14 @@ def test_the_endpoints_of_a_group_s_apps_come_from_the_app_index(migrated_sqlite
         plan = conn.execute(f"EXPLAIN QUERY PLAN {_APPS_ENDPOINTS}", ('["a", "b"]',)).fetchall()
     details = " | ".join(str(row[-1]) for row in plan)
     assert "SEARCH endpoints USING INDEX ix_endpoints_app_id" in details, details
+
+
+def test_a_message_s_values_are_extracted_once_not_once_per_delivery(
+    migrated_sqlite_url: str,
+) -> None:
+    # Flattened into the join, the json_extract calls ran for every delivery: 4x slower for
+    # messages to 22 endpoints.
+    with sqlite3.connect(sqlite_path(migrated_sqlite_url)) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {_DELIVERIES_CREATE}", ("[]",)).fetchall()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "MATERIALIZE m" in details or "CO-ROUTINE m" in details, details
