@@ -82,6 +82,25 @@ async def test_sends_made_together_share_their_statements(store: SqliteStore) ->
     assert len(await claim(store, T0, limit=100)) == 66
 
 
+async def test_a_repeated_event_id_in_one_group_does_not_make_it_run_send_by_send(
+    store: SqliteStore,
+) -> None:
+    """A retry racing its first try: the group still shares its statements (no savepoint per
+    send), and the repeat gets the first one's message, as it would one by one."""
+    app_id = await _app_with(store, 1)
+    seen = await _traced(store)
+    first, repeat, other = await asyncio.gather(
+        store.create_message(mk_message(app_id, event_id="evt-retry"), T0),
+        store.create_message(mk_message(app_id, event_id="evt-retry"), T0),
+        store.create_message(mk_message(app_id), T0),
+    )
+    assert not [sql for sql in seen if "SAVEPOINT" in sql], seen
+    assert (first.created, first.deliveries) == (True, 1)
+    assert (repeat.created, repeat.deliveries, repeat.message) == (False, 0, first.message)
+    assert (other.created, other.deliveries) == (True, 1)
+    assert len(await claim(store, T0, limit=10)) == 2
+
+
 async def test_a_release_costs_the_same_statements_for_one_lease_or_forty(
     store: SqliteStore,
 ) -> None:

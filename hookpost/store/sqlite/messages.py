@@ -63,13 +63,23 @@ class NewMessage:
 def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[CreatedMessage]:
     answers: list[CreatedMessage | None] = [None] * len(items)
     fresh: list[int] = []  # indexes of the items to insert
+    # A client retrying a send with the same eventId may land twice in one group: the later
+    # one gets the earlier one's message, as it would one by one (the unique index would
+    # otherwise fail the group's INSERT and make every send of the group run alone).
+    first_of: dict[tuple[str, str], int] = {}
+    repeats: list[tuple[int, int]] = []  # (item, the earlier item of the group it repeats)
     for i, item in enumerate(items):
         m = item.message
         if m.event_id is not None:
-            row = c.execute(_BY_EVENT_ID, (m.app_id, m.event_id)).fetchone()
+            key = (m.app_id, m.event_id)
+            if key in first_of:
+                repeats.append((i, first_of[key]))
+                continue
+            row = c.execute(_BY_EVENT_ID, key).fetchone()
             if row is not None:
                 answers[i] = CreatedMessage(message_from_row(row), created=False, deliveries=0)
                 continue
+            first_of[key] = i
         fresh.append(i)
     if fresh:
         _insert(c, [items[i] for i in fresh])
@@ -92,6 +102,8 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
             answers[i] = CreatedMessage(m, created=True, deliveries=len(targets))
         if deliveries:
             c.execute(_DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
+    for i, first in repeats:
+        answers[i] = CreatedMessage(items[first].message, created=False, deliveries=0)
     return answers  # type: ignore[return-value]  # every index answered above
 
 
