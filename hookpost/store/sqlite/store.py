@@ -73,7 +73,9 @@ _ENDPOINT_INSERT = (
 _ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_updated_at")
 # What a claim reads, in the order SqliteStore._claimed unpacks it. (Packing the claimed rows
 # into one JSON row, as create_message does with an app's endpoints, was measured and dropped:
-# the payloads, as hex, cost more in the end-to-end bench than the steps they saved.)
+# the payloads, as hex, cost more in the end-to-end bench than the steps they saved. So was
+# leasing from a JSON row of ids and reading the rest after the commit: no gain measured, and
+# a failed read would leave rows leased until their lease ran out. See BENCHMARKS.md.)
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
     "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
