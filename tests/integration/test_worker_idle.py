@@ -57,8 +57,9 @@ async def test_no_spin_while_the_due_work_waits_for_a_saturated_endpoint(
         await hp.start_worker()
         try:
             await receiver.wait_for(2)
+            # Not a wait for a state: a window in which a spinning claim loop would claim
+            # thousands of times, where a healthy one claims about once per poll interval.
             await asyncio.sleep(1.0)
-            # about one claim per poll interval, not thousands
             assert counted.claims <= 10, (counted.claims, counted.next_due_reads)
         finally:
             receiver.gate.set()
