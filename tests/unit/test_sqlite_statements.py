@@ -117,20 +117,23 @@ async def test_a_release_costs_the_same_statements_for_one_lease_or_forty(
     assert counts[1] == counts[0] + 1, counts  # one statement per chunk (40 = 32 + 8)
 
 
+def _plan(url: str, sql: str, params: tuple[object, ...]) -> str:
+    """SQLite's query plan for ``sql`` on the migrated schema, as one line."""
+    with sqlite3.connect(sqlite_path(url)) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+    return " | ".join(str(row[-1]) for row in plan)
+
+
 def test_a_release_finds_its_rows_by_primary_key(migrated_sqlite_url: str) -> None:
     # A row-value IN ((id, lease) IN (VALUES ...)) would scan the whole table instead.
     sql = _DELIVERIES_RELEASE.format(values=values_list(2, 2))
-    with sqlite3.connect(sqlite_path(migrated_sqlite_url)) as conn:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", (T0, T0, 1, "a", 2, "b")).fetchall()
-    details = " | ".join(str(row[-1]) for row in plan)
+    details = _plan(migrated_sqlite_url, sql, (T0, T0, 1, "a", 2, "b"))
     assert "USING INTEGER PRIMARY KEY" in details, details
     assert "SCAN deliveries" not in details, details
 
 
 def test_the_endpoints_of_a_group_s_apps_come_from_the_app_index(migrated_sqlite_url: str) -> None:
-    with sqlite3.connect(sqlite_path(migrated_sqlite_url)) as conn:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN {_APPS_ENDPOINTS}", ('["a", "b"]',)).fetchall()
-    details = " | ".join(str(row[-1]) for row in plan)
+    details = _plan(migrated_sqlite_url, _APPS_ENDPOINTS, ('["a", "b"]',))
     assert "SEARCH endpoints USING INDEX ix_endpoints_app_id" in details, details
 
 
@@ -139,7 +142,5 @@ def test_a_message_s_values_are_extracted_once_not_once_per_delivery(
 ) -> None:
     # Flattened into the join, the json_extract calls ran for every delivery: 4x slower for
     # messages to 22 endpoints.
-    with sqlite3.connect(sqlite_path(migrated_sqlite_url)) as conn:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN {_DELIVERIES_CREATE}", ("[]",)).fetchall()
-    details = " | ".join(str(row[-1]) for row in plan)
+    details = _plan(migrated_sqlite_url, _DELIVERIES_CREATE, ("[]",))
     assert "MATERIALIZE m" in details or "CO-ROUTINE m" in details, details

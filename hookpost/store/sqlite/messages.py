@@ -6,9 +6,9 @@ waits to get it back with the cross-process write lock held. Made as one :class:
 the group's messages go in by one multi-row INSERT, the endpoints of all their apps come back
 as one row per app, and all their deliveries go in by one INSERT over a JSON array.
 
-Anything unusual (an unknown app, a taken id, two sends with one eventId in the same group)
-makes the multi-row statements fail; the executor then runs each message alone, which answers
-each exactly as :meth:`Store.create_message` promises.
+A send that repeats an earlier send's eventId in the same group gets that send's message. Anything
+else unusual (an unknown app, a taken id) makes the multi-row statements fail; the executor then
+runs each message alone, which answers each exactly as :meth:`Store.create_message` promises.
 """
 
 from __future__ import annotations
