@@ -47,6 +47,7 @@ ALL_SCENARIOS = [
     "e2e1",
     "e2e-inline",
     "e2e-aiohttp",
+    "e2e-sdk",
     "ingest",
     "latency",
     "drain",

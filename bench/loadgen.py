@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import uuid
 from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,15 +124,23 @@ async def burst_raw(a: argparse.Namespace) -> dict[str, Any]:
     host, port = url.hostname or "127.0.0.1", url.port or 80
     apps = a.app.split(",")
     body = _message_body(a.size)
-    requests = [
+    heads = [
         (
             f"POST /api/v1/app/{app}/msg HTTP/1.1\r\nhost: {host}:{port}\r\n"
             f"authorization: Bearer {a.token}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n\r\n"
+            f"content-length: {len(body)}\r\n"
         ).encode()
-        + body
         for app in apps
     ]
+    requests = [head + b"\r\n" + body for head in heads]
+
+    def request(i: int) -> bytes:
+        if not a.idempotency_keys:
+            return requests[i % len(apps)]
+        # What the official svix SDKs send with every POST: a fresh key.
+        key = f"idempotency-key: auto_{uuid.uuid4()}\r\n\r\n".encode()
+        return heads[i % len(apps)] + key + body
+
     rec = Recorder()
     deadline = time.monotonic() + a.max_s
     counter = iter(range(a.n))
@@ -144,7 +153,7 @@ async def burst_raw(a: argparse.Namespace) -> dict[str, Any]:
                     return
                 sent = time.time()
                 try:
-                    status, raw = await asyncio.wait_for(conn.post(requests[i % len(apps)]), 30)
+                    status, raw = await asyncio.wait_for(conn.post(request(i)), 30)
                 except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
                     conn.close()
                     rec.failed(exc)
@@ -242,6 +251,11 @@ def main() -> None:
     p.add_argument("--size", type=int, default=PAYLOAD_BYTES)
     p.add_argument("--out")
     p.add_argument("--client", choices=("raw", "aiohttp"), default="raw", help="burst only")
+    p.add_argument(
+        "--idempotency-keys",
+        action="store_true",
+        help="burst, raw client: a fresh idempotency-key per request, as the svix SDKs send",
+    )
     a = p.parse_args()
     emit(run(burst(a) if a.mode == "burst" else paced(a)))
 

@@ -146,6 +146,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for key, what in (
             ("e2e-inline", "worker in the API's process (info)"),
             ("e2e-aiohttp", "load generator on aiohttp (info)"),
+            ("e2e-sdk", "an idempotency key per request, as the svix SDKs send (info)"),
         ):
             if "deliveries_per_s" in sc.get(key, {}):
                 d = sc[key]["deliveries_per_s"]

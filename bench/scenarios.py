@@ -171,7 +171,11 @@ def loadgen(ctx: Ctx, stack: Stack, mode: str, app: str, out: Path, **kw: Any) -
         str(ctx.payload_size),
     ]
     for k, v in kw.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
+        flag = f"--{k.replace('_', '-')}"
+        if v is True:
+            args.append(flag)
+        elif v is not False:
+            args += [flag, str(v)]
     return child(args, timeout=float(kw.get("max_s", 120)) + 60)
 
 
@@ -326,7 +330,15 @@ def baseline(ctx: Ctx, label: str, max_s: float | None = None) -> dict[str, Any]
 
 # The machine's speed drifts by up to 2x within minutes (BENCHMARKS.md), so a throughput is
 # also divided by short baselines run right before and right after it: the same machine phase.
-NEAR_BASELINE_SCENARIOS = ("e2e", "e2e1", "e2e-inline", "e2e-aiohttp", "drain", "fanout")
+NEAR_BASELINE_SCENARIOS = (
+    "e2e",
+    "e2e1",
+    "e2e-inline",
+    "e2e-aiohttp",
+    "e2e-sdk",
+    "drain",
+    "fanout",
+)
 
 
 def wants_near_baseline(name: str, backend: str) -> bool:
@@ -352,6 +364,7 @@ def e2e(
     extra: dict[str, str] | None = None,
     label: str | None = None,
     client: str = "raw",
+    idempotency_keys: bool = False,
 ) -> dict[str, Any]:
     """Targets 1 and 3: N messages at max rate (64 API clients), round-robin over 8 apps with
     one endpoint each (one message = one delivery; 8 endpoints so that the per-endpoint
@@ -385,6 +398,7 @@ def e2e(
             concurrency=64,
             max_s=s.e2e_max_s,
             client=client,
+            idempotency_keys=idempotency_keys,
         )
         lines = wait_delivered(ctx, mark, prefix, gen["accepted"])
         usage = acct.stop()
@@ -400,6 +414,7 @@ def e2e(
             "endpoints": n_endpoints,
             "settings": extra or {},
             "loadgen_client": client,
+            "idempotency_keys": idempotency_keys,
             "api_codes": gen["codes"],
             "api_errors": gen["errors"],
             "delivered": delivered,
@@ -767,6 +782,8 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "e2e-inline": e2e_inline,
     # the load generator on aiohttp's client (3x the CPU per request of the raw client)
     "e2e-aiohttp": lambda ctx, backend: e2e(ctx, backend, label="e2e-aiohttp", client="aiohttp"),
+    # every request with a fresh idempotency-key, as the official svix SDKs send them
+    "e2e-sdk": lambda ctx, backend: e2e(ctx, backend, label="e2e-sdk", idempotency_keys=True),
     "ingest": ingest,
     "latency": latency,
     "drain": lambda ctx, backend: drain(ctx, backend, 0),

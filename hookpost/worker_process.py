@@ -5,9 +5,10 @@ delivery worker each want about a core (BENCHMARKS.md). So ``serve`` (``--worker
 machine with two or more CPUs) starts ``hookpost worker`` as a child on the same database and
 keeps it running. Two channels tie them together:
 
-* the wake pipe: the API writes a byte after each message commit, and the child claims at once
-  (SQLite has no LISTEN/NOTIFY; without it the child would find new work only at its next
-  poll). End of file on the pipe means the parent is gone, and the child stops gracefully;
+* the wake pipe: the API writes a byte after message commits (one per event-loop turn, however
+  many commits the turn saw), and the child claims at once (SQLite has no LISTEN/NOTIFY;
+  without it the child would find new work only at its next poll). End of file on the pipe
+  means the parent is gone, and the child stops gracefully;
 * the metrics socket: the child serves its Prometheus text on a UNIX socket in a private
   directory, and the API's ``/metrics`` appends it, so one scrape still sees everything.
 
@@ -63,6 +64,7 @@ class WorkerProcess:
         self._dir = Path(tempfile.mkdtemp(prefix="hookpost-worker-"))  # mode 0700
         self.metrics_socket = self._dir / "metrics.sock"
         self._wake_w: int | None = None
+        self._wake_soon = False  # a wake-up is already due at the end of this loop turn
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -77,7 +79,16 @@ class WorkerProcess:
         self._supervisor = asyncio.create_task(self._supervise(), name="hookpost-worker-proc")
 
     def wake(self) -> None:
-        """Called after every message commit; never blocks and never fails the API call."""
+        """Called on the event loop after every message commit; never blocks and never fails
+        the API call. The commits of one loop turn (a group of them lands together) share one
+        byte, written right after the turn: the child claims everything due when it wakes."""
+        if self._wake_soon:
+            return
+        self._wake_soon = True
+        asyncio.get_running_loop().call_soon(self._write_wake)
+
+    def _write_wake(self) -> None:
+        self._wake_soon = False
         fd = self._wake_w
         if fd is None:
             return

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookpost.api.auth import Authenticator
+from hookpost.api.auth import Authenticator, parse_bearer
 from hookpost.api.errors import error_response, install_error_handlers
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
@@ -91,8 +91,21 @@ def create_app_from_settings(
     return _build(settings, lifespan)
 
 
+class HookpostApi(FastAPI):
+    """FastAPI with :class:`~hookpost.api.routes.messages.CreateMessageFrontDoor` in front of
+    its middleware stack: a request the front door takes never enters the stack."""
+
+    front_door: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        door = self.front_door
+        if door is not None and await door(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
-    app = FastAPI(
+    app = HookpostApi(
         title="hookpost",
         version=_version(),
         description=(
@@ -129,12 +142,15 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
     # rate limit -> body cap -> idempotency -> the POST /msg fast path -> FastAPI's routing.
     # The rate limit comes first so that refused requests cost nothing (not even reading the
     # body) and a 429 is never stored as an idempotent response.
+    body_limit = settings.max_payload_bytes + ENVELOPE_ALLOWANCE
     app.add_middleware(messages.CreateMessageFastPath, app_state=app.state)
     app.add_middleware(IdempotencyMiddleware, app_state=app.state)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_payload_bytes + ENVELOPE_ALLOWANCE)
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     if settings.api_rate_limit > 0:
         app.state.rate_limiter = TokenBuckets(settings.api_rate_limit)
         app.add_middleware(RateLimitMiddleware, app_state=app.state)
+    # Ahead of all of the above, for the requests none of them would act on.
+    app.front_door = messages.CreateMessageFrontDoor(app.state, body_limit)
     return app
 
 
@@ -302,7 +318,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         authenticator: Authenticator = self.state.api.authenticator
-        token = _bearer(_header(scope, b"authorization"))
+        token = parse_bearer(_header(scope, b"authorization"))
         record = await authenticator.authenticate(token) if token else None
         if record is None:  # the route answers 401
             await self.app(scope, receive, send)
@@ -358,15 +374,6 @@ class IdempotencyMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, capture)
-
-
-def _bearer(value: bytes | None) -> str | None:
-    if not value:
-        return None
-    scheme, _, token = value.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
 
 
 async def _replay(status: int, body: bytes, send: Send) -> None:

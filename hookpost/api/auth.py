@@ -4,7 +4,9 @@
   ``{"code": "authentication_failed"}``.
 * Tokens are looked up by their SHA-256 hash. Successful lookups are cached in memory for a few
   seconds (per app instance), so the hot paths cost no database round trip for authentication.
-  A token that expires is refused as soon as it expires, even while cached.
+  The cache is keyed by the token itself, so a hit costs no hashing either (the process holds
+  each request's token in memory anyway). A token that expires is refused as soon as it
+  expires, even while cached.
 * An admin token (``app_id is None``) may do everything. An application-scoped token (the app
   portal's) may only touch its own application: any other application, by id or uid, is
   "not found" (404, never 403, so that ids of other tenants cannot be probed). Operations that
@@ -52,28 +54,31 @@ class Authenticator:
         self._ttl = ttl_s
         self._max = max_entries
         self._clock = clock
-        self._cache: dict[str, tuple[ApiToken, float]] = {}
+        # token -> (its record, cached until, its hash)
+        self._cache: dict[str, tuple[ApiToken, float, str]] = {}
         self._revoked: dict[str, float] = {}  # token hash -> until when this process refuses it
 
     async def authenticate(self, token: str) -> ApiToken | None:
         if not token:
             return None
-        digest = hash_token(token)
         now = self._clock()
-        if self._is_revoked(digest, now):
-            return None
-        hit = self._cache.get(digest)
+        hit = self._cache.get(token)
         if hit is not None and hit[1] > now:
-            record = hit[0]
+            record, _, digest = hit
+            if self._revoked and self._is_revoked(digest, now):
+                return None
         else:
+            digest = hash_token(token)
+            if self._is_revoked(digest, now):
+                return None
             found = await self._find(digest)
             if found is None or digest in self._revoked:  # revoked while we looked it up
-                self._cache.pop(digest, None)
+                self._cache.pop(token, None)
                 return None
             record = found
             if len(self._cache) >= self._max:
                 self._cache.clear()
-            self._cache[digest] = (record, now + self._ttl)
+            self._cache[token] = (record, now + self._ttl, digest)
         if record.expires_at is not None and record.expires_at <= _now_ms():
             return None
         return record
@@ -83,7 +88,7 @@ class Authenticator:
         for a cache lifetime, so that a lookup that began before the delete cannot put it
         back (after that, the store's answer is authoritative)."""
         digest = hash_token(token)
-        self._cache.pop(digest, None)
+        self._cache.pop(token, None)
         now = self._clock()
         if len(self._revoked) >= self._max:
             self._revoked = {d: t for d, t in self._revoked.items() if t > now}
@@ -101,9 +106,15 @@ class Authenticator:
 
 def bearer_token(headers: Any) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header (case-insensitive scheme)."""
-    value = headers.get("authorization")
+    return parse_bearer(headers.get("authorization"))
+
+
+def parse_bearer(value: str | bytes | None) -> str | None:
+    """The token of an ``Authorization`` header's value, if it is ``Bearer <token>``."""
     if not value:
         return None
+    if not isinstance(value, str):
+        value = bytes(value).decode("latin-1")  # ASGI scopes hold raw header bytes
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer":
         return None

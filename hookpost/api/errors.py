@@ -189,7 +189,12 @@ def _allowed_methods(request: Request) -> str:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return unexpected_response(request.method, request.url.path, exc)
+
+
+def unexpected_response(method: str, path: str, exc: Exception) -> Response:
+    """Log an error nothing else answers for, and the 500 to answer it with."""
+    log.error("unhandled error in %s %s", method, path, exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
 
 

@@ -73,8 +73,16 @@ SENSITIVE_HEADERS = frozenset(
 
 def iso(ms: int) -> str:
     """Epoch milliseconds as ISO 8601 UTC, e.g. ``2024-05-01T12:00:00.123Z``."""
+    global _last_second
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    last = _last_second  # one read: another thread may replace it meanwhile
+    if last[0] != seconds:
+        # Every response carries a timestamp, mostly of the current second: format it once.
+        last = _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{last[1]}.{millis:03d}Z"
+
+
+_last_second: tuple[int, str] = (-1, "")
 
 
 def iso_opt(ms: int | None) -> str | None:

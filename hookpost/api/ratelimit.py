@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hookpost.api.auth import Authenticator
+from hookpost.api.auth import Authenticator, parse_bearer
 from hookpost.api.errors import error_response
 
 UNLIMITED_PREFIXES = ("/api/v1/health", "/metrics")
@@ -110,7 +110,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        token = _bearer(scope)
+        token = parse_bearer(_authorization(scope))
         if token is None:
             await self.app(scope, receive, send)
             return
@@ -138,11 +138,8 @@ class RateLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _bearer(scope: Scope) -> str | None:
+def _authorization(scope: Scope) -> bytes | None:
     for key, value in scope["headers"]:
         if key == b"authorization":
-            scheme, _, token = bytes(value).decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer":
-                return None
-            return token.strip() or None
+            return value  # type: ignore[no-any-return]
     return None

@@ -57,7 +57,7 @@ def check_backend(data: dict[str, Any], backend: str) -> None:
     assert all(10 < mb < 4000 for mb in m["peak_rss_mb"].values()), m["peak_rss_mb"]
 
     sc = data["backends"][backend]
-    for name in ("e2e", "latency", "drain", "backlog"):
+    for name in ("e2e", "e2e-sdk", "latency", "drain", "backlog"):
         assert sc[name]["delivered"] == sc[name].get("messages", sc[name].get("accepted")), name
         assert sc[name]["duplicates"] == 0, name
     assert sc["backlog"]["backlog"]["rows"] >= 10_000
@@ -67,6 +67,9 @@ def check_backend(data: dict[str, Any], backend: str) -> None:
         assert iso[run]["healthy_delivered"] == iso[run]["healthy_expected"] > 0
         assert iso[run]["ratio_to_near_baseline"] > 0  # rounds between short baselines
     assert sc["fanout"]["runs"][0]["delivered"] == sc["fanout"]["endpoints"]
+    assert sc["e2e-sdk"]["idempotency_keys"] and sc["e2e-sdk"]["api_codes"] == {
+        "202": sc["e2e-sdk"]["messages"]
+    }
     for name in ("e2e", "drain", "fanout"):  # throughputs between short baselines
         near = sc[name]["near_baseline"]
         assert near["before"] > 0 and near["after"] > 0, (name, near)

@@ -1,12 +1,17 @@
 """A revoked token stays refused in this process, even when a lookup that began before the
-revocation finishes after it (it must not put the token back into the cache)."""
+revocation finishes after it (it must not put the token back into the cache); a cached token
+costs no hashing."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+import hookpost.api.auth as auth_module
 from hookpost.api.auth import Authenticator
 from hookpost.domain.models import ApiToken
+from hookpost.services.tokens import hash_token
 
 TOKEN = "hp_secret"
 RECORD = ApiToken("tok_1", "hash", "app_1", "portal", 0, None)
@@ -47,3 +52,25 @@ async def test_after_the_cache_lifetime_the_store_decides() -> None:
     assert await auth.authenticate(TOKEN) is None
     found[0] = RECORD  # (a store that still had it would be believed again)
     assert await auth.authenticate(TOKEN) == RECORD
+
+
+async def test_a_cached_token_is_not_hashed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot path's authentication is a dict lookup: the SHA-256 runs on a cache miss only,
+    and a revocation still reaches the cached entry."""
+    hashed: list[str] = []
+
+    def counting_hash(token: str) -> str:
+        hashed.append(token)
+        return hash_token(token)
+
+    monkeypatch.setattr(auth_module, "hash_token", counting_hash)
+
+    async def find(digest: str) -> ApiToken | None:
+        return RECORD if digest == hash_token(TOKEN) else None
+
+    auth = Authenticator(find, ttl_s=5.0, clock=lambda: 100.0)
+    for _ in range(3):
+        assert await auth.authenticate(TOKEN) == RECORD
+    assert hashed == [TOKEN]
+    auth.revoked(TOKEN)
+    assert await auth.authenticate(TOKEN) is None

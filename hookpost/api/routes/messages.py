@@ -2,8 +2,11 @@
 
 Creating a message is the hot path (thousands per second), so it is lean:
 
+* :class:`CreateMessageFrontDoor` answers the everyday request (JSON, a Content-Length, no
+  idempotency key, a valid token within its rate limit) before any middleware runs, and passes
+  everything else on untouched.
 * :class:`CreateMessageFastPath`, an ASGI middleware inside the idempotency and body-limit
-  middlewares, answers ``POST /api/v1/app/{app_id}/msg`` without FastAPI's routing and
+  middlewares, answers the rest of ``POST /api/v1/app/{app_id}/msg`` without FastAPI's routing and
   dependency machinery: it authenticates (cached), validates the body with pydantic's JSON
   parser and calls :func:`send_message`. Whatever it does not recognise (an unusual query
   string or content type) falls through to the FastAPI route below, which calls the same
@@ -27,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hookpost.api import mapping
+from hookpost.api.auth import parse_bearer
 from hookpost.api.errors import (
     ValidationFailure,
     clean_validation_errors,
@@ -34,6 +38,7 @@ from hookpost.api.errors import (
     json_invalid_item,
     payload_too_large,
     response_for,
+    unexpected_response,
     validation_item,
 )
 from hookpost.api.routes.common import (
@@ -211,20 +216,7 @@ class CreateMessageFastPath:
             return
         try:
             c = await authenticated(self.state.api, headers)
-            raw = await _read_body(receive)
-            try:
-                # The same strict parser as the FastAPI route (see common.decode_json).
-                body = MessageIn.model_validate(decode_json(raw))
-            except orjson.JSONDecodeError as exc:
-                raise ValidationFailure([json_invalid_item(exc)]) from None
-            except ValidationError as exc:
-                raise ValidationFailure(
-                    [
-                        {**item, "loc": ["body", *item["loc"]]}
-                        for item in clean_validation_errors(exc.errors())
-                    ]
-                ) from None
-            response = await send_message(c, match.group(1), body, with_content)
+            response = await _create(c, match.group(1), with_content, receive)
         except _Disconnected:
             return  # nobody to answer
         except Exception as exc:
@@ -233,6 +225,100 @@ class CreateMessageFastPath:
                 raise
             response = known
         await response(scope, receive, send)
+
+
+# The request headers the front door looks at (the first of each, as everywhere else).
+_FRONT_HEADERS = frozenset(
+    (b"authorization", b"content-length", b"content-type", b"idempotency-key")
+)
+
+
+class CreateMessageFrontDoor:
+    """The everyday ``POST /api/v1/app/{app_id}/msg``, ahead of the whole middleware stack.
+
+    :class:`CreateMessageFastPath` sits inside seven middlewares (uvicorn's and FastAPI's, the
+    rate limit, the body cap, idempotency). Each is a coroutine hop and most scan the headers:
+    about 14% of the API process's CPU at full load (BENCHMARKS.md). The front door takes a
+    request only when none of them would do more than pass it on: a JSON body whose
+    ``Content-Length`` is within the body cap, no ``idempotency-key``, a valid token with room
+    in its rate-limit bucket. It then does their part (one authentication, one token taken from
+    the bucket) and the fast path's. For anything else it returns False, having read and sent
+    nothing, and the request takes the full stack, which answers it (401, 413, 429, a replay,
+    chunked bodies) as before. ``HookpostApi.__call__`` puts it in front.
+    """
+
+    def __init__(self, app_state: Any, body_limit: int) -> None:
+        self.state = app_state
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return False
+        match = _CREATE_PATH.fullmatch(scope["path"])
+        if match is None:
+            return False
+        with_content = _with_content(scope["query_string"])
+        if with_content is None:
+            return False
+        found: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in _FRONT_HEADERS and name not in found:
+                found[name] = value
+        if found.get(b"idempotency-key") or not bytes(found.get(b"content-type", b"")).startswith(
+            b"application/json"
+        ):
+            return False
+        try:
+            if int(found[b"content-length"]) > self.body_limit:
+                return False
+        except (KeyError, ValueError):  # chunked (the body cap counts it as it comes) or bad
+            return False
+        token = parse_bearer(found.get(b"authorization"))
+        api = getattr(self.state, "api", None)  # attached when the runtime starts
+        if token is None or api is None:
+            return False
+        try:
+            record = await api.authenticator.authenticate(token)
+        except Exception:
+            return False  # the full stack meets the same failure and answers it
+        if record is None:
+            return False
+        limiter = getattr(self.state, "rate_limiter", None)
+        if limiter is not None and limiter.take(record.id) > 0.0:
+            return False  # refused takes cost nothing: the rate limit middleware answers 429
+        # From here on the request is ours.
+        try:
+            response = await _create(Ctx(record, api), match.group(1), with_content, receive)
+        except _Disconnected:
+            return True  # nobody to answer
+        except Exception as exc:
+            known = response_for(exc)
+            if known is None:
+                # As FastAPI's outermost middleware would: a 500, and the error re-raised
+                # for the server to log.
+                await unexpected_response("POST", scope["path"], exc)(scope, receive, send)
+                raise
+            response = known
+        await response(scope, receive, send)
+        return True
+
+
+async def _create(c: Ctx, app_id: str, with_content: bool, receive: Receive) -> Response:
+    """Both fast paths' common part: read and validate the body, create the message."""
+    raw = await _read_body(receive)
+    try:
+        # The same strict parser as the FastAPI route (see common.decode_json).
+        body = MessageIn.model_validate(decode_json(raw))
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailure([json_invalid_item(exc)]) from None
+    except ValidationError as exc:
+        raise ValidationFailure(
+            [
+                {**item, "loc": ["body", *item["loc"]]}
+                for item in clean_validation_errors(exc.errors())
+            ]
+        ) from None
+    return await send_message(c, app_id, body, with_content)
 
 
 class _Headers:

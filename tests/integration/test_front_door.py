@@ -1,0 +1,182 @@
+"""The POST /msg front door (``messages.CreateMessageFrontDoor``) takes only the requests no
+middleware would act on; everything else passes through the full stack, untouched, and is
+answered as before. Real HTTP to a real uvicorn; the door is spied on to see who answered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from svix.api import MessageIn
+
+from tests.integration.conftest import ServedApi
+from tests.integration.test_api_errors import assert_error
+from tests.integration.test_api_harness import ApiServer, close_svix
+
+MAX_PAYLOAD = 4096
+BODY = {"eventType": "a.b", "payload": {"n": 1}}
+
+
+class Spy:
+    """Wraps the app's front door and records what it answered for each POST /msg."""
+
+    def __init__(self, app: Any) -> None:
+        self.door = app.front_door
+        self.taken: list[bool] = []
+        app.front_door = self
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> bool:
+        record = scope["type"] == "http" and scope["path"].endswith("/msg")
+        try:
+            taken = bool(await self.door(scope, receive, send))
+        except Exception:  # the door answered 500 and re-raised for the server's log
+            if record:
+                self.taken.append(True)
+            raise
+        if record:
+            self.taken.append(taken)
+        return taken
+
+    async def which(self, request: Awaitable[httpx.Response]) -> tuple[bool, httpx.Response]:
+        """(whether the front door answered, the response) for one request."""
+        self.taken.clear()
+        response = await request
+        assert len(self.taken) == 1, self.taken
+        return self.taken[0], response
+
+
+@pytest.fixture
+async def served(
+    serve_api: Callable[..., Any], fresh_sqlite_url: str
+) -> AsyncIterator[tuple[ServedApi, Spy]]:
+    async with serve_api(fresh_sqlite_url, max_payload_bytes=MAX_PAYLOAD, api_rate_limit=1) as api:
+        spy = Spy(api.app)
+        # Refill the one-per-second buckets as fast as the tests take from them; the
+        # rate-limit test stops the clock.
+        limiter = api.app.state.rate_limiter
+        ticks = [0.0]
+
+        def clock() -> float:
+            ticks[0] += 10.0
+            return ticks[0]
+
+        limiter.clock = clock
+        yield api, spy
+
+
+async def test_the_everyday_request_is_answered_at_the_door(
+    served: tuple[ServedApi, Spy],
+) -> None:
+    api, spy = served
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+
+        taken, created = await spy.which(http.post(path, json=BODY))
+        assert taken and created.status_code == 202, created.text
+        assert created.json()["payload"] == {"n": 1}
+        taken, hidden = await spy.which(http.post(path + "?with_content=false", json=BODY))
+        assert taken and hidden.status_code == 202 and hidden.json()["payload"] == {}
+        # Errors of the request itself are the door's to answer, in the usual shapes.
+        taken, unknown = await spy.which(http.post("/api/v1/app/app_nope/msg", json=BODY))
+        assert taken
+        assert_error(unknown, 404, "not_found")
+        taken, invalid = await spy.which(http.post(path, json={"payload": {}}))
+        assert taken and invalid.status_code == 422
+        assert invalid.json()["detail"][0]["loc"] == ["body", "eventType"]
+        taken, again = await spy.which(http.post(path, json={**BODY, "eventId": "e1"}))
+        assert taken and again.status_code == 202
+        taken, conflict = await spy.which(http.post(path, json={**BODY, "eventId": "e1"}))
+        assert taken
+        assert_error(conflict, 409, "conflict")
+
+
+async def test_what_a_middleware_acts_on_takes_the_full_stack(
+    served: tuple[ServedApi, Spy],
+) -> None:
+    api, spy = served
+    async with api.http() as http, api.http(None) as anonymous, api.http("hpk_nope") as stranger:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+
+        keyed = {"idempotency-key": "k1"}
+        taken, first = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert not taken and first.status_code == 202
+        taken, replay = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert not taken and replay.headers["idempotent-replayed"] == "true"
+        assert replay.json()["id"] == first.json()["id"]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"eventType": "a.b",'
+            yield b' "payload": {"chunked": true}}'
+
+        taken, chunked = await spy.which(
+            http.post(path, content=chunks(), headers={"content-type": "application/json"})
+        )
+        assert not taken and chunked.status_code == 202
+        assert chunked.json()["payload"] == {"chunked": True}
+
+        huge = {"eventType": "a.b", "payload": {"x": "y" * (MAX_PAYLOAD + 70_000)}}
+        taken, too_big = await spy.which(http.post(path, json=huge))
+        assert not taken
+        assert_error(too_big, 413, "payload_too_large")
+
+        other_type = {"content-type": "application/vnd.api+json"}
+        content = httpx.Request("POST", "/", json=BODY).content
+        taken, routed = await spy.which(http.post(path, content=content, headers=other_type))
+        assert not taken and routed.status_code == 202
+
+        taken, bad_query = await spy.which(http.post(path + "?with_content=nope", json=BODY))
+        assert not taken and bad_query.status_code == 422
+
+        for client in (anonymous, stranger):
+            taken, refused = await spy.which(client.post(path, json=BODY))
+            assert not taken
+            assert_error(refused, 401, "authentication_failed")
+
+    # The official SDK sends an idempotency key with every POST: the full stack's.
+    sdk = ApiServer(api.url, api.hp).svix()
+    try:
+        spy.taken.clear()
+        out = await sdk.message.create(app_id, MessageIn(event_type="a.b", payload={"n": 2}))
+        assert out.id.startswith("msg_") and spy.taken == [False]
+    finally:
+        await close_svix(sdk)
+
+
+async def test_an_empty_bucket_is_left_to_the_rate_limit(served: tuple[ServedApi, Spy]) -> None:
+    api, spy = served
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        api.app.state.rate_limiter.clock = lambda: 1e9  # stopped: a burst of 2, then empty
+        results = [await spy.which(http.post(path, json=BODY)) for _ in range(3)]
+    assert [(taken, r.status_code) for taken, r in results] == [
+        (True, 202),
+        (True, 202),
+        (False, 429),
+    ]
+    assert results[2][1].headers["retry-after"] == "1"
+
+
+async def test_an_unexpected_error_is_the_same_500_at_the_door_and_in_the_stack(
+    served: tuple[ServedApi, Spy],
+) -> None:
+    api, spy = served
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        api.hp.services.messages.send_to_app_id = broken
+        taken, at_door = await spy.which(http.post(path, json=BODY))
+        content = httpx.Request("POST", "/", json=BODY).content
+        other_type = {"content-type": "application/vnd.api+json"}
+        not_taken, in_stack = await spy.which(http.post(path, content=content, headers=other_type))
+    assert taken and not not_taken
+    for response in (at_door, in_stack):
+        assert_error(response, 500, "internal_error")
