@@ -84,8 +84,13 @@ class WorkerProcess:
         byte, written right after the turn: the child claims everything due when it wakes."""
         if self._wake_soon:
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not called from the event loop: nothing to coalesce with
+            self._write_wake()
+            return
         self._wake_soon = True
-        asyncio.get_running_loop().call_soon(self._write_wake)
+        loop.call_soon(self._write_wake)
 
     def _write_wake(self) -> None:
         self._wake_soon = False
@@ -141,6 +146,7 @@ class WorkerProcess:
         old, self._wake_w = self._wake_w, write_fd
         if old is not None:
             os.close(old)
+        self._wake_soon = False  # (a write left pending by a loop that stopped is void)
         self.wake()  # claim whatever became due while no child was listening
         self.started.set()
         log.info("delivery worker running in process %d", self._proc.pid)

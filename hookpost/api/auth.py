@@ -5,8 +5,8 @@
 * Tokens are looked up by their SHA-256 hash. Successful lookups are cached in memory for a few
   seconds (per app instance), so the hot paths cost no database round trip for authentication.
   The cache is keyed by the token itself, so a hit costs no hashing either (the process holds
-  each request's token in memory anyway). A token that expires is refused as soon as it
-  expires, even while cached.
+  each request's token in memory anyway); entries are dropped within a cache lifetime of going
+  stale. A token that expires is refused as soon as it expires, even while cached.
 * An admin token (``app_id is None``) may do everything. An application-scoped token (the app
   portal's) may only touch its own application: any other application, by id or uid, is
   "not found" (404, never 403, so that ids of other tenants cannot be probed). Operations that
@@ -57,11 +57,14 @@ class Authenticator:
         # token -> (its record, cached until, its hash)
         self._cache: dict[str, tuple[ApiToken, float, str]] = {}
         self._revoked: dict[str, float] = {}  # token hash -> until when this process refuses it
+        self._next_sweep = 0.0
 
     async def authenticate(self, token: str) -> ApiToken | None:
         if not token:
             return None
         now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
         hit = self._cache.get(token)
         if hit is not None and hit[1] > now:
             record, _, digest = hit
@@ -82,6 +85,14 @@ class Authenticator:
         if record.expires_at is not None and record.expires_at <= _now_ms():
             return None
         return record
+
+    def _sweep(self, now: float) -> None:
+        """Forget the entries past their lifetime, once per lifetime: the cache holds tokens
+        in plain text, so none stays in memory much longer than its last use."""
+        self._next_sweep = now + self._ttl
+        stale = [token for token, entry in self._cache.items() if entry[1] <= now]
+        for token in stale:
+            del self._cache[token]
 
     def revoked(self, token: str) -> None:
         """The token was deleted from the store: drop it from the cache and refuse it here

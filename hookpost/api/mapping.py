@@ -82,7 +82,7 @@ def iso(ms: int) -> str:
     return f"{last[1]}.{millis:03d}Z"
 
 
-_last_second: tuple[int, str] = (-1, "")
+_last_second: tuple[int | None, str] = (None, "")
 
 
 def iso_opt(ms: int | None) -> str | None:

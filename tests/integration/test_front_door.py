@@ -180,3 +180,40 @@ async def test_an_unexpected_error_is_the_same_500_at_the_door_and_in_the_stack(
     assert taken and not not_taken
     for response in (at_door, in_stack):
         assert_error(response, 500, "internal_error")
+
+
+async def test_a_body_the_door_cannot_bound_by_its_length_goes_round(
+    served: tuple[ServedApi, Spy],
+) -> None:
+    """The door reads the body without counting it, so a Transfer-Encoding beside the
+    Content-Length (which an h11 server obeys: any size could follow) is the body cap's."""
+    api, spy = served
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+    body = b'{"eventType": "a.b", "payload": {}}'
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"authorization", f"Bearer {api.admin_token}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"transfer-encoding", b"chunked"),
+    ]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/api/v1/app/{app_id}/msg",
+        "query_string": b"",
+        "headers": headers,
+    }
+    assert await spy.door(scope, receive, send) is False and sent == []
+    # The same request without the Transfer-Encoding is the door's.
+    scope["headers"] = headers[:3]
+    assert await spy.door(scope, receive, send) is True
+    assert sent[0]["status"] == 202

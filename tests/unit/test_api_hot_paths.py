@@ -42,6 +42,9 @@ async def test_the_commits_of_one_loop_turn_wake_the_worker_child_once() -> None
             await asyncio.sleep(0)  # the turn ends; the write was scheduled behind it
             await asyncio.sleep(0)
             assert os.read(read_fd, 100) == b"\x01"
+        # Off the event loop (no turn to share), a wake-up is written at once.
+        await asyncio.to_thread(proc.wake)
+        assert os.read(read_fd, 100) == b"\x01"
     finally:
         os.close(read_fd)
         os.close(proc._wake_w)

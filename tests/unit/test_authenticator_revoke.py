@@ -74,3 +74,19 @@ async def test_a_cached_token_is_not_hashed_again(monkeypatch: pytest.MonkeyPatc
     assert hashed == [TOKEN]
     auth.revoked(TOKEN)
     assert await auth.authenticate(TOKEN) is None
+
+
+async def test_stale_entries_leave_the_cache() -> None:
+    """The cache holds tokens in plain text: one unused for a cache lifetime is forgotten
+    (at the next authentication after that), not kept until the cache fills."""
+
+    async def find(digest: str) -> ApiToken | None:
+        return RECORD
+
+    now = [100.0]
+    auth = Authenticator(find, ttl_s=5.0, clock=lambda: now[0])
+    assert await auth.authenticate(TOKEN) == RECORD
+    assert TOKEN in auth._cache
+    now[0] += 11.0
+    assert await auth.authenticate("hp_other") == RECORD
+    assert list(auth._cache) == ["hp_other"]

@@ -229,7 +229,13 @@ class CreateMessageFastPath:
 
 # The request headers the front door looks at (the first of each, as everywhere else).
 _FRONT_HEADERS = frozenset(
-    (b"authorization", b"content-length", b"content-type", b"idempotency-key")
+    (
+        b"authorization",
+        b"content-length",
+        b"content-type",
+        b"idempotency-key",
+        b"transfer-encoding",
+    )
 )
 
 
@@ -268,10 +274,15 @@ class CreateMessageFrontDoor:
             b"application/json"
         ):
             return False
+        # The body is read without counting it, so its length must be declared and bounded:
+        # chunked bodies (whose size only the body cap's count can bound) go round, and so
+        # does a Transfer-Encoding beside a Content-Length, which some servers (h11) obey.
+        if b"transfer-encoding" in found:
+            return False
         try:
             if int(found[b"content-length"]) > self.body_limit:
                 return False
-        except (KeyError, ValueError):  # chunked (the body cap counts it as it comes) or bad
+        except (KeyError, ValueError):
             return False
         token = parse_bearer(found.get(b"authorization"))
         api = getattr(self.state, "api", None)  # attached when the runtime starts
