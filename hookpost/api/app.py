@@ -44,7 +44,7 @@ from hookpost.api.routes import (
     health,
     messages,
 )
-from hookpost.api.routes.common import ApiState, Runtime
+from hookpost.api.routes.common import PENDING_ANSWER, ApiState, PendingAnswer, Runtime
 from hookpost.settings import Settings
 from hookpost.store.base import QueueDepth, Store
 
@@ -349,6 +349,9 @@ class IdempotencyMiddleware:
     ) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
+        # A handler may store the answer with its own write (POST /msg does): then this
+        # middleware does not store it again.
+        pending = PendingAnswer(slot[0], slot[1], IDEMPOTENCY_TTL_MS)
 
         async def capture(message: Message) -> None:
             nonlocal start
@@ -363,7 +366,7 @@ class IdempotencyMiddleware:
                 return
             status = int(start["status"])
             body = b"".join(chunks)
-            if status < 500 and status != 401:
+            if status < 500 and status != 401 and not pending.stored:
                 try:
                     await store.put_idempotent(
                         slot[0], slot[1], status, body, _now_ms() + IDEMPOTENCY_TTL_MS
@@ -373,6 +376,7 @@ class IdempotencyMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": body})
 
+        scope[PENDING_ANSWER] = pending
         await self.app(scope, receive, capture)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ from hookpost.domain.models import (
 )
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.metrics import Metrics
-from hookpost.store.base import AttemptFilter, CreatedMessage, MessageFilter, Store
+from hookpost.store.base import AttemptFilter, CreatedMessage, MessageFilter, Store, StoredAnswer
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
@@ -85,9 +85,12 @@ class MessageService:
         event_id: str | None = None,
         channels: Sequence[str] | None = None,
         endpoint_ids: Sequence[str] | None = None,
+        answer_for: Callable[[Message], StoredAnswer] | None = None,
     ) -> CreatedMessage:
         """``send`` for a caller that already resolved the application's id (the API's hot
-        path caches uid -> id); an unknown id still fails with NotFound in the store."""
+        path caches uid -> id); an unknown id still fails with NotFound in the store.
+        ``answer_for``: the idempotency key's answer if the message is created (the API's
+        response for it), stored with the message (``Store.create_message``)."""
         now = self._clock()
         message = Message(
             id=ids.new_id(ids.MESSAGE, now),
@@ -98,7 +101,8 @@ class MessageService:
             channels=list(channels) if channels else None,
             created_at=now,
         )
-        created = await self._store.create_message(message, now, endpoint_ids)
+        answer = None if answer_for is None else answer_for(message)
+        created = await self._store.create_message(message, now, endpoint_ids, answer)
         if created.created and self._metrics is not None:
             self._metrics.messages.inc()
         return created

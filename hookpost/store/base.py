@@ -47,6 +47,18 @@ class AttemptFilter:
     after: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An idempotency key's answer (as ``put_idempotent`` stores it), to be stored with the
+    message it answers for: see ``Store.create_message``."""
+
+    scope: str
+    key: str
+    status: int
+    body: bytes
+    expires_at: int
+
+
 @dataclass(slots=True)
 class CreatedMessage:
     message: Message
@@ -112,10 +124,17 @@ class Store(Protocol):
 
     # messages: the message and one delivery per matching endpoint, in ONE transaction
     async def create_message(
-        self, message: Message, now_ms: int, endpoint_ids: Sequence[str] | None = None
+        self,
+        message: Message,
+        now_ms: int,
+        endpoint_ids: Sequence[str] | None = None,
+        answer: StoredAnswer | None = None,
     ) -> CreatedMessage:
         """``endpoint_ids`` given: deliveries for exactly those (enabled) endpoints of the app,
-        ignoring their filters (test events); otherwise for every matching enabled endpoint."""
+        ignoring their filters (test events); otherwise for every matching enabled endpoint.
+        ``answer``: if the message is created, its idempotency key's answer is stored too, as
+        ``put_idempotent`` would (SQLite: in the message's transaction; PostgreSQL: right
+        after it); if not (its eventId is taken), nothing is stored."""
         ...
 
     async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message: ...

@@ -50,6 +50,7 @@ from hookpost.store.base import (
     MessageFilter,
     QueueDepth,
     Store,
+    StoredAnswer,
 )
 from hookpost.store.rows import PlainBox
 
@@ -1553,6 +1554,31 @@ class TestStoreContract:
         # put again (after expiry): replaced
         await store.put_idempotent("app_1", "key-1", 409, b"\x00\xffraw", T0 + 5000)
         assert await store.get_idempotent("app_1", "key-1", T0 + 2000) == (409, b"\x00\xffraw")
+
+    async def test_a_created_message_stores_its_idempotent_answer(self, store: Store) -> None:
+        app, _ = await app_with_endpoint(store)
+        first = StoredAnswer("tok_1", "POST /msg k1", 202, b'{"id":"m1"}', T0 + 1000)
+        created = await store.create_message(mk_message(app.id, event_id="e1"), T0, None, first)
+        assert created.created and created.deliveries == 1
+        assert await store.get_idempotent("tok_1", "POST /msg k1", T0) == (202, b'{"id":"m1"}')
+        assert await store.get_idempotent("tok_1", "POST /msg k1", T0 + 1001) is None  # expires
+        # Not created (its eventId is taken): no answer is stored; the caller answers 409.
+        second = StoredAnswer("tok_1", "POST /msg k2", 202, b'{"id":"m2"}', T0 + 1000)
+        again = await store.create_message(mk_message(app.id, event_id="e1"), T0, None, second)
+        assert not again.created
+        assert await store.get_idempotent("tok_1", "POST /msg k2", T0) is None
+        # Concurrent creates, each with its own key (one group or batch on the backends
+        # that make them together).
+        answers = [
+            StoredAnswer("tok_1", f"POST /msg c{i}", 202, f"c{i}".encode(), T0 + 1000)
+            for i in range(20)
+        ]
+        made = await asyncio.gather(
+            *(store.create_message(mk_message(app.id), T0, None, a) for a in answers)
+        )
+        assert all(m.created for m in made)
+        for a in answers:
+            assert await store.get_idempotent(a.scope, a.key, T0) == (202, a.body)
 
     # -- deletion ----------------------------------------------------------------------------
     async def test_delete_app_cascades(self, store: Store) -> None:

@@ -330,6 +330,35 @@ async def test_idempotency_key_replays_the_first_response(
     assert a.status_code == b.status_code == 201 and a.json() == b.json()
 
 
+async def test_a_keyed_send_stores_its_answer_with_the_message(
+    api: ApiServer, http: httpx.AsyncClient, app_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /msg with an idempotency key: the 202 is stored by the message's own write (no
+    second write, no moment when the message exists but a retry would send it again); the
+    answers the middleware stores itself (a 409 here) are still stored."""
+    store = api.hp.store
+    puts: list[tuple[str, int]] = []
+    original_put = store.put_idempotent
+
+    async def counting_put(scope: str, key: str, status: int, body: bytes, exp: int) -> None:
+        puts.append((key, status))
+        await original_put(scope, key, status, body, exp)
+
+    monkeypatch.setattr(store, "put_idempotent", counting_put)
+    path = f"/api/v1/app/{app_id}/msg"
+    body = {"eventType": "a.b", "payload": {"n": 1}, "eventId": "evt-1"}
+    first = await http.post(path, json=body, headers={"idempotency-key": "one"})
+    assert first.status_code == 202 and puts == []
+    replay = await http.post(path, json=body, headers={"idempotency-key": "one"})
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == first.content  # the very bytes that were sent
+    taken = await http.post(path, json=body, headers={"idempotency-key": "two"})
+    assert_error(taken, 409, "conflict")
+    assert puts == [(f"{path} two", 409)]
+    replay = await http.post(path, json=body, headers={"idempotency-key": "two"})
+    assert replay.status_code == 409 and replay.headers["idempotent-replayed"] == "true"
+
+
 async def test_idempotency_keys_are_scoped_by_token(api: ApiServer, app_id: str) -> None:
     async with api.http() as admin:
         portal = await admin.post(f"/api/v1/auth/app-portal-access/{app_id}", json={})

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hookpost.store.base import StoredAnswer
 from hookpost.store.rows import PlainBox
 from hookpost.store.sqlite.messages import _APPS_ENDPOINTS, _DELIVERIES_CREATE
 from hookpost.store.sqlite.multirow import values_list
@@ -144,3 +145,26 @@ def test_a_message_s_values_are_extracted_once_not_once_per_delivery(
     # messages to 22 endpoints.
     details = _plan(migrated_sqlite_url, _DELIVERIES_CREATE, ("[]",))
     assert "MATERIALIZE m" in details or "CO-ROUTINE m" in details, details
+
+
+async def test_keyed_sends_made_together_store_their_answers_in_one_more_statement(
+    store: SqliteStore,
+) -> None:
+    """The sends of an idempotency key (every send of the svix SDKs) store their answers in
+    the group's transaction: one more statement for all of them, not one write each."""
+    app_id = await _app_with(store, 1)
+    seen = await _traced(store)
+    await store.create_message(mk_message(app_id), T0)
+    alone = len(seen)
+    seen.clear()
+    answers = [StoredAnswer("tok", f"k{i}", 202, b"{}", T0 + 1000) for i in range(32)]
+    together = await asyncio.gather(
+        *(
+            store.create_message(mk_message(app_id, at=T0 + i), T0, None, a)
+            for i, a in enumerate(answers)
+        )
+    )
+    assert all(c.created for c in together)
+    stored = [sql for sql in seen if "idempotency_keys" in sql]
+    assert len(stored) == 1 and len(seen) == alone + 1, seen
+    assert "BEGIN" in seen[0] and seen[-1] == "COMMIT"  # one transaction, answers included

@@ -27,7 +27,7 @@ from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
 from hookpost.domain.models import ApiToken, Application, PageRequest
 from hookpost.services import Services
 from hookpost.settings import Settings
-from hookpost.store.base import Store
+from hookpost.store.base import Store, StoredAnswer
 
 ID_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
 MAX_ID = 256
@@ -260,6 +260,28 @@ def query_error(name: str, msg: str) -> ValidationFailure:
 
 
 # --------------------------------------------------------------------------- responses
+
+
+# The ASGI scope key under which IdempotencyMiddleware hands a PendingAnswer down.
+PENDING_ANSWER = "hookpost.idempotency"
+
+
+@dataclass(slots=True)
+class PendingAnswer:
+    """An idempotency key whose answer is not stored yet. ``IdempotencyMiddleware`` hands it
+    down in the ASGI scope (``PENDING_ANSWER``). A handler that stores the answer itself, with
+    the work it answers for (``messages.send_message``: in the message's own write), sets
+    ``stored`` and the middleware does not store it again."""
+
+    scope: str
+    key: str
+    ttl_ms: int
+    stored: bool = False
+
+    def answer(self, status: int, body: bytes) -> StoredAnswer:
+        return StoredAnswer(
+            self.scope, self.key, status, body, int(time.time() * 1000) + self.ttl_ms
+        )
 
 
 def json_response(data: Any, status: int = 200) -> Response:

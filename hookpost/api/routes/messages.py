@@ -45,6 +45,7 @@ from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
     IDEMPOTENT,
+    PENDING_ANSWER,
     AppId,
     AuthCtx,
     Ctx,
@@ -53,6 +54,7 @@ from hookpost.api.routes.common import (
     Iterator,
     Limit,
     MsgId,
+    PendingAnswer,
     StrictJsonRoute,
     WithContent,
     authenticated,
@@ -66,7 +68,7 @@ from hookpost.api.routes.common import (
 from hookpost.api.schemas import CHANNEL_PATTERN, ListResponseMessageOut, MessageIn, MessageOut
 from hookpost.domain.errors import Conflict, InvalidInput, PayloadTooLarge
 from hookpost.domain.models import Message
-from hookpost.store.base import MessageFilter
+from hookpost.store.base import MessageFilter, StoredAnswer
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}/msg",
@@ -87,13 +89,29 @@ def _id(msg: Message) -> str:
 # --------------------------------------------------------------------------- create
 
 
-async def send_message(c: Ctx, app_id: str, body: MessageIn, with_content: bool) -> Response:
+async def send_message(
+    c: Ctx,
+    app_id: str,
+    body: MessageIn,
+    with_content: bool,
+    pending: PendingAnswer | None = None,
+) -> Response:
     """Create a message: 202 MessageOut; 409 for a repeated eventId; 413 for a payload over
-    the limit; 404 for an unknown application (unless ``application`` creates it)."""
+    the limit; 404 for an unknown application (unless ``application`` creates it).
+    ``pending``: the request's idempotency key, whose 202 is then stored with the message (one
+    write, and no window in which the message exists but a retry would send it again)."""
     if body.application is not None:
         await c.app(app_id)
         await _ensure_app(c, app_id, body)
     resolved = await c.app_id(app_id)
+    accepted: Response | None = None
+
+    def answer_for(message: Message) -> StoredAnswer:
+        nonlocal accepted
+        assert pending is not None
+        accepted = json_response(mapping.message_out(message, with_content), 202)
+        return pending.answer(202, bytes(accepted.body))
+
     try:
         created = await c.services.messages.send_to_app_id(
             resolved,
@@ -101,6 +119,7 @@ async def send_message(c: Ctx, app_id: str, body: MessageIn, with_content: bool)
             body.payload,
             event_id=body.event_id,
             channels=body.channels or None,
+            answer_for=None if pending is None else answer_for,
         )
     except PayloadTooLarge:
         raise payload_too_large(c.settings.max_payload_bytes) from None
@@ -112,6 +131,9 @@ async def send_message(c: Ctx, app_id: str, body: MessageIn, with_content: bool)
         raise conflict(
             f"a message with eventId {body.event_id!r} already exists: {created.message.id}"
         )
+    if pending is not None and accepted is not None:  # created: its answer is stored with it
+        pending.stored = True
+        return accepted
     return json_response(mapping.message_out(created.message, with_content), 202)
 
 
@@ -216,7 +238,8 @@ class CreateMessageFastPath:
             return
         try:
             c = await authenticated(self.state.api, headers)
-            response = await _create(c, match.group(1), with_content, receive)
+            pending = scope.get(PENDING_ANSWER)
+            response = await _create(c, match.group(1), with_content, receive, pending)
         except _Disconnected:
             return  # nobody to answer
         except Exception as exc:
@@ -314,7 +337,13 @@ class CreateMessageFrontDoor:
         return True
 
 
-async def _create(c: Ctx, app_id: str, with_content: bool, receive: Receive) -> Response:
+async def _create(
+    c: Ctx,
+    app_id: str,
+    with_content: bool,
+    receive: Receive,
+    pending: PendingAnswer | None = None,
+) -> Response:
     """Both fast paths' common part: read and validate the body, create the message."""
     raw = await _read_body(receive)
     try:
@@ -329,7 +358,7 @@ async def _create(c: Ctx, app_id: str, with_content: bool, receive: Receive) -> 
                 for item in clean_validation_errors(exc.errors())
             ]
         ) from None
-    return await send_message(c, app_id, body, with_content)
+    return await send_message(c, app_id, body, with_content, pending)
 
 
 class _Headers:

@@ -55,6 +55,7 @@ from hookpost.store.base import (
     FinishOutcome,
     MessageFilter,
     QueueDepth,
+    StoredAnswer,
 )
 from hookpost.store.paging import finish_page, keyset
 from hookpost.store.postgres import sql
@@ -404,7 +405,24 @@ class PostgresStore:
     # -- messages ----------------------------------------------------------------------------
     @wrap_exceptions
     async def create_message(
-        self, message: Message, now_ms: int, endpoint_ids: Sequence[str] | None = None
+        self,
+        message: Message,
+        now_ms: int,
+        endpoint_ids: Sequence[str] | None = None,
+        answer: StoredAnswer | None = None,
+    ) -> CreatedMessage:
+        created = await self._create_message(message, now_ms, endpoint_ids)
+        if answer is not None and created.created:
+            # After the message's own statement, which is group-committed with other
+            # messages' (a crash in between leaves the message without its stored answer).
+            a = answer
+            await self._db.execute(
+                sql.IDEMPOTENT_PUT, a.scope, a.key, a.status, a.body, a.expires_at
+            )
+        return created
+
+    async def _create_message(
+        self, message: Message, now_ms: int, endpoint_ids: Sequence[str] | None
     ) -> CreatedMessage:
         m = message
         channels = dumps_opt(m.channels)

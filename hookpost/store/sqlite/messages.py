@@ -4,7 +4,8 @@ The API's concurrent sends land in the writer's group together (see ``executor``
 one, each costs three statements, and each statement hands the GIL to the busy event loop and
 waits to get it back with the cross-process write lock held. Made as one :class:`Shared` write,
 the group's messages go in by one multi-row INSERT, the endpoints of all their apps come back
-as one row per app, and all their deliveries go in by one INSERT over a JSON array.
+as one row per app, and all their deliveries go in by one INSERT over a JSON array (and the
+idempotency keys' answers of those that carry one, by one more).
 
 A send that repeats an earlier send's eventId in the same group gets that send's message. Anything
 else unusual (an unknown app, a taken id) makes the multi-row statements fail; the executor then
@@ -21,7 +22,7 @@ import orjson
 from hookpost.domain.errors import NotFound
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message
-from hookpost.store.base import CreatedMessage
+from hookpost.store.base import CreatedMessage, StoredAnswer
 from hookpost.store.rows import dumps_opt, message_from_row
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import Shared
@@ -53,11 +54,20 @@ _DELIVERIES_CREATE = (
 )
 
 
+# Idempotency keys' answers, stored with the messages they answer for (see put_idempotent).
+_ANSWERS_PUT = (
+    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES {values} "
+    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
+    "expires_at = excluded.expires_at"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     message: Message
     now_ms: int
     only: frozenset[str] | None  # explicit endpoint ids; None: every endpoint whose filter matches
+    answer: StoredAnswer | None = None  # stored if the message is created
 
 
 def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[CreatedMessage]:
@@ -102,6 +112,13 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
             answers[i] = CreatedMessage(m, created=True, deliveries=len(targets))
         if deliveries:
             c.execute(_DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
+        answers_put = [
+            (a.scope, a.key, a.status, a.body, a.expires_at)
+            for a in (items[i].answer for i in fresh)
+            if a is not None
+        ]
+        if answers_put:
+            execute_values(c, _ANSWERS_PUT, answers_put)
     for i, first in repeats:
         answers[i] = CreatedMessage(items[first].message, created=False, deliveries=0)
     return answers  # type: ignore[return-value]  # every index answered above

@@ -34,6 +34,7 @@ from hookpost.store.base import (
     FinishOutcome,
     MessageFilter,
     QueueDepth,
+    StoredAnswer,
 )
 from hookpost.store.paging import finish_page, keyset
 from hookpost.store.rows import (
@@ -408,11 +409,15 @@ class SqliteStore:
 
     # -- messages ----------------------------------------------------------------------------
     async def create_message(
-        self, message: Message, now_ms: int, endpoint_ids: Sequence[str] | None = None
+        self,
+        message: Message,
+        now_ms: int,
+        endpoint_ids: Sequence[str] | None = None,
+        answer: StoredAnswer | None = None,
     ) -> CreatedMessage:
         only = None if endpoint_ids is None else frozenset(endpoint_ids)
         created: CreatedMessage = await self._db.write_shared(
-            CREATE_MESSAGES, NewMessage(message, now_ms, only)
+            CREATE_MESSAGES, NewMessage(message, now_ms, only, answer)
         )
         if created.deliveries:
             self._new_work()
