@@ -331,14 +331,14 @@ class IdempotencyMiddleware:
 
         while (pending := self._in_flight.get(slot)) is not None:
             await asyncio.shield(pending)
-        stored = await store.get_idempotent(slot[0], slot[1], _now_ms())
-        if stored is not None:
-            await _replay(stored[0], stored[1], send)
-            return
-
+        # Taken before the lookup's await: a repeat arriving meanwhile waits for this one.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight[slot] = done
         try:
+            stored = await store.get_idempotent(slot[0], slot[1], _now_ms())
+            if stored is not None:
+                await _replay(stored[0], stored[1], send)
+                return
             await self._run_and_store(scope, receive, send, store, slot)
         finally:
             del self._in_flight[slot]

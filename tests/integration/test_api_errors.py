@@ -357,6 +357,47 @@ async def test_a_keyed_send_stores_its_answer_with_the_message(
     assert puts == [(f"{path} two", 409)]
     replay = await http.post(path, json=body, headers={"idempotency-key": "two"})
     assert replay.status_code == 409 and replay.headers["idempotent-replayed"] == "true"
+    # Through the FastAPI route too (a JSON content type the fast path does not take).
+    routed = {"idempotency-key": "three", "content-type": "application/vnd.api+json"}
+    content = httpx.Request("POST", "/", json={**body, "eventId": "evt-3"}).content
+    first = await http.post(path, content=content, headers=routed)
+    assert first.status_code == 202 and len(puts) == 1
+    replay = await http.post(path, content=content, headers=routed)
+    assert replay.content == first.content and replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_simultaneous_repeats_of_a_key_run_once(
+    api: ApiServer, http: httpx.AsyncClient, app_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeats that arrive while the first one is still looking its key up wait for it (they
+    used to look up too, all find nothing, and all run)."""
+    store = api.hp.store
+    lookups = 0
+    release = asyncio.Event()
+    original_get = store.get_idempotent
+
+    async def slow_get(scope: str, key: str, now: int) -> Any:
+        nonlocal lookups
+        lookups += 1
+        if lookups == 1:
+            await release.wait()  # the first lookup is slow: the repeats arrive meanwhile
+        return await original_get(scope, key, now)
+
+    monkeypatch.setattr(store, "get_idempotent", slow_get)
+    path = f"/api/v1/app/{app_id}/msg"
+    key = {"idempotency-key": "same"}
+    sends = [
+        asyncio.create_task(http.post(path, json={"eventType": "a.b", "payload": {}}, headers=key))
+        for _ in range(4)
+    ]
+    # An observation window (what is checked is that nothing happens): the repeats reach
+    # the middleware within it, and before the fix each looked its key up at once.
+    await asyncio.sleep(0.2)
+    assert lookups == 1  # the repeats wait behind the first, they do not look up
+    release.set()
+    answers = await asyncio.wait_for(asyncio.gather(*sends), 10)
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len((await http.get(path)).json()["data"]) == 1
 
 
 async def test_idempotency_keys_are_scoped_by_token(api: ApiServer, app_id: str) -> None:

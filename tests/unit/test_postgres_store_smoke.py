@@ -31,6 +31,7 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
+from hookpost.store.base import StoredAnswer
 from hookpost.store.migrate import upgrade
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.store import APPLICATION_NAME, PostgresStore
@@ -460,3 +461,19 @@ async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url:
     for plan in plans:
         assert "Index Scan using ix_deliveries_due on deliveries" in plan, plan
         assert "Seq Scan on deliveries" not in plan, plan
+
+
+async def test_a_failed_answer_write_does_not_fail_an_accepted_message(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idempotency key's answer is written after the message's own statement: if that
+    write fails, the message is still accepted (an error would make the client resend it)."""
+    app = await store.create_app(_app())
+    monkeypatch.setattr(
+        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5)"
+    )
+    answer = StoredAnswer("tok", "key", 202, b"{}", NOW + 1000)
+    created = await store.create_message(_message(app.id), NOW, None, answer)
+    assert created.created
+    assert (await store.get_message(app.id, created.message.id)).id == created.message.id
+    assert await store.get_idempotent("tok", "key", NOW) is None

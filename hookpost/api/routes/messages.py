@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -181,9 +181,10 @@ async def create_message(
     app_id: AppId,
     body: MessageIn,
     c: AuthCtx,
+    request: Request,
     with_content: WithContent = True,
 ) -> Response:
-    return await send_message(c, app_id, body, with_content)
+    return await send_message(c, app_id, body, with_content, request.scope.get(PENDING_ANSWER))
 
 
 _CREATE_PATH = re.compile(r"/api/v1/app/([a-zA-Z0-9\-_.]{1,256})/msg/?")

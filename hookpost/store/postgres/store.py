@@ -416,9 +416,12 @@ class PostgresStore:
             # After the message's own statement, which is group-committed with other
             # messages' (a crash in between leaves the message without its stored answer).
             a = answer
-            await self._db.execute(
-                sql.IDEMPOTENT_PUT, a.scope, a.key, a.status, a.body, a.expires_at
-            )
+            try:
+                await self._db.execute(
+                    sql.IDEMPOTENT_PUT, a.scope, a.key, a.status, a.body, a.expires_at
+                )
+            except Exception:  # the message is accepted: say so (a 5xx would make it resent)
+                log.warning("could not store the idempotency key of message %s", message.id)
         return created
 
     async def _create_message(
