@@ -26,6 +26,7 @@ from hookpost.api.mapping import to_ms
 from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
 from hookpost.domain.models import ApiToken, Application, PageRequest
 from hookpost.services import Services
+from hookpost.services.common import now_ms
 from hookpost.settings import Settings
 from hookpost.store.base import Store, StoredAnswer
 
@@ -279,9 +280,7 @@ class PendingAnswer:
     stored: bool = False
 
     def answer(self, status: int, body: bytes) -> StoredAnswer:
-        return StoredAnswer(
-            self.scope, self.key, status, body, int(time.time() * 1000) + self.ttl_ms
-        )
+        return StoredAnswer(self.scope, self.key, status, body, now_ms() + self.ttl_ms)
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -417,9 +417,7 @@ class PostgresStore:
             # messages' (a crash in between leaves the message without its stored answer).
             a = answer
             try:
-                await self._db.execute(
-                    sql.IDEMPOTENT_PUT, a.scope, a.key, a.status, a.body, a.expires_at
-                )
+                await self.put_idempotent(a.scope, a.key, a.status, a.body, a.expires_at)
             except Exception:  # the message is accepted: say so (a 5xx would make it resent)
                 log.warning("could not store the idempotency key of message %s", message.id)
         return created

@@ -54,8 +54,8 @@ _DELIVERIES_CREATE = (
 )
 
 
-# Idempotency keys' answers, stored with the messages they answer for (see put_idempotent).
-_ANSWERS_PUT = (
+# Idempotency keys' answers (SqliteStore.put_idempotent, and with the messages they answer for).
+ANSWERS_PUT = (
     "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES {values} "
     "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
     "expires_at = excluded.expires_at"
@@ -118,7 +118,7 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
             if a is not None
         ]
         if answers_put:
-            execute_values(c, _ANSWERS_PUT, answers_put)
+            execute_values(c, ANSWERS_PUT, answers_put)
     for i, first in repeats:
         answers[i] = CreatedMessage(items[first].message, created=False, deliveries=0)
     return answers  # type: ignore[return-value]  # every index answered above

@@ -61,7 +61,7 @@ from hookpost.store.rows import (
 )
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import SqliteExecutor
-from hookpost.store.sqlite.messages import CREATE_MESSAGES, NewMessage
+from hookpost.store.sqlite.messages import ANSWERS_PUT, CREATE_MESSAGES, NewMessage
 from hookpost.store.sqlite.multirow import execute_values
 
 Conn = sqlite3.Connection
@@ -900,11 +900,6 @@ class SqliteStore:
         self, scope: str, key: str, status: int, body: bytes, expires_at: int
     ) -> None:
         def run(c: Conn) -> None:
-            c.execute(
-                "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET "
-                "status = excluded.status, body = excluded.body, expires_at = excluded.expires_at",
-                (scope, key, status, body, expires_at),
-            )
+            execute_values(c, ANSWERS_PUT, [(scope, key, status, body, expires_at)])
 
         await self._db.write(run)
