@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -32,8 +30,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookpost.api.auth import Authenticator, parse_bearer
+from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
+from hookpost.api.idempotency import IdempotencyMiddleware, IdempotentRequests
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
     applications,
@@ -44,15 +43,13 @@ from hookpost.api.routes import (
     health,
     messages,
 )
-from hookpost.api.routes.common import PENDING_ANSWER, ApiState, PendingAnswer, Runtime
+from hookpost.api.routes.common import ApiState, Runtime
 from hookpost.settings import Settings
 from hookpost.store.base import QueueDepth, Store
 
 log = logging.getLogger("hookpost.api")
 
 ENVELOPE_ALLOWANCE = 64 * 1024  # request bytes allowed beyond the payload limit (the envelope)
-IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
-MAX_KEY_LENGTH = 256  # longer keys are stored by their hash
 
 
 def create_app(hp: Runtime) -> FastAPI:
@@ -144,13 +141,16 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
     # body) and a 429 is never stored as an idempotent response.
     body_limit = settings.max_payload_bytes + ENVELOPE_ALLOWANCE
     app.add_middleware(messages.CreateMessageFastPath, app_state=app.state)
-    app.add_middleware(IdempotencyMiddleware, app_state=app.state)
+    # One in-flight map for both ways in: a repeat of a key waits for the first request
+    # whether each came through the front door or the stack.
+    idempotent = IdempotentRequests()
+    app.add_middleware(IdempotencyMiddleware, app_state=app.state, requests=idempotent)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     if settings.api_rate_limit > 0:
         app.state.rate_limiter = TokenBuckets(settings.api_rate_limit)
         app.add_middleware(RateLimitMiddleware, app_state=app.state)
     # Ahead of all of the above, for the requests none of them would act on.
-    app.front_door = messages.CreateMessageFrontDoor(app.state, body_limit)
+    app.front_door = messages.CreateMessageFrontDoor(app.state, body_limit, idempotent)
     return app
 
 
@@ -241,13 +241,6 @@ async def metrics(request: Request) -> Response:
 # --------------------------------------------------------------------------- middleware
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body is over the {limit}-byte limit")
@@ -267,7 +260,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit
-        declared = _header(scope, b"content-length")
+        declared = scope_header(scope, b"content-length")
         if declared is not None:
             try:
                 too_big = int(declared) > limit
@@ -294,103 +287,3 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-class IdempotencyMiddleware:
-    """``idempotency-key`` on POST: the first response (status and body) to a key is stored for
-    24 hours, scoped by the caller's token and the path; a repeat replays it (with the header
-    ``idempotent-replayed: true``) without executing the request again. 5xx answers and 401s
-    are not stored, so a retry executes. Concurrent repeats in this process wait for the first
-    to finish, then replay it.
-    """
-
-    def __init__(self, app: ASGIApp, app_state: Any) -> None:
-        self.app = app
-        self.state = app_state  # authenticator and runtime are attached at start-up
-        self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        raw_key = _header(scope, b"idempotency-key")
-        if not raw_key:
-            await self.app(scope, receive, send)
-            return
-        authenticator: Authenticator = self.state.api.authenticator
-        token = parse_bearer(_header(scope, b"authorization"))
-        record = await authenticator.authenticate(token) if token else None
-        if record is None:  # the route answers 401
-            await self.app(scope, receive, send)
-            return
-        store: Store = self.state.hp.store
-        key = raw_key.decode("latin-1")
-        if len(key) > MAX_KEY_LENGTH:
-            key = "sha256:" + hashlib.sha256(raw_key).hexdigest()
-        slot = (record.id, f"{scope['path']} {key}")
-
-        while (pending := self._in_flight.get(slot)) is not None:
-            await asyncio.shield(pending)
-        # Taken before the lookup's await: a repeat arriving meanwhile waits for this one.
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._in_flight[slot] = done
-        try:
-            stored = await store.get_idempotent(slot[0], slot[1], _now_ms())
-            if stored is not None:
-                await _replay(stored[0], stored[1], send)
-                return
-            await self._run_and_store(scope, receive, send, store, slot)
-        finally:
-            del self._in_flight[slot]
-            done.set_result(None)
-
-    async def _run_and_store(
-        self, scope: Scope, receive: Receive, send: Send, store: Store, slot: tuple[str, str]
-    ) -> None:
-        start: Message | None = None
-        chunks: list[bytes] = []
-        # A handler may store the answer with its own write (POST /msg does): then this
-        # middleware does not store it again.
-        pending = PendingAnswer(slot[0], slot[1], IDEMPOTENCY_TTL_MS)
-
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            status = int(start["status"])
-            body = b"".join(chunks)
-            if status < 500 and status != 401 and not pending.stored:
-                try:
-                    await store.put_idempotent(
-                        slot[0], slot[1], status, body, _now_ms() + IDEMPOTENCY_TTL_MS
-                    )
-                except Exception:  # the request itself was done: answer it anyway
-                    log.warning("could not store an idempotent response", exc_info=True)
-            await send(start)
-            await send({"type": "http.response.body", "body": body})
-
-        scope[PENDING_ANSWER] = pending
-        await self.app(scope, receive, capture)
-
-
-async def _replay(status: int, body: bytes, send: Send) -> None:
-    headers: list[tuple[bytes, bytes]] = [(b"idempotent-replayed", b"true")]
-    if body:
-        headers.append((b"content-type", b"application/json"))
-    if status not in (204, 304):
-        headers.append((b"content-length", str(len(body)).encode()))
-    else:
-        body = b""
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

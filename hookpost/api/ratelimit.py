@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hookpost.api.asgi import scope_header
 from hookpost.api.auth import Authenticator, parse_bearer
 from hookpost.api.errors import error_response
 
@@ -110,7 +111,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        token = parse_bearer(_authorization(scope))
+        token = parse_bearer(scope_header(scope, b"authorization"))
         if token is None:
             await self.app(scope, receive, send)
             return
@@ -136,10 +137,3 @@ class RateLimitMiddleware:
             {"Retry-After": str(seconds)},
         )
         await response(scope, receive, send)
-
-
-def _authorization(scope: Scope) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == b"authorization":
-            return value  # type: ignore[no-any-return]
-    return None

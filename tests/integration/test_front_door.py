@@ -1,6 +1,7 @@
-"""The POST /msg front door (``messages.CreateMessageFrontDoor``) takes only the requests no
-middleware would act on; everything else passes through the full stack, untouched, and is
-answered as before. Real HTTP to a real uvicorn; the door is spied on to see who answered."""
+"""The POST /msg front door (``messages.CreateMessageFrontDoor``) takes the requests that the
+rate limit, the body cap and the routing would only pass on, keyed or not; everything else
+passes through the full stack, untouched, and is answered as before. Real HTTP to a real
+uvicorn; the door is spied on to see who answered."""
 
 from __future__ import annotations
 
@@ -101,13 +102,6 @@ async def test_what_a_middleware_acts_on_takes_the_full_stack(
         app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
         path = f"/api/v1/app/{app_id}/msg"
 
-        keyed = {"idempotency-key": "k1"}
-        taken, first = await spy.which(http.post(path, json=BODY, headers=keyed))
-        assert not taken and first.status_code == 202
-        taken, replay = await spy.which(http.post(path, json=BODY, headers=keyed))
-        assert not taken and replay.headers["idempotent-replayed"] == "true"
-        assert replay.json()["id"] == first.json()["id"]
-
         async def chunks() -> AsyncIterator[bytes]:
             yield b'{"eventType": "a.b",'
             yield b' "payload": {"chunked": true}}'
@@ -136,14 +130,83 @@ async def test_what_a_middleware_acts_on_takes_the_full_stack(
             assert not taken
             assert_error(refused, 401, "authentication_failed")
 
-    # The official SDK sends an idempotency key with every POST: the full stack's.
+
+async def test_a_keyed_send_is_answered_at_the_door(served: tuple[ServedApi, Spy]) -> None:
+    """Every send of the official SDKs carries an idempotency key: the door runs it under the
+    key as the stack's middleware does, and the two replay each other's answers."""
+    api, spy = served
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+
+        keyed = {"idempotency-key": "k1"}
+        taken, first = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert taken and first.status_code == 202 and "idempotent-replayed" not in first.headers
+        taken, replay = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert taken and replay.headers["idempotent-replayed"] == "true"
+        assert replay.content == first.content
+        # The stack (another JSON content type) replays what the door stored, and back.
+        routed = {"content-type": "application/vnd.api+json"}
+        content = httpx.Request("POST", "/", json=BODY).content
+        taken, across = await spy.which(
+            http.post(path, content=content, headers={**keyed, **routed})
+        )
+        assert not taken and across.content == first.content
+        assert across.headers["idempotent-replayed"] == "true"
+        k2 = {"idempotency-key": "k2"}
+        taken, stacked = await spy.which(http.post(path, content=content, headers={**k2, **routed}))
+        assert not taken and stacked.status_code == 202
+        taken, back = await spy.which(http.post(path, json=BODY, headers=k2))
+        assert taken and back.content == stacked.content
+        assert back.headers["idempotent-replayed"] == "true"
+        # A refusal is an answer too: stored, and replayed even once the cause is gone.
+        k3 = {"idempotency-key": "k3"}
+        taken, invalid = await spy.which(http.post(path, json={"payload": {}}, headers=k3))
+        assert taken and invalid.status_code == 422
+        taken, again = await spy.which(http.post(path, json=BODY, headers=k3))
+        assert taken and again.status_code == 422 and again.content == invalid.content
+        assert again.headers["idempotent-replayed"] == "true"
+        listed = (await http.get(path)).json()["data"]
+        assert len(listed) == 2  # k1's and k2's
+
     sdk = ApiServer(api.url, api.hp).svix()
     try:
         spy.taken.clear()
         out = await sdk.message.create(app_id, MessageIn(event_type="a.b", payload={"n": 2}))
-        assert out.id.startswith("msg_") and spy.taken == [False]
+        assert out.id.startswith("msg_") and spy.taken == [True]
     finally:
         await close_svix(sdk)
+
+
+async def test_a_failed_key_lookup_is_answered_at_the_door(
+    served: tuple[ServedApi, Spy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key's lookup happens after the door took the request (and a token from the
+    bucket): a database away is its 503, any other failure its 500."""
+    from hookpost.domain.errors import StoreUnavailable
+
+    api, spy = served
+    failure: list[Exception] = []
+
+    async def failing_get(*args: Any) -> Any:
+        raise failure[0]
+
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        monkeypatch.setattr(api.hp.store, "get_idempotent", failing_get)
+        keyed = {"idempotency-key": "k1"}
+        failure[:] = [StoreUnavailable("away")]
+        taken, away = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert taken
+        assert_error(away, 503, "store_unavailable")
+        failure[:] = [RuntimeError("a bug")]
+        taken, broken = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert taken
+        assert_error(broken, 500, "internal_error")
+        monkeypatch.undo()
+        taken, sent = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert taken and sent.status_code == 202  # neither failure was stored
 
 
 async def test_an_empty_bucket_is_left_to_the_rate_limit(served: tuple[ServedApi, Spy]) -> None:

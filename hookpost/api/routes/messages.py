@@ -2,9 +2,9 @@
 
 Creating a message is the hot path (thousands per second), so it is lean:
 
-* :class:`CreateMessageFrontDoor` answers the everyday request (JSON, a Content-Length, no
-  idempotency key, a valid token within its rate limit) before any middleware runs, and passes
-  everything else on untouched.
+* :class:`CreateMessageFrontDoor` answers the everyday request (JSON, a Content-Length, a valid
+  token within its rate limit; with or without an idempotency key) before any middleware runs,
+  and passes everything else on untouched.
 * :class:`CreateMessageFastPath`, an ASGI middleware inside the idempotency and body-limit
   middlewares, answers the rest of ``POST /api/v1/app/{app_id}/msg`` without FastAPI's routing and
   dependency machinery: it authenticates (cached), validates the body with pydantic's JSON
@@ -41,6 +41,7 @@ from hookpost.api.errors import (
     unexpected_response,
     validation_item,
 )
+from hookpost.api.idempotency import IdempotentRequests
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
@@ -264,22 +265,24 @@ _FRONT_HEADERS = frozenset(
 
 
 class CreateMessageFrontDoor:
-    """The everyday ``POST /api/v1/app/{app_id}/msg``, ahead of the whole middleware stack.
+    """``POST /api/v1/app/{app_id}/msg``, ahead of the whole middleware stack.
 
     :class:`CreateMessageFastPath` sits inside seven middlewares (uvicorn's and FastAPI's, the
     rate limit, the body cap, idempotency). Each is a coroutine hop and most scan the headers:
     about 14% of the API process's CPU at full load (BENCHMARKS.md). The front door takes a
-    request only when none of them would do more than pass it on: a JSON body whose
-    ``Content-Length`` is within the body cap, no ``idempotency-key``, a valid token with room
-    in its rate-limit bucket. It then does their part (one authentication, one token taken from
-    the bucket) and the fast path's. For anything else it returns False, having read and sent
-    nothing, and the request takes the full stack, which answers it (401, 413, 429, a replay,
-    chunked bodies) as before. ``HookpostApi.__call__`` puts it in front.
+    request only when the first three would do no more than pass it on: a JSON body whose
+    ``Content-Length`` is within the body cap, a valid token with room in its rate-limit
+    bucket. It then does their part (one authentication, one token taken from the bucket), the
+    idempotency middleware's for a keyed request (the same :class:`IdempotentRequests`), and
+    the fast path's. For anything else it returns False, having read and sent nothing, and the
+    request takes the full stack, which answers it (401, 413, 429, chunked bodies) as before.
+    ``HookpostApi.__call__`` puts it in front.
     """
 
-    def __init__(self, app_state: Any, body_limit: int) -> None:
+    def __init__(self, app_state: Any, body_limit: int, idempotent: IdempotentRequests) -> None:
         self.state = app_state
         self.body_limit = body_limit
+        self.idempotent = idempotent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -294,9 +297,7 @@ class CreateMessageFrontDoor:
         for name, value in scope["headers"]:
             if name in _FRONT_HEADERS and name not in found:
                 found[name] = value
-        if found.get(b"idempotency-key") or not bytes(found.get(b"content-type", b"")).startswith(
-            b"application/json"
-        ):
+        if not bytes(found.get(b"content-type", b"")).startswith(b"application/json"):
             return False
         # The body is read without counting it, so its length must be declared and bounded:
         # chunked bodies (whose size only the body cap's count can bound) go round, and so
@@ -322,19 +323,43 @@ class CreateMessageFrontDoor:
         if limiter is not None and limiter.take(record.id) > 0.0:
             return False  # refused takes cost nothing: the rate limit middleware answers 429
         # From here on the request is ours.
+        app_id = match.group(1)
+        answered = False  # an unexpected error: its 500 was sent, the error is raised
+
+        async def answer(reply: Send, pending: PendingAnswer | None) -> None:
+            nonlocal answered
+            try:
+                response = await _create(Ctx(record, api), app_id, with_content, receive, pending)
+            except _Disconnected:
+                return  # nobody to answer
+            except Exception as exc:
+                known = response_for(exc)
+                if known is None:
+                    # As FastAPI's outermost middleware would: a 500, and the error re-raised
+                    # for the server to log.
+                    answered = True
+                    await unexpected_response("POST", scope["path"], exc)(scope, receive, reply)
+                    raise
+                response = known
+            await response(scope, receive, reply)
+
+        raw_key = found.get(b"idempotency-key")
+        if not raw_key:
+            await answer(send, None)
+            return True
         try:
-            response = await _create(Ctx(record, api), match.group(1), with_content, receive)
-        except _Disconnected:
-            return True  # nobody to answer
+            await self.idempotent.run(
+                api.hp.store,
+                record.id,
+                scope,
+                bytes(raw_key),
+                send,
+                answer,
+            )
         except Exception as exc:
-            known = response_for(exc)
-            if known is None:
-                # As FastAPI's outermost middleware would: a 500, and the error re-raised
-                # for the server to log.
+            if not answered:  # the key's lookup failed: nothing was sent yet
                 await unexpected_response("POST", scope["path"], exc)(scope, receive, send)
-                raise
-            response = known
-        await response(scope, receive, send)
+            raise
         return True
 
 

@@ -1,0 +1,167 @@
+"""Idempotency keys on POST.
+
+The first response (status and body) to an ``idempotency-key`` is stored for 24 hours, scoped by
+the caller's token and the path; a repeat replays it (with the header
+``idempotent-replayed: true``) without executing the request again. 5xx answers and 401s are
+not stored, so a retry executes. Concurrent repeats in this process wait for the first to
+finish, then replay it.
+
+:class:`IdempotentRequests` holds that logic and the in-flight map, one per app instance. Two
+callers share it: :class:`IdempotencyMiddleware` for every POST in the middleware stack, and the
+``POST /msg`` front door (``routes.messages``), which takes keyed sends ahead of the stack (every
+send of the official SDKs carries a key). Sharing the map is what makes a repeat wait for the
+first request whichever of the two each one took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hookpost.api.asgi import scope_header
+from hookpost.api.auth import Authenticator, parse_bearer
+from hookpost.api.errors import response_for
+from hookpost.api.routes.common import PENDING_ANSWER, PendingAnswer
+from hookpost.services.common import now_ms
+from hookpost.store.base import Store
+
+log = logging.getLogger("hookpost.api")
+
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+MAX_KEY_LENGTH = 256  # longer keys are stored by their hash
+
+# Executes the request, answering through the given send; the PendingAnswer lets it store its
+# answer with its own write (see PendingAnswer).
+Handler = Callable[[Send, PendingAnswer], Awaitable[None]]
+
+
+class IdempotentRequests:
+    """Runs requests under their idempotency keys (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
+
+    async def run(
+        self,
+        store: Store,
+        token_id: str,
+        scope: Scope,
+        raw_key: bytes,
+        send: Send,
+        handle: Handler,
+    ) -> None:
+        """Replay the stored answer to ``raw_key``, or run ``handle`` and store its answer.
+
+        A lookup failure the API knows (the database away: 503) is answered here; any other
+        is raised before anything was sent."""
+        key = raw_key.decode("latin-1")
+        if len(key) > MAX_KEY_LENGTH:
+            key = "sha256:" + hashlib.sha256(raw_key).hexdigest()
+        slot = (token_id, f"{scope['path']} {key}")
+
+        while (pending := self._in_flight.get(slot)) is not None:
+            await asyncio.shield(pending)
+        # Taken before the lookup's await: a repeat arriving meanwhile waits for this one.
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight[slot] = done
+        try:
+            try:
+                stored = await store.get_idempotent(slot[0], slot[1], now_ms())
+            except Exception as exc:
+                known = response_for(exc)
+                if known is None:
+                    raise
+                await known(scope, _no_receive, send)
+                return
+            if stored is not None:
+                await _replay(stored[0], stored[1], send)
+                return
+            await _run_and_store(store, slot, send, handle)
+        finally:
+            del self._in_flight[slot]
+            done.set_result(None)
+
+
+async def _run_and_store(store: Store, slot: tuple[str, str], send: Send, handle: Handler) -> None:
+    start: Message | None = None
+    chunks: list[bytes] = []
+    # A handler may store the answer with its own write (POST /msg does): then it is not
+    # stored again here.
+    pending = PendingAnswer(slot[0], slot[1], IDEMPOTENCY_TTL_MS)
+
+    async def capture(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        status = int(start["status"])
+        body = b"".join(chunks)
+        if status < 500 and status != 401 and not pending.stored:
+            try:
+                await store.put_idempotent(
+                    slot[0], slot[1], status, body, now_ms() + IDEMPOTENCY_TTL_MS
+                )
+            except Exception:  # the request itself was done: answer it anyway
+                log.warning("could not store an idempotent response", exc_info=True)
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    await handle(capture, pending)
+
+
+async def _replay(status: int, body: bytes, send: Send) -> None:
+    headers: list[tuple[bytes, bytes]] = [(b"idempotent-replayed", b"true")]
+    if body:
+        headers.append((b"content-type", b"application/json"))
+    if status not in (204, 304):
+        headers.append((b"content-length", str(len(body)).encode()))
+    else:
+        body = b""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _no_receive() -> Message:  # error responses never read the request
+    return {"type": "http.disconnect"}
+
+
+class IdempotencyMiddleware:
+    """``idempotency-key`` on any POST that reaches the middleware stack (see the module
+    docstring). Without a valid token the request goes on, and the route answers 401."""
+
+    def __init__(self, app: ASGIApp, app_state: Any, requests: IdempotentRequests) -> None:
+        self.app = app
+        self.state = app_state  # authenticator and runtime are attached at start-up
+        self.requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        raw_key = scope_header(scope, b"idempotency-key")
+        if not raw_key:
+            await self.app(scope, receive, send)
+            return
+        authenticator: Authenticator = self.state.api.authenticator
+        token = parse_bearer(scope_header(scope, b"authorization"))
+        record = await authenticator.authenticate(token) if token else None
+        if record is None:  # the route answers 401
+            await self.app(scope, receive, send)
+            return
+
+        async def handle(capture: Send, pending: PendingAnswer) -> None:
+            scope[PENDING_ANSWER] = pending
+            await self.app(scope, receive, capture)
+
+        await self.requests.run(self.state.hp.store, record.id, scope, raw_key, send, handle)
