@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.api.asgi import scope_header
@@ -54,8 +55,14 @@ class IdempotentRequests:
         raw_key: bytes,
         send: Send,
         handle: Handler,
+        *,
+        look_up_first: bool = True,
     ) -> None:
         """Replay the stored answer to ``raw_key``, or run ``handle`` and store its answer.
+
+        ``look_up_first`` False: the handler is run without looking the key up, for one that
+        checks it with its own write (see ``PendingAnswer.checked``); an answer it did not
+        store is then looked up before it is sent, and one found wins.
 
         A lookup failure the API knows (the database away: 503) is answered here; any other
         is raised before anything was sent."""
@@ -70,29 +77,39 @@ class IdempotentRequests:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight[slot] = done
         try:
-            try:
-                stored = await store.get_idempotent(slot[0], slot[1], now_ms())
-            except Exception as exc:
-                known = response_for(exc)
-                if known is None:
-                    raise
-                await known(scope, _no_receive, send)
-                return
-            if stored is not None:
-                await _replay(stored[0], stored[1], send)
-                return
-            await _run_and_store(store, slot, send, handle)
+            await _run_under_key(store, slot, scope, send, handle, look_up_first)
         finally:
             del self._in_flight[slot]
             done.set_result(None)
 
 
-async def _run_and_store(store: Store, slot: tuple[str, str], send: Send, handle: Handler) -> None:
+async def _run_under_key(
+    store: Store,
+    slot: tuple[str, str],
+    scope: Scope,
+    send: Send,
+    handle: Handler,
+    look_up_first: bool,
+) -> None:
+    async def lookup() -> tuple[int, bytes] | None:
+        return await store.get_idempotent(slot[0], slot[1], now_ms())
+
+    try:
+        stored = await lookup() if look_up_first else None
+    except Exception as exc:
+        known = response_for(exc)
+        if known is None:
+            raise
+        await known(scope, _no_receive, send)
+        return
+    if stored is not None:
+        await replay_response(*stored)(scope, _no_receive, send)
+        return
     start: Message | None = None
     chunks: list[bytes] = []
-    # A handler may store the answer with its own write (POST /msg does): then it is not
-    # stored again here.
-    pending = PendingAnswer(slot[0], slot[1], IDEMPOTENCY_TTL_MS)
+    pending = PendingAnswer(
+        slot[0], slot[1], IDEMPOTENCY_TTL_MS, checked=look_up_first, lookup=lookup
+    )
 
     async def capture(message: Message) -> None:
         nonlocal start
@@ -107,29 +124,44 @@ async def _run_and_store(store: Store, slot: tuple[str, str], send: Send, handle
             return
         status = int(start["status"])
         body = b"".join(chunks)
-        if status < 500 and status != 401 and not pending.stored:
-            try:
-                await store.put_idempotent(
-                    slot[0], slot[1], status, body, now_ms() + IDEMPOTENCY_TTL_MS
-                )
-            except Exception:  # the request itself was done: answer it anyway
-                log.warning("could not store an idempotent response", exc_info=True)
+        if not pending.stored and await _store_answer(pending, store, status, body, scope, send):
+            return
         await send(start)
         await send({"type": "http.response.body", "body": body})
 
     await handle(capture, pending)
 
 
-async def _replay(status: int, body: bytes, send: Send) -> None:
-    headers: list[tuple[bytes, bytes]] = [(b"idempotent-replayed", b"true")]
-    if body:
-        headers.append((b"content-type", b"application/json"))
-    if status not in (204, 304):
-        headers.append((b"content-length", str(len(body)).encode()))
-    else:
+async def _store_answer(
+    pending: PendingAnswer, store: Store, status: int, body: bytes, scope: Scope, send: Send
+) -> bool:
+    """Store an answer its handler did not store; True if an answer stored under the key
+    meanwhile was sent instead (possible only while the key was not looked up)."""
+    if status >= 500 or status == 401:
+        return False  # not stored: a retry executes
+    try:
+        earlier = await pending.check()
+        if earlier is not None:
+            await replay_response(*earlier)(scope, _no_receive, send)
+            return True
+        await store.put_idempotent(
+            pending.scope, pending.key, status, body, now_ms() + IDEMPOTENCY_TTL_MS
+        )
+    except Exception:  # the request itself was done: answer it anyway
+        log.warning("could not store an idempotent response", exc_info=True)
+    return False
+
+
+def replay_response(status: int, body: bytes) -> Response:
+    """A stored answer, marked ``idempotent-replayed: true``."""
+    if status in (204, 304):
         body = b""
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return Response(
+        body,
+        status_code=status,
+        headers={"idempotent-replayed": "true"},
+        media_type="application/json" if body else None,
+    )
 
 
 async def _no_receive() -> Message:  # error responses never read the request

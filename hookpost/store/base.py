@@ -62,8 +62,11 @@ class StoredAnswer:
 @dataclass(slots=True)
 class CreatedMessage:
     message: Message
-    created: bool  # False: an earlier message with the same eventId was returned
+    created: bool  # False: an earlier message with the same eventId was returned, or replayed
     deliveries: int  # deliveries created for it (0 when not created)
+    # The answer already stored under the idempotency key given with the message (status,
+    # body): nothing was created, and ``message`` is the one that was not.
+    replayed: tuple[int, bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -132,9 +135,13 @@ class Store(Protocol):
     ) -> CreatedMessage:
         """``endpoint_ids`` given: deliveries for exactly those (enabled) endpoints of the app,
         ignoring their filters (test events); otherwise for every matching enabled endpoint.
-        ``answer``: if the message is created, its idempotency key's answer is stored too, as
-        ``put_idempotent`` would (SQLite: in the message's transaction; PostgreSQL: right
-        after it); if not (its eventId is taken), nothing is stored."""
+        ``answer``: the message's idempotency key and the answer to store under it. An answer
+        already stored under that key (unexpired at ``now_ms``) wins: nothing is created, and
+        it comes back as ``replayed`` (SQLite: checked in the message's transaction, so no
+        other process can slip in between; PostgreSQL: looked up just before). Otherwise, if
+        the message is created, the answer is stored too, as ``put_idempotent`` would (SQLite:
+        in the message's transaction; PostgreSQL: right after it); if not (its eventId is
+        taken), nothing is stored."""
         ...
 
     async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message: ...

@@ -1580,6 +1580,35 @@ class TestStoreContract:
         for a in answers:
             assert await store.get_idempotent(a.scope, a.key, T0) == (202, a.body)
 
+    async def test_an_answered_key_is_replayed_and_nothing_created(self, store: Store) -> None:
+        """A key answered before (by a message or by put_idempotent, say a 422) wins over the
+        message given with it: nothing is created, the stored answer comes back. An expired
+        answer does not count."""
+        app, _ = await app_with_endpoint(store)
+        first = StoredAnswer("tok_1", "POST /msg k1", 202, b'{"id":"m1"}', T0 + 1000)
+        made = await store.create_message(mk_message(app.id), T0, None, first)
+        assert made.created and made.replayed is None
+        repeat = StoredAnswer("tok_1", "POST /msg k1", 202, b'{"id":"other"}', T0 + 2000)
+        again = await store.create_message(mk_message(app.id, event_id="e9"), T0 + 1, None, repeat)
+        assert not again.created and again.deliveries == 0
+        assert again.replayed == (202, b'{"id":"m1"}')
+        await store.put_idempotent("tok_1", "POST /msg k2", 422, b"invalid", T0 + 1000)
+        answers = [
+            StoredAnswer("tok_1", "POST /msg k2", 202, b"no", T0 + 1000),
+            *(StoredAnswer("tok_1", f"POST /msg f{i}", 202, b"yes", T0 + 1000) for i in range(5)),
+        ]
+        results = await asyncio.gather(
+            *(store.create_message(mk_message(app.id), T0 + 1, None, a) for a in answers)
+        )  # one group or batch on the backends that make them together
+        assert results[0].replayed == (422, b"invalid") and not results[0].created
+        assert all(r.created and r.replayed is None for r in results[1:])
+        page = await store.list_messages(app.id, PageRequest(limit=50), MessageFilter())
+        assert {m.id for m in page.items} == {made.message.id} | {
+            r.message.id for r in results[1:]
+        }  # neither repeat was stored, and their eventIds are free
+        expired = await store.create_message(mk_message(app.id), T0 + 1000, None, repeat)
+        assert expired.created and expired.replayed is None
+
     # -- deletion ----------------------------------------------------------------------------
     async def test_delete_app_cascades(self, store: Store) -> None:
         async def populated() -> tuple[Application, Endpoint, Message, ApiToken]:

@@ -178,11 +178,66 @@ async def test_a_keyed_send_is_answered_at_the_door(served: tuple[ServedApi, Spy
         await close_svix(sdk)
 
 
-async def test_a_failed_key_lookup_is_answered_at_the_door(
+async def test_a_keyed_send_at_the_door_costs_no_lookup(
     served: tuple[ServedApi, Spy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The key's lookup happens after the door took the request (and a token from the
-    bucket): a database away is its 503, any other failure its 500."""
+    """The door does not look a key up before the send: the message's write checks it, and a
+    repeat gets the stored answer from there. Only answers the write did not store look the
+    key up first (a repeat gets what was stored, not a new answer)."""
+    api, spy = served
+    store = api.hp.store
+    lookups: list[str] = []
+    original_get = store.get_idempotent
+
+    async def counting_get(scope: str, key: str, now: int) -> Any:
+        lookups.append(key.rsplit(" ", 1)[-1])
+        return await original_get(scope, key, now)
+
+    monkeypatch.setattr(store, "get_idempotent", counting_get)
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        k1 = {"idempotency-key": "k1"}
+        taken, first = await spy.which(http.post(path, json=BODY, headers=k1))
+        assert taken and first.status_code == 202
+        other = {"eventType": "c.d", "payload": {"other": True}}
+        taken, repeat = await spy.which(http.post(path, json=other, headers=k1))
+        assert taken and repeat.content == first.content
+        assert repeat.headers["idempotent-replayed"] == "true"
+        assert lookups == []
+        # A refusal is looked up before it is stored; its repeat with a valid body gets the
+        # refusal back from the write, and creates nothing.
+        k2 = {"idempotency-key": "k2"}
+        taken, refused = await spy.which(http.post(path, json={"payload": {}}, headers=k2))
+        assert taken and refused.status_code == 422 and lookups == ["k2"]
+        taken, again = await spy.which(http.post(path, json=BODY, headers=k2))
+        assert taken and again.status_code == 422 and again.content == refused.content
+        assert again.headers["idempotent-replayed"] == "true" and lookups == ["k2"]
+        assert len((await http.get(path)).json()["data"]) == 1
+        # `application` creates an application before the message: the key is looked up
+        # first, and a repeat of a refused send does not create it.
+        k3 = {"idempotency-key": "k3"}
+        app_path = "/api/v1/app/new-app/msg"
+        with_app = {**BODY, "application": {"name": "New", "uid": "new-app"}}
+        invalid = {**with_app, "eventType": "not valid!"}
+        taken, refused = await spy.which(http.post(app_path, json=invalid, headers=k3))
+        assert taken and refused.status_code == 422 and lookups[-1] == "k3"
+        taken, replayed = await spy.which(http.post(app_path, json=with_app, headers=k3))
+        assert taken and replayed.status_code == 422
+        assert replayed.headers["idempotent-replayed"] == "true"
+        assert (await http.get("/api/v1/app/new-app")).status_code == 404
+        taken, made = await spy.which(
+            http.post(app_path, json=with_app, headers={"idempotency-key": "k4"})
+        )
+        assert taken and made.status_code == 202
+        assert (await http.get("/api/v1/app/new-app")).status_code == 200
+
+
+async def test_a_failed_key_lookup_is_a_503(
+    served: tuple[ServedApi, Spy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's lookup failing because the database is away is a 503 (a retry executes), both
+    in the stack and at the door; any other failure is a 500."""
     from hookpost.domain.errors import StoreUnavailable
 
     api, spy = served
@@ -196,17 +251,26 @@ async def test_a_failed_key_lookup_is_answered_at_the_door(
         path = f"/api/v1/app/{app_id}/msg"
         monkeypatch.setattr(api.hp.store, "get_idempotent", failing_get)
         keyed = {"idempotency-key": "k1"}
+        routed = {**keyed, "content-type": "application/vnd.api+json"}
+        content = httpx.Request("POST", "/", json=BODY).content
+        with_app = {**BODY, "application": {"name": "New", "uid": "new-app"}}
         failure[:] = [StoreUnavailable("away")]
-        taken, away = await spy.which(http.post(path, json=BODY, headers=keyed))
+        taken, in_stack = await spy.which(http.post(path, content=content, headers=routed))
+        assert not taken
+        assert_error(in_stack, 503, "store_unavailable")
+        taken, at_door = await spy.which(
+            http.post("/api/v1/app/new-app/msg", json=with_app, headers=keyed)
+        )
         assert taken
-        assert_error(away, 503, "store_unavailable")
+        assert_error(at_door, 503, "store_unavailable")
         failure[:] = [RuntimeError("a bug")]
-        taken, broken = await spy.which(http.post(path, json=BODY, headers=keyed))
-        assert taken
+        taken, broken = await spy.which(http.post(path, content=content, headers=routed))
+        assert not taken
         assert_error(broken, 500, "internal_error")
         monkeypatch.undo()
-        taken, sent = await spy.which(http.post(path, json=BODY, headers=keyed))
-        assert taken and sent.status_code == 202  # neither failure was stored
+        taken, sent = await spy.which(http.post(path, content=content, headers=routed))
+        assert not taken and sent.status_code == 202  # no failure was stored
+        assert (await http.get("/api/v1/app/new-app")).status_code == 404
 
 
 async def test_an_empty_bucket_is_left_to_the_rate_limit(served: tuple[ServedApi, Spy]) -> None:

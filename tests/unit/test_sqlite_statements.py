@@ -147,11 +147,12 @@ def test_a_message_s_values_are_extracted_once_not_once_per_delivery(
     assert "MATERIALIZE m" in details or "CO-ROUTINE m" in details, details
 
 
-async def test_keyed_sends_made_together_store_their_answers_in_one_more_statement(
+async def test_keyed_sends_made_together_check_and_store_their_keys_in_two_more_statements(
     store: SqliteStore,
 ) -> None:
-    """The sends of an idempotency key (every send of the svix SDKs) store their answers in
-    the group's transaction: one more statement for all of them, not one write each."""
+    """The sends of an idempotency key (every send of the svix SDKs) look their keys up and
+    store their answers in the group's transaction: two more statements for all of them, not
+    a lookup and a write each."""
     app_id = await _app_with(store, 1)
     seen = await _traced(store)
     await store.create_message(mk_message(app_id), T0)
@@ -165,6 +166,7 @@ async def test_keyed_sends_made_together_store_their_answers_in_one_more_stateme
         )
     )
     assert all(c.created for c in together)
-    stored = [sql for sql in seen if "idempotency_keys" in sql]
-    assert len(stored) == 1 and len(seen) == alone + 1, seen
+    keyed = [sql for sql in seen if "idempotency_keys" in sql]
+    assert len(keyed) == 2 and len(seen) == alone + 2, seen
+    assert keyed[0].startswith("SELECT") and keyed[1].startswith("INSERT")
     assert "BEGIN" in seen[0] and seen[-1] == "COMMIT"  # one transaction, answers included

@@ -41,7 +41,7 @@ from hookpost.api.errors import (
     unexpected_response,
     validation_item,
 )
-from hookpost.api.idempotency import IdempotentRequests
+from hookpost.api.idempotency import IdempotentRequests, replay_response
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
@@ -102,6 +102,9 @@ async def send_message(
     ``pending``: the request's idempotency key, whose 202 is then stored with the message (one
     write, and no window in which the message exists but a retry would send it again)."""
     if body.application is not None:
+        if pending is not None and (earlier := await pending.check()) is not None:
+            pending.stored = True  # a repeat: the application is not created again either
+            return replay_response(*earlier)
         await c.app(app_id)
         await _ensure_app(c, app_id, body)
     resolved = await c.app_id(app_id)
@@ -128,6 +131,11 @@ async def send_message(
         if exc.field != "payload":
             raise
         raise unencodable_payload(exc) from None
+    if pending is not None:
+        pending.checked = True  # by the message's write
+        if created.replayed is not None:
+            pending.stored = True
+            return replay_response(*created.replayed)
     if not created.created:
         raise conflict(
             f"a message with eventId {body.event_id!r} already exists: {created.message.id}"
@@ -348,13 +356,10 @@ class CreateMessageFrontDoor:
             await answer(send, None)
             return True
         try:
+            # The key is not looked up first: the message's write checks it (one store
+            # round trip per send instead of two), see PendingAnswer.checked.
             await self.idempotent.run(
-                api.hp.store,
-                record.id,
-                scope,
-                bytes(raw_key),
-                send,
-                answer,
+                api.hp.store, record.id, scope, bytes(raw_key), send, answer, look_up_first=False
             )
         except Exception as exc:
             if not answered:  # the key's lookup failed: nothing was sent yet

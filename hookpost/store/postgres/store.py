@@ -411,6 +411,12 @@ class PostgresStore:
         endpoint_ids: Sequence[str] | None = None,
         answer: StoredAnswer | None = None,
     ) -> CreatedMessage:
+        if answer is not None:
+            # Not in the message's statement: two processes sending one key at the same
+            # moment can both create (on SQLite the write lock rules that out).
+            stored = await self.get_idempotent(answer.scope, answer.key, now_ms)
+            if stored is not None:
+                return CreatedMessage(message, created=False, deliveries=0, replayed=stored)
         created = await self._create_message(message, now_ms, endpoint_ids)
         if answer is not None and created.created:
             # After the message's own statement, which is group-committed with other

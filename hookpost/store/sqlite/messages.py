@@ -5,7 +5,8 @@ one, each costs three statements, and each statement hands the GIL to the busy e
 waits to get it back with the cross-process write lock held. Made as one :class:`Shared` write,
 the group's messages go in by one multi-row INSERT, the endpoints of all their apps come back
 as one row per app, and all their deliveries go in by one INSERT over a JSON array (and the
-idempotency keys' answers of those that carry one, by one more).
+idempotency keys' answers of those that carry one, by one more, after one statement that
+finds the keys answered before).
 
 A send that repeats an earlier send's eventId in the same group gets that send's message. Anything
 else unusual (an unknown app, a taken id) makes the multi-row statements fail; the executor then
@@ -54,6 +55,13 @@ _DELIVERIES_CREATE = (
 )
 
 
+# The answers already stored under some of a group's idempotency keys: one statement for the
+# group, over a JSON array of [scope, key, now_ms] (the array index comes back with each row).
+_ANSWERS_FOUND = (
+    "SELECT CAST(j.key AS INTEGER), i.status, i.body FROM json_each(?) AS j "
+    "JOIN idempotency_keys AS i ON i.scope = json_extract(j.value, '$[0]') "
+    "AND i.key = json_extract(j.value, '$[1]') WHERE i.expires_at > json_extract(j.value, '$[2]')"
+)
 # Idempotency keys' answers (SqliteStore.put_idempotent, and with the messages they answer for).
 ANSWERS_PUT = (
     "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES {values} "
@@ -67,7 +75,7 @@ class NewMessage:
     message: Message
     now_ms: int
     only: frozenset[str] | None  # explicit endpoint ids; None: every endpoint whose filter matches
-    answer: StoredAnswer | None = None  # stored if the message is created
+    answer: StoredAnswer | None = None  # stored if the message is created (see _replayed)
 
 
 def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[CreatedMessage]:
@@ -78,8 +86,12 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
     # otherwise fail the group's INSERT and make every send of the group run alone).
     first_of: dict[tuple[str, str], int] = {}
     repeats: list[tuple[int, int]] = []  # (item, the earlier item of the group it repeats)
+    replayed = _replayed(c, items)
     for i, item in enumerate(items):
         m = item.message
+        if i in replayed:  # its idempotency key was answered before: that answer wins
+            answers[i] = CreatedMessage(m, created=False, deliveries=0, replayed=replayed[i])
+            continue
         if m.event_id is not None:
             key = (m.app_id, m.event_id)
             if key in first_of:
@@ -122,6 +134,21 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
     for i, first in repeats:
         answers[i] = CreatedMessage(items[first].message, created=False, deliveries=0)
     return answers  # type: ignore[return-value]  # every index answered above
+
+
+def _replayed(c: sqlite3.Connection, items: list[NewMessage]) -> dict[int, tuple[int, bytes]]:
+    """The answers already stored under the items' idempotency keys, by item index. (The API
+    runs one request per key at a time. Were one key in a group twice, the answers' INSERT
+    would fail, and run alone, the second would find the first's answer.)"""
+    keyed = [
+        (i, (a.scope, a.key, item.now_ms))
+        for i, item in enumerate(items)
+        if (a := item.answer) is not None
+    ]
+    if not keyed:
+        return {}
+    rows = c.execute(_ANSWERS_FOUND, (orjson.dumps([k for _, k in keyed]).decode(),))
+    return {keyed[j][0]: (status, bytes(body)) for j, status, body in rows}
 
 
 def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
