@@ -138,10 +138,11 @@ class Store(Protocol):
         ``answer``: the message's idempotency key and the answer to store under it. An answer
         already stored under that key (unexpired at ``now_ms``) wins: nothing is created, and
         it comes back as ``replayed`` (SQLite: checked in the message's transaction, so no
-        other process can slip in between; PostgreSQL: looked up just before). Otherwise, if
-        the message is created, the answer is stored too, as ``put_idempotent`` would (SQLite:
-        in the message's transaction; PostgreSQL: right after it); if not (its eventId is
-        taken), nothing is stored."""
+        other process can slip in between; PostgreSQL: in the group commit's statement, or
+        looked up just before a message made alone). Otherwise, if the message is created,
+        the answer is stored too, as ``put_idempotent`` would (SQLite: in the message's
+        transaction; PostgreSQL: in the same statement, or right after a message made alone);
+        if not (its eventId is taken), nothing is stored."""
         ...
 
     async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message: ...

@@ -466,14 +466,46 @@ async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url:
 async def test_a_failed_answer_write_does_not_fail_an_accepted_message(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The idempotency key's answer is written after the message's own statement: if that
-    write fails, the message is still accepted (an error would make the client resend it)."""
+    """A message created alone (here: a channel with a NUL, matched in Python) has its
+    idempotency key's answer written after its own statement: if that write fails, the
+    message is still accepted (an error would make the client resend it)."""
     app = await store.create_app(_app())
     monkeypatch.setattr(
         sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5)"
     )
     answer = StoredAnswer("tok", "key", 202, b"{}", NOW + 1000)
-    created = await store.create_message(_message(app.id), NOW, None, answer)
+    created = await store.create_message(_message(app.id, channels=["a\x00b"]), NOW, None, answer)
     assert created.created
     assert (await store.get_message(app.id, created.message.id)).id == created.message.id
     assert await store.get_idempotent("tok", "key", NOW) is None
+
+
+async def test_keyed_creates_store_their_answers_in_the_group_statement(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group commit of keyed creates checks the keys and stores the answers in its one
+    statement (no lookup and no write of its own per key: both are made to fail here). One
+    key given twice at once: the repeat goes alone after the batch and gets the answer."""
+    app = await store.create_app(_app())
+    await store.create_endpoint(_endpoint(app.id))
+    failing = "SELECT * FROM no_such_table WHERE $1::text = $2::text AND $3::bigint > 0"
+    monkeypatch.setattr(sql, "IDEMPOTENT_GET", failing)
+    monkeypatch.setattr(
+        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5)"
+    )
+    answers = [StoredAnswer("tok", f"k{i}", 202, f"a{i}".encode(), NOW + 1000) for i in range(8)]
+    made = await asyncio.gather(
+        *(store.create_message(_message(app.id), NOW, None, a) for a in answers)
+    )
+    assert all(m.created and m.deliveries == 1 and m.replayed is None for m in made)
+    again = await store.create_message(_message(app.id), NOW, None, answers[3])
+    assert again.replayed == (202, b"a3") and not again.created
+    monkeypatch.undo()
+    for a in answers:
+        assert await store.get_idempotent(a.scope, a.key, NOW) == (a.status, a.body)
+    twice = StoredAnswer("tok", "twice", 202, b"first", NOW + 1000)
+    both = await asyncio.gather(
+        *(store.create_message(_message(app.id), NOW, None, twice) for _ in range(2))
+    )
+    assert sorted(b.created for b in both) == [False, True]
+    assert [b.replayed for b in both if not b.created] == [(202, b"first")]

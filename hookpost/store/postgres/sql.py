@@ -136,11 +136,21 @@ MESSAGE_CREATE = (
 # by an earlier message or an earlier one of this batch, or its app does not exist, which is
 # checked here so that one such message does not fail the whole batch on the foreign key),
 # `deliveries`. The caller creates each message not inserted alone, which answers each case.
+# $10-$14: each message's idempotency key (scope, key; NULL for none) and the answer to store
+# under it (status, body, expires_at). A key with an answer stored before (unexpired at its
+# `now`) wins: the message is not inserted, and `replay_status`/`replay_body` return that
+# answer. Otherwise the answer is stored with the message if the message is inserted. The
+# caller must not give one key twice (ON CONFLICT cannot update a row twice in a statement).
 MESSAGE_CREATE_MANY = (
     "WITH b AS MATERIALIZED ("
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    " $6::bytea[], $7::bigint[], $8::bigint[]) WITH ORDINALITY"
-    " AS b(id, app_id, event_type, event_id, channels, payload, created_at, now, ord)), "
+    " $6::bytea[], $7::bigint[], $8::bigint[], $10::text[], $11::text[], $12::int[],"
+    " $13::bytea[], $14::bigint[]) WITH ORDINALITY"
+    " AS b(id, app_id, event_type, event_id, channels, payload, created_at, now,"
+    " ans_scope, ans_key, ans_status, ans_body, ans_expires_at, ord)), "
+    "seen AS MATERIALIZED ("
+    " SELECT b.ord, k.status, k.body FROM b JOIN idempotency_keys k"
+    " ON k.scope = b.ans_scope AND k.key = b.ans_key WHERE k.expires_at > b.now), "
     "eps AS MATERIALIZED ("
     f" SELECT e.id, e.app_id, e.event_types, e.channels, {_EXACT} AS exact"
     " FROM unnest($9::text[]) AS a(id) CROSS JOIN LATERAL ("
@@ -153,9 +163,16 @@ MESSAGE_CREATE_MANY = (
     " SELECT b.id, b.app_id, b.event_type, b.event_id, b.channels, b.payload, false,"
     " b.created_at FROM b, fb WHERE b.app_id <> ALL(fb.apps)"
     " AND b.app_id = ANY(ARRAY(SELECT id FROM applications WHERE id = ANY($9::text[])))"
+    " AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.ord = b.ord)"
     " ORDER BY b.ord"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING id, app_id, event_type, channels), "
+    "ans AS ("
+    " INSERT INTO idempotency_keys (scope, key, status, body, expires_at)"
+    " SELECT b.ans_scope, b.ans_key, b.ans_status, b.ans_body, b.ans_expires_at"
+    " FROM ins JOIN b ON b.id = ins.id WHERE b.ans_key IS NOT NULL"
+    " ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body,"
+    " expires_at = excluded.expires_at), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
     " SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, b.now, b.now, b.now"
@@ -168,8 +185,9 @@ MESSAGE_CREATE_MANY = (
     + " ORDER BY ins.id, eps.id RETURNING message_id), "
     "dc AS (SELECT message_id, count(*) AS n FROM dl GROUP BY message_id) "
     "SELECT b.app_id = ANY(fb.apps) AS fallback, ins.id IS NOT NULL AS inserted,"
-    " coalesce(dc.n, 0) AS deliveries"
+    " coalesce(dc.n, 0) AS deliveries, seen.status AS replay_status, seen.body AS replay_body"
     " FROM b CROSS JOIN fb LEFT JOIN ins ON ins.id = b.id LEFT JOIN dc ON dc.message_id = b.id"
+    " LEFT JOIN seen ON seen.ord = b.ord"
     " ORDER BY b.ord"
 )
 # The same for explicit endpoints (test events): $9 endpoint ids, filters ignored.
