@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.types import Scope
+from starlette.types import Message, Scope
 
 
 def scope_header(scope: Scope, name: bytes) -> bytes | None:
@@ -11,3 +11,8 @@ def scope_header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
+
+
+async def no_receive() -> Message:
+    """The ``receive`` for sending a response of our own: responses never read the request."""
+    return {"type": "http.disconnect"}

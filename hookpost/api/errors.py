@@ -23,7 +23,9 @@ from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Scope, Send
 
+from hookpost.api.asgi import no_receive
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 
 log = logging.getLogger("hookpost.api")
@@ -190,6 +192,17 @@ def _allowed_methods(request: Request) -> str:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     return unexpected_response(request.method, request.url.path, exc)
+
+
+async def send_known_error(exc: Exception, scope: Scope, send: Send) -> bool:
+    """For the middlewares outside FastAPI's exception handling: send the response for an
+    error the API knows (a database away: 503 with Retry-After) and return True; False, having
+    sent nothing, for any other (the caller re-raises it: a 500)."""
+    known = response_for(exc)
+    if known is None:
+        return False
+    await known(scope, no_receive, send)
+    return True
 
 
 def unexpected_response(method: str, path: str, exc: Exception) -> Response:

@@ -24,9 +24,9 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookpost.api.asgi import scope_header
+from hookpost.api.asgi import no_receive, scope_header
 from hookpost.api.auth import Authenticator, parse_bearer
-from hookpost.api.errors import response_for
+from hookpost.api.errors import send_known_error
 from hookpost.api.routes.common import PENDING_ANSWER, PendingAnswer
 from hookpost.services.common import now_ms
 from hookpost.store.base import Store
@@ -97,13 +97,11 @@ async def _run_under_key(
     try:
         stored = await lookup() if look_up_first else None
     except Exception as exc:
-        known = response_for(exc)
-        if known is None:
-            raise
-        await known(scope, _no_receive, send)
-        return
+        if await send_known_error(exc, scope, send):
+            return
+        raise
     if stored is not None:
-        await replay_response(*stored)(scope, _no_receive, send)
+        await replay_response(*stored)(scope, no_receive, send)
         return
     start: Message | None = None
     chunks: list[bytes] = []
@@ -136,13 +134,13 @@ async def _store_answer(
     pending: PendingAnswer, store: Store, status: int, body: bytes, scope: Scope, send: Send
 ) -> bool:
     """Store an answer its handler did not store; True if an answer stored under the key
-    meanwhile was sent instead (possible only while the key was not looked up)."""
+    before was sent instead (possible only when the key was not looked up first)."""
     if status >= 500 or status == 401:
         return False  # not stored: a retry executes
     try:
         earlier = await pending.check()
         if earlier is not None:
-            await replay_response(*earlier)(scope, _no_receive, send)
+            await replay_response(*earlier)(scope, no_receive, send)
             return True
         await store.put_idempotent(
             pending.scope, pending.key, status, body, now_ms() + IDEMPOTENCY_TTL_MS
@@ -164,10 +162,6 @@ def replay_response(status: int, body: bytes) -> Response:
     )
 
 
-async def _no_receive() -> Message:  # error responses never read the request
-    return {"type": "http.disconnect"}
-
-
 class IdempotencyMiddleware:
     """``idempotency-key`` on any POST that reaches the middleware stack (see the module
     docstring). Without a valid token the request goes on, and the route answers 401."""
@@ -187,7 +181,12 @@ class IdempotencyMiddleware:
             return
         authenticator: Authenticator = self.state.api.authenticator
         token = parse_bearer(scope_header(scope, b"authorization"))
-        record = await authenticator.authenticate(token) if token else None
+        try:
+            record = await authenticator.authenticate(token) if token else None
+        except Exception as exc:  # outside FastAPI's handlers: answer what it would
+            if await send_known_error(exc, scope, send):
+                return
+            raise
         if record is None:  # the route answers 401
             await self.app(scope, receive, send)
             return

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hookpost.api.asgi import scope_header
 from hookpost.api.auth import Authenticator, parse_bearer
-from hookpost.api.errors import error_response
+from hookpost.api.errors import error_response, send_known_error
 
 UNLIMITED_PREFIXES = ("/api/v1/health", "/metrics")
 MAX_BUCKETS = 100_000
@@ -120,7 +120,12 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         authenticator: Authenticator = api.authenticator
-        record = await authenticator.authenticate(token)
+        try:
+            record = await authenticator.authenticate(token)
+        except Exception as exc:  # outside FastAPI's handlers: answer what it would
+            if await send_known_error(exc, scope, send):
+                return
+            raise
         if record is None:  # the route answers 401
             await self.app(scope, receive, send)
             return

@@ -273,6 +273,37 @@ async def test_a_failed_key_lookup_is_a_503(
         assert (await http.get("/api/v1/app/new-app")).status_code == 404
 
 
+@pytest.mark.parametrize("rate_limit", [1, 0], ids=["rate-limited", "unlimited"])
+async def test_a_database_away_while_authenticating_is_a_503(
+    serve_api: Callable[..., Any],
+    fresh_sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    rate_limit: int,
+) -> None:
+    """The rate limit and idempotency middlewares authenticate outside FastAPI's error
+    handlers (and the door leaves a failed authentication to them): a database away while
+    they look a token up is the same 503 with Retry-After as anywhere else, not a 500."""
+    from hookpost.domain.errors import StoreUnavailable
+
+    async def down(*args: Any) -> Any:
+        raise StoreUnavailable("sqlite: database is locked")
+
+    async with serve_api(fresh_sqlite_url, api_rate_limit=rate_limit) as api:
+        async with api.http() as http:
+            app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        monkeypatch.setattr(api.app.state.api.authenticator, "_find", down)
+        async with api.http("hpk_not_cached_yet") as http:
+            path = f"/api/v1/app/{app_id}/msg"
+            keyed = {"idempotency-key": "k1"}
+            for response in (
+                await http.get("/api/v1/app"),
+                await http.post(path, json=BODY),
+                await http.post(path, json=BODY, headers=keyed),
+            ):
+                assert_error(response, 503, "store_unavailable")
+                assert response.headers["retry-after"] == "1"
+
+
 async def test_an_empty_bucket_is_left_to_the_rate_limit(served: tuple[ServedApi, Spy]) -> None:
     api, spy = served
     async with api.http() as http:

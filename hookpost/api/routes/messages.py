@@ -362,7 +362,7 @@ class CreateMessageFrontDoor:
                 api.hp.store, record.id, scope, bytes(raw_key), send, answer, look_up_first=False
             )
         except Exception as exc:
-            if not answered:  # the key's lookup failed: nothing was sent yet
+            if not answered:  # it failed outside the answer: nothing was sent yet
                 await unexpected_response("POST", scope["path"], exc)(scope, receive, send)
             raise
         return True
