@@ -133,21 +133,25 @@ async def _run_under_key(
 async def _store_answer(
     pending: PendingAnswer, store: Store, status: int, body: bytes, scope: Scope, send: Send
 ) -> bool:
-    """Store an answer its handler did not store; True if an answer stored under the key
-    before was sent instead (possible only when the key was not looked up first)."""
+    """Store an answer its handler did not store; True if the answer stored under the key
+    first was sent instead. That happens when the key was not looked up first, or when another
+    process answered the key meanwhile (the first answer wins: ``Store.put_idempotent``)."""
     if status >= 500 or status == 401:
         return False  # not stored: a retry executes
     try:
         earlier = await pending.check()
-        if earlier is not None:
-            await replay_response(*earlier)(scope, no_receive, send)
-            return True
-        await store.put_idempotent(
-            pending.scope, pending.key, status, body, now_ms() + IDEMPOTENCY_TTL_MS
-        )
+        if earlier is None:
+            now = now_ms()
+            earlier = await store.put_idempotent(
+                pending.scope, pending.key, status, body, now + IDEMPOTENCY_TTL_MS, now
+            )
     except Exception:  # the request itself was done: answer it anyway
         log.warning("could not store an idempotent response", exc_info=True)
-    return False
+        return False
+    if earlier is None:
+        return False
+    await replay_response(*earlier)(scope, no_receive, send)
+    return True
 
 
 def replay_response(status: int, body: bytes) -> Response:

@@ -138,8 +138,10 @@ class Store(Protocol):
         ``answer``: the message's idempotency key and the answer to store under it. An answer
         already stored under that key (unexpired at ``now_ms``) wins: nothing is created, and
         it comes back as ``replayed`` (SQLite: checked in the message's transaction, so no
-        other process can slip in between; PostgreSQL: in the group commit's statement, or
-        looked up just before a message made alone). Otherwise, if the message is created,
+        other process can slip in between; PostgreSQL: in the group commit's statement, after
+        taking the key's advisory lock, so no other process can either; for a message made
+        alone, looked up just before, where two processes sending one key at once can both
+        create). Otherwise, if the message is created,
         the answer is stored too, as ``put_idempotent`` would (SQLite: in the message's
         transaction; PostgreSQL: in the same statement, or right after a message made alone);
         if not (its eventId is taken), nothing is stored."""
@@ -219,5 +221,9 @@ class Store(Protocol):
         self, scope: str, key: str, now_ms: int
     ) -> tuple[int, bytes] | None: ...
     async def put_idempotent(
-        self, scope: str, key: str, status: int, body: bytes, expires_at: int
-    ) -> None: ...
+        self, scope: str, key: str, status: int, body: bytes, expires_at: int, now_ms: int
+    ) -> tuple[int, bytes] | None:
+        """Store an answer under a key, unless one unexpired at ``now_ms`` is stored there
+        already: the first answer wins (two processes may answer one key at once). None if
+        stored; else the answer that was there, (status, body)."""
+        ...

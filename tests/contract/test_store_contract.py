@@ -1545,14 +1545,22 @@ class TestStoreContract:
 
     async def test_idempotency_keys(self, store: Store) -> None:
         assert await store.get_idempotent("app_1", "key-1", T0) is None
-        await store.put_idempotent("app_1", "key-1", 201, b'{"id":"msg_1"}', T0 + 1000)
+        stored = await store.put_idempotent("app_1", "key-1", 201, b'{"id":"msg_1"}', T0 + 1000, T0)
+        assert stored is None
         assert await store.get_idempotent("app_1", "key-1", T0) == (201, b'{"id":"msg_1"}')
         assert await store.get_idempotent("app_1", "key-1", T0 + 999) == (201, b'{"id":"msg_1"}')
         assert await store.get_idempotent("app_1", "key-1", T0 + 1001) is None  # expired
         assert await store.get_idempotent("app_2", "key-1", T0) is None  # scoped
         assert await store.get_idempotent("app_1", "key-2", T0) is None
-        # put again (after expiry): replaced
-        await store.put_idempotent("app_1", "key-1", 409, b"\x00\xffraw", T0 + 5000)
+        # put again before expiry: the first answer wins, and comes back
+        second = await store.put_idempotent("app_1", "key-1", 422, b"later", T0 + 3000, T0 + 10)
+        assert second == (201, b'{"id":"msg_1"}')
+        assert await store.get_idempotent("app_1", "key-1", T0 + 20) == (201, b'{"id":"msg_1"}')
+        # put again after expiry: replaced
+        again = await store.put_idempotent(
+            "app_1", "key-1", 409, b"\x00\xffraw", T0 + 5000, T0 + 1000
+        )
+        assert again is None
         assert await store.get_idempotent("app_1", "key-1", T0 + 2000) == (409, b"\x00\xffraw")
 
     async def test_a_created_message_stores_its_idempotent_answer(self, store: Store) -> None:
@@ -1592,7 +1600,7 @@ class TestStoreContract:
         again = await store.create_message(mk_message(app.id, event_id="e9"), T0 + 1, None, repeat)
         assert not again.created and again.deliveries == 0
         assert again.replayed == (202, b'{"id":"m1"}')
-        await store.put_idempotent("tok_1", "POST /msg k2", 422, b"invalid", T0 + 1000)
+        await store.put_idempotent("tok_1", "POST /msg k2", 422, b"invalid", T0 + 1000, T0)
         answers = [
             StoredAnswer("tok_1", "POST /msg k2", 202, b"no", T0 + 1000),
             *(StoredAnswer("tok_1", f"POST /msg f{i}", 202, b"yes", T0 + 1000) for i in range(5)),

@@ -340,9 +340,11 @@ async def test_a_keyed_send_stores_its_answer_with_the_message(
     puts: list[tuple[str, int]] = []
     original_put = store.put_idempotent
 
-    async def counting_put(scope: str, key: str, status: int, body: bytes, exp: int) -> None:
+    async def counting_put(
+        scope: str, key: str, status: int, body: bytes, exp: int, now: int
+    ) -> Any:
         puts.append((key, status))
-        await original_put(scope, key, status, body, exp)
+        return await original_put(scope, key, status, body, exp, now)
 
     monkeypatch.setattr(store, "put_idempotent", counting_put)
     path = f"/api/v1/app/{app_id}/msg"
@@ -370,9 +372,10 @@ async def test_simultaneous_repeats_of_a_key_run_once(
     api: ApiServer, http: httpx.AsyncClient, app_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Repeats that arrive while the first one is still looking its key up wait for it (they
-    used to look up too, all find nothing, and all run), whichever way each came in: JSON
-    bodies take the POST /msg front door, other JSON types the middleware stack, and both
-    share one in-flight map."""
+    used to look up too, all find nothing, and all run). Half of them take the POST /msg
+    front door (JSON), half the middleware stack (another JSON type); that the two share one
+    in-flight map is test_front_door's
+    test_a_repeat_waits_for_the_first_whichever_way_each_came_in."""
     store = api.hp.store
     lookups = 0
     release = asyncio.Event()

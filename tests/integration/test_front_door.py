@@ -5,6 +5,7 @@ uvicorn; the door is spied on to see who answered."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -231,6 +232,82 @@ async def test_a_keyed_send_at_the_door_costs_no_lookup(
         )
         assert taken and made.status_code == 202
         assert (await http.get("/api/v1/app/new-app")).status_code == 200
+
+
+async def test_a_repeat_waits_for_the_first_whichever_way_each_came_in(
+    served: tuple[ServedApi, Spy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The door and the stack share one in-flight map: a repeat arriving through the stack
+    while the door's first request is inside its message write waits for it (it does not
+    even look the key up), then replays its answer."""
+    api, spy = served
+    store = api.hp.store
+    entered, release = asyncio.Event(), asyncio.Event()
+    lookups: list[str] = []
+    original_create, original_get = store.create_message, store.get_idempotent
+
+    async def held_create(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await release.wait()
+        return await original_create(*args, **kwargs)
+
+    async def counting_get(scope: str, key: str, now: int) -> Any:
+        lookups.append(key)
+        return await original_get(scope, key, now)
+
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        monkeypatch.setattr(store, "create_message", held_create)
+        monkeypatch.setattr(store, "get_idempotent", counting_get)
+        spy.taken.clear()
+        key = {"idempotency-key": "same"}
+        first = asyncio.create_task(http.post(path, json=BODY, headers=key))
+        await asyncio.wait_for(entered.wait(), 10)
+        routed = {**key, "content-type": "application/vnd.api+json"}
+        content = httpx.Request("POST", "/", json=BODY).content
+        second = asyncio.create_task(http.post(path, content=content, headers=routed))
+        try:
+            # An observation window (what is checked is that nothing happens): the repeat
+            # reaches the stack's middleware within it; with a map of its own it would look
+            # the key up (and find nothing) at once.
+            await asyncio.sleep(0.2)
+            assert lookups == []
+        finally:
+            release.set()  # else a failure leaves the first request hanging the shutdown
+        a, b = await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert sorted(spy.taken) == [False, True]  # one at the door, one through the stack
+    assert a.status_code == b.status_code == 202 and a.content == b.content
+    assert b.headers["idempotent-replayed"] == "true"
+
+
+async def test_the_first_answer_to_a_key_wins_across_processes(
+    served: tuple[ServedApi, Spy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may answer a key between this one's lookup and its write: the answer
+    stored first stays, and is what this request answers too."""
+    api, spy = served
+    store = api.hp.store
+    original_get = store.get_idempotent
+    elsewhere = b'{"id":"msg_from_another_process"}'
+
+    async def racing_get(scope: str, key: str, now: int) -> Any:
+        found = await original_get(scope, key, now)
+        # Another process stores its answer right after our lookup found nothing.
+        await store.put_idempotent(scope, key, 202, elsewhere, now + 60_000, now)
+        return found
+
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        monkeypatch.setattr(store, "get_idempotent", racing_get)
+        keyed = {"idempotency-key": "k1"}
+        taken, refused = await spy.which(http.post(path, json={"payload": {}}, headers=keyed))
+        assert taken and refused.status_code == 202 and refused.content == elsewhere
+        assert refused.headers["idempotent-replayed"] == "true"
+        monkeypatch.undo()
+        taken, again = await spy.which(http.post(path, json=BODY, headers=keyed))
+        assert again.status_code == 202 and again.content == elsewhere
 
 
 async def test_a_failed_key_lookup_is_a_503(

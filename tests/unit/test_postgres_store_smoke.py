@@ -471,7 +471,7 @@ async def test_a_failed_answer_write_does_not_fail_an_accepted_message(
     message is still accepted (an error would make the client resend it)."""
     app = await store.create_app(_app())
     monkeypatch.setattr(
-        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5)"
+        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5, $6)"
     )
     answer = StoredAnswer("tok", "key", 202, b"{}", NOW + 1000)
     created = await store.create_message(_message(app.id, channels=["a\x00b"]), NOW, None, answer)
@@ -491,7 +491,7 @@ async def test_keyed_creates_store_their_answers_in_the_group_statement(
     failing = "SELECT * FROM no_such_table WHERE $1::text = $2::text AND $3::bigint > 0"
     monkeypatch.setattr(sql, "IDEMPOTENT_GET", failing)
     monkeypatch.setattr(
-        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5)"
+        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5, $6)"
     )
     answers = [StoredAnswer("tok", f"k{i}", 202, f"a{i}".encode(), NOW + 1000) for i in range(8)]
     made = await asyncio.gather(
@@ -509,3 +509,32 @@ async def test_keyed_creates_store_their_answers_in_the_group_statement(
     )
     assert sorted(b.created for b in both) == [False, True]
     assert [b.replayed for b in both if not b.created] == [(202, b"first")]
+
+
+async def test_two_processes_sending_one_key_at_once_create_one_message(
+    store: PostgresStore, smoke_url: str
+) -> None:
+    """Two stores on one database (two API processes) send the same key at the same moment,
+    over and over: each time exactly one message is created, and the other send gets its
+    answer back (without the keys' locks, both were created in most tries)."""
+    app = await store.create_app(_app())
+    await store.create_endpoint(_endpoint(app.id))
+    other = PostgresStore(smoke_url, PlainBox(), min_size=1, max_size=4)
+    await other.open()
+    try:
+        for attempt in range(30):
+            answers = [
+                StoredAnswer("tok", f"race-{attempt}", 202, f"from {name}".encode(), NOW + 9999)
+                for name in ("a", "b")
+            ]
+            both = await asyncio.gather(
+                store.create_message(_message(app.id), NOW, None, answers[0]),
+                other.create_message(_message(app.id), NOW, None, answers[1]),
+            )
+            assert sorted(b.created for b in both) == [False, True], attempt
+            winner = next(a for a, b in zip(answers, both, strict=True) if b.created)
+            loser = next(b for b in both if not b.created)
+            assert loser.replayed == (202, winner.body)
+            assert await store.get_idempotent("tok", winner.key, NOW) == (202, winner.body)
+    finally:
+        await other.close()

@@ -171,6 +171,7 @@ MESSAGE_CREATE_MANY = (
     " INSERT INTO idempotency_keys (scope, key, status, body, expires_at)"
     " SELECT b.ans_scope, b.ans_key, b.ans_status, b.ans_body, b.ans_expires_at"
     " FROM ins JOIN b ON b.id = ins.id WHERE b.ans_key IS NOT NULL"
+    " ORDER BY b.ans_scope, b.ans_key"
     " ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body,"
     " expires_at = excluded.expires_at), "
     "dl AS ("
@@ -189,6 +190,13 @@ MESSAGE_CREATE_MANY = (
     " FROM b CROSS JOIN fb LEFT JOIN ins ON ins.id = b.id LEFT JOIN dc ON dc.message_id = b.id"
     " LEFT JOIN seen ON seen.ord = b.ord"
     " ORDER BY b.ord"
+)
+# Taken before MESSAGE_CREATE_MANY, in its transaction, for the batch's idempotency keys ($1,
+# sorted by the caller: two batches take shared keys in one order and cannot deadlock). A
+# send of one of these keys by another process waits until this transaction ends; its
+# statement then starts after our commit, and its snapshot (READ COMMITTED) sees our answer.
+IDEMPOTENCY_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k"
 )
 # The same for explicit endpoints (test events): $9 endpoint ids, filters ignored.
 MESSAGE_CREATE_FOR = (
@@ -402,8 +410,10 @@ ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
 IDEMPOTENT_GET = (
     "SELECT status, body FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > $3"
 )
+# Unless an answer unexpired at $6 is there already (the first answer wins): no row then.
 IDEMPOTENT_PUT = (
     "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO UPDATE SET "
-    "status = excluded.status, body = excluded.body, expires_at = excluded.expires_at"
+    "status = excluded.status, body = excluded.body, expires_at = excluded.expires_at "
+    "WHERE idempotency_keys.expires_at <= $6 RETURNING 1"
 )

@@ -439,7 +439,9 @@ class PostgresStore:
             # without its stored answer).
             a = answer
             try:
-                await self.put_idempotent(a.scope, a.key, a.status, a.body, a.expires_at)
+                # If another process answered the key first, its answer stays; the message
+                # is created all the same, and our 202 says so.
+                await self.put_idempotent(a.scope, a.key, a.status, a.body, a.expires_at, now_ms)
             except Exception:  # the message is accepted: say so (a 5xx would make it resent)
                 log.warning("could not store the idempotency key of message %s", message.id)
         return created
@@ -512,11 +514,12 @@ class PostgresStore:
             values = (*_message_args(m, channels), now_ms, *a)
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
-        app_ids = list(set(columns[1]))
+        args = (*columns[:8], list(set(columns[1])), *columns[8:])
         try:
-            rows = await self._db.fetch(
-                sql.MESSAGE_CREATE_MANY, *columns[:8], app_ids, *columns[8:]
-            )
+            if keys:
+                rows = await self._create_many_keyed(sorted(f"{s}\n{k}" for s, k in keys), args)
+            else:
+                rows = await self._db.fetch(sql.MESSAGE_CREATE_MANY, *args)
         except _BATCH_REJECTED as exc:
             log.debug("batch of %d creates falls back to one by one: %s", len(batch), exc)
             return results
@@ -528,6 +531,14 @@ class PostgresStore:
             elif row["inserted"] and not row["fallback"]:
                 results[i] = CreatedMessage(m, created=True, deliveries=row["deliveries"])
         return results
+
+    async def _create_many_keyed(self, locks: list[str], args: tuple[Any, ...]) -> list[Any]:
+        """MESSAGE_CREATE_MANY after taking its idempotency keys' locks (sql.IDEMPOTENCY_LOCK):
+        without them, two processes sending one key at once would both find it unanswered
+        and both create the message. One transaction: two more round trips per batch."""
+        async with self._db.acquire() as conn, conn.transaction():
+            await conn.execute(sql.IDEMPOTENCY_LOCK, locks)
+            return list(await conn.fetch(sql.MESSAGE_CREATE_MANY, *args))
 
     async def _create_in_one_statement(
         self, m: Message, channels: str | None, now_ms: int, only: list[str] | None
@@ -919,6 +930,13 @@ class PostgresStore:
 
     @wrap_exceptions
     async def put_idempotent(
-        self, scope: str, key: str, status: int, body: bytes, expires_at: int
-    ) -> None:
-        await self._db.execute(sql.IDEMPOTENT_PUT, scope, key, status, body, expires_at)
+        self, scope: str, key: str, status: int, body: bytes, expires_at: int, now_ms: int
+    ) -> tuple[int, bytes] | None:
+        written = await self._db.fetchval(
+            sql.IDEMPOTENT_PUT, scope, key, status, body, expires_at, now_ms
+        )
+        if written is not None:
+            return None
+        # The answer there was committed before our statement skipped it (ON CONFLICT waits
+        # for a concurrent insert of the key), so a new statement sees it.
+        return await self.get_idempotent(scope, key, now_ms)

@@ -62,7 +62,8 @@ _ANSWERS_FOUND = (
     "JOIN idempotency_keys AS i ON i.scope = json_extract(j.value, '$[0]') "
     "AND i.key = json_extract(j.value, '$[1]') WHERE i.expires_at > json_extract(j.value, '$[2]')"
 )
-# Idempotency keys' answers (SqliteStore.put_idempotent, and with the messages they answer for).
+# Idempotency keys' answers stored with the messages they answer for (their keys were checked in
+# the same transaction, see _replayed).
 ANSWERS_PUT = (
     "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES {values} "
     "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
@@ -137,9 +138,9 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
 
 
 def _replayed(c: sqlite3.Connection, items: list[NewMessage]) -> dict[int, tuple[int, bytes]]:
-    """The answers already stored under the items' idempotency keys, by item index. (The API
-    runs one request per key at a time. Were one key in a group twice, the answers' INSERT
-    would fail, and run alone, the second would find the first's answer.)"""
+    """The answers already stored under the items' idempotency keys, by item index. The API
+    runs one request per key at a time, so a group never holds one key twice (were it to,
+    both messages would be created, and the later answer kept)."""
     keyed = [
         (i, (a.scope, a.key, item.now_ms))
         for i, item in enumerate(items)

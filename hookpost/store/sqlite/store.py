@@ -61,7 +61,7 @@ from hookpost.store.rows import (
 )
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import SqliteExecutor
-from hookpost.store.sqlite.messages import ANSWERS_PUT, CREATE_MESSAGES, NewMessage
+from hookpost.store.sqlite.messages import CREATE_MESSAGES, NewMessage
 from hookpost.store.sqlite.multirow import execute_values
 
 Conn = sqlite3.Connection
@@ -115,6 +115,12 @@ _DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
     "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "
     "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2"
 )  # a join, not (id, lease) IN (...): SQLite scans the whole table for a row-value IN
+# An idempotency key's answer, unless one unexpired at the last parameter is there already.
+_ANSWER_PUT_FIRST = (
+    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
+    "expires_at = excluded.expires_at WHERE idempotency_keys.expires_at <= ?"
+)
 
 
 def _has_json() -> bool:
@@ -897,9 +903,16 @@ class SqliteStore:
         return await self._db.read(run)
 
     async def put_idempotent(
-        self, scope: str, key: str, status: int, body: bytes, expires_at: int
-    ) -> None:
-        def run(c: Conn) -> None:
-            execute_values(c, ANSWERS_PUT, [(scope, key, status, body, expires_at)])
+        self, scope: str, key: str, status: int, body: bytes, expires_at: int, now_ms: int
+    ) -> tuple[int, bytes] | None:
+        def run(c: Conn) -> tuple[int, bytes] | None:
+            cur = c.execute(_ANSWER_PUT_FIRST, (scope, key, status, body, expires_at, now_ms))
+            if cur.rowcount:
+                return None
+            row = c.execute(
+                "SELECT status, body FROM idempotency_keys WHERE scope = ? AND key = ?",
+                (scope, key),
+            ).fetchone()
+            return (row[0], bytes(row[1]))
 
-        await self._db.write(run)
+        return await self._db.write(run)
