@@ -21,8 +21,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.security import HTTPBearer
+from starlette.types import Scope, Send
 
-from hookpost.api.errors import forbidden, not_found, unauthorized
+from hookpost.api.asgi import scope_header
+from hookpost.api.errors import forbidden, not_found, send_known_error, unauthorized
 from hookpost.domain.errors import NotFound
 from hookpost.domain.models import ApiToken
 from hookpost.services.tokens import hash_token
@@ -161,3 +163,20 @@ async def check_app_access(
         raise not_found() from None
     if resolved != token.app_id:
         raise not_found()
+
+
+async def authenticate_scope(
+    authenticator: Authenticator, scope: Scope, send: Send
+) -> tuple[ApiToken | None, bool]:
+    """For the middlewares outside FastAPI's error handlers: the record of the request's bearer
+    token (None: no token, or not a valid one), and whether an error was answered instead (a
+    database away: 503 with Retry-After, as FastAPI's handlers would; any other is raised)."""
+    token = parse_bearer(scope_header(scope, b"authorization"))
+    if token is None:
+        return None, False
+    try:
+        return await authenticator.authenticate(token), False
+    except Exception as exc:
+        if await send_known_error(exc, scope, send):
+            return None, True
+        raise

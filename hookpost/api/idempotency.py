@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.api.asgi import no_receive, scope_header
-from hookpost.api.auth import Authenticator, parse_bearer
+from hookpost.api.auth import authenticate_scope
 from hookpost.api.errors import send_known_error
 from hookpost.api.routes.common import PENDING_ANSWER, PendingAnswer
 from hookpost.services.common import now_ms
@@ -183,14 +183,9 @@ class IdempotencyMiddleware:
         if not raw_key:
             await self.app(scope, receive, send)
             return
-        authenticator: Authenticator = self.state.api.authenticator
-        token = parse_bearer(scope_header(scope, b"authorization"))
-        try:
-            record = await authenticator.authenticate(token) if token else None
-        except Exception as exc:  # outside FastAPI's handlers: answer what it would
-            if await send_known_error(exc, scope, send):
-                return
-            raise
+        record, answered = await authenticate_scope(self.state.api.authenticator, scope, send)
+        if answered:
+            return
         if record is None:  # the route answers 401
             await self.app(scope, receive, send)
             return

@@ -24,9 +24,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hookpost.api.asgi import scope_header
-from hookpost.api.auth import Authenticator, parse_bearer
-from hookpost.api.errors import error_response, send_known_error
+from hookpost.api.auth import authenticate_scope
+from hookpost.api.errors import error_response
 
 UNLIMITED_PREFIXES = ("/api/v1/health", "/metrics")
 MAX_BUCKETS = 100_000
@@ -111,22 +110,14 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        token = parse_bearer(scope_header(scope, b"authorization"))
-        if token is None:
-            await self.app(scope, receive, send)
-            return
         api = getattr(self.state, "api", None)
         if api is None:  # not started yet: nothing can be authenticated
             await self.app(scope, receive, send)
             return
-        authenticator: Authenticator = api.authenticator
-        try:
-            record = await authenticator.authenticate(token)
-        except Exception as exc:  # outside FastAPI's handlers: answer what it would
-            if await send_known_error(exc, scope, send):
-                return
-            raise
-        if record is None:  # the route answers 401
+        record, answered = await authenticate_scope(api.authenticator, scope, send)
+        if answered:
+            return
+        if record is None:  # no token, or not a valid one: the route answers 401
             await self.app(scope, receive, send)
             return
         limiter: TokenBuckets = self.state.rate_limiter

@@ -61,7 +61,7 @@ from hookpost.store.rows import (
 )
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import SqliteExecutor
-from hookpost.store.sqlite.messages import CREATE_MESSAGES, NewMessage
+from hookpost.store.sqlite.messages import ANSWERS_PUT, CREATE_MESSAGES, NewMessage
 from hookpost.store.sqlite.multirow import execute_values
 
 Conn = sqlite3.Connection
@@ -117,9 +117,7 @@ _DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
 )  # a join, not (id, lease) IN (...): SQLite scans the whole table for a row-value IN
 # An idempotency key's answer, unless one unexpired at the last parameter is there already.
 _ANSWER_PUT_FIRST = (
-    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
-    "expires_at = excluded.expires_at WHERE idempotency_keys.expires_at <= ?"
+    ANSWERS_PUT.format(values="(?, ?, ?, ?, ?)") + " WHERE idempotency_keys.expires_at <= ?"
 )
 
 
