@@ -44,8 +44,9 @@ from hookpost.api.routes import (
     messages,
 )
 from hookpost.api.routes.common import ApiState, Runtime
+from hookpost.domain.queries import QueueDepth
 from hookpost.settings import Settings
-from hookpost.store.base import QueueDepth, Store
+from hookpost.store.base import Store
 
 log = logging.getLogger("hookpost.api")
 

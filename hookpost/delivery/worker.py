@@ -30,6 +30,7 @@ from hookpost.domain.models import (
     ClaimedDelivery,
     DeliveryStatus,
 )
+from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import decide
 from hookpost.domain.signing import StandardWebhooksV1, scheme_for
 from hookpost.services.common import now_ms
@@ -40,7 +41,7 @@ from hookpost.services.events import (
     OperationalEvent,
 )
 from hookpost.services.metrics import Metrics
-from hookpost.store.base import FinishOutcome, Store
+from hookpost.store.base import Store
 
 log = logging.getLogger("hookpost.worker")
 

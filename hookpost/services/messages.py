@@ -18,9 +18,10 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
+from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter, StoredAnswer
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.metrics import Metrics
-from hookpost.store.base import AttemptFilter, CreatedMessage, MessageFilter, Store, StoredAnswer
+from hookpost.store.base import Store
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 

@@ -1,14 +1,14 @@
-"""The store port: one repository-level interface that every backend implements.
+"""The store ports: one protocol per role, each implemented by every backend.
 
 It is deliberately not an "execute this SQL" port: SQLite and PostgreSQL differ exactly where
 it matters (claiming with SKIP LOCKED, waking workers, upserts), so each backend implements
 these operations its own way. ``tests/contract`` holds the behaviour every backend must show.
+Each consumer depends on the roles it uses: the worker on ``DeliveryQueue`` alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from hookpost.domain.models import (
@@ -16,7 +16,6 @@ from hookpost.domain.models import (
     Application,
     Attempt,
     AttemptResult,
-    AttemptStatus,
     ClaimedDelivery,
     Delivery,
     DeliveryStatus,
@@ -27,73 +26,24 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
+from hookpost.domain.queries import (
+    AttemptFilter,
+    CreatedMessage,
+    FinishOutcome,
+    MessageFilter,
+    QueueDepth,
+    StoredAnswer,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageFilter:
-    event_types: Sequence[str] | None = None
-    channel: str | None = None
-    before: int | None = None  # created strictly before (ms)
-    after: int | None = None  # created strictly after (ms)
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptFilter:
-    endpoint_id: str | None = None
-    message_id: str | None = None
-    status: AttemptStatus | None = None
-    event_types: Sequence[str] | None = None
-    before: int | None = None
-    after: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredAnswer:
-    """An idempotency key's answer (as ``put_idempotent`` stores it), to be stored with the
-    message it answers for: see ``Store.create_message``."""
-
-    scope: str
-    key: str
-    status: int
-    body: bytes
-    expires_at: int
-
-
-@dataclass(slots=True)
-class CreatedMessage:
-    message: Message
-    created: bool  # False: an earlier message with the same eventId was returned, or replayed
-    deliveries: int  # deliveries created for it (0 when not created)
-    # The answer already stored under the idempotency key given with the message (status,
-    # body): nothing was created, and ``message`` is the one that was not.
-    replayed: tuple[int, bytes] | None = None
-
-
-@dataclass(slots=True)
-class QueueDepth:
-    due: int  # deliveries due now (pending and due, or with an expired lease)
-    oldest_due_at: int | None  # the earliest due time among them
-    scheduled: int  # pending deliveries due later
-
-
-@dataclass(slots=True)
-class FinishOutcome:
-    """What a batch of results changed beyond the rows themselves (for operational events)."""
-
-    disabled_endpoints: list[tuple[str, str, str]]  # (app_id, endpoint_id, reason)
-    stale: int  # results whose lease had been lost to another worker (attempt still recorded)
-
-
-class Store(Protocol):
-    # lifecycle
+class Lifecycle(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
-    def on_new_work(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (on the event loop) when deliveries become due now: after a
-        message with deliveries is created, a resend, a recover or a release. SQLite calls it
-        in-process; PostgreSQL through LISTEN/NOTIFY, so workers in other processes wake too."""
-        ...
+
+
+class Catalog(Protocol):
+    """Applications, event types and endpoints."""
 
     # applications
     async def create_app(self, app: Application) -> Application: ...
@@ -125,7 +75,15 @@ class Store(Protocol):
 
     async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None: ...
 
-    # messages: the message and one delivery per matching endpoint, in ONE transaction
+    async def any_sealed_keys(self) -> str | None:
+        """One endpoint's sealed signing keys (None without endpoints): lets start-up prove
+        that the main key is the one that sealed this database's secrets."""
+        ...
+
+
+class Messages(Protocol):
+    """Messages: created with their deliveries, in ONE transaction."""
+
     async def create_message(
         self,
         message: Message,
@@ -153,7 +111,16 @@ class Store(Protocol):
     ) -> Page[Message]: ...
     async def expunge_message(self, app_id: str, msg_id: str) -> None: ...
 
-    # deliveries: the work queue
+
+class DeliveryQueue(Protocol):
+    """The work queue: the worker's only port."""
+
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) when deliveries become due now: after a
+        message with deliveries is created, a resend, a recover or a release. SQLite calls it
+        in-process; PostgreSQL through LISTEN/NOTIFY, so workers in other processes wake too."""
+        ...
+
     async def claim_due(
         self,
         limit: int,
@@ -176,14 +143,18 @@ class Store(Protocol):
         self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
     ) -> FinishOutcome: ...
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int: ...
+    async def queue_depth(self, now_ms: int) -> QueueDepth: ...
+    async def next_due_at(self) -> int | None: ...
+
+
+class DeliveryLog(Protocol):
+    """Deliveries and attempts as operators read and steer them."""
+
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None: ...
     async def recover(
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
     ) -> int: ...
     async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery: ...
-    async def queue_depth(self, now_ms: int) -> QueueDepth: ...
-    async def next_due_at(self) -> int | None: ...
-
     # attempts and delivery views
     async def list_attempts(
         self, app_id: str, page: PageRequest, filt: AttemptFilter
@@ -204,7 +175,8 @@ class Store(Protocol):
         self, app_id: str, endpoint_id: str, since_ms: int | None, until_ms: int | None
     ) -> EndpointStats: ...
 
-    # API tokens and idempotency
+
+class Tokens(Protocol):
     async def create_token(self, token: ApiToken) -> None: ...
     async def find_token(self, token_hash: str) -> ApiToken | None: ...
     async def delete_token(self, token_hash: str) -> bool:
@@ -212,11 +184,9 @@ class Store(Protocol):
         ...
 
     async def count_admin_tokens(self) -> int: ...
-    async def any_sealed_keys(self) -> str | None:
-        """One endpoint's sealed signing keys (None without endpoints): lets start-up prove
-        that the main key is the one that sealed this database's secrets."""
-        ...
 
+
+class Idempotency(Protocol):
     async def get_idempotent(
         self, scope: str, key: str, now_ms: int
     ) -> tuple[int, bytes] | None: ...
@@ -227,3 +197,9 @@ class Store(Protocol):
         already: the first answer wins (two processes may answer one key at once). None if
         stored; else the answer that was there, (status, body)."""
         ...
+
+
+class Store(
+    Lifecycle, Catalog, Messages, DeliveryQueue, DeliveryLog, Tokens, Idempotency, Protocol
+):
+    """Every role: what a backend implements, and what the wiring hands out."""

@@ -43,15 +43,15 @@ from hookpost.domain.models import (
     SigningKey,
     Trigger,
 )
-from hookpost.store.base import (
+from hookpost.domain.queries import (
     AttemptFilter,
     CreatedMessage,
     FinishOutcome,
     MessageFilter,
     QueueDepth,
-    Store,
     StoredAnswer,
 )
+from hookpost.store.base import Store
 from hookpost.store.rows import PlainBox
 
 from .conftest import StoreFactory

@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from hookpost.domain.models import AttemptStatus, DeliveryStatus, PageRequest
-from hookpost.store.base import AttemptFilter
+from hookpost.domain.queries import AttemptFilter
 from hookpost.wiring import Hookpost
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always, fail_then_ok

@@ -34,7 +34,7 @@ from cryptography.x509.oid import NameOID
 
 from hookpost.delivery.http import MAX_READ_BYTES, STORED_BYTES
 from hookpost.domain.models import Attempt, AttemptStatus, DeliveryStatus, PageRequest
-from hookpost.store.base import AttemptFilter
+from hookpost.domain.queries import AttemptFilter
 from hookpost.store.secretbox import generate_main_key
 from hookpost.wiring import Hookpost
 from tests.support.polling import eventually

@@ -20,8 +20,8 @@ import pytest
 
 from hookpost.domain.errors import InvalidInput
 from hookpost.domain.models import Attempt, AttemptStatus, DeliveryStatus, PageRequest
+from hookpost.domain.queries import AttemptFilter
 from hookpost.services.endpoints import EndpointService
-from hookpost.store.base import AttemptFilter
 from hookpost.wiring import Hookpost
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver

@@ -31,7 +31,7 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
-from hookpost.store.base import StoredAnswer
+from hookpost.domain.queries import StoredAnswer
 from hookpost.store.migrate import upgrade
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.store import APPLICATION_NAME, PostgresStore

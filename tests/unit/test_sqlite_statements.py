@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hookpost.store.base import StoredAnswer
+from hookpost.domain.queries import StoredAnswer
 from hookpost.store.rows import PlainBox
 from hookpost.store.sqlite.messages import _APPS_ENDPOINTS, _DELIVERIES_CREATE
 from hookpost.store.sqlite.multirow import values_list

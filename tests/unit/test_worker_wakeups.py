@@ -19,8 +19,8 @@ from hookpost.delivery import worker as worker_module
 from hookpost.delivery.http import Response
 from hookpost.delivery.worker import DeliveryWorker, WorkerConfig
 from hookpost.domain.models import AttemptResult, ClaimedDelivery, SigningKey, Trigger
+from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import Outcome
-from hookpost.store.base import FinishOutcome
 
 DEADLINE_S = 5.0
 

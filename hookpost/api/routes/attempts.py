@@ -53,7 +53,7 @@ from hookpost.domain.models import (
     Message,
     Page,
 )
-from hookpost.store.base import AttemptFilter
+from hookpost.domain.queries import AttemptFilter
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}",

@@ -25,10 +25,11 @@ from hookpost.api.errors import ValidationFailure, validation_item
 from hookpost.api.mapping import to_ms
 from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
 from hookpost.domain.models import ApiToken, Application, PageRequest
+from hookpost.domain.queries import StoredAnswer
 from hookpost.services import Services
 from hookpost.services.common import now_ms
 from hookpost.settings import Settings
-from hookpost.store.base import Store, StoredAnswer
+from hookpost.store.base import Store
 
 ID_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
 MAX_ID = 256

@@ -69,7 +69,7 @@ from hookpost.api.routes.common import (
 from hookpost.api.schemas import CHANNEL_PATTERN, ListResponseMessageOut, MessageIn, MessageOut
 from hookpost.domain.errors import Conflict, InvalidInput, PayloadTooLarge
 from hookpost.domain.models import Message
-from hookpost.store.base import MessageFilter, StoredAnswer
+from hookpost.domain.queries import MessageFilter, StoredAnswer
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}/msg",

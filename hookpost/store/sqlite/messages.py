@@ -23,7 +23,7 @@ import orjson
 from hookpost.domain.errors import NotFound
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message
-from hookpost.store.base import CreatedMessage, StoredAnswer
+from hookpost.domain.queries import CreatedMessage, StoredAnswer
 from hookpost.store.rows import dumps_opt, message_from_row
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import Shared

@@ -28,7 +28,7 @@ from hookpost.domain.models import (
     PageRequest,
     Trigger,
 )
-from hookpost.store.base import (
+from hookpost.domain.queries import (
     AttemptFilter,
     CreatedMessage,
     FinishOutcome,

@@ -1,0 +1,63 @@
+"""Value types that cross the store ports: list filters and what writes report back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hookpost.domain.models import AttemptStatus, Message
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    event_types: Sequence[str] | None = None
+    channel: str | None = None
+    before: int | None = None  # created strictly before (ms)
+    after: int | None = None  # created strictly after (ms)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFilter:
+    endpoint_id: str | None = None
+    message_id: str | None = None
+    status: AttemptStatus | None = None
+    event_types: Sequence[str] | None = None
+    before: int | None = None
+    after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An idempotency key's answer (as ``put_idempotent`` stores it), to be stored with the
+    message it answers for: see ``Messages.create_message``."""
+
+    scope: str
+    key: str
+    status: int
+    body: bytes
+    expires_at: int
+
+
+@dataclass(slots=True)
+class CreatedMessage:
+    message: Message
+    created: bool  # False: an earlier message with the same eventId was returned, or replayed
+    deliveries: int  # deliveries created for it (0 when not created)
+    # The answer already stored under the idempotency key given with the message (status,
+    # body): nothing was created, and ``message`` is the one that was not.
+    replayed: tuple[int, bytes] | None = None
+
+
+@dataclass(slots=True)
+class QueueDepth:
+    due: int  # deliveries due now (pending and due, or with an expired lease)
+    oldest_due_at: int | None  # the earliest due time among them
+    scheduled: int  # pending deliveries due later
+
+
+@dataclass(slots=True)
+class FinishOutcome:
+    """What a batch of results changed beyond the rows themselves (for operational events)."""
+
+    disabled_endpoints: list[tuple[str, str, str]]  # (app_id, endpoint_id, reason)
+    stale: int  # results whose lease had been lost to another worker (attempt still recorded)
