@@ -1,20 +1,91 @@
 """uvicorn's httptools protocol with one socket write per response instead of two.
 
-uvicorn writes a response's status line and headers when the app sends
-``http.response.start``, and the body when it sends ``http.response.body``: two ``send``
-system calls, two TCP segments, and on loopback the kernel runs the receiver's side of each in
-the sender's call. :class:`CoalescingHttpToolsProtocol` gives uvicorn a transport that gathers
-the writes of one turn of the event loop and hands them to the socket together, right after
-that turn (``call_soon``): the response is not held back for any longer than the task that
-wrote it keeps running.
+uvicorn writes a response's head and its body in two ``transport.write`` calls (two ``send``
+system calls). :class:`CoalescingHttpToolsProtocol` gives uvicorn a transport that gathers the
+writes of one event-loop turn and hands them to the socket together right after that turn
+(``call_soon``), so no response waits longer than the task that wrote it keeps running. Why it
+is kept and what it saves: see docs/decisions/0014-one-socket-write-per-response.md.
+
+It subclasses a private class of uvicorn, so it coalesces only on the uvicorn releases it was
+checked against (:data:`UVICORN_TESTED`). On any other release, or if uvicorn's class cannot be
+imported, it logs a warning and behaves exactly as uvicorn's own protocol.
+``tests/unit/test_transport_uvicorn_pin.py`` fails loudly when the installed uvicorn differs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+import re
+from typing import TYPE_CHECKING, Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import uvicorn
+
+log = logging.getLogger("hookpost.api")
+
+# The uvicorn releases this module was checked against, inclusive (the one requirements.lock
+# pins). Widen it only after re-checking, against the new release, what
+# tests/unit/test_transport_uvicorn_pin.py lists.
+UVICORN_TESTED = ("0.54.0", "0.54.0")
+
+
+def _uvicorn_protocol() -> tuple[type[asyncio.Protocol], str | None]:
+    """uvicorn's httptools protocol, or (if it moved or httptools is missing) the protocol
+    uvicorn itself would pick, with the reason it is not the expected one."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError as exc:
+        from uvicorn.config import HTTP_PROTOCOLS
+        from uvicorn.importer import import_from_string
+
+        fallback: type[asyncio.Protocol] = import_from_string(HTTP_PROTOCOLS["auto"])
+        return fallback, f"uvicorn's HttpToolsProtocol cannot be imported ({exc})"
+    return HttpToolsProtocol, None
+
+
+_BASE, _IMPORT_PROBLEM = _uvicorn_protocol()
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _UvicornProtocol
+else:
+    _UvicornProtocol = _BASE
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """``"0.54.0"`` -> ``(0, 54, 0)``; None for anything but a final release (rc, dev, local)."""
+    if not re.fullmatch(r"\d+(\.\d+)*", version):
+        return None
+    return tuple(int(part) for part in version.split("."))
+
+
+def uvicorn_problem(version: str | None = None) -> str | None:
+    """Why coalescing cannot be trusted with ``version`` of uvicorn (default: the installed
+    one); None when it can."""
+    if _IMPORT_PROBLEM is not None:
+        return _IMPORT_PROBLEM
+    version = getattr(uvicorn, "__version__", "unknown") if version is None else version
+    release, low, high = _release(version), _release(UVICORN_TESTED[0]), _release(UVICORN_TESTED[1])
+    if release is None or low is None or high is None or not low <= release <= high:
+        return (
+            f"uvicorn {version} is not a release hookpost.api.transport was checked against "
+            f"({UVICORN_TESTED[0]} to {UVICORN_TESTED[1]})"
+        )
+    if "connection_made" not in vars(_BASE):
+        return "uvicorn's HttpToolsProtocol no longer defines connection_made"
+    return None
+
+
+def check_uvicorn(version: str | None = None) -> bool:
+    """True if responses may be coalesced; otherwise logs why not and returns False."""
+    problem = uvicorn_problem(version)
+    if problem is not None:
+        log.warning(
+            "one socket write per response is off, hookpost runs uvicorn's own protocol: %s",
+            problem,
+        )
+    return problem is None
+
+
+COALESCING = check_uvicorn()
 
 
 class CoalescingTransport:
@@ -64,8 +135,11 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's ``http="httptools"`` protocol on a :class:`CoalescingTransport`."""
+class CoalescingHttpToolsProtocol(_UvicornProtocol):
+    """uvicorn's ``http="httptools"`` protocol on a :class:`CoalescingTransport`, or exactly
+    uvicorn's own protocol when :data:`COALESCING` is False."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        if COALESCING:
+            transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+        super().connection_made(transport)
