@@ -1,9 +1,10 @@
 """``hookpost serve`` on more than one core: the API in this process, the worker in a child.
 
 Why: a CPython process runs one thread of Python at a time, and at full load the API and the
-delivery worker each want about a core (BENCHMARKS.md). So ``serve`` (``--worker auto`` on a
-machine with two or more CPUs) starts ``hookpost worker`` as a child on the same database and
-keeps it running. Two channels tie them together:
+delivery worker each want about a core (see
+docs/decisions/0001-serve-runs-the-worker-in-a-child-process.md). So ``serve`` (``--worker
+auto`` on a machine with two or more CPUs) starts ``hookpost worker`` as a child on the same
+database and keeps it running. Two channels tie them together:
 
 * the wake pipe: the API writes a byte after message commits (one per event-loop turn, however
   many commits the turn saw), and the child claims at once (SQLite has no LISTEN/NOTIFY;

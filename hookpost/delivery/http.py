@@ -129,11 +129,12 @@ class _Deadlines:
     """Every request's total timeout, enforced by one periodic sweep.
 
     aiohttp's ``ClientTimeout(total=...)`` arms and cancels an event-loop timer for each
-    request and enters a timer context around each read: a measurable share of the worker's
-    CPU. Our requests all have the same timeout, so their deadlines pass in the order they
-    started: every ``resolution_s`` the sweep cancels the expired ones from the front of an
-    ordered dict, and ``unwatch`` turns that cancellation into a timeout the way
-    ``asyncio.timeout`` does (a cancellation from anyone else still propagates).
+    request and enters a timer context around each read (see
+    docs/decisions/0004-request-deadlines-by-one-sweep.md). Our requests all have the same
+    timeout, so their deadlines pass in the order they started: every ``resolution_s`` the
+    sweep cancels the expired ones from the front of an ordered dict, and ``unwatch`` turns
+    that cancellation into a timeout the way ``asyncio.timeout`` does (a cancellation from
+    anyone else still propagates).
     """
 
     def __init__(self, timeout_s: float) -> None:

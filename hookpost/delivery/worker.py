@@ -262,15 +262,15 @@ class DeliveryWorker:
 
         A claim that excludes saturated endpoints walks past all of their due rows, and a
         never-answering endpoint's backlog sits at the head of the queue: without this, every
-        claim walks it again (measured in BENCHMARKS.md). Every due row before the watermark
-        belongs to one of its owners (_move_watermark), and a row written later is due at its
-        writer's "now" or later, which is past the watermark unless the writer took its "now"
-        more than a poll interval before writing (a long wait for the write lock) or its clock
-        lags ours by as much. So while all the owners are still excluded the claim starts at
-        the watermark. It is dropped once an owner is not excluded any more, and a poll
-        interval after the last claim that walked from the start, which bounds what those
-        cases, or a PostgreSQL claim skipping rows that another worker's claim locked and then
-        rolled back, can delay.
+        claim walks it again (see docs/decisions/0015-claim-watermark.md). Every due row
+        before the watermark belongs to one of its owners (_move_watermark), and a row written
+        later is due at its writer's "now" or later, which is past the watermark unless the
+        writer took its "now" more than a poll interval before writing (a long wait for the
+        write lock) or its clock lags ours by as much. So while all the owners are still
+        excluded the claim starts at the watermark. It is dropped once an owner is not excluded
+        any more, and a poll interval after the last claim that walked from the start, which
+        bounds what those cases, or a PostgreSQL claim skipping rows that another worker's
+        claim locked and then rolled back, can delay.
         """
         if self._watermark is None:
             return None
