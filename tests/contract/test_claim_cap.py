@@ -11,16 +11,7 @@ from dataclasses import replace
 
 from hookpost.store.base import Store
 
-from .test_store_contract import (
-    CANCELED,
-    PENDING,
-    SENDING,
-    T0,
-    claim,
-    new_app,
-    new_endpoint,
-    send,
-)
+from .support import CANCELED, PENDING, SENDING, T0, claim, new_app, new_endpoint, send
 
 
 async def test_the_cap_leaves_an_endpoints_surplus_due_and_untouched(store: Store) -> None:
