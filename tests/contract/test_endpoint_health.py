@@ -1,9 +1,12 @@
-"""Endpoint health as finishing attempts keeps it (the rule is ``domain.health``).
+"""Endpoint health as finishing attempts keeps it. The rule is ``domain.health``; SQLite resets
+the streak of an endpoint with only successes in a batch in SQL, and
+``test_endpoint_health_equals_the_domain_rule`` holds every backend to the rule.
 
 Run once per backend, through the ``store`` fixture (``conftest``)."""
 
 from __future__ import annotations
 
+from hookpost.domain.health import Health, replay
 from hookpost.domain.models import AttemptResult, Endpoint, Message
 from hookpost.domain.queries import FinishOutcome
 from hookpost.store.base import Store
@@ -24,6 +27,48 @@ from .support import (
     outcome,
     send,
 )
+
+# Batches of attempt results for test_endpoint_health_equals_the_domain_rule, per case: (now,
+# [(endpoint 0-2, outcome, attempted at)]), times in ms after T0. "fail" is retried later,
+# "final" fails for good, "gone" asks for the endpoint to be disabled (an HTTP 410).
+Batch = tuple[int, list[tuple[int, str, int]]]
+WINDOW = HOUR  # disable_after_ms
+HEALTH_CASES: dict[str, list[Batch]] = {
+    "successes only": [(0, [(0, "ok", 0), (1, "ok", 0)])],
+    "order within a batch": [(10, [(0, "fail", 1), (0, "ok", 2), (1, "ok", 3), (1, "fail", 4)])],
+    "a streak across batches, ended by a batch of successes": [
+        (10, [(0, "fail", 10)]),
+        (20, [(0, "final", 20), (1, "ok", 20)]),
+        (30, [(0, "ok", 30)]),
+    ],
+    "successes beside a failing endpoint": [
+        (0, [(0, "fail", 0), (1, "fail", 0)]),
+        (10, [(0, "ok", 10), (1, "fail", 10), (2, "ok", 10), (0, "ok", 10)]),
+    ],
+    "gone disables at once, within the millisecond of the last write": [
+        (0, [(0, "gone", 0), (0, "fail", 0), (1, "fail", 0), (1, "ok", 0)]),
+    ],
+    "failing for the whole window disables, once": [
+        (0, [(0, "fail", 0)]),
+        (WINDOW - 1, [(0, "fail", WINDOW - 1), (1, "fail", WINDOW - 1)]),
+        (WINDOW, [(0, "fail", WINDOW), (0, "gone", WINDOW), (1, "fail", WINDOW)]),
+    ],
+    "a success restarts the window": [
+        (0, [(0, "fail", 0)]),
+        (WINDOW // 2, [(0, "ok", WINDOW // 2)]),
+        (WINDOW, [(0, "fail", WINDOW)]),
+    ],
+    "the streak starts at its first attempt, not at the batch": [
+        (WINDOW + 5, [(0, "fail", 0), (1, "fail", 5), (1, "ok", 6), (2, "fail", 7)]),
+    ],
+}
+GONE = "endpoint answered HTTP 410 Gone"
+
+
+def _health(ep: Endpoint) -> Health:
+    return Health(
+        ep.consecutive_failures, ep.first_failure_at, ep.disabled, ep.disabled_reason, ep.updated_at
+    )
 
 
 class TestEndpointHealth:
@@ -161,3 +206,36 @@ class TestEndpointHealth:
         health = await store.get_endpoint(app.id, ep.id)
         assert (health.disabled, health.disabled_reason) == (True, reason)
         assert health.consecutive_failures == 5
+
+    async def test_endpoint_health_equals_the_domain_rule(self, store: Store) -> None:
+        """After every batch of results, each endpoint's health and the endpoints reported
+        disabled are what ``domain.health.replay`` makes of the same results."""
+        for case, batches in HEALTH_CASES.items():
+            app = await new_app(store)
+            endpoints = [await new_endpoint(store, app.id) for _ in range(3)]
+            expected = {ep.id: _health(ep) for ep in endpoints}
+            for now, items in batches:
+                sent = []
+                for i, _, _ in items:
+                    msg = mk_message(app.id, at=T0 + now)
+                    created = await store.create_message(msg, T0 + now, [endpoints[i].id])
+                    assert created.deliveries == 1, case
+                    sent.append(msg.id)
+                claimed = {c.message_id: c for c in await claim(store, T0 + now)}
+                assert set(claimed) == set(sent), case
+                results = [
+                    outcome(
+                        claimed[msg_id],
+                        {"ok": SUCCEEDED, "fail": PENDING}.get(kind, FAILED),
+                        at=T0 + at,
+                        retry_at=T0 + 10 * DAY if kind == "fail" else None,
+                        reason=GONE if kind == "gone" else None,
+                    )
+                    for msg_id, (_, kind, at) in zip(sent, items, strict=True)
+                ]
+                out = await store.finish_attempts(results, T0 + now, WINDOW)
+                changed, disabled = replay(expected, results, T0 + now, WINDOW)
+                expected.update(changed)
+                assert out == FinishOutcome(disabled_endpoints=disabled, stale=0), (case, now)
+                got = {ep.id: _health(await store.get_endpoint(app.id, ep.id)) for ep in endpoints}
+                assert got == expected, (case, now)
