@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hookpost.domain.ids import APP, ATTEMPT, ENDPOINT, MESSAGE, new_id
 from hookpost.domain.models import (
@@ -26,9 +26,11 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
     SigningKey,
+    Trigger,
 )
 from hookpost.domain.queries import FinishOutcome
-from hookpost.store.base import Store
+from hookpost.store.base import DeliveryQueue, Store
+from hookpost.store.memory import MemoryQueue
 
 T = TypeVar("T")
 
@@ -133,12 +135,14 @@ async def send(
     return created.message
 
 
-async def claim(store: Store, now: int, limit: int = 100, **kw: Any) -> list[ClaimedDelivery]:
+async def claim(
+    store: DeliveryQueue, now: int, limit: int = 100, **kw: Any
+) -> list[ClaimedDelivery]:
     return await store.claim_due(limit, LEASE, now, **kw)
 
 
 async def finish(
-    store: Store, *results: AttemptResult, now: int, disable_after_ms: int = 5 * DAY
+    store: DeliveryQueue, *results: AttemptResult, now: int, disable_after_ms: int = 5 * DAY
 ) -> FinishOutcome:
     return await store.finish_attempts(list(results), now, disable_after_ms)
 
@@ -182,3 +186,80 @@ async def walk(
 
 async def wait_for(event: asyncio.Event) -> None:
     await asyncio.wait_for(event.wait(), WAKE_TIMEOUT)
+
+
+# --------------------------------------------------------------------------- queue worlds
+
+
+class QueueWorld(Protocol):
+    """A DeliveryQueue and a way to fill it: endpoints of one app, and messages sent to all of
+    them, as ``new_endpoint`` and ``send`` make them on a store."""
+
+    queue: DeliveryQueue
+
+    async def endpoint(self) -> Endpoint: ...
+    async def send(self, *, now: int = T0, at: int | None = None) -> Message: ...
+    async def status(self, msg_id: str, endpoint_id: str) -> DeliveryStatus: ...
+
+
+class StoreWorld:
+    def __init__(self, store: Store) -> None:
+        self.queue = self._store = store
+        self._app: Application | None = None
+
+    async def endpoint(self) -> Endpoint:
+        if self._app is None:
+            self._app = await new_app(self._store)
+        return await new_endpoint(self._store, self._app.id)
+
+    async def send(self, *, now: int = T0, at: int | None = None) -> Message:
+        assert self._app is not None, "make an endpoint first"
+        return await send(self._store, self._app.id, now=now, at=at)
+
+    async def status(self, msg_id: str, endpoint_id: str) -> DeliveryStatus:
+        return (await self._store.get_delivery(msg_id, endpoint_id)).status
+
+
+class MemoryWorld:
+    """The in-memory queue, seeded with the deliveries a store would have made."""
+
+    def __init__(self) -> None:
+        self.queue = MemoryQueue()
+        self._app = mk_app()
+        self._endpoints: list[Endpoint] = []
+        self._deliveries: dict[tuple[str, str], int] = {}
+
+    async def endpoint(self) -> Endpoint:
+        ep = mk_endpoint(self._app.id)
+        self._endpoints.append(ep)
+        return ep
+
+    async def send(self, *, now: int = T0, at: int | None = None) -> Message:
+        m = mk_message(self._app.id, at=now if at is None else at)
+        for ep in self._endpoints:
+            delivery_id = len(self._deliveries) + 1
+            self._deliveries[m.id, ep.id] = delivery_id
+            self.queue.add(
+                ClaimedDelivery(
+                    delivery_id=delivery_id,
+                    lease="",
+                    app_id=m.app_id,
+                    message_id=m.id,
+                    endpoint_id=ep.id,
+                    event_type=m.event_type,
+                    payload=m.payload,
+                    msg_created_at=m.created_at,
+                    attempts=0,
+                    trigger=Trigger.SCHEDULED,
+                    url=ep.url,
+                    headers=ep.headers,
+                    keys=ep.keys,
+                    signature_scheme=ep.signature_scheme,
+                    retry_schedule=ep.retry_schedule,
+                    due_at=now,
+                )
+            )
+        return m
+
+    async def status(self, msg_id: str, endpoint_id: str) -> DeliveryStatus:
+        return self.queue.status(self._deliveries[msg_id, endpoint_id])

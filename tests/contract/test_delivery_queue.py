@@ -1,6 +1,7 @@
 """The DeliveryQueue port: claim, lease, finish and release deliveries.
 
-Run once per backend, through the ``store`` fixture (``conftest``)."""
+``TestDeliveryQueue`` runs once per backend and once on the in-memory queue (``world``);
+``TestDeliveryQueueOfAStore`` once per backend (``store``). See ``conftest``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from .support import (
     SENDING,
     SUCCEEDED,
     T0,
+    QueueWorld,
     app_with_endpoint,
     claim,
     fail_final,
@@ -40,30 +42,133 @@ from .support import (
 
 
 class TestDeliveryQueue:
-    async def test_claim_only_due_rows_in_due_order(self, store: Store) -> None:
-        app, _ = await app_with_endpoint(store)
-        late = await send(store, app.id, now=T0 + 30)
-        first = await send(store, app.id, now=T0 + 10)
-        middle = await send(store, app.id, now=T0 + 20)
-        assert await claim(store, T0 + 9) == []
+    """On every backend and on the in-memory queue (``world``: a queue and a way to fill it)."""
+
+    async def test_claim_only_due_rows_in_due_order(self, world: QueueWorld) -> None:
+        await world.endpoint()
+        late = await world.send(now=T0 + 30)
+        first = await world.send(now=T0 + 10)
+        middle = await world.send(now=T0 + 20)
+        assert await claim(world.queue, T0 + 9) == []
         order = []
         for _ in range(3):
-            got = await claim(store, T0 + 30, limit=1)
+            got = await claim(world.queue, T0 + 30, limit=1)
             assert len(got) == 1
             order.append(got[0].message_id)
         assert order == [first.id, middle.id, late.id]
-        assert await claim(store, T0 + 30) == []
+        assert await claim(world.queue, T0 + 30) == []
 
-    async def test_claim_honours_limit_and_due_time(self, store: Store) -> None:
-        app, _ = await app_with_endpoint(store)
+    async def test_claim_honours_limit_and_due_time(self, world: QueueWorld) -> None:
+        await world.endpoint()
         for _ in range(5):
-            await send(store, app.id, now=T0)
-        assert await claim(store, T0 - 1) == []
-        a = await claim(store, T0, limit=3)  # due at creation time
-        b = await claim(store, T0, limit=3)
+            await world.send(now=T0)
+        assert await claim(world.queue, T0 - 1) == []
+        a = await claim(world.queue, T0, limit=3)  # due at creation time
+        b = await claim(world.queue, T0, limit=3)
         assert (len(a), len(b)) == (3, 2)
         assert {c.delivery_id for c in a}.isdisjoint(c.delivery_id for c in b)
-        assert await claim(store, T0) == []
+        assert await claim(world.queue, T0) == []
+
+    async def test_lease_blocks_reclaim_until_it_expires(self, world: QueueWorld) -> None:
+        ep = await world.endpoint()
+        msg = await world.send()
+        [first] = await claim(world.queue, T0)
+        assert await claim(world.queue, T0 + 1) == []
+        assert await claim(world.queue, T0 + LEASE - 1) == []
+        [second] = await claim(world.queue, T0 + LEASE + 1)  # the first worker crashed
+        assert second.delivery_id == first.delivery_id
+        assert second.lease != first.lease
+        assert await claim(world.queue, T0 + LEASE + 2) == []
+        # the first worker's late result is stale: recorded, but the delivery stays leased
+        out = await finish(
+            world.queue, outcome(first, SUCCEEDED, at=T0 + LEASE + 3), now=T0 + LEASE + 3
+        )
+        assert out.stale == 1
+        assert await world.status(msg.id, ep.id) == SENDING
+        out = await finish(
+            world.queue, outcome(second, SUCCEEDED, at=T0 + LEASE + 4), now=T0 + LEASE + 4
+        )
+        assert out.stale == 0
+        assert await world.status(msg.id, ep.id) == SUCCEEDED
+
+    async def test_claim_from_a_due_time_skips_the_rows_before_it(self, world: QueueWorld) -> None:
+        """``due_from``: the worker knows that the rows before it belong to endpoints it
+        excludes, and does not walk past them again."""
+        await world.endpoint()
+        early = await world.send(now=T0 - 30)
+        middle = await world.send(now=T0 - 20)
+        late = await world.send(now=T0 - 10)
+        got = await claim(world.queue, T0, due_from=T0 - 20)
+        assert [(c.message_id, c.due_at) for c in got] == [
+            (middle.id, T0 - 20),
+            (late.id, T0 - 10),
+        ]
+        [rest] = await claim(world.queue, T0)
+        assert (rest.message_id, rest.due_at) == (early.id, T0 - 30)
+
+    async def test_claim_excludes_endpoints(self, world: QueueWorld) -> None:
+        e1, e2, e3 = [await world.endpoint() for _ in range(3)]
+        await world.send()
+        got = await claim(world.queue, T0, exclude_endpoints=[e1.id, e3.id])
+        assert [c.endpoint_id for c in got] == [e2.id]
+        assert await claim(world.queue, T0, exclude_endpoints=[e1.id, e3.id]) == []
+        rest = await claim(world.queue, T0, exclude_endpoints=())
+        assert sorted(c.endpoint_id for c in rest) == sorted([e1.id, e3.id])
+
+    async def test_release_returns_leased_rows_to_pending_now(self, world: QueueWorld) -> None:
+        ep = await world.endpoint()
+        m1, m2 = await world.send(), await world.send()
+        by_msg = {c.message_id: c for c in await claim(world.queue, T0)}
+        c1, c2 = by_msg[m1.id], by_msg[m2.id]
+        released = await world.queue.release(
+            [(c1.delivery_id, c1.lease), (c2.delivery_id, "someone-else")], T0 + 10
+        )
+        assert released == 1
+        assert await world.status(m1.id, ep.id) == PENDING
+        assert await world.status(m2.id, ep.id) == SENDING
+        [again] = await claim(world.queue, T0 + 10)  # due now, well before the lease would expire
+        assert (again.delivery_id, again.attempts) == (c1.delivery_id, 0)
+        await finish(world.queue, outcome(again, SUCCEEDED, at=T0 + 11), now=T0 + 11)
+        assert await world.queue.release([(again.delivery_id, again.lease)], T0 + 12) == 0
+        assert await world.queue.release([], T0 + 12) == 0
+
+    async def test_queue_depth_and_next_due_at(self, world: QueueWorld) -> None:
+        assert await world.queue.queue_depth(T0) == QueueDepth(
+            due=0, oldest_due_at=None, scheduled=0
+        )
+        assert await world.queue.next_due_at() is None
+        await world.endpoint()
+        await world.send(now=T0)
+        assert len(await claim(world.queue, T0)) == 1  # SENDING, lease expires at T0 + LEASE
+        assert await world.queue.next_due_at() == T0 + LEASE
+        await world.send(now=T0 + 10)
+        await world.send(now=T0 + 20)
+        [retrying] = await claim(world.queue, T0 + 20, limit=1)
+        await finish(
+            world.queue,
+            outcome(retrying, PENDING, at=T0 + 21, retry_at=T0 + 2 * LEASE),
+            now=T0 + 21,
+        )
+        # one due (T0+20), one scheduled retry, one leased (neither due nor scheduled)
+        assert await world.queue.queue_depth(T0 + 500) == QueueDepth(
+            due=1, oldest_due_at=T0 + 20, scheduled=1
+        )
+        assert await world.queue.next_due_at() == T0 + 20
+        # the lease has expired: that delivery is due again
+        assert await world.queue.queue_depth(T0 + LEASE + 1) == QueueDepth(
+            due=2, oldest_due_at=T0 + 20, scheduled=1
+        )
+        assert await world.queue.queue_depth(T0 + 2 * LEASE) == QueueDepth(
+            due=3, oldest_due_at=T0 + 20, scheduled=0
+        )
+        for c in await claim(world.queue, T0 + 2 * LEASE):
+            await finish(world.queue, outcome(c, SUCCEEDED, at=T0 + 2 * LEASE), now=T0 + 2 * LEASE)
+        assert await world.queue.queue_depth(T0 + DAY) == QueueDepth(0, None, 0)
+        assert await world.queue.next_due_at() is None
+
+
+class TestDeliveryQueueOfAStore:
+    """What only a store can show: the rows it claims from, and its other roles' views."""
 
     async def test_claimed_delivery_carries_what_was_stored(self, store: Store) -> None:
         keys = [SigningKey("whsec_now"), SigningKey("whsec_before", T0 + HOUR)]
@@ -102,49 +207,6 @@ class TestDeliveryQueue:
             due_at=T0,
         )
         assert type(c.payload) is bytes
-
-    async def test_lease_blocks_reclaim_until_it_expires(self, store: Store) -> None:
-        app, ep = await app_with_endpoint(store)
-        msg = await send(store, app.id)
-        [first] = await claim(store, T0)
-        assert await claim(store, T0 + 1) == []
-        assert await claim(store, T0 + LEASE - 1) == []
-        [second] = await claim(store, T0 + LEASE + 1)  # the first worker crashed
-        assert second.delivery_id == first.delivery_id
-        assert second.lease != first.lease
-        assert await claim(store, T0 + LEASE + 2) == []
-        # the first worker's late result is stale: recorded, but the delivery stays leased
-        out = await finish(store, outcome(first, SUCCEEDED, at=T0 + LEASE + 3), now=T0 + LEASE + 3)
-        assert out.stale == 1
-        assert (await store.get_delivery(msg.id, ep.id)).status == SENDING
-        out = await finish(store, outcome(second, SUCCEEDED, at=T0 + LEASE + 4), now=T0 + LEASE + 4)
-        assert out.stale == 0
-        assert (await store.get_delivery(msg.id, ep.id)).status == SUCCEEDED
-
-    async def test_claim_from_a_due_time_skips_the_rows_before_it(self, store: Store) -> None:
-        """``due_from``: the worker knows that the rows before it belong to endpoints it
-        excludes, and does not walk past them again."""
-        app, _ = await app_with_endpoint(store)
-        early = await send(store, app.id, now=T0 - 30)
-        middle = await send(store, app.id, now=T0 - 20)
-        late = await send(store, app.id, now=T0 - 10)
-        got = await claim(store, T0, due_from=T0 - 20)
-        assert [(c.message_id, c.due_at) for c in got] == [
-            (middle.id, T0 - 20),
-            (late.id, T0 - 10),
-        ]
-        [rest] = await claim(store, T0)
-        assert (rest.message_id, rest.due_at) == (early.id, T0 - 30)
-
-    async def test_claim_excludes_endpoints(self, store: Store) -> None:
-        app = await new_app(store)
-        e1, e2, e3 = [await new_endpoint(store, app.id) for _ in range(3)]
-        await send(store, app.id)
-        got = await claim(store, T0, exclude_endpoints=[e1.id, e3.id])
-        assert [c.endpoint_id for c in got] == [e2.id]
-        assert await claim(store, T0, exclude_endpoints=[e1.id, e3.id]) == []
-        rest = await claim(store, T0, exclude_endpoints=())
-        assert sorted(c.endpoint_id for c in rest) == sorted([e1.id, e3.id])
 
     async def test_a_row_that_cannot_be_decoded_does_not_hold_back_its_batch(
         self, store: Store, store_factory: StoreFactory, caplog: pytest.LogCaptureFixture
@@ -267,53 +329,6 @@ class TestDeliveryQueue:
         assert (await store.get_delivery(msg.id, stays.id)).status == SUCCEEDED
         attempts = await store.list_attempts(app.id, PageRequest(limit=10), AttemptFilter())
         assert [a.endpoint_id for a in attempts.items] == [stays.id]
-
-    async def test_release_returns_leased_rows_to_pending_now(self, store: Store) -> None:
-        app, ep = await app_with_endpoint(store)
-        m1, m2 = await send(store, app.id), await send(store, app.id)
-        by_msg = {c.message_id: c for c in await claim(store, T0)}
-        c1, c2 = by_msg[m1.id], by_msg[m2.id]
-        released = await store.release(
-            [(c1.delivery_id, c1.lease), (c2.delivery_id, "someone-else")], T0 + 10
-        )
-        assert released == 1
-        assert (await store.get_delivery(m1.id, ep.id)).status == PENDING
-        assert (await store.get_delivery(m2.id, ep.id)).status == SENDING
-        [again] = await claim(store, T0 + 10)  # due now, well before the lease would expire
-        assert (again.delivery_id, again.attempts) == (c1.delivery_id, 0)
-        await finish(store, outcome(again, SUCCEEDED, at=T0 + 11), now=T0 + 11)
-        assert await store.release([(again.delivery_id, again.lease)], T0 + 12) == 0
-        assert await store.release([], T0 + 12) == 0
-
-    async def test_queue_depth_and_next_due_at(self, store: Store) -> None:
-        assert await store.queue_depth(T0) == QueueDepth(due=0, oldest_due_at=None, scheduled=0)
-        assert await store.next_due_at() is None
-        app, _ = await app_with_endpoint(store)
-        await send(store, app.id, now=T0)
-        assert len(await claim(store, T0)) == 1  # SENDING, lease expires at T0 + LEASE
-        assert await store.next_due_at() == T0 + LEASE
-        await send(store, app.id, now=T0 + 10)
-        await send(store, app.id, now=T0 + 20)
-        [retrying] = await claim(store, T0 + 20, limit=1)
-        await finish(
-            store, outcome(retrying, PENDING, at=T0 + 21, retry_at=T0 + 2 * LEASE), now=T0 + 21
-        )
-        # one due (T0+20), one scheduled retry, one leased (neither due nor scheduled)
-        assert await store.queue_depth(T0 + 500) == QueueDepth(
-            due=1, oldest_due_at=T0 + 20, scheduled=1
-        )
-        assert await store.next_due_at() == T0 + 20
-        # the lease has expired: that delivery is due again
-        assert await store.queue_depth(T0 + LEASE + 1) == QueueDepth(
-            due=2, oldest_due_at=T0 + 20, scheduled=1
-        )
-        assert await store.queue_depth(T0 + 2 * LEASE) == QueueDepth(
-            due=3, oldest_due_at=T0 + 20, scheduled=0
-        )
-        for c in await claim(store, T0 + 2 * LEASE):
-            await finish(store, outcome(c, SUCCEEDED, at=T0 + 2 * LEASE), now=T0 + 2 * LEASE)
-        assert await store.queue_depth(T0 + DAY) == QueueDepth(0, None, 0)
-        assert await store.next_due_at() is None
 
     async def test_on_new_work_fires_after_create_message(self, store: Store) -> None:
         app, _ = await app_with_endpoint(store)
