@@ -17,11 +17,11 @@ import pytest
 
 from hookpost.domain.queries import StoredAnswer
 from hookpost.store.rows import PlainBox
-from hookpost.store.sqlite.messages import _APPS_ENDPOINTS, _DELIVERIES_CREATE
 from hookpost.store.sqlite.multirow import values_list
-from hookpost.store.sqlite.store import _DELIVERIES_RELEASE, SqliteStore
+from hookpost.store.sqlite.sql import APPS_ENDPOINTS, DELIVERIES_CREATE, DELIVERIES_RELEASE
+from hookpost.store.sqlite.store import SqliteStore
 from tests.contract.conftest import sqlite_path
-from tests.contract.test_store_contract import T0, claim, mk_app, mk_endpoint, mk_message
+from tests.contract.support import T0, claim, mk_app, mk_endpoint, mk_message
 
 
 @pytest.fixture
@@ -127,14 +127,14 @@ def _plan(url: str, sql: str, params: tuple[object, ...]) -> str:
 
 def test_a_release_finds_its_rows_by_primary_key(migrated_sqlite_url: str) -> None:
     # A row-value IN ((id, lease) IN (VALUES ...)) would scan the whole table instead.
-    sql = _DELIVERIES_RELEASE.format(values=values_list(2, 2))
+    sql = DELIVERIES_RELEASE.format(values=values_list(2, 2))
     details = _plan(migrated_sqlite_url, sql, (T0, T0, 1, "a", 2, "b"))
     assert "USING INTEGER PRIMARY KEY" in details, details
     assert "SCAN deliveries" not in details, details
 
 
 def test_the_endpoints_of_a_group_s_apps_come_from_the_app_index(migrated_sqlite_url: str) -> None:
-    details = _plan(migrated_sqlite_url, _APPS_ENDPOINTS, ('["a", "b"]',))
+    details = _plan(migrated_sqlite_url, APPS_ENDPOINTS, ('["a", "b"]',))
     assert "SEARCH endpoints USING INDEX ix_endpoints_app_id" in details, details
 
 
@@ -143,7 +143,7 @@ def test_a_message_s_values_are_extracted_once_not_once_per_delivery(
 ) -> None:
     # Flattened into the join, the json_extract calls ran for every delivery: 4x slower for
     # messages to 22 endpoints.
-    details = _plan(migrated_sqlite_url, _DELIVERIES_CREATE, ("[]",))
+    details = _plan(migrated_sqlite_url, DELIVERIES_CREATE, ("[]",))
     assert "MATERIALIZE m" in details or "CO-ROUTINE m" in details, details
 
 

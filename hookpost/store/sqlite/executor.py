@@ -30,8 +30,9 @@ most of their time asleep (620 msg/s end to end at a quarter of a core each). A 
 The writer thread holds that lock for its whole transaction, and every ``sqlite3`` call inside
 it lets go of the GIL: taking it back from a busy event-loop thread waits up to the
 interpreter's switch interval (5 ms by default), all of it with the other process locked out.
-So the executor lowers the switch interval to ``GIL_SWITCH_S`` (measured: the e2e bench's
-deliveries/s rose 0-20% in five of five alternating pairs).
+So :func:`tune_process` lowers the switch interval to ``GIL_SWITCH_S`` (measured: the e2e
+bench's deliveries/s rose 0-20% in five of five alternating pairs). It is process-wide state: the
+``hookpost`` CLI's processes call it; a program embedding hookpost decides for itself.
 """
 
 from __future__ import annotations
@@ -72,7 +73,14 @@ class Shared:
 
 
 MAX_GROUP = 256  # jobs per transaction; bounds the latency one commit adds
-GIL_SWITCH_S = 0.0005  # see the module docstring; only ever lowers the process's setting
+GIL_SWITCH_S = 0.0005  # see the module docstring
+
+
+def tune_process() -> None:
+    """Lower this process's GIL switch interval to ``GIL_SWITCH_S`` (never raise it): for the
+    ``hookpost`` CLI's processes only, which own their interpreter (see the module docstring)."""
+    if sys.getswitchinterval() > GIL_SWITCH_S:
+        sys.setswitchinterval(GIL_SWITCH_S)
 
 
 def connect(path: str, *, synchronous: str, readonly: bool = False) -> sqlite3.Connection:
@@ -134,8 +142,6 @@ class SqliteExecutor:
         self._open = False  # writes are refused before start() and from close() on
 
     def start(self) -> None:
-        if sys.getswitchinterval() > GIL_SWITCH_S:
-            sys.setswitchinterval(GIL_SWITCH_S)
         self._lock_fd = _open_write_lock(self._path)
         conn = connect(self._path, synchronous=self._synchronous)
         conn.execute("PRAGMA journal_mode = WAL")

@@ -16,58 +16,31 @@ runs each message alone, which answers each exactly as :meth:`Store.create_messa
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
+from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
 from hookpost.domain.matching import filters_match
-from hookpost.domain.models import Message
-from hookpost.domain.queries import CreatedMessage, StoredAnswer
+from hookpost.domain.models import Message, Page, PageRequest
+from hookpost.domain.queries import CreatedMessage, MessageFilter, StoredAnswer
+from hookpost.store.paging import finish_page
 from hookpost.store.rows import dumps_opt, message_from_row
+from hookpost.store.sqlite.core import Conn, SqliteBase, id_range, paged
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import Shared
 from hookpost.store.sqlite.multirow import execute_values
-
-_MESSAGES_INSERT = (
-    "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged, "
-    "created_at) VALUES {values}"
-)
-_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
-# The enabled endpoints of each app, one row per app holding a JSON array of
-# [id, event_types, channels]: one statement for any number of apps and endpoints.
-_APPS_ENDPOINTS = (
-    "SELECT app_id, json_group_array(json_array(id, json(event_types), json(channels))) "
-    "FROM endpoints WHERE app_id IN (SELECT value FROM json_each(?)) AND disabled = 0 "
-    "GROUP BY app_id"
-)
-# The deliveries as one JSON array of [app_id, message_id, now_ms, [endpoint_id, ...]]. Each
-# json_extract parses its argument again, so the per-message values are taken out once per
-# message in a subquery, which LIMIT keeps SQLite from flattening into the join (flattened,
-# they were extracted again for every delivery: 4x slower at 22 endpoints per message).
-_DELIVERIES_CREATE = (
-    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, "
-    "due_at, next_attempt_at, updated_at) "
-    "SELECT m.app_id, m.message_id, e.value, 0, 0, 0, m.now, m.now, m.now FROM ("
-    " SELECT json_extract(value, '$[0]') AS app_id, json_extract(value, '$[1]') AS message_id,"
-    " json_extract(value, '$[2]') AS now, json_extract(value, '$[3]') AS endpoints"
-    " FROM json_each(?) LIMIT -1) AS m, json_each(m.endpoints) AS e"
-)
-
-
-# The answers already stored under some of a group's idempotency keys: one statement for the
-# group, over a JSON array of [scope, key, now_ms] (the array index comes back with each row).
-_ANSWERS_FOUND = (
-    "SELECT CAST(j.key AS INTEGER), i.status, i.body FROM json_each(?) AS j "
-    "JOIN idempotency_keys AS i ON i.scope = json_extract(j.value, '$[0]') "
-    "AND i.key = json_extract(j.value, '$[1]') WHERE i.expires_at > json_extract(j.value, '$[2]')"
-)
-# Idempotency keys' answers stored with the messages they answer for (their keys were checked in
-# the same transaction, see _replayed).
-ANSWERS_PUT = (
-    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES {values} "
-    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
-    "expires_at = excluded.expires_at"
+from hookpost.store.sqlite.sql import (
+    ANSWERS_FOUND,
+    ANSWERS_PUT,
+    APPS_ENDPOINTS,
+    DELIVERIES_CREATE,
+    MESSAGE_BY_EVENT_ID,
+    MESSAGE_EXPUNGE,
+    MESSAGE_GET,
+    MESSAGES_INSERT,
 )
 
 
@@ -98,7 +71,7 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
             if key in first_of:
                 repeats.append((i, first_of[key]))
                 continue
-            row = c.execute(_BY_EVENT_ID, key).fetchone()
+            row = c.execute(MESSAGE_BY_EVENT_ID, key).fetchone()
             if row is not None:
                 answers[i] = CreatedMessage(message_from_row(row), created=False, deliveries=0)
                 continue
@@ -124,7 +97,7 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
                 deliveries.append((m.app_id, m.id, item.now_ms, targets))
             answers[i] = CreatedMessage(m, created=True, deliveries=len(targets))
         if deliveries:
-            c.execute(_DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
+            c.execute(DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
         answers_put = [
             (a.scope, a.key, a.status, a.body, a.expires_at)
             for a in (items[i].answer for i in fresh)
@@ -148,7 +121,7 @@ def _replayed(c: sqlite3.Connection, items: list[NewMessage]) -> dict[int, tuple
     ]
     if not keyed:
         return {}
-    rows = c.execute(_ANSWERS_FOUND, (orjson.dumps([k for _, k in keyed]).decode(),))
+    rows = c.execute(ANSWERS_FOUND, (orjson.dumps([k for _, k in keyed]).decode(),))
     return {keyed[j][0]: (status, bytes(body)) for j, status, body in rows}
 
 
@@ -167,7 +140,7 @@ def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
         for m in (item.message for item in items)
     ]
     try:
-        execute_values(c, _MESSAGES_INSERT, rows)
+        execute_values(c, MESSAGES_INSERT, rows)
     except sqlite3.IntegrityError as exc:
         if len(items) > 1:
             raise  # which one is to blame: the executor runs each alone to find out
@@ -179,8 +152,61 @@ def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
 def _endpoints_by_app(
     c: sqlite3.Connection, app_ids: set[str]
 ) -> dict[str, list[tuple[str, list[str] | None, list[str] | None]]]:
-    rows = c.execute(_APPS_ENDPOINTS, (orjson.dumps(sorted(app_ids)).decode(),)).fetchall()
+    rows = c.execute(APPS_ENDPOINTS, (orjson.dumps(sorted(app_ids)).decode(),)).fetchall()
     return {app_id: orjson.loads(endpoints) for app_id, endpoints in rows}
 
 
 CREATE_MESSAGES = Shared(_create_messages)
+
+
+class SqliteMessages(SqliteBase):
+    async def create_message(
+        self,
+        message: Message,
+        now_ms: int,
+        endpoint_ids: Sequence[str] | None = None,
+        answer: StoredAnswer | None = None,
+    ) -> CreatedMessage:
+        only = None if endpoint_ids is None else frozenset(endpoint_ids)
+        created: CreatedMessage = await self._db.write_shared(
+            CREATE_MESSAGES, NewMessage(message, now_ms, only, answer)
+        )
+        if created.deliveries:
+            self._new_work()
+        return created
+
+    async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message:
+        def run(c: Conn) -> Message:
+            row = c.execute(
+                MESSAGE_GET, (app_id, msg_id_or_event_id, msg_id_or_event_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound("message", msg_id_or_event_id)
+            return message_from_row(row)
+
+        return await self._db.read(run)
+
+    async def list_messages(
+        self, app_id: str, page: PageRequest, filt: MessageFilter
+    ) -> Page[Message]:
+        def run(c: Conn) -> Page[Message]:
+            where, params = ["app_id = ?"], [app_id]
+            if filt.event_types:
+                where.append(f"event_type IN ({', '.join('?' * len(filt.event_types))})")
+                params.extend(filt.event_types)
+            if filt.channel is not None:
+                where.append("EXISTS (SELECT 1 FROM json_each(channels) WHERE value = ?)")
+                params.append(filt.channel)
+            id_range(where, params, "id", ids.MESSAGE, filt.before, filt.after)
+            rows = paged(c, "SELECT * FROM messages", where, params, page, "id")
+            return finish_page([message_from_row(r) for r in rows], page)
+
+        return await self._db.read(run)
+
+    async def expunge_message(self, app_id: str, msg_id: str) -> None:
+        def run(c: Conn) -> None:
+            cur = c.execute(MESSAGE_EXPUNGE, (b"{}", app_id, msg_id))
+            if cur.rowcount == 0:
+                raise NotFound("message", msg_id)
+
+        await self._db.write(run)

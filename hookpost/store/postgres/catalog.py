@@ -1,0 +1,175 @@
+"""PostgreSQL's Catalog: applications, event types and endpoints."""
+
+from __future__ import annotations
+
+from hookpost.domain.errors import NotFound, StaleWrite
+from hookpost.domain.models import Application, Endpoint, EventType, Page, PageRequest
+from hookpost.store.paging import finish_page
+from hookpost.store.postgres import sql
+from hookpost.store.postgres.core import Args, PostgresBase, command_status_count, paged_query
+from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.rows import (
+    ENDPOINT_COLUMNS,
+    app_from_row,
+    dumps,
+    dumps_opt,
+    endpoint_from_row,
+    endpoint_values,
+    event_type_from_row,
+)
+
+
+class PostgresCatalog(PostgresBase):
+    # -- applications ------------------------------------------------------------------------
+    @wrap_exceptions
+    async def create_app(self, app: Application) -> Application:
+        await self._db.execute(
+            sql.APP_INSERT,
+            app.id,
+            app.uid,
+            app.name,
+            dumps(app.metadata),
+            app.throttle_rate,
+            app.created_at,
+            app.updated_at,
+        )
+        return app
+
+    @wrap_exceptions
+    async def get_app(self, app_id_or_uid: str) -> Application:
+        row = await self._db.fetchrow(sql.APP_GET, app_id_or_uid)
+        if row is None:
+            raise NotFound("application", app_id_or_uid)
+        return app_from_row(row)
+
+    @wrap_exceptions
+    async def list_apps(self, page: PageRequest) -> Page[Application]:
+        args = Args()
+        query = paged_query("SELECT * FROM applications", [], args, page, "id")
+        rows = await self._db.fetch(query, *args)
+        return finish_page([app_from_row(r) for r in rows], page)
+
+    @wrap_exceptions
+    async def update_app(self, app: Application) -> Application:
+        status = await self._db.execute(
+            sql.APP_UPDATE,
+            app.id,
+            app.uid,
+            app.name,
+            dumps(app.metadata),
+            app.throttle_rate,
+            app.updated_at,
+        )
+        if command_status_count(status) == 0:
+            raise NotFound("application", app.id)
+        return app
+
+    @wrap_exceptions
+    async def delete_app(self, app_id: str) -> None:
+        if command_status_count(await self._db.execute(sql.APP_DELETE, app_id)) == 0:
+            raise NotFound("application", app_id)
+
+    # -- event types -------------------------------------------------------------------------
+    @wrap_exceptions
+    async def create_event_type(self, event_type: EventType) -> EventType:
+        et = event_type
+        await self._db.execute(
+            sql.EVENT_TYPE_INSERT,
+            et.name,
+            et.description,
+            dumps_opt(et.schemas),
+            et.archived,
+            et.deprecated,
+            et.feature_flag,
+            et.created_at,
+            et.updated_at,
+        )
+        return et
+
+    @wrap_exceptions
+    async def get_event_type(self, name: str) -> EventType:
+        row = await self._db.fetchrow(sql.EVENT_TYPE_GET, name)
+        if row is None:
+            raise NotFound("event type", name)
+        return event_type_from_row(row)
+
+    @wrap_exceptions
+    async def list_event_types(
+        self, page: PageRequest, include_archived: bool = False
+    ) -> Page[EventType]:
+        args = Args()
+        where = [] if include_archived else ["NOT archived"]
+        query = paged_query("SELECT * FROM event_types", where, args, page, "name")
+        rows = await self._db.fetch(query, *args)
+        return finish_page([event_type_from_row(r) for r in rows], page)
+
+    @wrap_exceptions
+    async def update_event_type(self, event_type: EventType) -> EventType:
+        et = event_type
+        status = await self._db.execute(
+            sql.EVENT_TYPE_UPDATE,
+            et.name,
+            et.description,
+            dumps_opt(et.schemas),
+            et.archived,
+            et.deprecated,
+            et.feature_flag,
+            et.updated_at,
+        )
+        if command_status_count(status) == 0:
+            raise NotFound("event type", et.name)
+        return et
+
+    @wrap_exceptions
+    async def delete_event_type(self, name: str) -> None:
+        if command_status_count(await self._db.execute(sql.EVENT_TYPE_DELETE, name)) == 0:
+            raise NotFound("event type", name)
+
+    # -- endpoints ---------------------------------------------------------------------------
+    @wrap_exceptions
+    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        values = endpoint_values(endpoint, self._box)
+        await self._db.execute(sql.ENDPOINT_INSERT, *(values[c] for c in ENDPOINT_COLUMNS))
+        return endpoint
+
+    @wrap_exceptions
+    async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint:
+        row = await self._db.fetchrow(sql.ENDPOINT_GET, app_id, endpoint_id_or_uid)
+        if row is None:
+            raise NotFound("endpoint", endpoint_id_or_uid)
+        return endpoint_from_row(row, self._box)
+
+    @wrap_exceptions
+    async def list_endpoints(self, app_id: str, page: PageRequest) -> Page[Endpoint]:
+        args = Args()
+        where = [f"app_id = {args.add(app_id)}"]
+        query = paged_query("SELECT * FROM endpoints", where, args, page, "id")
+        rows = await self._db.fetch(query, *args)
+        return finish_page([endpoint_from_row(r, self._box) for r in rows], page)
+
+    @wrap_exceptions
+    async def update_endpoint(
+        self, endpoint: Endpoint, expected_updated_at: int | None = None
+    ) -> Endpoint:
+        values = endpoint_values(endpoint, self._box)
+        status = await self._db.execute(
+            sql.ENDPOINT_UPDATE,
+            *(values[c] for c in sql.ENDPOINT_UPDATE_COLUMNS),
+            expected_updated_at,
+        )
+        if command_status_count(status) == 0:
+            if await self._db.fetchval(sql.ENDPOINT_EXISTS, endpoint.app_id, endpoint.id):
+                raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
+            raise NotFound("endpoint", endpoint.id)
+        return endpoint
+
+    @wrap_exceptions
+    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
+        status = await self._db.execute(sql.ENDPOINT_DELETE, app_id, endpoint_id)
+        if command_status_count(status) == 0:
+            raise NotFound("endpoint", endpoint_id)
+
+    @wrap_exceptions
+    async def any_sealed_keys(self) -> str | None:
+        sealed: str | None = await self._db.fetchval("SELECT keys FROM endpoints LIMIT 1")
+        return sealed

@@ -1,0 +1,159 @@
+"""PostgreSQL's DeliveryLog: deliveries and attempts as operators read and steer them."""
+
+from __future__ import annotations
+
+from hookpost.domain import ids
+from hookpost.domain.errors import NotFound
+from hookpost.domain.models import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointStats,
+    Message,
+    Page,
+    PageRequest,
+)
+from hookpost.domain.queries import AttemptFilter
+from hookpost.store.paging import finish_page
+from hookpost.store.postgres import sql
+from hookpost.store.postgres.core import (
+    RETRIES,
+    Args,
+    PostgresBase,
+    command_status_count,
+    id_range,
+    paged_query,
+)
+from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.rows import (
+    attempt_from_row,
+    delivery_from_row,
+    endpoint_from_row,
+    message_from_row,
+    stats_from_counts,
+)
+
+
+class PostgresLog(PostgresBase):
+    @wrap_exceptions
+    async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None:
+        for _ in range(RETRIES):
+            status = await self._db.execute(sql.RESEND, app_id, msg_id, endpoint_id, now_ms)
+            if command_status_count(status):
+                self._notifier.poke()
+                return
+            # Both must belong to the app: no cross-tenant delivery. Say which is missing.
+            found = await self._db.fetchrow(sql.RESEND_MISSING, app_id, msg_id, endpoint_id)
+            if not found["message"]:
+                raise NotFound("message", msg_id)
+            if not found["endpoint"]:
+                raise NotFound("endpoint", endpoint_id)
+        raise NotFound("message", msg_id)  # kept vanishing and reappearing: give up
+
+    @wrap_exceptions
+    async def recover(
+        self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
+    ) -> int:
+        args = Args([now_ms])
+        where = [
+            f"app_id = {args.add(app_id)}",
+            f"endpoint_id = {args.add(endpoint_id)}",
+            "status IN (3, 4)",
+        ]
+        id_range(where, args, "message_id", ids.MESSAGE, until_ms, since_ms - 1)
+        status = await self._db.execute(
+            "UPDATE deliveries SET status = 0, attempts = 0, trigger = 0, due_at = $1, "
+            f"next_attempt_at = $1, lease = NULL, updated_at = $1 WHERE {' AND '.join(where)}",
+            *args,
+        )
+        recovered = command_status_count(status)
+        if recovered:
+            self._notifier.poke()
+        return recovered
+
+    @wrap_exceptions
+    async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery:
+        row = await self._db.fetchrow(sql.DELIVERY_GET, msg_id, endpoint_id)
+        if row is None:
+            raise NotFound("delivery", f"{msg_id}/{endpoint_id}")
+        return delivery_from_row(row)
+
+    # -- attempts and delivery views ---------------------------------------------------------
+    @wrap_exceptions
+    async def list_attempts(
+        self, app_id: str, page: PageRequest, filt: AttemptFilter
+    ) -> Page[Attempt]:
+        args = Args()
+        where = [f"app_id = {args.add(app_id)}"]
+        if filt.endpoint_id is not None:
+            where.append(f"endpoint_id = {args.add(filt.endpoint_id)}")
+        if filt.message_id is not None:
+            where.append(f"message_id = {args.add(filt.message_id)}")
+        if filt.status is not None:
+            where.append(f"status = {args.add(int(filt.status))}")
+        if filt.event_types:
+            where.append(
+                "message_id IN (SELECT id FROM messages WHERE app_id = $1 AND "
+                f"event_type = ANY({args.add(list(filt.event_types))}::text[]))"
+            )
+        id_range(where, args, "id", ids.ATTEMPT, filt.before, filt.after)
+        query = paged_query("SELECT * FROM attempts", where, args, page, "id")
+        rows = await self._db.fetch(query, *args)
+        return finish_page([attempt_from_row(r) for r in rows], page)
+
+    @wrap_exceptions
+    async def get_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> Attempt:
+        row = await self._db.fetchrow(sql.ATTEMPT_GET, app_id, msg_id, attempt_id)
+        if row is None:
+            raise NotFound("attempt", attempt_id)
+        return attempt_from_row(row)
+
+    @wrap_exceptions
+    async def expunge_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> None:
+        status = await self._db.execute(sql.ATTEMPT_EXPUNGE, app_id, msg_id, attempt_id)
+        if command_status_count(status) == 0:
+            raise NotFound("attempt", attempt_id)
+
+    @wrap_exceptions
+    async def list_deliveries_for_message(
+        self, app_id: str, msg_id: str, page: PageRequest
+    ) -> Page[tuple[Delivery, Endpoint]]:
+        args = Args()
+        where = [f"d.app_id = {args.add(app_id)}", f"d.message_id = {args.add(msg_id)}"]
+        query = paged_query(sql.DELIVERIES_OF_MESSAGE, where, args, page, "d.endpoint_id")
+        rows = await self._db.fetch(query, *args)
+        items = [(delivery_from_row(r, "d_"), endpoint_from_row(r, self._box)) for r in rows]
+        return finish_page(items, page)
+
+    @wrap_exceptions
+    async def list_deliveries_for_endpoint(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        page: PageRequest,
+        status: DeliveryStatus | None = None,
+    ) -> Page[tuple[Delivery, Message]]:
+        args = Args()
+        where = [f"d.app_id = {args.add(app_id)}", f"d.endpoint_id = {args.add(endpoint_id)}"]
+        if status is not None:
+            where.append(f"d.status = {args.add(int(status))}")
+        query = paged_query(sql.DELIVERIES_OF_ENDPOINT, where, args, page, "d.message_id")
+        rows = await self._db.fetch(query, *args)
+        items = [(delivery_from_row(r, "d_"), message_from_row(r)) for r in rows]
+        return finish_page(items, page)
+
+    @wrap_exceptions
+    async def endpoint_stats(
+        self, app_id: str, endpoint_id: str, since_ms: int | None, until_ms: int | None
+    ) -> EndpointStats:
+        args = Args()
+        where = [f"app_id = {args.add(app_id)}", f"endpoint_id = {args.add(endpoint_id)}"]
+        after = None if since_ms is None else since_ms - 1
+        id_range(where, args, "message_id", ids.MESSAGE, until_ms, after)
+        rows = await self._db.fetch(
+            f"SELECT status, count(*) AS n FROM deliveries WHERE {' AND '.join(where)} "
+            "GROUP BY status",
+            *args,
+        )
+        return stats_from_counts({r["status"]: r["n"] for r in rows})

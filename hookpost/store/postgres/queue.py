@@ -1,0 +1,180 @@
+"""PostgreSQL's DeliveryQueue: claim with SKIP LOCKED, finish and release in batches."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hookpost.domain.health import Health, replay
+from hookpost.domain.models import (
+    AttemptResult,
+    AttemptStatus,
+    ClaimedDelivery,
+    DeliveryStatus,
+    Trigger,
+)
+from hookpost.domain.queries import FinishOutcome, QueueDepth
+from hookpost.store.postgres import sql
+from hookpost.store.postgres.core import PostgresBase, command_status_count
+from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.rows import (
+    NO_LOWER_BOUND,
+    KeyOpener,
+    attempt_values,
+    decode_claimed,
+    loads_opt,
+)
+
+_FINISH_RACES = frozenset({"attempts_endpoint_id_fkey", "attempts_message_id_fkey"})
+
+
+class PostgresQueue(PostgresBase):
+    @wrap_exceptions
+    async def claim_due(
+        self,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        exclude_endpoints: Sequence[str] = (),
+        *,
+        max_per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+        due_from: int | None = None,
+    ) -> list[ClaimedDelivery]:
+        if limit <= 0:
+            return []
+        lease = secrets.token_hex(8)
+        busy = in_flight or {}
+        rows = await self._db.fetch(
+            sql.CLAIM,
+            now_ms,
+            limit,
+            list(exclude_endpoints),
+            lease_ms,
+            lease,
+            list(busy),
+            list(busy.values()),
+            max_per_endpoint,
+            NO_LOWER_BOUND if due_from is None else due_from,
+        )
+        opener = KeyOpener(self._box)
+        return decode_claimed(rows, lambda r: self._claimed(r, lease, opener), itemgetter("id"))
+
+    def _claimed(self, r: asyncpg.Record, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
+        return ClaimedDelivery(
+            delivery_id=r["id"],
+            lease=lease,
+            app_id=r["app_id"],
+            message_id=r["message_id"],
+            endpoint_id=r["endpoint_id"],
+            event_type=r["event_type"],
+            payload=r["payload"],
+            msg_created_at=r["msg_created_at"],
+            attempts=r["attempts"],
+            trigger=Trigger(r["trigger"]),
+            url=r["url"],
+            headers=orjson.loads(r["headers"]),
+            keys=open_keys(r["keys"]),
+            signature_scheme=r["signature_scheme"],
+            retry_schedule=loads_opt(r["retry_schedule"]),
+            due_at=r["due_at"],
+        )
+
+    @wrap_exceptions
+    async def finish_attempts(
+        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+    ) -> FinishOutcome:
+        results = list(results)
+        if not results:
+            return FinishOutcome(disabled_endpoints=[], stale=0)
+        # Column-wise parameters for unnest(): attempts, then the deliveries' next states.
+        rows = [attempt_values(r.attempt) for r in results]
+        args: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+        args.append(now_ms)
+        args.append([r.delivery_id for r in results])
+        args.append([r.lease for r in results])
+        args.append([int(r.next_status) for r in results])
+        args.append([r.attempts for r in results])
+        args.append([r.next_attempt_at for r in results])
+        args.append(
+            [
+                r.next_attempt_at if r.next_status == DeliveryStatus.PENDING else None
+                for r in results
+            ]
+        )
+        failing = sorted(
+            {r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS}
+        )
+        every = sorted({r.attempt.endpoint_id for r in results})
+
+        if not failing:
+            # One statement, one round trip: the common case of a healthy batch.
+            async def successes() -> FinishOutcome:
+                row = await self._db.fetchrow(sql.FINISH_SUCCESSES, *args, every)
+                return FinishOutcome(disabled_endpoints=[], stale=len(results) - row["updated"])
+
+            return await self._retrying(successes, _FINISH_RACES)
+
+        async def with_failures() -> FinishOutcome:
+            async with self._db.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(sql.FINISH_WITH_FAILURES, *args, failing, every)
+                inserted = set(rows[0]["inserted"])
+                states = {
+                    r["id"]: Health(
+                        r["consecutive_failures"],
+                        r["first_failure_at"],
+                        r["disabled"],
+                        r["disabled_reason"],
+                        r["updated_at"],
+                    )
+                    for r in rows
+                    if r["id"] is not None
+                }
+                changed, disabled = replay(
+                    states,
+                    (r for r in results if r.attempt.id in inserted),
+                    now_ms,
+                    disable_after_ms,
+                )
+                if changed:
+                    await conn.execute(
+                        sql.ENDPOINT_HEALTH_UPDATE,
+                        list(changed),
+                        [h.consecutive_failures for h in changed.values()],
+                        [h.first_failure_at for h in changed.values()],
+                        [h.disabled for h in changed.values()],
+                        [h.disabled_reason for h in changed.values()],
+                        [h.updated_at for h in changed.values()],
+                    )
+                return FinishOutcome(
+                    disabled_endpoints=disabled, stale=len(results) - rows[0]["updated"]
+                )
+
+        return await self._retrying(with_failures, _FINISH_RACES)
+
+    @wrap_exceptions
+    async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
+        if not leases:
+            return 0
+        status = await self._db.execute(
+            sql.RELEASE, now_ms, [d for d, _ in leases], [lease for _, lease in leases]
+        )
+        released = command_status_count(status)
+        if released:
+            self._notifier.poke()
+        return released
+
+    @wrap_exceptions
+    async def queue_depth(self, now_ms: int) -> QueueDepth:
+        row = await self._db.fetchrow(sql.QUEUE_DEPTH, now_ms)
+        return QueueDepth(due=row["due"], oldest_due_at=row["oldest"], scheduled=row["scheduled"])
+
+    @wrap_exceptions
+    async def next_due_at(self) -> int | None:
+        due: int | None = await self._db.fetchval(sql.NEXT_DUE)
+        return due

@@ -1,0 +1,232 @@
+"""SQLite's Catalog: applications, event types and endpoints."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hookpost.domain.errors import NotFound, StaleWrite
+from hookpost.domain.models import Application, Endpoint, EventType, Page, PageRequest
+from hookpost.store.paging import finish_page
+from hookpost.store.rows import (
+    app_from_row,
+    dumps,
+    dumps_opt,
+    endpoint_from_row,
+    endpoint_values,
+    event_type_from_row,
+)
+from hookpost.store.sqlite import sql
+from hookpost.store.sqlite.core import Conn, SqliteBase, paged
+from hookpost.store.sqlite.errors import conflict
+
+
+class SqliteCatalog(SqliteBase):
+    # -- applications ------------------------------------------------------------------------
+    async def create_app(self, app: Application) -> Application:
+        def run(c: Conn) -> Application:
+            try:
+                c.execute(
+                    sql.APP_INSERT,
+                    (
+                        app.id,
+                        app.uid,
+                        app.name,
+                        dumps(app.metadata),
+                        app.throttle_rate,
+                        app.created_at,
+                        app.updated_at,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise conflict(exc, "an application with this uid") from None
+            return app
+
+        return await self._db.write(run)
+
+    async def get_app(self, app_id_or_uid: str) -> Application:
+        def run(c: Conn) -> Application:
+            row = c.execute(sql.APP_GET, (app_id_or_uid, app_id_or_uid)).fetchone()
+            if row is None:
+                raise NotFound("application", app_id_or_uid)
+            return app_from_row(row)
+
+        return await self._db.read(run)
+
+    async def list_apps(self, page: PageRequest) -> Page[Application]:
+        def run(c: Conn) -> Page[Application]:
+            rows = paged(c, "SELECT * FROM applications", [], [], page, "id")
+            return finish_page([app_from_row(r) for r in rows], page)
+
+        return await self._db.read(run)
+
+    async def update_app(self, app: Application) -> Application:
+        def run(c: Conn) -> Application:
+            try:
+                cur = c.execute(
+                    sql.APP_UPDATE,
+                    (
+                        app.uid,
+                        app.name,
+                        dumps(app.metadata),
+                        app.throttle_rate,
+                        app.updated_at,
+                        app.id,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise conflict(exc, "an application with this uid") from None
+            if cur.rowcount == 0:
+                raise NotFound("application", app.id)
+            return app
+
+        return await self._db.write(run)
+
+    async def delete_app(self, app_id: str) -> None:
+        def run(c: Conn) -> None:
+            if c.execute(sql.APP_DELETE, (app_id,)).rowcount == 0:
+                raise NotFound("application", app_id)
+
+        await self._db.write(run)
+
+    # -- event types -------------------------------------------------------------------------
+    async def create_event_type(self, event_type: EventType) -> EventType:
+        et = event_type
+
+        def run(c: Conn) -> EventType:
+            try:
+                c.execute(
+                    sql.EVENT_TYPE_INSERT,
+                    (
+                        et.name,
+                        et.description,
+                        dumps_opt(et.schemas),
+                        et.archived,
+                        et.deprecated,
+                        et.feature_flag,
+                        et.created_at,
+                        et.updated_at,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise conflict(exc, "an event type with this name") from None
+            return et
+
+        return await self._db.write(run)
+
+    async def get_event_type(self, name: str) -> EventType:
+        def run(c: Conn) -> EventType:
+            row = c.execute(sql.EVENT_TYPE_GET, (name,)).fetchone()
+            if row is None:
+                raise NotFound("event type", name)
+            return event_type_from_row(row)
+
+        return await self._db.read(run)
+
+    async def list_event_types(
+        self, page: PageRequest, include_archived: bool = False
+    ) -> Page[EventType]:
+        def run(c: Conn) -> Page[EventType]:
+            where = [] if include_archived else ["archived = 0"]
+            rows = paged(c, "SELECT * FROM event_types", where, [], page, "name")
+            return finish_page([event_type_from_row(r) for r in rows], page)
+
+        return await self._db.read(run)
+
+    async def update_event_type(self, event_type: EventType) -> EventType:
+        et = event_type
+
+        def run(c: Conn) -> EventType:
+            cur = c.execute(
+                sql.EVENT_TYPE_UPDATE,
+                (
+                    et.description,
+                    dumps_opt(et.schemas),
+                    et.archived,
+                    et.deprecated,
+                    et.feature_flag,
+                    et.updated_at,
+                    et.name,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise NotFound("event type", et.name)
+            return et
+
+        return await self._db.write(run)
+
+    async def delete_event_type(self, name: str) -> None:
+        def run(c: Conn) -> None:
+            if c.execute(sql.EVENT_TYPE_DELETE, (name,)).rowcount == 0:
+                raise NotFound("event type", name)
+
+        await self._db.write(run)
+
+    # -- endpoints ---------------------------------------------------------------------------
+    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        values = endpoint_values(endpoint, self._box)
+
+        def run(c: Conn) -> Endpoint:
+            try:
+                c.execute(sql.ENDPOINT_INSERT, values)
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise NotFound("application", endpoint.app_id) from None
+                raise conflict(exc, "an endpoint with this uid") from None
+            return endpoint
+
+        return await self._db.write(run)
+
+    async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint:
+        def run(c: Conn) -> Endpoint:
+            row = c.execute(
+                sql.ENDPOINT_GET, (app_id, endpoint_id_or_uid, endpoint_id_or_uid)
+            ).fetchone()
+            if row is None:
+                raise NotFound("endpoint", endpoint_id_or_uid)
+            return endpoint_from_row(row, self._box)
+
+        return await self._db.read(run)
+
+    async def list_endpoints(self, app_id: str, page: PageRequest) -> Page[Endpoint]:
+        def run(c: Conn) -> Page[Endpoint]:
+            rows = paged(c, "SELECT * FROM endpoints", ["app_id = ?"], [app_id], page, "id")
+            return finish_page([endpoint_from_row(r, self._box) for r in rows], page)
+
+        return await self._db.read(run)
+
+    async def update_endpoint(
+        self, endpoint: Endpoint, expected_updated_at: int | None = None
+    ) -> Endpoint:
+        values = {
+            **endpoint_values(endpoint, self._box),
+            "expected_updated_at": expected_updated_at,
+        }
+
+        def run(c: Conn) -> Endpoint:
+            try:
+                cur = c.execute(sql.ENDPOINT_UPDATE, values)
+            except sqlite3.IntegrityError as exc:
+                raise conflict(exc, "an endpoint with this uid") from None
+            if cur.rowcount == 0:
+                exists = c.execute(sql.ENDPOINT_EXISTS, (endpoint.app_id, endpoint.id)).fetchone()
+                if exists is not None:
+                    raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
+                raise NotFound("endpoint", endpoint.id)
+            return endpoint
+
+        return await self._db.write(run)
+
+    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
+        def run(c: Conn) -> None:
+            cur = c.execute(sql.ENDPOINT_DELETE, (app_id, endpoint_id))
+            if cur.rowcount == 0:
+                raise NotFound("endpoint", endpoint_id)
+
+        await self._db.write(run)
+
+    async def any_sealed_keys(self) -> str | None:
+        def run(c: Conn) -> str | None:
+            row = c.execute(sql.ANY_SEALED_KEYS).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._db.read(run)

@@ -1,0 +1,224 @@
+"""SQLite's DeliveryQueue: claim, finish and release deliveries under the one write lock."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
+
+import orjson
+
+from hookpost.domain.health import Health, replay
+from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
+from hookpost.domain.queries import FinishOutcome, QueueDepth
+from hookpost.store.rows import (
+    NO_LOWER_BOUND,
+    KeyOpener,
+    attempt_values,
+    decode_claimed,
+    loads_opt,
+)
+from hookpost.store.sqlite.core import Conn, SqliteBase
+from hookpost.store.sqlite.multirow import execute_values
+from hookpost.store.sqlite.sql import (
+    ATTEMPTS_INSERT,
+    CLAIM,
+    CLAIM_ORDER,
+    DELIVERIES_CANCEL,
+    DELIVERIES_FINISH,
+    DELIVERIES_LEASE,
+    DELIVERIES_RELEASE,
+    ENDPOINTS_HEALTH,
+    ENDPOINTS_HEALTH_UPDATE,
+    ENDPOINTS_RESET,
+    NEXT_DUE,
+    QUEUE_DUE,
+    QUEUE_SCHEDULED,
+)
+
+
+class SqliteQueue(SqliteBase):
+    async def claim_due(
+        self,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        exclude_endpoints: Sequence[str] = (),
+        *,
+        max_per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+        due_from: int | None = None,
+    ) -> list[ClaimedDelivery]:
+        excluded = list(exclude_endpoints)
+        start = NO_LOWER_BOUND if due_from is None else due_from
+        lease = secrets.token_hex(8)
+        busy = dict(in_flight or {})
+
+        def split(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[tuple[int]]]:
+            """One pass over the scanned rows: (rows to lease, (id,) of rows to cancel).
+
+            A disabled endpoint's rows are all canceled (capped, a backlog of them would take
+            a claim per max_per_endpoint rows to clear). Above its cap, an endpoint's surplus
+            stays due untouched, rather than being leased only to be handed back by the
+            worker (two more writes per row). Positions: see sql.CLAIM.
+            """
+            counts = dict(busy)  # a job may run twice: no state outside it
+            claimed: list[sqlite3.Row] = []
+            canceled: list[tuple[int]] = []
+            for r in rows:
+                if r[14]:  # e.disabled
+                    canceled.append((r[0],))  # d.id
+                    continue
+                if max_per_endpoint is not None:
+                    endpoint_id = r[3]  # d.endpoint_id
+                    n = counts.get(endpoint_id, 0)
+                    if n >= max_per_endpoint:
+                        continue
+                    counts[endpoint_id] = n + 1
+                claimed.append(r)
+            return claimed, canceled
+
+        def run(c: Conn) -> list[sqlite3.Row]:
+            skip = (
+                f" AND d.endpoint_id NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""
+            )
+            rows = c.execute(
+                f"{CLAIM}{skip}{CLAIM_ORDER}", [now_ms, start, *excluded, limit]
+            ).fetchall()
+            claimed, canceled = split(rows)
+            # an endpoint disabled after the message was sent gets nothing
+            execute_values(c, DELIVERIES_CANCEL, canceled, (now_ms,))
+            execute_values(
+                c, DELIVERIES_LEASE, [(r[0],) for r in claimed], (now_ms + lease_ms, lease, now_ms)
+            )
+            return claimed
+
+        # Decoded after the commit: the write lock is held for the transaction, not for this.
+        claimed = await self._db.write(run)
+        opener = KeyOpener(self._box)
+        return decode_claimed(claimed, lambda r: self._claimed(r, lease, opener), itemgetter(0))
+
+    def _claimed(self, r: sqlite3.Row, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
+        # Unpacked by position (name lookups on a Row cost a scan each): see sql.CLAIM.
+        (
+            delivery_id,
+            app_id,
+            message_id,
+            endpoint_id,
+            attempts,
+            trigger,
+            event_type,
+            payload,
+            msg_created_at,
+            url,
+            headers,
+            sealed_keys,
+            signature_scheme,
+            retry_schedule,
+            _disabled,
+            due_at,
+        ) = r
+        return ClaimedDelivery(
+            delivery_id=delivery_id,
+            lease=lease,
+            app_id=app_id,
+            message_id=message_id,
+            endpoint_id=endpoint_id,
+            event_type=event_type,
+            payload=payload,
+            msg_created_at=msg_created_at,
+            attempts=attempts,
+            trigger=Trigger(trigger),
+            url=url,
+            headers=orjson.loads(headers),
+            keys=open_keys(sealed_keys),
+            signature_scheme=signature_scheme,
+            retry_schedule=loads_opt(retry_schedule),
+            due_at=due_at,
+        )
+
+    async def finish_attempts(
+        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+    ) -> FinishOutcome:
+        results = list(results)
+        # Built before the transaction: the write lock is held for that, not for this.
+        attempt_rows = [attempt_values(r.attempt) for r in results]
+        delivery_rows = [
+            (
+                int(r.next_status),
+                r.attempts,
+                r.next_attempt_at,
+                r.next_attempt_at if r.next_status == DeliveryStatus.PENDING else None,
+                now_ms,
+                r.delivery_id,
+                r.lease,
+            )
+            for r in results
+        ]
+        # An endpoint with only successes in the batch needs one reset of its failure count;
+        # the others' health is replayed result by result, in order (domain.health).
+        failing = {r.attempt.endpoint_id for r in results if r.attempt.status != 0}
+        only_ok = [(ep_id,) for ep_id in dict.fromkeys(r.attempt.endpoint_id for r in results)]
+        only_ok = [row for row in only_ok if row[0] not in failing]
+        mixed = [r for r in results if r.attempt.endpoint_id in failing]
+        failing_ids = orjson.dumps(sorted(failing)).decode() if failing else ""
+
+        def run(c: Conn) -> FinishOutcome:
+            execute_values(c, ATTEMPTS_INSERT, attempt_rows)
+            stale = len(results) - execute_values(c, DELIVERIES_FINISH, delivery_rows)
+            execute_values(c, ENDPOINTS_RESET, only_ok)
+            if not mixed:
+                return FinishOutcome(disabled_endpoints=[], stale=stale)
+            states = {
+                ep_id: Health(failures, first, bool(disabled), reason, updated_at)
+                for ep_id, failures, first, disabled, reason, updated_at in c.execute(
+                    ENDPOINTS_HEALTH, (failing_ids,)
+                )
+            }
+            changed, disabled_now = replay(states, mixed, now_ms, disable_after_ms)
+            execute_values(
+                c,
+                ENDPOINTS_HEALTH_UPDATE,
+                [
+                    (
+                        ep_id,
+                        h.consecutive_failures,
+                        h.first_failure_at,
+                        h.disabled,
+                        h.disabled_reason,
+                        h.updated_at,
+                    )
+                    for ep_id, h in changed.items()
+                ],
+            )
+            return FinishOutcome(disabled_endpoints=disabled_now, stale=stale)
+
+        return await self._db.write(run)
+
+    async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
+        rows = list(leases)
+
+        def run(c: Conn) -> int:
+            return execute_values(c, DELIVERIES_RELEASE, rows, (now_ms, now_ms))
+
+        released = await self._db.write(run)
+        if released:
+            self._new_work()
+        return released
+
+    async def queue_depth(self, now_ms: int) -> QueueDepth:
+        def run(c: Conn) -> QueueDepth:
+            due, oldest = c.execute(QUEUE_DUE, (now_ms,)).fetchone()
+            (scheduled,) = c.execute(QUEUE_SCHEDULED, (now_ms,)).fetchone()
+            return QueueDepth(due=due, oldest_due_at=oldest, scheduled=scheduled)
+
+        return await self._db.read(run)
+
+    async def next_due_at(self) -> int | None:
+        def run(c: Conn) -> int | None:
+            row = c.execute(NEXT_DUE)
+            due: int | None = row.fetchone()[0]
+            return due
+
+        return await self._db.read(run)

@@ -1,0 +1,201 @@
+"""The SQLite backend's fixed statements (queries built per call keep their pieces beside them).
+
+``{values}`` marks where ``multirow.execute_values`` puts its rows; the columns of a ``VALUES``
+list are ``column1``, ``column2``...
+"""
+
+from __future__ import annotations
+
+from hookpost.store.rows import ATTEMPT_COLUMNS, ENDPOINT_COLUMNS, endpoint_update_sql
+
+# -- applications ---------------------------------------------------------------------------
+APP_INSERT = (
+    "INSERT INTO applications (id, uid, name, metadata, throttle_rate, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+APP_GET = "SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1"
+APP_UPDATE = (
+    "UPDATE applications SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, "
+    "updated_at = ? WHERE id = ?"
+)
+APP_DELETE = "DELETE FROM applications WHERE id = ?"
+
+# -- event types ----------------------------------------------------------------------------
+EVENT_TYPE_INSERT = (
+    "INSERT INTO event_types (name, description, schemas, archived, deprecated, "
+    "feature_flag, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+EVENT_TYPE_GET = "SELECT * FROM event_types WHERE name = ?"
+EVENT_TYPE_UPDATE = (
+    "UPDATE event_types SET description = ?, schemas = ?, archived = ?, "
+    "deprecated = ?, feature_flag = ?, updated_at = ? WHERE name = ?"
+)
+EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = ?"
+
+# -- endpoints ------------------------------------------------------------------------------
+ENDPOINT_INSERT = (
+    f"INSERT INTO endpoints ({', '.join(ENDPOINT_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in ENDPOINT_COLUMNS)})"
+)
+ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_updated_at")
+ENDPOINT_GET = "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) LIMIT 1"
+ENDPOINT_EXISTS = "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?"
+ENDPOINT_DELETE = "DELETE FROM endpoints WHERE app_id = ? AND id = ?"
+ANY_SEALED_KEYS = "SELECT keys FROM endpoints LIMIT 1"
+
+# -- messages -------------------------------------------------------------------------------
+MESSAGE_GET = "SELECT * FROM messages WHERE app_id = ? AND (id = ? OR event_id = ?) LIMIT 1"
+MESSAGE_EXPUNGE = "UPDATE messages SET payload = ?, expunged = 1 WHERE app_id = ? AND id = ?"
+MESSAGES_INSERT = (
+    "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged, "
+    "created_at) VALUES {values}"
+)
+MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
+# The enabled endpoints of each app, one row per app holding a JSON array of
+# [id, event_types, channels]: one statement for any number of apps and endpoints.
+APPS_ENDPOINTS = (
+    "SELECT app_id, json_group_array(json_array(id, json(event_types), json(channels))) "
+    "FROM endpoints WHERE app_id IN (SELECT value FROM json_each(?)) AND disabled = 0 "
+    "GROUP BY app_id"
+)
+# The deliveries as one JSON array of [app_id, message_id, now_ms, [endpoint_id, ...]]. Each
+# json_extract parses its argument again, so the per-message values are taken out once per
+# message in a subquery, which LIMIT keeps SQLite from flattening into the join (flattened,
+# they were extracted again for every delivery: 4x slower at 22 endpoints per message).
+DELIVERIES_CREATE = (
+    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, "
+    "due_at, next_attempt_at, updated_at) "
+    "SELECT m.app_id, m.message_id, e.value, 0, 0, 0, m.now, m.now, m.now FROM ("
+    " SELECT json_extract(value, '$[0]') AS app_id, json_extract(value, '$[1]') AS message_id,"
+    " json_extract(value, '$[2]') AS now, json_extract(value, '$[3]') AS endpoints"
+    " FROM json_each(?) LIMIT -1) AS m, json_each(m.endpoints) AS e"
+)
+
+# -- the delivery queue ---------------------------------------------------------------------
+# What a claim reads, in the order queue.SqliteQueue._claimed unpacks it. (Packing the claimed rows
+# into one JSON row, as create_message does with an app's endpoints, was measured and dropped:
+# the payloads, as hex, cost more in the end-to-end bench than the steps they saved. So was
+# leasing from a JSON row of ids and reading the rest after the commit: no gain measured, and
+# a failed read would leave rows leased until their lease ran out. See BENCHMARKS.md.)
+_CLAIM_COLUMNS = (
+    "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
+    "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
+    "e.retry_schedule, e.disabled, d.due_at"
+)
+# CLAIM + (the excluded endpoints' condition, if any) + CLAIM_ORDER.
+CLAIM = (
+    f"SELECT {_CLAIM_COLUMNS} "
+    "FROM deliveries d JOIN messages m ON m.id = d.message_id "
+    "JOIN endpoints e ON e.id = d.endpoint_id "
+    "WHERE d.due_at <= ? AND d.due_at >= ?"
+)
+CLAIM_ORDER = " ORDER BY d.due_at LIMIT ?"
+DELIVERIES_LEASE = (
+    "UPDATE deliveries SET status = 1, due_at = ?, lease = ?, updated_at = ? "
+    "WHERE id IN (VALUES {values})"
+)
+DELIVERIES_CANCEL = (
+    "UPDATE deliveries SET status = 4, due_at = NULL, lease = NULL, updated_at = ? "
+    "WHERE id IN (VALUES {values})"
+)
+# Skips the attempt of a delivery whose message or endpoint was deleted while it was in
+# flight (the cascade would have removed it anyway), instead of failing the whole batch.
+# Columns of a VALUES list are column1, column2...: here in ATTEMPT_COLUMNS order (3 is the
+# message id, 4 the endpoint id).
+ATTEMPTS_INSERT = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"SELECT {', '.join(f'column{i + 1}' for i in range(len(ATTEMPT_COLUMNS)))} "
+    "FROM (VALUES {values}) "
+    "WHERE EXISTS (SELECT 1 FROM messages WHERE id = column3) "
+    "AND EXISTS (SELECT 1 FROM endpoints WHERE id = column4)"
+)
+# Only where the lease still matches: a result that lost its lease is stale.
+DELIVERIES_FINISH = (
+    "UPDATE deliveries SET status = v.column1, attempts = v.column2, next_attempt_at = v.column3, "
+    "due_at = v.column4, lease = NULL, trigger = 0, updated_at = v.column5 "
+    "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column6 AND deliveries.lease = v.column7"
+)
+# A success resets the failure streak (domain.health), here in SQL: a healthy batch then reads
+# no endpoint. tests/contract/test_endpoint_health.py holds it to the domain's rule.
+ENDPOINTS_RESET = (
+    "UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL "
+    "WHERE consecutive_failures > 0 AND id IN (VALUES {values})"
+)
+# The health of the endpoints with a failure in a batch, replayed by domain.health.
+ENDPOINTS_HEALTH = (
+    "SELECT id, consecutive_failures, first_failure_at, disabled, disabled_reason, updated_at "
+    "FROM endpoints WHERE id IN (SELECT value FROM json_each(?))"
+)
+ENDPOINTS_HEALTH_UPDATE = (
+    "UPDATE endpoints SET consecutive_failures = v.column2, first_failure_at = v.column3, "
+    "disabled = v.column4, disabled_reason = v.column5, updated_at = v.column6 "
+    "FROM (VALUES {values}) AS v WHERE endpoints.id = v.column1"
+)
+DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
+    "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "
+    "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2"
+)  # a join, not (id, lease) IN (...): SQLite scans the whole table for a row-value IN
+QUEUE_DUE = "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?"
+QUEUE_SCHEDULED = "SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0"
+NEXT_DUE = "SELECT min(due_at) FROM deliveries WHERE due_at IS NOT NULL"
+
+# -- deliveries and attempts as operators see them ------------------------------------------
+RESEND = (
+    "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, "
+    "trigger, due_at, next_attempt_at, updated_at) VALUES (?, ?, ?, 0, 0, 1, ?, ?, ?) "
+    "ON CONFLICT (message_id, endpoint_id) DO UPDATE SET status = 0, trigger = 1, "
+    "due_at = excluded.due_at, next_attempt_at = excluded.next_attempt_at, "
+    "lease = NULL, updated_at = excluded.updated_at"
+)
+RECOVER = (  # + the WHERE clause
+    "UPDATE deliveries SET status = 0, attempts = 0, trigger = 0, due_at = ?, "
+    "next_attempt_at = ?, lease = NULL, updated_at = ? WHERE "
+)
+DELIVERY_GET = "SELECT * FROM deliveries WHERE message_id = ? AND endpoint_id = ?"
+ATTEMPT_GET = "SELECT * FROM attempts WHERE app_id = ? AND message_id = ? AND id = ?"
+ATTEMPT_EXPUNGE = "UPDATE attempts SET response = '' WHERE app_id = ? AND message_id = ? AND id = ?"
+DELIVERIES_OF_MESSAGE = (
+    "SELECT e.*, d.id AS d_id, d.app_id AS d_app_id, d.message_id AS d_message_id, "
+    "d.endpoint_id AS d_endpoint_id, d.status AS d_status, d.attempts AS d_attempts, "
+    "d.next_attempt_at AS d_next_attempt_at, d.updated_at AS d_updated_at "
+    "FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
+)
+DELIVERIES_OF_ENDPOINT = (
+    "SELECT m.*, d.id AS d_id, d.app_id AS d_app_id, d.message_id AS d_message_id, "
+    "d.endpoint_id AS d_endpoint_id, d.status AS d_status, d.attempts AS d_attempts, "
+    "d.next_attempt_at AS d_next_attempt_at, d.updated_at AS d_updated_at "
+    "FROM deliveries d JOIN messages m ON m.id = d.message_id"
+)
+
+# -- tokens ---------------------------------------------------------------------------------
+TOKEN_INSERT = (
+    "INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, "
+    "expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = ?"
+TOKEN_DELETE = "DELETE FROM api_tokens WHERE token_hash = ?"
+ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
+
+# -- idempotency keys -----------------------------------------------------------------------
+IDEMPOTENT_GET = (
+    "SELECT status, body FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at > ?"
+)
+IDEMPOTENT_STORED = "SELECT status, body FROM idempotency_keys WHERE scope = ? AND key = ?"
+# The answers already stored under some of a group's idempotency keys: one statement for the
+# group, over a JSON array of [scope, key, now_ms] (the array index comes back with each row).
+ANSWERS_FOUND = (
+    "SELECT CAST(j.key AS INTEGER), i.status, i.body FROM json_each(?) AS j "
+    "JOIN idempotency_keys AS i ON i.scope = json_extract(j.value, '$[0]') "
+    "AND i.key = json_extract(j.value, '$[1]') WHERE i.expires_at > json_extract(j.value, '$[2]')"
+)
+# Idempotency keys' answers stored with the messages they answer for (their keys were checked in
+# the same transaction, see messages._replayed).
+ANSWERS_PUT = (
+    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES {values} "
+    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
+    "expires_at = excluded.expires_at"
+)
+# An idempotency key's answer, unless one unexpired at the last parameter is there already.
+ANSWER_PUT_FIRST = (
+    ANSWERS_PUT.format(values="(?, ?, ?, ?, ?)") + " WHERE idempotency_keys.expires_at <= ?"
+)
