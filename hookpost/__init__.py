@@ -2,6 +2,11 @@
 
 __version__ = "0.1.0"
 
+# What library users pass the services (``hookpost.domain.inputs``).
+_INPUTS = frozenset(
+    {"NewApp", "AppChanges", "NewEventType", "EventTypeChanges", "NewEndpoint", "EndpointChanges"}
+)
+
 
 def __getattr__(name: str) -> object:
     # Lazy, so `import hookpost.domain` stays free of I/O libraries.
@@ -9,4 +14,8 @@ def __getattr__(name: str) -> object:
         from hookpost.wiring import Hookpost
 
         return Hookpost
+    if name in _INPUTS or name == "UNSET":
+        from hookpost.domain import inputs
+
+        return getattr(inputs, name)
     raise AttributeError(name)

@@ -5,7 +5,7 @@ here, so every entry point gets the same store, secrets handling and delivery op
 
     async with Hookpost.open("sqlite:///hooks.db") as hp:
         app = await hp.apps.create("Acme")
-        await hp.endpoints.create(app.id, {"url": "https://example.com/hook"})
+        await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/hook"))
         await hp.messages.send(app.id, "invoice.paid", {"id": 1})
         await hp.start_worker()   # deliver from this event loop
 """

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -44,9 +43,8 @@ from hookpost.api.routes import (
     messages,
 )
 from hookpost.api.routes.common import ApiState, Runtime
-from hookpost.domain.queries import QueueDepth
+from hookpost.services.status import QueueStatus
 from hookpost.settings import Settings
-from hookpost.store.base import Store
 
 log = logging.getLogger("hookpost.api")
 
@@ -77,7 +75,7 @@ def create_app_from_settings(
             # yet, say how to make one instead of generating one nobody sees.
             if settings.admin_token:
                 await hp.services.tokens.ensure_admin(settings.admin_token)
-            elif await hp.store.count_admin_tokens() == 0:
+            elif not await hp.services.tokens.admin_exists():
                 log.warning(
                     "no admin token exists: set HOOKPOST_ADMIN_TOKEN or run `hookpost token create`"
                 )
@@ -157,7 +155,9 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
 
 def _with_security(app: FastAPI) -> None:
     """Declare bearer authentication in the OpenAPI document (the routes read the header
-    themselves, see ``routes.common.context``); health checks need none."""
+    themselves, see ``routes.common.context``); health checks need none. Path parameters are
+    listed in path order (FastAPI lists ``{app_id}``, which ``routes.common.AppCtx`` declares,
+    after the route's own)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -175,10 +175,22 @@ def _with_security(app: FastAPI) -> None:
                 continue
             for operation in operations.values():
                 operation["security"] = [{"HTTPBearer": []}]
+                _path_order(path, operation)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _path_order(path: str, operation: dict[str, Any]) -> None:
+    params = operation.get("parameters")
+    if not params:
+        return
+    in_path = sorted(
+        (p for p in params if p["in"] == "path"), key=lambda p: path.index(f"{{{p['name']}}}")
+    )
+    others = [p for p in params if p["in"] != "path"]
+    operation["parameters"] = in_path + others
 
 
 def _version() -> str:
@@ -200,27 +212,25 @@ class QueueCollector:
     """Queue gauges from the snapshot taken at the start of each scrape."""
 
     def __init__(self) -> None:
-        self.depth: QueueDepth | None = None
-        self.now_ms = 0
+        self.queue: QueueStatus | None = None
 
     def collect(self) -> Iterator[Metric]:
-        depth = self.depth
-        if depth is None:
+        queue = self.queue
+        if queue is None:
             return
         due = GaugeMetricFamily("hookpost_queue_due", "Deliveries due now (incl. lost leases)")
-        due.add_metric([], depth.due)
+        due.add_metric([], queue.due)
         yield due
         scheduled = GaugeMetricFamily(
             "hookpost_queue_scheduled", "Pending deliveries scheduled for later (retries)"
         )
-        scheduled.add_metric([], depth.scheduled)
+        scheduled.add_metric([], queue.scheduled)
         yield scheduled
         age = GaugeMetricFamily(
             "hookpost_oldest_due_age_seconds",
             "How long the oldest due delivery has been waiting (0 when none is due)",
         )
-        oldest = depth.oldest_due_at
-        age.add_metric([], 0.0 if oldest is None else max(0, self.now_ms - oldest) / 1000)
+        age.add_metric([], queue.oldest_due_age_s)
         yield age
 
 
@@ -228,13 +238,11 @@ async def metrics(request: Request) -> Response:
     """Prometheus text: the runtime's registry plus the queue gauges."""
     state = request.app.state
     hp: Runtime = state.hp
-    store: Store = hp.store
-    now = int(time.time() * 1000)
-    depth = await store.queue_depth(now)
+    queue = await hp.services.status.queue()
     runtime = await hp.services.metrics.exposition()
     collector: QueueCollector = state.metrics_collector
     # No await between taking the snapshot and rendering it: concurrent scrapes cannot mix.
-    collector.depth, collector.now_ms = depth, now
+    collector.queue = queue
     body = runtime + generate_latest(state.metrics_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

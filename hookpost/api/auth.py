@@ -6,7 +6,8 @@
   seconds (per app instance), so the hot paths cost no database round trip for authentication.
   The cache is keyed by the token itself, so a hit costs no hashing either (the process holds
   each request's token in memory anyway); entries are dropped within a cache lifetime of going
-  stale. A token that expires is refused as soon as it expires, even while cached.
+  stale. A token that expires is refused as soon as it expires, even while cached (the tokens
+  service's rule, checked on every use).
 * An admin token (``app_id is None``) may do everything. An application-scoped token (the app
   portal's) may only touch its own application: any other application, by id or uid, is
   "not found" (404, never 403, so that ids of other tenants cannot be probed). Operations that
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi.security import HTTPBearer
 from starlette.types import Scope, Send
@@ -38,8 +39,11 @@ bearer = HTTPBearer(
 )
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+class TokenLookup(Protocol):
+    """What the authenticator needs of ``services.tokens.TokenService``."""
+
+    async def lookup(self, token_hash: str) -> ApiToken | None: ...
+    def usable(self, record: ApiToken) -> bool: ...
 
 
 class Authenticator:
@@ -47,12 +51,13 @@ class Authenticator:
 
     def __init__(
         self,
-        find: Callable[[str], Awaitable[ApiToken | None]],
+        tokens: TokenLookup,
         ttl_s: float = CACHE_TTL_S,
         max_entries: int = CACHE_MAX,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._find = find  # by token hash
+        self._lookup = tokens.lookup
+        self._usable = tokens.usable  # the expiry rule, checked on every use
         self._ttl = ttl_s
         self._max = max_entries
         self._clock = clock
@@ -76,7 +81,7 @@ class Authenticator:
             digest = hash_token(token)
             if self._is_revoked(digest, now):
                 return None
-            found = await self._find(digest)
+            found = await self._lookup(digest)
             if found is None or digest in self._revoked:  # revoked while we looked it up
                 self._cache.pop(token, None)
                 return None
@@ -84,9 +89,7 @@ class Authenticator:
             if len(self._cache) >= self._max:
                 self._cache.clear()
             self._cache[token] = (record, now + self._ttl, digest)
-        if record.expires_at is not None and record.expires_at <= _now_ms():
-            return None
-        return record
+        return record if self._usable(record) else None
 
     def _sweep(self, now: float) -> None:
         """Forget the entries past their lifetime, once per lifetime: the cache holds tokens

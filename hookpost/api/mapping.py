@@ -23,6 +23,7 @@ from hookpost.domain.models import (
     Application,
     Attempt,
     AttemptStatus,
+    BackgroundTask,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -224,6 +225,15 @@ def attempt_out(attempt: Attempt, with_content: bool = True) -> dict[str, Any]:
     }
 
 
+def task_out(task: BackgroundTask) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "status": task.status,
+        "task": task.task,
+        "updatedAt": iso(task.updated_at),
+    }
+
+
 # --------------------------------------------------------------------------- lists
 
 
@@ -231,19 +241,19 @@ def list_out(
     page: Page[T],
     render: Callable[[T], dict[str, Any]],
     key: Callable[[T], str],
-    keep: Callable[[T], bool] | None = None,
 ) -> dict[str, Any]:
     """The list envelope. ``iterator`` is the key of the page's last row and ``prevIterator``
     "-" + the key of its first (a leading "-" walks backwards); both null for an empty page.
 
-    ``keep`` filters rows after the store paged them (for filters the store cannot apply): the
-    iterators still come from the rows the store returned, so paging never skips or repeats.
+    A page filtered after paging carries the keys of the rows the store returned
+    (``Page.bounds``): the iterators come from those, so paging never skips or repeats.
     """
     items: Sequence[T] = page.items
-    data = [render(item) for item in items if keep is None or keep(item)]
-    return {
-        "data": data,
-        "iterator": key(items[-1]) if items else None,
-        "prevIterator": "-" + key(items[0]) if items else None,
-        "done": page.done,
-    }
+    data = [render(item) for item in items]
+    if page.bounds is not None:
+        first, last = page.bounds
+    elif items:
+        first, last = key(items[0]), key(items[-1])
+    else:
+        return {"data": data, "iterator": None, "prevIterator": None, "done": page.done}
+    return {"data": data, "iterator": last, "prevIterator": "-" + first, "done": page.done}

@@ -192,6 +192,9 @@ class ApiToken:
     created_at: int = 0
     expires_at: int | None = None
 
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_at is not None and self.expires_at <= now_ms
+
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
@@ -207,3 +210,16 @@ class PageRequest:
 class Page(Generic[T]):
     items: list[T]
     done: bool  # no more items beyond this page in the direction walked
+    # The keys of the first and last rows the store paged, when ``items`` was filtered after
+    # paging: the page's iterators, so that paging neither skips nor repeats rows.
+    bounds: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundTask:
+    """An operation reported as a task (``endpoint.recover``)."""
+
+    id: str
+    task: str
+    status: str  # "running"
+    updated_at: int

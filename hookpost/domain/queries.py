@@ -15,6 +15,16 @@ class MessageFilter:
     before: int | None = None  # created strictly before (ms)
     after: int | None = None  # created strictly after (ms)
 
+    def matches(self, message: Message) -> bool:
+        """The filter as ``Messages.list_messages`` applies it, for rows paged by something
+        else (a contract test holds the two equal)."""
+        return (
+            (not self.event_types or message.event_type in self.event_types)
+            and (self.channel is None or self.channel in (message.channels or ()))
+            and (self.before is None or message.created_at < self.before)
+            and (self.after is None or message.created_at > self.after)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptFilter:

@@ -11,6 +11,7 @@ from hookpost.services.event_types import EventTypeService
 from hookpost.services.events import EventBus
 from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
+from hookpost.services.status import StatusService
 from hookpost.services.tokens import TokenService
 from hookpost.store.base import Store
 
@@ -25,6 +26,7 @@ class Services:
     tokens: TokenService
     metrics: Metrics
     events: EventBus
+    status: StatusService
 
     @classmethod
     def build(
@@ -50,4 +52,5 @@ class Services:
             tokens=TokenService(store, clock),
             metrics=metrics,
             events=EventBus(),
+            status=StatusService(store, clock),
         )

@@ -2,20 +2,67 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from hookpost.domain import ids
-from hookpost.domain.errors import NotFound
+from hookpost.domain.errors import Conflict, NotFound
+from hookpost.domain.inputs import AppChanges, NewApp
 from hookpost.domain.models import Application, Page, PageRequest
-from hookpost.services.common import Clock, now_ms, with_changes
+from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
+
+APP_CACHE_TTL_S = 2.0
+
+
+class AppResolver:
+    """Application id or uid -> the application's id, cached for ``ttl_s`` seconds.
+
+    An id always resolves to itself until the application is deleted (and then writes that
+    name it fail with NotFound in the store), so id entries cannot go wrong. A uid can move
+    to another application; entries are dropped whenever this process changes an
+    application, and another process's change is seen within ``ttl_s``.
+    """
+
+    def __init__(
+        self,
+        get_app: Callable[[str], Awaitable[Application]],
+        ttl_s: float = APP_CACHE_TTL_S,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._get_app = get_app
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    async def resolve(self, app_id_or_uid: str) -> str:
+        now = self._clock()
+        hit = self._cache.get(app_id_or_uid)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        app = await self._get_app(app_id_or_uid)  # NotFound propagates
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[app_id_or_uid] = (app.id, now + self._ttl)
+        return app.id
+
+    def invalidate(self) -> None:
+        self._cache.clear()
 
 
 class AppService:
+    """The other services take an application's id: ``resolve`` turns an id or uid into it."""
+
     def __init__(self, store: Store, clock: Clock = now_ms) -> None:
         self._store = store
         self._clock = clock
+        self._ids = AppResolver(store.get_app)
+        # The application's id for an id or uid (NotFound if there is none), cached: see
+        # AppResolver. The resolver's own method: POST /msg resolves on every request.
+        self.resolve: Callable[[str], Awaitable[str]] = self._ids.resolve
 
     async def create(
         self,
@@ -46,38 +93,43 @@ class AppService:
         metadata: dict[str, str] | None = None,
         throttle_rate: int | None = None,
     ) -> Application:
+        """The application with this uid (or id), created if there is none."""
         if uid is not None:
             try:
                 return await self._store.get_app(uid)
             except NotFound:
                 pass
-        return await self.create(name, uid, metadata, throttle_rate)
+        try:
+            return await self.create(name, uid, metadata, throttle_rate)
+        except Conflict:
+            if uid is None:
+                raise
+            return await self._store.get_app(uid)  # created concurrently by another request
 
     async def list(self, page: PageRequest) -> Page[Application]:
         return await self._store.list_apps(page)
 
-    async def upsert(
-        self, app_id_or_uid: str, fields: Mapping[str, Any]
-    ) -> tuple[Application, bool]:
+    async def upsert(self, app_id_or_uid: str, app: NewApp) -> tuple[Application, bool]:
         """PUT: replace the app, or create it (with ``app_id_or_uid`` as its uid) when absent."""
         try:
             current = await self._store.get_app(app_id_or_uid)
         except NotFound:
-            uid = fields.get("uid") or app_id_or_uid
-            created = await self.create(
-                fields["name"], uid, fields.get("metadata"), fields.get("throttle_rate")
-            )
+            uid = app.uid or app_id_or_uid
+            created = await self.create(app.name, uid, app.metadata, app.throttle_rate)
+            self._ids.invalidate()  # the uid may have been cached for another application
             return created, True
-        full = {"uid": None, "metadata": {}, "throttle_rate": None, **fields}
-        return await self._update(current, full), False
+        return await self._update(current, AppChanges.replacing(app)), False
 
-    async def patch(self, app_id_or_uid: str, changes: Mapping[str, Any]) -> Application:
+    async def patch(self, app_id_or_uid: str, changes: AppChanges) -> Application:
         return await self._update(await self._store.get_app(app_id_or_uid), changes)
 
-    async def _update(self, current: Application, changes: Mapping[str, Any]) -> Application:
-        app = with_changes(current, changes, updated_at=self._clock())
-        return await self._store.update_app(app)
+    async def _update(self, current: Application, changes: AppChanges) -> Application:
+        app = replace(current, **changes.given(), updated_at=self._clock())
+        updated = await self._store.update_app(app)
+        self._ids.invalidate()  # its uid may have changed
+        return updated
 
     async def delete(self, app_id_or_uid: str) -> None:
         app = await self._store.get_app(app_id_or_uid)
         await self._store.delete_app(app.id)
+        self._ids.invalidate()

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import replace
 
 from hookpost.domain import ids
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StaleWrite
-from hookpost.domain.models import Endpoint, EndpointStats, Page, PageRequest, SigningKey
+from hookpost.domain.inputs import EndpointChanges, NewEndpoint
+from hookpost.domain.models import (
+    BackgroundTask,
+    Endpoint,
+    EndpointStats,
+    Page,
+    PageRequest,
+    SigningKey,
+)
 from hookpost.domain.signing import generate_secret, normalize_secret
-from hookpost.services.common import Clock, now_ms, with_changes
+from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
 
 DEFAULT_GRACE_S = 24 * 3600
@@ -18,8 +26,8 @@ MAX_OLD_KEYS = 10
 WRITE_ATTEMPTS = 5  # read-modify-write rounds before a change gives up (409)
 
 UrlCheck = Callable[[str], None]  # raises InvalidInput("url", ...) for a URL we must refuse
-# The new values of some fields, computed from the endpoint as it is now and the time.
-Change = Callable[[Endpoint, int], Mapping[str, Any]]
+# The endpoint changed, computed from the endpoint as it is now and the time.
+Change = Callable[[Endpoint, int], Endpoint]
 
 
 def _no_check(url: str) -> None:
@@ -27,72 +35,71 @@ def _no_check(url: str) -> None:
 
 
 class EndpointService:
+    """``app_id`` is an application's id (``AppService.resolve`` turns a uid into one); an
+    endpoint may be named by its id or uid."""
+
     def __init__(self, store: Store, clock: Clock = now_ms, url_check: UrlCheck = _no_check):
         self._store = store
         self._clock = clock
         self._url_check = url_check
 
-    async def create(self, app_id: str, fields: Mapping[str, Any]) -> Endpoint:
-        app = await self._store.get_app(app_id)
-        fields = dict(fields)
-        secret = fields.pop("secret", None)
+    async def create(self, app_id: str, endpoint: NewEndpoint) -> Endpoint:
+        secret = endpoint.secret
         key = normalize_secret(secret) if secret else generate_secret()
-        self._url_check(fields["url"])
+        self._url_check(endpoint.url)
         now = self._clock()
-        endpoint = Endpoint(
+        created = Endpoint(
             id=ids.new_id(ids.ENDPOINT, now),
-            app_id=app.id,
+            app_id=app_id,
+            url=endpoint.url,
+            description=endpoint.description,
+            uid=endpoint.uid,
+            disabled=endpoint.disabled,
+            event_types=endpoint.event_types,
+            channels=endpoint.channels,
+            headers=dict(endpoint.headers),
+            metadata=dict(endpoint.metadata),
             keys=[SigningKey(key)],
+            throttle_rate=endpoint.throttle_rate,
             created_at=now,
             updated_at=now,
-            **fields,
         )
-        return await self._store.create_endpoint(endpoint)
+        return await self._store.create_endpoint(created)  # NotFound for an unknown app
 
     async def get(self, app_id: str, endpoint_id: str) -> Endpoint:
-        app = await self._store.get_app(app_id)
-        return await self._store.get_endpoint(app.id, endpoint_id)
+        return await self._store.get_endpoint(app_id, endpoint_id)
 
     async def list(self, app_id: str, page: PageRequest) -> Page[Endpoint]:
-        app = await self._store.get_app(app_id)
-        return await self._store.list_endpoints(app.id, page)
+        return await self._store.list_endpoints(app_id, page)
 
     async def upsert(
-        self, app_id: str, endpoint_id: str, fields: Mapping[str, Any]
+        self, app_id: str, endpoint_id: str, endpoint: NewEndpoint
     ) -> tuple[Endpoint, bool]:
-        """PUT: replace the endpoint's settable fields, or create it when absent."""
+        """PUT: replace the endpoint's settable fields, or create it (with ``endpoint_id`` as
+        its uid unless ``endpoint.uid`` names one) when absent."""
         try:
             current = await self.get(app_id, endpoint_id)
-        except NotFound as exc:
-            if exc.kind != "endpoint":
-                raise
-            return await self.create(app_id, {"uid": endpoint_id, **fields}), True
-        full = {
-            "description": "",
-            "uid": None,
-            "disabled": False,
-            "event_types": None,
-            "channels": None,
-            "metadata": {},
-            "throttle_rate": None,
-            **fields,
-        }
-        return await self._update(current, full), False
+        except NotFound:
+            if endpoint.uid is None:
+                endpoint = replace(endpoint, uid=endpoint_id)
+            return await self.create(app_id, endpoint), True
+        return await self._update(current, EndpointChanges.replacing(endpoint)), False
 
-    async def patch(self, app_id: str, endpoint_id: str, changes: Mapping[str, Any]) -> Endpoint:
+    async def patch(self, app_id: str, endpoint_id: str, changes: EndpointChanges) -> Endpoint:
         return await self._update(await self.get(app_id, endpoint_id), changes)
 
-    async def _update(self, current: Endpoint, changes: Mapping[str, Any]) -> Endpoint:
-        if "url" in changes:
-            self._url_check(changes["url"])
+    async def _update(self, current: Endpoint, changes: EndpointChanges) -> Endpoint:
+        given = changes.given()
+        if "url" in given:
+            self._url_check(given["url"])
 
-        def change(now: Endpoint, _: int) -> Mapping[str, Any]:
-            new = dict(changes)
+        def change(now: Endpoint, _: int) -> Endpoint:
+            new = dict(given)
             if new.get("disabled") is False and now.disabled:
                 new["disabled_reason"] = None  # the store also resets the health record
             if new.get("disabled") is True and not now.disabled:
                 new["disabled_reason"] = "disabled by the API"
-            return new
+            return replace(now, **new)
 
         return await self._modify(current, change)
 
@@ -103,9 +110,7 @@ class EndpointService:
         concurrent change is silently undone."""
         for _ in range(WRITE_ATTEMPTS):
             now = self._clock()
-            updated = with_changes(
-                current, change(current, now), updated_at=max(now, current.updated_at + 1)
-            )
+            updated = replace(change(current, now), updated_at=max(now, current.updated_at + 1))
             try:
                 return await self._store.update_endpoint(updated, current.updated_at)
             except StaleWrite:
@@ -133,10 +138,10 @@ class EndpointService:
             raise InvalidInput("gracePeriodSeconds", f"must be between 0 and {MAX_GRACE_S}")
         new_key = normalize_secret(key, "key") if key else generate_secret()
 
-        def rotated(endpoint: Endpoint, now: int) -> Mapping[str, Any]:
+        def rotated(endpoint: Endpoint, now: int) -> Endpoint:
             old = [SigningKey(endpoint.keys[0].secret, now + grace_s * 1000)]
             old += [k for k in endpoint.keys[1:] if k.active(now)]
-            return {"keys": [SigningKey(new_key), *old[:MAX_OLD_KEYS]]}
+            return replace(endpoint, keys=[SigningKey(new_key), *old[:MAX_OLD_KEYS]])
 
         return await self._modify(await self.get(app_id, endpoint_id), rotated)
 
@@ -155,10 +160,10 @@ class EndpointService:
     ) -> Endpoint:
         lowered = {name.lower() for name in delete}
 
-        def merged(endpoint: Endpoint, _: int) -> Mapping[str, Any]:
+        def merged(endpoint: Endpoint, _: int) -> Endpoint:
             kept = dict(endpoint.headers) if merge else {}
             kept = {k: v for k, v in kept.items() if k.lower() not in lowered}
-            return {"headers": {**kept, **headers}}
+            return replace(endpoint, headers={**kept, **headers})
 
         return await self._modify(await self.get(app_id, endpoint_id), merged)
 
@@ -175,9 +180,10 @@ class EndpointService:
 
     async def recover(
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None = None
-    ) -> int:
-        """Queue every failed (or canceled) delivery of messages created in [since, until)."""
+    ) -> BackgroundTask:
+        """Queue again every failed (or canceled) delivery of messages created in
+        [since, until); they are queued when this returns."""
         endpoint = await self.get(app_id, endpoint_id)
-        return await self._store.recover(
-            endpoint.app_id, endpoint.id, since_ms, until_ms, self._clock()
-        )
+        now = self._clock()
+        await self._store.recover(endpoint.app_id, endpoint.id, since_ms, until_ms, now)
+        return BackgroundTask(ids.new_id(ids.TASK, now), "endpoint.recover", "running", now)

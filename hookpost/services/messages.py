@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from hookpost.domain import ids
-from hookpost.domain.errors import InvalidInput, PayloadTooLarge
+from hookpost.domain.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from hookpost.domain.examples import example_payload
+from hookpost.domain.inputs import AttemptQuery, status_code_class
 from hookpost.domain.models import (
     Attempt,
     Delivery,
     DeliveryStatus,
     Endpoint,
+    EventType,
     Message,
     Page,
     PageRequest,
@@ -24,6 +28,7 @@ from hookpost.services.metrics import Metrics
 from hookpost.store.base import Store
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
+T = TypeVar("T")
 
 
 def encode_payload(payload: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> bytes:
@@ -108,28 +113,75 @@ class MessageService:
             self._metrics.messages.inc()
         return created
 
+    # -- reads and operations: ``app_id`` is an application's id (see ``AppService.resolve``),
+    # a message may be named by its id or eventId, an endpoint by its id or uid.
     async def get(self, app_id: str, msg_id: str) -> Message:
-        app = await self._store.get_app(app_id)
-        return await self._store.get_message(app.id, msg_id)
+        return await self._store.get_message(app_id, msg_id)
 
     async def list(self, app_id: str, page: PageRequest, filt: MessageFilter) -> Page[Message]:
-        app = await self._store.get_app(app_id)
-        return await self._store.list_messages(app.id, page, filt)
+        return await self._store.list_messages(app_id, page, filt)
 
     async def expunge(self, app_id: str, msg_id: str) -> None:
         message = await self.get(app_id, msg_id)
         await self._store.expunge_message(message.app_id, message.id)
 
+    async def send_example(
+        self, app_id: str, endpoint_id: str, event_type: str, example_index: int = 0
+    ) -> Message:
+        """An example message of the event type (see ``example_payload``), sent to this one
+        endpoint only."""
+        endpoint = await self._store.get_endpoint(app_id, endpoint_id)
+        try:
+            known: EventType | None = await self._store.get_event_type(event_type)
+        except NotFound:
+            known = None
+        payload = example_payload(known, event_type, example_index)
+        created = await self.send_to_app_id(
+            endpoint.app_id, event_type, payload, endpoint_ids=[endpoint.id]
+        )
+        return created.message
+
     # -- attempts ----------------------------------------------------------------------------
     async def list_attempts(
-        self, app_id: str, page: PageRequest, filt: AttemptFilter
+        self, app_id: str, page: PageRequest, query: AttemptQuery
     ) -> Page[Attempt]:
-        app = await self._store.get_app(app_id)
-        if filt.endpoint_id is not None:
-            await self._store.get_endpoint(app.id, filt.endpoint_id)
-        if filt.message_id is not None:
-            await self._store.get_message(app.id, filt.message_id)
-        return await self._store.list_attempts(app.id, page, filt)
+        message = None
+        if query.message is not None:
+            message = await self._store.get_message(app_id, query.message)
+        endpoint_id = None
+        if query.endpoint is not None:
+            endpoint_id = (await self._store.get_endpoint(app_id, query.endpoint)).id
+        statuses = query.statuses
+        if statuses is not None and not statuses:
+            return Page(items=[], done=True)
+        filt = AttemptFilter(
+            endpoint_id=endpoint_id,
+            message_id=None if message is None else message.id,
+            status=next(iter(statuses)) if statuses is not None and len(statuses) == 1 else None,
+            event_types=query.event_types,
+            before=query.before,
+            after=query.after,
+        )
+        found = await self._store.list_attempts(app_id, page, filt)
+        if not found.items or (query.status_code_class is None and query.channel is None):
+            return found
+        keep: list[Callable[[Attempt], bool]] = []
+        if query.status_code_class is not None:
+            wanted = query.status_code_class
+            keep.append(lambda a: status_code_class(a.response_status_code) == wanted)
+        if query.channel is not None:
+            channel = query.channel
+            known = {} if message is None else {message.id: message}
+            messages = await self._messages_by_id(app_id, found.items, known)
+            keep.append(lambda a: channel in (messages[a.message_id].channels or ()))
+        return _filtered(found, lambda a: all(check(a) for check in keep), _attempt_key)
+
+    async def _messages_by_id(
+        self, app_id: str, attempts: Sequence[Attempt], known: dict[str, Message]
+    ) -> dict[str, Message]:
+        wanted = [m for m in dict.fromkeys(a.message_id for a in attempts) if m not in known]
+        found = await asyncio.gather(*(self._store.get_message(app_id, m) for m in wanted))
+        return {**known, **{m.id: m for m in found}}
 
     async def get_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> Attempt:
         message = await self.get(app_id, msg_id)
@@ -140,8 +192,11 @@ class MessageService:
         await self._store.expunge_attempt(attempt.app_id, attempt.message_id, attempt.id)
 
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str) -> None:
-        """A manual attempt now, whatever the delivery's state."""
+        """A manual attempt now, whatever the delivery's state; a message whose payload was
+        expunged cannot be resent (Conflict)."""
         message = await self.get(app_id, msg_id)
+        if message.expunged:
+            raise Conflict("the message's payload was expunged; it cannot be resent")
         endpoint = await self._store.get_endpoint(message.app_id, endpoint_id)
         await self._store.resend(message.app_id, message.id, endpoint.id, self._clock())
 
@@ -157,7 +212,33 @@ class MessageService:
         endpoint_id: str,
         page: PageRequest,
         status: DeliveryStatus | None = None,
+        filt: MessageFilter | None = None,
     ) -> Page[tuple[Delivery, Message]]:
-        app = await self._store.get_app(app_id)
-        endpoint = await self._store.get_endpoint(app.id, endpoint_id)
-        return await self._store.list_deliveries_for_endpoint(app.id, endpoint.id, page, status)
+        """The endpoint's deliveries with their messages, newest first. ``filt`` is applied to
+        each page the store returns (the store pages by delivery)."""
+        endpoint = await self._store.get_endpoint(app_id, endpoint_id)
+        found = await self._store.list_deliveries_for_endpoint(app_id, endpoint.id, page, status)
+        if filt is None or filt == _NO_FILTER:
+            return found
+        return _filtered(found, lambda item: filt.matches(item[1]), _delivery_message_key)
+
+
+_NO_FILTER = MessageFilter()
+
+
+def _attempt_key(attempt: Attempt) -> str:
+    return attempt.id
+
+
+def _delivery_message_key(item: tuple[Delivery, Message]) -> str:
+    return item[1].id
+
+
+def _filtered(page: Page[T], keep: Callable[[T], bool], key: Callable[[T], str]) -> Page[T]:
+    """The rows of ``page`` that ``keep`` accepts; the page's iterators stay those of the rows
+    the store returned, so paging neither skips nor repeats."""
+    items = page.items
+    if not items:
+        return page
+    kept = [item for item in items if keep(item)]
+    return Page(items=kept, done=page.done, bounds=(key(items[0]), key(items[-1])))

@@ -48,10 +48,22 @@ class TokenService:
         return await self._store.delete_token(hash_token(token))
 
     async def authenticate(self, token: str) -> ApiToken | None:
-        record = await self._store.find_token(hash_token(token))
-        if record is None or (record.expires_at is not None and record.expires_at <= self._clock()):
-            return None
-        return record
+        """The token's record, if it is known and has not expired."""
+        record = await self.lookup(hash_token(token))
+        return record if record is not None and self.usable(record) else None
+
+    async def lookup(self, token_hash: str) -> ApiToken | None:
+        """The record stored under a token's hash, expired or not (for a caller that caches
+        records: it checks ``usable`` on each use)."""
+        return await self._store.find_token(token_hash)
+
+    def usable(self, record: ApiToken) -> bool:
+        """Not expired now. Runs on every authenticated request: most tokens never expire,
+        and those cost no clock read."""
+        return record.expires_at is None or not record.expired(self._clock())
+
+    async def admin_exists(self) -> bool:
+        return await self._store.count_admin_tokens() > 0
 
     async def ensure_admin(self, configured: str) -> tuple[str, str | None]:
         """Make sure an admin token exists. Returns (where it came from, plaintext to print once).
@@ -72,7 +84,7 @@ class TokenService:
                 with contextlib.suppress(Conflict):  # another process registered it first
                     await self._store.create_token(token)
             return "HOOKPOST_ADMIN_TOKEN", None
-        if await self._store.count_admin_tokens() == 0:
+        if not await self.admin_exists():
             plaintext, _ = await self.create(name="initial admin token")
             return "generated", plaintext
         return "database", None

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from hookpost.domain.errors import Conflict, StaleWrite
+from hookpost.domain.inputs import EndpointChanges
 from hookpost.domain.models import Endpoint
 from hookpost.services.endpoints import WRITE_ATTEMPTS, EndpointService
 from hookpost.store.base import Store
@@ -47,7 +48,7 @@ async def test_concurrent_patch_rotate_and_headers_all_survive(store: Store) -> 
     racing = RacingWrites(store, 3)
     service = EndpointService(racing)  # type: ignore[arg-type]
     await asyncio.gather(
-        service.patch(app.id, ep.id, {"description": "patched"}),
+        service.patch(app.id, ep.id, EndpointChanges(description="patched")),
         service.rotate_secret(app.id, ep.id, key="whsec_" + "QUJD" * 8),
         service.set_headers(app.id, ep.id, {"x-tenant": "acme"}, merge=True),
     )
@@ -70,5 +71,7 @@ async def test_a_change_that_never_gets_through_is_a_conflict(store: Store) -> N
 
     always = AlwaysStale(store, 0)
     with pytest.raises(Conflict):
-        await EndpointService(always).patch(app.id, ep.id, {"description": "x"})  # type: ignore[arg-type]
+        await EndpointService(always).patch(  # type: ignore[arg-type]
+            app.id, ep.id, EndpointChanges(description="x")
+        )
     assert always.stale == WRITE_ATTEMPTS

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.domain.models import DeliveryStatus, PageRequest
 from hookpost.wiring import Hookpost
 from tests.support.polling import eventually
@@ -34,7 +35,7 @@ async def test_sigkill_mid_delivery_loses_nothing(fresh_sqlite_url: str, tmp_pat
     try:
         async with Hookpost.open(fresh_sqlite_url, allow_subnets="127.0.0.0/8") as hp:
             app = await hp.apps.create("Acme")
-            ep = await hp.endpoints.create(app.id, {"url": receiver.url("/hook")})
+            ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/hook")))
             sent = [
                 (await hp.messages.send(app.id, "a.b", {"n": i})).message.id
                 for i in range(MESSAGES)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from standardwebhooks import Webhook
 
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.domain.models import AttemptStatus, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
 from hookpost.wiring import Hookpost
@@ -35,7 +36,7 @@ async def hp(fresh_sqlite_url: str) -> AsyncIterator[Hookpost]:
 
 async def test_message_reaches_receiver_with_valid_signature(hp: Hookpost, receiver: Receiver):
     app = await hp.apps.create("Acme")
-    ep = await hp.endpoints.create(app.id, {"url": receiver.url("/hook")})
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/hook")))
     sent = await hp.messages.send(app.id, "invoice.paid", {"id": 42, "amount": 10})
 
     await receiver.wait_for(1)
@@ -49,7 +50,7 @@ async def test_message_reaches_receiver_with_valid_signature(hp: Hookpost, recei
 async def test_retries_until_success_records_every_attempt(hp: Hookpost, receiver: Receiver):
     receiver.respond("/flaky", fail_then_ok(2))
     app = await hp.apps.create("Acme")
-    ep = await hp.endpoints.create(app.id, {"url": receiver.url("/flaky")})
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/flaky")))
     sent = await hp.messages.send(app.id, "a.b", {"n": 1})
 
     delivery = await eventually(
@@ -72,7 +73,7 @@ async def test_retries_until_success_records_every_attempt(hp: Hookpost, receive
 async def test_exhausted_schedule_fails_delivery(hp: Hookpost, receiver: Receiver):
     receiver.respond("/down", always(503))
     app = await hp.apps.create("Acme")
-    ep = await hp.endpoints.create(app.id, {"url": receiver.url("/down")})
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/down")))
     sent = await hp.messages.send(app.id, "a.b", {"n": 1})
 
     delivery = await eventually(
@@ -85,12 +86,12 @@ async def test_exhausted_schedule_fails_delivery(hp: Hookpost, receiver: Receive
 
 async def test_fan_out_and_filtering(hp: Hookpost, receiver: Receiver):
     app = await hp.apps.create("Acme")
-    await hp.endpoints.create(app.id, {"url": receiver.url("/all")})
+    await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/all")))
     await hp.endpoints.create(
-        app.id, {"url": receiver.url("/invoices"), "event_types": ["invoice.paid"]}
+        app.id, NewEndpoint(url=receiver.url("/invoices"), event_types=["invoice.paid"])
     )
     await hp.endpoints.create(
-        app.id, {"url": receiver.url("/eu"), "channels": ["eu"], "event_types": ["user.created"]}
+        app.id, NewEndpoint(url=receiver.url("/eu"), channels=["eu"], event_types=["user.created"])
     )
     sent = {
         "inv": await hp.messages.send(app.id, "invoice.paid", {"n": 1}),
@@ -114,7 +115,7 @@ async def test_fan_out_and_filtering(hp: Hookpost, receiver: Receiver):
 
 async def test_event_id_is_idempotent(hp: Hookpost, receiver: Receiver):
     app = await hp.apps.create("Acme")
-    await hp.endpoints.create(app.id, {"url": receiver.url("/hook")})
+    await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/hook")))
     first = await hp.messages.send(app.id, "a.b", {"v": 1}, event_id="evt-1")
     again = await hp.messages.send(app.id, "a.b", {"v": 2}, event_id="evt-1")
     assert first.created and not again.created
@@ -128,7 +129,7 @@ async def test_event_id_is_idempotent(hp: Hookpost, receiver: Receiver):
 
 async def test_secret_rotation_signs_with_both_keys(hp: Hookpost, receiver: Receiver):
     app = await hp.apps.create("Acme")
-    ep = await hp.endpoints.create(app.id, {"url": receiver.url("/hook")})
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/hook")))
     old_secret = ep.secret
     rotated = await hp.endpoints.rotate_secret(app.id, ep.id)
     assert rotated.secret != old_secret
@@ -142,7 +143,7 @@ async def test_secret_rotation_signs_with_both_keys(hp: Hookpost, receiver: Rece
 
 async def test_expired_old_key_stops_signing(hp: Hookpost, receiver: Receiver):
     app = await hp.apps.create("Acme")
-    ep = await hp.endpoints.create(app.id, {"url": receiver.url("/hook")})
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/hook")))
     rotated = await hp.endpoints.rotate_secret(app.id, ep.id, grace_s=0)
     await hp.messages.send(app.id, "a.b", {"v": 1})
     await receiver.wait_for(1)
@@ -156,7 +157,7 @@ async def test_http_410_disables_the_endpoint(hp: Hookpost, receiver: Receiver):
     hp.services.events.subscribe(events.append)
     receiver.respond("/gone", always(410))
     app = await hp.apps.create("Acme")
-    ep = await hp.endpoints.create(app.id, {"url": receiver.url("/gone")})
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/gone")))
     sent = await hp.messages.send(app.id, "a.b", {"v": 1})
     delivery = await eventually(
         lambda: hp.store.get_delivery(sent.message.id, ep.id),
@@ -182,7 +183,7 @@ async def test_endpoint_failing_for_too_long_is_disabled(fresh_sqlite_url: str, 
         disable_after_s=0,
     ) as hp:
         app = await hp.apps.create("Acme")
-        ep = await hp.endpoints.create(app.id, {"url": receiver.url("/down")})
+        ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/down")))
         await hp.messages.send(app.id, "a.b", {"v": 1})
         endpoint = await eventually(lambda: hp.endpoints.get(app.id, ep.id), lambda e: e.disabled)
         assert endpoint.disabled_reason == "failing for too long"
@@ -191,7 +192,7 @@ async def test_endpoint_failing_for_too_long_is_disabled(fresh_sqlite_url: str, 
 async def test_success_resets_endpoint_health(hp: Hookpost, receiver: Receiver):
     receiver.respond("/flaky", fail_then_ok(1))
     app = await hp.apps.create("Acme")
-    ep = await hp.endpoints.create(app.id, {"url": receiver.url("/flaky")})
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/flaky")))
     sent = await hp.messages.send(app.id, "a.b", {"v": 1})
     await eventually(
         lambda: hp.store.get_delivery(sent.message.id, ep.id),
@@ -214,7 +215,7 @@ async def test_graceful_stop_releases_in_flight_deliveries(
         poll_interval_s=0.05,
     ) as hp:
         app = await hp.apps.create("Acme")
-        ep = await hp.endpoints.create(app.id, {"url": receiver.url("/slow")})
+        ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/slow")))
         sent = await hp.messages.send(app.id, "a.b", {"v": 1})
         await hp.start_worker()
         await receiver.wait_for(1)

@@ -368,7 +368,7 @@ async def test_a_database_away_while_authenticating_is_a_503(
     async with serve_api(fresh_sqlite_url, api_rate_limit=rate_limit) as api:
         async with api.http() as http:
             app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
-        monkeypatch.setattr(api.app.state.api.authenticator, "_find", down)
+        monkeypatch.setattr(api.hp.store, "find_token", down)
         async with api.http("hpk_not_cached_yet") as http:
             path = f"/api/v1/app/{app_id}/msg"
             keyed = {"idempotency-key": "k1"}

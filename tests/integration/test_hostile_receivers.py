@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hookpost.delivery.http import MAX_READ_BYTES, STORED_BYTES
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.domain.models import Attempt, AttemptStatus, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
 from hookpost.store.secretbox import generate_main_key
@@ -293,7 +294,7 @@ class Harness:
     async def send_to(self, url: str, count: int = 1) -> tuple[str, list[str]]:
         """A new app with one endpoint at ``url``; ``count`` messages sent to it."""
         app = await self.hp.apps.create(f"hostile-{time.monotonic_ns()}")
-        await self.hp.endpoints.create(app.id, {"url": url})
+        await self.hp.endpoints.create(app.id, NewEndpoint(url=url))
         ids = []
         for n in range(count):
             sent = await self.hp.messages.send(app.id, "hostile.test", {"n": n})
@@ -334,7 +335,7 @@ async def harness(database_url: str, **overrides) -> AsyncIterator[Harness]:
         }
         async with Hookpost.open(database_url, worker=True, **settings) as hp:
             app = await hp.apps.create("healthy")
-            await hp.endpoints.create(app.id, {"url": receiver.url("/healthy")})
+            await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/healthy")))
             yield Harness(hp, receiver, app.id)
     finally:
         await receiver.stop()

@@ -35,6 +35,7 @@ import pytest
 import uvicorn
 from standardwebhooks import Webhook
 
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.domain.models import DeliveryStatus
 from hookpost.settings import Settings
 from hookpost.store.secretbox import generate_main_key, parse_main_key
@@ -109,9 +110,9 @@ async def test_endpoint_secrets_are_encrypted_at_rest(migrated_sqlite_url: str, 
         migrated_sqlite_url, worker=True, allow_subnets="127.0.0.0/8", poll_interval_s=0.05
     ) as hp:
         app = await hp.apps.create("At Rest Inc")
-        ep = await hp.endpoints.create(app.id, {"url": url, "secret": first})
+        ep = await hp.endpoints.create(app.id, NewEndpoint(url=url, secret=first))
         assert ep.secret == first
-        generated = await hp.endpoints.create(app.id, {"url": receiver.url("/generated")})
+        generated = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/generated")))
         rotated = await hp.endpoints.rotate_secret(app.id, ep.id, key=second)
         assert rotated.secret == second and len(rotated.keys) == 2  # both sign for now
         sent = await hp.messages.send(app.id, "invoice.paid", {"amount": 7})
@@ -316,13 +317,13 @@ async def test_no_secret_or_token_is_logged(
             for path in ("/ok", "/failing", "/gone"):
                 secret = new_secret()
                 ep = await hp.endpoints.create(
-                    app.id, {"url": receiver.url(path), "secret": secret}
+                    app.id, NewEndpoint(url=receiver.url(path), secret=secret)
                 )
                 secrets_by_path[path] = (ep, secret)
             with socket.socket() as closed:  # bound, never listening: connection refused
                 closed.bind(("127.0.0.1", 0))
                 refused = await hp.endpoints.create(
-                    app.id, {"url": f"http://127.0.0.1:{closed.getsockname()[1]}/refused"}
+                    app.id, NewEndpoint(url=f"http://127.0.0.1:{closed.getsockname()[1]}/refused")
                 )
                 ok_ep = secrets_by_path["/ok"][0]
                 rotated = await hp.endpoints.rotate_secret(app.id, ok_ep.id)
@@ -474,7 +475,7 @@ async def test_embedded_default_keeps_a_private_key_file(migrated_sqlite_url: st
     assert key_file(migrated_sqlite_url) == (None, "")
     async with Hookpost.open(migrated_sqlite_url) as hp:
         app = await hp.apps.create("Keyed")
-        ep = await hp.endpoints.create(app.id, {"url": "https://example.com/hook"})
+        ep = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/hook"))
     mode, key = key_file(migrated_sqlite_url)
     assert mode == 0o600
     assert len(parse_main_key(key)) == 32
@@ -503,7 +504,7 @@ async def test_wrong_main_key_fails_loudly(migrated_sqlite_url: str):
     right = generate_main_key()
     async with Hookpost.open(migrated_sqlite_url, main_key=right) as hp:
         app = await hp.apps.create("Keyed")
-        ep = await hp.endpoints.create(app.id, {"url": "https://example.com/hook"})
+        ep = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/hook"))
     await assert_refused_at_start(migrated_sqlite_url, main_key=generate_main_key())
     # The right key still works: nothing was damaged by the failed reads.
     async with Hookpost.open(migrated_sqlite_url, main_key=right) as hp:
@@ -515,6 +516,6 @@ async def test_lost_key_file_fails_loudly(migrated_sqlite_url: str):
     error, never a silently different secret."""
     async with Hookpost.open(migrated_sqlite_url) as hp:
         app = await hp.apps.create("Keyed")
-        await hp.endpoints.create(app.id, {"url": "https://example.com/hook"})
+        await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/hook"))
     os.unlink(f"{db_path(migrated_sqlite_url)}.key")
     await assert_refused_at_start(migrated_sqlite_url)

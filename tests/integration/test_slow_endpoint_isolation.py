@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.wiring import Hookpost
 from tests.support.receiver import Receiver
 
@@ -27,8 +28,12 @@ async def test_hanging_requests_do_not_hold_the_slots_of_healthy_endpoints(
             poll_interval_s=0.05,
         ) as hp:
             app = await hp.apps.create("Acme")
-            await hp.endpoints.create(app.id, {"url": hanging.url("/hang"), "event_types": ["h"]})
-            await hp.endpoints.create(app.id, {"url": healthy.url("/ok"), "event_types": ["ok"]})
+            await hp.endpoints.create(
+                app.id, NewEndpoint(url=hanging.url("/hang"), event_types=["h"])
+            )
+            await hp.endpoints.create(
+                app.id, NewEndpoint(url=healthy.url("/ok"), event_types=["ok"])
+            )
             for n in range(MAX_IN_FLIGHT):
                 await hp.messages.send(app.id, "h", {"n": n})
             await hanging.wait_for(MAX_IN_FLIGHT)  # every slot now waits on the hanging one

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from hookpost.domain.errors import InvalidInput
+from hookpost.domain.inputs import EndpointChanges, NewEndpoint
 from hookpost.domain.models import Attempt, AttemptStatus, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
 from hookpost.services.endpoints import EndpointService
@@ -103,7 +104,7 @@ async def deliver_unchecked(hp: Hookpost, url: str) -> tuple[Attempt, float]:
     list was narrowed would be), one message to it; its attempt and the wall time taken."""
     app = await hp.apps.create("tenant")
     unchecked = EndpointService(hp.store)  # no url_check: what older rows look like
-    endpoint = await unchecked.create(app.id, {"url": url})
+    endpoint = await unchecked.create(app.id, NewEndpoint(url=url))
     started = time.monotonic()
     sent = await hp.messages.send(app.id, "a.b", {"url": url})
     assert sent.deliveries == 1
@@ -191,14 +192,14 @@ async def test_literal_internal_url_is_refused_at_creation(
     async with Hookpost.open(migrated_sqlite_url, allow_subnets="") as hp:
         app = await hp.apps.create("tenant")
         with pytest.raises(InvalidInput) as refused:
-            await hp.endpoints.create(app.id, {"url": url})
+            await hp.endpoints.create(app.id, NewEndpoint(url=url))
         assert refused.value.field == "url"
         assert reason in refused.value.message
         # Nothing was stored, and changing an existing endpoint's URL is refused the same way.
         assert (await hp.endpoints.list(app.id, PageRequest())).items == []
-        ok = await hp.endpoints.create(app.id, {"url": "https://example.com/hook"})
+        ok = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/hook"))
         with pytest.raises(InvalidInput) as patched:
-            await hp.endpoints.patch(app.id, ok.id, {"url": url})
+            await hp.endpoints.patch(app.id, ok.id, EndpointChanges(url=url))
         assert patched.value.field == "url"
         assert (await hp.endpoints.get(app.id, ok.id)).url == "https://example.com/hook"
 
@@ -207,10 +208,10 @@ async def test_https_only_refuses_plain_http(migrated_sqlite_url: str):
     async with Hookpost.open(migrated_sqlite_url, https_only=True) as hp:
         app = await hp.apps.create("tenant")
         with pytest.raises(InvalidInput) as refused:
-            await hp.endpoints.create(app.id, {"url": "http://example.com/hook"})
+            await hp.endpoints.create(app.id, NewEndpoint(url="http://example.com/hook"))
         assert refused.value.field == "url"
         assert "https://" in refused.value.message
-        created = await hp.endpoints.create(app.id, {"url": "https://example.com/hook"})
+        created = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/hook"))
         assert created.url == "https://example.com/hook"
 
 
@@ -218,7 +219,7 @@ async def test_host_names_are_accepted_at_creation(migrated_sqlite_url: str):
     """Names are judged when connecting (their answers can change), not when created."""
     async with Hookpost.open(migrated_sqlite_url, allow_subnets="") as hp:
         app = await hp.apps.create("tenant")
-        created = await hp.endpoints.create(app.id, {"url": "http://localhost:9/hook"})
+        created = await hp.endpoints.create(app.id, NewEndpoint(url="http://localhost:9/hook"))
         assert created.url == "http://localhost:9/hook"
 
 
@@ -236,9 +237,9 @@ async def test_allow_list_lets_loopback_through(
         poll_interval_s=0.05,
     ) as hp:
         app = await hp.apps.create("tenant")
-        ip_ep = await hp.endpoints.create(app.id, {"url": receiver.url("/ip")})
+        ip_ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/ip")))
         name_ep = await hp.endpoints.create(
-            app.id, {"url": f"http://localhost:{receiver.port}/name"}
+            app.id, NewEndpoint(url=f"http://localhost:{receiver.port}/name")
         )
         sent = await hp.messages.send(app.id, "a.b", {"v": 1})
         assert sent.deliveries == 2
@@ -253,5 +254,5 @@ async def test_allow_list_lets_loopback_through(
         # ::1 is not in the allow list: still refused, even with 127/8 allowed.
         app2 = await hp.apps.create("other")
         with pytest.raises(InvalidInput):
-            await hp.endpoints.create(app2.id, {"url": f"http://[::1]:{receiver.port}/"})
+            await hp.endpoints.create(app2.id, NewEndpoint(url=f"http://[::1]:{receiver.port}/"))
     assert ("127.0.0.1", receiver.port) in connects

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hookpost.domain.inputs import EndpointChanges, NewEndpoint
 from hookpost.wiring import Hookpost
 from tests.support.receiver import Receiver
 
@@ -52,7 +53,7 @@ async def test_a_busy_endpoints_surplus_is_never_leased(
         poll_interval_s=0.05,
     ) as hp:
         app = await hp.apps.create("Acme")
-        await hp.endpoints.create(app.id, {"url": busy.url("/busy")})
+        await hp.endpoints.create(app.id, NewEndpoint(url=busy.url("/busy")))
         for n in range(10):
             await hp.messages.send(app.id, "a.b", {"n": n})
         releases = Releases(hp)
@@ -80,8 +81,8 @@ async def test_a_full_endpoints_surplus_does_not_hold_up_other_endpoints(
         poll_interval_s=30.0,  # a wait for the poll would fail the deadline below
     ) as hp:
         app = await hp.apps.create("Acme")
-        await hp.endpoints.create(app.id, {"url": busy.url("/busy"), "event_types": ["b"]})
-        await hp.endpoints.create(app.id, {"url": other.url("/other"), "event_types": ["o"]})
+        await hp.endpoints.create(app.id, NewEndpoint(url=busy.url("/busy"), event_types=["b"]))
+        await hp.endpoints.create(app.id, NewEndpoint(url=other.url("/other"), event_types=["o"]))
         for n in range(10):
             await hp.messages.send(app.id, "b", {"n": n})  # the oldest due rows
         await hp.messages.send(app.id, "o", {"n": 0})
@@ -107,12 +108,14 @@ async def test_a_disabled_endpoints_backlog_does_not_hold_up_other_endpoints(
         poll_interval_s=30.0,  # a wait for the poll would fail the deadline below
     ) as hp:
         app = await hp.apps.create("Acme")
-        ep = await hp.endpoints.create(app.id, {"url": gone.url("/gone"), "event_types": ["g"]})
-        await hp.endpoints.create(app.id, {"url": other.url("/other"), "event_types": ["o"]})
+        ep = await hp.endpoints.create(
+            app.id, NewEndpoint(url=gone.url("/gone"), event_types=["g"])
+        )
+        await hp.endpoints.create(app.id, NewEndpoint(url=other.url("/other"), event_types=["o"]))
         for n in range(40):
             await hp.messages.send(app.id, "g", {"n": n})  # the oldest due rows
         await hp.messages.send(app.id, "o", {"n": 0})
-        await hp.endpoints.patch(app.id, ep.id, {"disabled": True})
+        await hp.endpoints.patch(app.id, ep.id, EndpointChanges(disabled=True))
         started = time.monotonic()
         await hp.start_worker()
         await other.wait_for(1, timeout=10)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.wiring import Hookpost
 from tests.support.receiver import Receiver
 
@@ -58,7 +59,7 @@ async def test_a_claim_runs_alongside_the_write_that_frees_its_slots(
         poll_interval_s=30.0,  # a claim that waited for the poll would miss the deadline
     ) as hp:
         app = await hp.apps.create("Acme")
-        await hp.endpoints.create(app.id, {"url": receiver.url("/hook")})
+        await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/hook")))
         for n in range(MESSAGES):
             await hp.messages.send(app.id, "a.b", {"n": n})
         calls = Calls(hp)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.wiring import Hookpost
 from tests.support.receiver import Receiver, fail_then_ok
 
@@ -50,7 +51,7 @@ async def test_no_spin_while_the_due_work_waits_for_a_saturated_endpoint(
         poll_interval_s=0.25,
     ) as hp:
         app = await hp.apps.create("Acme")
-        await hp.endpoints.create(app.id, {"url": receiver.url("/slow")})
+        await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/slow")))
         for i in range(10):
             await hp.messages.send(app.id, "a.b", {"n": i})
         counted = Counted(hp)
@@ -78,7 +79,7 @@ async def test_a_retry_is_sent_when_due_not_at_the_next_poll(
         poll_interval_s=10.0,
     ) as hp:
         app = await hp.apps.create("Acme")
-        await hp.endpoints.create(app.id, {"url": receiver.url("/flaky")})
+        await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/flaky")))
         await hp.messages.send(app.id, "a.b", {"n": 1})
         await receiver.wait_for(2, timeout=5.0)
         first, retry = receiver.requests

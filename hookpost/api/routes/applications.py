@@ -12,7 +12,7 @@ from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
     IDEMPOTENT,
-    AppId,
+    AppCtx,
     AuthCtx,
     Iterator,
     Limit,
@@ -29,6 +29,7 @@ from hookpost.api.schemas import (
     ListResponseApplicationOut,
 )
 from hookpost.domain.errors import Conflict, NotFound
+from hookpost.domain.inputs import AppChanges, NewApp
 from hookpost.domain.models import Page
 
 router = APIRouter(
@@ -36,13 +37,8 @@ router = APIRouter(
 )
 
 
-def _app_fields(body: ApplicationIn) -> dict[str, object]:
-    return {
-        "name": body.name,
-        "uid": body.uid,
-        "metadata": dict(body.metadata),
-        "throttle_rate": body.throttle_rate,
-    }
+def _new_app(body: ApplicationIn) -> NewApp:
+    return NewApp(body.name, body.uid, dict(body.metadata), body.throttle_rate)
 
 
 @router.get(
@@ -106,9 +102,8 @@ async def create_application(
     operation_id="v1.application.get",
     summary="Get Application",
 )
-async def get_application(app_id: AppId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    return json_response(mapping.app_out(await c.services.apps.get(app_id)))
+async def get_application(app: AppCtx) -> Response:
+    return json_response(mapping.app_out(await app.services.apps.get(app.id)))
 
 
 @router.put(
@@ -118,12 +113,11 @@ async def get_application(app_id: AppId, c: AuthCtx) -> Response:
     summary="Update Application",
     responses={201: {"model": ApplicationOut, "description": "Created"}},
 )
-async def update_application(app_id: AppId, body: ApplicationIn, c: AuthCtx) -> Response:
-    await c.app(app_id)  # another tenant's app: 404
-    c.require_admin()
-    app, created = await c.services.apps.upsert(app_id, _app_fields(body))
-    c.apps_changed()
-    return json_response(mapping.app_out(app), 201 if created else 200)
+async def update_application(app: AppCtx, body: ApplicationIn) -> Response:
+    app.check_access()  # another tenant's app: 404 (an unknown one is created)
+    app.ctx.require_admin()
+    updated, created = await app.services.apps.upsert(app.given, _new_app(body))
+    return json_response(mapping.app_out(updated), 201 if created else 200)
 
 
 @router.patch(
@@ -132,15 +126,14 @@ async def update_application(app_id: AppId, body: ApplicationIn, c: AuthCtx) -> 
     operation_id="v1.application.patch",
     summary="Patch Application",
 )
-async def patch_application(app_id: AppId, body: ApplicationPatch, c: AuthCtx) -> Response:
-    await c.app(app_id)  # another tenant's app: 404
-    c.require_admin()
+async def patch_application(app: AppCtx, body: ApplicationPatch) -> Response:
+    app.check_access()  # another tenant's app: 404
+    app.ctx.require_admin()
     changes = body.model_dump(exclude_unset=True)
     if changes.get("throttle_rate") == 0:  # the reference's Patch allows 0: no limit
         changes["throttle_rate"] = None
-    app = await c.services.apps.patch(app_id, changes)
-    c.apps_changed()
-    return json_response(mapping.app_out(app))
+    patched = await app.services.apps.patch(app.id, AppChanges(**changes))
+    return json_response(mapping.app_out(patched))
 
 
 @router.delete(
@@ -150,9 +143,8 @@ async def patch_application(app_id: AppId, body: ApplicationPatch, c: AuthCtx) -
     operation_id="v1.application.delete",
     summary="Delete Application",
 )
-async def delete_application(app_id: AppId, c: AuthCtx) -> Response:
-    await c.app(app_id)  # another tenant's app: 404
-    c.require_admin()
-    await c.services.apps.delete(app_id)
-    c.apps_changed()
+async def delete_application(app: AppCtx) -> Response:
+    app.check_access()  # another tenant's app: 404
+    app.ctx.require_admin()
+    await app.services.apps.delete(app.id)
     return empty()

@@ -3,8 +3,6 @@ endpoint was sent, the endpoints a message went to, and resend."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Annotated
 
@@ -12,17 +10,15 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from hookpost.api import mapping
-from hookpost.api.errors import conflict
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
     ID_PATTERN,
     IDEMPOTENT,
     MAX_ID,
-    AppId,
+    AppCtx,
+    AppScope,
     AttemptId,
-    AuthCtx,
-    Ctx,
     DateQuery,
     EndpointId,
     EventTypesQuery,
@@ -45,15 +41,9 @@ from hookpost.api.schemas import (
     MessageAttemptOut,
     MessageStatus,
 )
-from hookpost.domain.models import (
-    Attempt,
-    AttemptStatus,
-    Delivery,
-    Endpoint,
-    Message,
-    Page,
-)
-from hookpost.domain.queries import AttemptFilter
+from hookpost.domain.inputs import AttemptQuery
+from hookpost.domain.models import Attempt, AttemptStatus
+from hookpost.domain.queries import MessageFilter
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}",
@@ -91,61 +81,26 @@ def _attempt_id(a: Attempt) -> str:
     return a.id
 
 
-def _code_class(code: int) -> int:
-    return 0 if code < 100 else (code // 100) * 100
-
-
-async def _messages_by_id(c: Ctx, app_id: str, msg_ids: Sequence[str]) -> dict[str, Message]:
-    unique = list(dict.fromkeys(msg_ids))
-    found = await asyncio.gather(*(c.services.messages.get(app_id, m) for m in unique))
-    return {m.id: m for m in found}
+def _statuses(status: int | None) -> frozenset[AttemptStatus] | None:
+    if status is None:
+        return None
+    found = _ATTEMPT_STATUS.get(int(status))
+    return frozenset() if found is None else frozenset((found,))
 
 
 async def _list_attempts(
-    c: Ctx,
+    app: AppScope,
     app_id: str,
-    *,
+    query: AttemptQuery,
     limit: int,
     iterator: str | None,
-    status: int | None,
-    status_code_class: int | None,
-    channel: str | None,
-    before: int | None,
-    after: int | None,
     with_content: bool,
-    event_types: list[str] | None,
-    endpoint_id: str | None = None,
-    message_id: str | None = None,
 ) -> Response:
-    await c.app(app_id)
-    page_req = page_request(limit, iterator, True)
-    if status is not None and int(status) not in _ATTEMPT_STATUS:
-        # Still check that the parent exists, then answer an empty page.
-        await c.services.messages.list_attempts(
-            app_id, page_req, AttemptFilter(endpoint_id=endpoint_id, message_id=message_id)
-        )
-        page: Page[Attempt] = Page(items=[], done=True)
-    else:
-        filt = AttemptFilter(
-            endpoint_id=endpoint_id,
-            message_id=message_id,
-            status=None if status is None else _ATTEMPT_STATUS[int(status)],
-            event_types=event_types,
-            before=before,
-            after=after,
-        )
-        page = await c.services.messages.list_attempts(app_id, page_req, filt)
-
-    # Filters the store does not know are applied to the page (iterators stay exact).
-    checks: list[Callable[[Attempt], bool]] = []
-    if status_code_class is not None:
-        checks.append(lambda a: _code_class(a.response_status_code) == int(status_code_class))
-    if channel is not None and page.items:
-        msgs = await _messages_by_id(c, app_id, [a.message_id for a in page.items])
-        checks.append(lambda a: channel in (msgs[a.message_id].channels or ()))
-    keep = (lambda a: all(check(a) for check in checks)) if checks else None
+    page = await app.services.messages.list_attempts(
+        app_id, page_request(limit, iterator, True), query
+    )
     return json_response(
-        mapping.list_out(page, lambda a: mapping.attempt_out(a, with_content), _attempt_id, keep)
+        mapping.list_out(page, lambda a: mapping.attempt_out(a, with_content), _attempt_id)
     )
 
 
@@ -157,9 +112,8 @@ async def _list_attempts(
     description="The endpoint's attempts, newest first.",
 )
 async def list_attempts_by_endpoint(
-    app_id: AppId,
+    app: AppCtx,
     endpoint_id: EndpointId,
-    c: AuthCtx,
     limit: Limit = DEFAULT_LIMIT,
     iterator: Iterator = None,
     status: StatusQuery = None,
@@ -170,21 +124,17 @@ async def list_attempts_by_endpoint(
     with_content: Annotated[bool, Query()] = True,
     event_types: EventTypesQuery = None,
 ) -> Response:
-    endpoint = await _endpoint_for(c, app_id, endpoint_id)
-    return await _list_attempts(
-        c,
-        app_id,
-        limit=limit,
-        iterator=iterator,
-        status=status,
-        status_code_class=status_code_class,
-        channel=channel,
+    app_id = app.id  # an unknown application's 404 comes before the query's 422
+    query = AttemptQuery(
+        endpoint=endpoint_id,
+        statuses=_statuses(status),
+        event_types=event_types_filter(event_types),
         before=date_ms(before),
         after=date_ms(after),
-        with_content=with_content,
-        event_types=event_types_filter(event_types),
-        endpoint_id=endpoint.id,
+        status_code_class=None if status_code_class is None else int(status_code_class),
+        channel=channel,
     )
+    return await _list_attempts(app, app_id, query, limit, iterator, with_content)
 
 
 @router.get(
@@ -195,9 +145,8 @@ async def list_attempts_by_endpoint(
     description="The message's attempts, newest first.",
 )
 async def list_attempts_by_msg(
-    app_id: AppId,
+    app: AppCtx,
     msg_id: MsgId,
-    c: AuthCtx,
     limit: Limit = DEFAULT_LIMIT,
     iterator: Iterator = None,
     status: StatusQuery = None,
@@ -211,29 +160,18 @@ async def list_attempts_by_msg(
     with_content: Annotated[bool, Query()] = True,
     event_types: EventTypesQuery = None,
 ) -> Response:
-    await c.app(app_id)
-    msg = await c.services.messages.get(app_id, msg_id)
-    ep_id = None if endpoint_id is None else (await _endpoint_for(c, app_id, endpoint_id)).id
-    return await _list_attempts(
-        c,
-        app_id,
-        limit=limit,
-        iterator=iterator,
-        status=status,
-        status_code_class=status_code_class,
-        channel=channel,
+    app_id = app.id
+    query = AttemptQuery(
+        endpoint=endpoint_id,
+        message=msg_id,
+        statuses=_statuses(status),
+        event_types=event_types_filter(event_types),
         before=date_ms(before),
         after=date_ms(after),
-        with_content=with_content,
-        event_types=event_types_filter(event_types),
-        endpoint_id=ep_id,
-        message_id=msg.id,
+        status_code_class=None if status_code_class is None else int(status_code_class),
+        channel=channel,
     )
-
-
-async def _endpoint_for(c: Ctx, app_id: str, endpoint_id: str) -> Endpoint:
-    await c.app(app_id)
-    return await c.services.endpoints.get(app_id, endpoint_id)
+    return await _list_attempts(app, app_id, query, limit, iterator, with_content)
 
 
 @router.get(
@@ -245,9 +183,8 @@ async def _endpoint_for(c: Ctx, app_id: str, endpoint_id: str) -> Endpoint:
     "status of their delivery to it.",
 )
 async def list_attempted_messages(
-    app_id: AppId,
+    app: AppCtx,
     endpoint_id: EndpointId,
-    c: AuthCtx,
     limit: Limit = DEFAULT_LIMIT,
     iterator: Iterator = None,
     channel: ChannelQuery = None,
@@ -257,32 +194,25 @@ async def list_attempted_messages(
     with_content: Annotated[bool, Query()] = True,
     event_types: EventTypesQuery = None,
 ) -> Response:
-    endpoint = await _endpoint_for(c, app_id, endpoint_id)
-    types = event_types_filter(event_types)
-    before_ms, after_ms = date_ms(before), date_ms(after)
-    page = await c.services.messages.endpoint_messages(
+    app_id = app.id
+    filt = MessageFilter(
+        event_types=event_types_filter(event_types),
+        channel=channel,
+        before=date_ms(before),
+        after=date_ms(after),
+    )
+    page = await app.services.messages.endpoint_messages(
         app_id,
-        endpoint.id,
+        endpoint_id,
         page_request(limit, iterator, True),
         None if status is None else mapping.MESSAGE_TO_DELIVERY_STATUS[int(status)],
+        filt,
     )
-
-    def keep(item: tuple[Delivery, Message]) -> bool:
-        msg = item[1]
-        return (
-            (channel is None or channel in (msg.channels or ()))
-            and (types is None or msg.event_type in types)
-            and (before_ms is None or msg.created_at < before_ms)
-            and (after_ms is None or msg.created_at > after_ms)
-        )
-
-    filtering = channel is not None or types or before_ms is not None or after_ms is not None
     return json_response(
         mapping.list_out(
             page,
             lambda item: mapping.endpoint_message_out(item[0], item[1], with_content),
             lambda item: item[1].id,
-            keep if filtering else None,
         )
     )
 
@@ -295,15 +225,13 @@ async def list_attempted_messages(
     description="The endpoints the message was (or is to be) sent to, with the delivery status.",
 )
 async def list_attempted_destinations(
-    app_id: AppId,
+    app: AppCtx,
     msg_id: MsgId,
-    c: AuthCtx,
     limit: Limit = DEFAULT_LIMIT,
     iterator: Iterator = None,
 ) -> Response:
-    await c.app(app_id)
-    page = await c.services.messages.destinations(
-        app_id, msg_id, page_request(limit, iterator, False)
+    page = await app.services.messages.destinations(
+        app.id, msg_id, page_request(limit, iterator, False)
     )
     return json_response(
         mapping.list_out(
@@ -320,9 +248,8 @@ async def list_attempted_destinations(
     operation_id="v1.message-attempt.get",
     summary="Get Attempt",
 )
-async def get_attempt(app_id: AppId, msg_id: MsgId, attempt_id: AttemptId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    attempt = await c.services.messages.get_attempt(app_id, msg_id, attempt_id)
+async def get_attempt(app: AppCtx, msg_id: MsgId, attempt_id: AttemptId) -> Response:
+    attempt = await app.services.messages.get_attempt(app.id, msg_id, attempt_id)
     return json_response(mapping.attempt_out(attempt))
 
 
@@ -333,11 +260,8 @@ async def get_attempt(app_id: AppId, msg_id: MsgId, attempt_id: AttemptId, c: Au
     operation_id="v1.message-attempt.expunge-content",
     summary="Delete Attempt Response Body",
 )
-async def expunge_attempt_content(
-    app_id: AppId, msg_id: MsgId, attempt_id: AttemptId, c: AuthCtx
-) -> Response:
-    await c.app(app_id)
-    await c.services.messages.expunge_attempt(app_id, msg_id, attempt_id)
+async def expunge_attempt_content(app: AppCtx, msg_id: MsgId, attempt_id: AttemptId) -> Response:
+    await app.services.messages.expunge_attempt(app.id, msg_id, attempt_id)
     return empty()
 
 
@@ -351,10 +275,6 @@ async def expunge_attempt_content(
     "was expunged cannot be resent (409).",
     openapi_extra=IDEMPOTENT,
 )
-async def resend(app_id: AppId, msg_id: MsgId, endpoint_id: EndpointId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    msg = await c.services.messages.get(app_id, msg_id)
-    if msg.expunged:
-        raise conflict("the message's payload was expunged; it cannot be resent")
-    await c.services.messages.resend(app_id, msg.id, endpoint_id)
+async def resend(app: AppCtx, msg_id: MsgId, endpoint_id: EndpointId) -> Response:
+    await app.services.messages.resend(app.id, msg_id, endpoint_id)
     return json_response({}, 202)

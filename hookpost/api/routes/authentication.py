@@ -10,14 +10,13 @@ from hookpost.api.errors import forbidden
 from hookpost.api.routes.common import (
     ERRORS,
     IDEMPOTENT,
-    AppId,
+    AppCtx,
     AuthCtx,
     StrictJsonRoute,
     empty,
     json_response,
 )
 from hookpost.api.schemas import AppPortalAccessIn, AppPortalAccessOut
-from hookpost.domain.errors import Conflict
 
 router = APIRouter(
     prefix="/api/v1/auth", tags=["Authentication"], responses=ERRORS, route_class=StrictJsonRoute
@@ -36,23 +35,19 @@ router = APIRouter(
     ),
     openapi_extra=IDEMPOTENT,
 )
-async def app_portal_access(
-    app_id: AppId, body: AppPortalAccessIn, c: AuthCtx, request: Request
-) -> Response:
-    await c.app(app_id)  # another tenant's application: 404
-    c.require_admin()
-    apps = c.services.apps
+async def app_portal_access(app: AppCtx, body: AppPortalAccessIn, request: Request) -> Response:
+    app.check_access()  # another tenant's application: 404
+    app.ctx.require_admin()
+    apps = app.services.apps
     if body.application is not None:
         spec = body.application
-        try:
-            app = await apps.get_or_create(
-                app_id, spec.name, dict(spec.metadata), spec.throttle_rate
-            )
-        except Conflict:  # created concurrently
-            app = await apps.get(app_id)
+        found = await apps.get_or_create(
+            app.given, spec.name, dict(spec.metadata), spec.throttle_rate
+        )
+        app_id = found.id
     else:
-        app = await apps.get(app_id)
-    token, _ = await c.services.tokens.create(app_id=app.id, name="app-portal", ttl_s=body.expiry)
+        app_id = app.id
+    token, _ = await app.services.tokens.create(app_id=app_id, name="app-portal", ttl_s=body.expiry)
     base = str(request.base_url).rstrip("/")
     return json_response({"url": f"{base}/app-portal#key={token}", "token": token})
 

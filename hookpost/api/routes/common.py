@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,22 +20,28 @@ from hookpost.api.auth import (
     check_app_access,
     require_admin,
 )
-from hookpost.api.errors import ValidationFailure, validation_item
+from hookpost.api.errors import ValidationFailure, not_found, validation_item
 from hookpost.api.mapping import to_ms
 from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
-from hookpost.domain.models import ApiToken, Application, PageRequest
+from hookpost.domain.errors import NotFound
+from hookpost.domain.models import ApiToken, PageRequest
 from hookpost.domain.queries import StoredAnswer
 from hookpost.services import Services
 from hookpost.services.common import now_ms
 from hookpost.settings import Settings
-from hookpost.store.base import Store
 
 ID_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
 MAX_ID = 256
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
-APP_CACHE_TTL_S = 2.0
 _ID_RE = re.compile(ID_PATTERN)
+
+# Path parameters.
+AppId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+EndpointId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+MsgId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+AttemptId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+EventTypeName = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 
 
 class Runtime(Protocol):
@@ -44,45 +49,7 @@ class Runtime(Protocol):
     does not import the wiring module)."""
 
     settings: Settings
-    store: Store
     services: Services
-
-
-class AppResolver:
-    """Application id or uid -> the application's id, cached for ``ttl_s`` seconds.
-
-    An id always resolves to itself until the application is deleted (and then writes that
-    name it fail with NotFound in the store), so id entries cannot go wrong. A uid can move
-    to another application; entries are dropped whenever this process changes an
-    application, and another process's change is seen within ``ttl_s``.
-    """
-
-    def __init__(
-        self,
-        get_app: Callable[[str], Awaitable[Application]],
-        ttl_s: float = APP_CACHE_TTL_S,
-        max_entries: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._get_app = get_app
-        self._ttl = ttl_s
-        self._max = max_entries
-        self._clock = clock
-        self._cache: dict[str, tuple[str, float]] = {}
-
-    async def resolve(self, app_id_or_uid: str) -> str:
-        now = self._clock()
-        hit = self._cache.get(app_id_or_uid)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        app = await self._get_app(app_id_or_uid)  # NotFound propagates
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[app_id_or_uid] = (app.id, now + self._ttl)
-        return app.id
-
-    def invalidate(self) -> None:
-        self._cache.clear()
 
 
 @dataclass(slots=True)
@@ -91,11 +58,10 @@ class ApiState:
 
     hp: Runtime
     authenticator: Authenticator
-    apps: AppResolver
 
     @classmethod
     def build(cls, hp: Runtime) -> ApiState:
-        return cls(hp, Authenticator(hp.store.find_token), AppResolver(hp.store.get_app))
+        return cls(hp, Authenticator(hp.services.tokens))
 
 
 @dataclass(slots=True)
@@ -114,28 +80,22 @@ class Ctx:
         return self.api.hp.settings
 
     @property
-    def store(self) -> Store:
-        return self.api.hp.store
-
-    @property
     def is_admin(self) -> bool:
         return self.token.app_id is None
 
     def require_admin(self) -> None:
         require_admin(self.token)
 
+    # The POST /msg create path's; the other routes take ``AppCtx``.
     async def app(self, app_id: str) -> str:
         """Check that the caller may touch application ``app_id`` (an id or uid)."""
-        await check_app_access(self.token, app_id, self.api.apps.resolve)
+        await check_app_access(self.token, app_id, self.services.apps.resolve)
         return app_id
 
     async def app_id(self, app_id: str) -> str:
         """The id of application ``app_id`` (an id or uid), checking the caller's access."""
-        await check_app_access(self.token, app_id, self.api.apps.resolve)
-        return await self.api.apps.resolve(app_id)
-
-    def apps_changed(self) -> None:
-        self.api.apps.invalidate()
+        await check_app_access(self.token, app_id, self.services.apps.resolve)
+        return await self.services.apps.resolve(app_id)
 
 
 async def authenticated(api: ApiState, headers: Any) -> Ctx:
@@ -154,6 +114,61 @@ async def context(request: Request) -> Ctx:
 
 
 AuthCtx = Annotated[Ctx, Depends(context)]
+
+
+@dataclass(slots=True)
+class AppScope:
+    """The request's application (the path's ``{app_id}``, an id or uid), resolved once and
+    checked against the caller's token by :func:`app_scope`.
+
+    A failure to resolve it (unknown: 404; another tenant's: 404; the database away: 503) is
+    raised when the route first asks for the application, not by the dependency: after the
+    request's validation, so a request that is invalid as well is answered 422, as before.
+    """
+
+    ctx: Ctx
+    given: str  # as in the path
+    _id: str | None = None
+    _denied: Exception | None = None  # another tenant's application
+    _failed: Exception | None = None  # resolving it failed
+
+    @property
+    def id(self) -> str:
+        """The application's id."""
+        self.check_access()
+        if self._failed is not None:
+            raise self._failed
+        assert self._id is not None
+        return self._id
+
+    def check_access(self) -> None:
+        """Raise unless the caller may touch this application, existing or not (PUT creates
+        it); another tenant's is "not found"."""
+        if self._denied is not None:
+            raise self._denied
+
+    @property
+    def services(self) -> Services:
+        return self.ctx.services
+
+
+async def app_scope(c: AuthCtx, app_id: AppId) -> AppScope:
+    """Authenticate (the ``AuthCtx`` dependency runs first: 401 before any 422), then resolve
+    the path's application once, through the cache of ``AppService.resolve``."""
+    scope = AppScope(c, app_id)
+    try:
+        scope._id = await c.services.apps.resolve(app_id)
+    except Exception as exc:  # raised by AppScope.id, see there
+        scope._failed = exc
+    own = c.token.app_id
+    if own is not None and app_id != own and scope._id != own:
+        failed = scope._failed
+        unknown = failed is None or isinstance(failed, NotFound)
+        scope._denied = not_found() if unknown else failed
+    return scope
+
+
+AppCtx = Annotated[AppScope, Depends(app_scope)]
 
 
 # --------------------------------------------------------------------------- request bodies
@@ -187,14 +202,6 @@ class StrictJsonRoute(APIRoute):
 
         return strict_json_handler
 
-
-# --------------------------------------------------------------------------- path parameters
-
-AppId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
-EndpointId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
-MsgId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
-AttemptId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
-EventTypeName = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 
 # --------------------------------------------------------------------------- query parameters
 

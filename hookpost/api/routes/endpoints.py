@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
@@ -13,8 +12,7 @@ from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
     IDEMPOTENT,
-    AppId,
-    AuthCtx,
+    AppCtx,
     DateQuery,
     EndpointId,
     Iterator,
@@ -43,9 +41,8 @@ from hookpost.api.schemas import (
     RecoverIn,
     RecoverOut,
 )
-from hookpost.domain import ids
-from hookpost.domain.errors import NotFound
-from hookpost.domain.models import Endpoint, EventType
+from hookpost.domain.inputs import EndpointChanges, NewEndpoint
+from hookpost.domain.models import Endpoint
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}/endpoint",
@@ -59,29 +56,32 @@ def _id(ep: Endpoint) -> str:
     return ep.id
 
 
-def _update_fields(body: EndpointUpdate) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "url": body.url,
-        "description": body.description,
-        "disabled": body.disabled,
-        "throttle_rate": body.throttle_rate,
-        "event_types": body.event_types,
-        "channels": body.channels,
-        "metadata": dict(body.metadata),
-    }
-    if body.uid is not None:
-        fields["uid"] = body.uid
-    return fields
+def _new_endpoint(
+    body: EndpointUpdate, headers: dict[str, str] | None = None, secret: str | None = None
+) -> NewEndpoint:
+    """PUT's body (``EndpointUpdate``); POST's adds the headers and the secret."""
+    return NewEndpoint(
+        url=body.url,
+        description=body.description,
+        uid=body.uid,
+        disabled=body.disabled,
+        throttle_rate=body.throttle_rate,
+        event_types=body.event_types,
+        channels=body.channels,
+        metadata=dict(body.metadata),
+        headers=headers or {},
+        secret=secret,
+    )
 
 
-def _patch_changes(body: EndpointPatch) -> dict[str, Any]:
+def _changes(body: EndpointPatch) -> EndpointChanges:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("throttle_rate") == 0:  # the reference's Patch allows 0: no limit
         changes["throttle_rate"] = None
     for key in ("event_types", "channels"):  # an empty filter means "everything"
         if key in changes and not changes[key]:
             changes[key] = None
-    return changes
+    return EndpointChanges(**changes)
 
 
 # --------------------------------------------------------------------------- CRUD
@@ -94,14 +94,12 @@ def _patch_changes(body: EndpointPatch) -> dict[str, Any]:
     summary="List Endpoints",
 )
 async def list_endpoints(
-    app_id: AppId,
-    c: AuthCtx,
+    app: AppCtx,
     limit: Limit = DEFAULT_LIMIT,
     iterator: Iterator = None,
     order: Annotated[Literal["ascending", "descending"] | None, Query()] = None,
 ) -> Response:
-    await c.app(app_id)
-    page = await c.services.endpoints.list(app_id, page_request(limit, iterator, ordering(order)))
+    page = await app.services.endpoints.list(app.id, page_request(limit, iterator, ordering(order)))
     return json_response(mapping.list_out(page, mapping.endpoint_out, _id))
 
 
@@ -113,13 +111,9 @@ async def list_endpoints(
     summary="Create Endpoint",
     openapi_extra=IDEMPOTENT,
 )
-async def create_endpoint(app_id: AppId, body: EndpointIn, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    fields = _update_fields(body)
-    fields["headers"] = dict(body.headers or {})
-    if body.secret is not None:
-        fields["secret"] = body.secret
-    ep = await c.services.endpoints.create(app_id, fields)
+async def create_endpoint(app: AppCtx, body: EndpointIn) -> Response:
+    new = _new_endpoint(body, dict(body.headers or {}), body.secret)
+    ep = await app.services.endpoints.create(app.id, new)
     return json_response(mapping.endpoint_out(ep), 201)
 
 
@@ -129,9 +123,10 @@ async def create_endpoint(app_id: AppId, body: EndpointIn, c: AuthCtx) -> Respon
     operation_id="v1.endpoint.get",
     summary="Get Endpoint",
 )
-async def get_endpoint(app_id: AppId, endpoint_id: EndpointId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    return json_response(mapping.endpoint_out(await c.services.endpoints.get(app_id, endpoint_id)))
+async def get_endpoint(app: AppCtx, endpoint_id: EndpointId) -> Response:
+    return json_response(
+        mapping.endpoint_out(await app.services.endpoints.get(app.id, endpoint_id))
+    )
 
 
 @router.put(
@@ -141,11 +136,8 @@ async def get_endpoint(app_id: AppId, endpoint_id: EndpointId, c: AuthCtx) -> Re
     summary="Update Endpoint",
     responses={201: {"model": EndpointOut, "description": "Created"}},
 )
-async def update_endpoint(
-    app_id: AppId, endpoint_id: EndpointId, body: EndpointUpdate, c: AuthCtx
-) -> Response:
-    await c.app(app_id)
-    ep, created = await c.services.endpoints.upsert(app_id, endpoint_id, _update_fields(body))
+async def update_endpoint(app: AppCtx, endpoint_id: EndpointId, body: EndpointUpdate) -> Response:
+    ep, created = await app.services.endpoints.upsert(app.id, endpoint_id, _new_endpoint(body))
     return json_response(mapping.endpoint_out(ep), 201 if created else 200)
 
 
@@ -155,11 +147,8 @@ async def update_endpoint(
     operation_id="v1.endpoint.patch",
     summary="Patch Endpoint",
 )
-async def patch_endpoint(
-    app_id: AppId, endpoint_id: EndpointId, body: EndpointPatch, c: AuthCtx
-) -> Response:
-    await c.app(app_id)
-    ep = await c.services.endpoints.patch(app_id, endpoint_id, _patch_changes(body))
+async def patch_endpoint(app: AppCtx, endpoint_id: EndpointId, body: EndpointPatch) -> Response:
+    ep = await app.services.endpoints.patch(app.id, endpoint_id, _changes(body))
     return json_response(mapping.endpoint_out(ep))
 
 
@@ -170,9 +159,8 @@ async def patch_endpoint(
     operation_id="v1.endpoint.delete",
     summary="Delete Endpoint",
 )
-async def delete_endpoint(app_id: AppId, endpoint_id: EndpointId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    await c.services.endpoints.delete(app_id, endpoint_id)
+async def delete_endpoint(app: AppCtx, endpoint_id: EndpointId) -> Response:
+    await app.services.endpoints.delete(app.id, endpoint_id)
     return empty()
 
 
@@ -185,9 +173,8 @@ async def delete_endpoint(app_id: AppId, endpoint_id: EndpointId, c: AuthCtx) ->
     operation_id="v1.endpoint.get-secret",
     summary="Get Endpoint Secret",
 )
-async def get_endpoint_secret(app_id: AppId, endpoint_id: EndpointId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    return json_response({"key": await c.services.endpoints.get_secret(app_id, endpoint_id)})
+async def get_endpoint_secret(app: AppCtx, endpoint_id: EndpointId) -> Response:
+    return json_response({"key": await app.services.endpoints.get_secret(app.id, endpoint_id)})
 
 
 @router.post(
@@ -203,11 +190,10 @@ async def get_endpoint_secret(app_id: AppId, endpoint_id: EndpointId, c: AuthCtx
     openapi_extra=IDEMPOTENT,
 )
 async def rotate_endpoint_secret(
-    app_id: AppId, endpoint_id: EndpointId, body: EndpointSecretRotateIn, c: AuthCtx
+    app: AppCtx, endpoint_id: EndpointId, body: EndpointSecretRotateIn
 ) -> Response:
-    await c.app(app_id)
-    ep = await c.services.endpoints.rotate_secret(
-        app_id, endpoint_id, body.key, body.grace_period_seconds
+    ep = await app.services.endpoints.rotate_secret(
+        app.id, endpoint_id, body.key, body.grace_period_seconds
     )
     return json_response({"key": ep.secret})
 
@@ -221,9 +207,8 @@ async def rotate_endpoint_secret(
     operation_id="v1.endpoint.get-headers",
     summary="Get Endpoint Headers",
 )
-async def get_endpoint_headers(app_id: AppId, endpoint_id: EndpointId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    headers = await c.services.endpoints.get_headers(app_id, endpoint_id)
+async def get_endpoint_headers(app: AppCtx, endpoint_id: EndpointId) -> Response:
+    headers = await app.services.endpoints.get_headers(app.id, endpoint_id)
     return json_response(mapping.headers_out(headers))
 
 
@@ -235,10 +220,9 @@ async def get_endpoint_headers(app_id: AppId, endpoint_id: EndpointId, c: AuthCt
     summary="Update Endpoint Headers",
 )
 async def update_endpoint_headers(
-    app_id: AppId, endpoint_id: EndpointId, body: EndpointHeadersIn, c: AuthCtx
+    app: AppCtx, endpoint_id: EndpointId, body: EndpointHeadersIn
 ) -> Response:
-    await c.app(app_id)
-    await c.services.endpoints.set_headers(app_id, endpoint_id, dict(body.headers), merge=False)
+    await app.services.endpoints.set_headers(app.id, endpoint_id, dict(body.headers), merge=False)
     return empty()
 
 
@@ -250,11 +234,10 @@ async def update_endpoint_headers(
     summary="Patch Endpoint Headers",
 )
 async def patch_endpoint_headers(
-    app_id: AppId, endpoint_id: EndpointId, body: EndpointHeadersPatchIn, c: AuthCtx
+    app: AppCtx, endpoint_id: EndpointId, body: EndpointHeadersPatchIn
 ) -> Response:
-    await c.app(app_id)
-    await c.services.endpoints.set_headers(
-        app_id,
+    await app.services.endpoints.set_headers(
+        app.id,
         endpoint_id,
         body.headers_to_set(),
         merge=True,
@@ -273,14 +256,12 @@ async def patch_endpoint_headers(
     summary="Endpoint Stats",
 )
 async def get_endpoint_stats(
-    app_id: AppId,
+    app: AppCtx,
     endpoint_id: EndpointId,
-    c: AuthCtx,
     since: DateQuery = None,
     until: DateQuery = None,
 ) -> Response:
-    await c.app(app_id)
-    stats = await c.services.endpoints.stats(app_id, endpoint_id, date_ms(since), date_ms(until))
+    stats = await app.services.endpoints.stats(app.id, endpoint_id, date_ms(since), date_ms(until))
     return json_response(mapping.stats_out(stats))
 
 
@@ -296,33 +277,11 @@ async def get_endpoint_stats(
     ),
     openapi_extra=IDEMPOTENT,
 )
-async def recover_endpoint(
-    app_id: AppId, endpoint_id: EndpointId, body: RecoverIn, c: AuthCtx
-) -> Response:
-    await c.app(app_id)
-    await c.services.endpoints.recover(
-        app_id, endpoint_id, mapping.to_ms(body.since), mapping.to_ms_opt(body.until)
+async def recover_endpoint(app: AppCtx, endpoint_id: EndpointId, body: RecoverIn) -> Response:
+    task = await app.services.endpoints.recover(
+        app.id, endpoint_id, mapping.to_ms(body.since), mapping.to_ms_opt(body.until)
     )
-    now = int(time.time() * 1000)
-    out = {
-        "id": ids.new_id(ids.TASK, now),
-        "status": "running",
-        "task": "endpoint.recover",
-        "updatedAt": mapping.iso(now),
-    }
-    return json_response(out, 202)
-
-
-def example_payload(et: EventType | None, event_type: str, index: int) -> dict[str, Any]:
-    """The first (or ``index``-th) example of the event type's newest schema, if it has one."""
-    if et is not None and et.schemas:
-        for version in sorted(et.schemas, reverse=True):
-            examples = et.schemas[version].get("examples")
-            if isinstance(examples, list) and examples:
-                chosen = examples[index] if 0 <= index < len(examples) else examples[0]
-                if isinstance(chosen, dict):
-                    return chosen
-    return {"example": True, "eventType": event_type, "message": "an example event"}
+    return json_response(mapping.task_out(task), 202)
 
 
 @router.post(
@@ -336,17 +295,8 @@ def example_payload(et: EventType | None, event_type: str, index: int) -> dict[s
     ),
     openapi_extra=IDEMPOTENT,
 )
-async def send_example(
-    app_id: AppId, endpoint_id: EndpointId, body: EventExampleIn, c: AuthCtx
-) -> Response:
-    await c.app(app_id)
-    ep = await c.services.endpoints.get(app_id, endpoint_id)
-    try:
-        et: EventType | None = await c.services.event_types.get(body.event_type)
-    except NotFound:
-        et = None
-    payload = example_payload(et, body.event_type, body.example_index)
-    created = await c.services.messages.send(
-        ep.app_id, body.event_type, payload, endpoint_ids=[ep.id]
+async def send_example(app: AppCtx, endpoint_id: EndpointId, body: EventExampleIn) -> Response:
+    msg = await app.services.messages.send_example(
+        app.id, endpoint_id, body.event_type, body.example_index
     )
-    return json_response(mapping.message_out(created.message))
+    return json_response(mapping.message_out(msg))

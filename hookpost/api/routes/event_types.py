@@ -29,7 +29,7 @@ from hookpost.api.schemas import (
     EventTypeUpdate,
     ListResponseEventTypeOut,
 )
-from hookpost.domain.errors import Conflict
+from hookpost.domain.inputs import EventTypeChanges, NewEventType
 from hookpost.domain.models import EventType
 
 router = APIRouter(
@@ -37,14 +37,15 @@ router = APIRouter(
 )
 
 
-def _fields(body: EventTypeUpdate) -> dict[str, object]:
-    return {
-        "description": body.description,
-        "archived": body.archived,
-        "deprecated": body.deprecated,
-        "schemas": body.schemas,
-        "feature_flag": body.feature_flag,
-    }
+def _new_event_type(name: str, body: EventTypeUpdate) -> NewEventType:
+    return NewEventType(
+        name=name,
+        description=body.description,
+        schemas=body.schemas,
+        archived=body.archived,
+        deprecated=body.deprecated,
+        feature_flag=body.feature_flag,
+    )
 
 
 def _name(et: EventType) -> str:
@@ -84,14 +85,7 @@ async def list_event_types(
 )
 async def create_event_type(body: EventTypeIn, c: AuthCtx) -> Response:
     c.require_admin()
-    service = c.services.event_types
-    try:
-        et = await service.create(body.name, _fields(body))
-    except Conflict:
-        current = await service.get(body.name)
-        if not current.archived:
-            raise Conflict(f"event type {body.name!r} already exists") from None
-        et, _ = await service.upsert(body.name, _fields(body))
+    et = await c.services.event_types.create(_new_event_type(body.name, body))
     return json_response(mapping.event_type_out(et), 201)
 
 
@@ -116,7 +110,8 @@ async def update_event_type(
     event_type_name: EventTypeName, body: EventTypeUpdate, c: AuthCtx
 ) -> Response:
     c.require_admin()
-    et, created = await c.services.event_types.upsert(event_type_name, _fields(body))
+    new = _new_event_type(event_type_name, body)
+    et, created = await c.services.event_types.upsert(new)
     return json_response(mapping.event_type_out(et), 201 if created else 200)
 
 
@@ -130,7 +125,7 @@ async def patch_event_type(
     event_type_name: EventTypeName, body: EventTypePatch, c: AuthCtx
 ) -> Response:
     c.require_admin()
-    changes = body.model_dump(exclude_unset=True)
+    changes = EventTypeChanges(**body.model_dump(exclude_unset=True))
     et = await c.services.event_types.patch(event_type_name, changes)
     return json_response(mapping.event_type_out(et))
 

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/health", tags=["Health"])
     responses={503: ERRORS[503]},
 )
 async def health(request: Request) -> Response:
-    await request.app.state.hp.store.ping()  # StoreUnavailable -> 503
+    await request.app.state.hp.services.status.ping()  # StoreUnavailable -> 503
     return Response(status_code=204)
 
 

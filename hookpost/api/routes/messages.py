@@ -47,6 +47,7 @@ from hookpost.api.routes.common import (
     ERRORS,
     IDEMPOTENT,
     PENDING_ANSWER,
+    AppCtx,
     AppId,
     AuthCtx,
     Ctx,
@@ -434,8 +435,7 @@ async def _read_body(receive: Receive) -> bytes:
     description="The application's messages, newest first.",
 )
 async def list_messages(
-    app_id: AppId,
-    c: AuthCtx,
+    app: AppCtx,
     limit: Limit = DEFAULT_LIMIT,
     iterator: Iterator = None,
     channel: ChannelQuery = None,
@@ -444,14 +444,14 @@ async def list_messages(
     with_content: WithContent = True,
     event_types: EventTypesQuery = None,
 ) -> Response:
-    await c.app(app_id)
+    app.check_access()  # another tenant's application: 404 before the query's 422
     filt = MessageFilter(
         event_types=event_types_filter(event_types),
         channel=channel,
         before=date_ms(before),
         after=date_ms(after),
     )
-    page = await c.services.messages.list(app_id, page_request(limit, iterator, True), filt)
+    page = await app.services.messages.list(app.id, page_request(limit, iterator, True), filt)
     return json_response(
         mapping.list_out(page, lambda m: mapping.message_out(m, with_content), _id)
     )
@@ -464,11 +464,8 @@ async def list_messages(
     summary="Get Message",
     description="By message id or by `eventId`.",
 )
-async def get_message(
-    app_id: AppId, msg_id: MsgId, c: AuthCtx, with_content: WithContent = True
-) -> Response:
-    await c.app(app_id)
-    msg = await c.services.messages.get(app_id, msg_id)
+async def get_message(app: AppCtx, msg_id: MsgId, with_content: WithContent = True) -> Response:
+    msg = await app.services.messages.get(app.id, msg_id)
     return json_response(mapping.message_out(msg, with_content))
 
 
@@ -480,7 +477,6 @@ async def get_message(
     summary="Expunge Message Content",
     description="Delete the message's payload (it reads as `{}` afterwards).",
 )
-async def expunge_message_content(app_id: AppId, msg_id: MsgId, c: AuthCtx) -> Response:
-    await c.app(app_id)
-    await c.services.messages.expunge(app_id, msg_id)
+async def expunge_message_content(app: AppCtx, msg_id: MsgId) -> Response:
+    await app.services.messages.expunge(app.id, msg_id)
     return empty()
