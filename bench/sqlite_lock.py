@@ -32,6 +32,7 @@ from hookpost.domain.ids import APP, ENDPOINT, MESSAGE, new_id
 from hookpost.domain.models import Application, Endpoint, Message, SigningKey
 from hookpost.store.migrate import upgrade
 from hookpost.store.rows import PlainBox
+from hookpost.store.sqlite.executor import tune_process
 from hookpost.store.sqlite.store import SqliteStore
 
 T0 = 1_700_000_000_000
@@ -64,6 +65,7 @@ class _Spinner:
 async def _measure(fan_out: int, messages: int, busy: bool) -> dict[str, float]:
     path = Path(tempfile.mkdtemp(prefix="hookpost-bench-lock-")) / "hookpost.db"
     upgrade(f"sqlite:///{path}")
+    tune_process()  # as the hookpost CLI processes run
     store = SqliteStore(str(path), PlainBox(), synchronous="FULL")
     await store.open()
     try:

@@ -22,7 +22,7 @@ from typing import Any
 from hookpost import __version__
 from hookpost.settings import Settings
 from hookpost.store.secretbox import generate_main_key
-from hookpost.wiring import ConfigError, Hookpost, check_database_url
+from hookpost.wiring import ConfigError, Hookpost, check_database_url, tune_process_for
 from hookpost.worker_process import WorkerProcess, run_worker_child, wants_worker_process
 
 log = logging.getLogger("hookpost")
@@ -169,19 +169,19 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
-def _tune_gc() -> None:
-    """Fewer garbage collections in the long-running roles. With hundreds of requests in
-    flight, each a graph of objects that survives several generation-0 collections, the
-    default threshold (700 allocations) ran ~780 collections per 10,000 deliveries: about 10%
-    of the worker's CPU (valgrind). Freezing what start-up created keeps it out of every
-    full collection."""
+def _tune_process(settings: Settings) -> None:
+    """Process-wide tuning for the long-running roles, which own their interpreter (a program
+    embedding hookpost is left alone). Fewer garbage collections: requests in flight survive
+    several generation-0 collections; freezing what start-up created keeps it out of every full
+    collection (see docs/decisions/0005-gc-tuning-in-the-cli-processes.md)."""
+    tune_process_for(settings)
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
 
 
-def _run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    _tune_gc()
+def _run(settings: Settings, coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    _tune_process(settings)
     try:
         import uvloop
 
@@ -197,22 +197,22 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if separate:
-        _run(lambda: _run_serve_with_worker_process(settings))
+        _run(settings, lambda: _run_serve_with_worker_process(settings))
     else:
-        _run(lambda: _run_roles(settings, api=True, worker=True, role="API + worker"))
+        _run(settings, lambda: _run_roles(settings, api=True, worker=True, role="API + worker"))
 
 
 def cmd_api(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    _run(lambda: _run_roles(settings, api=True, worker=False, role="API"))
+    _run(settings, lambda: _run_roles(settings, api=True, worker=False, role="API"))
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
     settings = _settings(args)
     if args.wake_fd is not None or args.metrics_socket:
-        _run(lambda: _run_worker_child(settings, args.wake_fd, args.metrics_socket))
+        _run(settings, lambda: _run_worker_child(settings, args.wake_fd, args.metrics_socket))
     else:
-        _run(lambda: _run_roles(settings, api=False, worker=True, role="worker"))
+        _run(settings, lambda: _run_roles(settings, api=False, worker=True, role="worker"))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

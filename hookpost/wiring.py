@@ -105,6 +105,15 @@ def url_checker(settings: Settings, policy: AddressPolicy) -> UrlCheck:
     return check
 
 
+def tune_process_for(settings: Settings) -> None:
+    """The process-wide tuning the store for ``settings`` wants: for the ``hookpost`` CLI's
+    own processes only (see ``hookpost.store.sqlite.executor.tune_process``)."""
+    if sqlite_path(settings.database_url) is not None:
+        from hookpost.store.sqlite.executor import tune_process
+
+        tune_process()
+
+
 def build_store(settings: Settings, box: AeadBox) -> Store:
     check_database_url(settings.database_url)
     path = sqlite_path(settings.database_url)

@@ -48,9 +48,9 @@ def secret_bytes(secret: str) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def _keyed_hmac(secret: str) -> hmac.HMAC:
-    """An HMAC-SHA256 already keyed with ``secret``, to ``copy()`` per signature: decoding the
-    secret and keying a new HMAC on every request was a visible share of the worker's CPU.
-    Bounded, so rotated-out and deleted keys fall out."""
+    """An HMAC-SHA256 already keyed with ``secret``, to ``copy()`` per signature (see
+    docs/decisions/0003-worker-hot-path-caches.md). Bounded, so rotated-out and deleted keys
+    fall out."""
     return hmac.new(secret_bytes(secret), digestmod=hashlib.sha256)
 
 

@@ -74,7 +74,7 @@ def open_keys(box: SecretBox, sealed: str) -> list[SigningKey]:
 
 class KeyOpener:
     """Opens sealed keys once per distinct value: a claim batch holds many deliveries of the
-    same endpoint, and AES-GCM per delivery was a visible share of the claim."""
+    same endpoint (see docs/decisions/0003-worker-hot-path-caches.md)."""
 
     def __init__(self, box: SecretBox) -> None:
         self._box = box

@@ -9,7 +9,7 @@ from hookpost.domain.models import PageRequest
 from hookpost.domain.queries import MessageFilter
 from hookpost.store.base import Store
 
-from .test_store_contract import T0, ids, new_app, send
+from .support import T0, ids, new_app, send
 
 EVENT_TYPES = (None, ["a.one"], ["a.one", "c.three"], ["nothing"])
 CHANNELS = (None, "eu", "us", "nowhere")

@@ -26,3 +26,24 @@ async def test_hookpost_open_on_sqlite_changes_no_process_wide_state(
         assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == gc_state
     finally:
         sys.setswitchinterval(before)
+
+
+@pytest.mark.parametrize(
+    ("url", "lowered"),
+    [("sqlite:///x.db", True), ("postgresql://postgres@127.0.0.1:5432/x", False)],
+)
+def test_the_cli_processes_tune_the_switch_interval_for_sqlite_only(
+    url: str, lowered: bool
+) -> None:
+    from hookpost.settings import Settings
+    from hookpost.store.sqlite.executor import GIL_SWITCH_S
+    from hookpost.wiring import tune_process_for
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        tune_process_for(Settings.from_env(database_url=url))
+        expected = GIL_SWITCH_S if lowered else 0.005
+        assert sys.getswitchinterval() == pytest.approx(expected)
+    finally:
+        sys.setswitchinterval(before)

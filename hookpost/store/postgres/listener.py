@@ -137,12 +137,12 @@ class NotifyListener:
 class Notifier:
     """Sends NOTIFY after commits, coalescing bursts.
 
-    A NOTIFY inside a writing transaction makes its commit take a cluster-wide lock and hold
-    it through the WAL flush, so concurrent commits that notify cannot share a flush (group
-    commit): on this project's test machine that cost about 40% of message-creation
-    throughput. Here the writing transaction commits first, then at most one small
-    NOTIFY-only transaction (no WAL flush) is in flight at a time; pokes that arrive meanwhile
-    are folded into one more. Every poke is followed by a NOTIFY that starts after it.
+    A NOTIFY inside a writing transaction makes its commit take a cluster-wide lock and hold it
+    through the WAL flush, so concurrent commits that notify cannot share a flush (group commit; see
+    docs/decisions/0006-postgres-notify-after-the-commit.md). Here the writing transaction commits
+    first, then at most one small NOTIFY-only transaction (no WAL flush) is in flight at a time;
+    pokes that arrive meanwhile are folded into one more. Every poke is followed by a NOTIFY that
+    starts after it.
 
     A NOTIFY lost to a crash between the commit and the NOTIFY, or to an unreachable
     database, only delays the work until the workers' next poll.

@@ -10,7 +10,7 @@ SQLite backend (``tests/contract`` holds both to it); what differs is how:
 * ``filters_match`` is the one definition of which endpoints receive a message (see
   ``messages``);
 * workers are woken by a NOTIFY sent right after the commit, not inside the transaction (see
-  ``listener.Notifier`` for the measurement behind that);
+  docs/decisions/0006-postgres-notify-after-the-commit.md);
 * driver errors are translated once, by ``wrap_exceptions`` on every public method.
 
 :class:`PostgresStore` is its roles (one module each) over one pool; their SQL is in ``sql``.

@@ -5,7 +5,7 @@ runs them in ONE transaction (group commit). The event loop hands its writes ove
 turn, all of the turn's at once, and is woken once per group for the results: handed over one
 by one, the first write of a burst woke the writer, which committed it nearly alone while the
 turn's other writes were still being queued, and every commit is an fsync that holds the write
-lock (BENCHMARKS.md: a third fewer commits in the end-to-end bench, and more messages/s).
+lock (see docs/decisions/0016-sqlite-group-commit-per-loop-turn.md).
 
 A write may also be *shared* (:meth:`SqliteExecutor.write_shared`): the group's writes of one
 kind then run as ONE call over all their items, e.g. every message of the group inserted by one
@@ -23,15 +23,15 @@ hop between threads, not one per statement.
 
 Processes sharing the file (``hookpost serve``'s API and its worker child) take turns through
 an ``flock`` on ``<db>.writelock`` around each transaction. SQLite's own busy handler would do
-it too, but it polls with sleeps of 1, 2, 5, 10... ms: measured, two busy processes then spent
-most of their time asleep (620 msg/s end to end at a quarter of a core each). A blocked
-``flock`` wakes the moment the lock is free, and the jobs queued meanwhile join the next group.
+it too, but it polls with sleeps of 1, 2, 5, 10... ms, while a blocked ``flock`` wakes the
+moment the lock is free, and the jobs queued meanwhile join the next group (see
+docs/decisions/0002-sqlite-writers-take-turns-through-flock.md).
 
 The writer thread holds that lock for its whole transaction, and every ``sqlite3`` call inside
 it lets go of the GIL: taking it back from a busy event-loop thread waits up to the
 interpreter's switch interval (5 ms by default), all of it with the other process locked out.
-So :func:`tune_process` lowers the switch interval to ``GIL_SWITCH_S`` (measured: the e2e
-bench's deliveries/s rose 0-20% in five of five alternating pairs). It is process-wide state: the
+So :func:`tune_process` lowers the switch interval to ``GIL_SWITCH_S`` (see
+docs/decisions/0009-sqlite-lowers-the-gil-switch-interval.md). It is process-wide state: the
 ``hookpost`` CLI's processes call it; a program embedding hookpost decides for itself.
 """
 

@@ -72,11 +72,8 @@ DELIVERIES_CREATE = (
 )
 
 # -- the delivery queue ---------------------------------------------------------------------
-# What a claim reads, in the order queue.SqliteQueue._claimed unpacks it. (Packing the claimed rows
-# into one JSON row, as create_message does with an app's endpoints, was measured and dropped:
-# the payloads, as hex, cost more in the end-to-end bench than the steps they saved. So was
-# leasing from a JSON row of ids and reading the rest after the commit: no gain measured, and
-# a failed read would leave rows leased until their lease ran out. See BENCHMARKS.md.)
+# What a claim reads, in the order queue.SqliteQueue._claimed unpacks it: plain rows (see
+# docs/decisions/0018-sqlite-claims-read-plain-rows.md).
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
     "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "

@@ -4,12 +4,12 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23 19:00:00
 
-A claim skips the due rows of endpoints at their in-flight limit (``endpoint_id NOT IN``).
-With the endpoint in the index entry, SQLite tests it there instead of reading each skipped
-row from the table: with 2,000 rows of two saturated endpoints ahead, a claim's SELECT went
-from 3.2 ms to 1.4 ms. PostgreSQL still tests it on the table row (a plain index scan has no
-index filter); there the index is only larger. The upgrade rebuilds the index, which takes a
-write lock on ``deliveries`` for as long as the build (seconds per million queued rows).
+A claim skips the due rows of endpoints at their in-flight limit (``endpoint_id NOT IN``). With the
+endpoint in the index entry, SQLite tests it there instead of reading each skipped row from the
+table (see docs/decisions/0013-due-index-holds-endpoint-id.md). PostgreSQL still tests it on the
+table row (a plain index scan has no index filter); there the index is only larger. The upgrade
+rebuilds the index, which takes a write lock on ``deliveries`` for as long as the build (seconds per
+million queued rows).
 """
 
 from __future__ import annotations
