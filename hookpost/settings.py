@@ -6,6 +6,12 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from hookpost.domain.limits import (
+    DEFAULT_MAX_ENDPOINTS_PER_APP,
+    DEFAULT_MAX_EVENT_TYPES,
+    DEFAULT_MAX_PAGE_CONTENT_BYTES,
+    Limits,
+)
 from hookpost.domain.retry import DEFAULT_SCHEDULE, parse_schedule
 
 ENV_PREFIX = "HOOKPOST_"
@@ -39,6 +45,10 @@ class Settings:
     # Generous: above one process's measured peak (~6,000 req/s), so it only stops a
     # runaway client; lower it where app-portal tokens are handed to untrusted tenants.
     api_rate_limit: int = 10_000
+    # quotas (0 = no limit): see hookpost.domain.limits
+    max_endpoints_per_app: int = DEFAULT_MAX_ENDPOINTS_PER_APP
+    max_event_types: int = DEFAULT_MAX_EVENT_TYPES
+    max_page_content_bytes: int = DEFAULT_MAX_PAGE_CONTENT_BYTES
     # `hookpost serve`: auto (the worker in a child process on 2+ CPUs), process or inline
     serve_worker: str = "auto"
     # storage
@@ -61,6 +71,13 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_endpoints_per_app=self.max_endpoints_per_app or None,
+            max_event_types=self.max_event_types or None,
+            max_page_content_bytes=self.max_page_content_bytes or None,
+        )
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:

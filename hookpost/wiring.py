@@ -13,6 +13,8 @@ here, so every entry point gets the same store, secrets handling and delivery op
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +34,8 @@ from hookpost.settings import Settings
 from hookpost.store.base import Store
 from hookpost.store.migrate import is_current
 from hookpost.store.secretbox import AeadBox, generate_main_key, parse_main_key
+
+log = logging.getLogger("hookpost")
 
 
 class ConfigError(Exception):
@@ -154,9 +158,11 @@ class Hookpost:
             self.store,
             url_check=url_checker(settings, self.policy),
             max_payload_bytes=settings.max_payload_bytes,
+            limits=settings.limits(),
         )
         self.worker: DeliveryWorker | None = None
         self._sender: HttpSender | None = None
+        self._purge: asyncio.Task[None] | None = None
 
     # the library surface
     @property
@@ -230,9 +236,25 @@ class Hookpost:
             events=self.services.events,
         )
         self.worker.start()
+        self._purge = asyncio.create_task(self._purge_deleted(), name="hookpost-purge")
         return self.worker
 
+    async def _purge_deleted(self) -> None:
+        """Finish, in the background, the deletions a crash interrupted (store.purge)."""
+        try:
+            purged = await self.services.apps.purge_deleted()
+        except Exception:  # retried at the next start; the rows stay hidden meanwhile
+            log.exception("could not finish interrupted deletions")
+            return
+        if purged:
+            log.info("finished %d interrupted deletions", purged)
+
     async def stop_worker(self) -> None:
+        if self._purge is not None:
+            self._purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge
+            self._purge = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

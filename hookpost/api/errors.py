@@ -1,6 +1,7 @@
 """Error responses in Svix's shapes.
 
-* ``{"code": ..., "detail": ...}`` (``HttpErrorOut``) for every error except validation.
+* ``{"code": ..., "detail": ...}`` (``HttpErrorOut``) for every error except validation; a
+  full quota is 409 ``limit_exceeded``, its detail naming the setting that sets it.
 * ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`` (``HTTPValidationError``) with
   status 422 for request validation errors and for :class:`InvalidInput` from the services.
 
@@ -26,7 +27,13 @@ from starlette.routing import Match
 from starlette.types import Scope, Send
 
 from hookpost.api.asgi import no_receive
-from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from hookpost.domain.errors import (
+    Conflict,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("hookpost.api")
 
@@ -149,6 +156,8 @@ def response_for(exc: Exception) -> Response | None:
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", str(exc))
+    if isinstance(exc, LimitExceeded):
+        return error_response(409, exc.code, str(exc))
     if isinstance(exc, InvalidInput):
         return invalid_input_response(exc)
     if isinstance(exc, StoreUnavailable):
@@ -218,6 +227,7 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     ValidationFailure,
     NotFound,
     Conflict,
+    LimitExceeded,
     InvalidInput,
     StoreUnavailable,
 )

@@ -16,6 +16,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from hookpost.domain.limits import MAX_URL_LENGTH  # the domain owns it: the library path too
+
 # --------------------------------------------------------------------------- limits
 
 ID_PATTERN = r"^[a-zA-Z0-9\-_.]+$"  # uid, eventId, eventType, event type name, feature flags
@@ -29,7 +31,6 @@ MAX_ENDPOINT_CHANNELS = 10
 MAX_MESSAGE_CHANNELS = 5
 MAX_EVENT_TYPES = 1000
 MAX_FEATURE_FLAGS = 100
-MAX_URL_LENGTH = 65536
 MAX_APP_NAME_LENGTH = 1024
 MAX_DESCRIPTION_LENGTH = 8192
 MAX_METADATA_ENTRIES = 100

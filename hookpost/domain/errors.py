@@ -52,3 +52,14 @@ class PayloadTooLarge(InvalidInput):
         super().__init__("payload", f"is {size} bytes, over the {limit}-byte limit")
         self.size = size
         self.limit = limit
+
+
+class LimitExceeded(HookpostError):
+    """A quota is full (the API answers 409): ``setting`` names the variable that sets it."""
+
+    code = "limit_exceeded"
+
+    def __init__(self, what: str, setting: str, limit: int) -> None:
+        super().__init__(f"{what}: the limit is {setting} ({limit})")
+        self.setting = setting
+        self.limit = limit

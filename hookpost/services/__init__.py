@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hookpost.domain.limits import Limits
 from hookpost.services.apps import AppService
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.endpoints import EndpointService, UrlCheck
@@ -36,19 +37,22 @@ class Services:
         clock: Clock = now_ms,
         url_check: UrlCheck | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        limits: Limits = Limits(),
     ) -> Services:
         endpoints = (
-            EndpointService(store, clock)
+            EndpointService(store, clock, limits=limits)
             if url_check is None
-            else EndpointService(store, clock, url_check)
+            else EndpointService(store, clock, url_check, limits)
         )
         metrics = Metrics()
         return cls(
             store=store,
             apps=AppService(store, clock),
-            event_types=EventTypeService(store, clock),
+            event_types=EventTypeService(store, clock, limits),
             endpoints=endpoints,
-            messages=MessageService(store, clock, max_payload_bytes, metrics),
+            messages=MessageService(
+                store, clock, max_payload_bytes, metrics, limits.max_page_content_bytes
+            ),
             tokens=TokenService(store, clock),
             metrics=metrics,
             events=EventBus(),

@@ -130,6 +130,13 @@ class AppService:
         return updated
 
     async def delete(self, app_id_or_uid: str) -> None:
+        """Hidden at once; its rows are deleted in batches before this returns."""
         app = await self._store.get_app(app_id_or_uid)
-        await self._store.delete_app(app.id)
-        self._ids.invalidate()
+        try:
+            await self._store.delete_app(app.id)
+        finally:
+            self._ids.invalidate()  # hidden even if the batches that follow were interrupted
+
+    async def purge_deleted(self) -> int:
+        """Finish the deletions a crash interrupted: how many applications and endpoints."""
+        return await self._store.purge_deleted()

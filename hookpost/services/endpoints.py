@@ -8,6 +8,7 @@ from dataclasses import replace
 from hookpost.domain import ids
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StaleWrite
 from hookpost.domain.inputs import EndpointChanges, NewEndpoint
+from hookpost.domain.limits import Limits, check_recover_range, check_url_length
 from hookpost.domain.models import (
     BackgroundTask,
     Endpoint,
@@ -34,19 +35,33 @@ def _no_check(url: str) -> None:
     return None
 
 
+DEFAULT_LIMITS = Limits()
+
+
 class EndpointService:
     """``app_id`` is an application's id (``AppService.resolve`` turns a uid into one); an
     endpoint may be named by its id or uid."""
 
-    def __init__(self, store: Store, clock: Clock = now_ms, url_check: UrlCheck = _no_check):
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = now_ms,
+        url_check: UrlCheck = _no_check,
+        limits: Limits = DEFAULT_LIMITS,
+    ):
         self._store = store
         self._clock = clock
         self._url_check = url_check
+        self._limits = limits
+
+    def _check_url(self, url: str) -> None:
+        check_url_length(url)  # first: the configured check may look the host up
+        self._url_check(url)
 
     async def create(self, app_id: str, endpoint: NewEndpoint) -> Endpoint:
         secret = endpoint.secret
         key = normalize_secret(secret) if secret else generate_secret()
-        self._url_check(endpoint.url)
+        self._check_url(endpoint.url)
         now = self._clock()
         created = Endpoint(
             id=ids.new_id(ids.ENDPOINT, now),
@@ -64,7 +79,8 @@ class EndpointService:
             created_at=now,
             updated_at=now,
         )
-        return await self._store.create_endpoint(created)  # NotFound for an unknown app
+        # NotFound for an unknown app; LimitExceeded when it has the most endpoints allowed
+        return await self._store.create_endpoint(created, self._limits.max_endpoints_per_app)
 
     async def get(self, app_id: str, endpoint_id: str) -> Endpoint:
         return await self._store.get_endpoint(app_id, endpoint_id)
@@ -91,7 +107,7 @@ class EndpointService:
     async def _update(self, current: Endpoint, changes: EndpointChanges) -> Endpoint:
         given = changes.given()
         if "url" in given:
-            self._url_check(given["url"])
+            self._check_url(given["url"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)
@@ -182,8 +198,10 @@ class EndpointService:
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None = None
     ) -> BackgroundTask:
         """Queue again every failed (or canceled) delivery of messages created in
-        [since, until); they are queued when this returns."""
-        endpoint = await self.get(app_id, endpoint_id)
+        [since, until); they are queued when this returns. ``since`` is at most
+        ``RECOVER_MAX_AGE_DAYS`` ago."""
+        endpoint = await self.get(app_id, endpoint_id)  # an unknown one: 404 before 422
         now = self._clock()
+        check_recover_range(since_ms, until_ms, now)
         await self._store.recover(endpoint.app_id, endpoint.id, since_ms, until_ms, now)
         return BackgroundTask(ids.new_id(ids.TASK, now), "endpoint.recover", "running", now)

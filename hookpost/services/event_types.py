@@ -6,21 +6,23 @@ from dataclasses import replace
 
 from hookpost.domain.errors import Conflict, NotFound
 from hookpost.domain.inputs import EventTypeChanges, NewEventType
+from hookpost.domain.limits import Limits
 from hookpost.domain.models import EventType, Page, PageRequest
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
 
 
 class EventTypeService:
-    def __init__(self, store: Store, clock: Clock = now_ms) -> None:
+    def __init__(self, store: Store, clock: Clock = now_ms, limits: Limits = Limits()) -> None:
         self._store = store
         self._clock = clock
+        self._max = limits.max_event_types  # LimitExceeded beyond it
 
     async def create(self, event_type: NewEventType) -> EventType:
         """A new event type, or an archived one brought back (Conflict if it exists)."""
         now = self._clock()
         try:
-            return await self._store.create_event_type(self._new(event_type, now))
+            return await self._store.create_event_type(self._new(event_type, now), self._max)
         except Conflict:
             current = await self._store.get_event_type(event_type.name)
             if not current.archived:
@@ -52,7 +54,8 @@ class EventTypeService:
         try:
             current = await self._store.get_event_type(event_type.name)
         except NotFound:
-            return await self._store.create_event_type(self._new(event_type, self._clock())), True
+            created = self._new(event_type, self._clock())
+            return await self._store.create_event_type(created, self._max), True
         return await self._update(current, EventTypeChanges.replacing(event_type)), False
 
     async def patch(self, name: str, changes: EventTypeChanges) -> EventType:

@@ -12,6 +12,7 @@ from hookpost.domain import ids
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from hookpost.domain.examples import example_payload
 from hookpost.domain.inputs import AttemptQuery, status_code_class
+from hookpost.domain.limits import DEFAULT_MAX_PAGE_CONTENT_BYTES
 from hookpost.domain.models import (
     Attempt,
     Delivery,
@@ -51,11 +52,13 @@ class MessageService:
         clock: Clock = now_ms,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         metrics: Metrics | None = None,
+        max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
     ) -> None:
         self._store = store
         self._clock = clock
         self._max_payload = max_payload_bytes
         self._metrics = metrics
+        self._max_page_content = max_page_content_bytes
 
     async def send(
         self,
@@ -118,8 +121,18 @@ class MessageService:
     async def get(self, app_id: str, msg_id: str) -> Message:
         return await self._store.get_message(app_id, msg_id)
 
-    async def list(self, app_id: str, page: PageRequest, filt: MessageFilter) -> Page[Message]:
-        return await self._store.list_messages(app_id, page, filt)
+    async def list(
+        self, app_id: str, page: PageRequest, filt: MessageFilter, with_content: bool = True
+    ) -> Page[Message]:
+        """A page with content may be short (``done`` False): it stops before the message
+        whose payload would take it over ``max_page_content_bytes``."""
+        return await self._store.list_messages(
+            app_id,
+            page,
+            filt,
+            with_content=with_content,
+            max_content_bytes=self._max_page_content,
+        )
 
     async def expunge(self, app_id: str, msg_id: str) -> None:
         message = await self.get(app_id, msg_id)
@@ -213,11 +226,20 @@ class MessageService:
         page: PageRequest,
         status: DeliveryStatus | None = None,
         filt: MessageFilter | None = None,
+        with_content: bool = True,
     ) -> Page[tuple[Delivery, Message]]:
         """The endpoint's deliveries with their messages, newest first. ``filt`` is applied to
-        each page the store returns (the store pages by delivery)."""
+        each page the store returns (the store pages by delivery). With content, a page may
+        be short, as in ``list``."""
         endpoint = await self._store.get_endpoint(app_id, endpoint_id)
-        found = await self._store.list_deliveries_for_endpoint(app_id, endpoint.id, page, status)
+        found = await self._store.list_deliveries_for_endpoint(
+            app_id,
+            endpoint.id,
+            page,
+            status,
+            with_content=with_content,
+            max_content_bytes=self._max_page_content,
+        )
         if filt is None or filt == _NO_FILTER:
             return found
         return _filtered(found, lambda item: filt.matches(item[1]), _delivery_message_key)

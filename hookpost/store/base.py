@@ -50,10 +50,25 @@ class Catalog(Protocol):
     async def get_app(self, app_id_or_uid: str) -> Application: ...
     async def list_apps(self, page: PageRequest) -> Page[Application]: ...
     async def update_app(self, app: Application) -> Application: ...
-    async def delete_app(self, app_id: str) -> None: ...
+    async def delete_app(self, app_id: str) -> None:
+        """Delete the application and everything it holds. It is hidden from every read
+        at once (its endpoints disabled, its tokens revoked), then its rows are deleted
+        ``batch_rows`` per transaction (see ``hookpost.store.purge``)."""
+        ...
+
+    async def purge_deleted(self) -> int:
+        """Finish the deletions that were interrupted (a crash) after hiding their
+        applications or endpoints: how many were left."""
+        ...
 
     # event types
-    async def create_event_type(self, event_type: EventType) -> EventType: ...
+    async def create_event_type(
+        self, event_type: EventType, max_count: int | None = None
+    ) -> EventType:
+        """With ``max_count``, refused (``LimitExceeded``) when the catalog holds that many
+        already (counted in the insert's transaction)."""
+        ...
+
     async def get_event_type(self, name: str) -> EventType: ...
     async def list_event_types(
         self, page: PageRequest, include_archived: bool = False
@@ -62,7 +77,13 @@ class Catalog(Protocol):
     async def delete_event_type(self, name: str) -> None: ...
 
     # endpoints
-    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint: ...
+    async def create_endpoint(self, endpoint: Endpoint, max_per_app: int | None = None) -> Endpoint:
+        """NotFound for an unknown application. With ``max_per_app``, refused
+        (``LimitExceeded``) when the application has that many endpoints already (counted in
+        the insert's transaction, the application's row locked: concurrent creates cannot
+        overshoot)."""
+        ...
+
     async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint: ...
     async def list_endpoints(self, app_id: str, page: PageRequest) -> Page[Endpoint]: ...
     async def update_endpoint(
@@ -73,7 +94,9 @@ class Catalog(Protocol):
         auto-disable included, makes ``updated_at`` strictly larger."""
         ...
 
-    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None: ...
+    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
+        """As ``delete_app``: hidden and disabled at once, then deleted in batches."""
+        ...
 
     async def any_sealed_keys(self) -> str | None:
         """One endpoint's sealed signing keys (None without endpoints): lets start-up prove
@@ -107,8 +130,19 @@ class Messages(Protocol):
 
     async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message: ...
     async def list_messages(
-        self, app_id: str, page: PageRequest, filt: MessageFilter
-    ) -> Page[Message]: ...
+        self,
+        app_id: str,
+        page: PageRequest,
+        filt: MessageFilter,
+        *,
+        with_content: bool = True,
+        max_content_bytes: int | None = None,
+    ) -> Page[Message]:
+        """Without ``with_content``, payloads are not read (each reads as ``b""``). With
+        ``max_content_bytes``, the page stops before the message whose payload would take the
+        page's payloads over it (``done`` False; a page holds at least one message)."""
+        ...
+
     async def expunge_message(self, app_id: str, msg_id: str) -> None: ...
 
 
@@ -153,7 +187,11 @@ class DeliveryLog(Protocol):
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None: ...
     async def recover(
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
-    ) -> int: ...
+    ) -> int:
+        """Queue again the endpoint's failed and canceled deliveries of messages created in
+        [since, until), ``batch_rows`` per transaction: how many."""
+        ...
+
     async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery: ...
     # attempts and delivery views
     async def list_attempts(
@@ -170,7 +208,13 @@ class DeliveryLog(Protocol):
         endpoint_id: str,
         page: PageRequest,
         status: DeliveryStatus | None = None,
-    ) -> Page[tuple[Delivery, Message]]: ...
+        *,
+        with_content: bool = True,
+        max_content_bytes: int | None = None,
+    ) -> Page[tuple[Delivery, Message]]:
+        """``with_content`` and ``max_content_bytes`` as for ``Messages.list_messages``."""
+        ...
+
     async def endpoint_stats(
         self, app_id: str, endpoint_id: str, since_ms: int | None, until_ms: int | None
     ) -> EndpointStats: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
+from hookpost.domain.limits import items_within
 from hookpost.domain.models import Page, PageRequest
 
 T = TypeVar("T")
@@ -23,9 +24,18 @@ def keyset(page: PageRequest, column: str, placeholder: str) -> tuple[str, str, 
     return cond, order, page.limit + 1
 
 
-def finish_page(rows: Sequence[T], page: PageRequest) -> Page[T]:
-    items = list(rows[: page.limit])
-    done = len(rows) <= page.limit
+def finish_page(rows: Sequence[T], page: PageRequest, keep: int | None = None) -> Page[T]:
+    """The page of ``rows`` (fetched as ``keyset`` says); ``keep``: only its first ``keep``
+    rows (``content_rows``), a short page that is not ``done`` when rows were left out."""
+    kept = page.limit if keep is None else min(keep, page.limit)
+    items = list(rows[:kept])
+    done = len(rows) <= kept
     if page.backwards:
         items.reverse()
     return Page(items=items, done=done)
+
+
+def content_rows(sizes: Sequence[int], page: PageRequest, max_bytes: int | None) -> int:
+    """How many of the rows fetched for ``page`` it returns, when the i-th carries
+    ``sizes[i]`` bytes of content and a page may carry ``max_bytes`` (None: any)."""
+    return page.limit if max_bytes is None else items_within(sizes, page.limit, max_bytes)

@@ -207,17 +207,27 @@ def endpoint_update_sql(placeholder: Callable[[str], str], expected: str) -> str
     ]
     return (
         f"UPDATE endpoints SET {', '.join(sets)} "
-        f"WHERE id = {placeholder('id')} AND app_id = {placeholder('app_id')}"
+        f"WHERE id = {placeholder('id')} AND app_id = {placeholder('app_id')} AND NOT deleted"
         f" AND ({expected} IS NULL OR updated_at = {expected})"
     )
 
 
-def message_from_row(r: Row) -> Message:
+# A message's columns but its payload, which lists read apart (store.paging.content_rows).
+_MESSAGE_HEAD = ("id", "app_id", "event_type", "event_id", "channels", "expunged", "created_at")
+
+
+def message_head(table: str) -> str:
+    """The select list of a message without its payload, plus its size as ``size``."""
+    return ", ".join(f"{table}.{c}" for c in _MESSAGE_HEAD) + f", length({table}.payload) AS size"
+
+
+def message_from_row(r: Row, payload: bytes | None = None) -> Message:
+    """``payload``: the message's payload when the row does not hold it."""
     return Message(
         id=r["id"],
         app_id=r["app_id"],
         event_type=r["event_type"],
-        payload=bytes(r["payload"]),
+        payload=bytes(r["payload"]) if payload is None else payload,
         event_id=r["event_id"],
         channels=loads_opt(r["channels"]),
         created_at=r["created_at"],

@@ -42,6 +42,14 @@ applications = Table(
     Column("throttle_rate", Integer, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Deleted, its rows being purged in batches (store/purge.py): hidden from every read.
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Index(
+        "ix_applications_deleted",
+        "id",
+        postgresql_where=text("deleted"),
+        sqlite_where=text("deleted"),
+    ),
 )
 
 event_types = Table(
@@ -79,8 +87,17 @@ endpoints = Table(
     Column("disabled_reason", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # As applications.deleted; a deleted endpoint is also disabled, so that nothing is queued
+    # for it or sent to it while its rows are purged.
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
+    Index(
+        "ix_endpoints_deleted",
+        "id",
+        postgresql_where=text("deleted"),
+        sqlite_where=text("deleted"),
+    ),
 )
 
 messages = Table(

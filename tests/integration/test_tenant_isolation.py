@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -114,7 +115,8 @@ def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
         "v1.endpoint.rotate-secret": {},
         "v1.endpoint.update-headers": {"headers": {"X-Pwned": "1"}},
         "v1.endpoint.patch-headers": {"headers": {"X-Pwned": "1", "X-Tenant": None}},
-        "v1.endpoint.recover": {"since": "2000-01-01T00:00:00Z"},
+        # recover looks back at most 14 days
+        "v1.endpoint.recover": {"since": (datetime.now(UTC) - timedelta(days=13)).isoformat()},
         "v1.endpoint.send-example": {"eventType": "b.created"},
         "v1.message.create": {"eventType": "b.created", "payload": {"pwned": True}},
         "v1.authentication.app-portal-access": {},

@@ -142,6 +142,11 @@ async def patch_application(app: AppCtx, body: ApplicationPatch) -> Response:
     response_class=Response,
     operation_id="v1.application.delete",
     summary="Delete Application",
+    description=(
+        "The application (its uid free again) and its endpoints are gone from the API, and "
+        "none of its messages is sent any more, at once; its rows are then deleted in batches "
+        "before the answer."
+    ),
 )
 async def delete_application(app: AppCtx) -> Response:
     app.check_access()  # another tenant's app: 404

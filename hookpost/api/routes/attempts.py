@@ -180,7 +180,8 @@ async def list_attempts_by_msg(
     operation_id="v1.message-attempt.list-attempted-messages",
     summary="List Attempted Messages",
     description="The messages sent (or to be sent) to the endpoint, newest first, with the "
-    "status of their delivery to it.",
+    "status of their delivery to it. With content, a page may hold fewer than `limit` "
+    "messages (as in List Messages).",
 )
 async def list_attempted_messages(
     app: AppCtx,
@@ -207,6 +208,7 @@ async def list_attempted_messages(
         page_request(limit, iterator, True),
         None if status is None else mapping.MESSAGE_TO_DELIVERY_STATUS[int(status)],
         filt,
+        with_content,
     )
     return json_response(
         mapping.list_out(

@@ -109,6 +109,10 @@ async def list_endpoints(
     response_model=EndpointOut,
     operation_id="v1.endpoint.create",
     summary="Create Endpoint",
+    description=(
+        "An application has at most `HOOKPOST_MAX_ENDPOINTS_PER_APP` endpoints (default "
+        "100): beyond, 409 `limit_exceeded`."
+    ),
     openapi_extra=IDEMPOTENT,
 )
 async def create_endpoint(app: AppCtx, body: EndpointIn) -> Response:
@@ -158,6 +162,10 @@ async def patch_endpoint(app: AppCtx, endpoint_id: EndpointId, body: EndpointPat
     response_class=Response,
     operation_id="v1.endpoint.delete",
     summary="Delete Endpoint",
+    description=(
+        "The endpoint is gone from the API, and nothing more is sent to it, at once; its "
+        "deliveries and attempts are then deleted in batches before the answer."
+    ),
 )
 async def delete_endpoint(app: AppCtx, endpoint_id: EndpointId) -> Response:
     await app.services.endpoints.delete(app.id, endpoint_id)
@@ -273,7 +281,8 @@ async def get_endpoint_stats(
     summary="Recover Failed Webhooks",
     description=(
         "Queue again every failed delivery to this endpoint of messages created in "
-        "[since, until). The deliveries are queued before the answer is sent."
+        "[since, until). `since` is at most 14 days ago (as Svix): older is a 422. The "
+        "deliveries are queued before the answer is sent."
     ),
     openapi_extra=IDEMPOTENT,
 )

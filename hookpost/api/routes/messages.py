@@ -432,7 +432,11 @@ async def _read_body(receive: Receive) -> bytes:
     response_model=ListResponseMessageOut,
     operation_id="v1.message.list",
     summary="List Messages",
-    description="The application's messages, newest first.",
+    description=(
+        "The application's messages, newest first. With content, a page stops before the "
+        "message whose payload would take it over `HOOKPOST_MAX_PAGE_CONTENT_BYTES`: it then "
+        "holds fewer than `limit` messages, with `done: false` and an `iterator`."
+    ),
 )
 async def list_messages(
     app: AppCtx,
@@ -451,7 +455,9 @@ async def list_messages(
         before=date_ms(before),
         after=date_ms(after),
     )
-    page = await app.services.messages.list(app.id, page_request(limit, iterator, True), filt)
+    page = await app.services.messages.list(
+        app.id, page_request(limit, iterator, True), filt, with_content
+    )
     return json_response(
         mapping.list_out(page, lambda m: mapping.message_out(m, with_content), _id)
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from hookpost.domain.errors import NotFound, StaleWrite
+from hookpost.domain.limits import too_many_endpoints, too_many_event_types
 from hookpost.domain.models import Application, Endpoint, EventType, Page, PageRequest
 from hookpost.store.paging import finish_page
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import Args, PostgresBase, command_status_count, paged_query
 from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.purge import BatchedDeletes
 from hookpost.store.rows import (
     ENDPOINT_COLUMNS,
     app_from_row,
@@ -19,7 +21,7 @@ from hookpost.store.rows import (
 )
 
 
-class PostgresCatalog(PostgresBase):
+class PostgresCatalog(PostgresBase, BatchedDeletes):
     # -- applications ------------------------------------------------------------------------
     @wrap_exceptions
     async def create_app(self, app: Application) -> Application:
@@ -45,7 +47,7 @@ class PostgresCatalog(PostgresBase):
     @wrap_exceptions
     async def list_apps(self, page: PageRequest) -> Page[Application]:
         args = Args()
-        query = paged_query("SELECT * FROM applications", [], args, page, "id")
+        query = paged_query("SELECT * FROM applications", ["NOT deleted"], args, page, "id")
         rows = await self._db.fetch(query, *args)
         return finish_page([app_from_row(r) for r in rows], page)
 
@@ -64,26 +66,65 @@ class PostgresCatalog(PostgresBase):
             raise NotFound("application", app.id)
         return app
 
+    # -- deletes in batches (store.purge) ----------------------------------------------------
     @wrap_exceptions
-    async def delete_app(self, app_id: str) -> None:
-        if command_status_count(await self._db.execute(sql.APP_DELETE, app_id)) == 0:
-            raise NotFound("application", app_id)
+    async def _flag_app(self, app_id: str) -> list[str]:
+        # Statements apart: each sees the rows committed while the one before waited for locks.
+        async with self._db.acquire() as conn, conn.transaction():
+            if command_status_count(await conn.execute(sql.APP_FLAG, app_id)) == 0:
+                raise NotFound("application", app_id)
+            await conn.execute(sql.APP_ENDPOINTS_FLAG, app_id)
+            await conn.execute(sql.APP_TOKENS_DELETE, app_id)
+            return [r["id"] for r in await conn.fetch(sql.APP_ENDPOINT_IDS, app_id)]
+
+    @wrap_exceptions
+    async def _flag_endpoint(self, app_id: str, endpoint_id: str) -> None:
+        status = await self._db.execute(sql.ENDPOINT_FLAG, app_id, endpoint_id)
+        if command_status_count(status) == 0:
+            raise NotFound("endpoint", endpoint_id)
+
+    @wrap_exceptions
+    async def _delete_some(self, table: str, column: str, value: str, limit: int) -> int:
+        query = (
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} = $1 LIMIT $2)"
+        )
+        return command_status_count(await self._db.execute(query, value, limit))
+
+    @wrap_exceptions
+    async def _delete_flagged(self, table: str, row_id: str) -> None:
+        await self._db.execute(f"DELETE FROM {table} WHERE id = $1 AND deleted", row_id)
+
+    @wrap_exceptions
+    async def _flagged(self) -> tuple[dict[str, list[str]], list[str]]:
+        apps: dict[str, list[str]] = {r["id"]: [] for r in await self._db.fetch(sql.FLAGGED_APPS)}
+        alone: list[str] = []
+        for r in await self._db.fetch(sql.FLAGGED_ENDPOINTS):
+            apps.get(r["app_id"], alone).append(r["id"])
+        return apps, alone
 
     # -- event types -------------------------------------------------------------------------
     @wrap_exceptions
-    async def create_event_type(self, event_type: EventType) -> EventType:
+    async def create_event_type(
+        self, event_type: EventType, max_count: int | None = None
+    ) -> EventType:
         et = event_type
-        await self._db.execute(
-            sql.EVENT_TYPE_INSERT,
-            et.name,
-            et.description,
-            dumps_opt(et.schemas),
-            et.archived,
-            et.deprecated,
-            et.feature_flag,
-            et.created_at,
-            et.updated_at,
-        )
+        async with self._db.acquire() as conn, conn.transaction():
+            if max_count is not None:
+                await conn.execute(sql.EVENT_TYPES_LOCK)
+                if await conn.fetchval(sql.EVENT_TYPE_COUNT) >= max_count:
+                    if await conn.fetchrow(sql.EVENT_TYPE_GET, et.name) is None:
+                        raise too_many_event_types(max_count)  # else: the insert's Conflict
+            await conn.execute(
+                sql.EVENT_TYPE_INSERT,
+                et.name,
+                et.description,
+                dumps_opt(et.schemas),
+                et.archived,
+                et.deprecated,
+                et.feature_flag,
+                et.created_at,
+                et.updated_at,
+            )
         return et
 
     @wrap_exceptions
@@ -127,9 +168,17 @@ class PostgresCatalog(PostgresBase):
 
     # -- endpoints ---------------------------------------------------------------------------
     @wrap_exceptions
-    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
+    async def create_endpoint(self, endpoint: Endpoint, max_per_app: int | None = None) -> Endpoint:
         values = endpoint_values(endpoint, self._box)
-        await self._db.execute(sql.ENDPOINT_INSERT, *(values[c] for c in ENDPOINT_COLUMNS))
+        app_id = endpoint.app_id
+        async with self._db.acquire() as conn, conn.transaction():
+            # The count is read after taking the lock, so it holds every earlier create.
+            if await conn.fetchval(sql.APP_LOCK, app_id) is None:
+                raise NotFound("application", app_id)
+            if max_per_app is not None:
+                if await conn.fetchval(sql.ENDPOINT_COUNT, app_id) >= max_per_app:
+                    raise too_many_endpoints(max_per_app)
+            await conn.execute(sql.ENDPOINT_INSERT, *(values[c] for c in ENDPOINT_COLUMNS))
         return endpoint
 
     @wrap_exceptions
@@ -142,7 +191,7 @@ class PostgresCatalog(PostgresBase):
     @wrap_exceptions
     async def list_endpoints(self, app_id: str, page: PageRequest) -> Page[Endpoint]:
         args = Args()
-        where = [f"app_id = {args.add(app_id)}"]
+        where = [f"app_id = {args.add(app_id)}", "NOT deleted"]
         query = paged_query("SELECT * FROM endpoints", where, args, page, "id")
         rows = await self._db.fetch(query, *args)
         return finish_page([endpoint_from_row(r, self._box) for r in rows], page)
@@ -162,12 +211,6 @@ class PostgresCatalog(PostgresBase):
                 raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
             raise NotFound("endpoint", endpoint.id)
         return endpoint
-
-    @wrap_exceptions
-    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
-        status = await self._db.execute(sql.ENDPOINT_DELETE, app_id, endpoint_id)
-        if command_status_count(status) == 0:
-            raise NotFound("endpoint", endpoint_id)
 
     @wrap_exceptions
     async def any_sealed_keys(self) -> str | None:

@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 import asyncpg
 
 from hookpost.domain import ids
-from hookpost.domain.models import PageRequest
-from hookpost.store.paging import keyset
+from hookpost.domain.models import Message, PageRequest
+from hookpost.store.paging import content_rows, keyset
+from hookpost.store.postgres import sql
 from hookpost.store.postgres.listener import Notifier
-from hookpost.store.rows import SecretBox
+from hookpost.store.purge import BATCH_ROWS
+from hookpost.store.rows import SecretBox, message_from_row
 
 log = logging.getLogger("hookpost.store.postgres")
 
@@ -31,6 +33,7 @@ class PostgresBase:
     _pool: asyncpg.Pool | None
     _box: SecretBox
     _notifier: Notifier
+    batch_rows: int = BATCH_ROWS  # rows per transaction of a batched write (store.purge)
 
     @property
     def _db(self) -> asyncpg.Pool:
@@ -53,6 +56,28 @@ class PostgresBase:
                     raise
                 log.debug("retrying after %s", exc)
         raise AssertionError("unreachable")
+
+
+async def page_messages(
+    db: asyncpg.Pool,
+    query: str,
+    args: Args,
+    page: PageRequest,
+    with_content: bool,
+    max_bytes: int | None,
+) -> tuple[list[Any], list[Message], int]:
+    """A page's rows (``query`` reads them without their payloads: see ``rows.message_head``),
+    their messages, and how many of them the page keeps (``finish_page``): with content, as
+    many as ``max_bytes`` allows, whose payloads are read in the same snapshot."""
+    if not with_content:
+        rows = await db.fetch(query, *args)
+        return rows, [message_from_row(r, b"") for r in rows], page.limit
+    async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(query, *args)
+        keep = content_rows([r["size"] for r in rows], page, max_bytes)
+        wanted = [r["id"] for r in rows[:keep]]
+        payloads = {r["id"]: r["payload"] for r in await conn.fetch(sql.PAYLOADS, wanted)}
+    return rows, [message_from_row(r, payloads.get(r["id"], b"")) for r in rows], keep
 
 
 def command_status_count(status: str) -> int:

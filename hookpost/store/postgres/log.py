@@ -23,6 +23,7 @@ from hookpost.store.postgres.core import (
     PostgresBase,
     command_status_count,
     id_range,
+    page_messages,
     paged_query,
 )
 from hookpost.store.postgres.errors import wrap_exceptions
@@ -30,7 +31,6 @@ from hookpost.store.rows import (
     attempt_from_row,
     delivery_from_row,
     endpoint_from_row,
-    message_from_row,
     stats_from_counts,
 )
 
@@ -55,22 +55,20 @@ class PostgresLog(PostgresBase):
     async def recover(
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
     ) -> int:
-        args = Args([now_ms])
-        where = [
-            f"app_id = {args.add(app_id)}",
-            f"endpoint_id = {args.add(endpoint_id)}",
-            "status IN (3, 4)",
-        ]
-        id_range(where, args, "message_id", ids.MESSAGE, until_ms, since_ms - 1)
-        status = await self._db.execute(
-            "UPDATE deliveries SET status = 0, attempts = 0, trigger = 0, due_at = $1, "
-            f"next_attempt_at = $1, lease = NULL, updated_at = $1 WHERE {' AND '.join(where)}",
-            *args,
-        )
-        recovered = command_status_count(status)
-        if recovered:
-            self._notifier.poke()
-        return recovered
+        since = ids.id_floor(ids.MESSAGE, since_ms)
+        until = None if until_ms is None else ids.id_floor(ids.MESSAGE, until_ms)
+        recovered: int = 0
+        after = None
+        while True:
+            row = await self._db.fetchrow(
+                sql.RECOVER, now_ms, app_id, endpoint_id, self.batch_rows, since, until, after
+            )
+            recovered += row["recovered"]
+            if row["recovered"]:
+                self._notifier.poke()
+            if row["scanned"] < self.batch_rows:
+                return recovered
+            after = row["last"]
 
     @wrap_exceptions
     async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery:
@@ -120,7 +118,11 @@ class PostgresLog(PostgresBase):
         self, app_id: str, msg_id: str, page: PageRequest
     ) -> Page[tuple[Delivery, Endpoint]]:
         args = Args()
-        where = [f"d.app_id = {args.add(app_id)}", f"d.message_id = {args.add(msg_id)}"]
+        where = [
+            f"d.app_id = {args.add(app_id)}",
+            f"d.message_id = {args.add(msg_id)}",
+            "NOT e.deleted",
+        ]
         query = paged_query(sql.DELIVERIES_OF_MESSAGE, where, args, page, "d.endpoint_id")
         rows = await self._db.fetch(query, *args)
         items = [(delivery_from_row(r, "d_"), endpoint_from_row(r, self._box)) for r in rows]
@@ -133,15 +135,20 @@ class PostgresLog(PostgresBase):
         endpoint_id: str,
         page: PageRequest,
         status: DeliveryStatus | None = None,
+        *,
+        with_content: bool = True,
+        max_content_bytes: int | None = None,
     ) -> Page[tuple[Delivery, Message]]:
         args = Args()
         where = [f"d.app_id = {args.add(app_id)}", f"d.endpoint_id = {args.add(endpoint_id)}"]
         if status is not None:
             where.append(f"d.status = {args.add(int(status))}")
         query = paged_query(sql.DELIVERIES_OF_ENDPOINT, where, args, page, "d.message_id")
-        rows = await self._db.fetch(query, *args)
-        items = [(delivery_from_row(r, "d_"), message_from_row(r)) for r in rows]
-        return finish_page(items, page)
+        rows, found, keep = await page_messages(
+            self._db, query, args, page, with_content, max_content_bytes
+        )
+        items = [(delivery_from_row(r, "d_"), m) for r, m in zip(rows, found, strict=True)]
+        return finish_page(items, page, keep)
 
     @wrap_exceptions
     async def endpoint_stats(

@@ -29,6 +29,7 @@ from hookpost.store.postgres.core import (
     command_status_count,
     id_range,
     log,
+    page_messages,
     paged_query,
 )
 from hookpost.store.postgres.errors import wrap_exceptions
@@ -265,7 +266,13 @@ class PostgresMessages(PostgresIdempotency):
 
     @wrap_exceptions
     async def list_messages(
-        self, app_id: str, page: PageRequest, filt: MessageFilter
+        self,
+        app_id: str,
+        page: PageRequest,
+        filt: MessageFilter,
+        *,
+        with_content: bool = True,
+        max_content_bytes: int | None = None,
     ) -> Page[Message]:
         args = Args()
         where = [f"app_id = {args.add(app_id)}"]
@@ -275,9 +282,11 @@ class PostgresMessages(PostgresIdempotency):
             # channels is a JSON array of strings; `?` tests for one of its elements.
             where.append(f"channels::jsonb ? {args.add(filt.channel)}")
         id_range(where, args, "id", ids.MESSAGE, filt.before, filt.after)
-        query = paged_query("SELECT * FROM messages", where, args, page, "id")
-        rows = await self._db.fetch(query, *args)
-        return finish_page([message_from_row(r) for r in rows], page)
+        query = paged_query(sql.MESSAGES_LIST, where, args, page, "id")
+        _, found, keep = await page_messages(
+            self._db, query, args, page, with_content, max_content_bytes
+        )
+        return finish_page(found, page, keep)
 
     @wrap_exceptions
     async def expunge_message(self, app_id: str, msg_id: str) -> None:

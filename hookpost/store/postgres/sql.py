@@ -12,6 +12,7 @@ from hookpost.store.rows import (
     ENDPOINT_COLUMNS,
     ENDPOINT_UPDATE_PARAMS,
     endpoint_update_sql,
+    message_head,
 )
 
 NOTIFY_CHANNEL = "hookpost_work"
@@ -21,12 +22,23 @@ APP_INSERT = (
     "INSERT INTO applications (id, uid, name, metadata, throttle_rate, created_at, updated_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
-APP_GET = "SELECT * FROM applications WHERE id = $1 OR uid = $1 LIMIT 1"
+APP_GET = "SELECT * FROM applications WHERE (id = $1 OR uid = $1) AND NOT deleted LIMIT 1"
 APP_UPDATE = (
     "UPDATE applications SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, "
-    "updated_at = $6 WHERE id = $1"
+    "updated_at = $6 WHERE id = $1 AND NOT deleted"
 )
-APP_DELETE = "DELETE FROM applications WHERE id = $1"
+# Taken to create an endpoint: concurrent creates in one application count one after the other.
+# NO KEY UPDATE does not block the key-share locks that inserting its messages takes.
+APP_LOCK = "SELECT 1 FROM applications WHERE id = $1 AND NOT deleted FOR NO KEY UPDATE"
+# Deleting an application or an endpoint (store.purge): flag it, then delete its rows.
+APP_FLAG = "UPDATE applications SET deleted = true, uid = NULL WHERE id = $1 AND NOT deleted"
+APP_ENDPOINTS_FLAG = (
+    "UPDATE endpoints SET deleted = true, disabled = true, uid = NULL WHERE app_id = $1"
+)
+APP_TOKENS_DELETE = "DELETE FROM api_tokens WHERE app_id = $1"
+APP_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE app_id = $1"
+FLAGGED_APPS = "SELECT id FROM applications WHERE deleted"
+FLAGGED_ENDPOINTS = "SELECT app_id, id FROM endpoints WHERE deleted"
 
 EVENT_TYPE_INSERT = (
     "INSERT INTO event_types (name, description, schemas, archived, deprecated, feature_flag, "
@@ -38,6 +50,9 @@ EVENT_TYPE_UPDATE = (
     "feature_flag = $6, updated_at = $7 WHERE name = $1"
 )
 EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = $1"
+# Taken to create an event type under a cap: creates count one after the other (reads go on).
+EVENT_TYPES_LOCK = "LOCK TABLE event_types IN SHARE ROW EXCLUSIVE MODE"
+EVENT_TYPE_COUNT = "SELECT count(*) FROM event_types"
 
 ENDPOINT_INSERT = (
     f"INSERT INTO endpoints ({', '.join(ENDPOINT_COLUMNS)}) "
@@ -50,9 +65,17 @@ ENDPOINT_UPDATE = endpoint_update_sql(
     lambda column: f"${ENDPOINT_UPDATE_PARAMS.index(column) + 1}",
     f"${len(ENDPOINT_UPDATE_PARAMS) + 1}::bigint",
 )
-ENDPOINT_EXISTS = "SELECT EXISTS (SELECT 1 FROM endpoints WHERE app_id = $1 AND id = $2)"
-ENDPOINT_GET = "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) LIMIT 1"
-ENDPOINT_DELETE = "DELETE FROM endpoints WHERE app_id = $1 AND id = $2"
+ENDPOINT_EXISTS = (
+    "SELECT EXISTS (SELECT 1 FROM endpoints WHERE app_id = $1 AND id = $2 AND NOT deleted)"
+)
+ENDPOINT_GET = (
+    "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) AND NOT deleted LIMIT 1"
+)
+ENDPOINT_COUNT = "SELECT count(*) FROM endpoints WHERE app_id = $1 AND NOT deleted"
+ENDPOINT_FLAG = (
+    "UPDATE endpoints SET deleted = true, disabled = true, uid = NULL"
+    " WHERE app_id = $1 AND id = $2 AND NOT deleted"
+)
 
 # -- messages -------------------------------------------------------------------------------
 # Inserts the message unless its eventId is taken (then no row comes back at all), and reads
@@ -219,6 +242,8 @@ DELIVERIES_INSERT = (
     " SELECT $1, $2, e.id, 0, 0, 0, $4, $4, $4 FROM endpoints e WHERE e.id = ANY($3::text[])"
 )
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = $1 AND (id = $2 OR event_id = $2) LIMIT 1"
+MESSAGES_LIST = f"SELECT {message_head('messages')} FROM messages"
+PAYLOADS = "SELECT id, payload FROM messages WHERE id = ANY($1::text[])"
 MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_id = $1 AND id = $2"
 
 # -- the delivery queue ---------------------------------------------------------------------
@@ -360,19 +385,37 @@ RELEASE = (
     " FROM unnest($2::bigint[], $3::text[]) AS x(id, lease)"
     " WHERE d.id = x.id AND d.id = ANY($2) AND d.lease = x.lease"
 )
+# A batch of recover: $1 now, $2 app, $3 endpoint, $4 the batch's size, $5 the message ids to
+# look at (at or after), $6 before (NULL: any), $7 after this one (the previous batch's last;
+# NULL: none). It walks the endpoint's deliveries in message order (ix_deliveries_endpoint), so
+# a delivery that fails again meanwhile is not queued twice by one recover.
+RECOVER = (
+    "WITH batch AS ("
+    " SELECT id, message_id FROM deliveries"
+    " WHERE endpoint_id = $3 AND app_id = $2 AND status IN (3, 4) AND message_id >= $5"
+    " AND ($6::text IS NULL OR message_id < $6) AND ($7::text IS NULL OR message_id > $7)"
+    " ORDER BY message_id LIMIT $4), "
+    "upd AS ("
+    " UPDATE deliveries d SET status = 0, attempts = 0, trigger = 0, due_at = $1,"
+    " next_attempt_at = $1, lease = NULL, updated_at = $1"
+    " FROM batch WHERE d.id = batch.id AND d.status IN (3, 4) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM upd) AS recovered, (SELECT count(*) FROM batch) AS scanned,"
+    " (SELECT max(message_id) FROM batch) AS last"
+)
 # $1 app, $2 message, $3 endpoint, $4 now. Inserts nothing unless both belong to the app.
 RESEND = (
     "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
     " due_at, next_attempt_at, updated_at)"
     " SELECT m.app_id, m.id, e.id, 0, 0, 1, $4, $4, $4 FROM messages m, endpoints e"
-    " WHERE m.id = $2 AND m.app_id = $1 AND e.id = $3 AND e.app_id = $1"
+    " WHERE m.id = $2 AND m.app_id = $1 AND e.id = $3 AND e.app_id = $1 AND NOT e.deleted"
     " ON CONFLICT (message_id, endpoint_id) DO UPDATE SET status = 0, trigger = 1,"
     " due_at = excluded.due_at, next_attempt_at = excluded.next_attempt_at, lease = NULL,"
     " updated_at = excluded.updated_at"
 )
 RESEND_MISSING = (
     "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $2 AND app_id = $1) AS message,"
-    " EXISTS (SELECT 1 FROM endpoints WHERE id = $3 AND app_id = $1) AS endpoint"
+    " EXISTS (SELECT 1 FROM endpoints WHERE id = $3 AND app_id = $1 AND NOT deleted)"
+    " AS endpoint"
 )
 DELIVERY_GET = "SELECT * FROM deliveries WHERE message_id = $1 AND endpoint_id = $2"
 QUEUE_DEPTH = (
@@ -396,8 +439,9 @@ _DELIVERY_AS_D = (
 DELIVERIES_OF_MESSAGE = (
     f"SELECT e.*, {_DELIVERY_AS_D} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
 )
-DELIVERIES_OF_ENDPOINT = (
-    f"SELECT m.*, {_DELIVERY_AS_D} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+DELIVERIES_OF_ENDPOINT = (  # the messages without their payloads (store.paging.content_rows)
+    f"SELECT {message_head('m')}, {_DELIVERY_AS_D} "
+    "FROM deliveries d JOIN messages m ON m.id = d.message_id"
 )
 
 # -- tokens and idempotency -----------------------------------------------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 from hookpost.domain.errors import NotFound, StaleWrite
+from hookpost.domain.limits import too_many_endpoints, too_many_event_types
 from hookpost.domain.models import Application, Endpoint, EventType, Page, PageRequest
 from hookpost.store.paging import finish_page
+from hookpost.store.purge import BatchedDeletes
 from hookpost.store.rows import (
     app_from_row,
     dumps,
@@ -20,7 +22,7 @@ from hookpost.store.sqlite.core import Conn, SqliteBase, paged
 from hookpost.store.sqlite.errors import conflict
 
 
-class SqliteCatalog(SqliteBase):
+class SqliteCatalog(SqliteBase, BatchedDeletes):
     # -- applications ------------------------------------------------------------------------
     async def create_app(self, app: Application) -> Application:
         def run(c: Conn) -> Application:
@@ -54,7 +56,7 @@ class SqliteCatalog(SqliteBase):
 
     async def list_apps(self, page: PageRequest) -> Page[Application]:
         def run(c: Conn) -> Page[Application]:
-            rows = paged(c, "SELECT * FROM applications", [], [], page, "id")
+            rows = paged(c, "SELECT * FROM applications", ["NOT deleted"], [], page, "id")
             return finish_page([app_from_row(r) for r in rows], page)
 
         return await self._db.read(run)
@@ -81,18 +83,54 @@ class SqliteCatalog(SqliteBase):
 
         return await self._db.write(run)
 
-    async def delete_app(self, app_id: str) -> None:
-        def run(c: Conn) -> None:
-            if c.execute(sql.APP_DELETE, (app_id,)).rowcount == 0:
+    # -- deletes in batches (store.purge) ----------------------------------------------------
+    async def _flag_app(self, app_id: str) -> list[str]:
+        def run(c: Conn) -> list[str]:
+            if c.execute(sql.APP_FLAG, (app_id,)).rowcount == 0:
                 raise NotFound("application", app_id)
+            c.execute(sql.APP_ENDPOINTS_FLAG, (app_id,))
+            c.execute(sql.APP_TOKENS_DELETE, (app_id,))
+            return [r[0] for r in c.execute(sql.APP_ENDPOINT_IDS, (app_id,))]
+
+        return await self._db.write(run)
+
+    async def _flag_endpoint(self, app_id: str, endpoint_id: str) -> None:
+        def run(c: Conn) -> None:
+            if c.execute(sql.ENDPOINT_FLAG, (app_id, endpoint_id)).rowcount == 0:
+                raise NotFound("endpoint", endpoint_id)
 
         await self._db.write(run)
 
+    async def _delete_some(self, table: str, column: str, value: str, limit: int) -> int:
+        query = (
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} = ? LIMIT ?)"
+        )
+        return await self._db.write(lambda c: c.execute(query, (value, limit)).rowcount)
+
+    async def _delete_flagged(self, table: str, row_id: str) -> None:
+        query = f"DELETE FROM {table} WHERE id = ? AND deleted"
+        await self._db.write(lambda c: c.execute(query, (row_id,)))
+
+    async def _flagged(self) -> tuple[dict[str, list[str]], list[str]]:
+        def run(c: Conn) -> tuple[dict[str, list[str]], list[str]]:
+            apps: dict[str, list[str]] = {r[0]: [] for r in c.execute(sql.FLAGGED_APPS)}
+            alone: list[str] = []
+            for app_id, endpoint_id in c.execute(sql.FLAGGED_ENDPOINTS):
+                apps.get(app_id, alone).append(endpoint_id)
+            return apps, alone
+
+        return await self._db.read(run)
+
     # -- event types -------------------------------------------------------------------------
-    async def create_event_type(self, event_type: EventType) -> EventType:
+    async def create_event_type(
+        self, event_type: EventType, max_count: int | None = None
+    ) -> EventType:
         et = event_type
 
         def run(c: Conn) -> EventType:
+            if max_count is not None and c.execute(sql.EVENT_TYPE_COUNT).fetchone()[0] >= max_count:
+                if c.execute(sql.EVENT_TYPE_GET, (et.name,)).fetchone() is None:
+                    raise too_many_event_types(max_count)  # else: the insert's Conflict
             try:
                 c.execute(
                     sql.EVENT_TYPE_INSERT,
@@ -162,15 +200,20 @@ class SqliteCatalog(SqliteBase):
         await self._db.write(run)
 
     # -- endpoints ---------------------------------------------------------------------------
-    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
+    async def create_endpoint(self, endpoint: Endpoint, max_per_app: int | None = None) -> Endpoint:
         values = endpoint_values(endpoint, self._box)
+        app_id = endpoint.app_id
 
         def run(c: Conn) -> Endpoint:
+            # In the write transaction: no other writer can add one in between.
+            if c.execute(sql.APP_LIVE, (app_id,)).fetchone() is None:
+                raise NotFound("application", app_id)
+            if max_per_app is not None:
+                if c.execute(sql.ENDPOINT_COUNT, (app_id,)).fetchone()[0] >= max_per_app:
+                    raise too_many_endpoints(max_per_app)
             try:
                 c.execute(sql.ENDPOINT_INSERT, values)
             except sqlite3.IntegrityError as exc:
-                if "FOREIGN KEY" in str(exc):
-                    raise NotFound("application", endpoint.app_id) from None
                 raise conflict(exc, "an endpoint with this uid") from None
             return endpoint
 
@@ -189,7 +232,8 @@ class SqliteCatalog(SqliteBase):
 
     async def list_endpoints(self, app_id: str, page: PageRequest) -> Page[Endpoint]:
         def run(c: Conn) -> Page[Endpoint]:
-            rows = paged(c, "SELECT * FROM endpoints", ["app_id = ?"], [app_id], page, "id")
+            where = ["app_id = ?", "NOT deleted"]
+            rows = paged(c, "SELECT * FROM endpoints", where, [app_id], page, "id")
             return finish_page([endpoint_from_row(r, self._box) for r in rows], page)
 
         return await self._db.read(run)
@@ -215,14 +259,6 @@ class SqliteCatalog(SqliteBase):
             return endpoint
 
         return await self._db.write(run)
-
-    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
-        def run(c: Conn) -> None:
-            cur = c.execute(sql.ENDPOINT_DELETE, (app_id, endpoint_id))
-            if cur.rowcount == 0:
-                raise NotFound("endpoint", endpoint_id)
-
-        await self._db.write(run)
 
     async def any_sealed_keys(self) -> str | None:
         def run(c: Conn) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
 from hookpost.domain.models import (
@@ -22,22 +24,28 @@ from hookpost.store.rows import (
     attempt_from_row,
     delivery_from_row,
     endpoint_from_row,
-    message_from_row,
     stats_from_counts,
 )
 from hookpost.store.sqlite import sql
-from hookpost.store.sqlite.core import Conn, SqliteBase, id_range, paged
+from hookpost.store.sqlite.core import (
+    Conn,
+    SqliteBase,
+    id_range,
+    page_messages,
+    paged,
+    snapshot,
+)
 
 
 class SqliteLog(SqliteBase):
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None:
         def run(c: Conn) -> None:
             # Both must belong to the app: no foreign-key error, no cross-tenant delivery.
-            for table, kind, ident in (
-                ("messages", "message", msg_id),
-                ("endpoints", "endpoint", endpoint_id),
+            for table, kind, ident, live in (
+                ("messages", "message", msg_id, ""),
+                ("endpoints", "endpoint", endpoint_id, " AND NOT deleted"),
             ):
-                query = f"SELECT 1 FROM {table} WHERE id = ? AND app_id = ?"
+                query = f"SELECT 1 FROM {table} WHERE id = ? AND app_id = ?{live}"
                 if c.execute(query, (ident, app_id)).fetchone() is None:
                     raise NotFound(kind, ident)
             c.execute(sql.RESEND, (app_id, msg_id, endpoint_id, now_ms, now_ms, now_ms))
@@ -48,17 +56,33 @@ class SqliteLog(SqliteBase):
     async def recover(
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
     ) -> int:
-        def run(c: Conn) -> int:
-            where = ["app_id = ?", "endpoint_id = ?", "status IN (3, 4)"]
-            params: list[Any] = [app_id, endpoint_id]
-            id_range(where, params, "message_id", ids.MESSAGE, until_ms, since_ms - 1)
-            cur = c.execute(sql.RECOVER + " AND ".join(where), [now_ms, now_ms, now_ms, *params])
-            return cur.rowcount
+        limit = self.batch_rows
 
-        recovered = await self._db.write(run)
-        if recovered:
-            self._new_work()
-        return recovered
+        def run(c: Conn, after: str | None) -> tuple[int, str | None]:
+            # Walks the endpoint's deliveries in message order (ix_deliveries_endpoint), so a
+            # delivery that fails again meanwhile is not queued twice by one recover.
+            where = ["endpoint_id = ?", "app_id = ?", "status IN (3, 4)"]
+            params: list[Any] = [endpoint_id, app_id]
+            id_range(where, params, "message_id", ids.MESSAGE, until_ms, since_ms - 1)
+            if after is not None:
+                where.append("message_id > ?")
+                params.append(after)
+            query = sql.RECOVER_NEXT + " AND ".join(where) + sql.RECOVER_ORDER
+            batch = c.execute(query, [*params, limit]).fetchall()
+            if not batch:
+                return 0, None
+            chosen = orjson.dumps([r[0] for r in batch]).decode()
+            cur = c.execute(sql.RECOVER, (now_ms, now_ms, now_ms, chosen))
+            return cur.rowcount, batch[-1][1] if len(batch) == limit else None
+
+        recovered, after = 0, None
+        while True:
+            count, after = await self._db.write(run, after)
+            recovered += count
+            if count:
+                self._new_work()
+            if after is None:
+                return recovered
 
     async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery:
         def run(c: Conn) -> Delivery:
@@ -122,7 +146,7 @@ class SqliteLog(SqliteBase):
             rows = paged(
                 c,
                 sql.DELIVERIES_OF_MESSAGE,
-                ["d.app_id = ?", "d.message_id = ?"],
+                ["d.app_id = ?", "d.message_id = ?", "NOT e.deleted"],
                 [app_id, msg_id],
                 page,
                 "d.endpoint_id",
@@ -138,6 +162,9 @@ class SqliteLog(SqliteBase):
         endpoint_id: str,
         page: PageRequest,
         status: DeliveryStatus | None = None,
+        *,
+        with_content: bool = True,
+        max_content_bytes: int | None = None,
     ) -> Page[tuple[Delivery, Message]]:
         def run(c: Conn) -> Page[tuple[Delivery, Message]]:
             where: list[str] = ["d.app_id = ?", "d.endpoint_id = ?"]
@@ -145,9 +172,11 @@ class SqliteLog(SqliteBase):
             if status is not None:
                 where.append("d.status = ?")
                 params.append(int(status))
-            rows = paged(c, sql.DELIVERIES_OF_ENDPOINT, where, params, page, "d.message_id")
-            items = [(delivery_from_row(r, "d_"), message_from_row(r)) for r in rows]
-            return finish_page(items, page)
+            with snapshot(c):
+                rows = paged(c, sql.DELIVERIES_OF_ENDPOINT, where, params, page, "d.message_id")
+                found, keep = page_messages(c, rows, page, with_content, max_content_bytes)
+            items = [(delivery_from_row(r, "d_"), m) for r, m in zip(rows, found, strict=True)]
+            return finish_page(items, page, keep)
 
         return await self._db.read(run)
 

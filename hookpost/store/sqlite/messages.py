@@ -28,7 +28,14 @@ from hookpost.domain.models import Message, Page, PageRequest
 from hookpost.domain.queries import CreatedMessage, MessageFilter, StoredAnswer
 from hookpost.store.paging import finish_page
 from hookpost.store.rows import dumps_opt, message_from_row
-from hookpost.store.sqlite.core import Conn, SqliteBase, id_range, paged
+from hookpost.store.sqlite.core import (
+    Conn,
+    SqliteBase,
+    id_range,
+    page_messages,
+    paged,
+    snapshot,
+)
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import Shared
 from hookpost.store.sqlite.multirow import execute_values
@@ -41,6 +48,7 @@ from hookpost.store.sqlite.sql import (
     MESSAGE_EXPUNGE,
     MESSAGE_GET,
     MESSAGES_INSERT,
+    MESSAGES_LIST,
 )
 
 
@@ -187,7 +195,13 @@ class SqliteMessages(SqliteBase):
         return await self._db.read(run)
 
     async def list_messages(
-        self, app_id: str, page: PageRequest, filt: MessageFilter
+        self,
+        app_id: str,
+        page: PageRequest,
+        filt: MessageFilter,
+        *,
+        with_content: bool = True,
+        max_content_bytes: int | None = None,
     ) -> Page[Message]:
         def run(c: Conn) -> Page[Message]:
             where, params = ["app_id = ?"], [app_id]
@@ -198,8 +212,10 @@ class SqliteMessages(SqliteBase):
                 where.append("EXISTS (SELECT 1 FROM json_each(channels) WHERE value = ?)")
                 params.append(filt.channel)
             id_range(where, params, "id", ids.MESSAGE, filt.before, filt.after)
-            rows = paged(c, "SELECT * FROM messages", where, params, page, "id")
-            return finish_page([message_from_row(r) for r in rows], page)
+            with snapshot(c):
+                rows = paged(c, MESSAGES_LIST, where, params, page, "id")
+                found, keep = page_messages(c, rows, page, with_content, max_content_bytes)
+            return finish_page(found, page, keep)
 
         return await self._db.read(run)
 

@@ -6,19 +6,31 @@ list are ``column1``, ``column2``...
 
 from __future__ import annotations
 
-from hookpost.store.rows import ATTEMPT_COLUMNS, ENDPOINT_COLUMNS, endpoint_update_sql
+from hookpost.store.rows import (
+    ATTEMPT_COLUMNS,
+    ENDPOINT_COLUMNS,
+    endpoint_update_sql,
+    message_head,
+)
 
 # -- applications ---------------------------------------------------------------------------
 APP_INSERT = (
     "INSERT INTO applications (id, uid, name, metadata, throttle_rate, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-APP_GET = "SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1"
+APP_GET = "SELECT * FROM applications WHERE (id = ? OR uid = ?) AND NOT deleted LIMIT 1"
 APP_UPDATE = (
     "UPDATE applications SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, "
-    "updated_at = ? WHERE id = ?"
+    "updated_at = ? WHERE id = ? AND NOT deleted"
 )
-APP_DELETE = "DELETE FROM applications WHERE id = ?"
+APP_LIVE = "SELECT 1 FROM applications WHERE id = ? AND NOT deleted"
+# Deleting an application or an endpoint (store.purge): flag it, then delete its rows.
+APP_FLAG = "UPDATE applications SET deleted = 1, uid = NULL WHERE id = ? AND NOT deleted"
+APP_ENDPOINTS_FLAG = "UPDATE endpoints SET deleted = 1, disabled = 1, uid = NULL WHERE app_id = ?"
+APP_TOKENS_DELETE = "DELETE FROM api_tokens WHERE app_id = ?"
+APP_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE app_id = ?"
+FLAGGED_APPS = "SELECT id FROM applications WHERE deleted"
+FLAGGED_ENDPOINTS = "SELECT app_id, id FROM endpoints WHERE deleted"
 
 # -- event types ----------------------------------------------------------------------------
 EVENT_TYPE_INSERT = (
@@ -31,6 +43,7 @@ EVENT_TYPE_UPDATE = (
     "deprecated = ?, feature_flag = ?, updated_at = ? WHERE name = ?"
 )
 EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = ?"
+EVENT_TYPE_COUNT = "SELECT count(*) FROM event_types"
 
 # -- endpoints ------------------------------------------------------------------------------
 ENDPOINT_INSERT = (
@@ -38,13 +51,21 @@ ENDPOINT_INSERT = (
     f"VALUES ({', '.join(':' + c for c in ENDPOINT_COLUMNS)})"
 )
 ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_updated_at")
-ENDPOINT_GET = "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) LIMIT 1"
-ENDPOINT_EXISTS = "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?"
-ENDPOINT_DELETE = "DELETE FROM endpoints WHERE app_id = ? AND id = ?"
+ENDPOINT_GET = (
+    "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) AND NOT deleted LIMIT 1"
+)
+ENDPOINT_EXISTS = "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ? AND NOT deleted"
+ENDPOINT_COUNT = "SELECT count(*) FROM endpoints WHERE app_id = ? AND NOT deleted"
+ENDPOINT_FLAG = (
+    "UPDATE endpoints SET deleted = 1, disabled = 1, uid = NULL "
+    "WHERE app_id = ? AND id = ? AND NOT deleted"
+)
 ANY_SEALED_KEYS = "SELECT keys FROM endpoints LIMIT 1"
 
 # -- messages -------------------------------------------------------------------------------
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = ? AND (id = ? OR event_id = ?) LIMIT 1"
+MESSAGES_LIST = f"SELECT {message_head('messages')} FROM messages"
+PAYLOADS = "SELECT id, payload FROM messages WHERE id IN (SELECT value FROM json_each(?))"
 MESSAGE_EXPUNGE = "UPDATE messages SET payload = ?, expunged = 1 WHERE app_id = ? AND id = ?"
 MESSAGES_INSERT = (
     "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged, "
@@ -144,9 +165,14 @@ RESEND = (
     "due_at = excluded.due_at, next_attempt_at = excluded.next_attempt_at, "
     "lease = NULL, updated_at = excluded.updated_at"
 )
-RECOVER = (  # + the WHERE clause
+# A batch of recover: the next deliveries to look at (+ the WHERE clause and RECOVER_ORDER),
+# then those of them still failed or canceled queued again.
+RECOVER_NEXT = "SELECT id, message_id FROM deliveries WHERE "
+RECOVER_ORDER = " ORDER BY message_id LIMIT ?"
+RECOVER = (
     "UPDATE deliveries SET status = 0, attempts = 0, trigger = 0, due_at = ?, "
-    "next_attempt_at = ?, lease = NULL, updated_at = ? WHERE "
+    "next_attempt_at = ?, lease = NULL, updated_at = ? "
+    "WHERE id IN (SELECT value FROM json_each(?)) AND status IN (3, 4)"
 )
 DELIVERY_GET = "SELECT * FROM deliveries WHERE message_id = ? AND endpoint_id = ?"
 ATTEMPT_GET = "SELECT * FROM attempts WHERE app_id = ? AND message_id = ? AND id = ?"
@@ -157,8 +183,9 @@ DELIVERIES_OF_MESSAGE = (
     "d.next_attempt_at AS d_next_attempt_at, d.updated_at AS d_updated_at "
     "FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
 )
-DELIVERIES_OF_ENDPOINT = (
-    "SELECT m.*, d.id AS d_id, d.app_id AS d_app_id, d.message_id AS d_message_id, "
+DELIVERIES_OF_ENDPOINT = (  # the messages without their payloads (store.paging.content_rows)
+    f"SELECT {message_head('m')}, "
+    "d.id AS d_id, d.app_id AS d_app_id, d.message_id AS d_message_id, "
     "d.endpoint_id AS d_endpoint_id, d.status AS d_status, d.attempts AS d_attempts, "
     "d.next_attempt_at AS d_next_attempt_at, d.updated_at AS d_updated_at "
     "FROM deliveries d JOIN messages m ON m.id = d.message_id"
