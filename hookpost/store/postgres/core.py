@@ -13,6 +13,7 @@ from hookpost.domain import ids
 from hookpost.domain.models import PageRequest
 from hookpost.store.paging import keyset
 from hookpost.store.postgres.listener import Notifier
+from hookpost.store.postgres.sql import Clocked
 from hookpost.store.rows import SecretBox
 
 log = logging.getLogger("hookpost.store.postgres")
@@ -31,6 +32,7 @@ class PostgresBase:
     _pool: asyncpg.Pool | None
     _box: SecretBox
     _notifier: Notifier
+    _sql: Clocked  # the statements that read the clock
 
     @property
     def _db(self) -> asyncpg.Pool:

@@ -39,7 +39,7 @@ class PostgresLog(PostgresBase):
     @wrap_exceptions
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None:
         for _ in range(RETRIES):
-            status = await self._db.execute(sql.RESEND, app_id, msg_id, endpoint_id, now_ms)
+            status = await self._db.execute(self._sql.resend, app_id, msg_id, endpoint_id, now_ms)
             if command_status_count(status):
                 self._notifier.poke()
                 return
@@ -62,9 +62,11 @@ class PostgresLog(PostgresBase):
             "status IN (3, 4)",
         ]
         id_range(where, args, "message_id", ids.MESSAGE, until_ms, since_ms - 1)
+        now = self._sql.now  # due now on the queue's clock
         status = await self._db.execute(
-            "UPDATE deliveries SET status = 0, attempts = 0, trigger = 0, due_at = $1, "
-            f"next_attempt_at = $1, lease = NULL, updated_at = $1 WHERE {' AND '.join(where)}",
+            f"UPDATE deliveries SET status = 0, attempts = 0, trigger = 0, due_at = {now}, "
+            f"next_attempt_at = {now}, lease = NULL, updated_at = $1 "
+            f"WHERE {' AND '.join(where)}",
             *args,
         )
         recovered = command_status_count(status)
