@@ -88,6 +88,26 @@ def resolve_main_key(settings: Settings) -> bytes:
     return parse_main_key(key_file.read_text())
 
 
+# A lease outlasts a whole request by this share of the request timeout (at least
+# LEASE_MARGIN_MIN_S): renewed every third of a lease, it still holds through one request, and
+# the writing of its result, when a renewal comes late.
+LEASE_MARGIN = 0.5
+LEASE_MARGIN_MIN_S = 1.0
+
+
+def check_lease(settings: Settings) -> None:
+    timeout = settings.request_timeout_s
+    least = timeout + max(LEASE_MARGIN_MIN_S, timeout * LEASE_MARGIN)
+    if settings.lease_s < least:
+        raise ConfigError(
+            f"HOOKPOST_LEASE_S={settings.lease_s:g} is too short for "
+            f"HOOKPOST_REQUEST_TIMEOUT_S={timeout:g}: a lease must outlast a whole request "
+            "with room to spare, or a slow endpoint's delivery may be sent again while its "
+            f"request is still running. Set HOOKPOST_LEASE_S to at least {least:g}, or lower "
+            "HOOKPOST_REQUEST_TIMEOUT_S."
+        )
+
+
 def address_policy(settings: Settings) -> AddressPolicy:
     if not settings.ssrf_guard:
         return AddressPolicy.allow_all()
@@ -150,6 +170,7 @@ class Hookpost:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        check_lease(settings)
         self.policy = address_policy(settings)
         check_database_url(settings.database_url)
         self.box = AeadBox(resolve_main_key(settings))

@@ -8,6 +8,10 @@ returns more of its deliveries than it may run hands the extra ones straight bac
 endpoint cannot take every slot. And a request still unanswered after ``SLOW_AFTER_S`` stops
 counting against ``max_in_flight``: it moves to a second pool of the same size, so endpoints that
 hang until the timeout (or answer after seconds) do not starve the healthy ones of slots.
+Leases: a heartbeat renews the leases of every delivery in flight, in one store call every
+third of a lease, so a slow receiver never loses its delivery to another claim; and should a
+heartbeat be late, claims name the deliveries in flight, so the worker never takes one of its
+own back.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -95,9 +100,14 @@ class DeliveryWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._slow_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
         self._draining = False
+        # Loop time until which every in-flight lease surely holds (claims and renewals move
+        # it); and when the claim under way, if any, began (its leases begin no earlier).
+        self._leases_hold_until = math.inf
+        self._claim_started: float | None = None
         self._scheme_default = StandardWebhooksV1(header_prefix=config.signature_header_prefix)
-        # For _idle_timeout: the last claim (when, whether endpoints were excluded), and the
+        # For _idle_timeout: the last claim (when, whether it excluded anything), and the
         # queue's next due time as last read from the store (and when it was read).
         self._last_claim: tuple[int, bool] = (0, False)
         self._next_due: int | None = None
@@ -112,6 +122,7 @@ class DeliveryWorker:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="hookpost-claim")
         self._slow_task = asyncio.create_task(self._slow_loop(), name="hookpost-slow")
         self._flush_task = asyncio.create_task(self._flush_loop(), name="hookpost-flush")
+        self._renew_task = asyncio.create_task(self._renew_loop(), name="hookpost-renew")
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight requests finish until the grace deadline, write their
@@ -136,6 +147,9 @@ class DeliveryWorker:
         self._results_ready.set()
         if self._flush_task is not None:
             await self._flush_task
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+            await asyncio.gather(self._renew_task, return_exceptions=True)
         unfinished = [(d.delivery_id, d.lease) for d in self._in_flight.values()]
         if unfinished:
             with contextlib.suppress(Exception):
@@ -223,19 +237,31 @@ class DeliveryWorker:
         now = self._clock()
         walked = asyncio.get_running_loop().time()
         due_from = self._due_from(saturated, walked)
+        lease_s = self._config.lease_s
+        was_idle = not self._in_flight
+        # A lease of ours may run out before the next heartbeat: never take it back ourselves.
+        held = list(self._in_flight) if walked + lease_s / 3 >= self._leases_hold_until else ()
         # The store leaves each endpoint's surplus due (the cap), so a claim whose oldest rows
         # belong to an endpoint that was saturated until now does not lease them all only for
         # us to release most of them again at once.
-        batch = await self._store.claim_due(
-            want,
-            int(self._config.lease_s * 1000),
-            now,
-            saturated,
-            max_per_endpoint=limit,
-            in_flight=self._per_endpoint,
-            due_from=due_from,
-        )
-        self._last_claim = (now, bool(saturated))
+        self._claim_started = walked
+        try:
+            batch = await self._store.claim_due(
+                want,
+                int(lease_s * 1000),
+                now,
+                saturated,
+                max_per_endpoint=limit,
+                in_flight=self._per_endpoint,
+                due_from=due_from,
+                exclude_deliveries=held,
+            )
+        finally:
+            self._claim_started = None
+        if batch:
+            until = walked + lease_s
+            self._leases_hold_until = until if was_idle else min(self._leases_hold_until, until)
+        self._last_claim = (now, bool(saturated or held))
         loop_now = asyncio.get_running_loop().time()
         extra = []
         filled = False  # an endpoint reached its limit: the cap may have left rows behind
@@ -324,6 +350,31 @@ class DeliveryWorker:
             if moved:
                 self._slot_freed.set()
 
+    async def _renew_loop(self) -> None:
+        """The heartbeat: every third of a lease, renew the leases of every delivery in
+        flight, in one store call (one statement) for all of them."""
+        loop = asyncio.get_running_loop()
+        lease_s = self._config.lease_s
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            if not self._in_flight:
+                continue
+            started = loop.time()
+            if self._claim_started is not None:  # its deliveries are not in this renewal
+                started = min(started, self._claim_started)
+            leases = [(d.delivery_id, d.lease) for d in self._in_flight.values()]
+            try:
+                await self._store.renew(leases, int(lease_s * 1000), self._clock())
+            except Exception as exc:  # the next heartbeat tries again; claims keep clear
+                log.warning(
+                    "renewing %d leases failed: %s",
+                    len(leases),
+                    exc,
+                    exc_info=not isinstance(exc, StoreUnavailable),
+                )
+                continue
+            self._leases_hold_until = started + lease_s
+
     async def _idle_timeout(self) -> float:
         """Sleep until the next scheduled delivery is due, but never longer than the poll
         interval (other processes may create work we are not told about).
@@ -337,14 +388,15 @@ class DeliveryWorker:
         poll_ms = self._config.poll_interval_s * 1000
         if read_at is None or now - read_at >= poll_ms or (due is not None and due <= now):
             try:
-                due = self._next_due = await self._store.next_due_at()
+                due = self._next_due = await self._store.next_due_at(now)
             except StoreUnavailable:
                 return self._config.poll_interval_s
             self._next_due_read_at = now
         claimed_at, excluded = self._last_claim
         if due is None or (excluded and due <= claimed_at):
-            # Nothing scheduled, or what was already due waits for endpoints at their limit:
-            # a freed slot wakes the loop (_claim_alongside). Claiming again at once would spin.
+            # Nothing scheduled, or what was already due waits for endpoints at their limit or
+            # is ours, in flight: a freed slot wakes the loop (_claim_alongside). Claiming again
+            # at once would spin.
             return self._config.poll_interval_s
         return max(0.0, min(self._config.poll_interval_s, (due - self._clock()) / 1000))
 

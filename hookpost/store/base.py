@@ -147,7 +147,12 @@ class Messages(Protocol):
 
 
 class DeliveryQueue(Protocol):
-    """The work queue: the worker's only port."""
+    """The work queue: the worker's only port.
+
+    Due times and lease expiry are kept on one clock: the callers' ``now_ms`` on SQLite (one
+    host) and in memory; on PostgreSQL, the database's own, so that workers on hosts whose
+    clocks disagree neither take each other's in-flight deliveries nor wait for due ones.
+    """
 
     def on_new_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the event loop) when deliveries become due now: after a
@@ -165,20 +170,38 @@ class DeliveryQueue(Protocol):
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         due_from: int | None = None,
+        exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due deliveries, oldest first, skipping ``exclude_endpoints``.
         With ``max_per_endpoint``, at most ``max_per_endpoint - in_flight.get(endpoint, 0)``
         of one endpoint's deliveries are leased; the rest stay due, untouched. With
         ``due_from``, only deliveries due at or after it are looked at (the caller knows the
-        ones before it belong to endpoints it excludes)."""
+        ones before it belong to endpoints it excludes). ``exclude_deliveries``: ids never
+        taken, even with an expired lease (the caller still has them in flight). A claimed
+        delivery's ``due_at`` is as stored (on PostgreSQL, on the database's clock)."""
         ...
 
     async def finish_attempts(
         self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
-    ) -> FinishOutcome: ...
+    ) -> FinishOutcome:
+        """Record every attempt; move each delivery whose lease is still the result's to its
+        next state, and apply those results to their endpoints' health (domain.health). A
+        result whose lease was lost (``stale``) changes neither its delivery nor the health
+        of its endpoint: the delivery's new owner decides."""
+        ...
+
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int: ...
+    async def renew(self, leases: Sequence[tuple[int, str]], lease_ms: int, now_ms: int) -> int:
+        """Extend each of these (delivery id, lease) that is still held to ``lease_ms`` from
+        now, in one statement; the number renewed. A lease already lost stays lost."""
+        ...
+
     async def queue_depth(self, now_ms: int) -> QueueDepth: ...
-    async def next_due_at(self) -> int | None: ...
+    async def next_due_at(self, now_ms: int | None = None) -> int | None:
+        """When the next delivery is due (a lease's expiry included); None if none is. Given
+        the caller's ``now_ms``, on the caller's clock: PostgreSQL keeps due times on the
+        database's clock, which a host's clock may be ahead of or behind."""
+        ...
 
 
 class DeliveryLog(Protocol):

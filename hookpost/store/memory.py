@@ -60,9 +60,11 @@ class MemoryQueue:
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         due_from: int | None = None,
+        exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
         start = NO_LOWER_BOUND if due_from is None else due_from
         excluded = set(exclude_endpoints)
+        held = set(exclude_deliveries)
         scanned = sorted(
             (
                 (row.due_at, delivery_id)
@@ -70,6 +72,7 @@ class MemoryQueue:
                 if row.due_at is not None
                 and start <= row.due_at <= now_ms
                 and row.delivery.endpoint_id not in excluded
+                and delivery_id not in held
             ),
         )[: max(limit, 0)]
         lease = secrets.token_hex(8)
@@ -113,6 +116,15 @@ class MemoryQueue:
             self._new_work()
         return released
 
+    async def renew(self, leases: Sequence[tuple[int, str]], lease_ms: int, now_ms: int) -> int:
+        renewed = 0
+        for delivery_id, lease in leases:
+            row = self._rows.get(delivery_id)
+            if row is not None and row.lease is not None and row.lease == lease:
+                row.due_at = now_ms + lease_ms
+                renewed += 1
+        return renewed
+
     async def queue_depth(self, now_ms: int) -> QueueDepth:
         due = [r.due_at for r in self._rows.values() if r.due_at is not None and r.due_at <= now_ms]
         scheduled = sum(
@@ -122,7 +134,7 @@ class MemoryQueue:
         )
         return QueueDepth(due=len(due), oldest_due_at=min(due, default=None), scheduled=scheduled)
 
-    async def next_due_at(self) -> int | None:
+    async def next_due_at(self, now_ms: int | None = None) -> int | None:
         return min((r.due_at for r in self._rows.values() if r.due_at is not None), default=None)
 
 

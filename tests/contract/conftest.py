@@ -49,13 +49,14 @@ def postgres_store_class() -> type[Any]:
 
 
 def build_store(url: str, box: SecretBox | None = None) -> Store:
-    """A store (not yet opened) on an already-migrated database."""
+    """A store (not yet opened) on an already-migrated database. Time is what the tests say it
+    is (``now_ms``), on PostgreSQL too: its own clock has tests of its own."""
     box = box or PlainBox()
     if backend_of(url) == "sqlite":
         from hookpost.store.sqlite.store import SqliteStore
 
         return SqliteStore(sqlite_path(url), box)
-    return postgres_store_class()(url, box)
+    return postgres_store_class()(url, box, database_clock=False)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -23,7 +23,9 @@ HOT = [
     "FINISH_SUCCESSES",
     "FINISH_WITH_FAILURES",
     "RELEASE",
+    "RENEW",
     "NEXT_DUE",
+    "NEXT_DUE_FOR",
 ]
 BIG_TABLES = ("deliveries", "messages", "attempts")
 

@@ -136,6 +136,18 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path):
     assert "HOOKPOST_RETRY_SCHEDULE" in result.stderr and "'soon'" in result.stderr
 
 
+def test_a_lease_shorter_than_a_request_is_refused(tmp_path: Path):
+    env = hookpost_env(
+        database_url=f"sqlite:///{tmp_path}/h.db", lease_s="20", request_timeout_s="15"
+    )
+    for command in ("serve", "worker"):
+        result = run_cli(command, env=env, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "HOOKPOST_LEASE_S=20" in result.stderr, result.stderr
+        assert "HOOKPOST_REQUEST_TIMEOUT_S=15" in result.stderr, result.stderr
+        assert "at least 22.5" in result.stderr and "Traceback" not in result.stderr
+
+
 def _checkout_copy(dest: Path) -> None:
     """The files a fresh clone would have (tracked + untracked-but-not-ignored)."""
     listed = subprocess.run(

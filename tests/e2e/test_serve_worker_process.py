@@ -162,7 +162,9 @@ async def test_the_child_delivers_signed_at_once_and_reports_metrics(
 
 async def test_a_killed_child_is_restarted_and_nothing_is_lost(tmp_path: Path, receiver: Receiver):
     receiver.gate = asyncio.Event()  # hold requests open so some are in flight at the kill
-    served = await serve(tmp_path, lease_s="2", poll_interval_s="0.2", max_in_flight="10")
+    served = await serve(
+        tmp_path, lease_s="3", request_timeout_s="2", poll_interval_s="0.2", max_in_flight="10"
+    )
     try:
         app_id, _ = await app_with_endpoint(served.api, receiver.url("/hook"))
         sent = [await send(served.api, app_id, i) for i in range(30)]

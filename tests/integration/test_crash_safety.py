@@ -27,7 +27,8 @@ async def test_sigkill_mid_delivery_loses_nothing(fresh_sqlite_url: str, tmp_pat
     env = hookpost_env(
         database_url=fresh_sqlite_url,
         allow_subnets="127.0.0.0/8",
-        lease_s="2",
+        lease_s="3",
+        request_timeout_s="2",  # a lease outlasts a whole request
         poll_interval_s="0.1",
         max_in_flight="20",
         retry_schedule="1,1,1",

@@ -25,6 +25,7 @@ async def test_hanging_requests_do_not_hold_the_slots_of_healthy_endpoints(
             allow_subnets="127.0.0.0/8",
             max_in_flight=MAX_IN_FLIGHT,
             request_timeout_s=60.0,  # far beyond the test: only the second pool frees slots
+            lease_s=100.0,  # a lease outlasts a whole request
             poll_interval_s=0.05,
         ) as hp:
             app = await hp.apps.create("Acme")

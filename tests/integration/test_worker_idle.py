@@ -32,9 +32,9 @@ class Counted:
             self.claims += 1
             return await claim_due(*args, **kwargs)
 
-        async def counted_next_due():  # type: ignore[no-untyped-def]
+        async def counted_next_due(*args, **kwargs):  # type: ignore[no-untyped-def]
             self.next_due_reads += 1
-            return await next_due_at()
+            return await next_due_at(*args, **kwargs)
 
         store.claim_due = counted_claim  # type: ignore[method-assign]
         store.next_due_at = counted_next_due  # type: ignore[method-assign]

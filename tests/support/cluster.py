@@ -100,6 +100,7 @@ class Cluster:
             "admin_token": self.admin_token,
             "allow_subnets": "127.0.0.0/8",
             "lease_s": "3",
+            "request_timeout_s": "2",  # a lease outlasts a whole request
             "poll_interval_s": "0.5",
             "retry_schedule": "1,1,2,2,5",
             "api_rate_limit": "0",

@@ -45,6 +45,7 @@ class Receiver:
         # While ``gate`` is set to an unset Event, requests are recorded on arrival and then
         # held open (in flight) until the gate opens.
         self.gate: asyncio.Event | None = None
+        self.delay_s = 0.0  # a slow receiver: each answer waits this long after its request
 
     @property
     def base_url(self) -> str:
@@ -80,6 +81,8 @@ class Receiver:
             self._changed.notify_all()
         if self.gate is not None:
             await self.gate.wait()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         return web.Response(status=status, text=text, headers=headers)
 
     def on(self, path: str) -> list[Received]:

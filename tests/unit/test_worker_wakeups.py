@@ -22,12 +22,11 @@ from hookpost.domain.models import (
     AttemptResult,
     ClaimedDelivery,
     DeliveryStatus,
-    SigningKey,
-    Trigger,
 )
 from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import Outcome
 from hookpost.store.memory import MemoryQueue
+from tests.support.deliveries import claimed
 
 DEADLINE_S = 5.0
 
@@ -38,27 +37,6 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-def _claimed(row: int, endpoint: str) -> ClaimedDelivery:
-    return ClaimedDelivery(
-        delivery_id=row,
-        lease=f"lease-{row}",
-        app_id="app_1",
-        message_id=f"msg_{row}",
-        endpoint_id=endpoint,
-        event_type="a.b",
-        payload=b"{}",
-        msg_created_at=0,
-        attempts=0,
-        trigger=Trigger.SCHEDULED,
-        url=f"http://{endpoint}.test/",
-        headers={},
-        keys=[SigningKey("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
-        signature_scheme="standard-v1",
-        retry_schedule=None,
-        due_at=row,
-    )
-
-
 class QueueStore(MemoryQueue):
     """Due rows in due order, each named by its endpoint, in the in-memory queue; it records
     what the worker asks of it. A row's number is its delivery id and its due time."""
@@ -66,7 +44,7 @@ class QueueStore(MemoryQueue):
     def __init__(self, endpoints_in_due_order: Sequence[str]) -> None:
         super().__init__()
         for row, endpoint in enumerate(endpoints_in_due_order, 1):
-            self.add(_claimed(row, endpoint))
+            self.add(claimed(row, endpoint))
         self.limits: list[int] = []  # what each claim asked for
         self.claims: list[int] = []  # and the rows it returned
         self.finished: list[int] = []  # delivery ids whose results were written
@@ -89,6 +67,7 @@ class QueueStore(MemoryQueue):
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         due_from: int | None = None,
+        exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
         self.limits.append(limit)
         self.due_froms.append(due_from)
@@ -103,6 +82,7 @@ class QueueStore(MemoryQueue):
             max_per_endpoint=max_per_endpoint,
             in_flight=in_flight,
             due_from=due_from,
+            exclude_deliveries=exclude_deliveries,
         )
         self.claims.append(len(got))
         return got
@@ -275,16 +255,16 @@ def test_the_claim_watermark_moves_only_behind_leased_rows_and_a_poll_behind_now
     assert worker._watermark is None
     # not past the first leased row, and never within a poll interval of now: a writer that
     # took its "now" just before our claim may commit a row due then, after it
-    worker._move_watermark(["n"], [_claimed(99_500, "h"), _claimed(99_700, "h")], now, 5.0)
+    worker._move_watermark(["n"], [claimed(99_500, "h"), claimed(99_700, "h")], now, 5.0)
     assert worker._watermark == (frozenset({"n"}), now - 1_000, 5.0)
     worker._watermark = None  # the next claim walks from the start
-    worker._move_watermark(["n"], [_claimed(2_000, "h")], now, 6.0)
+    worker._move_watermark(["n"], [claimed(2_000, "h")], now, 6.0)
     assert worker._watermark == (frozenset({"n"}), 2_000, 6.0)
     # a claim that started at the watermark moves it on, keeping the time of the last walk
-    worker._move_watermark(["n", "m"], [_claimed(3_000, "h")], now, 6.5)
+    worker._move_watermark(["n", "m"], [claimed(3_000, "h")], now, 6.5)
     assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
     worker._move_watermark(["n", "m"], [], now, 6.6)
     assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
     # no endpoint excluded: nothing to skip, the watermark is left for _due_from to judge
-    worker._move_watermark([], [_claimed(4_000, "h")], now, 7.0)
+    worker._move_watermark([], [claimed(4_000, "h")], now, 7.0)
     assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)

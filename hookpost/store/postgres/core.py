@@ -14,6 +14,7 @@ from hookpost.domain.models import Message, PageRequest
 from hookpost.store.paging import content_rows, keyset
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.listener import Notifier
+from hookpost.store.postgres.sql import Clocked
 from hookpost.store.purge import BATCH_ROWS
 from hookpost.store.rows import SecretBox, message_from_row
 
@@ -34,6 +35,7 @@ class PostgresBase:
     _box: SecretBox
     _notifier: Notifier
     batch_rows: int = BATCH_ROWS  # rows per transaction of a batched write (store.purge)
+    _sql: Clocked  # the statements that read the clock
 
     @property
     def _db(self) -> asyncpg.Pool:

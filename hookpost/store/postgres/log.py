@@ -39,7 +39,7 @@ class PostgresLog(PostgresBase):
     @wrap_exceptions
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None:
         for _ in range(RETRIES):
-            status = await self._db.execute(sql.RESEND, app_id, msg_id, endpoint_id, now_ms)
+            status = await self._db.execute(self._sql.resend, app_id, msg_id, endpoint_id, now_ms)
             if command_status_count(status):
                 self._notifier.poke()
                 return
@@ -61,7 +61,7 @@ class PostgresLog(PostgresBase):
         after = None
         while True:
             row = await self._db.fetchrow(
-                sql.RECOVER, now_ms, app_id, endpoint_id, self.batch_rows, since, until, after
+                self._sql.recover, now_ms, app_id, endpoint_id, self.batch_rows, since, until, after
             )
             recovered += row["recovered"]
             if row["recovered"]:

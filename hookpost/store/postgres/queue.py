@@ -45,13 +45,14 @@ class PostgresQueue(PostgresBase):
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         due_from: int | None = None,
+        exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
         if limit <= 0:
             return []
         lease = secrets.token_hex(8)
         busy = in_flight or {}
         rows = await self._db.fetch(
-            sql.CLAIM,
+            self._sql.claim,
             now_ms,
             limit,
             list(exclude_endpoints),
@@ -61,6 +62,7 @@ class PostgresQueue(PostgresBase):
             list(busy.values()),
             max_per_endpoint,
             NO_LOWER_BOUND if due_from is None else due_from,
+            list(exclude_deliveries),
         )
         opener = KeyOpener(self._box)
         return decode_claimed(rows, lambda r: self._claimed(r, lease, opener), itemgetter("id"))
@@ -115,15 +117,15 @@ class PostgresQueue(PostgresBase):
         if not failing:
             # One statement, one round trip: the common case of a healthy batch.
             async def successes() -> FinishOutcome:
-                row = await self._db.fetchrow(sql.FINISH_SUCCESSES, *args, every)
+                row = await self._db.fetchrow(self._sql.finish_successes, *args, every)
                 return FinishOutcome(disabled_endpoints=[], stale=len(results) - row["updated"])
 
             return await self._retrying(successes, _FINISH_RACES)
 
         async def with_failures() -> FinishOutcome:
             async with self._db.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(sql.FINISH_WITH_FAILURES, *args, failing, every)
-                inserted = set(rows[0]["inserted"])
+                rows = await conn.fetch(self._sql.finish_with_failures, *args, failing, every)
+                finished = set(rows[0]["finished"])  # the results whose lease was held
                 states = {
                     r["id"]: Health(
                         r["consecutive_failures"],
@@ -137,7 +139,7 @@ class PostgresQueue(PostgresBase):
                 }
                 changed, disabled = replay(
                     states,
-                    (r for r in results if r.attempt.id in inserted),
+                    (r for r in results if r.attempt.id in finished),
                     now_ms,
                     disable_after_ms,
                 )
@@ -162,7 +164,7 @@ class PostgresQueue(PostgresBase):
         if not leases:
             return 0
         status = await self._db.execute(
-            sql.RELEASE, now_ms, [d for d, _ in leases], [lease for _, lease in leases]
+            self._sql.release, now_ms, [d for d, _ in leases], [lease for _, lease in leases]
         )
         released = command_status_count(status)
         if released:
@@ -170,11 +172,23 @@ class PostgresQueue(PostgresBase):
         return released
 
     @wrap_exceptions
+    async def renew(self, leases: Sequence[tuple[int, str]], lease_ms: int, now_ms: int) -> int:
+        if not leases:
+            return 0
+        args: list[Any] = [lease_ms, [d for d, _ in leases], [lease for _, lease in leases]]
+        if not self._sql.database_clock:
+            args.append(now_ms)
+        return command_status_count(await self._db.execute(self._sql.renew, *args))
+
+    @wrap_exceptions
     async def queue_depth(self, now_ms: int) -> QueueDepth:
-        row = await self._db.fetchrow(sql.QUEUE_DEPTH, now_ms)
+        row = await self._db.fetchrow(self._sql.queue_depth, now_ms)
         return QueueDepth(due=row["due"], oldest_due_at=row["oldest"], scheduled=row["scheduled"])
 
     @wrap_exceptions
-    async def next_due_at(self) -> int | None:
-        due: int | None = await self._db.fetchval(sql.NEXT_DUE)
+    async def next_due_at(self, now_ms: int | None = None) -> int | None:
+        if now_ms is None:
+            due: int | None = await self._db.fetchval(sql.NEXT_DUE)
+        else:
+            due = await self._db.fetchval(self._sql.next_due_for, now_ms)
         return due

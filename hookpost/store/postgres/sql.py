@@ -7,6 +7,8 @@ completion, even when the main query does not read them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -247,6 +249,13 @@ PAYLOADS = "SELECT id, payload FROM messages WHERE id = ANY($1::text[])"
 MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_id = $1 AND id = $2"
 
 # -- the delivery queue ---------------------------------------------------------------------
+# Due times and lease expiry are on the database's clock (ms), so that workers and APIs on
+# hosts whose clocks disagree agree on them: a host ahead cannot take in-flight deliveries
+# whose lease has not expired, a host behind does not wait for due ones. The callers' now_ms
+# stays what they record (updated_at), and translates their times to and from the database's
+# (a retry's due time, the next due time). `Clocked` has these statements on either clock.
+DB_NOW = "(SELECT floor(extract(epoch from now()) * 1000)::bigint)"  # once per statement
+
 # A statement's plan is cached for the life of its connection. One planned while the tables
 # were nearly empty (a new database, before autovacuum first analyzes them) would join a batch
 # of ids to `deliveries` or `messages` by hashing a sequential scan of the whole table, and
@@ -255,7 +264,8 @@ MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_i
 # planner takes on any statistics (tests/contract/test_postgres_plans.py checks the plans).
 
 # $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token, $6-$8 the cap per
-# endpoint (see `due`), $9 the lowest due_at to look at (the worker's due_from). `scanned`
+# endpoint (see `due`), $9 the lowest due_at to look at (the worker's due_from), $10 delivery
+# ids never to take (the claimer's own, still in flight). `scanned`
 # walks the partial index ix_deliveries_due from $9 and stops after $2 rows it could lock, so
 # the cost does not depend on how many rows are scheduled later. Deliveries of endpoints
 # disabled since they were queued (`off`) are canceled in the same UPDATE. Each endpoint and
@@ -263,7 +273,8 @@ MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_i
 CLAIM = (
     "WITH scanned AS MATERIALIZED ("
     " SELECT id, due_at, endpoint_id, message_id FROM deliveries"
-    " WHERE due_at <= $1 AND due_at >= $9::bigint AND endpoint_id <> ALL($3::text[])"
+    f" WHERE due_at <= {DB_NOW} AND due_at >= $9::bigint AND endpoint_id <> ALL($3::text[])"
+    " AND id <> ALL($10::bigint[])"
     " ORDER BY due_at LIMIT $2"
     " FOR UPDATE SKIP LOCKED), "
     "ep AS MATERIALIZED ("
@@ -288,7 +299,7 @@ CLAIM = (
     "upd AS ("
     " UPDATE deliveries d SET"
     " status = CASE WHEN d.endpoint_id = ANY(off.ids) THEN 4 ELSE 1 END,"
-    " due_at = CASE WHEN d.endpoint_id = ANY(off.ids) THEN NULL ELSE $1::bigint + $4::bigint END,"
+    f" due_at = CASE WHEN d.endpoint_id = ANY(off.ids) THEN NULL ELSE {DB_NOW} + $4::bigint END,"
     " lease = CASE WHEN d.endpoint_id = ANY(off.ids) THEN NULL ELSE $5::text END,"
     " updated_at = $1"
     " FROM off WHERE d.id = ANY(ARRAY(SELECT id FROM due))"
@@ -333,16 +344,18 @@ _ATT_CTE = (
     " RETURNING id, endpoint_id)"
 )
 # $13 now, $14.. delivery id, lease, status, attempts, next_attempt_at, due_at (per result).
+# Only a result whose lease is held changes its delivery (`del` returns their attempt ids) and
+# its endpoint's health; the others are stale.
 _DEL_CTE = (
     "del AS ("
     " UPDATE deliveries d SET status = r.status, attempts = r.attempts,"
-    " next_attempt_at = r.next_at, due_at = r.due, lease = NULL, trigger = 0,"
-    " updated_at = $13"
+    f" next_attempt_at = r.next_at - $13 + {DB_NOW}, due_at = r.due - $13 + {DB_NOW},"
+    " lease = NULL, trigger = 0, updated_at = $13"
     " FROM unnest($14::bigint[], $15::text[], $16::smallint[], $17::int[], $18::bigint[],"
     " $19::bigint[], $1::text[]) AS r(id, lease, status, attempts, next_at, due, attempt_id)"
     " WHERE d.id = r.id AND d.id = ANY($14) AND d.lease = r.lease"
     " AND r.attempt_id IN (SELECT id FROM att)"
-    " RETURNING d.id)"
+    " RETURNING d.endpoint_id, r.attempt_id)"
 )
 # Every result succeeded: the endpoint health update is a plain reset (domain.health's rule,
 # which tests/contract/test_endpoint_health.py holds it to), as in SQLite only of endpoints
@@ -352,7 +365,7 @@ FINISH_SUCCESSES = (
     "rst AS ("
     " UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL"
     " WHERE id = ANY($20::text[]) AND consecutive_failures > 0"
-    " AND id IN (SELECT endpoint_id FROM att)"
+    " AND id IN (SELECT endpoint_id FROM del)"
     " RETURNING 1) "
     "SELECT (SELECT count(*) FROM del) AS updated, (SELECT count(*) FROM rst) AS reset"
 )
@@ -368,8 +381,8 @@ FINISH_WITH_FAILURES = (
     " WHERE id = ANY($21::text[]) AND (id = ANY($20::text[]) OR consecutive_failures > 0)"
     " ORDER BY id FOR NO KEY UPDATE), "
     "s AS (SELECT (SELECT count(*) FROM del) AS updated,"
-    " ARRAY(SELECT id FROM att) AS inserted) "
-    "SELECT s.updated, s.inserted, lk.* FROM s LEFT JOIN lk ON true"
+    " ARRAY(SELECT attempt_id FROM del) AS finished) "
+    "SELECT s.updated, s.finished, lk.* FROM s LEFT JOIN lk ON true"
 )
 ENDPOINT_HEALTH_UPDATE = (
     "UPDATE endpoints e SET consecutive_failures = x.cf, first_failure_at = x.ff,"
@@ -381,7 +394,7 @@ ENDPOINT_HEALTH_UPDATE = (
 
 # $1 now, $2 delivery ids, $3 leases.
 RELEASE = (
-    "UPDATE deliveries d SET status = 0, due_at = $1, lease = NULL, updated_at = $1"
+    f"UPDATE deliveries d SET status = 0, due_at = {DB_NOW}, lease = NULL, updated_at = $1"
     " FROM unnest($2::bigint[], $3::text[]) AS x(id, lease)"
     " WHERE d.id = x.id AND d.id = ANY($2) AND d.lease = x.lease"
 )
@@ -396,17 +409,29 @@ RECOVER = (
     " AND ($6::text IS NULL OR message_id < $6) AND ($7::text IS NULL OR message_id > $7)"
     " ORDER BY message_id LIMIT $4), "
     "upd AS ("
-    " UPDATE deliveries d SET status = 0, attempts = 0, trigger = 0, due_at = $1,"
-    " next_attempt_at = $1, lease = NULL, updated_at = $1"
+    f" UPDATE deliveries d SET status = 0, attempts = 0, trigger = 0, due_at = {DB_NOW},"
+    f" next_attempt_at = {DB_NOW}, lease = NULL, updated_at = $1"
     " FROM batch WHERE d.id = batch.id AND d.status IN (3, 4) RETURNING 1) "
     "SELECT (SELECT count(*) FROM upd) AS recovered, (SELECT count(*) FROM batch) AS scanned,"
     " (SELECT max(message_id) FROM batch) AS last"
+)
+
+# The heartbeat: $1 lease ms, $2 delivery ids, $3 leases (and $4 now, on the callers' clock).
+# Rows locked meanwhile are skipped, not waited for: a result being written (it ends the
+# lease), or another worker claiming a lease that expired (it is lost already).
+RENEW = (
+    f"UPDATE deliveries d SET due_at = {DB_NOW} + $1::bigint FROM ("
+    " SELECT h.id FROM unnest($2::bigint[], $3::text[]) AS x(id, lease)"
+    " JOIN deliveries h ON h.id = x.id AND h.lease = x.lease WHERE h.id = ANY($2)"
+    " FOR UPDATE OF h SKIP LOCKED) AS held"
+    " WHERE d.id = held.id AND d.id = ANY($2)"
 )
 # $1 app, $2 message, $3 endpoint, $4 now. Inserts nothing unless both belong to the app.
 RESEND = (
     "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
     " due_at, next_attempt_at, updated_at)"
-    " SELECT m.app_id, m.id, e.id, 0, 0, 1, $4, $4, $4 FROM messages m, endpoints e"
+    f" SELECT m.app_id, m.id, e.id, 0, 0, 1, {DB_NOW}, {DB_NOW}, $4"
+    " FROM messages m, endpoints e"
     " WHERE m.id = $2 AND m.app_id = $1 AND e.id = $3 AND e.app_id = $1 AND NOT e.deleted"
     " ON CONFLICT (message_id, endpoint_id) DO UPDATE SET status = 0, trigger = 1,"
     " due_at = excluded.due_at, next_attempt_at = excluded.next_attempt_at, lease = NULL,"
@@ -418,13 +443,56 @@ RESEND_MISSING = (
     " AS endpoint"
 )
 DELIVERY_GET = "SELECT * FROM deliveries WHERE message_id = $1 AND endpoint_id = $2"
+# $1 now; the oldest due time on the caller's clock.
 QUEUE_DEPTH = (
-    "SELECT count(*) FILTER (WHERE due_at <= $1) AS due,"
-    " min(due_at) FILTER (WHERE due_at <= $1) AS oldest,"
-    " count(*) FILTER (WHERE due_at > $1 AND status = 0) AS scheduled "
+    f"SELECT count(*) FILTER (WHERE due_at <= {DB_NOW}) AS due,"
+    f" min(due_at) FILTER (WHERE due_at <= {DB_NOW}) - {DB_NOW} + $1::bigint AS oldest,"
+    f" count(*) FILTER (WHERE due_at > {DB_NOW} AND status = 0) AS scheduled "
     "FROM deliveries WHERE due_at IS NOT NULL"
 )
 NEXT_DUE = "SELECT min(due_at) FROM deliveries WHERE due_at IS NOT NULL"
+# On the caller's clock ($1 its now).
+NEXT_DUE_FOR = (
+    f"SELECT min(due_at) - {DB_NOW} + $1::bigint FROM deliveries WHERE due_at IS NOT NULL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Clocked:
+    """The statements that read the clock, on the database's, or on their callers' (a store
+    told so: tests that drive time through now_ms) with each one's now_ms parameter."""
+
+    database_clock: bool
+    claim: str
+    finish_successes: str
+    finish_with_failures: str
+    release: str
+    renew: str
+    resend: str
+    recover: str
+    queue_depth: str
+    next_due_for: str
+    now: str  # for statements built per call: the database's clock, or $1
+
+    @classmethod
+    def on(cls, database_clock: bool) -> Clocked:
+        def at(statement: str, now_ms: str) -> str:
+            return statement if database_clock else statement.replace(DB_NOW, f"{now_ms}::bigint")
+
+        return cls(
+            database_clock=database_clock,
+            claim=at(CLAIM, "$1"),
+            finish_successes=at(FINISH_SUCCESSES, "$13"),
+            finish_with_failures=at(FINISH_WITH_FAILURES, "$13"),
+            release=at(RELEASE, "$1"),
+            renew=at(RENEW, "$4"),
+            resend=at(RESEND, "$4"),
+            recover=at(RECOVER, "$1"),
+            queue_depth=at(QUEUE_DEPTH, "$1"),
+            next_due_for=at(NEXT_DUE_FOR, "$1"),
+            now=at(DB_NOW, "$1"),
+        )
+
 
 # -- attempts and delivery views ------------------------------------------------------------
 ATTEMPT_GET = "SELECT * FROM attempts WHERE app_id = $1 AND message_id = $2 AND id = $3"

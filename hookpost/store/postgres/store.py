@@ -61,7 +61,10 @@ class PostgresStore(
         max_size: int = 10,
         command_timeout: float | None = 60.0,
         connect_timeout: float = 10.0,
+        database_clock: bool = True,
     ) -> None:
+        """``database_clock=False``: due times and lease expiry follow the callers' now_ms
+        instead of the database's clock, for tests that drive time (see sql.DB_NOW)."""
         self.dsn = dsn
         self._box = box
         self._min_size = min_size
@@ -70,6 +73,7 @@ class PostgresStore(
         self._connect_timeout = connect_timeout
         self._pool = None
         self._callbacks: list[Callable[[], None]] = []
+        self._sql = sql.Clocked.on(database_clock)
         self._listener = NotifyListener(
             dsn, sql.NOTIFY_CHANNEL, self._callbacks, connect_timeout=connect_timeout
         )

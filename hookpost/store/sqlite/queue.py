@@ -24,18 +24,26 @@ from hookpost.store.sqlite.multirow import execute_values
 from hookpost.store.sqlite.sql import (
     ATTEMPTS_INSERT,
     CLAIM,
+    CLAIM_NOT_HELD,
     CLAIM_ORDER,
     DELIVERIES_CANCEL,
     DELIVERIES_FINISH,
     DELIVERIES_LEASE,
     DELIVERIES_RELEASE,
+    DELIVERIES_RENEW,
     ENDPOINTS_HEALTH,
     ENDPOINTS_HEALTH_UPDATE,
     ENDPOINTS_RESET,
+    LEASES_HELD,
     NEXT_DUE,
     QUEUE_DUE,
     QUEUE_SCHEDULED,
 )
+
+
+class _LeaseLost(Exception):
+    """A batch of results holds some whose lease was lost: its write is rolled back and done
+    again by ``finish_attempts``'s careful path, which reads first which leases are held."""
 
 
 class SqliteQueue(SqliteBase):
@@ -49,11 +57,13 @@ class SqliteQueue(SqliteBase):
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         due_from: int | None = None,
+        exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
         excluded = list(exclude_endpoints)
         start = NO_LOWER_BOUND if due_from is None else due_from
         lease = secrets.token_hex(8)
         busy = dict(in_flight or {})
+        held = [orjson.dumps(list(exclude_deliveries)).decode()] if exclude_deliveries else []
 
         def split(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[tuple[int]]]:
             """One pass over the scanned rows: (rows to lease, (id,) of rows to cancel).
@@ -83,8 +93,9 @@ class SqliteQueue(SqliteBase):
             skip = (
                 f" AND d.endpoint_id NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""
             )
+            not_held = CLAIM_NOT_HELD if held else ""
             rows = c.execute(
-                f"{CLAIM}{skip}{CLAIM_ORDER}", [now_ms, start, *excluded, limit]
+                f"{CLAIM}{skip}{not_held}{CLAIM_ORDER}", [now_ms, start, *excluded, *held, limit]
             ).fetchall()
             claimed, canceled = split(rows)
             # an endpoint disabled after the message was sent gets nothing
@@ -156,45 +167,29 @@ class SqliteQueue(SqliteBase):
             )
             for r in results
         ]
-        # An endpoint with only successes in the batch needs one reset of its failure count;
-        # the others' health is replayed result by result, in order (domain.health).
-        failing = {r.attempt.endpoint_id for r in results if r.attempt.status != 0}
-        only_ok = [(ep_id,) for ep_id in dict.fromkeys(r.attempt.endpoint_id for r in results)]
-        only_ok = [row for row in only_ok if row[0] not in failing]
-        mixed = [r for r in results if r.attempt.endpoint_id in failing]
-        failing_ids = orjson.dumps(sorted(failing)).decode() if failing else ""
+        health = _Health(results)
 
         def run(c: Conn) -> FinishOutcome:
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
-            stale = len(results) - execute_values(c, DELIVERIES_FINISH, delivery_rows)
-            execute_values(c, ENDPOINTS_RESET, only_ok)
-            if not mixed:
-                return FinishOutcome(disabled_endpoints=[], stale=stale)
-            states = {
-                ep_id: Health(failures, first, bool(disabled), reason, updated_at)
-                for ep_id, failures, first, disabled, reason, updated_at in c.execute(
-                    ENDPOINTS_HEALTH, (failing_ids,)
-                )
-            }
-            changed, disabled_now = replay(states, mixed, now_ms, disable_after_ms)
-            execute_values(
-                c,
-                ENDPOINTS_HEALTH_UPDATE,
-                [
-                    (
-                        ep_id,
-                        h.consecutive_failures,
-                        h.first_failure_at,
-                        h.disabled,
-                        h.disabled_reason,
-                        h.updated_at,
-                    )
-                    for ep_id, h in changed.items()
-                ],
-            )
-            return FinishOutcome(disabled_endpoints=disabled_now, stale=stale)
+            if execute_values(c, DELIVERIES_FINISH, delivery_rows) < len(results):
+                raise _LeaseLost  # rare: which results are stale is read by held_only
+            return health.apply(c, now_ms, disable_after_ms, stale=0)
 
-        return await self._db.write(run)
+        def held_only(c: Conn) -> FinishOutcome:
+            """Every attempt is recorded; only results whose lease is held change their
+            delivery and their endpoint's health."""
+            execute_values(c, ATTEMPTS_INSERT, attempt_rows)
+            pairs = orjson.dumps([(r.delivery_id, r.lease) for r in results]).decode()
+            held = set(map(tuple, c.execute(LEASES_HELD, (pairs,))))
+            fresh = [i for i, r in enumerate(results) if (r.delivery_id, r.lease) in held]
+            updated = execute_values(c, DELIVERIES_FINISH, [delivery_rows[i] for i in fresh])
+            fresh_health = _Health([results[i] for i in fresh])
+            return fresh_health.apply(c, now_ms, disable_after_ms, stale=len(results) - updated)
+
+        try:
+            return await self._db.write(run)
+        except _LeaseLost:
+            return await self._db.write(held_only)
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
         rows = list(leases)
@@ -207,6 +202,17 @@ class SqliteQueue(SqliteBase):
             self._new_work()
         return released
 
+    async def renew(self, leases: Sequence[tuple[int, str]], lease_ms: int, now_ms: int) -> int:
+        if not leases:
+            return 0
+        pairs = orjson.dumps(list(leases)).decode()
+
+        def run(c: Conn) -> int:
+            renewed: int = c.execute(DELIVERIES_RENEW, (now_ms + lease_ms, pairs)).rowcount
+            return renewed
+
+        return await self._db.write(run)
+
     async def queue_depth(self, now_ms: int) -> QueueDepth:
         def run(c: Conn) -> QueueDepth:
             due, oldest = c.execute(QUEUE_DUE, (now_ms,)).fetchone()
@@ -215,10 +221,51 @@ class SqliteQueue(SqliteBase):
 
         return await self._db.read(run)
 
-    async def next_due_at(self) -> int | None:
+    async def next_due_at(self, now_ms: int | None = None) -> int | None:
         def run(c: Conn) -> int | None:
             row = c.execute(NEXT_DUE)
             due: int | None = row.fetchone()[0]
             return due
 
         return await self._db.read(run)
+
+
+class _Health:
+    """What a batch of results does to its endpoints' health (the rule is domain.health)."""
+
+    def __init__(self, results: list[AttemptResult]) -> None:
+        # An endpoint with only successes in the batch needs one reset of its failure count;
+        # the others' health is replayed result by result, in order.
+        failing = {r.attempt.endpoint_id for r in results if r.attempt.status != 0}
+        only_ok = [(ep_id,) for ep_id in dict.fromkeys(r.attempt.endpoint_id for r in results)]
+        self.only_ok = [row for row in only_ok if row[0] not in failing]
+        self.mixed = [r for r in results if r.attempt.endpoint_id in failing]
+        self.failing_ids = orjson.dumps(sorted(failing)).decode() if failing else ""
+
+    def apply(self, c: Conn, now_ms: int, disable_after_ms: int, stale: int) -> FinishOutcome:
+        execute_values(c, ENDPOINTS_RESET, self.only_ok)
+        if not self.mixed:
+            return FinishOutcome(disabled_endpoints=[], stale=stale)
+        states = {
+            ep_id: Health(failures, first, bool(disabled), reason, updated_at)
+            for ep_id, failures, first, disabled, reason, updated_at in c.execute(
+                ENDPOINTS_HEALTH, (self.failing_ids,)
+            )
+        }
+        changed, disabled_now = replay(states, self.mixed, now_ms, disable_after_ms)
+        execute_values(
+            c,
+            ENDPOINTS_HEALTH_UPDATE,
+            [
+                (
+                    ep_id,
+                    h.consecutive_failures,
+                    h.first_failure_at,
+                    h.disabled,
+                    h.disabled_reason,
+                    h.updated_at,
+                )
+                for ep_id, h in changed.items()
+            ],
+        )
+        return FinishOutcome(disabled_endpoints=disabled_now, stale=stale)

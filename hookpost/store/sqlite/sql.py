@@ -108,6 +108,7 @@ CLAIM = (
     "WHERE d.due_at <= ? AND d.due_at >= ?"
 )
 CLAIM_ORDER = " ORDER BY d.due_at LIMIT ?"
+CLAIM_NOT_HELD = " AND d.id NOT IN (SELECT value FROM json_each(?))"  # the caller's in flight
 DELIVERIES_LEASE = (
     "UPDATE deliveries SET status = 1, due_at = ?, lease = ?, updated_at = ? "
     "WHERE id IN (VALUES {values})"
@@ -153,6 +154,19 @@ DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
     "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "
     "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2"
 )  # a join, not (id, lease) IN (...): SQLite scans the whole table for a row-value IN
+# (delivery id, lease) pairs, as one JSON array of [id, lease]: one statement for any number.
+_LEASES = (
+    "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS lease "
+    "FROM json_each(?)) AS v"
+)
+# The heartbeat: (due_at, the pairs). A lease already lost stays lost.
+DELIVERIES_RENEW = (
+    f"UPDATE deliveries SET due_at = ? FROM {_LEASES} "
+    "WHERE deliveries.id = v.id AND deliveries.lease = v.lease"
+)
+LEASES_HELD = (
+    f"SELECT d.id, d.lease FROM deliveries d JOIN {_LEASES} ON d.id = v.id AND d.lease = v.lease"
+)
 QUEUE_DUE = "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?"
 QUEUE_SCHEDULED = "SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0"
 NEXT_DUE = "SELECT min(due_at) FROM deliveries WHERE due_at IS NOT NULL"
