@@ -21,6 +21,7 @@ from hookpost.api.auth import (
     require_admin,
 )
 from hookpost.api.errors import ValidationFailure, not_found, validation_item
+from hookpost.api.fields import MAX_EVENT_TYPES
 from hookpost.api.mapping import to_ms
 from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
 from hookpost.domain.errors import NotFound
@@ -220,7 +221,10 @@ WithContent = Annotated[
 ]
 EventTypesQuery = Annotated[
     list[str] | None,
-    Query(description="Filter by event type (repeat the parameter or separate with commas)"),
+    Query(
+        description="Filter by event type (repeat the parameter or separate with commas; "
+        f"at most {MAX_EVENT_TYPES} names)"
+    ),
 ]
 DateQuery = Annotated[datetime | None, Query()]
 
@@ -241,21 +245,23 @@ def ordering(order: str | None, default_descending: bool = False) -> bool:
     return order == "descending"
 
 
-def event_types_filter(values: list[str] | None) -> list[str] | None:
-    """``event_types`` as repeated parameters and/or comma-separated (the svix SDK's form)."""
+def event_types_filter(values: list[str] | None, limit: int = MAX_EVENT_TYPES) -> list[str] | None:
+    """``event_types`` as repeated parameters and/or comma-separated (the svix SDK's form):
+    at most ``limit`` distinct names (as many as an endpoint's filter may hold), else a 422."""
     if not values:
         return None
-    out: list[str] = []
+    out: dict[str, None] = {}  # insertion-ordered set: linear in the number of names
     for value in values:
         for name in value.split(","):
             name = name.strip()
-            if not name:
+            if not name or name in out:
                 continue
             if len(name) > MAX_ID or not _ID_RE.fullmatch(name):
                 raise query_error("event_types", f"invalid event type name {name[:64]!r}")
-            if name not in out:
-                out.append(name)
-    return out or None
+            out[name] = None
+            if len(out) > limit:
+                raise query_error("event_types", f"at most {limit} event types may be given")
+    return list(out) or None
 
 
 def date_ms(value: datetime | None) -> int | None:
