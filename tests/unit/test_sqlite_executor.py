@@ -294,3 +294,36 @@ async def test_a_write_after_close_is_refused_not_left_waiting(tmp_path: Path):
     with pytest.raises(StoreUnavailable):
         await asyncio.wait_for(db.write(_insert(3)), timeout=5)
     assert _values(path) == [2]
+
+
+def _too_many_variables(c: sqlite3.Connection) -> None:
+    c.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3)
+    c.execute("SELECT ?, ?, ?, ?", (1, 2, 3, 4))
+
+
+def _cannot_open(c: sqlite3.Connection) -> None:
+    sqlite3.connect("/nonexistent-dir/hookpost.db")
+
+
+async def test_only_transient_sqlite_errors_say_the_store_is_unavailable(tmp_path: Path):
+    # A statement SQLite refuses is a bug (a 500), not an outage the client should retry.
+    path = tmp_path / "x.db"
+    _create(path)
+    db = SqliteExecutor(str(path), synchronous="FULL")
+    db.start()
+    try:
+        for run in (db.read, db.write):
+            with pytest.raises(sqlite3.OperationalError, match="too many SQL variables"):
+                await run(_too_many_variables)
+            with pytest.raises(StoreUnavailable, match="unable to open"):
+                await run(_cannot_open)
+        # In a group, each job's error is its own.
+        results = await asyncio.gather(
+            db.write(_too_many_variables),
+            db.write(_cannot_open),
+            db.write(_insert(7)),
+            return_exceptions=True,
+        )
+        assert [type(r) for r in results] == [sqlite3.OperationalError, StoreUnavailable, int]
+    finally:
+        db.close()
