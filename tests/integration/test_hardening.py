@@ -69,3 +69,72 @@ async def test_event_types_filter_is_capped(http: httpx.AsyncClient, ids: dict[s
         refused = await http.get(f"{path}?event_types={at_cap}&event_types=one.more")
         assert_invalid(refused, "query", "event_types")
         assert_invalid(await http.get(f"{path}?event_types={over}"), "query", "event_types")
+
+
+# --------------------------------------------------------------------------- dates
+
+
+EDGE_DATES = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+
+
+async def test_recover_dates_beyond_utc_are_422(
+    http: httpx.AsyncClient, ids: dict[str, str]
+) -> None:
+    path = f"/api/v1/app/{ids['app_id']}/endpoint/{ids['endpoint_id']}/recover"
+    r = await http.post(path, json={"since": EDGE_DATES[0]})
+    assert_invalid(r, "body", "since")
+    r = await http.post(path, json={"since": "2020-01-01T00:00:00Z", "until": EDGE_DATES[1]})
+    assert_invalid(r, "body", "until")
+
+
+async def test_query_dates_at_the_edges_are_answered(
+    http: httpx.AsyncClient, ids: dict[str, str]
+) -> None:
+    # Query dates are clamped to what ids can encode: they bound a range, never fail it.
+    stats = f"/api/v1/app/{ids['app_id']}/endpoint/{ids['endpoint_id']}/stats"
+    for value in (*EDGE_DATES, "0001-01-01T00:00:00", "9999-12-31T23:59:59"):
+        for path, names in [(p, ("before", "after")) for p in _list_paths(ids)] + [
+            (stats, ("since", "until"))
+        ]:
+            for name in names:
+                r = await http.get(path, params={name: value})
+                assert r.status_code == 200, (path, name, value, r.text[:300])
+
+
+# --------------------------------------------------------------------------- NUL characters
+
+
+async def test_nul_in_any_path_or_query_parameter_is_4xx_with_an_idempotency_key(
+    http: httpx.AsyncClient, ids: dict[str, str]
+) -> None:
+    """Every parameter of every operation in the OpenAPI document, with a NUL character (the
+    key made the API look the path up in the store before routing refused it: a 500 on
+    PostgreSQL)."""
+    doc = (await http.get("/api/v1/openapi.json")).json()
+    values = {**ids, "attempt_id": "atmpt_none", "event_type_name": "a.b"}
+    body = {
+        "url": PUBLIC_URL,
+        "eventType": "a.b",
+        "payload": {},
+        "name": "x",
+        "since": "2020-01-01T00:00:00Z",
+    }
+    checked = 0
+    for template, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for param in operation.get("parameters", []):
+                if param["in"] not in ("path", "query"):
+                    continue
+                path = template
+                for name, value in values.items():
+                    bad = "a%00b" if param["in"] == "path" and param["name"] == name else value
+                    path = path.replace("{" + name + "}", bad)
+                if param["in"] == "query":
+                    path = f"{path}?{param['name']}=a%00b"
+                for headers in ({"idempotency-key": f"nul-{checked}"}, {}):
+                    r = await http.request(method, path, json=body, headers=headers)
+                    assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text)
+                    if param["in"] == "path":
+                        assert_invalid(r, "path", param["name"])
+                checked += 1
+    assert checked > 40, checked
