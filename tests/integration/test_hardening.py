@@ -138,3 +138,38 @@ async def test_nul_in_any_path_or_query_parameter_is_4xx_with_an_idempotency_key
                         assert_invalid(r, "path", param["name"])
                 checked += 1
     assert checked > 40, checked
+
+
+# --------------------------------------------------------------------------- uids
+
+
+async def test_an_application_uid_may_not_look_like_an_id(http: httpx.AsyncClient) -> None:
+    taken = (await http.post("/api/v1/app", json={"name": "Owner"})).json()["id"]
+    unused = "app_" + "0" * 22  # the form of an id that no application has
+    for uid in (taken, unused):
+        r = await http.post("/api/v1/app", json={"name": "Squatter", "uid": uid})
+        assert_invalid(r, "body", "uid")
+        r = await http.post("/api/v1/app?get_if_exists=true", json={"name": "S", "uid": uid})
+        assert r.status_code in (200, 422), r.text  # the owner itself, by its id
+        other = (await http.post("/api/v1/app", json={"name": "Other"})).json()["id"]
+        assert_invalid(await http.patch(f"/api/v1/app/{other}", json={"uid": uid}), "body", "uid")
+        r = await http.put(f"/api/v1/app/{other}", json={"name": "Other", "uid": uid})
+        assert_invalid(r, "body", "uid")
+    # PUT and the other create-if-missing routes take the path as the new app's uid.
+    assert_invalid(await http.put(f"/api/v1/app/{unused}", json={"name": "N"}), "body", "uid")
+    r = await http.post(
+        f"/api/v1/auth/app-portal-access/{unused}", json={"application": {"name": "N"}}
+    )
+    assert_invalid(r, "body", "uid")
+    r = await http.post(
+        f"/api/v1/app/{unused}/msg",
+        json={"eventType": "a.b", "payload": {}, "application": {"name": "N"}},
+    )
+    assert_invalid(r, "body", "uid")
+    assert (await http.get(f"/api/v1/app/{unused}")).status_code == 404
+    # Uids that merely start like one stay valid, and the id still names its own app.
+    for uid in ("app_", "app_x", f"{taken}0", taken[:-1], "ep_" + "0" * 22):
+        r = await http.post("/api/v1/app", json={"name": "Fine", "uid": uid})
+        assert r.status_code == 201, (uid, r.text)
+        assert (await http.get(f"/api/v1/app/{uid}")).json()["uid"] == uid
+    assert (await http.get(f"/api/v1/app/{taken}")).json()["name"] == "Owner"

@@ -94,9 +94,18 @@ class Ctx:
         return app_id
 
     async def app_id(self, app_id: str) -> str:
-        """The id of application ``app_id`` (an id or uid), checking the caller's access."""
-        await check_app_access(self.token, app_id, self.services.apps.resolve)
-        return await self.services.apps.resolve(app_id)
+        """The id of application ``app_id`` (an id or uid), checking the caller's access on
+        that same id: resolved once, so the application checked is the one used."""
+        own = self.token.app_id
+        try:
+            resolved = await self.services.apps.resolve(app_id)
+        except NotFound:
+            if own is None or app_id == own:
+                raise
+            raise not_found() from None
+        if own is not None and resolved != own:
+            raise not_found()
+        return resolved
 
 
 async def authenticated(api: ApiState, headers: Any) -> Ctx:
@@ -148,6 +157,14 @@ class AppScope:
         if self._denied is not None:
             raise self._denied
 
+    def id_if_exists(self) -> str | None:
+        """The application's id, or None if there is none by that id or uid (for the routes
+        that create it then): what the access check resolved, never resolved again."""
+        self.check_access()
+        if isinstance(self._failed, NotFound):
+            return None
+        return self.id
+
     @property
     def services(self) -> Services:
         return self.ctx.services
@@ -162,7 +179,9 @@ async def app_scope(c: AuthCtx, app_id: AppId) -> AppScope:
     except Exception as exc:  # raised by AppScope.id, see there
         scope._failed = exc
     own = c.token.app_id
-    if own is not None and app_id != own and scope._id != own:
+    # Only the application the id or uid resolved to counts (the path naming the token's own
+    # app by its id does not: a uid may have come to hold that id if the app was deleted).
+    if own is not None and scope._id != own and (scope._id is not None or app_id != own):
         failed = scope._failed
         unknown = failed is None or isinstance(failed, NotFound)
         scope._denied = not_found() if unknown else failed

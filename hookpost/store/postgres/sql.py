@@ -21,7 +21,8 @@ APP_INSERT = (
     "INSERT INTO applications (id, uid, name, metadata, throttle_rate, created_at, updated_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
-APP_GET = "SELECT * FROM applications WHERE id = $1 OR uid = $1 LIMIT 1"
+# The id wins over another row's uid (one written before such uids were refused).
+APP_GET = "SELECT * FROM applications WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1"
 APP_UPDATE = (
     "UPDATE applications SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, "
     "updated_at = $6 WHERE id = $1"
@@ -51,7 +52,10 @@ ENDPOINT_UPDATE = endpoint_update_sql(
     f"${len(ENDPOINT_UPDATE_PARAMS) + 1}::bigint",
 )
 ENDPOINT_EXISTS = "SELECT EXISTS (SELECT 1 FROM endpoints WHERE app_id = $1 AND id = $2)"
-ENDPOINT_GET = "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) LIMIT 1"
+ENDPOINT_GET = (
+    "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) ORDER BY id = $2 DESC "
+    "LIMIT 1"
+)
 ENDPOINT_DELETE = "DELETE FROM endpoints WHERE app_id = $1 AND id = $2"
 
 # -- messages -------------------------------------------------------------------------------

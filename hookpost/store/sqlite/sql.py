@@ -13,7 +13,8 @@ APP_INSERT = (
     "INSERT INTO applications (id, uid, name, metadata, throttle_rate, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-APP_GET = "SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1"
+# The id wins over another row's uid (one written before such uids were refused).
+APP_GET = "SELECT * FROM applications WHERE id = ?1 OR uid = ?1 ORDER BY id = ?1 DESC LIMIT 1"
 APP_UPDATE = (
     "UPDATE applications SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, "
     "updated_at = ? WHERE id = ?"
@@ -38,7 +39,10 @@ ENDPOINT_INSERT = (
     f"VALUES ({', '.join(':' + c for c in ENDPOINT_COLUMNS)})"
 )
 ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_updated_at")
-ENDPOINT_GET = "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) LIMIT 1"
+ENDPOINT_GET = (
+    "SELECT * FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2) ORDER BY id = ?2 DESC "
+    "LIMIT 1"
+)
 ENDPOINT_EXISTS = "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ?"
 ENDPOINT_DELETE = "DELETE FROM endpoints WHERE app_id = ? AND id = ?"
 ANY_SEALED_KEYS = "SELECT keys FROM endpoints LIMIT 1"
