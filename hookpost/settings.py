@@ -39,6 +39,11 @@ class Settings:
     # Generous: above one process's measured peak (~6,000 req/s), so it only stops a
     # runaway client; lower it where app-portal tokens are handed to untrusted tenants.
     api_rate_limit: int = 10_000
+    # /metrics: a bearer token it then needs; a port of its own (0: on the API's port) and the
+    # address that port listens on ("": HOOKPOST_HOST)
+    metrics_token: str = ""
+    metrics_port: int = 0
+    metrics_host: str = ""
     # `hookpost serve`: auto (the worker in a child process on 2+ CPUs), process or inline
     serve_worker: str = "auto"
     # storage
