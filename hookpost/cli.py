@@ -163,12 +163,10 @@ async def _run_worker_child(
 
 
 async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
-    import uvicorn
-
     from hookpost.api.app import create_app
-    from hookpost.api.transport import CoalescingHttpToolsProtocol
+    from hookpost.api.server import ApiServer, build_server
 
-    class Server(uvicorn.Server):
+    class Server(ApiServer):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             # uvicorn re-raises SIGTERM after its own shutdown, which would kill the process
@@ -183,17 +181,10 @@ async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
                     loop.remove_signal_handler(sig)
 
     app = create_app(hp)
-    config = uvicorn.Config(
-        app,
-        http=CoalescingHttpToolsProtocol,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    # On SIGINT/SIGTERM uvicorn stops accepting and finishes open requests, then we return.
+    server = build_server(app, hp.settings, Server)
     try:
-        await Server(config).serve(sockets=[sock] if sock else None)
+        # On SIGINT/SIGTERM uvicorn stops accepting and finishes open requests, then we return.
+        await server.serve(sockets=[sock] if sock else None)
     finally:
         await app.state.metrics_page.gauges.close()
 

@@ -39,6 +39,11 @@ class Settings:
     # Generous: above one process's measured peak (~6,000 req/s), so it only stops a
     # runaway client; lower it where app-portal tokens are handed to untrusted tenants.
     api_rate_limit: int = 10_000
+    # API connections: at most this many at once (then 503; 0: no limit), and the seconds a
+    # client may take to send a request's head, and then its body (0: no limit)
+    max_connections: int = 2048
+    request_head_timeout_s: float = 10.0
+    request_body_timeout_s: float = 60.0
     # /metrics: a bearer token it then needs; a port of its own (0: on the API's port) and the
     # address that port listens on ("": HOOKPOST_HOST)
     metrics_token: str = ""
