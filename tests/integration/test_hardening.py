@@ -4,46 +4,20 @@ queries, application uids that look like ids. Every answer is a 4xx naming the f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-
 import httpx
 import pytest
-import pytest_asyncio
 
 from hookpost.api.fields import MAX_EVENT_TYPES
-from tests.integration.conftest import ServedApi
+from tests.integration import test_hostile_input as hostile
 from tests.integration.test_api_errors import assert_invalid
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
 
+# The module's server (one per backend), its client, and an application with an endpoint and a
+# message: the hostile-input tests' fixtures.
+api, http, ids = hostile.api, hostile.http, hostile.ids
+
 PUBLIC_URL = "https://example.com/hook"  # never contacted: the worker is off
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def api(
-    module_database_url: str, serve_api: Callable[..., AbstractAsyncContextManager[ServedApi]]
-) -> AsyncIterator[ServedApi]:
-    async with serve_api(module_database_url) as server:
-        yield server
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def http(api: ServedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with api.http() as client:
-        yield client
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def ids(http: httpx.AsyncClient) -> dict[str, str]:
-    app = await http.post("/api/v1/app", json={"name": "Acme"})
-    assert app.status_code == 201, app.text
-    app_id = app.json()["id"]
-    ep = await http.post(f"/api/v1/app/{app_id}/endpoint", json={"url": PUBLIC_URL})
-    assert ep.status_code == 201, ep.text
-    msg = await http.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a.b", "payload": {}})
-    assert msg.status_code == 202, msg.text
-    return {"app_id": app_id, "endpoint_id": ep.json()["id"], "msg_id": msg.json()["id"]}
 
 
 def _list_paths(ids: dict[str, str]) -> list[str]:
