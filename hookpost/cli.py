@@ -17,13 +17,16 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookpost import __version__
 from hookpost.settings import Settings
 from hookpost.store.secretbox import generate_main_key
 from hookpost.wiring import ConfigError, Hookpost, check_database_url, tune_process_for
 from hookpost.worker_process import WorkerProcess, run_worker_child, wants_worker_process
+
+if TYPE_CHECKING:
+    from hookpost.api.metrics import MetricsServer
 
 log = logging.getLogger("hookpost")
 
@@ -54,7 +57,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _banner(
-    role: str, settings: Settings, token_source: str, token: str | None, sock: socket.socket | None
+    role: str,
+    settings: Settings,
+    token_source: str,
+    token: str | None,
+    sock: socket.socket | None,
+    metrics: MetricsServer | None = None,
 ) -> None:
     lines = [f"hookpost {__version__} — {role}"]
     if sock is not None:
@@ -62,6 +70,9 @@ def _banner(
         lines.append(
             f"  API:       http://{host}:{port}/api/v1   (docs: http://{host}:{port}/docs)"
         )
+    if metrics is not None and metrics.address is not None:
+        host, port = metrics.address
+        lines.append(f"  metrics:   http://{host}:{port}/metrics")
     lines.append(f"  database:  {_redact(settings.database_url)}")
     if token is not None:
         lines.append(f"  admin token (shown once, store it now): {token}")
@@ -79,18 +90,36 @@ def _redact(url: str) -> str:
     return url
 
 
+async def _start_metrics(hp: Hookpost, settings: Settings) -> MetricsServer | None:
+    """The metrics server of ``HOOKPOST_METRICS_PORT``, started; None when it is not set."""
+    if not settings.metrics_port:
+        return None
+    from hookpost.api.metrics import MetricsServer
+
+    server = MetricsServer(hp, settings.metrics_host or settings.host, settings.metrics_port)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ConfigError(str(exc.strerror or exc)) from None
+    return server
+
+
 async def _run_roles(settings: Settings, *, api: bool, worker: bool, role: str) -> None:
     sock = _bind(settings.host, settings.port) if api else None
     hp = Hookpost(settings)
     await hp.start(worker=worker)
+    metrics = None
     try:
+        metrics = await _start_metrics(hp, settings)
         source, plaintext = await hp.services.tokens.ensure_admin(settings.admin_token)
-        _banner(role, settings, source, plaintext, sock)
+        _banner(role, settings, source, plaintext, sock, metrics)
         if api:
             await _serve_api(hp, sock)
         else:
             await _wait_for_signal()
     finally:
+        if metrics is not None:
+            await metrics.stop()
         await hp.stop()
         if sock is not None:
             sock.close()
@@ -103,14 +132,18 @@ async def _run_serve_with_worker_process(settings: Settings) -> None:
     hp = Hookpost(settings)
     await hp.start(worker=False)
     child = WorkerProcess(settings.database_url, settings.shutdown_grace_s)
+    metrics = None
     try:
+        metrics = await _start_metrics(hp, settings)
         source, plaintext = await hp.services.tokens.ensure_admin(settings.admin_token)
         hp.store.on_new_work(child.wake)
         hp.services.metrics.worker_source = child.metrics_text
         await child.start()
-        _banner(f"API + worker (process {child.pid})", settings, source, plaintext, sock)
+        _banner(f"API + worker (process {child.pid})", settings, source, plaintext, sock, metrics)
         await _serve_api(hp, sock)
     finally:
+        if metrics is not None:
+            await metrics.stop()
         await child.stop()
         await hp.stop()
         sock.close()
@@ -130,12 +163,10 @@ async def _run_worker_child(
 
 
 async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
-    import uvicorn
-
     from hookpost.api.app import create_app
-    from hookpost.api.transport import CoalescingHttpToolsProtocol
+    from hookpost.api.server import ApiServer, build_server
 
-    class Server(uvicorn.Server):
+    class Server(ApiServer):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             # uvicorn re-raises SIGTERM after its own shutdown, which would kill the process
@@ -149,16 +180,13 @@ async def _serve_api(hp: Hookpost, sock: socket.socket | None) -> None:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
 
-    config = uvicorn.Config(
-        create_app(hp),
-        http=CoalescingHttpToolsProtocol,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    # On SIGINT/SIGTERM uvicorn stops accepting and finishes open requests, then we return.
-    await Server(config).serve(sockets=[sock] if sock else None)
+    app = create_app(hp)
+    server = build_server(app, hp.settings, Server)
+    try:
+        # On SIGINT/SIGTERM uvicorn stops accepting and finishes open requests, then we return.
+        await server.serve(sockets=[sock] if sock else None)
+    finally:
+        await app.state.metrics_page.gauges.close()
 
 
 async def _wait_for_signal() -> None:

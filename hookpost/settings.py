@@ -49,6 +49,16 @@ class Settings:
     max_endpoints_per_app: int = DEFAULT_MAX_ENDPOINTS_PER_APP
     max_event_types: int = DEFAULT_MAX_EVENT_TYPES
     max_page_content_bytes: int = DEFAULT_MAX_PAGE_CONTENT_BYTES
+    # API connections: at most this many at once (then 503; 0: no limit), and the seconds a
+    # client may take to send a request's head, and then its body (0: no limit)
+    max_connections: int = 2048
+    request_head_timeout_s: float = 10.0
+    request_body_timeout_s: float = 60.0
+    # /metrics: a bearer token it then needs; a port of its own (0: on the API's port) and the
+    # address that port listens on ("": HOOKPOST_HOST)
+    metrics_token: str = ""
+    metrics_port: int = 0
+    metrics_host: str = ""
     # `hookpost serve`: auto (the worker in a child process on 2+ CPUs), process or inline
     serve_worker: str = "auto"
     # storage

@@ -6,31 +6,30 @@
   lifespan builds (with the given factory: ``hookpost.wiring.asgi_app`` passes ``Hookpost``),
   starts and stops one.
 * The OpenAPI document is at ``/api/v1/openapi.json``, interactive docs at ``/docs``.
-* ``/metrics`` serves Prometheus text: the runtime's registry plus queue gauges computed at
-  scrape time. Like the health checks it is unauthenticated: bind it to a private network.
+* ``/metrics`` serves Prometheus text (``api.metrics``): on the API's port unless
+  ``HOOKPOST_METRICS_PORT`` gives it one of its own; ``HOOKPOST_METRICS_TOKEN`` protects it.
 * ``Settings.api_rate_limit`` > 0 installs the per-token rate limit (``api.ratelimit``):
   429 ``rate_limited`` with ``Retry-After``; health checks and metrics are never limited.
 * Everything that is per app instance (token cache, idempotency bookkeeping, rate-limit
-  buckets, the queue collector) lives on the instance, never in module globals.
+  buckets, the metrics page) lives on the instance, never in module globals.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import FastAPI, Request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookpost.api import metrics
 from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
+from hookpost.api.guards import without_idempotency_key
 from hookpost.api.idempotency import IdempotencyMiddleware, IdempotentRequests
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
@@ -43,7 +42,6 @@ from hookpost.api.routes import (
     messages,
 )
 from hookpost.api.routes.common import ApiState, Runtime
-from hookpost.services.status import QueueStatus
 from hookpost.settings import Settings
 
 log = logging.getLogger("hookpost.api")
@@ -70,7 +68,13 @@ def create_app_from_settings(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hp = factory(settings)
         await hp.start(worker=worker)
+        metrics_server = None
         try:
+            if settings.metrics_port:
+                metrics_server = metrics.MetricsServer(
+                    hp, settings.metrics_host or settings.host, settings.metrics_port
+                )
+                await metrics_server.start()
             # Tokens never go to logs. Without HOOKPOST_ADMIN_TOKEN and with no admin token
             # yet, say how to make one instead of generating one nobody sees.
             if settings.admin_token:
@@ -82,6 +86,10 @@ def create_app_from_settings(
             _attach(app, hp)
             yield
         finally:
+            if metrics_server is not None:
+                await metrics_server.stop()
+            if hasattr(app.state, "metrics_page"):
+                await app.state.metrics_page.gauges.close()
             await hp.stop()
 
     return _build(settings, lifespan)
@@ -94,6 +102,8 @@ class HookpostApi(FastAPI):
     front_door: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in scope["path"]:
+            scope = without_idempotency_key(scope)  # see there
         door = self.front_door
         if door is not None and await door(scope, receive, send):
             return
@@ -129,11 +139,9 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
-    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    if not settings.metrics_port:  # else served on its own port (api.metrics.MetricsServer)
+        app.add_api_route(metrics.PATH, metrics.metrics_route, include_in_schema=False)
     _with_security(app)
-    app.state.metrics_collector = QueueCollector()
-    app.state.metrics_registry = CollectorRegistry(auto_describe=False)
-    app.state.metrics_registry.register(app.state.metrics_collector)
     # add_middleware wraps what is there: the last added runs first. Order on a request:
     # rate limit -> body cap -> idempotency -> the POST /msg fast path -> FastAPI's routing.
     # The rate limit comes first so that refused requests cost nothing (not even reading the
@@ -203,48 +211,7 @@ def _version() -> str:
 def _attach(app: FastAPI, hp: Runtime) -> None:
     app.state.hp = hp
     app.state.api = ApiState.build(hp)
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-class QueueCollector:
-    """Queue gauges from the snapshot taken at the start of each scrape."""
-
-    def __init__(self) -> None:
-        self.queue: QueueStatus | None = None
-
-    def collect(self) -> Iterator[Metric]:
-        queue = self.queue
-        if queue is None:
-            return
-        due = GaugeMetricFamily("hookpost_queue_due", "Deliveries due now (incl. lost leases)")
-        due.add_metric([], queue.due)
-        yield due
-        scheduled = GaugeMetricFamily(
-            "hookpost_queue_scheduled", "Pending deliveries scheduled for later (retries)"
-        )
-        scheduled.add_metric([], queue.scheduled)
-        yield scheduled
-        age = GaugeMetricFamily(
-            "hookpost_oldest_due_age_seconds",
-            "How long the oldest due delivery has been waiting (0 when none is due)",
-        )
-        age.add_metric([], queue.oldest_due_age_s)
-        yield age
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus text: the runtime's registry plus the queue gauges."""
-    state = request.app.state
-    hp: Runtime = state.hp
-    queue = await hp.services.status.queue()
-    runtime = await hp.services.metrics.exposition()
-    collector: QueueCollector = state.metrics_collector
-    # No await between taking the snapshot and rendering it: concurrent scrapes cannot mix.
-    collector.queue = queue
-    body = runtime + generate_latest(state.metrics_registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    app.state.metrics_page = metrics.MetricsPage(hp)
 
 
 # --------------------------------------------------------------------------- middleware

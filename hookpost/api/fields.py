@@ -89,7 +89,10 @@ def _not_null(value: Any) -> Any:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC; pydantic would 500
+        raise ValueError("must be between 0001-01-01 and 9999-12-31 in UTC") from None
 
 
 def _check_endpoint_url(url: str) -> str:

@@ -160,7 +160,8 @@ def endpoint_out(ep: Endpoint) -> dict[str, Any]:
 
 def headers_out(headers: dict[str, str]) -> dict[str, Any]:
     sensitive = [name for name in headers if name.lower() in SENSITIVE_HEADERS]
-    visible = {name: value for name, value in headers.items() if name not in sensitive}
+    hidden = set(sensitive)
+    visible = {name: value for name, value in headers.items() if name not in hidden}
     return {"headers": visible, "sensitive": sensitive}
 
 

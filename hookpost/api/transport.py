@@ -6,6 +6,10 @@ writes of one event-loop turn and hands them to the socket together right after 
 (``call_soon``), so no response waits longer than the task that wrote it keeps running. Why it
 is kept and what it saves: see docs/decisions/0014-one-socket-write-per-response.md.
 
+It also refuses a request head over :data:`MAX_HEAD_BYTES` (431), which uvicorn's httptools
+protocol would keep reading; the time a client may take to send one is bounded by
+``hookpost.api.server``.
+
 It subclasses a private class of uvicorn, so it coalesces only on the uvicorn releases it was
 checked against (:data:`UVICORN_TESTED`). On any other release, or if uvicorn's class cannot be
 imported, it logs a warning and behaves exactly as uvicorn's own protocol.
@@ -87,6 +91,19 @@ def check_uvicorn(version: str | None = None) -> bool:
 
 COALESCING = check_uvicorn()
 
+# A request line (httptools refuses URLs over 64 KiB itself) and its header lines.
+MAX_HEAD_BYTES = 128 * 1024
+_HEAD_TOO_LARGE_BODY = (
+    b'{"code":"request_header_fields_too_large",'
+    b'"detail":"the request head is over the %d-byte limit"}' % MAX_HEAD_BYTES
+)
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: application/json\r\n"
+    b"content-length: %d\r\n"
+    b"connection: close\r\n\r\n" % len(_HEAD_TOO_LARGE_BODY)
+) + _HEAD_TOO_LARGE_BODY
+
 
 class CoalescingTransport:
     """Wraps a transport: ``write`` calls within one loop turn become one write. Everything
@@ -137,9 +154,30 @@ class CoalescingTransport:
 
 class CoalescingHttpToolsProtocol(_UvicornProtocol):
     """uvicorn's ``http="httptools"`` protocol on a :class:`CoalescingTransport`, or exactly
-    uvicorn's own protocol when :data:`COALESCING` is False."""
+    uvicorn's own protocol when :data:`COALESCING` is False; either way, a request head over
+    :data:`MAX_HEAD_BYTES` is refused (uvicorn's httptools protocol has no such bound: it keeps
+    every header line it is sent)."""
+
+    _head_scope: object = None  # the request whose head is being counted
+    _head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if COALESCING:
             transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        scope = self.scope
+        # uvicorn adds "method" to a request's scope once its head is complete: a head still
+        # arriving is counted (a complete one costs nothing more than this test).
+        if scope is not None and "method" not in scope and not self.transport.is_closing():
+            self._count_head(scope, len(data))
+
+    def _count_head(self, scope: object, size: int) -> None:
+        if scope is not self._head_scope:
+            self._head_scope, self._head_bytes = scope, 0
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self.transport.write(HEAD_TOO_LARGE)
+            self.transport.close()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import secrets
 import time
 
+from hookpost.domain.errors import InvalidInput
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ALPHABET_SET = frozenset(ALPHABET)
 _WIDTH = 22  # ceil(128 / log2(62))
 _PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)  # every 2-digit string, by value
 _PAIR = 62**2
@@ -36,6 +39,21 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
 def id_floor(prefix: str, ms: int) -> str:
     """The smallest id that can have been created at or after ``ms`` (for time-bounded lists)."""
     return f"{prefix}_{_encode(ms << 80)}"
+
+
+def has_id_form(prefix: str, value: str) -> bool:
+    """Whether ``value`` is written as ids with ``prefix`` are (whether or not one exists)."""
+    body = value[len(prefix) + 1 :]
+    return len(body) == _WIDTH and value.startswith(f"{prefix}_") and _ALPHABET_SET.issuperset(body)
+
+
+def check_uid(prefix: str, uid: str | None) -> None:
+    """A uid names its resource wherever an id may, so it may not look like an id: another
+    resource's id would then name two of them (InvalidInput naming ``uid``)."""
+    if uid is not None and has_id_form(prefix, uid):
+        raise InvalidInput(
+            "uid", f"must not have the form of an id ({prefix}_ and {_WIDTH} letters or digits)"
+        )
 
 
 def id_time_ms(value: str) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from hookpost.domain.models import AttemptStatus, Message
@@ -10,7 +10,7 @@ from hookpost.domain.models import AttemptStatus, Message
 
 @dataclass(frozen=True, slots=True)
 class MessageFilter:
-    event_types: Sequence[str] | None = None
+    event_types: Collection[str] | None = None
     channel: str | None = None
     before: int | None = None  # created strictly before (ms)
     after: int | None = None  # created strictly after (ms)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from hookpost.domain import ids
 from hookpost.domain.errors import Conflict, NotFound
-from hookpost.domain.inputs import AppChanges, NewApp
+from hookpost.domain.inputs import UNSET, AppChanges, NewApp, Unset
 from hookpost.domain.models import Application, Page, PageRequest
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
@@ -71,6 +72,7 @@ class AppService:
         metadata: dict[str, str] | None = None,
         throttle_rate: int | None = None,
     ) -> Application:
+        ids.check_uid(ids.APP, uid)
         now = self._clock()
         app = Application(
             id=ids.new_id(ids.APP, now),
@@ -109,11 +111,18 @@ class AppService:
     async def list(self, page: PageRequest) -> Page[Application]:
         return await self._store.list_apps(page)
 
-    async def upsert(self, app_id_or_uid: str, app: NewApp) -> tuple[Application, bool]:
-        """PUT: replace the app, or create it (with ``app_id_or_uid`` as its uid) when absent."""
-        try:
-            current = await self._store.get_app(app_id_or_uid)
-        except NotFound:
+    async def upsert(
+        self, app_id_or_uid: str, app: NewApp, *, app_id: str | Unset | None = UNSET
+    ) -> tuple[Application, bool]:
+        """PUT: replace the app, or create it (with ``app_id_or_uid`` as its uid) when absent.
+        ``app_id``: what the caller already resolved ``app_id_or_uid`` to, None if to nothing
+        (the API's access check did: it is not resolved again)."""
+        current = None
+        lookup = app_id_or_uid if app_id is UNSET else app_id
+        if lookup is not None:
+            with contextlib.suppress(NotFound):
+                current = await self._store.get_app(lookup)
+        if current is None:
             uid = app.uid or app_id_or_uid
             created = await self.create(app.name, uid, app.metadata, app.throttle_rate)
             self._ids.invalidate()  # the uid may have been cached for another application
@@ -124,6 +133,8 @@ class AppService:
         return await self._update(await self._store.get_app(app_id_or_uid), changes)
 
     async def _update(self, current: Application, changes: AppChanges) -> Application:
+        if changes.uid is not UNSET and changes.uid != current.uid:
+            ids.check_uid(ids.APP, changes.uid)
         app = replace(current, **changes.given(), updated_at=self._clock())
         updated = await self._store.update_app(app)
         self._ids.invalidate()  # its uid may have changed

@@ -45,6 +45,34 @@ class TestCatalog:
         assert await store.get_app(bare.id) == bare
         assert bare.uid is None and bare.metadata == {}
 
+    async def test_app_lookup_prefers_the_id_over_another_apps_uid(self, store: Store) -> None:
+        # Written before uids of an id's form were refused (AppService): such a row may exist.
+        # Whichever was created first, the id names its own application, deterministically.
+        for squatter_first in (True, False):
+            owner = mk_app(name="owner")
+            squatter = mk_app(name="squatter", uid=owner.id)
+            for app in (squatter, owner) if squatter_first else (owner, squatter):
+                await store.create_app(app)
+            for _ in range(3):
+                assert (await store.get_app(owner.id)).id == owner.id
+            assert (await store.get_app(squatter.id)).id == squatter.id
+            # And after an update of either row (PostgreSQL then stores it elsewhere).
+            await store.update_app(replace(owner, name="owner 2", updated_at=owner.updated_at + 1))
+            await store.update_app(replace(squatter, name="sq 2", updated_at=T0 + 2))
+            assert (await store.get_app(owner.id)).id == owner.id
+
+    async def test_endpoint_lookup_prefers_the_id_over_another_endpoints_uid(
+        self, store: Store
+    ) -> None:
+        app = await new_app(store)
+        for squatter_first in (True, False):
+            owner = mk_endpoint(app.id)
+            squatter = mk_endpoint(app.id, uid=owner.id)
+            for ep in (squatter, owner) if squatter_first else (owner, squatter):
+                await store.create_endpoint(ep)
+            assert (await store.get_endpoint(app.id, owner.id)).id == owner.id
+            assert (await store.get_endpoint(app.id, squatter.id)).id == squatter.id
+
     async def test_app_duplicate_uid_conflicts(self, store: Store) -> None:
         await new_app(store, uid="acme")
         with pytest.raises(Conflict):

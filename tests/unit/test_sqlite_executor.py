@@ -66,11 +66,17 @@ def _create(path: Path) -> None:
         c.execute("CREATE TABLE t (v INTEGER NOT NULL)")
 
 
-async def test_a_failing_job_rolls_back_alone_within_its_group(tmp_path: Path):
+def _started(tmp_path: Path) -> tuple[Path, SqliteExecutor]:
+    """A database with table ``t`` and a started executor on it."""
     path = tmp_path / "x.db"
     _create(path)
     db = SqliteExecutor(str(path), synchronous="FULL")
     db.start()
+    return path, db
+
+
+async def test_a_failing_job_rolls_back_alone_within_its_group(tmp_path: Path):
+    path, db = _started(tmp_path)
     lock = os.open(f"{path}.writelock", os.O_RDWR)
     try:
         # Hold the write lock until the writer has taken all five (written in one loop
@@ -164,10 +170,7 @@ async def test_a_failing_shared_item_fails_alone(recorder: _GroupRecorder, tmp_p
 
 
 async def test_closing_runs_the_writes_of_an_unfinished_loop_turn(tmp_path: Path):
-    path = tmp_path / "x.db"
-    _create(path)
-    db = SqliteExecutor(str(path), synchronous="FULL")
-    db.start()
+    path, db = _started(tmp_path)
     tasks = [asyncio.ensure_future(db.write(_insert(v))) for v in (1, 2)]
     await asyncio.sleep(0)  # both have queued their write, not yet handed over
     assert db._pending
@@ -177,10 +180,7 @@ async def test_closing_runs_the_writes_of_an_unfinished_loop_turn(tmp_path: Path
 
 
 async def test_a_lone_failing_job_leaves_nothing(tmp_path: Path):
-    path = tmp_path / "x.db"
-    _create(path)
-    db = SqliteExecutor(str(path), synchronous="FULL")
-    db.start()
+    path, db = _started(tmp_path)
     try:
         with pytest.raises(ValueError):
             await db.write(_insert(-1))
@@ -263,10 +263,7 @@ async def test_a_job_raising_stop_iteration_does_not_strand_the_rest_of_its_grou
 def test_results_for_a_closed_loop_do_not_stop_the_writer(tmp_path: Path):
     # A loop that wrote and then closed before its result came back: the writer must go on
     # serving the others (it used to die on "Event loop is closed").
-    path = tmp_path / "x.db"
-    _create(path)
-    db = SqliteExecutor(str(path), synchronous="FULL")
-    db.start()
+    path, db = _started(tmp_path)
     try:
         gone = asyncio.new_event_loop()
         fut = gone.create_future()
@@ -294,3 +291,33 @@ async def test_a_write_after_close_is_refused_not_left_waiting(tmp_path: Path):
     with pytest.raises(StoreUnavailable):
         await asyncio.wait_for(db.write(_insert(3)), timeout=5)
     assert _values(path) == [2]
+
+
+def _too_many_variables(c: sqlite3.Connection) -> None:
+    c.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3)
+    c.execute("SELECT ?, ?, ?, ?", (1, 2, 3, 4))
+
+
+def _cannot_open(c: sqlite3.Connection) -> None:
+    sqlite3.connect("/nonexistent-dir/hookpost.db")
+
+
+async def test_only_transient_sqlite_errors_say_the_store_is_unavailable(tmp_path: Path):
+    # A statement SQLite refuses is a bug (a 500), not an outage the client should retry.
+    _, db = _started(tmp_path)
+    try:
+        for run in (db.read, db.write):
+            with pytest.raises(sqlite3.OperationalError, match="too many SQL variables"):
+                await run(_too_many_variables)
+            with pytest.raises(StoreUnavailable, match="unable to open"):
+                await run(_cannot_open)
+        # In a group, each job's error is its own.
+        results = await asyncio.gather(
+            db.write(_too_many_variables),
+            db.write(_cannot_open),
+            db.write(_insert(7)),
+            return_exceptions=True,
+        )
+        assert [type(r) for r in results] == [sqlite3.OperationalError, StoreUnavailable, int]
+    finally:
+        db.close()

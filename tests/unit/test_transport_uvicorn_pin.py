@@ -26,7 +26,10 @@ RECHECK = (
     "transport.UVICORN_TESTED: that HttpToolsProtocol.__init__ still sets self.loop, that "
     "connection_made keeps the transport it is given and every response write goes through "
     "it, and that CoalescingTransport handles every transport method uvicorn calls (a write-like "
-    "call it does not gather would reorder bytes on the wire). "
+    "call it does not gather would reorder bytes on the wire). Re-check hookpost/api/server.py "
+    "too: that a connection's cycle (response_complete, more_body), a scope gaining 'method' "
+    "once its head is complete, Server.on_tick and server_state.connections mean what it reads "
+    "(tests/integration/test_slow_clients.py). "
     "See docs/decisions/0014-one-socket-write-per-response.md."
 )
 

@@ -116,7 +116,9 @@ async def get_application(app: AppCtx) -> Response:
 async def update_application(app: AppCtx, body: ApplicationIn) -> Response:
     app.check_access()  # another tenant's app: 404 (an unknown one is created)
     app.ctx.require_admin()
-    updated, created = await app.services.apps.upsert(app.given, _new_app(body))
+    updated, created = await app.services.apps.upsert(
+        app.given, _new_app(body), app_id=app.id_if_exists()
+    )
     return json_response(mapping.app_out(updated), 201 if created else 200)
 
 

@@ -39,14 +39,14 @@ async def app_portal_access(app: AppCtx, body: AppPortalAccessIn, request: Reque
     app.check_access()  # another tenant's application: 404
     app.ctx.require_admin()
     apps = app.services.apps
-    if body.application is not None:
+    app_id = app.id_if_exists() if body.application is not None else app.id
+    if app_id is None:
+        assert body.application is not None
         spec = body.application
         found = await apps.get_or_create(
             app.given, spec.name, dict(spec.metadata), spec.throttle_rate
         )
         app_id = found.id
-    else:
-        app_id = app.id
     token, _ = await app.services.tokens.create(app_id=app_id, name="app-portal", ttl_s=body.expiry)
     base = str(request.base_url).rstrip("/")
     return json_response({"url": f"{base}/app-portal#key={token}", "token": token})

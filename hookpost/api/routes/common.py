@@ -21,6 +21,7 @@ from hookpost.api.auth import (
     require_admin,
 )
 from hookpost.api.errors import ValidationFailure, not_found, validation_item
+from hookpost.api.fields import MAX_EVENT_TYPES
 from hookpost.api.mapping import to_ms
 from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
 from hookpost.domain.errors import NotFound
@@ -93,9 +94,18 @@ class Ctx:
         return app_id
 
     async def app_id(self, app_id: str) -> str:
-        """The id of application ``app_id`` (an id or uid), checking the caller's access."""
-        await check_app_access(self.token, app_id, self.services.apps.resolve)
-        return await self.services.apps.resolve(app_id)
+        """The id of application ``app_id`` (an id or uid), checking the caller's access on
+        that same id: resolved once, so the application checked is the one used."""
+        own = self.token.app_id
+        try:
+            resolved = await self.services.apps.resolve(app_id)
+        except NotFound:
+            if own is None or app_id == own:
+                raise
+            raise not_found() from None
+        if own is not None and resolved != own:
+            raise not_found()
+        return resolved
 
 
 async def authenticated(api: ApiState, headers: Any) -> Ctx:
@@ -147,6 +157,14 @@ class AppScope:
         if self._denied is not None:
             raise self._denied
 
+    def id_if_exists(self) -> str | None:
+        """The application's id, or None if there is none by that id or uid (for the routes
+        that create it then): what the access check resolved, never resolved again."""
+        self.check_access()
+        if isinstance(self._failed, NotFound):
+            return None
+        return self.id
+
     @property
     def services(self) -> Services:
         return self.ctx.services
@@ -161,7 +179,9 @@ async def app_scope(c: AuthCtx, app_id: AppId) -> AppScope:
     except Exception as exc:  # raised by AppScope.id, see there
         scope._failed = exc
     own = c.token.app_id
-    if own is not None and app_id != own and scope._id != own:
+    # Only the application the id or uid resolved to counts (the path naming the token's own
+    # app by its id does not: a uid may have come to hold that id if the app was deleted).
+    if own is not None and scope._id != own and (scope._id is not None or app_id != own):
         failed = scope._failed
         unknown = failed is None or isinstance(failed, NotFound)
         scope._denied = not_found() if unknown else failed
@@ -220,7 +240,10 @@ WithContent = Annotated[
 ]
 EventTypesQuery = Annotated[
     list[str] | None,
-    Query(description="Filter by event type (repeat the parameter or separate with commas)"),
+    Query(
+        description="Filter by event type (repeat the parameter or separate with commas; "
+        f"at most {MAX_EVENT_TYPES} names)"
+    ),
 ]
 DateQuery = Annotated[datetime | None, Query()]
 
@@ -241,21 +264,23 @@ def ordering(order: str | None, default_descending: bool = False) -> bool:
     return order == "descending"
 
 
-def event_types_filter(values: list[str] | None) -> list[str] | None:
-    """``event_types`` as repeated parameters and/or comma-separated (the svix SDK's form)."""
+def event_types_filter(values: list[str] | None, limit: int = MAX_EVENT_TYPES) -> list[str] | None:
+    """``event_types`` as repeated parameters and/or comma-separated (the svix SDK's form):
+    at most ``limit`` distinct names (as many as an endpoint's filter may hold), else a 422."""
     if not values:
         return None
-    out: list[str] = []
+    out: dict[str, None] = {}  # insertion-ordered set: linear in the number of names
     for value in values:
         for name in value.split(","):
             name = name.strip()
-            if not name:
+            if not name or name in out:
                 continue
             if len(name) > MAX_ID or not _ID_RE.fullmatch(name):
                 raise query_error("event_types", f"invalid event type name {name[:64]!r}")
-            if name not in out:
-                out.append(name)
-    return out or None
+            out[name] = None
+            if len(out) > limit:
+                raise query_error("event_types", f"at most {limit} event types may be given")
+    return list(out) or None
 
 
 def date_ms(value: datetime | None) -> int | None:

@@ -24,7 +24,11 @@ APP_INSERT = (
     "INSERT INTO applications (id, uid, name, metadata, throttle_rate, created_at, updated_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
-APP_GET = "SELECT * FROM applications WHERE (id = $1 OR uid = $1) AND NOT deleted LIMIT 1"
+# The id wins over another row's uid (one written before such uids were refused).
+APP_GET = (
+    "SELECT * FROM applications WHERE (id = $1 OR uid = $1) AND NOT deleted"
+    " ORDER BY id = $1 DESC LIMIT 1"
+)
 APP_UPDATE = (
     "UPDATE applications SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, "
     "updated_at = $6 WHERE id = $1 AND NOT deleted"
@@ -71,7 +75,8 @@ ENDPOINT_EXISTS = (
     "SELECT EXISTS (SELECT 1 FROM endpoints WHERE app_id = $1 AND id = $2 AND NOT deleted)"
 )
 ENDPOINT_GET = (
-    "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) AND NOT deleted LIMIT 1"
+    "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) AND NOT deleted"
+    " ORDER BY id = $2 DESC LIMIT 1"
 )
 ENDPOINT_COUNT = "SELECT count(*) FROM endpoints WHERE app_id = $1 AND NOT deleted"
 ENDPOINT_FLAG = (

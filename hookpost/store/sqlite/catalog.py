@@ -47,7 +47,7 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
 
     async def get_app(self, app_id_or_uid: str) -> Application:
         def run(c: Conn) -> Application:
-            row = c.execute(sql.APP_GET, (app_id_or_uid, app_id_or_uid)).fetchone()
+            row = c.execute(sql.APP_GET, (app_id_or_uid,)).fetchone()
             if row is None:
                 raise NotFound("application", app_id_or_uid)
             return app_from_row(row)
@@ -221,9 +221,7 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
 
     async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint:
         def run(c: Conn) -> Endpoint:
-            row = c.execute(
-                sql.ENDPOINT_GET, (app_id, endpoint_id_or_uid, endpoint_id_or_uid)
-            ).fetchone()
+            row = c.execute(sql.ENDPOINT_GET, (app_id, endpoint_id_or_uid)).fetchone()
             if row is None:
                 raise NotFound("endpoint", endpoint_id_or_uid)
             return endpoint_from_row(row, self._box)

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from hookpost.domain.errors import StoreUnavailable
+from hookpost.store.sqlite.errors import is_transient, translate
 
 T = TypeVar("T")
 Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]
@@ -188,8 +189,10 @@ class SqliteExecutor:
                 self._read_conns.append(conn)
         try:
             return fn(conn, *args)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite: {exc}") from exc
+        except sqlite3.Error as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+            raise
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         carried: list[Job] = []  # jobs past the last group's MAX_GROUP
@@ -238,15 +241,14 @@ class SqliteExecutor:
             except Exception as exc:
                 conn.execute("ROLLBACK")
                 if len(batch) == 1:
-                    return [(None, exc)]
+                    return [(None, translate(exc))]
                 conn.execute("BEGIN IMMEDIATE")
                 outcomes = [self._in_savepoint(conn, fn, args) for fn, args, _f, _l in batch]
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            unavailable = StoreUnavailable(f"sqlite: {exc}")
-            outcomes = [(None, unavailable)] * len(batch)
+            outcomes = [(None, translate(exc))] * len(batch)
         return outcomes
 
     @staticmethod
@@ -286,7 +288,7 @@ class SqliteExecutor:
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
-            return None, exc
+            return None, translate(exc)
         conn.execute("RELEASE job")
         return result, None
 

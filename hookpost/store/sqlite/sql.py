@@ -18,7 +18,11 @@ APP_INSERT = (
     "INSERT INTO applications (id, uid, name, metadata, throttle_rate, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-APP_GET = "SELECT * FROM applications WHERE (id = ? OR uid = ?) AND NOT deleted LIMIT 1"
+# The id wins over another row's uid (one written before such uids were refused).
+APP_GET = (
+    "SELECT * FROM applications WHERE (id = ?1 OR uid = ?1) AND NOT deleted"
+    " ORDER BY id = ?1 DESC LIMIT 1"
+)
 APP_UPDATE = (
     "UPDATE applications SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, "
     "updated_at = ? WHERE id = ? AND NOT deleted"
@@ -52,7 +56,8 @@ ENDPOINT_INSERT = (
 )
 ENDPOINT_UPDATE = endpoint_update_sql(lambda column: f":{column}", ":expected_updated_at")
 ENDPOINT_GET = (
-    "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) AND NOT deleted LIMIT 1"
+    "SELECT * FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2) AND NOT deleted"
+    " ORDER BY id = ?2 DESC LIMIT 1"
 )
 ENDPOINT_EXISTS = "SELECT 1 FROM endpoints WHERE app_id = ? AND id = ? AND NOT deleted"
 ENDPOINT_COUNT = "SELECT count(*) FROM endpoints WHERE app_id = ? AND NOT deleted"
