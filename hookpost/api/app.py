@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
 from hookpost.api.idempotency import IdempotencyMiddleware, IdempotentRequests
+from hookpost.api.permissions import check_declared
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
     applications,
@@ -130,6 +131,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    check_declared(app.routes)  # every operation declares the permission it needs
     _with_security(app)
     app.state.metrics_collector = QueueCollector()
     app.state.metrics_registry = CollectorRegistry(auto_describe=False)

@@ -8,11 +8,10 @@
   each request's token in memory anyway); entries are dropped within a cache lifetime of going
   stale. A token that expires is refused as soon as it expires, even while cached (the tokens
   service's rule, checked on every use).
-* An admin token (``app_id is None``) may do everything. An application-scoped token (the app
-  portal's) may only touch its own application: any other application, by id or uid, is
-  "not found" (404, never 403, so that ids of other tenants cannot be probed). Operations that
-  are not about one application (creating applications, writing event types, minting tokens)
-  are 403 for it.
+* An application-scoped token (the app portal's) may only touch its own application: any other
+  application, by id or uid, is "not found" (404, never 403, so that ids of other tenants
+  cannot be probed). What each kind of token may do on top of that is the permission matrix
+  (``domain.permissions``, ``api.permissions``, docs/permissions.md): 403 otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from fastapi.security import HTTPBearer
 from starlette.types import Scope, Send
 
 from hookpost.api.asgi import scope_header
-from hookpost.api.errors import forbidden, not_found, send_known_error, unauthorized
+from hookpost.api.errors import not_found, send_known_error, unauthorized
 from hookpost.domain.errors import NotFound
 from hookpost.domain.models import ApiToken
 from hookpost.services.tokens import hash_token
@@ -144,11 +143,6 @@ async def authenticate(authenticator: Authenticator, token: str | None) -> ApiTo
     if record is None:
         raise unauthorized("invalid or expired token")
     return record
-
-
-def require_admin(token: ApiToken) -> None:
-    if token.app_id is not None:
-        raise forbidden("this operation needs an admin token")
 
 
 async def check_app_access(
