@@ -102,8 +102,13 @@ class Authenticator:
         """The token was deleted from the store: drop it from the cache and refuse it here
         for a cache lifetime, so that a lookup that began before the delete cannot put it
         back (after that, the store's answer is authoritative)."""
-        digest = hash_token(token)
         self._cache.pop(token, None)
+        self.revoked_hash(hash_token(token))
+
+    def revoked_hash(self, digest: str) -> None:
+        """``revoked``, for a token known by its hash only (revoked by id)."""
+        for token in [t for t, entry in self._cache.items() if entry[2] == digest]:
+            del self._cache[token]
         now = self._clock()
         if len(self._revoked) >= self._max:
             self._revoked = {d: t for d, t in self._revoked.items() if t > now}

@@ -64,6 +64,9 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     # tokens
     "v1.authentication.app-portal-access": P.MANAGE_TOKENS,
     "v1.authentication.logout": P.LOGOUT,
+    "v1.authentication.list-tokens": P.MANAGE_TOKENS,
+    "v1.authentication.create-token": P.MANAGE_TOKENS,
+    "v1.authentication.revoke-token": P.MANAGE_TOKENS,
     # health
     "v1.health.get": None,
     "v1.health.head": None,

@@ -47,3 +47,12 @@ def refusal(token: ApiToken, permission: Permission) -> str:
     if token.app_id is None:
         return "only app-scoped tokens can be logged out"  # LOGOUT: the only one it lacks
     return f"this operation ({permission.value}) needs an admin token"
+
+
+# The token that HOOKPOST_ADMIN_TOKEN sets is an admin token under this (reserved) name: a
+# new value replaces it, so changing the variable and restarting revokes the old one.
+ENV_ADMIN_TOKEN_NAME = "HOOKPOST_ADMIN_TOKEN"
+
+
+def is_env_admin_token(token: ApiToken) -> bool:
+    return token.app_id is None and token.name == ENV_ADMIN_TOKEN_NAME

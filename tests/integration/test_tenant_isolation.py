@@ -62,6 +62,9 @@ GLOBAL: dict[tuple[str, str], int] = {
     ("PATCH", "/api/v1/event-type/{event_type_name}"): 403,
     ("DELETE", "/api/v1/event-type/{event_type_name}"): 403,
     ("POST", "/api/v1/auth/logout"): 204,
+    ("GET", "/api/v1/auth/token"): 403,  # token management is the operator's
+    ("POST", "/api/v1/auth/token"): 403,
+    ("DELETE", "/api/v1/auth/token/{token_id}"): 403,
     ("GET", "/api/v1/health"): 204,
     ("HEAD", "/api/v1/health"): 204,
     ("GET", "/api/v1/health/ping"): 204,
@@ -85,6 +88,7 @@ class Tenant:
     msg_id: str
     attempt_id: str
     event_type: str
+    token_id: str  # an app-scoped token of the tenant's (not the one the tests use)
 
     def params(self, by_uid: bool = False) -> dict[str, str]:
         return {
@@ -93,6 +97,7 @@ class Tenant:
             "msg_id": self.msg_id,
             "attempt_id": self.attempt_id,
             "event_type_name": self.event_type,
+            "token_id": self.token_id,
         }
 
 
@@ -123,6 +128,7 @@ def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
         "v1.endpoint.send-example": {"eventType": "b.created"},
         "v1.message.create": {"eventType": "b.created", "payload": {"pwned": True}},
         "v1.authentication.app-portal-access": {},
+        "v1.authentication.create-token": {"name": f"intruder-{tag}"},
         "v1.event-type.create": {"name": f"evil.{tag}", "description": "x"},
         "v1.event-type.update": {"description": "pwned"},
         "v1.event-type.patch": {"description": "pwned", "archived": True},
@@ -191,7 +197,17 @@ async def make_tenant(http: httpx.AsyncClient, receiver: Receiver, name: str) ->
     r = await http.get(f"/api/v1/app/{app_id}/attempt/msg/{msg_id}")
     attempts = r.json()["data"]
     assert attempts, r.text
-    return Tenant(app_id, f"tenant-{name}", endpoint_id, msg_id, attempts[0]["id"], event_type)
+    token = await http.post("/api/v1/auth/token", json={"appId": app_id, "name": name})
+    assert token.status_code == 201, token.text
+    return Tenant(
+        app_id,
+        f"tenant-{name}",
+        endpoint_id,
+        msg_id,
+        attempts[0]["id"],
+        event_type,
+        token.json()["id"],
+    )
 
 
 @pytest.fixture
