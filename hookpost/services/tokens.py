@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 
 from hookpost.domain import ids
 from hookpost.domain.errors import InvalidInput, NotFound
@@ -25,6 +26,16 @@ class TokenService:
     def __init__(self, store: Store, clock: Clock = now_ms) -> None:
         self._store = store
         self._clock = clock
+        self._on_created: list[Callable[[str], None]] = []
+
+    def on_created(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(plaintext)`` whenever this process creates or registers a token
+        (the API's authenticator forgets that it was unknown)."""
+        self._on_created.append(callback)
+
+    def _created(self, plaintext: str) -> None:
+        for callback in self._on_created:
+            callback(plaintext)
 
     async def create(
         self, app_id: str | None = None, name: str = "", ttl_s: int | None = None
@@ -43,6 +54,7 @@ class TokenService:
             expires_at=None if ttl_s is None else now + ttl_s * 1000,
         )
         await self._store.create_token(record)
+        self._created(plaintext)
         return plaintext, record
 
     async def list(self, page: PageRequest, app_id: str | None = None) -> Page[ApiToken]:
@@ -94,6 +106,7 @@ class TokenService:
                 ids.new_id(ids.TOKEN, now), hash_token(configured), None, ENV_ADMIN_TOKEN_NAME, now
             )
             replaced = await self._store.replace_env_token(token)
+            self._created(configured)
             if replaced:
                 return f"{ENV_SOURCE} (the previous value's token is revoked)", None
             return ENV_SOURCE, None

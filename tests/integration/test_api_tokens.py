@@ -1,5 +1,5 @@
 """Token management through the API (a hookpost extension): list, create, revoke; the token
-set by HOOKPOST_ADMIN_TOKEN replaced when the variable changes.
+set by HOOKPOST_ADMIN_TOKEN replaced when the variable changes; failed lookups cached.
 
 ``hookpost token ...`` (the CLI) and a restart with another HOOKPOST_ADMIN_TOKEN are in
 ``tests/e2e/test_cli.py``; who may call what is ``test_permissions.py``.
@@ -137,6 +137,32 @@ async def test_a_new_admin_token_value_replaces_the_old_one(api: ApiServer):
     kept, _ = await tokens.create(name="ci")
     await tokens.ensure_admin("hp-yet-another-admin-token")
     assert await tokens.authenticate(kept) is not None
+
+
+async def test_a_flood_of_bogus_tokens_costs_one_read_per_token(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+):
+    """Each request authenticates up to three times (rate limit, idempotency, route): a bogus
+    token is read from the store once, then answered from the negative cache."""
+    reads: list[str] = []
+    find = api.hp.store.find_token
+
+    async def counting(token_hash: str) -> Any:
+        reads.append(token_hash)
+        return await find(token_hash)
+
+    monkeypatch.setattr(api.hp.store, "find_token", counting)
+    async with api.http("hpk_bogus-1") as bogus:
+        for _ in range(20):
+            r = await bogus.post(
+                "/api/v1/app", json={"name": "x"}, headers={"idempotency-key": "k"}
+            )
+            assert_error(r, 401, "authentication_failed")
+            assert_error(await bogus.get("/api/v1/app"), 401, "authentication_failed")
+    assert len(reads) == 1
+    async with api.http("hpk_bogus-2") as bogus:
+        assert_error(await bogus.get("/api/v1/app"), 401, "authentication_failed")
+    assert len(reads) == 2
 
 
 async def test_the_openapi_document_lists_the_token_operations(admin: httpx.AsyncClient):
