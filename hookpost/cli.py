@@ -16,10 +16,14 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hookpost import __version__
+from hookpost.domain.errors import InvalidInput, NotFound
+from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
 from hookpost.store.secretbox import generate_main_key
 from hookpost.wiring import ConfigError, Hookpost, check_database_url, tune_process_for
@@ -252,22 +256,101 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     print(f"database {_redact(settings.database_url)} is at the latest schema")
 
 
-def cmd_token_create(args: argparse.Namespace) -> None:
+def _with_runtime(args: argparse.Namespace, fn: Callable[[Hookpost], Awaitable[int]]) -> None:
+    """Run ``fn`` on a started runtime (no worker) and exit with its status."""
     settings = _settings(args)
 
-    async def run() -> None:
+    async def run() -> int:
         hp = Hookpost(settings)
         await hp.start()
         try:
-            app_id = None
-            if args.app:
-                app_id = (await hp.services.apps.get(args.app)).id
-            token, _ = await hp.services.tokens.create(app_id=app_id, name=args.name or "")
-            print(token)
+            return await fn(hp)
         finally:
             await hp.stop()
 
-    asyncio.run(run())
+    status = asyncio.run(run())
+    if status:
+        sys.exit(status)
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_expiry(value: str, now: datetime | None = None) -> int:
+    """``--expires``: a duration (``3600``, ``90m``, ``12h``, ``30d``) or an ISO 8601 date and
+    time (``2027-01-31T00:00:00Z``; UTC if it names no zone); seconds from now."""
+    text = value.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], 0) if text else 0
+    number = text[:-1] if unit else text
+    if number.isdigit():
+        seconds = int(number) * (unit or 1)
+    else:
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is neither a duration (3600, 90m, 12h, 30d) nor an ISO 8601 time"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = int((when - (now or datetime.now(UTC))).total_seconds())
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not in the future")
+    return seconds
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cmd_token_create(args: argparse.Namespace) -> None:
+    async def create(hp: Hookpost) -> int:
+        app_id = None
+        if args.app:
+            app_id = (await hp.services.apps.get(args.app)).id
+        token, _ = await hp.services.tokens.create(
+            app_id=app_id, name=args.name or "", ttl_s=args.expires
+        )
+        print(token)
+        return 0
+
+    _with_runtime(args, create)
+
+
+def cmd_token_list(args: argparse.Namespace) -> None:
+    async def list_tokens(hp: Hookpost) -> int:
+        app_id = None if args.app is None else (await hp.services.apps.get(args.app)).id
+        print("id\tname\tapp\tcreated\texpires")
+        page = PageRequest(limit=250)
+        while True:
+            found = await hp.services.tokens.list(page, app_id)
+            for t in found.items:
+                app = t.app_id or "(admin)"
+                print(f"{t.id}\t{t.name}\t{app}\t{_iso(t.created_at)}\t{_iso(t.expires_at)}")
+            if found.done or not found.items:
+                return 0
+            page = replace(page, iterator=found.items[-1].id)
+
+    _with_runtime(args, list_tokens)
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> None:
+    async def revoke(hp: Hookpost) -> int:
+        tokens = hp.services.tokens
+        try:
+            record = await tokens.revoke_id(args.token)
+            revoked = f"token {record.id}" + (f" ({record.name})" if record.name else "")
+        except NotFound:
+            if not await tokens.revoke(args.token):  # the token itself, not its id
+                print("hookpost: no such token (give its id or the token)", file=sys.stderr)
+                return 1
+            revoked = "the token"
+        print(f"revoked {revoked}: running API processes refuse it within a few seconds")
+        return 0
+
+    _with_runtime(args, revoke)
 
 
 def cmd_keygen(args: argparse.Namespace) -> None:
@@ -315,7 +398,21 @@ def _parser() -> argparse.ArgumentParser:
     db_flag(create)
     create.add_argument("--app", help="scope the token to this application (id or uid)")
     create.add_argument("--name", help="a label for the token")
+    create.add_argument(
+        "--expires",
+        type=parse_expiry,
+        help="when it expires: a duration (3600, 90m, 12h, 30d) or an ISO 8601 time "
+        "(default: never; revoke it instead)",
+    )
     create.set_defaults(fn=cmd_token_create)
+    listing = token.add_parser("list", help="list the API tokens (never the tokens themselves)")
+    db_flag(listing)
+    listing.add_argument("--app", help="only this application's tokens (id or uid)")
+    listing.set_defaults(fn=cmd_token_list)
+    revoke = token.add_parser("revoke", help="revoke an API token, admin or app-scoped")
+    db_flag(revoke)
+    revoke.add_argument("token", help="the token's id (see `hookpost token list`) or the token")
+    revoke.set_defaults(fn=cmd_token_revoke)
 
     keygen = sub.add_parser("keygen", help="print a new HOOKPOST_MAIN_KEY")
     keygen.set_defaults(fn=cmd_keygen)
@@ -336,6 +433,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:  # bad settings from the environment
         print(f"hookpost: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
+    except (NotFound, InvalidInput) as exc:  # e.g. `token create --app` naming no application
+        print(f"hookpost: {exc}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         pass
 

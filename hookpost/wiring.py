@@ -108,6 +108,20 @@ def check_lease(settings: Settings) -> None:
         )
 
 
+MIN_PRODUCTION_ADMIN_TOKEN = 32
+
+
+def check_admin_token(settings: Settings) -> None:
+    """In production, refuse a guessable HOOKPOST_ADMIN_TOKEN (it may do everything)."""
+    token = settings.admin_token
+    if settings.production and token and len(token) < MIN_PRODUCTION_ADMIN_TOKEN:
+        raise ConfigError(
+            f"HOOKPOST_ADMIN_TOKEN is {len(token)} characters long; with HOOKPOST_PRODUCTION "
+            f"on it must have at least {MIN_PRODUCTION_ADMIN_TOKEN}. Use a random value, "
+            "e.g. `openssl rand -hex 32`."
+        )
+
+
 def address_policy(settings: Settings) -> AddressPolicy:
     if not settings.ssrf_guard:
         return AddressPolicy.allow_all()
@@ -171,6 +185,7 @@ class Hookpost:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         check_lease(settings)
+        check_admin_token(settings)
         self.policy = address_policy(settings)
         check_database_url(settings.database_url)
         self.box = AeadBox(resolve_main_key(settings))

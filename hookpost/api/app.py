@@ -31,6 +31,7 @@ from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
 from hookpost.api.guards import without_idempotency_key
 from hookpost.api.idempotency import IdempotencyMiddleware, IdempotentRequests
+from hookpost.api.permissions import check_declared
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
     applications,
@@ -141,6 +142,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
         app.include_router(module.router)
     if not settings.metrics_port:  # else served on its own port (api.metrics.MetricsServer)
         app.add_api_route(metrics.PATH, metrics.metrics_route, include_in_schema=False)
+    check_declared(app.routes)  # every operation declares the permission it needs
     _with_security(app)
     # add_middleware wraps what is there: the last added runs first. Order on a request:
     # rate limit -> body cap -> idempotency -> the POST /msg fast path -> FastAPI's routing.

@@ -8,15 +8,18 @@
   each request's token in memory anyway); entries are dropped within a cache lifetime of going
   stale. A token that expires is refused as soon as it expires, even while cached (the tokens
   service's rule, checked on every use).
-* An admin token (``app_id is None``) may do everything. An application-scoped token (the app
-  portal's) may only touch its own application: any other application, by id or uid, is
-  "not found" (404, never 403, so that ids of other tenants cannot be probed). Operations that
-  are not about one application (creating applications, writing event types, minting tokens)
-  are 403 for it.
+* Failed lookups are cached too, for a shorter time (``NEGATIVE_TTL_S``), and concurrent
+  lookups of one token share one read: a flood of bogus tokens costs at most one read per
+  distinct token per that time. A token this process creates is forgotten as unknown at once.
+* An application-scoped token (the app portal's) may only touch its own application: any other
+  application, by id or uid, is "not found" (404, never 403, so that ids of other tenants
+  cannot be probed). What each kind of token may do on top of that is the permission matrix
+  (``domain.permissions``, ``api.permissions``, docs/permissions.md): 403 otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -25,12 +28,13 @@ from fastapi.security import HTTPBearer
 from starlette.types import Scope, Send
 
 from hookpost.api.asgi import scope_header
-from hookpost.api.errors import forbidden, not_found, send_known_error, unauthorized
+from hookpost.api.errors import not_found, send_known_error, unauthorized
 from hookpost.domain.errors import NotFound
 from hookpost.domain.models import ApiToken
 from hookpost.services.tokens import hash_token
 
 CACHE_TTL_S = 5.0
+NEGATIVE_TTL_S = 2.0
 CACHE_MAX = 10_000
 
 bearer = HTTPBearer(
@@ -44,10 +48,11 @@ class TokenLookup(Protocol):
 
     async def lookup(self, token_hash: str) -> ApiToken | None: ...
     def usable(self, record: ApiToken) -> bool: ...
+    def on_created(self, callback: Callable[[str], None]) -> None: ...
 
 
 class Authenticator:
-    """Token -> ApiToken with a short in-memory cache of successful lookups."""
+    """Token -> ApiToken with a short in-memory cache of lookups, successful or not."""
 
     def __init__(
         self,
@@ -55,16 +60,22 @@ class Authenticator:
         ttl_s: float = CACHE_TTL_S,
         max_entries: int = CACHE_MAX,
         clock: Callable[[], float] = time.monotonic,
+        negative_ttl_s: float = NEGATIVE_TTL_S,
     ) -> None:
         self._lookup = tokens.lookup
         self._usable = tokens.usable  # the expiry rule, checked on every use
         self._ttl = ttl_s
+        self._negative_ttl = negative_ttl_s
         self._max = max_entries
         self._clock = clock
         # token -> (its record, cached until, its hash)
         self._cache: dict[str, tuple[ApiToken, float, str]] = {}
+        self._unknown: dict[str, float] = {}  # token -> until when it is answered "unknown"
+        self._reading: dict[str, asyncio.Future[ApiToken | None]] = {}  # token -> its lookup
         self._revoked: dict[str, float] = {}  # token hash -> until when this process refuses it
+        self._creations = 0  # tokens created in this process: a read begun before is stale
         self._next_sweep = 0.0
+        tokens.on_created(self.created)
 
     async def authenticate(self, token: str) -> ApiToken | None:
         if not token:
@@ -78,18 +89,49 @@ class Authenticator:
             if self._revoked and self._is_revoked(digest, now):
                 return None
         else:
+            if self._unknown and self._unknown.get(token, 0.0) > now:
+                return None
             digest = hash_token(token)
             if self._is_revoked(digest, now):
                 return None
-            found = await self._lookup(digest)
+            creations = self._creations
+            found = await self._read(token, digest)
             if found is None or digest in self._revoked:  # revoked while we looked it up
-                self._cache.pop(token, None)
+                if creations == self._creations:  # else it may have been created meanwhile
+                    self._cache.pop(token, None)
+                    if found is None:
+                        if len(self._unknown) >= self._max:
+                            self._unknown.clear()
+                        self._unknown[token] = now + self._negative_ttl
                 return None
             record = found
             if len(self._cache) >= self._max:
                 self._cache.clear()
             self._cache[token] = (record, now + self._ttl, digest)
         return record if self._usable(record) else None
+
+    async def _read(self, token: str, digest: str) -> ApiToken | None:
+        """The store's record for ``token``: one read shared by every concurrent caller."""
+        reading = self._reading.get(token)
+        if reading is None:
+            reading = asyncio.ensure_future(self._lookup(digest))
+            self._reading[token] = reading
+            reading.add_done_callback(lambda done: self._read_done(token, done))
+        # Shielded: a caller that goes away does not cancel the others' read.
+        return await asyncio.shield(reading)
+
+    def _read_done(self, token: str, done: asyncio.Future[ApiToken | None]) -> None:
+        if self._reading.get(token) is done:
+            del self._reading[token]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone away
+
+    def created(self, token: str) -> None:
+        """A token this process just created or registered: it is no longer unknown (nor
+        will a read that began before say so)."""
+        self._creations += 1
+        self._unknown.pop(token, None)
+        self._reading.pop(token, None)
 
     def _sweep(self, now: float) -> None:
         """Forget the entries past their lifetime, once per lifetime: the cache holds tokens
@@ -98,13 +140,19 @@ class Authenticator:
         stale = [token for token, entry in self._cache.items() if entry[1] <= now]
         for token in stale:
             del self._cache[token]
+        self._unknown = {token: t for token, t in self._unknown.items() if t > now}
 
     def revoked(self, token: str) -> None:
         """The token was deleted from the store: drop it from the cache and refuse it here
         for a cache lifetime, so that a lookup that began before the delete cannot put it
         back (after that, the store's answer is authoritative)."""
-        digest = hash_token(token)
         self._cache.pop(token, None)
+        self.revoked_hash(hash_token(token))
+
+    def revoked_hash(self, digest: str) -> None:
+        """``revoked``, for a token known by its hash only (revoked by id)."""
+        for token in [t for t, entry in self._cache.items() if entry[2] == digest]:
+            del self._cache[token]
         now = self._clock()
         if len(self._revoked) >= self._max:
             self._revoked = {d: t for d, t in self._revoked.items() if t > now}
@@ -144,11 +192,6 @@ async def authenticate(authenticator: Authenticator, token: str | None) -> ApiTo
     if record is None:
         raise unauthorized("invalid or expired token")
     return record
-
-
-def require_admin(token: ApiToken) -> None:
-    if token.app_id is not None:
-        raise forbidden("this operation needs an admin token")
 
 
 async def check_app_access(

@@ -47,6 +47,8 @@ DEFAULT_GRACE_PERIOD_SECONDS = 86400  # 24 hours
 MAX_GRACE_PERIOD_SECONDS = 604800  # 7 days
 MIN_PORTAL_TOKEN_EXPIRY_SECONDS = 3600  # 1 hour
 MAX_PORTAL_TOKEN_EXPIRY_SECONDS = 604800  # 7 days
+MAX_TOKEN_EXPIRY_SECONDS = 10 * 365 * 86400  # POST /auth/token: ten years at most
+MAX_TOKEN_NAME_LENGTH = 256
 
 # Headers that hookpost or the HTTP client controls. Compared case-insensitively.
 FORBIDDEN_HEADER_NAMES = frozenset(
@@ -242,6 +244,9 @@ HeadersPatch = Annotated[
 ]
 AppName = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_APP_NAME_LENGTH), AfterValidator(_no_nul)
+]
+TokenName = Annotated[
+    str, StringConstraints(max_length=MAX_TOKEN_NAME_LENGTH), AfterValidator(_no_nul)
 ]
 Description = Annotated[
     str, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH), AfterValidator(_no_nul)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from hookpost.domain.models import (
+    ApiToken,
     Application,
     Attempt,
     AttemptStatus,
@@ -110,6 +111,16 @@ def dumps(value: Any) -> bytes:
 
 
 # --------------------------------------------------------------------------- resources
+
+
+def token_out(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "appId": token.app_id,
+        "createdAt": iso(token.created_at),
+        "expiresAt": iso_opt(token.expires_at),
+    }
 
 
 def app_out(app: Application) -> dict[str, Any]:

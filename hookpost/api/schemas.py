@@ -31,6 +31,7 @@ from hookpost.api.fields import (
     MAX_HEADERS,
     MAX_PAYLOAD_RETENTION_DAYS,
     MAX_PORTAL_TOKEN_EXPIRY_SECONDS,
+    MAX_TOKEN_EXPIRY_SECONDS,
     MIN_PAYLOAD_RETENTION_DAYS,
     MIN_PORTAL_TOKEN_EXPIRY_SECONDS,
     AppName,
@@ -52,11 +53,15 @@ from hookpost.api.fields import (
     NotNull,
     ThrottleRateIn,
     ThrottleRatePatch,
+    TokenName,
     UtcDatetime,
     dedupe,
 )
 
 __all__ = [
+    "ApiTokenCreatedOut",
+    "ApiTokenIn",
+    "ApiTokenOut",
     "AppPortalAccessIn",
     "AppPortalAccessOut",
     "ApplicationIn",
@@ -84,6 +89,7 @@ __all__ = [
     "HTTPValidationError",
     "HttpErrorOut",
     "ListResponse",
+    "ListResponseApiTokenOut",
     "ListResponseApplicationOut",
     "ListResponseEndpointMessageOut",
     "ListResponseEndpointOut",
@@ -225,6 +231,30 @@ class AppPortalAccessIn(_Model):
 class AppPortalAccessOut(_Model):
     url: str
     token: str
+
+
+class ApiTokenIn(_Model):
+    """A hookpost extension: ``POST /api/v1/auth/token``."""
+
+    name: TokenName = ""
+    # The application (id or uid) the token is scoped to; null: an admin token.
+    app_id: IdStr | None = None
+    # Lifetime in seconds; null: until revoked.
+    expiry: Annotated[int, Field(ge=1, le=MAX_TOKEN_EXPIRY_SECONDS)] | None = None
+
+
+class ApiTokenOut(_Model):
+    """A token's record: never the token itself (only its hash is stored)."""
+
+    id: str
+    name: str
+    app_id: str | None = None  # null: an admin token
+    created_at: UtcDatetime
+    expires_at: UtcDatetime | None = None
+
+
+class ApiTokenCreatedOut(ApiTokenOut):
+    token: str  # shown this once
 
 
 # --------------------------------------------------------------------------- event types
@@ -464,6 +494,7 @@ class MessageAttemptOut(_Model):
 # --------------------------------------------------------------------------- list envelopes
 
 ListResponseApplicationOut = ListResponse[ApplicationOut]
+ListResponseApiTokenOut = ListResponse[ApiTokenOut]
 ListResponseEventTypeOut = ListResponse[EventTypeOut]
 ListResponseEndpointOut = ListResponse[EndpointOut]
 ListResponseMessageOut = ListResponse[MessageOut]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import secrets
+from collections.abc import Callable
 
 from hookpost.domain import ids
-from hookpost.domain.errors import Conflict
-from hookpost.domain.models import ApiToken
+from hookpost.domain.errors import InvalidInput, NotFound
+from hookpost.domain.models import ApiToken, Page, PageRequest
+from hookpost.domain.permissions import ENV_ADMIN_TOKEN_NAME
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
 
 TOKEN_PREFIX = "hpk_"
+ENV_SOURCE = "HOOKPOST_ADMIN_TOKEN"
 
 
 def hash_token(token: str) -> str:
@@ -24,11 +26,23 @@ class TokenService:
     def __init__(self, store: Store, clock: Clock = now_ms) -> None:
         self._store = store
         self._clock = clock
+        self._on_created: list[Callable[[str], None]] = []
+
+    def on_created(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(plaintext)`` whenever this process creates or registers a token
+        (the API's authenticator forgets that it was unknown)."""
+        self._on_created.append(callback)
+
+    def _created(self, plaintext: str) -> None:
+        for callback in self._on_created:
+            callback(plaintext)
 
     async def create(
         self, app_id: str | None = None, name: str = "", ttl_s: int | None = None
     ) -> tuple[str, ApiToken]:
         """A new token: (the plaintext, shown once; the stored record)."""
+        if name == ENV_ADMIN_TOKEN_NAME:
+            raise InvalidInput("name", f"{name!r} is reserved for the token set by {ENV_SOURCE}")
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self._clock()
         record = ApiToken(
@@ -40,12 +54,25 @@ class TokenService:
             expires_at=None if ttl_s is None else now + ttl_s * 1000,
         )
         await self._store.create_token(record)
+        self._created(plaintext)
         return plaintext, record
+
+    async def list(self, page: PageRequest, app_id: str | None = None) -> Page[ApiToken]:
+        """Every token's record (never a plaintext: none is stored), or application
+        ``app_id``'s."""
+        return await self._store.list_tokens(page, app_id)
 
     async def revoke(self, token: str) -> bool:
         """Delete the token's record: every process refuses it once its auth cache entry
         (``api.auth.CACHE_TTL_S``) has expired. False if it was not known."""
         return await self._store.delete_token(hash_token(token))
+
+    async def revoke_id(self, token_id: str) -> ApiToken:
+        """Delete the record with this id, as ``revoke`` does; the record it was."""
+        record = await self._store.delete_token_by_id(token_id)
+        if record is None:
+            raise NotFound("token", token_id)
+        return record
 
     async def authenticate(self, token: str) -> ApiToken | None:
         """The token's record, if it is known and has not expired."""
@@ -68,22 +95,21 @@ class TokenService:
     async def ensure_admin(self, configured: str) -> tuple[str, str | None]:
         """Make sure an admin token exists. Returns (where it came from, plaintext to print once).
 
-        A configured token (``HOOKPOST_ADMIN_TOKEN``) is registered by its hash; otherwise an
-        empty database gets a generated one, printed once and never again.
+        A configured token (``HOOKPOST_ADMIN_TOKEN``) is registered by its hash, and replaces
+        the one an earlier value registered (revoked: changing the variable and restarting is
+        how a leaked one is retired). Otherwise an empty database gets a generated one, printed
+        once and never again.
         """
         if configured:
-            if await self._store.find_token(hash_token(configured)) is None:
-                now = self._clock()
-                token = ApiToken(
-                    ids.new_id(ids.TOKEN, now),
-                    hash_token(configured),
-                    None,
-                    "HOOKPOST_ADMIN_TOKEN",
-                    now,
-                )
-                with contextlib.suppress(Conflict):  # another process registered it first
-                    await self._store.create_token(token)
-            return "HOOKPOST_ADMIN_TOKEN", None
+            now = self._clock()
+            token = ApiToken(
+                ids.new_id(ids.TOKEN, now), hash_token(configured), None, ENV_ADMIN_TOKEN_NAME, now
+            )
+            replaced = await self._store.replace_env_token(token)
+            self._created(configured)
+            if replaced:
+                return f"{ENV_SOURCE} (the previous value's token is revoked)", None
+            return ENV_SOURCE, None
         if not await self.admin_exists():
             plaintext, _ = await self.create(name="initial admin token")
             return "generated", plaintext

@@ -55,7 +55,9 @@ async def test_after_the_cache_lifetime_the_store_decides() -> None:
         return found[0]
 
     now = [100.0]
-    auth = Authenticator(tokens(find), ttl_s=5.0, clock=lambda: now[0])
+    # No negative cache: this is about the revocation's lifetime (a token missing from the
+    # store is remembered as unknown for a while, see test_negative_cache.py).
+    auth = Authenticator(tokens(find), ttl_s=5.0, clock=lambda: now[0], negative_ttl_s=0.0)
     assert await auth.authenticate(TOKEN) == RECORD
     auth.revoked(TOKEN)
     assert await auth.authenticate(TOKEN) is None

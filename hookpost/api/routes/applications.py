@@ -80,7 +80,6 @@ async def create_application(
     c: AuthCtx,
     get_if_exists: Annotated[bool, Query()] = False,
 ) -> Response:
-    c.require_admin()
     apps = c.services.apps
     if get_if_exists and body.uid is not None:
         try:
@@ -115,7 +114,6 @@ async def get_application(app: AppCtx) -> Response:
 )
 async def update_application(app: AppCtx, body: ApplicationIn) -> Response:
     app.check_access()  # another tenant's app: 404 (an unknown one is created)
-    app.ctx.require_admin()
     updated, created = await app.services.apps.upsert(
         app.given, _new_app(body), app_id=app.id_if_exists()
     )
@@ -129,8 +127,7 @@ async def update_application(app: AppCtx, body: ApplicationIn) -> Response:
     summary="Patch Application",
 )
 async def patch_application(app: AppCtx, body: ApplicationPatch) -> Response:
-    app.check_access()  # another tenant's app: 404
-    app.ctx.require_admin()
+    app.check_access()  # another tenant's app: 404; then the permission: 403
     changes = body.model_dump(exclude_unset=True)
     if changes.get("throttle_rate") == 0:  # the reference's Patch allows 0: no limit
         changes["throttle_rate"] = None
@@ -151,7 +148,6 @@ async def patch_application(app: AppCtx, body: ApplicationPatch) -> Response:
     ),
 )
 async def delete_application(app: AppCtx) -> Response:
-    app.check_access()  # another tenant's app: 404
-    app.ctx.require_admin()
+    app.check_access()  # another tenant's app: 404; then the permission: 403
     await app.services.apps.delete(app.id)
     return empty()

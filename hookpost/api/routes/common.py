@@ -13,19 +13,15 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from hookpost.api.auth import (
-    Authenticator,
-    authenticate,
-    bearer_token,
-    check_app_access,
-    require_admin,
-)
-from hookpost.api.errors import ValidationFailure, not_found, validation_item
+from hookpost.api.auth import Authenticator, authenticate, bearer_token, check_app_access
+from hookpost.api.errors import ValidationFailure, forbidden, not_found, validation_item
 from hookpost.api.fields import MAX_EVENT_TYPES
 from hookpost.api.mapping import to_ms
+from hookpost.api.permissions import route_permission
 from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
 from hookpost.domain.errors import NotFound
 from hookpost.domain.models import ApiToken, PageRequest
+from hookpost.domain.permissions import Permission, allows, refusal
 from hookpost.domain.queries import StoredAnswer
 from hookpost.services import Services
 from hookpost.services.common import now_ms
@@ -67,13 +63,23 @@ class ApiState:
 
 @dataclass(slots=True)
 class Ctx:
-    """One authenticated request: the caller's token and the runtime."""
+    """One authenticated request: the caller's token, the runtime, and the permission the
+    request needs (its route's, ``api.permissions``).
+
+    That permission is checked in one place, here, when the request first reaches the
+    services (``services``, ``app``, ``app_id``; ``AppScope`` likewise): after the request's
+    validation and after the application's tenancy check, so the answers keep their order
+    401, 422, 404 (another tenant's application: never 403, no existence oracle), 403.
+    """
 
     token: ApiToken
     api: ApiState
+    needs: Permission | None = None  # None: nothing (left) to check
 
     @property
     def services(self) -> Services:
+        if self.needs is not None:
+            self.check()
         return self.api.hp.services
 
     @property
@@ -84,13 +90,24 @@ class Ctx:
     def is_admin(self) -> bool:
         return self.token.app_id is None
 
-    def require_admin(self) -> None:
-        require_admin(self.token)
+    def require(self, permission: Permission) -> None:
+        """403 unless the caller's token holds ``permission`` (``domain.permissions``)."""
+        if not allows(self.token, permission):
+            raise forbidden(refusal(self.token, permission))
+
+    def check(self) -> None:
+        """The request's own permission (``needs``), once."""
+        if self.needs is not None:
+            self.require(self.needs)
+            self.needs = None
 
     # The POST /msg create path's; the other routes take ``AppCtx``.
     async def app(self, app_id: str) -> str:
-        """Check that the caller may touch application ``app_id`` (an id or uid)."""
-        await check_app_access(self.token, app_id, self.services.apps.resolve)
+        """Check that the caller may touch application ``app_id`` (an id or uid) and holds
+        the request's permission."""
+        await check_app_access(self.token, app_id, self.api.hp.services.apps.resolve)
+        if self.needs is not None:
+            self.check()
         return app_id
 
     async def app_id(self, app_id: str) -> str:
@@ -105,22 +122,27 @@ class Ctx:
             raise not_found() from None
         if own is not None and resolved != own:
             raise not_found()
+        if self.needs is not None:  # the POST /msg hot path: no call when nothing is left
+            self.check()
         return resolved
 
 
-async def authenticated(api: ApiState, headers: Any) -> Ctx:
+async def authenticated(api: ApiState, headers: Any, needs: Permission | None = None) -> Ctx:
+    """The request's context, or 401; ``needs``: the permission the request needs."""
     token = await authenticate(api.authenticator, bearer_token(headers))
-    return Ctx(token, api)
+    return Ctx(token, api, needs)
 
 
 async def context(request: Request) -> Ctx:
-    """Authenticate the request (``Authorization: Bearer <token>``) or answer 401.
+    """Authenticate the request (``Authorization: Bearer <token>``) or answer 401; the
+    context then checks the route's permission (see ``Ctx``).
 
     The header is read directly rather than through ``fastapi.security.HTTPBearer``: one
     dependency level less on every request. The security scheme is declared in the OpenAPI
     document by ``hookpost.api.app``.
     """
-    return await authenticated(request.app.state.api, request.headers)
+    needs = route_permission(request.scope["route"])
+    return await authenticated(request.app.state.api, request.headers, needs)
 
 
 AuthCtx = Annotated[Ctx, Depends(context)]
@@ -153,9 +175,11 @@ class AppScope:
 
     def check_access(self) -> None:
         """Raise unless the caller may touch this application, existing or not (PUT creates
-        it); another tenant's is "not found"."""
+        it): another tenant's is "not found"; then unless it holds the request's permission
+        (``Ctx``): 403."""
         if self._denied is not None:
             raise self._denied
+        self.ctx.check()
 
     def id_if_exists(self) -> str | None:
         """The application's id, or None if there is none by that id or uid (for the routes
@@ -167,7 +191,8 @@ class AppScope:
 
     @property
     def services(self) -> Services:
-        return self.ctx.services
+        self.check_access()
+        return self.ctx.api.hp.services
 
 
 async def app_scope(c: AuthCtx, app_id: AppId) -> AppScope:
@@ -175,7 +200,7 @@ async def app_scope(c: AuthCtx, app_id: AppId) -> AppScope:
     the path's application once, through the cache of ``AppService.resolve``."""
     scope = AppScope(c, app_id)
     try:
-        scope._id = await c.services.apps.resolve(app_id)
+        scope._id = await c.api.hp.services.apps.resolve(app_id)  # unchecked: see Ctx
     except Exception as exc:  # raised by AppScope.id, see there
         scope._failed = exc
     own = c.token.app_id

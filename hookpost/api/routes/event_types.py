@@ -84,7 +84,6 @@ async def list_event_types(
     openapi_extra=IDEMPOTENT,
 )
 async def create_event_type(body: EventTypeIn, c: AuthCtx) -> Response:
-    c.require_admin()
     et = await c.services.event_types.create(_new_event_type(body.name, body))
     return json_response(mapping.event_type_out(et), 201)
 
@@ -109,7 +108,6 @@ async def get_event_type(event_type_name: EventTypeName, c: AuthCtx) -> Response
 async def update_event_type(
     event_type_name: EventTypeName, body: EventTypeUpdate, c: AuthCtx
 ) -> Response:
-    c.require_admin()
     new = _new_event_type(event_type_name, body)
     et, created = await c.services.event_types.upsert(new)
     return json_response(mapping.event_type_out(et), 201 if created else 200)
@@ -124,7 +122,6 @@ async def update_event_type(
 async def patch_event_type(
     event_type_name: EventTypeName, body: EventTypePatch, c: AuthCtx
 ) -> Response:
-    c.require_admin()
     changes = EventTypeChanges(**body.model_dump(exclude_unset=True))
     et = await c.services.event_types.patch(event_type_name, changes)
     return json_response(mapping.event_type_out(et))
@@ -143,6 +140,5 @@ async def delete_event_type(
     c: AuthCtx,
     expunge: Annotated[bool, Query()] = False,
 ) -> Response:
-    c.require_admin()
     await c.services.event_types.delete(event_type_name, expunge)
     return empty()

@@ -524,6 +524,16 @@ TOKEN_INSERT = (
 )
 TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = $1"
 TOKEN_DELETE = "DELETE FROM api_tokens WHERE token_hash = $1"
+TOKEN_DELETE_ID = "DELETE FROM api_tokens WHERE id = $1 RETURNING *"
+# One statement: delete the other admin tokens under the reserved name of HOOKPOST_ADMIN_TOKEN's
+# (domain.permissions, $4), store this one unless its hash is there; how many were deleted.
+ENV_TOKEN_REPLACE = (
+    "WITH gone AS (DELETE FROM api_tokens WHERE app_id IS NULL AND name = $4 "
+    "AND token_hash <> $2 RETURNING 1), "
+    "added AS (INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, expires_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_hash) DO NOTHING RETURNING 1) "
+    "SELECT count(*) FROM gone"
+)
 ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
 IDEMPOTENT_GET = (
     "SELECT status, body FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > $3"

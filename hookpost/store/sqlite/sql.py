@@ -217,6 +217,10 @@ TOKEN_INSERT = (
 )
 TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = ?"
 TOKEN_DELETE = "DELETE FROM api_tokens WHERE token_hash = ?"
+TOKEN_DELETE_ID = "DELETE FROM api_tokens WHERE id = ? RETURNING *"
+TOKEN_INSERT_NEW = TOKEN_INSERT + " ON CONFLICT (token_hash) DO NOTHING"
+# The admin tokens under the reserved name of HOOKPOST_ADMIN_TOKEN's (domain.permissions).
+ENV_TOKENS_DELETE = "DELETE FROM api_tokens WHERE app_id IS NULL AND name = ? AND token_hash <> ?"
 ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
 
 # -- idempotency keys -----------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""The permission table (``api.permissions``) against the app's route table and the docs.
+
+Every operation of the OpenAPI document declares a permission (an app with one that does not
+cannot be built), the table names only real operations, the routes outside the document are
+the known few, and docs/permissions.md says exactly what the code does.
+``tests/integration/test_permissions.py`` calls every operation with both kinds of token.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi import APIRouter
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from hookpost.api.app import create_app_from_settings
+from hookpost.api.permissions import ROUTE_PERMISSIONS, check_declared, operations
+from hookpost.domain.permissions import ADMIN_PERMISSIONS, APP_TOKEN_PERMISSIONS, Permission
+from hookpost.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+# Routes of the table that the OpenAPI document does not list (and the matrix does not cover).
+OUTSIDE_THE_DOCUMENT = {"/metrics", "/docs", "/docs/oauth2-redirect", "/api/v1/openapi.json"}
+KINDS = ("admin", "app-portal")
+
+
+def route_table() -> list[APIRoute]:
+    """The operations of the API's document, from a freshly built app's route table."""
+    return operations(create_app_from_settings(Settings(), factory=lambda s: None).routes)
+
+
+def allowed(kind: str, permission: Permission | None) -> bool:
+    held = ADMIN_PERMISSIONS if kind == "admin" else APP_TOKEN_PERMISSIONS
+    return permission is None or permission in held
+
+
+# --------------------------------------------------------------------------- the table itself
+
+
+def test_every_route_is_in_the_document_or_listed() -> None:
+    app = create_app_from_settings(Settings(), factory=lambda s: None)
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            assert route.operation_id in ROUTE_PERMISSIONS, route.path
+        else:
+            assert getattr(route, "path", None) in OUTSIDE_THE_DOCUMENT, route
+
+
+def test_the_table_names_only_real_operations() -> None:
+    table = route_table()
+    assert {str(r.operation_id) for r in table} == set(ROUTE_PERMISSIONS)
+    assert len(table) >= 40  # the document did not lose its operations
+
+
+def test_an_operation_without_a_permission_is_refused_at_build_time() -> None:
+
+    router = APIRouter()
+
+    @router.get("/api/v1/new-thing", operation_id="v1.new-thing.get")
+    async def new_thing() -> None: ...
+
+    with pytest.raises(RuntimeError, match=r"v1\.new-thing\.get"):
+        check_declared(router.routes)
+
+
+def test_docs_permissions_md_is_the_code() -> None:
+    text = (ROOT / "docs" / "permissions.md").read_text()
+    rows = re.findall(
+        r"^\| (\w+) \| `([^`]+)` \| `([^`]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", text, re.M
+    )
+    documented = {
+        op: (method, path, perm.strip(), a.strip(), b.strip())
+        for method, path, op, perm, a, b in rows
+    }
+    expected = {}
+    for route in route_table():
+        permission = ROUTE_PERMISSIONS[str(route.operation_id)]
+
+        def answer(kind: str, permission: Permission | None = permission) -> str:
+            if permission is None:
+                return "yes (no token needed)"
+            return "yes" if allowed(kind, permission) else "**403**"
+
+        expected[str(route.operation_id)] = (
+            next(iter(route.methods)),
+            route.path,
+            "(none)" if permission is None else f"`{permission.value}`",
+            answer("admin"),
+            answer("app-portal"),
+        )
+    assert documented == expected
+    for permission in Permission:
+        row = re.search(rf"^\| `{permission.value}` \| ([^|]+) \| ([^|]+) \|$", text, re.M)
+        assert row is not None, permission
+        assert row.group(1).strip() == ("yes" if permission in ADMIN_PERMISSIONS else "**403**")
+        assert row.group(2).strip() == ("yes" if permission in APP_TOKEN_PERMISSIONS else "**403**")
