@@ -9,6 +9,7 @@ from hookpost.services.common import Clock, now_ms
 from hookpost.services.endpoints import EndpointService, UrlCheck
 from hookpost.services.event_types import EventTypeService
 from hookpost.services.events import EventBus
+from hookpost.services.idempotency import IdempotencyService
 from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
 from hookpost.services.tokens import TokenService
@@ -25,6 +26,7 @@ class Services:
     tokens: TokenService
     metrics: Metrics
     events: EventBus
+    idempotency: IdempotencyService
 
     @classmethod
     def build(
@@ -50,4 +52,5 @@ class Services:
             tokens=TokenService(store, clock),
             metrics=metrics,
             events=EventBus(),
+            idempotency=IdempotencyService(store, clock),
         )
