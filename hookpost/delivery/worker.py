@@ -41,7 +41,7 @@ from hookpost.services.events import (
     OperationalEvent,
 )
 from hookpost.services.metrics import Metrics
-from hookpost.store.base import Store
+from hookpost.store.base import DeliveryQueue
 
 log = logging.getLogger("hookpost.worker")
 
@@ -64,7 +64,7 @@ class WorkerConfig:
 class DeliveryWorker:
     def __init__(
         self,
-        store: Store,
+        store: DeliveryQueue,
         sender: HttpSender,
         config: WorkerConfig,
         *,

@@ -78,8 +78,3 @@ def decide(
     if outcome.retry_after_s is not None:
         delay = max(delay, min(outcome.retry_after_s, MAX_RETRY_AFTER_S))
     return Decision(DeliveryStatus.PENDING, now_ms + int(delay * 1000))
-
-
-def should_auto_disable(first_failure_at: int | None, now_ms: int, period_ms: int) -> bool:
-    """An endpoint failing without a single success for ``period_ms`` is disabled."""
-    return first_failure_at is not None and now_ms - first_failure_at >= period_ms

@@ -1,9 +1,10 @@
 """Fixtures for the store contract suite: every test runs once per backend.
 
 ``store`` is an opened, migrated store on a fresh database (SQLite file or throwaway
-PostgreSQL database). The PostgreSQL parameter carries the ``postgres`` marker, so the
-suite-wide PostgreSQL policy in ``tests/conftest.py`` (skip without a server, or fail when
-``HOOKPOST_REQUIRE_POSTGRES=1``) applies to it.
+PostgreSQL database). ``world`` is a DeliveryQueue with a way to fill it
+(``support.QueueWorld``): such a store, or the in-memory queue. The PostgreSQL parameter
+carries the ``postgres`` marker, so the suite-wide PostgreSQL policy in ``tests/conftest.py``
+(skip without a server, or fail when ``HOOKPOST_REQUIRE_POSTGRES=1``) applies to it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 
 from hookpost.store.base import Store
 from hookpost.store.rows import PlainBox, SecretBox
+
+from .support import MemoryWorld, QueueWorld, StoreWorld
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -63,6 +66,21 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     await s.open()
     try:
         yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture(params=[*BACKENDS, pytest.param("memory", id="memory")])
+async def world(request: pytest.FixtureRequest) -> AsyncIterator[QueueWorld]:
+    """A DeliveryQueue to fill and claim from, once per backend and once in memory."""
+    if request.param == "memory":
+        yield MemoryWorld()
+        return
+    url: str = request.getfixturevalue(URL_FIXTURES[request.param])  # already migrated
+    s = build_store(url)
+    await s.open()
+    try:
+        yield StoreWorld(s)
     finally:
         await s.close()
 

@@ -3,6 +3,7 @@ surplus stays due and untouched, instead of being leased only for the worker to 
 
 The case it is for: an endpoint whose deliveries waited while it was at its in-flight limit
 holds the oldest due rows; the first claim after it frees a slot must not lease them all.
+The tests on ``world`` run on the in-memory queue too.
 """
 
 from __future__ import annotations
@@ -11,16 +12,7 @@ from dataclasses import replace
 
 from hookpost.store.base import Store
 
-from .test_store_contract import (
-    CANCELED,
-    PENDING,
-    SENDING,
-    T0,
-    claim,
-    new_app,
-    new_endpoint,
-    send,
-)
+from .support import CANCELED, PENDING, SENDING, T0, QueueWorld, claim, new_app, new_endpoint, send
 
 
 async def test_the_cap_leaves_an_endpoints_surplus_due_and_untouched(store: Store) -> None:
@@ -55,28 +47,26 @@ async def test_the_cap_leaves_an_endpoints_surplus_due_and_untouched(store: Stor
 
 
 async def test_the_cap_applies_to_endpoints_not_in_flight_and_counts_their_slots(
-    store: Store,
+    world: QueueWorld,
 ) -> None:
-    app = await new_app(store)
-    ep = await new_endpoint(store, app.id)
+    ep = await world.endpoint()
     for i in range(6):
-        await send(store, app.id, now=T0 + i)
-    first = await claim(store, T0 + 10, limit=100, max_per_endpoint=4)
+        await world.send(now=T0 + i)
+    first = await claim(world.queue, T0 + 10, limit=100, max_per_endpoint=4)
     assert len(first) == 4  # nothing in flight: the cap itself
-    second = await claim(store, T0 + 10, limit=100, max_per_endpoint=4, in_flight={ep.id: 4})
+    second = await claim(world.queue, T0 + 10, limit=100, max_per_endpoint=4, in_flight={ep.id: 4})
     assert second == []  # at the cap: nothing, and nothing changed
-    rest = await claim(store, T0 + 10, limit=100, max_per_endpoint=4, in_flight={ep.id: 2})
+    rest = await claim(world.queue, T0 + 10, limit=100, max_per_endpoint=4, in_flight={ep.id: 2})
     assert len(rest) == 2
     assert {c.delivery_id for c in first}.isdisjoint(c.delivery_id for c in rest)
-    assert await claim(store, T0 + 10) == []  # all six are leased now
+    assert await claim(world.queue, T0 + 10) == []  # all six are leased now
 
 
-async def test_without_a_cap_everything_due_is_claimed(store: Store) -> None:
-    app = await new_app(store)
-    ep = await new_endpoint(store, app.id)
+async def test_without_a_cap_everything_due_is_claimed(world: QueueWorld) -> None:
+    ep = await world.endpoint()
     for i in range(5):
-        await send(store, app.id, now=T0 + i)
-    got = await claim(store, T0 + 10, limit=100, in_flight={ep.id: 30})
+        await world.send(now=T0 + i)
+    got = await claim(world.queue, T0 + 10, limit=100, in_flight={ep.id: 30})
     assert len(got) == 5  # in_flight alone caps nothing
 
 

@@ -12,7 +12,7 @@ from hookpost.domain.models import Endpoint
 from hookpost.services.endpoints import WRITE_ATTEMPTS, EndpointService
 from hookpost.store.base import Store
 
-from .test_store_contract import app_with_endpoint
+from .support import app_with_endpoint
 
 
 class RacingWrites:

@@ -11,8 +11,16 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from hookpost.domain import ids
 from hookpost.domain.errors import InvalidInput
+from hookpost.domain.health import FAILING_TOO_LONG, Health, replay
 from hookpost.domain.matching import endpoint_matches, filters_match
-from hookpost.domain.models import DeliveryStatus, Endpoint
+from hookpost.domain.models import (
+    Attempt,
+    AttemptResult,
+    AttemptStatus,
+    DeliveryStatus,
+    Endpoint,
+    Trigger,
+)
 from hookpost.domain.retry import (
     DEFAULT_SCHEDULE,
     MAX_RETRY_AFTER_S,
@@ -20,7 +28,6 @@ from hookpost.domain.retry import (
     decide,
     parse_retry_after,
     parse_schedule,
-    should_auto_disable,
 )
 from hookpost.domain.signing import (
     StandardWebhooksV1,
@@ -132,10 +139,77 @@ class TestRetryDecision:
         assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
         assert parse_retry_after("-5") is None
 
+
+def _result(endpoint_id: str, *, ok: bool, at: int, reason: str | None = None) -> AttemptResult:
+    attempt = Attempt(
+        id=ids.new_id(ids.ATTEMPT, at),
+        app_id="app_1",
+        message_id="msg_1",
+        endpoint_id=endpoint_id,
+        url="https://receiver.example/",
+        response_status_code=200 if ok else 500,
+        response="",
+        duration_ms=1,
+        status=AttemptStatus.SUCCESS if ok else AttemptStatus.FAIL,
+        trigger=Trigger.SCHEDULED,
+        created_at=at,
+    )
+    status = DeliveryStatus.SUCCEEDED if ok else DeliveryStatus.FAILED
+    return AttemptResult(attempt, 1, "lease", status, None, disable_endpoint_reason=reason)
+
+
+HEALTHY = Health(0, None, False, None, 0)
+
+
+class TestHealth:
     def test_auto_disable_period(self):
-        assert not should_auto_disable(None, 10, 5)
-        assert not should_auto_disable(8, 10, 5)
-        assert should_auto_disable(5, 10, 5)
+        def disabled_by_a_failure_at(first_failure_at: int | None, now: int, period: int) -> bool:
+            state = {"ep": Health(1 if first_failure_at else 0, first_failure_at, False, None, 0)}
+            _, disabled = replay(state, [_result("ep", ok=False, at=now)], now, period)
+            return bool(disabled)
+
+        assert not disabled_by_a_failure_at(None, 10, 5)
+        assert not disabled_by_a_failure_at(8, 10, 5)
+        assert disabled_by_a_failure_at(5, 10, 5)
+
+    def test_failures_extend_the_streak_from_its_first_attempt_and_a_success_ends_it(self):
+        changed, disabled = replay(
+            {"ep": HEALTHY},
+            [_result("ep", ok=False, at=10), _result("ep", ok=False, at=20)],
+            30,
+            1_000,
+        )
+        assert (changed, disabled) == ({"ep": Health(2, 10, False, None, 0)}, [])
+        changed, _ = replay(changed, [_result("ep", ok=True, at=40)], 40, 1_000)
+        assert changed == {"ep": HEALTHY}
+
+    def test_a_result_that_asks_for_it_disables_at_once_and_once(self):
+        reason = "endpoint answered HTTP 410 Gone"
+        changed, disabled = replay(
+            {"ep": Health(0, None, False, None, 50)},
+            [_result("ep", ok=False, at=10, reason=reason), _result("ep", ok=False, at=11)],
+            50,
+            1_000,
+        )
+        # updated_at moves strictly past the last write, even within its millisecond
+        assert changed == {"ep": Health(2, 10, True, reason, 51)}
+        assert disabled == [("app_1", "ep", reason)]
+
+    def test_failing_too_long_disables_with_its_reason(self):
+        changed, disabled = replay(
+            {"ep": Health(3, 100, False, None, 0)},
+            [_result("ep", ok=False, at=1_100)],
+            1_100,
+            1_000,
+        )
+        assert changed["ep"].disabled_reason == FAILING_TOO_LONG
+        assert disabled == [("app_1", "ep", FAILING_TOO_LONG)]
+
+    def test_unknown_endpoints_and_unchanged_health_are_left_out(self):
+        changed, disabled = replay(
+            {"ok": HEALTHY}, [_result("ok", ok=True, at=1), _result("gone", ok=False, at=1)], 1, 5
+        )
+        assert (changed, disabled) == ({}, [])
 
 
 class TestMatching:

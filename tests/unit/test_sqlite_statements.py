@@ -21,7 +21,7 @@ from hookpost.store.sqlite.multirow import values_list
 from hookpost.store.sqlite.sql import APPS_ENDPOINTS, DELIVERIES_CREATE, DELIVERIES_RELEASE
 from hookpost.store.sqlite.store import SqliteStore
 from tests.contract.conftest import sqlite_path
-from tests.contract.test_store_contract import T0, claim, mk_app, mk_endpoint, mk_message
+from tests.contract.support import T0, claim, mk_app, mk_endpoint, mk_message
 
 
 @pytest.fixture

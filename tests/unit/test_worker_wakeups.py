@@ -1,15 +1,15 @@
 """The claim loop is woken whenever slots it could fill are free and work may be due.
 
-Driven with a queue store that models ``claim_due`` (oldest first, excluded endpoints skipped,
-the per-endpoint cap applied) and a sender whose requests the test holds or lets through, so
-the order of claims, answers and writes is fixed. The slow pool and the poll are pushed out of
-reach: only the wake-ups under test can make the worker go on. Also: stop() waits for a claim
-alongside a write that began before it, and for the deliveries that claim started."""
+Driven with the in-memory queue (``store.memory``: oldest first, excluded endpoints skipped,
+the per-endpoint cap applied, as the stores do) and a sender whose requests the test holds or
+lets through, so the order of claims, answers and writes is fixed. The slow pool and the poll
+are pushed out of reach: only the wake-ups under test can make the worker go on. Also: stop()
+waits for a claim alongside a write that began before it, and for the deliveries that claim
+started."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,9 +18,16 @@ import pytest
 from hookpost.delivery import worker as worker_module
 from hookpost.delivery.http import Response
 from hookpost.delivery.worker import DeliveryWorker, WorkerConfig
-from hookpost.domain.models import AttemptResult, ClaimedDelivery, SigningKey, Trigger
+from hookpost.domain.models import (
+    AttemptResult,
+    ClaimedDelivery,
+    DeliveryStatus,
+    SigningKey,
+    Trigger,
+)
 from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import Outcome
+from hookpost.store.memory import MemoryQueue
 
 DEADLINE_S = 5.0
 
@@ -52,12 +59,14 @@ def _claimed(row: int, endpoint: str) -> ClaimedDelivery:
     )
 
 
-class QueueStore:
-    """Due rows in due order, each named by its endpoint; claims take them as the stores do.
-    A row's number is its due time."""
+class QueueStore(MemoryQueue):
+    """Due rows in due order, each named by its endpoint, in the in-memory queue; it records
+    what the worker asks of it. A row's number is its delivery id and its due time."""
 
     def __init__(self, endpoints_in_due_order: Sequence[str]) -> None:
-        self.due = list(enumerate(endpoints_in_due_order, 1))
+        super().__init__()
+        for row, endpoint in enumerate(endpoints_in_due_order, 1):
+            self.add(_claimed(row, endpoint))
         self.limits: list[int] = []  # what each claim asked for
         self.claims: list[int] = []  # and the rows it returned
         self.finished: list[int] = []  # delivery ids whose results were written
@@ -66,8 +75,9 @@ class QueueStore:
         self.hold_claim: int | None = None  # this claim (1-based) waits for `go`
         self.held, self.go = asyncio.Event(), asyncio.Event()
 
-    def on_new_work(self, callback: object) -> None:
-        pass
+    def pending(self) -> list[int]:
+        """The rows never claimed (or handed back), in due order."""
+        return [row for row in sorted(self._rows) if self.status(row) == DeliveryStatus.PENDING]
 
     async def claim_due(
         self,
@@ -85,33 +95,27 @@ class QueueStore:
         if len(self.limits) == self.hold_claim:
             self.held.set()
             await self.go.wait()
-        start = -1 if due_from is None else due_from
-        scanned = [r for r in self.due if r[0] >= start and r[1] not in exclude_endpoints]
-        scanned = scanned[:limit]
-        taken: Counter[str] = Counter()
-        got = []
-        for row, endpoint in scanned:
-            busy = (in_flight or {}).get(endpoint, 0) + taken[endpoint]
-            if max_per_endpoint is None or busy < max_per_endpoint:
-                taken[endpoint] += 1
-                got.append((row, endpoint))
-        for r in got:
-            self.due.remove(r)
+        got = await super().claim_due(
+            limit,
+            lease_ms,
+            now_ms,
+            exclude_endpoints,
+            max_per_endpoint=max_per_endpoint,
+            in_flight=in_flight,
+            due_from=due_from,
+        )
         self.claims.append(len(got))
-        return [_claimed(row, endpoint) for row, endpoint in got]
+        return got
 
     async def finish_attempts(
-        self, results: list[AttemptResult], now_ms: int, disable_after_ms: int
+        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
     ) -> FinishOutcome:
         self.finished += [r.delivery_id for r in results]
-        return FinishOutcome(disabled_endpoints=[], stale=0)
+        return await super().finish_attempts(results, now_ms, disable_after_ms)
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
         self.released += [delivery_id for delivery_id, _ in leases]
-        return len(leases)
-
-    async def next_due_at(self) -> int | None:
-        return 0 if self.due else None
+        return await super().release(leases, now_ms)
 
 
 class HeldSender:
@@ -239,7 +243,7 @@ async def test_claims_start_after_a_saturated_endpoints_backlog_until_it_frees_a
         assert store.due_froms[:2] == [None, None], vars(store)
         later = store.due_froms[2:]
         assert later and all(f is not None and f >= 5 for f in later), vars(store)
-        assert [row for row, _ in store.due] == [3, 4]
+        assert store.pending() == [3, 4]
         # n answers: it is no longer excluded, so the next claim walks from the start again.
         sender.hang.set()
         await sender.until(lambda: {"msg_3", "msg_4"} <= sender.answered, "n's backlog sent")

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from hookpost.domain.health import Health, replay
 from hookpost.domain.models import (
     AttemptResult,
     AttemptStatus,
@@ -21,7 +22,6 @@ from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
-from hookpost.store.postgres.health import Health, replay
 from hookpost.store.rows import (
     NO_LOWER_BOUND,
     KeyOpener,

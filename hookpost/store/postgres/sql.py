@@ -324,8 +324,9 @@ _DEL_CTE = (
     " AND r.attempt_id IN (SELECT id FROM att)"
     " RETURNING d.id)"
 )
-# Every result succeeded: the endpoint health update is a plain reset, as in SQLite only of
-# endpoints with failures on record (so the common case writes no endpoint row). $20: ids.
+# Every result succeeded: the endpoint health update is a plain reset (domain.health's rule,
+# which tests/contract/test_endpoint_health.py holds it to), as in SQLite only of endpoints
+# with failures on record (so the common case writes no endpoint row). $20: ids.
 FINISH_SUCCESSES = (
     f"WITH {_ATT_CTE}, {_DEL_CTE}, "
     "rst AS ("
@@ -337,8 +338,8 @@ FINISH_SUCCESSES = (
 )
 # Some failed: also lock (in id order, so concurrent batches cannot deadlock on them) and read
 # the endpoints whose health changes ($20: endpoints with a failure in the batch, $21: all
-# endpoints of the batch). The health is then replayed in Python, result by result, exactly
-# like the SQLite backend, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
+# endpoints of the batch). The health is then replayed result by result by domain.health, as
+# on SQLite, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
 FINISH_WITH_FAILURES = (
     f"WITH {_ATT_CTE}, {_DEL_CTE}, "
     "lk AS ("

@@ -9,6 +9,7 @@ from operator import itemgetter
 
 import orjson
 
+from hookpost.domain.health import Health, replay
 from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.store.rows import (
@@ -28,9 +29,8 @@ from hookpost.store.sqlite.sql import (
     DELIVERIES_FINISH,
     DELIVERIES_LEASE,
     DELIVERIES_RELEASE,
-    ENDPOINT_DISABLE,
-    ENDPOINT_FAILURE,
-    ENDPOINT_RESET,
+    ENDPOINTS_HEALTH,
+    ENDPOINTS_HEALTH_UPDATE,
     ENDPOINTS_RESET,
     NEXT_DUE,
     QUEUE_DUE,
@@ -157,41 +157,42 @@ class SqliteQueue(SqliteBase):
             for r in results
         ]
         # An endpoint with only successes in the batch needs one reset of its failure count;
-        # the others are walked result by result, in order (a failure after a success counts).
+        # the others' health is replayed result by result, in order (domain.health).
         failing = {r.attempt.endpoint_id for r in results if r.attempt.status != 0}
         only_ok = [(ep_id,) for ep_id in dict.fromkeys(r.attempt.endpoint_id for r in results)]
         only_ok = [row for row in only_ok if row[0] not in failing]
         mixed = [r for r in results if r.attempt.endpoint_id in failing]
+        failing_ids = orjson.dumps(sorted(failing)).decode() if failing else ""
 
         def run(c: Conn) -> FinishOutcome:
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
             stale = len(results) - execute_values(c, DELIVERIES_FINISH, delivery_rows)
             execute_values(c, ENDPOINTS_RESET, only_ok)
-            disabled: list[tuple[str, str, str]] = []
-            reset: set[str] = set()  # endpoints reset in this batch with no failure since
-            for r in mixed:
-                ep_id = r.attempt.endpoint_id
-                if r.attempt.status == 0:
-                    if ep_id not in reset:  # a second reset in a row would change nothing
-                        c.execute(ENDPOINT_RESET, (ep_id,))
-                        reset.add(ep_id)
-                    continue
-                reset.discard(ep_id)
-                c.execute(ENDPOINT_FAILURE, (r.attempt.created_at, ep_id))
-                reason = r.disable_endpoint_reason
-                cur = c.execute(
-                    ENDPOINT_DISABLE,
-                    (
-                        reason or "failing for too long",
-                        now_ms,
-                        ep_id,
-                        reason is not None,
-                        now_ms - disable_after_ms,
-                    ),
+            if not mixed:
+                return FinishOutcome(disabled_endpoints=[], stale=stale)
+            states = {
+                ep_id: Health(failures, first, bool(disabled), reason, updated_at)
+                for ep_id, failures, first, disabled, reason, updated_at in c.execute(
+                    ENDPOINTS_HEALTH, (failing_ids,)
                 )
-                if cur.rowcount:
-                    disabled.append((r.attempt.app_id, ep_id, reason or "failing for too long"))
-            return FinishOutcome(disabled_endpoints=disabled, stale=stale)
+            }
+            changed, disabled_now = replay(states, mixed, now_ms, disable_after_ms)
+            execute_values(
+                c,
+                ENDPOINTS_HEALTH_UPDATE,
+                [
+                    (
+                        ep_id,
+                        h.consecutive_failures,
+                        h.first_failure_at,
+                        h.disabled,
+                        h.disabled_reason,
+                        h.updated_at,
+                    )
+                    for ep_id, h in changed.items()
+                ],
+            )
+            return FinishOutcome(disabled_endpoints=disabled_now, stale=stale)
 
         return await self._db.write(run)
 

@@ -115,22 +115,21 @@ DELIVERIES_FINISH = (
     "due_at = v.column4, lease = NULL, trigger = 0, updated_at = v.column5 "
     "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column6 AND deliveries.lease = v.column7"
 )
+# A success resets the failure streak (domain.health), here in SQL: a healthy batch then reads
+# no endpoint. tests/contract/test_endpoint_health.py holds it to the domain's rule.
 ENDPOINTS_RESET = (
     "UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL "
     "WHERE consecutive_failures > 0 AND id IN (VALUES {values})"
 )
-ENDPOINT_RESET = (
-    "UPDATE endpoints SET consecutive_failures = 0, "
-    "first_failure_at = NULL WHERE id = ? AND consecutive_failures > 0"
+# The health of the endpoints with a failure in a batch, replayed by domain.health.
+ENDPOINTS_HEALTH = (
+    "SELECT id, consecutive_failures, first_failure_at, disabled, disabled_reason, updated_at "
+    "FROM endpoints WHERE id IN (SELECT value FROM json_each(?))"
 )
-ENDPOINT_FAILURE = (
-    "UPDATE endpoints SET consecutive_failures = consecutive_failures + 1, "
-    "first_failure_at = COALESCE(first_failure_at, ?) WHERE id = ?"
-)
-ENDPOINT_DISABLE = (
-    "UPDATE endpoints SET disabled = 1, disabled_reason = ?,"
-    " updated_at = max(?, updated_at + 1)"  # endpoint updates compare it
-    " WHERE id = ? AND disabled = 0 AND (? OR first_failure_at <= ?)"
+ENDPOINTS_HEALTH_UPDATE = (
+    "UPDATE endpoints SET consecutive_failures = v.column2, first_failure_at = v.column3, "
+    "disabled = v.column4, disabled_reason = v.column5, updated_at = v.column6 "
+    "FROM (VALUES {values}) AS v WHERE endpoints.id = v.column1"
 )
 DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
     "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "

@@ -1,8 +1,10 @@
-"""Endpoint health, replayed result by result (the same rules as the SQLite backend).
+"""Endpoint health: the failure streak, and when it disables the endpoint.
 
-Per result, in order: a success resets the failure streak of an endpoint that has one; a
+Per attempt result, in order: a success resets the streak of an endpoint that has one; a
 failure extends it (``first_failure_at`` keeps the streak's first attempt time) and disables
-the endpoint when the result asks for it or the streak is older than ``disable_after_ms``.
+the endpoint when the result asks for it (HTTP 410 Gone) or the streak began
+``disable_after_ms`` or more before now. Disabling makes ``updated_at`` strictly later than the
+endpoint's last write, which endpoint updates compare against.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def replay(
     now_ms: int,
     disable_after_ms: int,
 ) -> tuple[dict[str, Health], list[tuple[str, str, str]]]:
-    """(the endpoints whose health changed -> new health, newly disabled endpoints in order).
+    """(the endpoints whose health changed -> new health, newly disabled endpoints in order,
+    as (app id, endpoint id, reason)).
 
     Results of endpoints missing from ``states`` change nothing: they are successes of
     endpoints without failures on record, or of endpoints deleted meanwhile.
@@ -52,7 +55,6 @@ def replay(
         reason = r.disable_endpoint_reason
         if not h.disabled and (reason is not None or first <= threshold):
             why = reason or FAILING_TOO_LONG
-            # Strictly later than the last write, which endpoint updates compare against.
             updated = max(now_ms, h.updated_at + 1)
             h = replace(h, disabled=True, disabled_reason=why, updated_at=updated)
             disabled.append((r.attempt.app_id, ep_id, why))

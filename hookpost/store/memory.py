@@ -1,0 +1,130 @@
+"""An in-memory :class:`~hookpost.store.base.DeliveryQueue`, for tests of its consumers (the
+worker) that need no database.
+
+It claims, leases, finishes and releases as the database backends do (``tests/contract`` runs
+the queue's part of the contract on it too), but it holds deliveries only: it has no messages
+or endpoints of its own. Deliveries are seeded with :meth:`MemoryQueue.add`; a finished attempt
+records no endpoint health and disables nothing, and no endpoint's rows are ever canceled.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
+from hookpost.domain.queries import FinishOutcome, QueueDepth
+from hookpost.store.rows import NO_LOWER_BOUND
+
+if TYPE_CHECKING:
+    from hookpost.store.base import DeliveryQueue
+
+
+@dataclass(slots=True)
+class _Row:
+    delivery: ClaimedDelivery  # what a claim hands out, its lease and due time aside
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    due_at: int | None = None  # pending: when it is due; leased: when the lease expires
+    lease: str | None = None
+
+
+class MemoryQueue:
+    def __init__(self) -> None:
+        self._rows: dict[int, _Row] = {}
+        self._callbacks: list[Callable[[], None]] = []
+
+    def add(self, delivery: ClaimedDelivery) -> None:
+        """A pending delivery, due at ``delivery.due_at``, as a created message's would be."""
+        self._rows[delivery.delivery_id] = _Row(delivery, due_at=delivery.due_at)
+        self._new_work()
+
+    def status(self, delivery_id: int) -> DeliveryStatus:
+        return self._rows[delivery_id].status
+
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def _new_work(self) -> None:
+        for callback in self._callbacks:
+            callback()
+
+    async def claim_due(
+        self,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        exclude_endpoints: Sequence[str] = (),
+        *,
+        max_per_endpoint: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+        due_from: int | None = None,
+    ) -> list[ClaimedDelivery]:
+        start = NO_LOWER_BOUND if due_from is None else due_from
+        excluded = set(exclude_endpoints)
+        scanned = sorted(
+            (
+                (row.due_at, delivery_id)
+                for delivery_id, row in self._rows.items()
+                if row.due_at is not None
+                and start <= row.due_at <= now_ms
+                and row.delivery.endpoint_id not in excluded
+            ),
+        )[: max(limit, 0)]
+        lease = secrets.token_hex(8)
+        counts = dict(in_flight or {})
+        claimed = []
+        for due_at, delivery_id in scanned:
+            row = self._rows[delivery_id]
+            endpoint_id = row.delivery.endpoint_id
+            if max_per_endpoint is not None:  # above its cap, an endpoint's rows stay due
+                n = counts.get(endpoint_id, 0)
+                if n >= max_per_endpoint:
+                    continue
+                counts[endpoint_id] = n + 1
+            row.status, row.due_at, row.lease = DeliveryStatus.SENDING, now_ms + lease_ms, lease
+            claimed.append(replace(row.delivery, lease=lease, due_at=due_at))
+        return claimed
+
+    async def finish_attempts(
+        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+    ) -> FinishOutcome:
+        stale = 0
+        for r in results:
+            row = self._rows.get(r.delivery_id)
+            if row is None or row.lease is None or row.lease != r.lease:
+                stale += 1  # it lost its lease: another claimer owns the delivery now
+                continue
+            pending = r.next_status == DeliveryStatus.PENDING
+            row.status, row.lease = r.next_status, None
+            row.due_at = r.next_attempt_at if pending else None
+            row.delivery = replace(row.delivery, attempts=r.attempts, trigger=Trigger.SCHEDULED)
+        return FinishOutcome(disabled_endpoints=[], stale=stale)
+
+    async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
+        released = 0
+        for delivery_id, lease in leases:
+            row = self._rows.get(delivery_id)
+            if row is not None and row.lease is not None and row.lease == lease:
+                row.status, row.due_at, row.lease = DeliveryStatus.PENDING, now_ms, None
+                released += 1
+        if released:
+            self._new_work()
+        return released
+
+    async def queue_depth(self, now_ms: int) -> QueueDepth:
+        due = [r.due_at for r in self._rows.values() if r.due_at is not None and r.due_at <= now_ms]
+        scheduled = sum(
+            1
+            for r in self._rows.values()
+            if r.due_at is not None and r.due_at > now_ms and r.status == DeliveryStatus.PENDING
+        )
+        return QueueDepth(due=len(due), oldest_due_at=min(due, default=None), scheduled=scheduled)
+
+    async def next_due_at(self) -> int | None:
+        return min((r.due_at for r in self._rows.values() if r.due_at is not None), default=None)
+
+
+if TYPE_CHECKING:  # mypy holds it to the port
+    _port: type[DeliveryQueue] = MemoryQueue
