@@ -118,7 +118,7 @@ CATEGORIES = (
     ("delivery: recording results", "DeliveryWorker._flush_loop"),
     ("store: SQLite writer thread", "hookpost-sqlite-write"),
     ("store: SQLite reader threads", "hookpost-sqlite-read"),
-    ("API: create-message handler", "CreateMessageFastPath"),
+    ("API: create-message handler", "CreateMessageFrontDoor"),
     ("API: create-message handler", "create_message (hookpost/api"),
     ("API: ASGI stack (uvicorn, starlette, fastapi, middleware)", "run_asgi"),
     ("API: uvicorn protocol", "httptools_impl.py"),

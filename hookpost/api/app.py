@@ -10,8 +10,8 @@
   ``HOOKPOST_METRICS_PORT`` gives it one of its own; ``HOOKPOST_METRICS_TOKEN`` protects it.
 * ``Settings.api_rate_limit`` > 0 installs the per-token rate limit (``api.ratelimit``):
   429 ``rate_limited`` with ``Retry-After``; health checks and metrics are never limited.
-* Everything that is per app instance (token cache, idempotency bookkeeping, rate-limit
-  buckets, the metrics page) lives on the instance, never in module globals.
+* Everything that is per app instance (token cache, rate-limit buckets, the metrics page)
+  lives on the instance, never in module globals.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hookpost.api import metrics
 from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
 from hookpost.api.guards import without_idempotency_key
-from hookpost.api.idempotency import IdempotencyMiddleware, IdempotentRequests
+from hookpost.api.idempotency import IdempotencyMiddleware
 from hookpost.api.permissions import check_declared
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
@@ -124,12 +124,12 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         # FastAPI's native OpenTelemetry checks the global providers on every request; hookpost
-        # exports Prometheus metrics instead, so it is off (it cost ~5% of POST /msg).
+        # exports Prometheus metrics instead (see docs/decisions/0022-fastapi-telemetry-off.md).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     # Messages first: route matching walks the routers in order (POST /msg mostly takes the
-    # fast path below, but the message reads are hot too).
+    # front door below, but the message reads are hot too).
     for module in (
         messages,
         applications,
@@ -145,21 +145,19 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
     check_declared(app.routes)  # every operation declares the permission it needs
     _with_security(app)
     # add_middleware wraps what is there: the last added runs first. Order on a request:
-    # rate limit -> body cap -> idempotency -> the POST /msg fast path -> FastAPI's routing.
-    # The rate limit comes first so that refused requests cost nothing (not even reading the
-    # body) and a 429 is never stored as an idempotent response.
+    # rate limit -> body cap -> idempotency -> FastAPI's routing. The rate limit comes first
+    # so that refused requests cost nothing (not even reading the body) and a 429 is never
+    # stored as an idempotent response.
     body_limit = settings.max_payload_bytes + ENVELOPE_ALLOWANCE
-    app.add_middleware(messages.CreateMessageFastPath, app_state=app.state)
-    # One in-flight map for both ways in: a repeat of a key waits for the first request
-    # whether each came through the front door or the stack.
-    idempotent = IdempotentRequests()
-    app.add_middleware(IdempotencyMiddleware, app_state=app.state, requests=idempotent)
+    app.add_middleware(
+        IdempotencyMiddleware, app_state=app.state, render_sent=messages.render_sent_for
+    )
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     if settings.api_rate_limit > 0:
         app.state.rate_limiter = TokenBuckets(settings.api_rate_limit)
         app.add_middleware(RateLimitMiddleware, app_state=app.state)
-    # Ahead of all of the above, for the requests none of them would act on.
-    app.front_door = messages.CreateMessageFrontDoor(app.state, body_limit, idempotent)
+    # Ahead of all of the above, for the POST /msg requests none of them would act on.
+    app.front_door = messages.CreateMessageFrontDoor(app.state, body_limit)
     return app
 
 

@@ -37,15 +37,33 @@ class AttemptFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredAnswer:
-    """An idempotency key's answer (as ``put_idempotent`` stores it), to be stored with the
-    message it answers for: see ``Messages.create_message``."""
+class IdempotencyKey:
+    """A send's idempotency key, recorded with the message it creates: see
+    ``Messages.create_message``."""
 
     scope: str
     key: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """A request's answer stored under its idempotency key (``Idempotency.put_idempotent``)."""
+
     status: int
     body: bytes
-    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """An idempotency key whose send created this message: a repeat is answered with the
+    message as it is now, not with stored bytes."""
+
+    message_id: str
+
+
+# What an idempotency key holds.
+KeyAnswer = StoredAnswer | SentMessage
 
 
 @dataclass(slots=True)
@@ -53,9 +71,9 @@ class CreatedMessage:
     message: Message
     created: bool  # False: an earlier message with the same eventId was returned, or replayed
     deliveries: int  # deliveries created for it (0 when not created)
-    # The answer already stored under the idempotency key given with the message (status,
-    # body): nothing was created, and ``message`` is the one that was not.
-    replayed: tuple[int, bytes] | None = None
+    # What the idempotency key given with the message held already: nothing was created, and
+    # ``message`` is the one that was not.
+    replayed: KeyAnswer | None = None
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from hookpost.services.common import Clock, now_ms
 from hookpost.services.endpoints import EndpointService, UrlCheck
 from hookpost.services.event_types import EventTypeService
 from hookpost.services.events import EventBus
+from hookpost.services.idempotency import IdempotencyService
 from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
 from hookpost.services.status import StatusService
@@ -28,6 +29,7 @@ class Services:
     metrics: Metrics
     events: EventBus
     status: StatusService
+    idempotency: IdempotencyService
 
     @classmethod
     def build(
@@ -57,4 +59,5 @@ class Services:
             metrics=metrics,
             events=EventBus(),
             status=StatusService(store, clock),
+            idempotency=IdempotencyService(store, clock),
         )

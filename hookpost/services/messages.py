@@ -24,8 +24,9 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
-from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter, StoredAnswer
+from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter
 from hookpost.services.common import Clock, now_ms
+from hookpost.services.idempotency import HeldKey
 from hookpost.services.metrics import Metrics
 from hookpost.store.base import Store
 
@@ -95,12 +96,12 @@ class MessageService:
         event_id: str | None = None,
         channels: Sequence[str] | None = None,
         endpoint_ids: Sequence[str] | None = None,
-        answer_for: Callable[[Message], StoredAnswer] | None = None,
+        key: HeldKey | None = None,
     ) -> CreatedMessage:
         """``send`` for a caller that already resolved the application's id (the API's hot
         path caches uid -> id); an unknown id still fails with NotFound in the store.
-        ``answer_for``: the idempotency key's answer if the message is created (the API's
-        response for it), stored with the message (``Store.create_message``)."""
+        ``key``: the request's idempotency key, checked and recorded by the message's own
+        write (``Messages.create_message``); what it held already comes back as ``replayed``."""
         now = self._clock()
         message = Message(
             id=ids.new_id(ids.MESSAGE, now),
@@ -111,8 +112,10 @@ class MessageService:
             channels=list(channels) if channels else None,
             created_at=now,
         )
-        answer = None if answer_for is None else answer_for(message)
-        created = await self._store.create_message(message, now, endpoint_ids, answer)
+        recorded = None if key is None else key.for_message(now)
+        created = await self._store.create_message(message, now, endpoint_ids, recorded)
+        if key is not None:
+            key.written(created)
         if created.created and self._metrics is not None:
             self._metrics.messages.inc()
         return created

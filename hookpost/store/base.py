@@ -30,9 +30,10 @@ from hookpost.domain.queries import (
     AttemptFilter,
     CreatedMessage,
     FinishOutcome,
+    IdempotencyKey,
+    KeyAnswer,
     MessageFilter,
     QueueDepth,
-    StoredAnswer,
 )
 
 
@@ -112,20 +113,19 @@ class Messages(Protocol):
         message: Message,
         now_ms: int,
         endpoint_ids: Sequence[str] | None = None,
-        answer: StoredAnswer | None = None,
+        key: IdempotencyKey | None = None,
     ) -> CreatedMessage:
         """``endpoint_ids`` given: deliveries for exactly those (enabled) endpoints of the app,
         ignoring their filters (test events); otherwise for every matching enabled endpoint.
-        ``answer``: the message's idempotency key and the answer to store under it. An answer
-        already stored under that key (unexpired at ``now_ms``) wins: nothing is created, and
-        it comes back as ``replayed`` (SQLite: checked in the message's transaction, so no
-        other process can slip in between; PostgreSQL: in the group commit's statement, after
-        taking the key's advisory lock, so no other process can either; for a message made
-        alone, looked up just before, where two processes sending one key at once can both
-        create). Otherwise, if the message is created,
-        the answer is stored too, as ``put_idempotent`` would (SQLite: in the message's
+        ``key``: the send's idempotency key. What the key holds already (unexpired at
+        ``now_ms``) wins: nothing is created, and it comes back as ``replayed`` (SQLite:
+        checked in the message's transaction, so no other process can slip in between;
+        PostgreSQL: in the group commit's statement, after taking the key's advisory lock, so
+        no other process can either; for a message made alone, looked up just before, where
+        two processes sending one key at once can both create). Otherwise, if the message is
+        created, the key is recorded with the message's id (SQLite: in the message's
         transaction; PostgreSQL: in the same statement, or right after a message made alone);
-        if not (its eventId is taken), nothing is stored."""
+        if not (its eventId is taken), nothing is recorded."""
         ...
 
     async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message: ...
@@ -268,15 +268,16 @@ class Tokens(Protocol):
 
 
 class Idempotency(Protocol):
-    async def get_idempotent(
-        self, scope: str, key: str, now_ms: int
-    ) -> tuple[int, bytes] | None: ...
+    """What idempotency keys hold: a request's answer, or the message a send created (which
+    ``Messages.create_message`` records)."""
+
+    async def get_idempotent(self, scope: str, key: str, now_ms: int) -> KeyAnswer | None: ...
     async def put_idempotent(
         self, scope: str, key: str, status: int, body: bytes, expires_at: int, now_ms: int
-    ) -> tuple[int, bytes] | None:
-        """Store an answer under a key, unless one unexpired at ``now_ms`` is stored there
-        already: the first answer wins (two processes may answer one key at once). None if
-        stored; else the answer that was there, (status, body)."""
+    ) -> KeyAnswer | None:
+        """Store an answer under a key, unless the key holds something unexpired at
+        ``now_ms`` already: the first answer wins (two processes may answer one key at once).
+        None if stored; else what the key holds."""
         ...
 
 

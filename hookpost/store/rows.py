@@ -23,6 +23,7 @@ from hookpost.domain.models import (
     SigningKey,
     Trigger,
 )
+from hookpost.domain.queries import KeyAnswer, SentMessage, StoredAnswer
 
 log = logging.getLogger("hookpost.store")
 
@@ -233,6 +234,14 @@ def message_from_row(r: Row, payload: bytes | None = None) -> Message:
         created_at=r["created_at"],
         expunged=bool(r["expunged"]),
     )
+
+
+def key_answer(status: int | None, body: bytes | None, message_id: str | None) -> KeyAnswer:
+    """What an idempotency key's row holds: the message its send created, or an answer."""
+    if message_id is not None:
+        return SentMessage(message_id)
+    assert status is not None and body is not None
+    return StoredAnswer(status, bytes(body))
 
 
 def delivery_from_row(r: Row, prefix: str = "") -> Delivery:

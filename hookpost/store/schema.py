@@ -179,7 +179,9 @@ idempotency_keys = Table(
     metadata,
     Column("scope", Text, primary_key=True),
     Column("key", Text, primary_key=True),
-    Column("status", Integer, nullable=False),
-    Column("body", LargeBinary, nullable=False),
+    # A request's answer; NULL for a send's key, which holds the message it created instead.
+    Column("status", Integer, nullable=True),
+    Column("body", LargeBinary, nullable=True),
     Column("expires_at", BigInteger, nullable=False),
+    Column("message_id", Id, nullable=True),
 )

@@ -140,7 +140,7 @@ async def test_malformed_bodies_and_bad_values_are_422_naming_the_field(
         "body",
         "channels",
     )
-    # The same errors through the FastAPI route (an unusual query spelling skips the fast path).
+    # The same errors through the FastAPI route (an unusual query spelling skips the front door).
     assert_invalid(
         await http.post(msg_path + "?with_content=maybe", json={"eventType": "a.b", "payload": {}}),
         "query",
@@ -330,10 +330,10 @@ async def test_idempotency_key_replays_the_first_response(
     assert a.status_code == b.status_code == 201 and a.json() == b.json()
 
 
-async def test_a_keyed_send_stores_its_answer_with_the_message(
+async def test_a_keyed_send_records_its_key_with_the_message(
     api: ApiServer, http: httpx.AsyncClient, app_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """POST /msg with an idempotency key: the 202 is stored by the message's own write (no
+    """POST /msg with an idempotency key: the key is recorded by the message's own write (no
     second write, no moment when the message exists but a retry would send it again); the
     answers the middleware stores itself (a 409 here) are still stored."""
     store = api.hp.store
@@ -353,13 +353,13 @@ async def test_a_keyed_send_stores_its_answer_with_the_message(
     assert first.status_code == 202 and puts == []
     replay = await http.post(path, json=body, headers={"idempotency-key": "one"})
     assert replay.headers["idempotent-replayed"] == "true"
-    assert replay.content == first.content  # the very bytes that were sent
+    assert replay.content == first.content  # the message, rendered again alike
     taken = await http.post(path, json=body, headers={"idempotency-key": "two"})
     assert_error(taken, 409, "conflict")
     assert puts == [(f"{path} two", 409)]
     replay = await http.post(path, json=body, headers={"idempotency-key": "two"})
     assert replay.status_code == 409 and replay.headers["idempotent-replayed"] == "true"
-    # Through the FastAPI route too (a JSON content type the fast path does not take).
+    # Through the FastAPI route too (a JSON content type the front door does not take).
     routed = {"idempotency-key": "three", "content-type": "application/vnd.api+json"}
     content = httpx.Request("POST", "/", json={**body, "eventId": "evt-3"}).content
     first = await http.post(path, content=content, headers=routed)
@@ -473,13 +473,13 @@ async def test_oversized_payloads_are_413(http: httpx.AsyncClient, app_id: str) 
     assert len((await http.get(path)).json()["data"]) == 1
 
 
-# --------------------------------------------------------------------------- fast path
+# --------------------------------------------------------------------------- front door
 
 
-async def test_fast_path_and_fastapi_route_answer_alike(
+async def test_front_door_and_fastapi_route_answer_alike(
     http: httpx.AsyncClient, app_id: str
 ) -> None:
-    """POST /msg is served by an ASGI fast path; unusual requests fall through to the FastAPI
+    """POST /msg is served by the front door; unusual requests go through to the FastAPI
     route. Both must answer the same way."""
     path = f"/api/v1/app/{app_id}/msg"
     body = {"eventType": "a.b", "payload": {"n": 1}, "channels": ["eu"], "eventId": "e1"}
@@ -487,7 +487,7 @@ async def test_fast_path_and_fastapi_route_answer_alike(
     slow = await http.post(
         path,
         content=httpx.Request("POST", "/", json={**body, "eventId": "e2"}).content,
-        headers={"content-type": "application/vnd.api+json"},  # not the fast path's
+        headers={"content-type": "application/vnd.api+json"},  # not the front door's
     )
     assert fast.status_code == slow.status_code == 202
     a, b = fast.json(), slow.json()

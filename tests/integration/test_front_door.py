@@ -132,6 +132,52 @@ async def test_what_a_middleware_acts_on_takes_the_full_stack(
             assert_error(refused, 401, "authentication_failed")
 
 
+async def test_the_route_reads_a_json_body_as_the_door_does(
+    served: tuple[ServedApi, Spy],
+) -> None:
+    """A JSON body the door passes on (chunked here) is read by the route as the door reads
+    one: the token before the body, and the body by the door's strict parser."""
+    api, spy = served
+
+    async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    json_type = {"content-type": "application/json"}
+    async with api.http() as http, api.http(None) as anonymous:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        for client in (anonymous, http):
+            for door in (True, False):
+                request = (
+                    client.post(path, content=b"{broken", headers=json_type)
+                    if door
+                    else client.post(path, content=chunks(b"{bro", b"ken"), headers=json_type)
+                )
+                taken, refused = await spy.which(request)
+                if client is anonymous:
+                    assert not taken
+                    assert_error(refused, 401, "authentication_failed")
+                else:
+                    assert taken is door and refused.status_code == 422
+                    assert refused.json()["detail"][0]["type"] == "json_invalid"
+        for door in (True, False):
+            request = (
+                http.post(path, content=b"", headers=json_type)
+                if door
+                else http.post(path, content=chunks(b""), headers=json_type)
+            )
+            taken, empty = await spy.which(request)
+            assert taken is door and empty.status_code == 422
+            assert empty.json()["detail"] == [
+                {
+                    "loc": ["body", 0],
+                    "msg": "JSON decode error: Input is a zero-length, empty document",
+                    "type": "json_invalid",
+                }
+            ]
+
+
 async def test_a_keyed_send_is_answered_at_the_door(served: tuple[ServedApi, Spy]) -> None:
     """Every send of the official SDKs carries an idempotency key: the door runs it under the
     key as the stack's middleware does, and the two replay each other's answers."""
@@ -177,6 +223,97 @@ async def test_a_keyed_send_is_answered_at_the_door(served: tuple[ServedApi, Spy
         assert out.id.startswith("msg_") and spy.taken == [True]
     finally:
         await close_svix(sdk)
+
+
+async def test_one_key_through_the_door_and_the_route_creates_one_message(
+    served: tuple[ServedApi, Spy],
+) -> None:
+    """Both ways in send through one implementation: a key sent at the door and then through
+    the FastAPI route (a JSON type the door passes on), or the other way round, or both at
+    once, creates one message, and every answer is that message."""
+    api, spy = served
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        content = httpx.Request("POST", "/", json=BODY).content
+        routed = {"content-type": "application/vnd.api+json"}
+        odd = {"content-type": "text/json"}  # not even parsed as JSON by the route
+
+        door_first = {"idempotency-key": "door-first"}
+        taken, first = await spy.which(http.post(path, json=BODY, headers=door_first))
+        assert taken and first.status_code == 202
+        for headers in (routed, odd):
+            taken, repeat = await spy.which(
+                http.post(path, content=content, headers={**door_first, **headers})
+            )
+            assert not taken and repeat.status_code == 202, repeat.text
+            assert repeat.json()["id"] == first.json()["id"]
+            assert repeat.headers["idempotent-replayed"] == "true"
+
+        route_first = {"idempotency-key": "route-first"}
+        taken, first = await spy.which(
+            http.post(path, content=content, headers={**route_first, **routed})
+        )
+        assert not taken and first.status_code == 202
+        taken, repeat = await spy.which(http.post(path, json=BODY, headers=route_first))
+        assert taken and repeat.json()["id"] == first.json()["id"]
+        assert repeat.headers["idempotent-replayed"] == "true"
+
+        at_once = {"idempotency-key": "at-once"}
+        sends = await asyncio.gather(
+            *(
+                http.post(path, json=BODY, headers=at_once)
+                if i % 2
+                else http.post(path, content=content, headers={**at_once, **routed})
+                for i in range(6)
+            )
+        )
+        assert {r.status_code for r in sends} == {202}
+        assert len({r.json()["id"] for r in sends}) == 1
+        assert len((await http.get(path)).json()["data"]) == 3
+
+
+async def test_a_repeat_is_answered_with_the_message_as_it_is_now(
+    served: tuple[ServedApi, Spy],
+) -> None:
+    """A send's key holds its message, not the bytes first sent: once the message's content
+    is expunged, a repeat (at the door or through the stack) answers it with ``{}`` as its
+    payload; with the repeat's own ``with_content``. Once its application is deleted, a repeat
+    is a 404 like any read of it, and runs no send."""
+    api, spy = served
+    async with api.http() as http:
+        app_id = (await http.post("/api/v1/app", json={"name": "a"})).json()["id"]
+        path = f"/api/v1/app/{app_id}/msg"
+        key = {"idempotency-key": "k1"}
+        taken, first = await spy.which(http.post(path, json=BODY, headers=key))
+        assert taken and first.status_code == 202 and first.json()["payload"] == {"n": 1}
+        msg_id = first.json()["id"]
+        taken, hidden = await spy.which(
+            http.post(path + "?with_content=false", json=BODY, headers=key)
+        )
+        assert taken and hidden.headers["idempotent-replayed"] == "true"
+        assert hidden.json() == {**first.json(), "payload": {}}
+        assert (await http.delete(f"{path}/{msg_id}/content")).status_code == 204
+
+        content = httpx.Request("POST", "/", json=BODY).content
+        routed = {**key, "content-type": "application/vnd.api+json"}
+
+        async def repeats() -> AsyncIterator[httpx.Response]:
+            """A repeat at the door, then one through the stack."""
+            at_door = {**key, "content-type": "application/json"}
+            for door, headers in ((True, at_door), (False, routed)):
+                taken, answer = await spy.which(http.post(path, content=content, headers=headers))
+                assert taken is door
+                yield answer
+
+        async for replay in repeats():
+            assert replay.status_code == 202 and replay.headers["idempotent-replayed"] == "true"
+            assert replay.json() == {**first.json(), "payload": {}}
+        assert len((await http.get(path)).json()["data"]) == 1
+
+        assert (await http.delete(f"/api/v1/app/{app_id}")).status_code == 204
+        async for gone in repeats():
+            assert_error(gone, 404, "not_found")
 
 
 async def test_a_keyed_send_at_the_door_costs_no_lookup(

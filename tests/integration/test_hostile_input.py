@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
 
 MIB = 1024 * 1024
 JSON = {"content-type": "application/json"}
-# A JSON content type the POST /msg fast path does not take: the FastAPI route answers.
+# A JSON content type the POST /msg front door does not take: the FastAPI route answers.
 SLOW = {"content-type": "application/vnd.api+json"}
 PUBLIC_URL = "https://example.com/hook"  # never contacted: the worker is off
 
@@ -141,7 +141,7 @@ async def test_malformed_json_is_422_never_5xx(
 ) -> None:
     app_id, ep_id = ids["app_id"], ids["endpoint_id"]
     targets = [
-        ("POST", f"/api/v1/app/{app_id}/msg", JSON),  # the fast path
+        ("POST", f"/api/v1/app/{app_id}/msg", JSON),  # the front door
         ("POST", f"/api/v1/app/{app_id}/msg", SLOW),  # the FastAPI route
         ("POST", "/api/v1/app", JSON),
         ("PATCH", f"/api/v1/app/{app_id}", JSON),

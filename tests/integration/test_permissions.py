@@ -138,13 +138,8 @@ async def test_operation_answers_as_the_matrix_says(
         assert_error(response, 403, "forbidden")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the POST /msg front door and fast path (being rewritten) build their request "
-    "context without the operation's permission; they are to pass Permission.CREATE_MESSAGE",
-)
 async def test_front_door_refuses_a_portal_token(served: Fixture) -> None:
-    """POST /msg with a portal token through the fast paths too: 403, nothing created."""
+    """POST /msg with a portal token through the front door too: 403, nothing created."""
     async with served.api.http() as admin:
         params = await resources(admin, served, "front-door", attempt=False)
     app_id = params["app_id"]

@@ -112,7 +112,7 @@ async def test_the_eleventh_rapid_request_is_429_per_token(api: ServedApi) -> No
         for _ in range(2 * RATE):
             assert (await admin.get("/api/v1/app")).status_code == 200
         assert assert_limited(await admin.get("/api/v1/app")) == 1
-        # Every route and method of the token counts, the POST /msg fast path included.
+        # Every route and method of the token counts, the POST /msg front door included.
         msg = {"eventType": "a.b", "payload": {}}
         assert_limited(await admin.post(f"/api/v1/app/{app.id}/msg", json=msg))
         assert_limited(await admin.post("/api/v1/app", json={"name": "x"}))

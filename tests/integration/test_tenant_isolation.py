@@ -361,7 +361,7 @@ async def test_app_token_gets_404_on_every_route_of_another_app(world: World) ->
                 if without(theirs.text, b_value) != without(ghost.text, GHOST[param]):
                     failures.append(f"{label}: {theirs.text} differs from {ghost.text}")
 
-        # POST /msg through the FastAPI route too (a non-JSON content type skips the fast path),
+        # POST /msg through the FastAPI route too (a non-JSON content type skips the door),
         # and with `application`, which must not create the application in someone else's name.
         message = {"eventType": "b.created", "payload": {"pwned": True}}
         for app_ref in (b.app_id, b.uid, "brand-new-app"):

@@ -31,7 +31,7 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
-from hookpost.domain.queries import StoredAnswer
+from hookpost.domain.queries import IdempotencyKey, SentMessage
 from hookpost.store.migrate import upgrade
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.store import APPLICATION_NAME, PostgresStore
@@ -465,52 +465,52 @@ async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url:
         assert "Seq Scan on deliveries" not in plan, plan
 
 
-async def test_a_failed_answer_write_does_not_fail_an_accepted_message(
+_FAILING_PUT = "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5, $6, $7)"
+
+
+async def test_a_failed_key_write_does_not_fail_an_accepted_message(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A message created alone (here: a channel with a NUL, matched in Python) has its
-    idempotency key's answer written after its own statement: if that write fails, the
-    message is still accepted (an error would make the client resend it)."""
+    idempotency key recorded after its own statement: if that write fails, the message is
+    still accepted (an error would make the client resend it)."""
     app = await store.create_app(_app())
-    monkeypatch.setattr(
-        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5, $6)"
-    )
-    answer = StoredAnswer("tok", "key", 202, b"{}", NOW + 1000)
-    created = await store.create_message(_message(app.id, channels=["a\x00b"]), NOW, None, answer)
+    monkeypatch.setattr(sql, "IDEMPOTENT_PUT", _FAILING_PUT)
+    key = IdempotencyKey("tok", "key", NOW + 1000)
+    created = await store.create_message(_message(app.id, channels=["a\x00b"]), NOW, None, key)
     assert created.created
     assert (await store.get_message(app.id, created.message.id)).id == created.message.id
     assert await store.get_idempotent("tok", "key", NOW) is None
 
 
-async def test_keyed_creates_store_their_answers_in_the_group_statement(
+async def test_keyed_creates_record_their_keys_in_the_group_statement(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The group commit of keyed creates checks the keys and stores the answers in its one
+    """The group commit of keyed creates checks the keys and records them in its one
     statement (no lookup and no write of its own per key: both are made to fail here). One
-    key given twice at once: the repeat goes alone after the batch and gets the answer."""
+    key given twice at once: the repeat goes alone after the batch and gets the message."""
     app = await store.create_app(_app())
     await store.create_endpoint(_endpoint(app.id))
     failing = "SELECT * FROM no_such_table WHERE $1::text = $2::text AND $3::bigint > 0"
     monkeypatch.setattr(sql, "IDEMPOTENT_GET", failing)
-    monkeypatch.setattr(
-        sql, "IDEMPOTENT_PUT", "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5, $6)"
-    )
-    answers = [StoredAnswer("tok", f"k{i}", 202, f"a{i}".encode(), NOW + 1000) for i in range(8)]
+    monkeypatch.setattr(sql, "IDEMPOTENT_PUT", _FAILING_PUT)
+    keys = [IdempotencyKey("tok", f"k{i}", NOW + 1000) for i in range(8)]
     made = await asyncio.gather(
-        *(store.create_message(_message(app.id), NOW, None, a) for a in answers)
+        *(store.create_message(_message(app.id), NOW, None, k) for k in keys)
     )
     assert all(m.created and m.deliveries == 1 and m.replayed is None for m in made)
-    again = await store.create_message(_message(app.id), NOW, None, answers[3])
-    assert again.replayed == (202, b"a3") and not again.created
+    again = await store.create_message(_message(app.id), NOW, None, keys[3])
+    assert again.replayed == SentMessage(made[3].message.id) and not again.created
     monkeypatch.undo()
-    for a in answers:
-        assert await store.get_idempotent(a.scope, a.key, NOW) == (a.status, a.body)
-    twice = StoredAnswer("tok", "twice", 202, b"first", NOW + 1000)
+    for k, m in zip(keys, made, strict=True):
+        assert await store.get_idempotent(k.scope, k.key, NOW) == SentMessage(m.message.id)
+    twice = IdempotencyKey("tok", "twice", NOW + 1000)
     both = await asyncio.gather(
         *(store.create_message(_message(app.id), NOW, None, twice) for _ in range(2))
     )
     assert sorted(b.created for b in both) == [False, True]
-    assert [b.replayed for b in both if not b.created] == [(202, b"first")]
+    first = next(b for b in both if b.created)
+    assert [b.replayed for b in both if not b.created] == [SentMessage(first.message.id)]
 
 
 async def test_two_processes_sending_one_key_at_once_create_one_message(
@@ -518,25 +518,22 @@ async def test_two_processes_sending_one_key_at_once_create_one_message(
 ) -> None:
     """Two stores on one database (two API processes) send the same key at the same moment,
     over and over: each time exactly one message is created, and the other send gets its
-    answer back (without the keys' locks, both were created in most tries)."""
+    message back (without the keys' locks, both were created in most tries)."""
     app = await store.create_app(_app())
     await store.create_endpoint(_endpoint(app.id))
     other = PostgresStore(smoke_url, PlainBox(), min_size=1, max_size=4)
     await other.open()
     try:
         for attempt in range(30):
-            answers = [
-                StoredAnswer("tok", f"race-{attempt}", 202, f"from {name}".encode(), NOW + 9999)
-                for name in ("a", "b")
-            ]
+            key = IdempotencyKey("tok", f"race-{attempt}", NOW + 9999)
             both = await asyncio.gather(
-                store.create_message(_message(app.id), NOW, None, answers[0]),
-                other.create_message(_message(app.id), NOW, None, answers[1]),
+                store.create_message(_message(app.id), NOW, None, key),
+                other.create_message(_message(app.id), NOW, None, key),
             )
             assert sorted(b.created for b in both) == [False, True], attempt
-            winner = next(a for a, b in zip(answers, both, strict=True) if b.created)
+            winner = SentMessage(next(b for b in both if b.created).message.id)
             loser = next(b for b in both if not b.created)
-            assert loser.replayed == (202, winner.body)
-            assert await store.get_idempotent("tok", winner.key, NOW) == (202, winner.body)
+            assert loser.replayed == winner
+            assert await store.get_idempotent("tok", key.key, NOW) == winner
     finally:
         await other.close()

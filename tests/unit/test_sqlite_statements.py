@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hookpost.domain.queries import StoredAnswer
+from hookpost.domain.queries import IdempotencyKey
 from hookpost.store.rows import PlainBox
 from hookpost.store.sqlite.multirow import values_list
 from hookpost.store.sqlite.sql import APPS_ENDPOINTS, DELIVERIES_CREATE, DELIVERIES_RELEASE
@@ -151,22 +151,22 @@ async def test_keyed_sends_made_together_check_and_store_their_keys_in_two_more_
     store: SqliteStore,
 ) -> None:
     """The sends of an idempotency key (every send of the svix SDKs) look their keys up and
-    store their answers in the group's transaction: two more statements for all of them, not
-    a lookup and a write each."""
+    record them in the group's transaction: two more statements for all of them, not a lookup
+    and a write each."""
     app_id = await _app_with(store, 1)
     seen = await _traced(store)
     await store.create_message(mk_message(app_id), T0)
     alone = len(seen)
     seen.clear()
-    answers = [StoredAnswer("tok", f"k{i}", 202, b"{}", T0 + 1000) for i in range(32)]
+    keys = [IdempotencyKey("tok", f"k{i}", T0 + 1000) for i in range(32)]
     together = await asyncio.gather(
         *(
-            store.create_message(mk_message(app_id, at=T0 + i), T0, None, a)
-            for i, a in enumerate(answers)
+            store.create_message(mk_message(app_id, at=T0 + i), T0, None, k)
+            for i, k in enumerate(keys)
         )
     )
     assert all(c.created for c in together)
     keyed = [sql for sql in seen if "idempotency_keys" in sql]
     assert len(keyed) == 2 and len(seen) == alone + 2, seen
     assert keyed[0].startswith("SELECT") and keyed[1].startswith("INSERT")
-    assert "BEGIN" in seen[0] and seen[-1] == "COMMIT"  # one transaction, answers included
+    assert "BEGIN" in seen[0] and seen[-1] == "COMMIT"  # one transaction, keys included

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Protocol
@@ -22,9 +22,7 @@ from hookpost.api.schemas import HttpErrorOut, HTTPValidationError
 from hookpost.domain.errors import NotFound
 from hookpost.domain.models import ApiToken, PageRequest
 from hookpost.domain.permissions import Permission, allows, refusal
-from hookpost.domain.queries import StoredAnswer
 from hookpost.services import Services
-from hookpost.services.common import now_ms
 from hookpost.settings import Settings
 
 ID_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
@@ -319,40 +317,6 @@ def query_error(name: str, msg: str) -> ValidationFailure:
 
 
 # --------------------------------------------------------------------------- responses
-
-
-# The ASGI scope key under which IdempotencyMiddleware hands a PendingAnswer down.
-PENDING_ANSWER = "hookpost.idempotency"
-
-
-@dataclass(slots=True)
-class PendingAnswer:
-    """An idempotency key whose answer is not stored yet, handed to the handler that runs the
-    request (``api.idempotency``; the middleware puts it in the ASGI scope, ``PENDING_ANSWER``).
-
-    A handler that stores the answer itself, with the work it answers for
-    (``messages.send_message``: in the message's own write), sets ``stored`` and it is not
-    stored again. ``checked`` False: the key was not looked up before the handler ran (the
-    ``POST /msg`` front door leaves that to the message's write, which checks it anyway); the
-    handler must then ``check()`` before any other side effect, and replay what it returns.
-    """
-
-    scope: str
-    key: str
-    ttl_ms: int
-    stored: bool = False
-    checked: bool = True
-    lookup: Callable[[], Awaitable[tuple[int, bytes] | None]] | None = None
-
-    def answer(self, status: int, body: bytes) -> StoredAnswer:
-        return StoredAnswer(self.scope, self.key, status, body, now_ms() + self.ttl_ms)
-
-    async def check(self) -> tuple[int, bytes] | None:
-        """The answer stored under the key (status, body), if it was not looked up yet."""
-        if self.checked or self.lookup is None:
-            return None
-        self.checked = True
-        return await self.lookup()
 
 
 def json_response(data: Any, status: int = 200) -> Response:

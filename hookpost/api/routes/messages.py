@@ -1,25 +1,24 @@
 """/api/v1/app/{app_id}/msg: messages.
 
-Creating a message is the hot path (thousands per second), so it is lean:
+Creating a message is the hot path (thousands per second). Two ways in lead to one
+implementation, :func:`_create` (read and validate the body) and :func:`send_message`:
 
 * :class:`CreateMessageFrontDoor` answers the everyday request (JSON, a Content-Length, a valid
-  token within its rate limit; with or without an idempotency key) before any middleware runs,
-  and passes everything else on untouched.
-* :class:`CreateMessageFastPath`, an ASGI middleware inside the idempotency and body-limit
-  middlewares, answers the rest of ``POST /api/v1/app/{app_id}/msg`` without FastAPI's routing and
-  dependency machinery: it authenticates (cached), validates the body with pydantic's JSON
-  parser and calls :func:`send_message`. Whatever it does not recognise (an unusual query
-  string or content type) falls through to the FastAPI route below, which calls the same
-  :func:`send_message`; the route also documents the operation in the OpenAPI document.
-* :func:`send_message` resolves the application id through the short-lived cache of
-  :class:`~hookpost.api.routes.common.AppResolver` and writes through the store directly:
-  one store round trip (the transactional insert of the message and its deliveries) instead
-  of two.
+  token within its rate limit; with or without an idempotency key) before any middleware runs
+  (docs/decisions/0020-post-msg-front-door.md), and passes everything else on untouched;
+* what it passes on takes the middleware stack to the route (:class:`CreateMessageRoute`),
+  which reads a JSON body the same way; FastAPI's own handler, :func:`create_message`, takes
+  the other content types and documents the operation in the OpenAPI document.
+
+:func:`send_message` resolves the application id through the short-lived cache of
+``services.apps.resolve`` and sends through the messages service: one
+store round trip (the message, its deliveries and its idempotency key, in one write).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -27,7 +26,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hookpost.api import mapping
 from hookpost.api.auth import parse_bearer
@@ -41,12 +40,12 @@ from hookpost.api.errors import (
     unexpected_response,
     validation_item,
 )
-from hookpost.api.idempotency import IdempotentRequests, replay_response
+from hookpost.api.idempotency import HELD_KEY, REPLAYED, SentRenderer, replay
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
     IDEMPOTENT,
-    PENDING_ANSWER,
+    ApiState,
     AppCtx,
     AppId,
     AuthCtx,
@@ -56,10 +55,9 @@ from hookpost.api.routes.common import (
     Iterator,
     Limit,
     MsgId,
-    PendingAnswer,
     StrictJsonRoute,
     WithContent,
-    authenticated,
+    context,
     date_ms,
     decode_json,
     empty,
@@ -70,7 +68,9 @@ from hookpost.api.routes.common import (
 from hookpost.api.schemas import CHANNEL_PATTERN, ListResponseMessageOut, MessageIn, MessageOut
 from hookpost.domain.errors import Conflict, InvalidInput, PayloadTooLarge
 from hookpost.domain.models import Message
-from hookpost.domain.queries import MessageFilter, StoredAnswer
+from hookpost.domain.permissions import Permission
+from hookpost.domain.queries import MessageFilter, SentMessage
+from hookpost.services.idempotency import HeldKey
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}/msg",
@@ -96,27 +96,19 @@ async def send_message(
     app_id: str,
     body: MessageIn,
     with_content: bool,
-    pending: PendingAnswer | None = None,
+    key: HeldKey | None = None,
 ) -> Response:
     """Create a message: 202 MessageOut; 409 for a repeated eventId; 413 for a payload over
     the limit; 404 for an unknown application (unless ``application`` creates it).
-    ``pending``: the request's idempotency key, whose 202 is then stored with the message (one
-    write, and no window in which the message exists but a retry would send it again)."""
+    ``key``: the request's idempotency key (held), checked and recorded by the message's own
+    write; what it held already is answered instead."""
     if body.application is not None:
-        if pending is not None and (earlier := await pending.check()) is not None:
-            pending.stored = True  # a repeat: the application is not created again either
-            return replay_response(*earlier)
+        # The key is looked up first: a repeat does not create the application either.
+        if key is not None and (earlier := await key.earlier()) is not None:
+            return await replay(earlier, _renderer(c.api, app_id, with_content))
         await c.app(app_id)
         await _ensure_app(c, app_id, body)
     resolved = await c.app_id(app_id)
-    accepted: Response | None = None
-
-    def answer_for(message: Message) -> StoredAnswer:
-        nonlocal accepted
-        assert pending is not None
-        accepted = json_response(mapping.message_out(message, with_content), 202)
-        return pending.answer(202, bytes(accepted.body))
-
     try:
         created = await c.services.messages.send_to_app_id(
             resolved,
@@ -124,7 +116,7 @@ async def send_message(
             body.payload,
             event_id=body.event_id,
             channels=body.channels or None,
-            answer_for=None if pending is None else answer_for,
+            key=key,
         )
     except PayloadTooLarge:
         raise payload_too_large(c.settings.max_payload_bytes) from None
@@ -132,19 +124,31 @@ async def send_message(
         if exc.field != "payload":
             raise
         raise unencodable_payload(exc) from None
-    if pending is not None:
-        pending.checked = True  # by the message's write
-        if created.replayed is not None:
-            pending.stored = True
-            return replay_response(*created.replayed)
+    if created.replayed is not None:
+        return await replay(created.replayed, _renderer(c.api, app_id, with_content))
     if not created.created:
         raise conflict(
             f"a message with eventId {body.event_id!r} already exists: {created.message.id}"
         )
-    if pending is not None and accepted is not None:  # created: its answer is stored with it
-        pending.stored = True
-        return accepted
     return json_response(mapping.message_out(created.message, with_content), 202)
+
+
+async def render_sent(
+    api: ApiState, app_id: str, with_content: bool, sent: SentMessage
+) -> Response:
+    """The answer to a repeat of a send's idempotency key: the message it created, as it is
+    now (its payload reads as ``{}`` once expunged)."""
+    message = await api.hp.services.messages.get(app_id, sent.message_id)
+    response = json_response(mapping.message_out(message, with_content), 202)
+    response.headers.update(REPLAYED)
+    return response
+
+
+def _renderer(api: ApiState, app_id: str, with_content: bool) -> SentRenderer:
+    async def render(sent: SentMessage) -> Response:
+        return await render_sent(api, app_id, with_content, sent)
+
+    return render
 
 
 def unencodable_payload(exc: Exception) -> ValidationFailure:
@@ -171,39 +175,13 @@ async def _ensure_app(c: Ctx, app_id: str, body: MessageIn) -> None:
         await apps.get(app_id)
 
 
-@router.post(
-    "",
-    status_code=202,
-    response_model=MessageOut,
-    operation_id="v1.message.create",
-    summary="Create Message",
-    description=(
-        "Store the message and queue one delivery per matching endpoint, atomically. "
-        "`application` creates the application (with the path's id as its uid) if it does not "
-        "exist. A second message with the same `eventId` is refused with 409 (as Svix does); "
-        "the first one is kept and no deliveries are added. A payload over the configured "
-        "limit is refused with 413."
-    ),
-    responses={413: {"description": "Payload too large"}},
-    openapi_extra=IDEMPOTENT,
-)
-async def create_message(
-    app_id: AppId,
-    body: MessageIn,
-    c: AuthCtx,
-    request: Request,
-    with_content: WithContent = True,
-) -> Response:
-    return await send_message(c, app_id, body, with_content, request.scope.get(PENDING_ANSWER))
-
-
-_CREATE_PATH = re.compile(r"/api/v1/app/([a-zA-Z0-9\-_.]{1,256})/msg/?")
+CREATE_PATH = re.compile(r"/api/v1/app/([a-zA-Z0-9\-_.]{1,256})/msg/?")
 # The spellings pydantic accepts for a bool query parameter.
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 
 
-def _with_content(query_string: bytes) -> bool | None:
+def with_content_query(query_string: bytes) -> bool | None:
     """``with_content`` from the query string (default true); None: let FastAPI decide."""
     value = True
     if not query_string:
@@ -225,40 +203,78 @@ def _with_content(query_string: bytes) -> bool | None:
     return value
 
 
-class CreateMessageFastPath:
-    """``POST /api/v1/app/{app_id}/msg`` without FastAPI's per-request machinery (see the
-    module docstring); anything unusual falls through to the FastAPI route."""
+def _target(scope: Scope) -> tuple[str, bool] | None:
+    """(app id, with_content) of a create request whose path and query the door's parsing
+    reads as FastAPI would; None: FastAPI's to judge (and answer 422)."""
+    match = CREATE_PATH.fullmatch(scope["path"])
+    if match is None:
+        return None
+    with_content = with_content_query(scope["query_string"])
+    return None if with_content is None else (match.group(1), with_content)
 
-    def __init__(self, app: ASGIApp, app_state: Any) -> None:
-        self.app = app
-        self.state = app_state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        match = _CREATE_PATH.fullmatch(scope["path"])
-        if match is None:
-            await self.app(scope, receive, send)
-            return
-        with_content = _with_content(scope["query_string"])
-        headers = _Headers(scope)
-        content_type = headers.get("content-type") or ""
-        if with_content is None or not content_type.startswith("application/json"):
-            await self.app(scope, receive, send)
-            return
-        try:
-            c = await authenticated(self.state.api, headers)
-            pending = scope.get(PENDING_ANSWER)
-            response = await _create(c, match.group(1), with_content, receive, pending)
-        except _Disconnected:
-            return  # nobody to answer
-        except Exception as exc:
-            known = response_for(exc)
-            if known is None:
-                raise
-            response = known
-        await response(scope, receive, send)
+class CreateMessageRoute(StrictJsonRoute):
+    """The create route reads a JSON body as the front door does (:func:`_create`: the token
+    before the body, then orjson and ``MessageIn``), so a request is answered alike whichever
+    way it came (an unauthenticated one with a broken body is a 401). Other content types,
+    and a path or query only FastAPI can judge, take FastAPI's handler."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def create(request: Request) -> Response:
+            target = _target(request.scope)
+            content_type = request.headers.get("content-type", "")
+            if target is None or not content_type.startswith("application/json"):
+                return await handler(request)
+            c = await context(request)
+            key = request.scope.get(HELD_KEY)
+            try:
+                return await _create(c, target[0], target[1], request.receive, key)
+            except _Disconnected:
+                return Response()  # nobody to answer
+
+        return create
+
+
+async def create_message(
+    app_id: AppId,
+    body: MessageIn,
+    c: AuthCtx,
+    request: Request,
+    with_content: WithContent = True,
+) -> Response:
+    return await send_message(c, app_id, body, with_content, request.scope.get(HELD_KEY))
+
+
+router.add_api_route(
+    "",
+    create_message,
+    methods=["POST"],
+    status_code=202,
+    response_model=MessageOut,
+    operation_id="v1.message.create",
+    summary="Create Message",
+    description=(
+        "Store the message and queue one delivery per matching endpoint, atomically. "
+        "`application` creates the application (with the path's id as its uid) if it does not "
+        "exist. A second message with the same `eventId` is refused with 409 (as Svix does); "
+        "the first one is kept and no deliveries are added. A payload over the configured "
+        "limit is refused with 413."
+    ),
+    responses={413: {"description": "Payload too large"}},
+    openapi_extra=IDEMPOTENT,
+    route_class_override=CreateMessageRoute,
+)
+
+
+async def render_sent_for(api: ApiState, scope: Scope, sent: SentMessage) -> Response:
+    """:func:`render_sent` for a request seen only as its ASGI scope (by the idempotency
+    middleware, which may answer before the route reads the query)."""
+    match = CREATE_PATH.fullmatch(scope["path"])
+    assert match is not None  # a send's key is held under its own path
+    with_content = with_content_query(scope["query_string"]) is not False
+    return await render_sent(api, match.group(1), with_content, sent)
 
 
 # The request headers the front door looks at (the first of each, as everywhere else).
@@ -276,31 +292,28 @@ _FRONT_HEADERS = frozenset(
 class CreateMessageFrontDoor:
     """``POST /api/v1/app/{app_id}/msg``, ahead of the whole middleware stack.
 
-    :class:`CreateMessageFastPath` sits inside seven middlewares (uvicorn's and FastAPI's, the
-    rate limit, the body cap, idempotency). Each is a coroutine hop and most scan the headers:
-    about 14% of the API process's CPU at full load (BENCHMARKS.md). The front door takes a
-    request only when the first three would do no more than pass it on: a JSON body whose
+    The route sits inside seven middlewares (uvicorn's and FastAPI's, the rate limit, the body
+    cap, idempotency), each a coroutine hop and most scanning the headers (see
+    docs/decisions/0020-post-msg-front-door.md). The front door takes a request
+    only when the first three would do no more than pass it on: a JSON body whose
     ``Content-Length`` is within the body cap, a valid token with room in its rate-limit
-    bucket. It then does their part (one authentication, one token taken from the bucket), the
-    idempotency middleware's for a keyed request (the same :class:`IdempotentRequests`), and
-    the fast path's. For anything else it returns False, having read and sent nothing, and the
-    request takes the full stack, which answers it (401, 413, 429, chunked bodies) as before.
-    ``HookpostApi.__call__`` puts it in front.
+    bucket. It then does their part (one authentication, one token taken from the bucket),
+    holds the idempotency key as the middleware would (the same service, so a repeat waits
+    for the first whichever way each came in), and calls :func:`send_message`. For anything
+    else it returns False, having read and sent nothing, and the request takes the stack,
+    which answers it (401, 413, 429, chunked bodies) as before. ``HookpostApi.__call__`` puts
+    it in front.
     """
 
-    def __init__(self, app_state: Any, body_limit: int, idempotent: IdempotentRequests) -> None:
+    def __init__(self, app_state: Any, body_limit: int) -> None:
         self.state = app_state
         self.body_limit = body_limit
-        self.idempotent = idempotent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if scope["type"] != "http" or scope["method"] != "POST":
             return False
-        match = _CREATE_PATH.fullmatch(scope["path"])
-        if match is None:
-            return False
-        with_content = _with_content(scope["query_string"])
-        if with_content is None:
+        target = _target(scope)
+        if target is None:
             return False
         found: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
@@ -319,7 +332,7 @@ class CreateMessageFrontDoor:
         except (KeyError, ValueError):
             return False
         token = parse_bearer(found.get(b"authorization"))
-        api = getattr(self.state, "api", None)  # attached when the runtime starts
+        api: ApiState | None = getattr(self.state, "api", None)  # attached at start-up
         if token is None or api is None:
             return False
         try:
@@ -332,40 +345,40 @@ class CreateMessageFrontDoor:
         if limiter is not None and limiter.take(record.id) > 0.0:
             return False  # refused takes cost nothing: the rate limit middleware answers 429
         # From here on the request is ours.
-        app_id = match.group(1)
-        answered = False  # an unexpected error: its 500 was sent, the error is raised
+        c = Ctx(record, api, Permission.CREATE_MESSAGE)
+        app_id, with_content = target
 
-        async def answer(reply: Send, pending: PendingAnswer | None) -> None:
-            nonlocal answered
+        async def respond(key: HeldKey | None) -> Response | None:
+            """The answer (None: the client is gone); an unexpected error is raised."""
             try:
-                response = await _create(Ctx(record, api), app_id, with_content, receive, pending)
+                return await _create(c, app_id, with_content, receive, key)
             except _Disconnected:
-                return  # nobody to answer
+                return None
             except Exception as exc:
                 known = response_for(exc)
                 if known is None:
-                    # As FastAPI's outermost middleware would: a 500, and the error re-raised
-                    # for the server to log.
-                    answered = True
-                    await unexpected_response("POST", scope["path"], exc)(scope, receive, reply)
                     raise
-                response = known
-            await response(scope, receive, reply)
+                return known
 
         raw_key = found.get(b"idempotency-key")
-        if not raw_key:
-            await answer(send, None)
-            return True
         try:
-            # The key is not looked up first: the message's write checks it (one store
-            # round trip per send instead of two), see PendingAnswer.checked.
-            await self.idempotent.run(
-                api.hp.store, record.id, scope, bytes(raw_key), send, answer, look_up_first=False
-            )
+            if not raw_key:
+                response = await respond(None)
+            else:
+                idempotency = api.hp.services.idempotency
+                async with idempotency.hold(record.id, scope["path"], raw_key) as key:
+                    response = await respond(key)
+                    if response is not None and not key.answered:  # a refusal, say
+                        earlier = await key.keep(response.status_code, bytes(response.body))
+                        if earlier is not None:
+                            response = await replay(earlier, _renderer(api, app_id, with_content))
         except Exception as exc:
-            if not answered:  # it failed outside the answer: nothing was sent yet
-                await unexpected_response("POST", scope["path"], exc)(scope, receive, send)
+            # As FastAPI's outermost middleware would: a 500, and the error re-raised for the
+            # server to log.
+            await unexpected_response("POST", scope["path"], exc)(scope, receive, send)
             raise
+        if response is not None:
+            await response(scope, receive, send)
         return True
 
 
@@ -374,9 +387,9 @@ async def _create(
     app_id: str,
     with_content: bool,
     receive: Receive,
-    pending: PendingAnswer | None = None,
+    key: HeldKey | None = None,
 ) -> Response:
-    """Both fast paths' common part: read and validate the body, create the message."""
+    """Both ways in: read and validate the body, then :func:`send_message`."""
     raw = await _read_body(receive)
     try:
         # The same strict parser as the FastAPI route (see common.decode_json).
@@ -390,23 +403,7 @@ async def _create(
                 for item in clean_validation_errors(exc.errors())
             ]
         ) from None
-    return await send_message(c, app_id, body, with_content, pending)
-
-
-class _Headers:
-    """The few request headers the fast path reads, straight from the ASGI scope."""
-
-    __slots__ = ("_scope",)
-
-    def __init__(self, scope: Scope) -> None:
-        self._scope = scope
-
-    def get(self, name: str) -> str | None:
-        key = name.encode("latin-1")
-        for k, v in self._scope["headers"]:
-            if k == key:
-                return bytes(v).decode("latin-1")
-        return None
+    return await send_message(c, app_id, body, with_content, key)
 
 
 class _Disconnected(Exception):

@@ -1,24 +1,40 @@
-"""PostgreSQL's Idempotency: answers stored under idempotency keys (the first one wins)."""
+"""PostgreSQL's Idempotency: what idempotency keys hold (the first answer wins)."""
 
 from __future__ import annotations
 
+from hookpost.domain.queries import KeyAnswer
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import PostgresBase
 from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.rows import key_answer
 
 
 class PostgresIdempotency(PostgresBase):
     @wrap_exceptions
-    async def get_idempotent(self, scope: str, key: str, now_ms: int) -> tuple[int, bytes] | None:
+    async def get_idempotent(self, scope: str, key: str, now_ms: int) -> KeyAnswer | None:
         row = await self._db.fetchrow(sql.IDEMPOTENT_GET, scope, key, now_ms)
-        return None if row is None else (row["status"], bytes(row["body"]))
+        return None if row is None else key_answer(*row)
 
     @wrap_exceptions
     async def put_idempotent(
         self, scope: str, key: str, status: int, body: bytes, expires_at: int, now_ms: int
-    ) -> tuple[int, bytes] | None:
+    ) -> KeyAnswer | None:
+        return await self._put_first(scope, key, status, body, None, expires_at, now_ms)
+
+    async def _put_first(
+        self,
+        scope: str,
+        key: str,
+        status: int | None,
+        body: bytes | None,
+        message_id: str | None,
+        expires_at: int,
+        now_ms: int,
+    ) -> KeyAnswer | None:
+        """An answer or a send's message under a key, unless the key holds something
+        unexpired: None if written, else what it holds."""
         written = await self._db.fetchval(
-            sql.IDEMPOTENT_PUT, scope, key, status, body, expires_at, now_ms
+            sql.IDEMPOTENT_PUT, scope, key, status, body, message_id, expires_at, now_ms
         )
         if written is not None:
             return None

@@ -19,7 +19,7 @@ from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message, Page, PageRequest
-from hookpost.domain.queries import CreatedMessage, MessageFilter, StoredAnswer
+from hookpost.domain.queries import CreatedMessage, IdempotencyKey, MessageFilter
 from hookpost.store.paging import finish_page
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.batching import GroupCommit
@@ -34,7 +34,7 @@ from hookpost.store.postgres.core import (
 )
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.postgres.idempotency import PostgresIdempotency
-from hookpost.store.rows import dumps_opt, loads_opt, message_from_row
+from hookpost.store.rows import dumps_opt, key_answer, loads_opt, message_from_row
 
 _MESSAGE_RACES = frozenset({"deliveries_endpoint_id_fkey"})
 # Errors that prove PostgreSQL refused a batch of creates because of its content (so it wrote
@@ -53,7 +53,7 @@ class _Fallback:
 
 _FALLBACK = _Fallback()
 
-NewMessage = tuple[Message, str | None, int, StoredAnswer | None]
+NewMessage = tuple[Message, str | None, int, IdempotencyKey | None]
 
 
 def _message_args(m: Message, channels: str | None) -> tuple[Any, ...]:
@@ -71,7 +71,7 @@ class PostgresMessages(PostgresIdempotency):
         message: Message,
         now_ms: int,
         endpoint_ids: Sequence[str] | None = None,
-        answer: StoredAnswer | None = None,
+        key: IdempotencyKey | None = None,
     ) -> CreatedMessage:
         m = message
         channels = dumps_opt(m.channels)
@@ -80,28 +80,27 @@ class PostgresMessages(PostgresIdempotency):
         one_statement = not any("\x00" in c for c in m.channels or ())
 
         if one_statement and only is None:
-            created = await self._create_batch.submit((m, channels, now_ms, answer))
-            if isinstance(created, CreatedMessage):  # its key checked and answer stored too
+            created = await self._create_batch.submit((m, channels, now_ms, key))
+            if isinstance(created, CreatedMessage):  # its key checked and recorded too
                 if created.deliveries:
                     self._notifier.poke()
                 return created
             # Its app needs Python matching, its eventId is taken, or the batch's statement
             # failed (and wrote nothing): this message alone, the way that handles each case.
-        if answer is not None:
+        if key is not None:
             # Not in the message's statement here: two processes sending one key at the same
             # moment can both create (on SQLite the write lock rules that out).
-            stored = await self.get_idempotent(answer.scope, answer.key, now_ms)
-            if stored is not None:
-                return CreatedMessage(message, created=False, deliveries=0, replayed=stored)
+            held = await self.get_idempotent(key.scope, key.key, now_ms)
+            if held is not None:
+                return CreatedMessage(message, created=False, deliveries=0, replayed=held)
         created = await self._create_alone(m, channels, now_ms, only, one_statement)
-        if answer is not None and created.created:
+        if key is not None and created.created:
             # After the message's own statement (a crash in between leaves the message
-            # without its stored answer).
-            a = answer
+            # without its key recorded).
             try:
                 # If another process answered the key first, its answer stays; the message
                 # is created all the same, and our 202 says so.
-                await self.put_idempotent(a.scope, a.key, a.status, a.body, a.expires_at, now_ms)
+                await self._put_first(key.scope, key.key, None, None, m.id, key.expires_at, now_ms)
             except Exception:  # the message is accepted: say so (a 5xx would make it resent)
                 log.warning("could not store the idempotency key of message %s", message.id)
         return created
@@ -153,23 +152,17 @@ class PostgresMessages(PostgresIdempotency):
         # repeat goes alone, after this batch, and finds the first one's answer.
         keys: set[tuple[str, str]] = set()
         taken: list[int] = []
-        columns: tuple[list[Any], ...] = tuple([] for _ in range(13))
-        for i, (m, channels, now_ms, answer) in enumerate(batch):
-            if answer is not None:
-                if (answer.scope, answer.key) in keys:
+        columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
+        for i, (m, channels, now_ms, key) in enumerate(batch):
+            if key is not None:
+                if (key.scope, key.key) in keys:
                     continue
-                keys.add((answer.scope, answer.key))
-                a: tuple[Any, ...] = (
-                    answer.scope,
-                    answer.key,
-                    answer.status,
-                    answer.body,
-                    answer.expires_at,
-                )
+                keys.add((key.scope, key.key))
+                k: tuple[Any, ...] = (key.scope, key.key, key.expires_at)
             else:
-                a = (None,) * 5
+                k = (None, None, None)
             taken.append(i)
-            values = (*_message_args(m, channels), now_ms, *a)
+            values = (*_message_args(m, channels), now_ms, *k)
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         args = (*columns[:8], list(set(columns[1])), *columns[8:])
@@ -183,9 +176,11 @@ class PostgresMessages(PostgresIdempotency):
             return results
         for i, row in zip(taken, rows, strict=True):
             m = batch[i][0]
-            if row["replay_status"] is not None:
-                replayed = (row["replay_status"], bytes(row["replay_body"]))
-                results[i] = CreatedMessage(m, created=False, deliveries=0, replayed=replayed)
+            if row["replayed"]:
+                held = key_answer(
+                    row["replay_status"], row["replay_body"], row["replay_message_id"]
+                )
+                results[i] = CreatedMessage(m, created=False, deliveries=0, replayed=held)
             elif row["inserted"] and not row["fallback"]:
                 results[i] = CreatedMessage(m, created=True, deliveries=row["deliveries"])
         return results

@@ -156,6 +156,11 @@ MESSAGE_CREATE = (
     " RETURNING 1) "
     f"SELECT fb.fallback, {_CREATED} FROM fb"
 )
+# An idempotency key's row replaced whole: what an expired key held goes.
+_KEY_UPDATE = (
+    "status = excluded.status, body = excluded.body, message_id = excluded.message_id,"
+    " expires_at = excluded.expires_at"
+)
 # MESSAGE_CREATE for many messages in one statement (PostgresStore's group commit of
 # concurrent creates). $1-$7 the messages' columns as arrays (in MESSAGE_INSERT's order;
 # channels as their JSON text, which must not hold a NUL), $8 each one's `now`, $9 the distinct
@@ -166,21 +171,20 @@ MESSAGE_CREATE = (
 # by an earlier message or an earlier one of this batch, or its app does not exist, which is
 # checked here so that one such message does not fail the whole batch on the foreign key),
 # `deliveries`. The caller creates each message not inserted alone, which answers each case.
-# $10-$14: each message's idempotency key (scope, key; NULL for none) and the answer to store
-# under it (status, body, expires_at). A key with an answer stored before (unexpired at its
-# `now`) wins: the message is not inserted, and `replay_status`/`replay_body` return that
-# answer. Otherwise the answer is stored with the message if the message is inserted. The
-# caller must not give one key twice (ON CONFLICT cannot update a row twice in a statement).
+# $10-$12: each message's idempotency key (scope, key; NULL for none) and its expires_at. A key
+# that holds something already (unexpired at its `now`) wins: the message is not inserted, and
+# `replayed` with `replay_status`/`replay_body`/`replay_message_id` return what it holds.
+# Otherwise the key is recorded with the message's id if the message is inserted. The caller
+# must not give one key twice (ON CONFLICT cannot update a row twice in a statement).
 MESSAGE_CREATE_MANY = (
     "WITH b AS MATERIALIZED ("
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    " $6::bytea[], $7::bigint[], $8::bigint[], $10::text[], $11::text[], $12::int[],"
-    " $13::bytea[], $14::bigint[]) WITH ORDINALITY"
-    " AS b(id, app_id, event_type, event_id, channels, payload, created_at, now,"
-    " ans_scope, ans_key, ans_status, ans_body, ans_expires_at, ord)), "
+    " $6::bytea[], $7::bigint[], $8::bigint[], $10::text[], $11::text[], $12::bigint[])"
+    " WITH ORDINALITY AS b(id, app_id, event_type, event_id, channels, payload, created_at,"
+    " now, key_scope, key_key, key_expires_at, ord)), "
     "seen AS MATERIALIZED ("
-    " SELECT b.ord, k.status, k.body FROM b JOIN idempotency_keys k"
-    " ON k.scope = b.ans_scope AND k.key = b.ans_key WHERE k.expires_at > b.now), "
+    " SELECT b.ord, k.status, k.body, k.message_id FROM b JOIN idempotency_keys k"
+    " ON k.scope = b.key_scope AND k.key = b.key_key WHERE k.expires_at > b.now), "
     "eps AS MATERIALIZED ("
     f" SELECT e.id, e.app_id, e.event_types, e.channels, {_EXACT} AS exact"
     " FROM unnest($9::text[]) AS a(id) CROSS JOIN LATERAL ("
@@ -197,13 +201,12 @@ MESSAGE_CREATE_MANY = (
     " ORDER BY b.ord"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING id, app_id, event_type, channels), "
-    "ans AS ("
-    " INSERT INTO idempotency_keys (scope, key, status, body, expires_at)"
-    " SELECT b.ans_scope, b.ans_key, b.ans_status, b.ans_body, b.ans_expires_at"
-    " FROM ins JOIN b ON b.id = ins.id WHERE b.ans_key IS NOT NULL"
-    " ORDER BY b.ans_scope, b.ans_key"
-    " ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body,"
-    " expires_at = excluded.expires_at), "
+    "keys AS ("
+    " INSERT INTO idempotency_keys (scope, key, message_id, expires_at)"
+    " SELECT b.key_scope, b.key_key, b.id, b.key_expires_at"
+    " FROM ins JOIN b ON b.id = ins.id WHERE b.key_key IS NOT NULL"
+    " ORDER BY b.key_scope, b.key_key"
+    f" ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE}), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
     " SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, b.now, b.now, b.now"
@@ -216,7 +219,9 @@ MESSAGE_CREATE_MANY = (
     + " ORDER BY ins.id, eps.id RETURNING message_id), "
     "dc AS (SELECT message_id, count(*) AS n FROM dl GROUP BY message_id) "
     "SELECT b.app_id = ANY(fb.apps) AS fallback, ins.id IS NOT NULL AS inserted,"
-    " coalesce(dc.n, 0) AS deliveries, seen.status AS replay_status, seen.body AS replay_body"
+    " coalesce(dc.n, 0) AS deliveries, seen.ord IS NOT NULL AS replayed,"
+    " seen.status AS replay_status, seen.body AS replay_body,"
+    " seen.message_id AS replay_message_id"
     " FROM b CROSS JOIN fb LEFT JOIN ins ON ins.id = b.id LEFT JOIN dc ON dc.message_id = b.id"
     " LEFT JOIN seen ON seen.ord = b.ord"
     " ORDER BY b.ord"
@@ -535,13 +540,15 @@ ENV_TOKEN_REPLACE = (
     "SELECT count(*) FROM gone"
 )
 ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
+# What a key holds: a request's answer (status, body), or the message its send created.
 IDEMPOTENT_GET = (
-    "SELECT status, body FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > $3"
+    "SELECT status, body, message_id FROM idempotency_keys"
+    " WHERE scope = $1 AND key = $2 AND expires_at > $3"
 )
-# Unless an answer unexpired at $6 is there already (the first answer wins): no row then.
+# A request's answer ($3, $4) or a send's message ($5), unless the key holds something
+# unexpired at $7 already (the first answer wins): no row then.
 IDEMPOTENT_PUT = (
-    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) "
-    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO UPDATE SET "
-    "status = excluded.status, body = excluded.body, expires_at = excluded.expires_at "
-    "WHERE idempotency_keys.expires_at <= $6 RETURNING 1"
+    "INSERT INTO idempotency_keys (scope, key, status, body, message_id, expires_at) "
+    f"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE} "
+    "WHERE idempotency_keys.expires_at <= $7 RETURNING 1"
 )

@@ -5,8 +5,8 @@ one, each costs three statements, and each statement hands the GIL to the busy e
 waits to get it back with the cross-process write lock held. Made as one :class:`Shared` write,
 the group's messages go in by one multi-row INSERT, the endpoints of all their apps come back
 as one row per app, and all their deliveries go in by one INSERT over a JSON array (and the
-idempotency keys' answers of those that carry one, by one more, after one statement that
-finds the keys answered before).
+idempotency keys of those that carry one, by one more, after one statement that finds the keys
+answered before).
 
 A send that repeats an earlier send's eventId in the same group gets that send's message. Anything
 else unusual (an unknown app, a taken id) makes the multi-row statements fail; the executor then
@@ -25,9 +25,9 @@ from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message, Page, PageRequest
-from hookpost.domain.queries import CreatedMessage, MessageFilter, StoredAnswer
+from hookpost.domain.queries import CreatedMessage, IdempotencyKey, KeyAnswer, MessageFilter
 from hookpost.store.paging import finish_page
-from hookpost.store.rows import dumps_opt, message_from_row
+from hookpost.store.rows import dumps_opt, key_answer, message_from_row
 from hookpost.store.sqlite.core import (
     Conn,
     SqliteBase,
@@ -40,10 +40,10 @@ from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import Shared
 from hookpost.store.sqlite.multirow import execute_values
 from hookpost.store.sqlite.sql import (
-    ANSWERS_FOUND,
-    ANSWERS_PUT,
     APPS_ENDPOINTS,
     DELIVERIES_CREATE,
+    KEYS_FOUND,
+    KEYS_PUT,
     MESSAGE_BY_EVENT_ID,
     MESSAGE_EXPUNGE,
     MESSAGE_GET,
@@ -57,7 +57,7 @@ class NewMessage:
     message: Message
     now_ms: int
     only: frozenset[str] | None  # explicit endpoint ids; None: every endpoint whose filter matches
-    answer: StoredAnswer | None = None  # stored if the message is created (see _replayed)
+    key: IdempotencyKey | None = None  # recorded if the message is created (see _replayed)
 
 
 def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[CreatedMessage]:
@@ -106,31 +106,31 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
             answers[i] = CreatedMessage(m, created=True, deliveries=len(targets))
         if deliveries:
             c.execute(DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
-        answers_put = [
-            (a.scope, a.key, a.status, a.body, a.expires_at)
-            for a in (items[i].answer for i in fresh)
-            if a is not None
+        keys = [
+            (k.scope, k.key, None, None, items[i].message.id, k.expires_at)
+            for i in fresh
+            if (k := items[i].key) is not None
         ]
-        if answers_put:
-            execute_values(c, ANSWERS_PUT, answers_put)
+        if keys:
+            execute_values(c, KEYS_PUT, keys)
     for i, first in repeats:
         answers[i] = CreatedMessage(items[first].message, created=False, deliveries=0)
     return answers  # type: ignore[return-value]  # every index answered above
 
 
-def _replayed(c: sqlite3.Connection, items: list[NewMessage]) -> dict[int, tuple[int, bytes]]:
-    """The answers already stored under the items' idempotency keys, by item index. The API
-    runs one request per key at a time, so a group never holds one key twice (were it to,
-    both messages would be created, and the later answer kept)."""
+def _replayed(c: sqlite3.Connection, items: list[NewMessage]) -> dict[int, KeyAnswer]:
+    """What the items' idempotency keys hold already, by item index. The API runs one request
+    per key at a time, so a group never holds one key twice (were it to, both messages would be
+    created, and the later one recorded)."""
     keyed = [
-        (i, (a.scope, a.key, item.now_ms))
+        (i, (k.scope, k.key, item.now_ms))
         for i, item in enumerate(items)
-        if (a := item.answer) is not None
+        if (k := item.key) is not None
     ]
     if not keyed:
         return {}
-    rows = c.execute(ANSWERS_FOUND, (orjson.dumps([k for _, k in keyed]).decode(),))
-    return {keyed[j][0]: (status, bytes(body)) for j, status, body in rows}
+    rows = c.execute(KEYS_FOUND, (orjson.dumps([k for _, k in keyed]).decode(),))
+    return {keyed[j][0]: key_answer(*answer) for j, *answer in rows}
 
 
 def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
@@ -173,11 +173,11 @@ class SqliteMessages(SqliteBase):
         message: Message,
         now_ms: int,
         endpoint_ids: Sequence[str] | None = None,
-        answer: StoredAnswer | None = None,
+        key: IdempotencyKey | None = None,
     ) -> CreatedMessage:
         only = None if endpoint_ids is None else frozenset(endpoint_ids)
         created: CreatedMessage = await self._db.write_shared(
-            CREATE_MESSAGES, NewMessage(message, now_ms, only, answer)
+            CREATE_MESSAGES, NewMessage(message, now_ms, only, key)
         )
         if created.deliveries:
             self._new_work()

@@ -224,25 +224,29 @@ ENV_TOKENS_DELETE = "DELETE FROM api_tokens WHERE app_id IS NULL AND name = ? AN
 ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
 
 # -- idempotency keys -----------------------------------------------------------------------
+# What a key holds: a request's answer (status, body), or the message its send created.
 IDEMPOTENT_GET = (
-    "SELECT status, body FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at > ?"
+    "SELECT status, body, message_id FROM idempotency_keys "
+    "WHERE scope = ? AND key = ? AND expires_at > ?"
 )
-IDEMPOTENT_STORED = "SELECT status, body FROM idempotency_keys WHERE scope = ? AND key = ?"
-# The answers already stored under some of a group's idempotency keys: one statement for the
-# group, over a JSON array of [scope, key, now_ms] (the array index comes back with each row).
-ANSWERS_FOUND = (
-    "SELECT CAST(j.key AS INTEGER), i.status, i.body FROM json_each(?) AS j "
+IDEMPOTENT_STORED = (
+    "SELECT status, body, message_id FROM idempotency_keys WHERE scope = ? AND key = ?"
+)
+# What some of a group's idempotency keys hold already: one statement for the group, over a
+# JSON array of [scope, key, now_ms] (the array index comes back with each row).
+KEYS_FOUND = (
+    "SELECT CAST(j.key AS INTEGER), i.status, i.body, i.message_id FROM json_each(?) AS j "
     "JOIN idempotency_keys AS i ON i.scope = json_extract(j.value, '$[0]') "
     "AND i.key = json_extract(j.value, '$[1]') WHERE i.expires_at > json_extract(j.value, '$[2]')"
 )
-# Idempotency keys' answers stored with the messages they answer for (their keys were checked in
-# the same transaction, see messages._replayed).
-ANSWERS_PUT = (
-    "INSERT INTO idempotency_keys (scope, key, status, body, expires_at) VALUES {values} "
-    "ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, body = excluded.body, "
-    "expires_at = excluded.expires_at"
+# Rows of (scope, key, status, body, message_id, expires_at). The sends' keys are recorded with
+# their messages (checked in the same transaction, see messages._replayed).
+KEYS_PUT = (
+    "INSERT INTO idempotency_keys (scope, key, status, body, message_id, expires_at) "
+    "VALUES {values} ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, "
+    "body = excluded.body, message_id = excluded.message_id, expires_at = excluded.expires_at"
 )
-# An idempotency key's answer, unless one unexpired at the last parameter is there already.
+# A request's answer, unless a key unexpired at the last parameter is there already.
 ANSWER_PUT_FIRST = (
-    ANSWERS_PUT.format(values="(?, ?, ?, ?, ?)") + " WHERE idempotency_keys.expires_at <= ?"
+    KEYS_PUT.format(values="(?, ?, ?, ?, NULL, ?)") + " WHERE idempotency_keys.expires_at <= ?"
 )

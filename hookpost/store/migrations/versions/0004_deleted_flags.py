@@ -1,7 +1,7 @@
 """applications.deleted and endpoints.deleted: deletions purge their rows in batches
 
-Revision ID: 0007
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 12:00:00
 
 A deleted application or endpoint is flagged (and hidden) first, then its rows are deleted a
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

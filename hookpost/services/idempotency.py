@@ -1,0 +1,123 @@
+"""Idempotency keys on POST.
+
+A request's first answer under an ``idempotency-key`` stands for 24 hours, scoped by the
+caller's token and the path: a repeat gets that answer without the request running again. A
+send (``POST /msg``) records the key with the message it creates, in the message's own write,
+and a repeat is answered with that message; any other answer is stored as its status and body.
+5xx answers and 401s are not stored, so a retry runs. While a request runs under a key, a
+repeat in this process waits for it; across processes the answer stored first wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from types import TracebackType
+
+from hookpost.domain.queries import CreatedMessage, IdempotencyKey, KeyAnswer
+from hookpost.services.common import Clock, now_ms
+from hookpost.store.base import Idempotency
+
+log = logging.getLogger("hookpost.api")
+
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+MAX_KEY_LENGTH = 256  # longer keys are stored by their hash
+
+
+class IdempotencyService:
+    """The keys, and the ones held by a running request (one map per process)."""
+
+    def __init__(self, store: Idempotency, clock: Clock = now_ms) -> None:
+        self._store = store
+        self._clock = clock
+        self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
+
+    def hold(self, token_id: str, path: str, raw_key: bytes) -> HeldKey:
+        """The key ``raw_key`` of a request by ``token_id`` to ``path``; ``async with`` it while
+        the request runs."""
+        key = raw_key.decode("latin-1")
+        if len(key) > MAX_KEY_LENGTH:
+            key = "sha256:" + hashlib.sha256(raw_key).hexdigest()
+        return HeldKey(self, token_id, f"{path} {key}")
+
+
+class HeldKey:
+    """One request's idempotency key. Entered, it is held: a repeat waits until it is left.
+
+    ``checked``: the key was looked up, by :meth:`earlier` or by the message's write (a send
+    leaves it to the write: one store round trip instead of two). ``answered``: the request's
+    answer is settled (stored, or an earlier one found that the request must send instead).
+    """
+
+    __slots__ = ("_done", "_service", "answered", "checked", "key", "scope")
+
+    def __init__(self, service: IdempotencyService, scope: str, key: str) -> None:
+        self._service = service
+        self.scope = scope
+        self.key = key
+        self.checked = False
+        self.answered = False
+        self._done: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> HeldKey:
+        in_flight = self._service._in_flight
+        slot = (self.scope, self.key)
+        while (running := in_flight.get(slot)) is not None:
+            await asyncio.shield(running)
+        # Taken before any await of this request: a repeat arriving meanwhile waits for it.
+        self._done = in_flight[slot] = asyncio.get_running_loop().create_future()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        del self._service._in_flight[(self.scope, self.key)]
+        assert self._done is not None
+        self._done.set_result(None)
+
+    async def earlier(self) -> KeyAnswer | None:
+        """What the key holds, if it was not looked up yet (None otherwise). An answer found
+        is the request's: it must send that instead of running."""
+        if self.checked:
+            return None
+        self.checked = True
+        service = self._service
+        found = await service._store.get_idempotent(self.scope, self.key, service._clock())
+        if found is not None:
+            self.answered = True
+        return found
+
+    def for_message(self, now: int) -> IdempotencyKey:
+        """The key as a send records it with its message (``Messages.create_message``)."""
+        return IdempotencyKey(self.scope, self.key, now + IDEMPOTENCY_TTL_MS)
+
+    def written(self, created: CreatedMessage) -> None:
+        """The message's write checked the key, and recorded it if the message was created."""
+        self.checked = True
+        if created.created or created.replayed is not None:
+            self.answered = True
+
+    async def keep(self, status: int, body: bytes) -> KeyAnswer | None:
+        """Store the request's answer under the key, unless it is settled already or not one
+        to keep. Returns the answer stored first, which the request sends instead: the key
+        was not looked up before, or another process answered it meanwhile."""
+        if self.answered or status >= 500 or status == 401:
+            return None
+        self.answered = True
+        service = self._service
+        try:
+            earlier = await self.earlier()
+            if earlier is None:
+                now = service._clock()
+                expires_at = now + IDEMPOTENCY_TTL_MS
+                earlier = await service._store.put_idempotent(
+                    self.scope, self.key, status, body, expires_at, now
+                )
+        except Exception:  # the request itself was done: it is answered anyway
+            log.warning("could not store an idempotent response", exc_info=True)
+            return None
+        return earlier
