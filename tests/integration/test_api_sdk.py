@@ -461,7 +461,12 @@ async def test_app_portal_token_is_scoped_to_its_application(
     try:
         assert [a.id for a in (await scoped.application.list()).data] == [mine.id]
         assert (await scoped.application.get("mine")).id == mine.id
-        sent = await scoped.message.create("mine", MessageIn(event_type="a.b", payload={}))
+        # A portal token reads its app's messages but does not create them
+        # (docs/permissions.md: message creation needs an admin token, as in Svix).
+        with pytest.raises(HttpError) as err:
+            await scoped.message.create("mine", MessageIn(event_type="a.b", payload={}))
+        assert err.value.status_code == 403
+        sent = await svix.message.create("mine", MessageIn(event_type="a.b", payload={}))
         listed = await scoped.message.list(mine.id)
         assert [m.id for m in listed.data] == [sent.id]
         for call in (

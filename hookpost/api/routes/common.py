@@ -113,7 +113,7 @@ class Ctx:
         that same id: resolved once, so the application checked is the one used."""
         own = self.token.app_id
         try:
-            resolved = await self.services.apps.resolve(app_id)
+            resolved = await self.api.hp.services.apps.resolve(app_id)
         except NotFound:
             if own is None or app_id == own:
                 raise
