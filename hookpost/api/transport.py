@@ -13,7 +13,7 @@ protocol would keep reading; the time a client may take to send one is bounded b
 It subclasses a private class of uvicorn, so it coalesces only on the uvicorn releases it was
 checked against (:data:`UVICORN_TESTED`). On any other release, or if uvicorn's class cannot be
 imported, it logs a warning and behaves exactly as uvicorn's own protocol.
-``tests/unit/test_transport_uvicorn_pin.py`` fails loudly when the installed uvicorn differs.
+``tests/integration/test_transport_uvicorn_pin.py`` fails loudly when the installed uvicorn differs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ log = logging.getLogger("hookpost.api")
 
 # The uvicorn releases this module was checked against, inclusive (the one requirements.lock
 # pins). Widen it only after re-checking, against the new release, what
-# tests/unit/test_transport_uvicorn_pin.py lists.
+# tests/integration/test_transport_uvicorn_pin.py lists.
 UVICORN_TESTED = ("0.54.0", "0.54.0")
 
 

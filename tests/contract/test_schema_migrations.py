@@ -4,22 +4,18 @@
   (Alembic's autogenerate comparison);
 * a fresh ``metadata.create_all`` schema equals the migrated one, table by table (columns,
   keys, indexes, constraints as reflected);
-* ``upgrade`` is idempotent, and several upgrades racing on one empty database all succeed,
-  from threads of one process and from separate processes (a lock file on SQLite, an
-  advisory lock on PostgreSQL).
+* ``upgrade`` is idempotent, and several upgrades racing on one empty database from threads
+  of one process all succeed (from separate processes: tests/multiprocess).
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -184,50 +180,6 @@ async def test_concurrent_upgrades_all_succeed(database_url: str) -> None:
     await asyncio.to_thread(race)
     assert await on_connection(database_url, current_revisions) == [head_revision()]
     assert await on_connection(database_url, schema_diff) == []
-
-
-@pytest.mark.slow
-async def test_concurrent_upgrades_from_processes_all_succeed(database_url: str) -> None:
-    """The real deployment case: several hookpost processes start at once on one database."""
-    code = "import sys; from hookpost.store.migrate import upgrade; upgrade(sys.argv[1])"
-
-    def race() -> list[tuple[int, str]]:
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", code, database_url],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for _ in range(RACERS)
-        ]
-        outputs = [p.communicate(timeout=60)[0] for p in procs]
-        return [(p.returncode, out) for p, out in zip(procs, outputs, strict=True)]
-
-    results = await asyncio.to_thread(race)
-    assert [rc for rc, _ in results] == [0] * RACERS, results
-    assert await on_connection(database_url, current_revisions) == [head_revision()]
-    assert await on_connection(database_url, schema_diff) == []
-
-
-def test_head_revision_constant_matches_alembic() -> None:
-    """``HEAD_REVISION`` lets processes skip Alembic when the schema is current: it must be
-    the real head, or a new migration would never run."""
-    from alembic.script import ScriptDirectory
-
-    from hookpost.store.migrate import HEAD_REVISION, alembic_config
-
-    script = ScriptDirectory.from_config(alembic_config("sqlite:///unused.db"))
-    assert script.get_heads() == [HEAD_REVISION]
-
-
-async def test_is_current_only_at_head(tmp_path) -> None:
-    from hookpost.store.migrate import is_current, upgrade
-
-    url = f"sqlite:///{tmp_path}/h.db"
-    assert not await is_current(url)  # no file yet
-    await asyncio.to_thread(upgrade, url)
-    assert await is_current(url)
 
 
 def _due_index_columns(conn: Connection) -> list[str]:

@@ -2,7 +2,7 @@
 set by HOOKPOST_ADMIN_TOKEN replaced when the variable changes; failed lookups cached.
 
 ``hookpost token ...`` (the CLI) and a restart with another HOOKPOST_ADMIN_TOKEN are in
-``tests/e2e/test_cli.py``; who may call what is ``test_permissions.py``.
+``tests/multiprocess/test_cli.py``; who may call what is ``test_permissions.py``.
 """
 
 from __future__ import annotations

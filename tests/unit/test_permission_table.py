@@ -8,7 +8,6 @@ the known few, and docs/permissions.md says exactly what the code does.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -64,36 +63,3 @@ def test_an_operation_without_a_permission_is_refused_at_build_time() -> None:
 
     with pytest.raises(RuntimeError, match=r"v1\.new-thing\.get"):
         check_declared(router.routes)
-
-
-def test_docs_permissions_md_is_the_code() -> None:
-    text = (ROOT / "docs" / "permissions.md").read_text()
-    rows = re.findall(
-        r"^\| (\w+) \| `([^`]+)` \| `([^`]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", text, re.M
-    )
-    documented = {
-        op: (method, path, perm.strip(), a.strip(), b.strip())
-        for method, path, op, perm, a, b in rows
-    }
-    expected = {}
-    for route in route_table():
-        permission = ROUTE_PERMISSIONS[str(route.operation_id)]
-
-        def answer(kind: str, permission: Permission | None = permission) -> str:
-            if permission is None:
-                return "yes (no token needed)"
-            return "yes" if allowed(kind, permission) else "**403**"
-
-        expected[str(route.operation_id)] = (
-            next(iter(route.methods)),
-            route.path,
-            "(none)" if permission is None else f"`{permission.value}`",
-            answer("admin"),
-            answer("app-portal"),
-        )
-    assert documented == expected
-    for permission in Permission:
-        row = re.search(rf"^\| `{permission.value}` \| ([^|]+) \| ([^|]+) \|$", text, re.M)
-        assert row is not None, permission
-        assert row.group(1).strip() == ("yes" if permission in ADMIN_PERMISSIONS else "**403**")
-        assert row.group(2).strip() == ("yes" if permission in APP_TOKEN_PERMISSIONS else "**403**")

@@ -271,7 +271,7 @@ DB_NOW = "(SELECT floor(extract(epoch from now()) * 1000)::bigint)"  # once per 
 # of ids to `deliveries` or `messages` by hashing a sequential scan of the whole table, and
 # keep doing so on every claim and every batch of results as the tables grow. So the hot
 # statements also name the batch's keys as `= ANY(array)` on the primary key, a lookup the
-# planner takes on any statistics (tests/contract/test_postgres_plans.py checks the plans).
+# planner takes on any statistics (tests/postgres/test_postgres_plans.py checks the plans).
 
 # $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token, $6-$8 the cap per
 # endpoint (see `due`), $9 the lowest due_at to look at (the worker's due_from), $10 delivery

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import multiprocessing
 import os
 import sqlite3
 import sys
@@ -188,34 +187,6 @@ async def test_a_lone_failing_job_leaves_nothing(tmp_path: Path):
     finally:
         db.close()
     assert _values(path) == [7]
-
-
-def _writer_process(path: str, start: int, count: int) -> None:
-    async def run() -> None:
-        db = SqliteExecutor(path, synchronous="NORMAL")
-        db.start()
-        try:
-            await asyncio.gather(*(db.write(_insert(v)) for v in range(start, start + count)))
-        finally:
-            db.close()
-
-    asyncio.run(run())
-
-
-def test_writers_in_several_processes_take_turns_without_losing_a_write(tmp_path: Path):
-    path = tmp_path / "x.db"
-    _create(path)
-    with sqlite3.connect(path) as c:
-        c.execute("PRAGMA journal_mode = WAL")
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer_process, args=(str(path), i * 1000, 400)) for i in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    assert _values(path) == sorted(v for i in range(3) for v in range(i * 1000, i * 1000 + 400))
-    assert (tmp_path / "x.db.writelock").exists()
 
 
 def test_tune_process_lowers_the_gil_switch_interval_but_never_raises_it():

@@ -15,9 +15,8 @@ import pytest
 from hookpost.services.common import now_ms
 from hookpost.store.base import Store
 from hookpost.store.rows import PlainBox
-
-from .conftest import postgres_store_class
-from .support import (
+from tests.contract.conftest import postgres_store_class
+from tests.contract.support import (
     FAILED,
     PENDING,
     SENDING,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import free_port, wait_healthy
+from tests.multiprocess.test_cli import free_port, wait_healthy
 from tests.support.processes import hookpost_env, spawn, stop
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,6 @@
-"""Fixtures for the scale-out tests: clusters of real processes, receivers, a private
-PostgreSQL server, log tails on failure, and a throughput report at the end of the run."""
+"""Fixtures for the multi-process tests: clusters of real processes, receivers, a private
+PostgreSQL server, log tails on failure, and a throughput report at the end of the run; and,
+from the integration tests, ``serve_api`` and ``any_database_url``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENV_REQUIRE, require_postgres
+from tests.integration.conftest import any_database_url as any_database_url
+from tests.integration.conftest import serve_api as serve_api
 from tests.support.cluster import (
     Cluster,
     CountingReceiver,

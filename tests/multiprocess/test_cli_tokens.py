@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hookpost.api.auth import CACHE_TTL_S
-from tests.e2e.test_cli import free_port, run_cli, wait_healthy
+from tests.multiprocess.test_cli import free_port, run_cli, wait_healthy
 from tests.support.processes import hookpost_env, spawn, stop
 
 pytestmark = pytest.mark.slow
