@@ -25,8 +25,13 @@ from hookpost import __version__
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
-from hookpost.store.secretbox import generate_main_key
-from hookpost.wiring import ConfigError, Hookpost, check_database_url, tune_process_for
+from hookpost.wiring import (
+    ConfigError,
+    Hookpost,
+    migrate_database,
+    new_main_key,
+    tune_process_for,
+)
 from hookpost.worker_process import WorkerProcess, run_worker_child, wants_worker_process
 
 if TYPE_CHECKING:
@@ -140,7 +145,7 @@ async def _run_serve_with_worker_process(settings: Settings) -> None:
     try:
         metrics = await _start_metrics(hp, settings)
         source, plaintext = await hp.services.tokens.ensure_admin(settings.admin_token)
-        hp.store.on_new_work(child.wake)
+        hp.on_new_work(child.wake)
         hp.services.metrics.worker_source = child.metrics_text
         await child.start()
         _banner(f"API + worker (process {child.pid})", settings, source, plaintext, sock, metrics)
@@ -248,11 +253,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    from hookpost.store.migrate import upgrade
-
     settings = _settings(args)
-    check_database_url(settings.database_url)
-    upgrade(settings.database_url)
+    migrate_database(settings.database_url)
     print(f"database {_redact(settings.database_url)} is at the latest schema")
 
 
@@ -354,7 +356,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> None:
-    print(generate_main_key())
+    print(new_main_key())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,19 @@ def url_checker(settings: Settings, policy: AddressPolicy) -> UrlCheck:
     return check
 
 
+def new_main_key() -> str:
+    """A fresh main key for ``HOOKPOST_MAIN_KEY`` (``hookpost keygen``)."""
+    return generate_main_key()
+
+
+def migrate_database(database_url: str) -> None:
+    """Bring the database to the latest schema (``hookpost migrate``; safe from many processes)."""
+    check_database_url(database_url)
+    from hookpost.store.migrate import upgrade  # Alembic is slow to import: only here
+
+    upgrade(database_url)
+
+
 def tune_process_for(settings: Settings) -> None:
     """The process-wide tuning the store for ``settings`` wants: for the ``hookpost`` CLI's
     own processes only (see ``hookpost.store.sqlite.executor.tune_process``)."""
@@ -229,6 +242,10 @@ class Hookpost:
             yield hp
         finally:
             await hp.stop()
+
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when deliveries become due now (``DeliveryQueue.on_new_work``)."""
+        self.store.on_new_work(callback)
 
     async def start(self, *, worker: bool = False, migrate: bool = True) -> None:
         if migrate and not await is_current(self.settings.database_url):
