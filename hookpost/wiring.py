@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,13 +80,31 @@ def resolve_main_key(settings: Settings) -> bytes:
             "hookpost process must use the same one. Generate one with "
             "`hookpost keygen` and set HOOKPOST_MAIN_KEY=<that value>."
         )
-    key_file = Path(f"{path}.key")
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+    return parse_main_key(read_or_create_key_file(Path(f"{path}.key")))
+
+
+KEY_FILE_WAIT_S = 10.0
+KEY_CHARS = 44  # base64 of 32 bytes
+
+
+def read_or_create_key_file(key_file: Path) -> str:
+    """The key file's key, generating it if there is none. Two processes starting at once:
+    one creates it (``O_EXCL``), the other waits until the whole key is there."""
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
         with os.fdopen(fd, "w") as fh:
             fh.write(generate_main_key() + "\n")
-    return parse_main_key(key_file.read_text())
+    deadline = time.monotonic() + KEY_FILE_WAIT_S
+    while True:
+        text = key_file.read_text()
+        # A generated key is written whole with its newline; one written by hand may lack it.
+        if text.endswith("\n") or len(text) >= KEY_CHARS or time.monotonic() > deadline:
+            return text
+        time.sleep(0.01)
 
 
 # A lease outlasts a whole request by this share of the request timeout (at least

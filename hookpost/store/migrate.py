@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hookpost.store.sqlite.executor import create_private
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -52,6 +54,7 @@ def _upgrade(database_url: str, revision: str) -> None:
         # SQLite has no advisory locks: a lock file beside the database serialises processes.
         db_path = Path(database_url.removeprefix("sqlite:///"))
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(str(db_path))
         with open(f"{db_path}.migrate.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             command.upgrade(cfg, revision)

@@ -1,0 +1,90 @@
+"""Issue 25.3 and 25.12: secrets at rest, the gaps.
+
+* The SQLite database and its ``-wal``/``-shm`` files are created 0600.
+* Two processes starting at once on a fresh database agree on one main key: the one that did
+  not create ``<db>.key`` waits for the whole key instead of reading a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from hookpost import wiring
+from hookpost.domain.inputs import NewEndpoint
+from hookpost.settings import Settings
+from hookpost.store.secretbox import generate_main_key, parse_main_key
+from hookpost.wiring import Hookpost
+
+
+@pytest.fixture(autouse=True)
+def _no_hookpost_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("HOOKPOST_"):
+            monkeypatch.delenv(name)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_sqlite_files_are_created_private(fresh_sqlite_url: str):
+    old = os.umask(0o022)  # a usual umask: files would be 0644
+    try:
+        async with Hookpost.open(fresh_sqlite_url) as hp:
+            app = await hp.apps.create("Private")
+            await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/hook"))
+            path = Path(fresh_sqlite_url.removeprefix("sqlite:///"))
+            files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+            assert all(f.exists() for f in files)
+            assert {str(f): mode(f) for f in files} == {str(f): 0o600 for f in files}
+    finally:
+        os.umask(old)
+
+
+def test_key_file_half_written_by_another_process_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Another process created ``<db>.key`` (O_EXCL) and has written part of its key: this one
+    waits for the rest instead of failing on (or, worse, using) the part."""
+    key = generate_main_key()
+    key_path = tmp_path / "hookpost.db.key"
+    key_path.write_text(key[:10])
+    waits = []
+
+    def other_process_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        key_path.write_text(key + "\n")
+
+    monkeypatch.setattr(wiring.time, "sleep", other_process_finishes)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'hookpost.db'}")
+    assert wiring.resolve_main_key(settings) == parse_main_key(key)
+    assert waits
+
+
+def test_processes_starting_at_once_share_one_key(tmp_path: Path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'hookpost.db'}")
+    starters = 8
+    barrier = threading.Barrier(starters)
+    keys: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            keys.append(wiring.resolve_main_key(settings))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(starters)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(keys) == starters and len(set(keys)) == 1
+    assert mode(tmp_path / "hookpost.db.key") == 0o600
