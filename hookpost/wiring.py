@@ -218,6 +218,7 @@ class Hookpost:
         self.worker: DeliveryWorker | None = None
         self._sender: HttpSender | None = None
         self._purge: asyncio.Task[None] | None = None
+        self._key_purge: asyncio.Task[None] | None = None
 
     # the library surface
     @property
@@ -292,6 +293,9 @@ class Hookpost:
         )
         self.worker.start()
         self._purge = asyncio.create_task(self._purge_deleted(), name="hookpost-purge")
+        self._key_purge = asyncio.create_task(
+            self.services.idempotency.purge_forever(), name="hookpost-key-purge"
+        )
         return self.worker
 
     async def _purge_deleted(self) -> None:
@@ -305,11 +309,12 @@ class Hookpost:
             log.info("finished %d interrupted deletions", purged)
 
     async def stop_worker(self) -> None:
-        if self._purge is not None:
-            self._purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purge
-            self._purge = None
+        for task in (self._purge, self._key_purge):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._purge = self._key_purge = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -23,7 +24,7 @@ from hookpost.domain.models import (
     SigningKey,
     Trigger,
 )
-from hookpost.domain.queries import KeyAnswer, SentMessage, StoredAnswer
+from hookpost.domain.queries import CreatedMessage, KeyAnswer, SentMessage, StoredAnswer
 
 log = logging.getLogger("hookpost.store")
 
@@ -47,10 +48,10 @@ class PlainBox:
     """No encryption: for tests of other behaviour only; the wiring always uses an AEAD box."""
 
     def seal(self, plaintext: bytes) -> str:
-        return plaintext.decode()
+        return plaintext.decode("latin-1")  # any bytes (a stored answer's body) round-trip
 
     def open(self, sealed: str) -> bytes:
-        return sealed.encode()
+        return sealed.encode("latin-1")
 
 
 def dumps(value: Any) -> str:
@@ -236,12 +237,45 @@ def message_from_row(r: Row, payload: bytes | None = None) -> Message:
     )
 
 
-def key_answer(status: int | None, body: bytes | None, message_id: str | None) -> KeyAnswer:
-    """What an idempotency key's row holds: the message its send created, or an answer."""
+def key_answer(
+    box: SecretBox, status: int | None, body: bytes | None, message_id: str | None
+) -> KeyAnswer:
+    """What an idempotency key's row holds: the message its send created, or an answer (its
+    body sealed: answers hold new secrets and tokens, see ``seal_answer``)."""
     if message_id is not None:
         return SentMessage(message_id)
     assert status is not None and body is not None
-    return StoredAnswer(status, bytes(body))
+    return StoredAnswer(status, box.open(bytes(body).decode()) if body else b"")
+
+
+class _StillSealed:
+    """Leaves a stored answer's body sealed: for reads inside a write shared by a group
+    (``opened`` opens it after, outside the write)."""
+
+    def seal(self, plaintext: bytes) -> str:  # pragma: no cover - never sealed through
+        raise NotImplementedError
+
+    def open(self, sealed: str) -> bytes:
+        return sealed.encode()
+
+
+SEALED = _StillSealed()
+
+
+def opened(created: CreatedMessage, box: SecretBox) -> CreatedMessage:
+    """``created`` with the stored answer its key held (if any) opened."""
+    held = created.replayed
+    if not isinstance(held, StoredAnswer) or not held.body:
+        return created
+    return dataclasses.replace(
+        created, replayed=StoredAnswer(held.status, box.open(held.body.decode()))
+    )
+
+
+def seal_answer(box: SecretBox, body: bytes) -> bytes:
+    """A stored answer's body, sealed with the main key: ``secret/rotate``'s and
+    ``app-portal-access``'s answers hold live secrets, and any may hold a payload."""
+    return box.seal(body).encode() if body else b""
 
 
 def delivery_from_row(r: Row, prefix: str = "") -> Delivery:
