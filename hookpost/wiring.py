@@ -34,7 +34,12 @@ from hookpost.services.messages import MessageService
 from hookpost.settings import Settings
 from hookpost.store.base import Store
 from hookpost.store.migrate import is_current
-from hookpost.store.secretbox import AeadBox, generate_main_key, parse_main_key
+from hookpost.store.secretbox import (
+    AeadBox,
+    endpoint_keys_context,
+    generate_main_key,
+    parse_main_key,
+)
 
 log = logging.getLogger("hookpost")
 
@@ -263,11 +268,12 @@ class Hookpost:
     async def _check_main_key(self) -> None:
         """Refuse to start with a main key that cannot open this database's secrets (a lost
         key file, a mistyped HOOKPOST_MAIN_KEY), instead of failing every delivery later."""
-        sealed = await self.store.any_sealed_keys()
-        if sealed is None:
+        found = await self.store.any_sealed_keys()
+        if found is None:
             return
+        endpoint_id, sealed = found
         try:
-            self.box.open(sealed)
+            self.box.open(sealed, endpoint_keys_context(endpoint_id))
         except ValueError as exc:
             await self.store.close()
             raise ConfigError(str(exc)) from None

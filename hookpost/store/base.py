@@ -99,8 +99,8 @@ class Catalog(Protocol):
         """As ``delete_app``: hidden and disabled at once, then deleted in batches."""
         ...
 
-    async def any_sealed_keys(self) -> str | None:
-        """One endpoint's sealed signing keys (None without endpoints): lets start-up prove
+    async def any_sealed_keys(self) -> tuple[str, str] | None:
+        """One endpoint's id and sealed signing keys (None without endpoints): lets start-up prove
         that the main key is the one that sealed this database's secrets."""
         ...
 

@@ -25,6 +25,7 @@ from hookpost.domain.models import (
     Trigger,
 )
 from hookpost.domain.queries import CreatedMessage, KeyAnswer, SentMessage, StoredAnswer
+from hookpost.store.secretbox import endpoint_keys_context
 
 log = logging.getLogger("hookpost.store")
 
@@ -40,17 +41,17 @@ class Row(Protocol):
 class SecretBox(Protocol):
     """Seals endpoint secrets at rest. The store never writes a key in the clear through it."""
 
-    def seal(self, plaintext: bytes) -> str: ...
-    def open(self, sealed: str) -> bytes: ...
+    def seal(self, plaintext: bytes, context: bytes = b"") -> str: ...
+    def open(self, sealed: str, context: bytes = b"") -> bytes: ...
 
 
 class PlainBox:
     """No encryption: for tests of other behaviour only; the wiring always uses an AEAD box."""
 
-    def seal(self, plaintext: bytes) -> str:
+    def seal(self, plaintext: bytes, context: bytes = b"") -> str:
         return plaintext.decode("latin-1")  # any bytes (a stored answer's body) round-trip
 
-    def open(self, sealed: str) -> bytes:
+    def open(self, sealed: str, context: bytes = b"") -> bytes:
         return sealed.encode("latin-1")
 
 
@@ -66,12 +67,14 @@ def loads_opt(value: str | bytes | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
-def seal_keys(box: SecretBox, keys: list[SigningKey]) -> str:
-    return box.seal(orjson.dumps([[k.secret, k.expires_at] for k in keys]))
+def seal_keys(box: SecretBox, keys: list[SigningKey], endpoint_id: str) -> str:
+    plain = orjson.dumps([[k.secret, k.expires_at] for k in keys])
+    return box.seal(plain, endpoint_keys_context(endpoint_id))
 
 
-def open_keys(box: SecretBox, sealed: str) -> list[SigningKey]:
-    return [SigningKey(secret, expires) for secret, expires in orjson.loads(box.open(sealed))]
+def open_keys(box: SecretBox, sealed: str, endpoint_id: str) -> list[SigningKey]:
+    plain = box.open(sealed, endpoint_keys_context(endpoint_id))
+    return [SigningKey(secret, expires) for secret, expires in orjson.loads(plain)]
 
 
 class KeyOpener:
@@ -80,13 +83,13 @@ class KeyOpener:
 
     def __init__(self, box: SecretBox) -> None:
         self._box = box
-        self._opened: dict[str, list[SigningKey]] = {}
+        self._opened: dict[str, tuple[str, list[SigningKey]]] = {}
 
-    def __call__(self, sealed: str) -> list[SigningKey]:
-        keys = self._opened.get(sealed)
-        if keys is None:
-            keys = self._opened[sealed] = open_keys(self._box, sealed)
-        return list(keys)  # each delivery owns its list; the keys themselves are frozen
+    def __call__(self, sealed: str, endpoint_id: str) -> list[SigningKey]:
+        found = self._opened.get(sealed)
+        if found is None or found[0] != endpoint_id:  # bound to its row: see secretbox
+            found = self._opened[sealed] = (endpoint_id, open_keys(self._box, sealed, endpoint_id))
+        return list(found[1])  # each delivery owns its list; the keys themselves are frozen
 
 
 # claim_due's lower bound on due_at when the caller gives none (every due row; 64-bit).
@@ -152,7 +155,7 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         channels=loads_opt(r["channels"]),
         headers=orjson.loads(r["headers"]),
         metadata=orjson.loads(r["metadata"]),
-        keys=open_keys(box, r["keys"]),
+        keys=open_keys(box, r["keys"], r["id"]),
         throttle_rate=r["throttle_rate"],
         signature_scheme=r["signature_scheme"],
         retry_schedule=loads_opt(r["retry_schedule"]),
@@ -176,7 +179,7 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "channels": dumps_opt(ep.channels),
         "headers": dumps(ep.headers),
         "metadata": dumps(ep.metadata),
-        "keys": seal_keys(box, ep.keys),
+        "keys": seal_keys(box, ep.keys, ep.id),
         "throttle_rate": ep.throttle_rate,
         "signature_scheme": ep.signature_scheme,
         "retry_schedule": dumps_opt(ep.retry_schedule),
@@ -252,10 +255,10 @@ class _StillSealed:
     """Leaves a stored answer's body sealed: for reads inside a write shared by a group
     (``opened`` opens it after, outside the write)."""
 
-    def seal(self, plaintext: bytes) -> str:  # pragma: no cover - never sealed through
-        raise NotImplementedError
+    def seal(self, plaintext: bytes, context: bytes = b"") -> str:  # pragma: no cover
+        raise NotImplementedError  # never sealed through
 
-    def open(self, sealed: str) -> bytes:
+    def open(self, sealed: str, context: bytes = b"") -> bytes:
         return sealed.encode()
 
 

@@ -1,6 +1,8 @@
 """Issue 25.3 and 25.12: secrets at rest, the gaps.
 
 * The SQLite database and its ``-wal``/``-shm`` files are created 0600.
+* A sealed endpoint key is bound to its row (AES-GCM associated data: the endpoint's id and
+  the format version); keys sealed before that still open, and are bound when next written.
 * Two processes starting at once on a fresh database agree on one main key: the one that did
   not create ``<db>.key`` waits for the whole key instead of reading a half-written file.
 """
@@ -8,16 +10,18 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from hookpost import wiring
 from hookpost.domain.inputs import NewEndpoint
 from hookpost.settings import Settings
-from hookpost.store.secretbox import generate_main_key, parse_main_key
+from hookpost.store.secretbox import AeadBox, generate_main_key, parse_main_key
 from hookpost.wiring import Hookpost
 
 
@@ -88,3 +92,54 @@ def test_processes_starting_at_once_share_one_key(tmp_path: Path):
     assert errors == []
     assert len(keys) == starters and len(set(keys)) == 1
     assert mode(tmp_path / "hookpost.db.key") == 0o600
+
+
+def run_sql(url: str, statement: str, *params: object) -> None:
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        conn.execute(statement, params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_sealed_keys_moved_to_another_endpoint_do_not_open(fresh_sqlite_url: str):
+    """A sealed key is bound to its endpoint's row: copied into another endpoint's row (by
+    someone who can write the database but not read the main key) it does not open there,
+    so it cannot make that endpoint sign with the first one's secret."""
+    async with Hookpost.open(fresh_sqlite_url) as hp:
+        app = await hp.apps.create("Bound")
+        a = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/a"))
+        b = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/b"))
+    run_sql(
+        fresh_sqlite_url,
+        "UPDATE endpoints SET keys = (SELECT keys FROM endpoints WHERE id = ?) WHERE id = ?",
+        a.id,
+        b.id,
+    )
+    async with Hookpost.open(fresh_sqlite_url) as hp:
+        assert (await hp.endpoints.get(app.id, a.id)).secret == a.secret
+        with pytest.raises(ValueError):
+            moved = await hp.endpoints.get(app.id, b.id)
+            assert moved.secret != a.secret, "endpoint b opened endpoint a's secret"
+
+
+async def test_keys_sealed_before_binding_still_open_and_are_bound_when_written(
+    fresh_sqlite_url: str,
+):
+    key = generate_main_key()
+    async with Hookpost.open(fresh_sqlite_url, main_key=key) as hp:
+        app = await hp.apps.create("Old")
+        ep = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/a"))
+    old = AeadBox(parse_main_key(key)).seal(orjson.dumps([[ep.secret, None]]))  # v1, unbound
+    assert old.startswith("v1:")
+    run_sql(fresh_sqlite_url, "UPDATE endpoints SET keys = ? WHERE id = ?", old, ep.id)
+    async with Hookpost.open(fresh_sqlite_url, main_key=key) as hp:
+        assert (await hp.endpoints.get(app.id, ep.id)).secret == ep.secret
+        await hp.endpoints.rotate_secret(app.id, ep.id)
+    conn = sqlite3.connect(fresh_sqlite_url.removeprefix("sqlite:///"))
+    try:
+        (sealed,) = conn.execute("SELECT keys FROM endpoints WHERE id = ?", (ep.id,)).fetchone()
+    finally:
+        conn.close()
+    assert sealed.startswith("v2:")

@@ -81,7 +81,7 @@ class PostgresQueue(PostgresBase):
             trigger=Trigger(r["trigger"]),
             url=r["url"],
             headers=orjson.loads(r["headers"]),
-            keys=open_keys(r["keys"]),
+            keys=open_keys(r["keys"], r["endpoint_id"]),
             signature_scheme=r["signature_scheme"],
             retry_schedule=loads_opt(r["retry_schedule"]),
             due_at=r["due_at"],

@@ -143,7 +143,7 @@ class SqliteQueue(SqliteBase):
             trigger=Trigger(trigger),
             url=url,
             headers=orjson.loads(headers),
-            keys=open_keys(sealed_keys),
+            keys=open_keys(sealed_keys, endpoint_id),
             signature_scheme=signature_scheme,
             retry_schedule=loads_opt(retry_schedule),
             due_at=due_at,

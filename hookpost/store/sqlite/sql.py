@@ -65,7 +65,7 @@ ENDPOINT_FLAG = (
     "UPDATE endpoints SET deleted = 1, disabled = 1, uid = NULL "
     "WHERE app_id = ? AND id = ? AND NOT deleted"
 )
-ANY_SEALED_KEYS = "SELECT keys FROM endpoints LIMIT 1"
+ANY_SEALED_KEYS = "SELECT id, keys FROM endpoints LIMIT 1"
 
 # -- messages -------------------------------------------------------------------------------
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = ? AND (id = ? OR event_id = ?) LIMIT 1"
