@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -65,6 +66,42 @@ def dumps_opt(value: Any) -> str | None:
 
 def loads_opt(value: str | bytes | None) -> Any:
     return None if value is None else orjson.loads(value)
+
+
+# A sensitive header's value at rest: this prefix, then the value sealed (bound to the
+# endpoint and the header's name). No header value holds a NUL, so none is mistaken for it.
+SEALED_HEADER = "\x00sealed:"
+SEALED_HEADER_JSON = "\\u0000sealed:"  # how it reads in the stored JSON
+
+
+def header_context(endpoint_id: str, name: str) -> bytes:
+    return b"endpoint-header:" + endpoint_id.encode() + b":" + name.lower().encode()
+
+
+def seal_headers(box: SecretBox, headers: dict[str, str], endpoint_id: str) -> str:
+    """An endpoint's custom headers as stored: those that hold secrets sealed."""
+    return dumps(
+        {
+            name: SEALED_HEADER + box.seal(value.encode(), header_context(endpoint_id, name))
+            if is_sensitive_header(name)
+            else value
+            for name, value in headers.items()
+        }
+    )
+
+
+def open_headers(box: SecretBox, stored: str, endpoint_id: str) -> dict[str, str]:
+    """The headers ``seal_headers`` stored, opened (headers stored before are plain)."""
+    headers: dict[str, str] = orjson.loads(stored)
+    if SEALED_HEADER_JSON not in stored:
+        return headers
+    n = len(SEALED_HEADER)
+    return {
+        name: box.open(value[n:], header_context(endpoint_id, name)).decode()
+        if value.startswith(SEALED_HEADER)
+        else value
+        for name, value in headers.items()
+    }
 
 
 def seal_keys(box: SecretBox, keys: list[SigningKey], endpoint_id: str) -> str:
@@ -153,7 +190,7 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         disabled=bool(r["disabled"]),
         event_types=loads_opt(r["event_types"]),
         channels=loads_opt(r["channels"]),
-        headers=orjson.loads(r["headers"]),
+        headers=open_headers(box, r["headers"], r["id"]),
         metadata=orjson.loads(r["metadata"]),
         keys=open_keys(box, r["keys"], r["id"]),
         throttle_rate=r["throttle_rate"],
@@ -177,7 +214,7 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "disabled": ep.disabled,
         "event_types": dumps_opt(ep.event_types),
         "channels": dumps_opt(ep.channels),
-        "headers": dumps(ep.headers),
+        "headers": seal_headers(box, ep.headers, ep.id),
         "metadata": dumps(ep.metadata),
         "keys": seal_keys(box, ep.keys, ep.id),
         "throttle_rate": ep.throttle_rate,

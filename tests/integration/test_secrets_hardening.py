@@ -3,6 +3,8 @@
 * The SQLite database and its ``-wal``/``-shm`` files are created 0600.
 * A sealed endpoint key is bound to its row (AES-GCM associated data: the endpoint's id and
   the format version); keys sealed before that still open, and are bound when next written.
+* Custom header values that hold secrets (``Authorization``, ``Cookie``, ``X-Api-Key``, any
+  name that suggests one: ``domain.headers``) are sealed at rest, and still sent.
 * Two processes starting at once on a fresh database agree on one main key: the one that did
   not create ``<db>.key`` waits for the whole key instead of reading a half-written file.
 """
@@ -13,8 +15,10 @@ import os
 import sqlite3
 import stat
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import orjson
 import pytest
 
@@ -23,6 +27,7 @@ from hookpost.domain.inputs import NewEndpoint
 from hookpost.settings import Settings
 from hookpost.store.secretbox import AeadBox, generate_main_key, parse_main_key
 from hookpost.wiring import Hookpost
+from tests.support.receiver import Receiver
 
 
 @pytest.fixture(autouse=True)
@@ -143,3 +148,57 @@ async def test_keys_sealed_before_binding_still_open_and_are_bound_when_written(
     finally:
         conn.close()
     assert sealed.startswith("v2:")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+async def stored_headers(url: str, endpoint_id: str) -> str:
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            query = "SELECT headers FROM endpoints WHERE id = ?"
+            return str(conn.execute(query, (endpoint_id,)).fetchone()[0])
+        finally:
+            conn.close()
+    pg = await asyncpg.connect(url)
+    try:
+        return str(await pg.fetchval("SELECT headers FROM endpoints WHERE id = $1", endpoint_id))
+    finally:
+        await pg.close()
+
+
+async def test_sensitive_header_values_are_sealed_at_rest_and_still_sent(
+    any_database_url: str, receiver: Receiver
+):
+    secret_values = {
+        "Authorization": "Bearer authz-value-5c1d",
+        "Cookie": "session=cookie-value-77ab",
+        "X-Api-Key": "apikey-value-0e9f",
+        "X-Service-Token": "token-value-3b2a",  # a name that suggests a secret
+    }
+    headers = {**secret_values, "X-Plain": "plain-value-visible"}
+    url = receiver.url("/headers-hook")
+    async with Hookpost.open(
+        any_database_url,
+        worker=True,
+        allow_subnets="127.0.0.0/8",
+        poll_interval_s=0.05,
+        main_key=generate_main_key(),
+    ) as hp:
+        app = await hp.apps.create("Headers")
+        ep = await hp.endpoints.create(app.id, NewEndpoint(url=url, headers=headers))
+        assert (await hp.endpoints.get(app.id, ep.id)).headers == headers
+        await hp.messages.send(app.id, "a.b", {"n": 1})
+        await receiver.wait_for(1, "/headers-hook")
+        (got,) = receiver.on("/headers-hook")
+        for name, value in headers.items():
+            assert got.headers[name] == value
+    stored = await stored_headers(any_database_url, ep.id)
+    assert "plain-value-visible" in stored  # a control: the column is the one read
+    for value in secret_values.values():
+        assert value not in stored and value.split("=")[-1] not in stored
