@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +34,12 @@ from hookpost.services.messages import MessageService
 from hookpost.settings import Settings
 from hookpost.store.base import Store
 from hookpost.store.migrate import is_current
-from hookpost.store.secretbox import AeadBox, generate_main_key, parse_main_key
+from hookpost.store.secretbox import (
+    AeadBox,
+    endpoint_keys_context,
+    generate_main_key,
+    parse_main_key,
+)
 
 log = logging.getLogger("hookpost")
 
@@ -79,13 +85,31 @@ def resolve_main_key(settings: Settings) -> bytes:
             "hookpost process must use the same one. Generate one with "
             "`hookpost keygen` and set HOOKPOST_MAIN_KEY=<that value>."
         )
-    key_file = Path(f"{path}.key")
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+    return parse_main_key(read_or_create_key_file(Path(f"{path}.key")))
+
+
+KEY_FILE_WAIT_S = 10.0
+KEY_CHARS = 44  # base64 of 32 bytes
+
+
+def read_or_create_key_file(key_file: Path) -> str:
+    """The key file's key, generating it if there is none. Two processes starting at once:
+    one creates it (``O_EXCL``), the other waits until the whole key is there."""
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
         with os.fdopen(fd, "w") as fh:
             fh.write(generate_main_key() + "\n")
-    return parse_main_key(key_file.read_text())
+    deadline = time.monotonic() + KEY_FILE_WAIT_S
+    while True:
+        text = key_file.read_text()
+        # A generated key is written whole with its newline; one written by hand may lack it.
+        if text.endswith("\n") or len(text) >= KEY_CHARS or time.monotonic() > deadline:
+            return text
+        time.sleep(0.01)
 
 
 # A lease outlasts a whole request by this share of the request timeout (at least
@@ -212,6 +236,7 @@ class Hookpost:
         self.worker: DeliveryWorker | None = None
         self._sender: HttpSender | None = None
         self._purge: asyncio.Task[None] | None = None
+        self._key_purge: asyncio.Task[None] | None = None
 
     # the library surface
     @property
@@ -260,11 +285,12 @@ class Hookpost:
     async def _check_main_key(self) -> None:
         """Refuse to start with a main key that cannot open this database's secrets (a lost
         key file, a mistyped HOOKPOST_MAIN_KEY), instead of failing every delivery later."""
-        sealed = await self.store.any_sealed_keys()
-        if sealed is None:
+        found = await self.store.any_sealed_keys()
+        if found is None:
             return
+        endpoint_id, sealed = found
         try:
-            self.box.open(sealed)
+            self.box.open(sealed, endpoint_keys_context(endpoint_id))
         except ValueError as exc:
             await self.store.close()
             raise ConfigError(str(exc)) from None
@@ -290,6 +316,9 @@ class Hookpost:
         )
         self.worker.start()
         self._purge = asyncio.create_task(self._purge_deleted(), name="hookpost-purge")
+        self._key_purge = asyncio.create_task(
+            self.services.idempotency.purge_forever(), name="hookpost-key-purge"
+        )
         return self.worker
 
     async def _purge_deleted(self) -> None:
@@ -303,11 +332,12 @@ class Hookpost:
             log.info("finished %d interrupted deletions", purged)
 
     async def stop_worker(self) -> None:
-        if self._purge is not None:
-            self._purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purge
-            self._purge = None
+        for task in (self._purge, self._key_purge):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._purge = self._key_purge = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

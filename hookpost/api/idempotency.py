@@ -8,10 +8,12 @@ keys through the same service, so a repeat waits for the first whichever way eac
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.api.asgi import no_receive, scope_header
@@ -26,6 +28,44 @@ HELD_KEY = "hookpost.idempotency"
 
 # Renders the answer to a repeat of a send's key (the message it created).
 SentRenderer = Callable[[SentMessage], Awaitable[Response]]
+
+
+def route_slot(operation: str, params: dict[str, Any]) -> str:
+    """The slot of an idempotency key: the route's operation and its path parameters."""
+    return " ".join([operation, *(f"{k}={params[k]}" for k in sorted(params))])
+
+
+def post_routes(routes: Sequence[BaseRoute]) -> list[tuple[str, BaseRoute]]:
+    """(operation id, route as mounted) of each POST route of an app's route table."""
+    found = []
+    for context in iter_route_contexts(routes):
+        original = context.original_route
+        if isinstance(original, APIRoute) and "POST" in (original.methods or ()):
+            found.append((str(original.operation_id or original.path), context.route))
+    return found
+
+
+async def resolve_route(
+    api: ApiState, routes: list[tuple[str, BaseRoute]], scope: Scope
+) -> tuple[str, str | None]:
+    """The slot of a keyed request's route, with its application id resolved (None if the
+    path names none, or none that exists: the route answers that), and that id. A path no
+    route matches (a redirect of ``/x/`` to ``/x``, a 404) is its own slot."""
+    for operation, route in routes:
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            continue
+        params = dict(child.get("path_params", {}))
+        app_id = None
+        if "app_id" in params:
+            try:
+                app_id = await api.hp.services.apps.resolve(params["app_id"])
+            except Exception:  # not found, or the store failing: the route answers it
+                app_id = None
+            else:
+                params["app_id"] = app_id
+        return route_slot(operation, params), app_id
+    return route_slot("path", {"path": scope["path"]}), None
 
 
 async def replay(answer: KeyAnswer, render_sent: SentRenderer) -> Response:
@@ -70,6 +110,7 @@ class IdempotencyMiddleware:
         self.app = app
         self.state = app_state  # authenticator and runtime are attached at start-up
         self.render_sent = render_sent
+        self._routes: list[tuple[str, BaseRoute]] | None = None  # the app's, once it serves
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -90,7 +131,10 @@ class IdempotencyMiddleware:
         async def render(sent: SentMessage) -> Response:
             return await self.render_sent(api, scope, sent)
 
-        async with api.hp.services.idempotency.hold(record.id, scope["path"], raw_key) as key:
+        if self._routes is None:
+            self._routes = post_routes(scope["app"].routes)
+        route, app_id = await resolve_route(api, self._routes, scope)
+        async with api.hp.services.idempotency.hold(record.id, route, raw_key, app_id) as key:
             try:
                 earlier = await key.earlier()
             except Exception as exc:

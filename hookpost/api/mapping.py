@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -55,19 +56,6 @@ MESSAGE_TO_DELIVERY_STATUS = {
 }
 ATTEMPT_TO_MESSAGE_STATUS = {AttemptStatus.SUCCESS: 0, AttemptStatus.FAIL: 2}
 STATUS_TEXT = ("success", "pending", "fail", "sending")
-
-# Custom endpoint headers whose values are never returned (their names go in ``sensitive``).
-SENSITIVE_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "x-api-key",
-        "x-auth-token",
-        "api-key",
-        "www-authenticate",
-    }
-)
 
 
 # --------------------------------------------------------------------------- scalars
@@ -170,7 +158,7 @@ def endpoint_out(ep: Endpoint) -> dict[str, Any]:
 
 
 def headers_out(headers: dict[str, str]) -> dict[str, Any]:
-    sensitive = [name for name in headers if name.lower() in SENSITIVE_HEADERS]
+    sensitive = [name for name in headers if is_sensitive_header(name)]
     hidden = set(sensitive)
     visible = {name: value for name, value in headers.items() if name not in hidden}
     return {"headers": visible, "sensitive": sensitive}

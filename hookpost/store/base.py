@@ -99,8 +99,8 @@ class Catalog(Protocol):
         """As ``delete_app``: hidden and disabled at once, then deleted in batches."""
         ...
 
-    async def any_sealed_keys(self) -> str | None:
-        """One endpoint's sealed signing keys (None without endpoints): lets start-up prove
+    async def any_sealed_keys(self) -> tuple[str, str] | None:
+        """One endpoint's id and sealed signing keys (None without endpoints): lets start-up prove
         that the main key is the one that sealed this database's secrets."""
         ...
 
@@ -273,11 +273,23 @@ class Idempotency(Protocol):
 
     async def get_idempotent(self, scope: str, key: str, now_ms: int) -> KeyAnswer | None: ...
     async def put_idempotent(
-        self, scope: str, key: str, status: int, body: bytes, expires_at: int, now_ms: int
+        self,
+        scope: str,
+        key: str,
+        status: int,
+        body: bytes,
+        expires_at: int,
+        now_ms: int,
+        app_id: str | None = None,
     ) -> KeyAnswer | None:
         """Store an answer under a key, unless the key holds something unexpired at
         ``now_ms`` already: the first answer wins (two processes may answer one key at once).
-        None if stored; else what the key holds."""
+        None if stored; else what the key holds. ``app_id``: the application the request's
+        route resolved, whose deletion deletes the answer."""
+        ...
+
+    async def purge_expired_keys(self, now_ms: int, limit: int) -> int:
+        """Delete up to ``limit`` keys expired at ``now_ms``: how many."""
         ...
 
 

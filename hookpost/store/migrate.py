@@ -10,13 +10,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hookpost.store.sqlite.executor import create_private
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # The newest revision in migrations/versions (a test keeps it equal to Alembic's head). Lets a
 # process see that the schema is current without importing Alembic (about 1-2 s at start-up).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 # Alembic keeps its migration context in module globals, so two threads of one process must
 # not migrate at once; other processes are kept apart by the database (or file) lock.
 _THREAD_LOCK = threading.Lock()
@@ -52,6 +54,7 @@ def _upgrade(database_url: str, revision: str) -> None:
         # SQLite has no advisory locks: a lock file beside the database serialises processes.
         db_path = Path(database_url.removeprefix("sqlite:///"))
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(str(db_path))
         with open(f"{db_path}.migrate.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             command.upgrade(cfg, revision)

@@ -35,6 +35,11 @@ class BatchedDeletes:
         """Delete up to ``limit`` rows of ``table`` whose ``column`` is ``value``: how many."""
         raise NotImplementedError
 
+    async def _delete_app_keys(self, app_id: str, limit: int) -> int:
+        """Delete up to ``limit`` idempotency keys whose answers the application's routes
+        stored: how many."""
+        raise NotImplementedError
+
     async def _delete_flagged(self, table: str, row_id: str) -> None:
         """Delete the flagged row itself (and, by cascade, anything written meanwhile)."""
         raise NotImplementedError
@@ -64,6 +69,8 @@ class BatchedDeletes:
         for endpoint_id in endpoint_ids:
             await self._purge_endpoint(endpoint_id)
         await self._delete_rows(APP_ROWS, app_id)
+        while await self._delete_app_keys(app_id, self.batch_rows):
+            pass
         await self._delete_flagged("applications", app_id)
 
     async def _purge_endpoint(self, endpoint_id: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -23,7 +25,8 @@ from hookpost.domain.models import (
     SigningKey,
     Trigger,
 )
-from hookpost.domain.queries import KeyAnswer, SentMessage, StoredAnswer
+from hookpost.domain.queries import CreatedMessage, KeyAnswer, SentMessage, StoredAnswer
+from hookpost.store.secretbox import endpoint_keys_context
 
 log = logging.getLogger("hookpost.store")
 
@@ -39,18 +42,18 @@ class Row(Protocol):
 class SecretBox(Protocol):
     """Seals endpoint secrets at rest. The store never writes a key in the clear through it."""
 
-    def seal(self, plaintext: bytes) -> str: ...
-    def open(self, sealed: str) -> bytes: ...
+    def seal(self, plaintext: bytes, context: bytes = b"") -> str: ...
+    def open(self, sealed: str, context: bytes = b"") -> bytes: ...
 
 
 class PlainBox:
     """No encryption: for tests of other behaviour only; the wiring always uses an AEAD box."""
 
-    def seal(self, plaintext: bytes) -> str:
-        return plaintext.decode()
+    def seal(self, plaintext: bytes, context: bytes = b"") -> str:
+        return plaintext.decode("latin-1")  # any bytes (a stored answer's body) round-trip
 
-    def open(self, sealed: str) -> bytes:
-        return sealed.encode()
+    def open(self, sealed: str, context: bytes = b"") -> bytes:
+        return sealed.encode("latin-1")
 
 
 def dumps(value: Any) -> str:
@@ -65,12 +68,50 @@ def loads_opt(value: str | bytes | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
-def seal_keys(box: SecretBox, keys: list[SigningKey]) -> str:
-    return box.seal(orjson.dumps([[k.secret, k.expires_at] for k in keys]))
+# A sensitive header's value at rest: this prefix, then the value sealed (bound to the
+# endpoint and the header's name). No header value holds a NUL, so none is mistaken for it.
+SEALED_HEADER = "\x00sealed:"
+SEALED_HEADER_JSON = "\\u0000sealed:"  # how it reads in the stored JSON
 
 
-def open_keys(box: SecretBox, sealed: str) -> list[SigningKey]:
-    return [SigningKey(secret, expires) for secret, expires in orjson.loads(box.open(sealed))]
+def header_context(endpoint_id: str, name: str) -> bytes:
+    return b"endpoint-header:" + endpoint_id.encode() + b":" + name.lower().encode()
+
+
+def seal_headers(box: SecretBox, headers: dict[str, str], endpoint_id: str) -> str:
+    """An endpoint's custom headers as stored: those that hold secrets sealed."""
+    return dumps(
+        {
+            name: SEALED_HEADER + box.seal(value.encode(), header_context(endpoint_id, name))
+            if is_sensitive_header(name)
+            else value
+            for name, value in headers.items()
+        }
+    )
+
+
+def open_headers(box: SecretBox, stored: str, endpoint_id: str) -> dict[str, str]:
+    """The headers ``seal_headers`` stored, opened (headers stored before are plain)."""
+    headers: dict[str, str] = orjson.loads(stored)
+    if SEALED_HEADER_JSON not in stored:
+        return headers
+    n = len(SEALED_HEADER)
+    return {
+        name: box.open(value[n:], header_context(endpoint_id, name)).decode()
+        if value.startswith(SEALED_HEADER)
+        else value
+        for name, value in headers.items()
+    }
+
+
+def seal_keys(box: SecretBox, keys: list[SigningKey], endpoint_id: str) -> str:
+    plain = orjson.dumps([[k.secret, k.expires_at] for k in keys])
+    return box.seal(plain, endpoint_keys_context(endpoint_id))
+
+
+def open_keys(box: SecretBox, sealed: str, endpoint_id: str) -> list[SigningKey]:
+    plain = box.open(sealed, endpoint_keys_context(endpoint_id))
+    return [SigningKey(secret, expires) for secret, expires in orjson.loads(plain)]
 
 
 class KeyOpener:
@@ -79,13 +120,13 @@ class KeyOpener:
 
     def __init__(self, box: SecretBox) -> None:
         self._box = box
-        self._opened: dict[str, list[SigningKey]] = {}
+        self._opened: dict[str, tuple[str, list[SigningKey]]] = {}
 
-    def __call__(self, sealed: str) -> list[SigningKey]:
-        keys = self._opened.get(sealed)
-        if keys is None:
-            keys = self._opened[sealed] = open_keys(self._box, sealed)
-        return list(keys)  # each delivery owns its list; the keys themselves are frozen
+    def __call__(self, sealed: str, endpoint_id: str) -> list[SigningKey]:
+        found = self._opened.get(sealed)
+        if found is None or found[0] != endpoint_id:  # bound to its row: see secretbox
+            found = self._opened[sealed] = (endpoint_id, open_keys(self._box, sealed, endpoint_id))
+        return list(found[1])  # each delivery owns its list; the keys themselves are frozen
 
 
 # claim_due's lower bound on due_at when the caller gives none (every due row; 64-bit).
@@ -149,9 +190,9 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         disabled=bool(r["disabled"]),
         event_types=loads_opt(r["event_types"]),
         channels=loads_opt(r["channels"]),
-        headers=orjson.loads(r["headers"]),
+        headers=open_headers(box, r["headers"], r["id"]),
         metadata=orjson.loads(r["metadata"]),
-        keys=open_keys(box, r["keys"]),
+        keys=open_keys(box, r["keys"], r["id"]),
         throttle_rate=r["throttle_rate"],
         signature_scheme=r["signature_scheme"],
         retry_schedule=loads_opt(r["retry_schedule"]),
@@ -173,9 +214,9 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "disabled": ep.disabled,
         "event_types": dumps_opt(ep.event_types),
         "channels": dumps_opt(ep.channels),
-        "headers": dumps(ep.headers),
+        "headers": seal_headers(box, ep.headers, ep.id),
         "metadata": dumps(ep.metadata),
-        "keys": seal_keys(box, ep.keys),
+        "keys": seal_keys(box, ep.keys, ep.id),
         "throttle_rate": ep.throttle_rate,
         "signature_scheme": ep.signature_scheme,
         "retry_schedule": dumps_opt(ep.retry_schedule),
@@ -236,12 +277,45 @@ def message_from_row(r: Row, payload: bytes | None = None) -> Message:
     )
 
 
-def key_answer(status: int | None, body: bytes | None, message_id: str | None) -> KeyAnswer:
-    """What an idempotency key's row holds: the message its send created, or an answer."""
+def key_answer(
+    box: SecretBox, status: int | None, body: bytes | None, message_id: str | None
+) -> KeyAnswer:
+    """What an idempotency key's row holds: the message its send created, or an answer (its
+    body sealed: answers hold new secrets and tokens, see ``seal_answer``)."""
     if message_id is not None:
         return SentMessage(message_id)
     assert status is not None and body is not None
-    return StoredAnswer(status, bytes(body))
+    return StoredAnswer(status, box.open(bytes(body).decode()) if body else b"")
+
+
+class _StillSealed:
+    """Leaves a stored answer's body sealed: for reads inside a write shared by a group
+    (``opened`` opens it after, outside the write)."""
+
+    def seal(self, plaintext: bytes, context: bytes = b"") -> str:  # pragma: no cover
+        raise NotImplementedError  # never sealed through
+
+    def open(self, sealed: str, context: bytes = b"") -> bytes:
+        return sealed.encode()
+
+
+SEALED = _StillSealed()
+
+
+def opened(created: CreatedMessage, box: SecretBox) -> CreatedMessage:
+    """``created`` with the stored answer its key held (if any) opened."""
+    held = created.replayed
+    if not isinstance(held, StoredAnswer) or not held.body:
+        return created
+    return dataclasses.replace(
+        created, replayed=StoredAnswer(held.status, box.open(held.body.decode()))
+    )
+
+
+def seal_answer(box: SecretBox, body: bytes) -> bytes:
+    """A stored answer's body, sealed with the main key: ``secret/rotate``'s and
+    ``app-portal-access``'s answers hold live secrets, and any may hold a payload."""
+    return box.seal(body).encode() if body else b""
 
 
 def delivery_from_row(r: Row, prefix: str = "") -> Delivery:

@@ -184,4 +184,13 @@ idempotency_keys = Table(
     Column("body", LargeBinary, nullable=True),
     Column("expires_at", BigInteger, nullable=False),
     Column("message_id", Id, nullable=True),
+    # The application a stored answer's route resolved: deleted with it.
+    Column("app_id", Id, nullable=True),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
+    Index(
+        "ix_idempotency_keys_app_id",
+        "app_id",
+        postgresql_where=text("app_id IS NOT NULL"),
+        sqlite_where=text("app_id IS NOT NULL"),
+    ),
 )

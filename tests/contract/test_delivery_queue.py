@@ -381,7 +381,7 @@ class _BoxThatCannotOpen(PlainBox):
     def __init__(self, secret: str) -> None:
         self._secret = secret
 
-    def open(self, sealed: str) -> bytes:
+    def open(self, sealed: str, context: bytes = b"") -> bytes:
         if self._secret in sealed:
             raise ValueError("cannot open this sealed value")
-        return super().open(sealed)
+        return super().open(sealed, context)

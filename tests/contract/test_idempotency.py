@@ -37,6 +37,25 @@ class TestIdempotency:
             409, b"\x00\xffraw"
         )
 
+    async def test_expired_keys_are_purged_in_batches(self, store: Store) -> None:
+        for i in range(5):
+            await store.put_idempotent("tok", f"old-{i}", 200, b"{}", T0 + i, T0 - 1)
+        await store.put_idempotent("tok", "live", 200, b"{}", T0 + 1000, T0 - 1)
+        assert await store.purge_expired_keys(T0 + 4, 3) == 3
+        assert await store.purge_expired_keys(T0 + 4, 3) == 2
+        assert await store.purge_expired_keys(T0 + 4, 3) == 0
+        assert await store.get_idempotent("tok", "live", T0) == StoredAnswer(200, b"{}")
+
+    async def test_an_apps_stored_answers_go_with_it(self, store: Store) -> None:
+        app, _ = await app_with_endpoint(store)
+        other, _ = await app_with_endpoint(store)
+        for i in range(3):
+            await store.put_idempotent("tok", f"a-{i}", 201, b"{}", T0 + 1000, T0, app.id)
+        await store.put_idempotent("tok", "o", 201, b"{}", T0 + 1000, T0, other.id)
+        await store.delete_app(app.id)
+        assert all([await store.get_idempotent("tok", f"a-{i}", T0) is None for i in range(3)])
+        assert await store.get_idempotent("tok", "o", T0) == StoredAnswer(201, b"{}")
+
     async def test_a_created_message_records_its_idempotency_key(self, store: Store) -> None:
         app, _ = await app_with_endpoint(store)
         first = IdempotencyKey("tok_1", "POST /msg k1", T0 + 1000)

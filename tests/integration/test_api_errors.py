@@ -341,10 +341,10 @@ async def test_a_keyed_send_records_its_key_with_the_message(
     original_put = store.put_idempotent
 
     async def counting_put(
-        scope: str, key: str, status: int, body: bytes, exp: int, now: int
+        scope: str, key: str, status: int, body: bytes, exp: int, now: int, app_id: Any = None
     ) -> Any:
         puts.append((key, status))
-        return await original_put(scope, key, status, body, exp, now)
+        return await original_put(scope, key, status, body, exp, now, app_id)
 
     monkeypatch.setattr(store, "put_idempotent", counting_put)
     path = f"/api/v1/app/{app_id}/msg"
@@ -356,7 +356,8 @@ async def test_a_keyed_send_records_its_key_with_the_message(
     assert replay.content == first.content  # the message, rendered again alike
     taken = await http.post(path, json=body, headers={"idempotency-key": "two"})
     assert_error(taken, 409, "conflict")
-    assert puts == [(f"{path} two", 409)]
+    # Keyed by the route and the resolved application, not the path's spelling (issue 25.10).
+    assert puts == [(f"v1.message.create app_id={app_id} two", 409)]
     replay = await http.post(path, json=body, headers={"idempotency-key": "two"})
     assert replay.status_code == 409 and replay.headers["idempotent-replayed"] == "true"
     # Through the FastAPI route too (a JSON content type the front door does not take).

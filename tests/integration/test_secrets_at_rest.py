@@ -138,7 +138,8 @@ async def test_endpoint_secrets_are_encrypted_at_rest(migrated_sqlite_url: str, 
     assert_absent(closed, needles, "the closed database file")
     with sqlite3.connect(path) as conn:
         sealed = [row[0] for row in conn.execute("SELECT keys FROM endpoints")]
-    assert len(sealed) == 2 and all(s.startswith("v1:") for s in sealed), sealed
+    # v2: bound to the endpoint's row (issue 25.12); v1 values are still read.
+    assert len(sealed) == 2 and all(s.startswith("v2:") for s in sealed), sealed
 
 
 async def test_api_tokens_are_stored_as_hashes_only(migrated_sqlite_url: str):

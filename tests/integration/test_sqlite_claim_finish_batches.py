@@ -30,9 +30,9 @@ class CountingBox(PlainBox):
     def __init__(self) -> None:
         self.opened = 0
 
-    def open(self, sealed: str) -> bytes:
+    def open(self, sealed: str, context: bytes = b"") -> bytes:
         self.opened += 1
-        return super().open(sealed)
+        return super().open(sealed, context)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ from hookpost.api.errors import (
     unexpected_response,
     validation_item,
 )
-from hookpost.api.idempotency import HELD_KEY, REPLAYED, SentRenderer, replay
+from hookpost.api.idempotency import HELD_KEY, REPLAYED, SentRenderer, replay, route_slot
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
@@ -109,6 +109,8 @@ async def send_message(
         await c.app(app_id)
         await _ensure_app(c, app_id, body)
     resolved = await c.app_id(app_id)
+    if key is not None and key.app_id is None:  # the application did not exist: it does now
+        key.rescope(send_slot(resolved), resolved)
     try:
         created = await c.services.messages.send_to_app_id(
             resolved,
@@ -137,8 +139,10 @@ async def render_sent(
     api: ApiState, app_id: str, with_content: bool, sent: SentMessage
 ) -> Response:
     """The answer to a repeat of a send's idempotency key: the message it created, as it is
-    now (its payload reads as ``{}`` once expunged)."""
-    message = await api.hp.services.messages.get(app_id, sent.message_id)
+    now (its payload reads as ``{}`` once expunged). ``app_id`` as the path spells it: an id
+    or a uid (one key, one slot for both)."""
+    services = api.hp.services
+    message = await services.messages.get(await services.apps.resolve(app_id), sent.message_id)
     response = json_response(mapping.message_out(message, with_content), 202)
     response.headers.update(REPLAYED)
     return response
@@ -203,6 +207,24 @@ def with_content_query(query_string: bytes) -> bool | None:
     return value
 
 
+CREATE_OPERATION = "v1.message.create"
+
+
+def send_slot(app_id: str) -> str:
+    """A send's idempotency slot, as the middleware's ``resolve_route`` makes it."""
+    return route_slot(CREATE_OPERATION, {"app_id": app_id})
+
+
+async def _key_app(api: ApiState, app_id: str) -> str | None:
+    """The id of application ``app_id`` (an id or uid) for a key's slot; None if it does not
+    exist (a send with ``application`` creates it), or cannot be read now (the send meets
+    that and answers it)."""
+    try:
+        return await api.hp.services.apps.resolve(app_id)
+    except Exception:
+        return None
+
+
 def _target(scope: Scope) -> tuple[str, bool] | None:
     """(app id, with_content) of a create request whose path and query the door's parsing
     reads as FastAPI would; None: FastAPI's to judge (and answer 422)."""
@@ -253,7 +275,7 @@ router.add_api_route(
     methods=["POST"],
     status_code=202,
     response_model=MessageOut,
-    operation_id="v1.message.create",
+    operation_id=CREATE_OPERATION,
     summary="Create Message",
     description=(
         "Store the message and queue one delivery per matching endpoint, atomically. "
@@ -366,7 +388,9 @@ class CreateMessageFrontDoor:
                 response = await respond(None)
             else:
                 idempotency = api.hp.services.idempotency
-                async with idempotency.hold(record.id, scope["path"], raw_key) as key:
+                resolved = await _key_app(api, app_id)
+                route = send_slot(resolved or app_id)
+                async with idempotency.hold(record.id, route, raw_key, resolved) as key:
                     response = await respond(key)
                     if response is not None and not key.answered:  # a refusal, say
                         earlier = await key.keep(response.status_code, bytes(response.body))

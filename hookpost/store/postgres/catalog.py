@@ -213,6 +213,6 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
         return endpoint
 
     @wrap_exceptions
-    async def any_sealed_keys(self) -> str | None:
-        sealed: str | None = await self._db.fetchval("SELECT keys FROM endpoints LIMIT 1")
-        return sealed
+    async def any_sealed_keys(self) -> tuple[str, str] | None:
+        row = await self._db.fetchrow("SELECT id, keys FROM endpoints LIMIT 1")
+        return None if row is None else (row["id"], row["keys"])

@@ -178,7 +178,7 @@ class PostgresMessages(PostgresIdempotency):
             m = batch[i][0]
             if row["replayed"]:
                 held = key_answer(
-                    row["replay_status"], row["replay_body"], row["replay_message_id"]
+                    self._box, row["replay_status"], row["replay_body"], row["replay_message_id"]
                 )
                 results[i] = CreatedMessage(m, created=False, deliveries=0, replayed=held)
             elif row["inserted"] and not row["fallback"]:

@@ -24,10 +24,12 @@ from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.rows import (
     NO_LOWER_BOUND,
+    SEALED_HEADER_JSON,
     KeyOpener,
     attempt_values,
     decode_claimed,
     loads_opt,
+    open_headers,
 )
 
 _FINISH_RACES = frozenset({"attempts_endpoint_id_fkey", "attempts_message_id_fkey"})
@@ -80,8 +82,10 @@ class PostgresQueue(PostgresBase):
             attempts=r["attempts"],
             trigger=Trigger(r["trigger"]),
             url=r["url"],
-            headers=orjson.loads(r["headers"]),
-            keys=open_keys(r["keys"]),
+            headers=orjson.loads(r["headers"])
+            if SEALED_HEADER_JSON not in r["headers"]
+            else open_headers(self._box, r["headers"], r["endpoint_id"]),
+            keys=open_keys(r["keys"], r["endpoint_id"]),
             signature_scheme=r["signature_scheme"],
             retry_schedule=loads_opt(r["retry_schedule"]),
             due_at=r["due_at"],

@@ -159,7 +159,7 @@ MESSAGE_CREATE = (
 # An idempotency key's row replaced whole: what an expired key held goes.
 _KEY_UPDATE = (
     "status = excluded.status, body = excluded.body, message_id = excluded.message_id,"
-    " expires_at = excluded.expires_at"
+    " app_id = excluded.app_id, expires_at = excluded.expires_at"
 )
 # MESSAGE_CREATE for many messages in one statement (PostgresStore's group commit of
 # concurrent creates). $1-$7 the messages' columns as arrays (in MESSAGE_INSERT's order;
@@ -541,6 +541,15 @@ ENV_TOKEN_REPLACE = (
 )
 ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
 # What a key holds: a request's answer (status, body), or the message its send created.
+# A batch of keys, expired ones or those of a deleted application (their rows, by ctid).
+KEYS_EXPIRED_DELETE = (
+    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2))"
+)
+KEYS_OF_APP_DELETE = (
+    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM idempotency_keys WHERE app_id = $1 LIMIT $2))"
+)
 IDEMPOTENT_GET = (
     "SELECT status, body, message_id FROM idempotency_keys"
     " WHERE scope = $1 AND key = $2 AND expires_at > $3"
@@ -548,7 +557,7 @@ IDEMPOTENT_GET = (
 # A request's answer ($3, $4) or a send's message ($5), unless the key holds something
 # unexpired at $7 already (the first answer wins): no row then.
 IDEMPOTENT_PUT = (
-    "INSERT INTO idempotency_keys (scope, key, status, body, message_id, expires_at) "
-    f"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE} "
+    "INSERT INTO idempotency_keys (scope, key, status, body, message_id, expires_at, app_id) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $8) ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE} "
     "WHERE idempotency_keys.expires_at <= $7 RETURNING 1"
 )

@@ -258,9 +258,9 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
 
         return await self._db.write(run)
 
-    async def any_sealed_keys(self) -> str | None:
-        def run(c: Conn) -> str | None:
+    async def any_sealed_keys(self) -> tuple[str, str] | None:
+        def run(c: Conn) -> tuple[str, str] | None:
             row = c.execute(sql.ANY_SEALED_KEYS).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else (str(row[0]), str(row[1]))
 
         return await self._db.read(run)

@@ -84,7 +84,17 @@ def tune_process() -> None:
         sys.setswitchinterval(GIL_SWITCH_S)
 
 
+def create_private(path: str) -> None:
+    """Create the database file readable by its owner only, if it does not exist yet. SQLite
+    gives the ``-wal`` and ``-shm`` files the database file's permissions."""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def connect(path: str, *, synchronous: str, readonly: bool = False) -> sqlite3.Connection:
+    if not readonly:
+        create_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 10000")

@@ -27,7 +27,7 @@ from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message, Page, PageRequest
 from hookpost.domain.queries import CreatedMessage, IdempotencyKey, KeyAnswer, MessageFilter
 from hookpost.store.paging import finish_page
-from hookpost.store.rows import dumps_opt, key_answer, message_from_row
+from hookpost.store.rows import SEALED, dumps_opt, key_answer, message_from_row, opened
 from hookpost.store.sqlite.core import (
     Conn,
     SqliteBase,
@@ -130,7 +130,7 @@ def _replayed(c: sqlite3.Connection, items: list[NewMessage]) -> dict[int, KeyAn
     if not keyed:
         return {}
     rows = c.execute(KEYS_FOUND, (orjson.dumps([k for _, k in keyed]).decode(),))
-    return {keyed[j][0]: key_answer(*answer) for j, *answer in rows}
+    return {keyed[j][0]: key_answer(SEALED, *answer) for j, *answer in rows}
 
 
 def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
@@ -181,6 +181,8 @@ class SqliteMessages(SqliteBase):
         )
         if created.deliveries:
             self._new_work()
+        if created.replayed is not None:
+            return opened(created, self._box)
         return created
 
     async def get_message(self, app_id: str, msg_id_or_event_id: str) -> Message:

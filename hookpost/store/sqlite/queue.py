@@ -14,10 +14,12 @@ from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatu
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.store.rows import (
     NO_LOWER_BOUND,
+    SEALED_HEADER_JSON,
     KeyOpener,
     attempt_values,
     decode_claimed,
     loads_opt,
+    open_headers,
 )
 from hookpost.store.sqlite.core import Conn, SqliteBase
 from hookpost.store.sqlite.multirow import execute_values
@@ -142,8 +144,10 @@ class SqliteQueue(SqliteBase):
             attempts=attempts,
             trigger=Trigger(trigger),
             url=url,
-            headers=orjson.loads(headers),
-            keys=open_keys(sealed_keys),
+            headers=orjson.loads(headers)
+            if SEALED_HEADER_JSON not in headers
+            else open_headers(self._box, headers, endpoint_id),
+            keys=open_keys(sealed_keys, endpoint_id),
             signature_scheme=signature_scheme,
             retry_schedule=loads_opt(retry_schedule),
             due_at=due_at,

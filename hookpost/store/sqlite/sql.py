@@ -65,7 +65,7 @@ ENDPOINT_FLAG = (
     "UPDATE endpoints SET deleted = 1, disabled = 1, uid = NULL "
     "WHERE app_id = ? AND id = ? AND NOT deleted"
 )
-ANY_SEALED_KEYS = "SELECT keys FROM endpoints LIMIT 1"
+ANY_SEALED_KEYS = "SELECT id, keys FROM endpoints LIMIT 1"
 
 # -- messages -------------------------------------------------------------------------------
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = ? AND (id = ? OR event_id = ?) LIMIT 1"
@@ -229,6 +229,15 @@ IDEMPOTENT_GET = (
     "SELECT status, body, message_id FROM idempotency_keys "
     "WHERE scope = ? AND key = ? AND expires_at > ?"
 )
+# A batch of keys, expired ones or those of a deleted application (their rows, by rowid).
+KEYS_EXPIRED_DELETE = (
+    "DELETE FROM idempotency_keys WHERE rowid IN "
+    "(SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)"
+)
+KEYS_OF_APP_DELETE = (
+    "DELETE FROM idempotency_keys WHERE rowid IN "
+    "(SELECT rowid FROM idempotency_keys WHERE app_id = ? LIMIT ?)"
+)
 IDEMPOTENT_STORED = (
     "SELECT status, body, message_id FROM idempotency_keys WHERE scope = ? AND key = ?"
 )
@@ -244,9 +253,14 @@ KEYS_FOUND = (
 KEYS_PUT = (
     "INSERT INTO idempotency_keys (scope, key, status, body, message_id, expires_at) "
     "VALUES {values} ON CONFLICT (scope, key) DO UPDATE SET status = excluded.status, "
-    "body = excluded.body, message_id = excluded.message_id, expires_at = excluded.expires_at"
+    "body = excluded.body, message_id = excluded.message_id, app_id = excluded.app_id, "
+    "expires_at = excluded.expires_at"
 )
 # A request's answer, unless a key unexpired at the last parameter is there already.
 ANSWER_PUT_FIRST = (
-    KEYS_PUT.format(values="(?, ?, ?, ?, NULL, ?)") + " WHERE idempotency_keys.expires_at <= ?"
+    "INSERT INTO idempotency_keys (scope, key, status, body, message_id, app_id, expires_at) "
+    "VALUES (?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET "
+    "status = excluded.status, body = excluded.body, message_id = excluded.message_id, "
+    "app_id = excluded.app_id, expires_at = excluded.expires_at "
+    "WHERE idempotency_keys.expires_at <= ?"
 )
