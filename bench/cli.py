@@ -51,6 +51,7 @@ ALL_SCENARIOS = [
     "ingest",
     "latency",
     "drain",
+    "future-backlog",
     "backlog",
     "isolation",
     "fanout",
@@ -146,7 +147,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "claim_batch=256 (the results record it)",
     )
     r.add_argument("--payload-bytes", type=int, default=PAYLOAD_BYTES)
-    r.add_argument("--backlog-rows", type=int, help="future deliveries for `backlog` (1,000,000)")
+    r.add_argument(
+        "--backlog-rows", type=int, help="future deliveries for `future-backlog` (1,000,000)"
+    )
+    r.add_argument("--due-backlog", help="`backlog`: due deliveries per run, e.g. 20000,400000")
+    r.add_argument("--due-endpoints", help="`backlog`: endpoints per run, e.g. 2,1,1000")
     r.add_argument(
         "--repeats",
         type=int,
@@ -251,6 +256,10 @@ def run_bench(args: argparse.Namespace) -> int:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.backlog_rows is not None:
         sizes.backlog_rows = args.backlog_rows
+    if args.due_backlog:
+        sizes.due_backlog = tuple(int(n) for n in args.due_backlog.split(","))
+    if args.due_endpoints:
+        sizes.due_endpoints = tuple(int(n) for n in args.due_endpoints.split(","))
     if args.repeats is not None:
         sizes.repeats = sizes.iso_repeats = max(1, args.repeats)
 

@@ -225,13 +225,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 ing,
                 "ingest",
             )
-        if "backlog" in sc and "drain" in sc:
-            b = _get(sc, "backlog", "deliveries_per_s")
+        if "future-backlog" in sc and "drain" in sc:
+            b = _get(sc, "future-backlog", "deliveries_per_s")
             d = _get(sc, "drain", "deliveries_per_s")
-            rss = _get(sc, "backlog", "peak_rss_mb")
-            rows_in = _get(sc, "backlog", "backlog", "rows") or 0
+            rss = _get(sc, "future-backlog", "peak_rss_mb")
+            rows_in = _get(sc, "future-backlog", "backlog", "rows") or 0
             rel = round(b / d, 3) if b and d else None
-            early = _get(sc, "backlog", "backlog_delivered_early") or 0
+            early = _get(sc, "future-backlog", "backlog_delivered_early") or 0
             ok = (
                 None
                 if rel is None
@@ -249,7 +249,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 ok,
                 rel,
                 "drain",
-                "backlog",
+                "future-backlog",
             )
         if "isolation" in sc:
             iso = sc["isolation"]

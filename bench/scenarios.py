@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import backlog as backlog_mod
+from bench import due_backlog
 from bench.common import LOOPBACK, ROOT, child_env, percentile, run
 from bench.nginx import LogLine, Receiver, worker_pids
 from bench.pg import PgDatabases
@@ -37,6 +38,9 @@ class Sizes:
     drain_n: int
     drain_max_s: float
     backlog_rows: int
+    due_backlog: tuple[int, ...]  # `backlog`: due deliveries pre-loaded, per run
+    due_endpoints: tuple[int, ...]  # `backlog`: over this many endpoints, per run
+    due_measured: int  # `backlog`: the rate is taken over the first this many deliveries
     iso_healthy: int
     iso_messages: int
     iso_max_s: float
@@ -63,6 +67,9 @@ class Sizes:
             drain_n=10_000,
             drain_max_s=20.0,
             backlog_rows=1_000_000,
+            due_backlog=(20_000, 400_000),
+            due_endpoints=(2,),
+            due_measured=20_000,
             iso_healthy=20,
             # 30,000 healthy deliveries per round (~9 s): identical 3 s rounds spread +-15%,
             # and a longer round also sees the slow endpoint's first retries (5 s).
@@ -94,6 +101,9 @@ class Sizes:
             drain_n=300,
             drain_max_s=10.0,
             backlog_rows=10_000,
+            due_backlog=(2_000, 20_000),
+            due_endpoints=(2,),
+            due_measured=2_000,
             iso_healthy=20,
             iso_messages=15,
             iso_max_s=10.0,
@@ -522,7 +532,7 @@ def drain(ctx: Ctx, backend: str, backlog_rows: int = 0) -> dict[str, Any]:
     The backlog, if any, is inserted once, before the first round. The result is the median
     round (the rate varies from run to run by more than the effects measured here)."""
     s = ctx.sizes
-    label = "backlog" if backlog_rows else "drain"
+    label = "future-backlog" if backlog_rows else "drain"
     stack = ctx.stack(backend, label)
     try:
         inserted = None
@@ -611,6 +621,53 @@ def drain_round(ctx: Ctx, stack: Stack, label: str, prefix: str, messages: int) 
         "peak_rss_mb": round(usage["peak_rss_mb"], 1),
         "usage": usage,
     }
+
+
+def backlog(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Burst recovery (issue 26): a DUE backlog pre-loaded with no worker running, then the
+    worker's drain rate, for each size in ``due_backlog`` and endpoint count in
+    ``due_endpoints``. The rate is taken over the first ``due_measured`` deliveries (first to
+    last receipt), so a 400,000 backlog is timed while it is still 95% there; the worker
+    then stops, the rest is not drained. A fresh database per run."""
+    s = ctx.sizes
+    runs: dict[str, Any] = {}
+    for n_ep in s.due_endpoints:
+        for rows in s.due_backlog:
+            key = f"{rows}x{n_ep}"
+            stack = ctx.stack(backend, f"due-{key}")
+            try:
+                prefix = f"/due/{backend}/{key}/"
+                [api_proc] = stack.start(["api"])
+                apps_one_endpoint_each(ctx, stack, f"{prefix}keys/", 1)  # for its sealed keys
+                stack.stop([api_proc])
+                ctx.log(f"  inserting {rows:,} due deliveries on {n_ep} endpoint(s) ...")
+                insert = (
+                    due_backlog.insert_sqlite
+                    if backend == "sqlite"
+                    else due_backlog.insert_postgres
+                )
+                where = stack.sqlite_path or "" if backend == "sqlite" else stack.db_url
+                inserted = insert(where, rows, n_ep, f"{ctx.nginx}{prefix}", ctx.payload_size)
+                measured = min(s.due_measured, inserted["rows"])
+                mark = ctx.receiver.mark()
+                procs = stack.start(stack.worker_roles())
+                lines = wait_delivered(ctx, mark, prefix, measured)
+                stack.stop(procs)
+                times = sorted(ln.at for ln in lines)[:measured]
+                span = times[-1] - times[0] if len(times) > 1 else 0.0
+                rate = round((len(times) - 1) / span, 1) if span > 0 else 0.0
+                ctx.log(f"  {backend} {rows:,} due x {n_ep} endpoint(s): {rate:,.0f}/s")
+                runs[key] = {
+                    "due": inserted["rows"],
+                    "endpoints": n_ep,
+                    "insert_s": inserted["seconds"],
+                    "measured": len(times),
+                    "deliveries_per_s": rate,
+                    "duplicates": duplicates(lines),
+                }
+            finally:
+                stack.close()
+    return {"runs": runs}
 
 
 # --------------------------------------------------------------------------- isolation
@@ -787,7 +844,10 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "ingest": ingest,
     "latency": latency,
     "drain": lambda ctx, backend: drain(ctx, backend, 0),
-    "backlog": lambda ctx, backend: drain(ctx, backend, ctx.sizes.backlog_rows),
+    # target 4: the drain with a million deliveries scheduled for later
+    "future-backlog": lambda ctx, backend: drain(ctx, backend, ctx.sizes.backlog_rows),
+    # issue 26: the drain of a due backlog (burst recovery)
+    "backlog": backlog,
     "isolation": isolation,
     "fanout": fanout,
 }

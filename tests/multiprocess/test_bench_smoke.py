@@ -57,11 +57,14 @@ def check_backend(data: dict[str, Any], backend: str) -> None:
     assert all(10 < mb < 4000 for mb in m["peak_rss_mb"].values()), m["peak_rss_mb"]
 
     sc = data["backends"][backend]
-    for name in ("e2e", "e2e-sdk", "latency", "drain", "backlog"):
+    for name in ("e2e", "e2e-sdk", "latency", "drain", "future-backlog"):
         assert sc[name]["delivered"] == sc[name].get("messages", sc[name].get("accepted")), name
         assert sc[name]["duplicates"] == 0, name
-    assert sc["backlog"]["backlog"]["rows"] >= 10_000
-    assert sc["backlog"]["backlog_delivered_early"] == 0
+    assert sc["future-backlog"]["backlog"]["rows"] >= 10_000
+    assert sc["future-backlog"]["backlog_delivered_early"] == 0
+    for run in sc["backlog"]["runs"].values():  # a due backlog, drained after a burst
+        assert run["due"] >= 2_000 and run["measured"] == 2_000, run
+        assert run["deliveries_per_s"] > 0 and run["duplicates"] == 0, run
     iso = sc["isolation"]
     for run in ("clean", "with_bad"):
         assert iso[run]["healthy_delivered"] == iso[run]["healthy_expected"] > 0
