@@ -8,6 +8,7 @@ give or take the time a statement takes (``SLACK``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -22,6 +23,7 @@ from tests.contract.support import (
     SENDING,
     app_with_endpoint,
     finish,
+    mk_message,
     outcome,
     send,
 )
@@ -94,3 +96,16 @@ async def test_resend_and_recover_by_a_host_ahead_are_due_at_once(store: Store) 
     await store.resend(app.id, msg.id, ep.id, ahead)
     [c] = await store.claim_due(10, LEASE, now_ms())
     assert c.message_id == msg.id
+
+
+async def test_messages_sent_by_a_host_ahead_are_due_at_once(store: Store) -> None:
+    app, ep = await app_with_endpoint(store)
+    ahead = now_ms() + HOUR  # the API's clock
+    alone = await send(store, app.id, now=ahead)  # the single-message statement
+    together = await asyncio.gather(*(send(store, app.id, now=ahead) for _ in range(8)))
+    chosen = await store.create_message(  # test events: deliveries to chosen endpoints
+        mk_message(app.id, at=ahead), ahead, endpoint_ids=[ep.id]
+    )
+    claimed = await store.claim_due(50, LEASE, now_ms())  # a worker whose clock is right
+    sent = {alone.id, chosen.message.id, *(m.id for m in together)}
+    assert {c.message_id for c in claimed} == sent

@@ -170,7 +170,7 @@ class PostgresMessages(PostgresIdempotency):
             if keys:
                 rows = await self._create_many_keyed(sorted(f"{s}\n{k}" for s, k in keys), args)
             else:
-                rows = await self._db.fetch(sql.MESSAGE_CREATE_MANY, *args)
+                rows = await self._db.fetch(self._sql.message_create_many, *args)
         except _BATCH_REJECTED as exc:
             log.debug("batch of %d creates falls back to one by one: %s", len(batch), exc)
             return results
@@ -191,7 +191,7 @@ class PostgresMessages(PostgresIdempotency):
         and both create the message. One transaction: two more round trips per batch."""
         async with self._db.acquire() as conn, conn.transaction():
             await conn.execute(sql.IDEMPOTENCY_LOCK, locks)
-            return list(await conn.fetch(sql.MESSAGE_CREATE_MANY, *args))
+            return list(await conn.fetch(self._sql.message_create_many, *args))
 
     async def _create_in_one_statement(
         self, m: Message, channels: str | None, now_ms: int, only: list[str] | None
@@ -200,9 +200,9 @@ class PostgresMessages(PostgresIdempotency):
         of the app has a filter only Python can evaluate."""
         # $9 is what the deliveries are chosen by: the channels to match, or the endpoints.
         if only is None:
-            query, chosen_by = sql.MESSAGE_CREATE, m.channels or []
+            query, chosen_by = self._sql.message_create, m.channels or []
         else:
-            query, chosen_by = sql.MESSAGE_CREATE_FOR, only
+            query, chosen_by = self._sql.message_create_for, only
         row = await self._db.fetchrow(query, *_message_args(m, channels), now_ms, chosen_by)
         if row["fallback"]:
             return _FALLBACK
@@ -237,7 +237,9 @@ class PostgresMessages(PostgresIdempotency):
             ]
             created = 0
             if targets:
-                status = await conn.execute(sql.DELIVERIES_INSERT, m.app_id, m.id, targets, now_ms)
+                status = await conn.execute(
+                    self._sql.deliveries_insert, m.app_id, m.id, targets, now_ms
+                )
                 created = command_status_count(status)
             return CreatedMessage(m, created=True, deliveries=created)
 

@@ -18,6 +18,8 @@ from hookpost.store.rows import (
 )
 
 NOTIFY_CHANNEL = "hookpost_work"
+# The database's clock, in ms: due times and leases follow it (see Clocked).
+DB_NOW = "(SELECT floor(extract(epoch from now()) * 1000)::bigint)"  # once per statement
 
 # -- applications / event types / endpoints -------------------------------------------------
 APP_INSERT = (
@@ -151,7 +153,7 @@ MESSAGE_CREATE = (
     " RETURNING id), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
-    " SELECT $2, ins.id, eps.id, 0, 0, 0, $8::bigint, $8::bigint, $8::bigint FROM ins, eps"
+    f" SELECT $2, ins.id, eps.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, $8::bigint FROM ins, eps"
     f" WHERE {_MATCH} ORDER BY eps.id"
     " RETURNING 1) "
     f"SELECT fb.fallback, {_CREATED} FROM fb"
@@ -209,7 +211,7 @@ MESSAGE_CREATE_MANY = (
     f" ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE}), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
-    " SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, b.now, b.now, b.now"
+    f" SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, b.now"
     " FROM ins JOIN b ON b.id = ins.id JOIN eps ON eps.app_id = ins.app_id"
     " WHERE "
     + _match(
@@ -242,7 +244,8 @@ MESSAGE_CREATE_FOR = (
     " RETURNING id), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
-    " SELECT $2, ins.id, e.id, 0, 0, 0, $8::bigint, $8::bigint, $8::bigint FROM ins, endpoints e"
+    f" SELECT $2, ins.id, e.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, $8::bigint"
+    " FROM ins, endpoints e"
     " WHERE e.app_id = $2 AND NOT e.disabled AND e.id = ANY($9::text[]) ORDER BY e.id"
     " RETURNING 1) "
     f"SELECT false AS fallback, {_CREATED}"
@@ -251,7 +254,8 @@ MESSAGE_CREATE_FOR = (
 DELIVERIES_INSERT = (
     "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
     " due_at, next_attempt_at, updated_at)"
-    " SELECT $1, $2, e.id, 0, 0, 0, $4, $4, $4 FROM endpoints e WHERE e.id = ANY($3::text[])"
+    f" SELECT $1, $2, e.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, $4"
+    " FROM endpoints e WHERE e.id = ANY($3::text[])"
 )
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = $1 AND (id = $2 OR event_id = $2) LIMIT 1"
 MESSAGES_LIST = f"SELECT {message_head('messages')} FROM messages"
@@ -264,7 +268,6 @@ MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_i
 # whose lease has not expired, a host behind does not wait for due ones. The callers' now_ms
 # stays what they record (updated_at), and translates their times to and from the database's
 # (a retry's due time, the next due time). `Clocked` has these statements on either clock.
-DB_NOW = "(SELECT floor(extract(epoch from now()) * 1000)::bigint)"  # once per statement
 
 # A statement's plan is cached for the life of its connection. One planned while the tables
 # were nearly empty (a new database, before autovacuum first analyzes them) would join a batch
@@ -480,6 +483,10 @@ class Clocked:
     renew: str
     resend: str
     recover: str
+    message_create: str
+    message_create_many: str
+    message_create_for: str
+    deliveries_insert: str
     queue_depth: str
     next_due_for: str
     now: str  # for statements built per call: the database's clock, or $1
@@ -498,6 +505,10 @@ class Clocked:
             renew=at(RENEW, "$4"),
             resend=at(RESEND, "$4"),
             recover=at(RECOVER, "$1"),
+            message_create=at(MESSAGE_CREATE, "$8"),
+            message_create_many=at(MESSAGE_CREATE_MANY, "b.now"),
+            message_create_for=at(MESSAGE_CREATE_FOR, "$8"),
+            deliveries_insert=at(DELIVERIES_INSERT, "$4"),
             queue_depth=at(QUEUE_DEPTH, "$1"),
             next_due_for=at(NEXT_DUE_FOR, "$1"),
             now=at(DB_NOW, "$1"),
