@@ -85,7 +85,11 @@ def resolve_main_key(settings: Settings) -> bytes:
             "hookpost process must use the same one. Generate one with "
             "`hookpost keygen` and set HOOKPOST_MAIN_KEY=<that value>."
         )
-    return parse_main_key(read_or_create_key_file(Path(f"{path}.key")))
+    key_file = Path(f"{path}.key")
+    try:
+        return parse_main_key(read_or_create_key_file(key_file))
+    except ValueError as exc:  # an empty or damaged key file: say which, not a traceback
+        raise ConfigError(f"{key_file}: {exc}") from None
 
 
 KEY_FILE_WAIT_S = 10.0

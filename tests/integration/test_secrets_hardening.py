@@ -75,6 +75,19 @@ def test_key_file_half_written_by_another_process_is_waited_for(
     assert waits
 
 
+def test_a_key_file_left_empty_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A process that died between creating ``<db>.key`` and writing it left it empty: start-up
+    says which file is wrong (a ConfigError), after the wait, instead of a traceback."""
+    key_path = tmp_path / "hookpost.db.key"
+    key_path.write_text("")
+    monkeypatch.setattr(wiring, "KEY_FILE_WAIT_S", 0.0)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'hookpost.db'}")
+    with pytest.raises(wiring.ConfigError, match="hookpost.db.key"):
+        wiring.resolve_main_key(settings)
+
+
 def test_processes_starting_at_once_share_one_key(tmp_path: Path):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'hookpost.db'}")
     starters = 8
