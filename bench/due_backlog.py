@@ -3,8 +3,9 @@
 ``total`` deliveries, all pending and due now, spread evenly over ``n_endpoints`` endpoints of
 one app (``total / n_endpoints`` messages, each to every endpoint), as a burst the worker could
 not absorb would leave them. The endpoints point at the bench's nginx under ``prefix`` so the
-bench counts their deliveries; the sealed signing keys are copied from an endpoint created
-through the API. Written with SQL because loading 400,000 through the API takes minutes.
+bench counts their deliveries; each endpoint's signing key is sealed with the stack's main key
+and bound to its row, as the API would store it. Written with SQL because loading 400,000
+through the API takes minutes.
 """
 
 from __future__ import annotations
@@ -18,23 +19,37 @@ import asyncpg
 
 from bench.common import payload_bytes
 from hookpost.domain import ids
+from hookpost.domain.models import SigningKey
+from hookpost.domain.signing import generate_secret
+from hookpost.store.rows import seal_keys
+from hookpost.store.secretbox import AeadBox, parse_main_key
 
 
-def _endpoints(n: int, url: str, now: int) -> tuple[str, list[tuple[str, str, str]]]:
+def _endpoints(
+    n: int, url: str, now: int, main_key: str
+) -> tuple[str, list[tuple[str, str, str, str]]]:
+    """One app's ``n`` endpoints: (id, app id, url, sealed keys)."""
     app_id = ids.new_id(ids.APP, now)
-    return app_id, [(ids.new_id(ids.ENDPOINT, now), app_id, f"{url}{i}") for i in range(n)]
+    box = AeadBox(parse_main_key(main_key))
+    rows = []
+    for i in range(n):
+        endpoint_id = ids.new_id(ids.ENDPOINT, now)
+        keys = seal_keys(box, [SigningKey(generate_secret())], endpoint_id)
+        rows.append((endpoint_id, app_id, f"{url}{i}", keys))
+    return app_id, rows
 
 
-def insert_sqlite(path: str, total: int, n_endpoints: int, url: str, size: int) -> dict[str, Any]:
+def insert_sqlite(
+    path: str, total: int, n_endpoints: int, url: str, size: int, main_key: str
+) -> dict[str, Any]:
     now = int(time.time() * 1000)
-    app_id, endpoints = _endpoints(n_endpoints, url, now)
+    app_id, endpoints = _endpoints(n_endpoints, url, now, main_key)
     n_msg = max(1, total // n_endpoints)
     t0 = time.monotonic()
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
         conn.execute("PRAGMA cache_size = -1000000")
         conn.execute("BEGIN IMMEDIATE")
-        (keys,) = conn.execute("SELECT keys FROM endpoints LIMIT 1").fetchone()
         conn.execute(
             "INSERT INTO applications (id, uid, name, metadata, created_at, updated_at) "
             "VALUES (?, 'bench-due', 'bench due backlog', '{}', ?, ?)",
@@ -43,7 +58,7 @@ def insert_sqlite(path: str, total: int, n_endpoints: int, url: str, size: int) 
         conn.executemany(
             "INSERT INTO endpoints (id, app_id, url, keys, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [(e, a, u, keys, now, now) for e, a, u in endpoints],
+            [(e, a, u, keys, now, now) for e, a, u, keys in endpoints],
         )
         conn.executemany(
             "INSERT INTO messages (id, app_id, event_type, payload, created_at) "
@@ -71,10 +86,10 @@ def insert_sqlite(path: str, total: int, n_endpoints: int, url: str, size: int) 
 
 
 async def _insert_pg(
-    url: str, total: int, n_endpoints: int, recv: str, size: int
+    url: str, total: int, n_endpoints: int, recv: str, size: int, main_key: str
 ) -> dict[str, Any]:
     now = int(time.time() * 1000)
-    app_id, endpoints = _endpoints(n_endpoints, recv, now)
+    app_id, endpoints = _endpoints(n_endpoints, recv, now, main_key)
     n_msg = max(1, total // n_endpoints)
     t0 = time.monotonic()
     conn = await asyncpg.connect(url, timeout=10)
@@ -84,7 +99,6 @@ async def _insert_pg(
         except asyncpg.PostgresError:
             pass
         async with conn.transaction():
-            keys = await conn.fetchval("SELECT keys FROM endpoints LIMIT 1")
             await conn.execute(
                 "INSERT INTO applications (id, uid, name, metadata, created_at, updated_at) "
                 "VALUES ($1, 'bench-due', 'bench due backlog', '{}', $2, $2)",
@@ -94,7 +108,7 @@ async def _insert_pg(
             await conn.executemany(
                 "INSERT INTO endpoints (id, app_id, url, keys, created_at, updated_at) "
                 "VALUES ($1, $2, $3, $4, $5, $5)",
-                [(e, a, u, keys, now) for e, a, u in endpoints],
+                [(e, a, u, keys, now) for e, a, u, keys in endpoints],
             )
             await conn.copy_records_to_table(
                 "messages",
@@ -123,5 +137,7 @@ async def _insert_pg(
     return {"rows": count, "endpoints": n_endpoints, "seconds": round(time.monotonic() - t0, 1)}
 
 
-def insert_postgres(url: str, total: int, n_endpoints: int, recv: str, size: int) -> dict[str, Any]:
-    return asyncio.run(_insert_pg(url, total, n_endpoints, recv, size))
+def insert_postgres(
+    url: str, total: int, n_endpoints: int, recv: str, size: int, main_key: str
+) -> dict[str, Any]:
+    return asyncio.run(_insert_pg(url, total, n_endpoints, recv, size, main_key))

@@ -637,8 +637,7 @@ def backlog(ctx: Ctx, backend: str) -> dict[str, Any]:
             stack = ctx.stack(backend, f"due-{key}")
             try:
                 prefix = f"/due/{backend}/{key}/"
-                [api_proc] = stack.start(["api"])
-                apps_one_endpoint_each(ctx, stack, f"{prefix}keys/", 1)  # for its sealed keys
+                [api_proc] = stack.start(["api"])  # migrates the database
                 stack.stop([api_proc])
                 ctx.log(f"  inserting {rows:,} due deliveries on {n_ep} endpoint(s) ...")
                 insert = (
@@ -647,7 +646,10 @@ def backlog(ctx: Ctx, backend: str) -> dict[str, Any]:
                     else due_backlog.insert_postgres
                 )
                 where = stack.sqlite_path or "" if backend == "sqlite" else stack.db_url
-                inserted = insert(where, rows, n_ep, f"{ctx.nginx}{prefix}", ctx.payload_size)
+                url = f"{ctx.nginx}{prefix}"
+                inserted = insert(
+                    where, rows, n_ep, url, ctx.payload_size, ctx.settings["main_key"]
+                )
                 measured = min(s.due_measured, inserted["rows"])
                 mark = ctx.receiver.mark()
                 procs = stack.start(stack.worker_roles())
