@@ -84,7 +84,7 @@ def test_a_key_file_left_empty_is_a_config_error_naming_it(
     key_path.write_text("")
     monkeypatch.setattr(wiring, "KEY_FILE_WAIT_S", 0.0)
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'hookpost.db'}")
-    with pytest.raises(wiring.ConfigError, match="hookpost.db.key"):
+    with pytest.raises(wiring.ConfigError, match=r"hookpost\.db\.key"):
         wiring.resolve_main_key(settings)
 
 
