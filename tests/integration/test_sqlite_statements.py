@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hookpost.domain.queries import IdempotencyKey
+from hookpost.domain.queries import IdempotencyKey, SentMessage
 from hookpost.store.rows import PlainBox
 from hookpost.store.sqlite.multirow import values_list
 from hookpost.store.sqlite.sql import APPS_ENDPOINTS, DELIVERIES_CREATE, DELIVERIES_RELEASE
@@ -100,6 +100,24 @@ async def test_a_repeated_event_id_in_one_group_does_not_make_it_run_send_by_sen
     assert (repeat.created, repeat.deliveries, repeat.message) == (False, 0, first.message)
     assert (other.created, other.deliveries) == (True, 1)
     assert len(await claim(store, T0, limit=10)) == 2
+
+
+async def test_one_idempotency_key_twice_in_one_group_creates_one_message(
+    store: SqliteStore,
+) -> None:
+    """Two sends holding one key land in one write group (e.g. a retry whose first try created
+    its application, so the two held different in-flight slots): one message, and the repeat
+    is answered with it."""
+    app_id = await _app_with(store, 1)
+    key = IdempotencyKey("tok", "k-twice", T0 + 1000)
+    first, repeat = await asyncio.gather(
+        store.create_message(mk_message(app_id), T0, key=key),
+        store.create_message(mk_message(app_id), T0, key=key),
+    )
+    assert (first.created, first.deliveries) == (True, 1)
+    assert (repeat.created, repeat.deliveries) == (False, 0)
+    assert repeat.replayed == SentMessage(first.message.id)
+    assert len(await claim(store, T0, limit=10)) == 1
 
 
 async def test_a_release_costs_the_same_statements_for_one_lease_or_forty(

@@ -25,7 +25,13 @@ from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message, Page, PageRequest
-from hookpost.domain.queries import CreatedMessage, IdempotencyKey, KeyAnswer, MessageFilter
+from hookpost.domain.queries import (
+    CreatedMessage,
+    IdempotencyKey,
+    KeyAnswer,
+    MessageFilter,
+    SentMessage,
+)
 from hookpost.store.paging import finish_page
 from hookpost.store.rows import SEALED, dumps_opt, key_answer, message_from_row, opened
 from hookpost.store.sqlite.core import (
@@ -68,11 +74,19 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
     # otherwise fail the group's INSERT and make every send of the group run alone).
     first_of: dict[tuple[str, str], int] = {}
     repeats: list[tuple[int, int]] = []  # (item, the earlier item of the group it repeats)
+    # Likewise one idempotency key held by two sends of the group (their in-flight slots can
+    # differ: a send that created its application re-targets its key): the later one replays.
+    first_with_key: dict[tuple[str, str], int] = {}
+    key_repeats: list[tuple[int, int]] = []
     replayed = _replayed(c, items)
     for i, item in enumerate(items):
         m = item.message
         if i in replayed:  # its idempotency key was answered before: that answer wins
             answers[i] = CreatedMessage(m, created=False, deliveries=0, replayed=replayed[i])
+            continue
+        k = item.key
+        if k is not None and (k.scope, k.key) in first_with_key:
+            key_repeats.append((i, first_with_key[(k.scope, k.key)]))
             continue
         if m.event_id is not None:
             key = (m.app_id, m.event_id)
@@ -84,6 +98,8 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
                 answers[i] = CreatedMessage(message_from_row(row), created=False, deliveries=0)
                 continue
             first_of[key] = i
+        if k is not None:
+            first_with_key[(k.scope, k.key)] = i
         fresh.append(i)
     if fresh:
         _insert(c, [items[i] for i in fresh])
@@ -115,13 +131,15 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
             execute_values(c, KEYS_PUT, keys)
     for i, first in repeats:
         answers[i] = CreatedMessage(items[first].message, created=False, deliveries=0)
+    for i, first in key_repeats:
+        sent = SentMessage(items[first].message.id)
+        answers[i] = CreatedMessage(items[i].message, created=False, deliveries=0, replayed=sent)
     return answers  # type: ignore[return-value]  # every index answered above
 
 
 def _replayed(c: sqlite3.Connection, items: list[NewMessage]) -> dict[int, KeyAnswer]:
-    """What the items' idempotency keys hold already, by item index. The API runs one request
-    per key at a time, so a group never holds one key twice (were it to, both messages would be
-    created, and the later one recorded)."""
+    """What the items' idempotency keys hold already, by item index (a key held twice in the
+    group is answered by ``_create_messages``)."""
     keyed = [
         (i, (k.scope, k.key, item.now_ms))
         for i, item in enumerate(items)
