@@ -6,6 +6,24 @@ from collections.abc import Iterable, Sequence
 
 from hookpost.domain.models import Endpoint
 
+ANY_EVENT_TYPE = "*"
+PREFIX_SUFFIX = ".*"
+
+
+def is_event_type_pattern(name: str) -> bool:
+    """``*`` (every type) or ``prefix.*`` (every type that starts with ``prefix.``)."""
+    return name == ANY_EVENT_TYPE or name.endswith(PREFIX_SUFFIX)
+
+
+def event_type_matches(pattern: str, event_type: str) -> bool:
+    """An endpoint's ``eventTypes`` entry against a message's type: an exact name, ``*``, or
+    ``prefix.*``, which matches ``prefix.x`` and ``prefix.x.y`` but not ``prefix`` itself."""
+    if pattern == ANY_EVENT_TYPE:
+        return True
+    if pattern.endswith(PREFIX_SUFFIX):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
 
 def filters_match(
     endpoint_types: Sequence[str] | None,
