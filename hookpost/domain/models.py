@@ -158,7 +158,7 @@ class ClaimedDelivery:
     keys: list[SigningKey]
     signature_scheme: str
     retry_schedule: list[int] | None
-    due_at: int = 0  # its place in the queue when claimed (the worker's claim watermark)
+    due_at: int = 0  # its place in its endpoint's queue when claimed
 
 
 @dataclass(slots=True)

@@ -129,10 +129,6 @@ class KeyOpener:
         return list(found[1])  # each delivery owns its list; the keys themselves are frozen
 
 
-# claim_due's lower bound on due_at when the caller gives none (every due row; 64-bit).
-NO_LOWER_BOUND = -(1 << 63)
-
-
 def decode_claimed(
     rows: Iterable[R], decode: Callable[[R], ClaimedDelivery], delivery_id: Callable[[R], int]
 ) -> list[ClaimedDelivery]:

@@ -126,18 +126,18 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("trigger", SmallInteger, nullable=False, server_default="0"),
     # When the worker should look at it next: the retry time while pending, the lease expiry
-    # while sending, NULL once final. One partial index on it serves both claims; it also
-    # holds endpoint_id, so that SQLite tests a claim's excluded endpoints on the index entry
-    # instead of reading every skipped row from the table (migration 0002).
+    # while sending, NULL once final. A claim reads it per endpoint, from the head of each
+    # endpoint's queue (ix_deliveries_endpoint_due, migration 0006); there is no global due
+    # index (docs/decisions/0023-per-endpoint-claims.md).
     Column("due_at", BigInteger, nullable=True),
     Column("next_attempt_at", BigInteger, nullable=True),
     Column("lease", Text, nullable=True),
     Column("updated_at", BigInteger, nullable=False),
     UniqueConstraint("message_id", "endpoint_id", name="uq_deliveries_msg_endpoint"),
     Index(
-        "ix_deliveries_due",
-        "due_at",
+        "ix_deliveries_endpoint_due",
         "endpoint_id",
+        "due_at",
         postgresql_where=text("due_at IS NOT NULL"),
         sqlite_where=text("due_at IS NOT NULL"),
     ),
