@@ -291,7 +291,8 @@ CLAIM = (
     " ORDER BY due_at LIMIT $2"
     " FOR UPDATE SKIP LOCKED), "
     "ep AS MATERIALIZED ("
-    " SELECT id, disabled, url, headers, keys, signature_scheme, retry_schedule FROM endpoints"
+    " SELECT id, disabled, url, headers, keys, signature_scheme, signature_header, retry_schedule"
+    " FROM endpoints"
     " WHERE id = ANY(ARRAY(SELECT endpoint_id FROM scanned))), "
     "off AS MATERIALIZED (SELECT ARRAY(SELECT id FROM ep WHERE disabled) AS ids), "
     # At most $8 - (in flight) per endpoint ($6/$7: the endpoints in flight and their counts;
@@ -318,7 +319,7 @@ CLAIM = (
     " FROM off WHERE d.id = ANY(ARRAY(SELECT id FROM due))"
     " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, d.status) "
     "SELECT upd.id, upd.app_id, upd.message_id, upd.endpoint_id, upd.attempts, upd.trigger,"
-    " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.retry_schedule,"
+    " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.signature_header, ep.retry_schedule,"
     " msg.event_type, msg.payload, msg.created_at AS msg_created_at, due.due_at"
     " FROM upd JOIN due ON due.id = upd.id JOIN ep ON ep.id = upd.endpoint_id"
     " JOIN msg ON msg.id = upd.message_id"
