@@ -14,8 +14,8 @@ from pydantic import (
     StringConstraints,
 )
 
-from hookpost.domain.limits import MAX_URL_LENGTH  # the domain owns it: the library path too
 from hookpost.domain.errors import InvalidInput
+from hookpost.domain.limits import MAX_URL_LENGTH  # the domain owns it: the library path too
 from hookpost.domain.signing import MAX_STRING_SECRET, MIN_STRING_SECRET, key_kind
 
 # --------------------------------------------------------------------------- limits

@@ -55,8 +55,8 @@ from hookpost.api.fields import (
     ThrottleRateIn,
     ThrottleRatePatch,
     TokenName,
-    check_secret_kind,
     UtcDatetime,
+    check_secret_kind,
     dedupe,
 )
 
