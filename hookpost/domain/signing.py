@@ -239,6 +239,11 @@ def signed_content(msg_id: str, timestamp: int, body: bytes) -> bytes:
     return b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
 
 
+def stripe_signed_content(timestamp: int, body: bytes) -> bytes:
+    """What the stripe scheme signs: ``{t}.{body}``."""
+    return b"%d.%s" % (timestamp, body)
+
+
 def hex_hmac(secret: str, content: bytes) -> str:
     mac = _keyed_string_hmac(secret).copy()
     mac.update(content)
@@ -379,7 +384,7 @@ class StripeStyle:
         attempt: int = 1,
     ) -> dict[str, str]:
         p = event_header_prefix(self.signature_header)
-        signed = b"%d.%s" % (timestamp, body)
+        signed = stripe_signed_content(timestamp, body)
         v1 = "".join([",v1=" + hex_hmac(s, signed) for s in secrets_])
         return {
             f"{p}-Event-Id": msg_id,
