@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks import Webhook, WebhookVerificationError
 from svix.api import EndpointUpsertIn, SvixAsync
 
+from hookpost.store.secretbox import generate_main_key
 from hookpost.verify import BadSignature, verify
 from tests.integration.test_api_harness import ApiServer, close_svix, running_api
 from tests.integration.test_api_errors import assert_invalid
@@ -26,7 +27,8 @@ from tests.support.receiver import Received, Receiver, fail_then_ok
 
 @pytest.fixture
 async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    async with running_api(any_database_url) as server:
+    # PostgreSQL needs a main key (keys sealed at rest); SQLite keeps one beside its file.
+    async with running_api(any_database_url, main_key=generate_main_key()) as server:
         yield server
 
 
