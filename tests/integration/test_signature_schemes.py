@@ -20,8 +20,8 @@ from svix.api import EndpointUpsertIn, SvixAsync
 
 from hookpost.store.secretbox import generate_main_key
 from hookpost.verify import BadSignature, verify
-from tests.integration.test_api_harness import ApiServer, close_svix, running_api
 from tests.integration.test_api_errors import assert_invalid
+from tests.integration.test_api_harness import ApiServer, close_svix, running_api
 from tests.support.receiver import Received, Receiver, fail_then_ok
 
 
