@@ -295,3 +295,17 @@ async def test_changing_scheme_keeps_keys_that_fit_and_replaces_others(
     assert public.startswith("whpk_")
     stored = await api.hp.services.endpoints.get(app_id, ep["id"])
     assert [k.secret[:5] for k in stored.keys] == ["whsk_"]
+
+
+async def test_the_openapi_document_describes_the_new_fields(http: httpx.AsyncClient) -> None:
+    schemas = (await http.get("/api/v1/openapi.json")).json()["components"]["schemas"]
+    for model in ("EndpointIn", "EndpointUpdate", "EndpointPatch", "EndpointOut"):
+        props = schemas[model]["properties"]
+        for field in ("signatureScheme", "signatureHeader"):
+            assert "hookpost extension" in props[field]["description"], (model, field)
+    enum = schemas["EndpointIn"]["properties"]["signatureScheme"]["enum"]
+    assert enum == ["standard-webhooks", "standard-webhooks-ed25519", "hmac-sha256-hex", "stripe"]
+    assert "whpk_" in schemas["EndpointSecretOut"]["properties"]["key"]["description"]
+    assert (
+        "signatureScheme" in schemas["EndpointSecretRotateIn"]["properties"]["key"]["description"]
+    )
