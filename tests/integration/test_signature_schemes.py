@@ -18,8 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks import Webhook, WebhookVerificationError
 from svix.api import EndpointUpsertIn, SvixAsync
 
+from hookpost.domain.errors import InvalidInput
+from hookpost.domain.inputs import NewEndpoint
 from hookpost.store.secretbox import generate_main_key
 from hookpost.verify import BadSignature, verify
+from hookpost.wiring import Hookpost
 from tests.integration.test_api_errors import assert_invalid
 from tests.integration.test_api_harness import ApiServer, close_svix, running_api
 from tests.support.receiver import Received, Receiver, fail_then_ok
@@ -309,3 +312,26 @@ async def test_the_openapi_document_describes_the_new_fields(http: httpx.AsyncCl
     assert (
         "signatureScheme" in schemas["EndpointSecretRotateIn"]["properties"]["key"]["description"]
     )
+
+
+async def test_the_library_path_checks_the_same_rules(fresh_sqlite_url: str) -> None:
+    """Services called directly (hookpost as a library) refuse what the API refuses."""
+    async with Hookpost.open(fresh_sqlite_url, allow_subnets="127.0.0.0/8") as hp:
+        app = await hp.apps.create("Acme")
+        url = "http://127.0.0.1:9/"
+        for new, field in (
+            (NewEndpoint(url=url, signature_scheme="md5"), "signatureScheme"),
+            (NewEndpoint(url=url, signature_scheme="stripe", secret="short"), "secret"),
+            (NewEndpoint(url=url, signature_header="X-Sig"), "signatureHeader"),
+        ):
+            with pytest.raises(InvalidInput) as err:
+                await hp.endpoints.create(app.id, new)
+            assert err.value.field == field
+        ep = await hp.endpoints.create(
+            app.id, NewEndpoint(url=url, signature_scheme="standard-webhooks-ed25519")
+        )
+        assert ep.secret.startswith("whsk_")
+        assert (await hp.endpoints.get_secret(app.id, ep.id)).startswith("whpk_")
+        with pytest.raises(InvalidInput) as err:
+            await hp.endpoints.rotate_secret(app.id, ep.id, key="It's a Secret to Everybody")
+        assert err.value.field == "key"
