@@ -154,6 +154,8 @@ def _endpoint_base(ep: Endpoint) -> dict[str, Any]:
 def endpoint_out(ep: Endpoint) -> dict[str, Any]:
     out = _endpoint_base(ep)
     out["metadata"] = ep.metadata
+    out["signatureScheme"] = ep.signature_scheme
+    out["signatureHeader"] = ep.signature_header
     return out
 
 

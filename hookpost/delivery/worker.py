@@ -37,7 +37,7 @@ from hookpost.domain.models import (
 )
 from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import decide
-from hookpost.domain.signing import StandardWebhooksV1, scheme_for
+from hookpost.domain.signing import DEFAULT_SCHEME, StandardWebhooksV1, scheme_for
 from hookpost.services.common import now_ms
 from hookpost.services.events import (
     DELIVERY_EXHAUSTED,
@@ -356,19 +356,23 @@ class DeliveryWorker:
         timestamp = now // 1000
         scheme = (
             self._scheme_default
-            if d.signature_scheme == "standard-v1"
-            else scheme_for(d.signature_scheme)
+            if d.signature_scheme == DEFAULT_SCHEME
+            else scheme_for(
+                d.signature_scheme, d.signature_header, self._config.signature_header_prefix
+            )
         )
         active = [k.secret for k in d.keys if k.active(now)]
+        attempts = d.attempts + 1
         headers = {
             **d.headers,
             "content-type": "application/json",
             "user-agent": "hookpost/0.1",
-            **scheme.sign_headers(d.message_id, timestamp, d.payload, active),
+            **scheme.sign_headers(
+                d.message_id, timestamp, d.payload, active, d.event_type, attempts
+            ),
         }
         response = await self._sender.post(d.url, d.payload, headers)
         finished = self._clock()
-        attempts = d.attempts + 1
         schedule = d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
         decision = decide(response.outcome, attempts, schedule, finished, self._rng)
         retry_at = decision.next_attempt_at

@@ -98,6 +98,10 @@ class NewEndpoint:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     secret: str | None = None  # None: a generated one
+    # Extensions a Svix client does not send: UNSET keeps them as they are on a PUT (the
+    # default scheme when created).
+    signature_scheme: str | Unset = UNSET
+    signature_header: str | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,8 @@ class EndpointChanges(Changes):
     event_types: list[str] | Unset | None = UNSET
     channels: list[str] | Unset | None = UNSET
     metadata: dict[str, str] | Unset = UNSET
+    signature_scheme: str | Unset = UNSET
+    signature_header: str | Unset | None = UNSET
 
 
 # --------------------------------------------------------------------------- list queries

@@ -80,6 +80,8 @@ endpoints = Table(
     Column("metadata", Text, nullable=False, server_default="{}"),
     Column("keys", Text, nullable=False),  # sealed by the store's secret box
     Column("throttle_rate", Integer, nullable=True),
+    # The default's old name, kept: changing a default rebuilds the table on SQLite. Rows are
+    # always written with a name; domain.signing.LEGACY_NAMES reads the old one.
     Column("signature_scheme", Text, nullable=False, server_default="standard-v1"),
     Column("retry_schedule", Text, nullable=True),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
@@ -90,6 +92,8 @@ endpoints = Table(
     # As applications.deleted; a deleted endpoint is also disabled, so that nothing is queued
     # for it or sent to it while its rows are purged.
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    # Renames the hex/stripe schemes' signature header (null: the scheme's own).
+    Column("signature_header", Text, nullable=True),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
     Index(

@@ -162,7 +162,7 @@ class TestDeliveryQueueOfAStore:
             url="https://receiver.example/in",
             headers={"X-Custom": "1", "Authorization": "Bearer t"},
             keys=keys,
-            signature_scheme="standard-v1",
+            signature_scheme="standard-webhooks",
             retry_schedule=[2, 4],
         )
         payload = '{"name":"Zoë","emoji":"🎉","n":[1,2.5,null]}'.encode()
@@ -187,7 +187,7 @@ class TestDeliveryQueueOfAStore:
             url="https://receiver.example/in",
             headers={"X-Custom": "1", "Authorization": "Bearer t"},
             keys=keys,
-            signature_scheme="standard-v1",
+            signature_scheme="standard-webhooks",
             retry_schedule=[2, 4],
             due_at=T0,
         )

@@ -253,3 +253,30 @@ async def test_due_index_migrations_keep_the_queue_both_ways(database_url: str) 
     assert await on_connection(database_url, _due_indexes) == {"ix_deliveries_due": ["due_at"]}
     assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
     assert await on_connection(database_url, current_revisions) == ["0001"]
+
+
+def _endpoint_signing(conn: Connection) -> list[tuple[Any, ...]]:
+    columns = {c["name"] for c in inspect(conn).get_columns("endpoints")}
+    header = "signature_header" if "signature_header" in columns else "NULL"
+    rows = conn.execute(text(f"SELECT id, signature_scheme, {header} FROM endpoints"))
+    return [tuple(r) for r in rows]
+
+
+async def test_signature_header_migration_renames_the_default_scheme(database_url: str) -> None:
+    """0008 adds endpoints.signature_header and stores the default scheme under its API name;
+    its downgrade gives the old name back. The queue is untouched both ways."""
+    from alembic import command
+
+    await asyncio.to_thread(upgrade, database_url, "0005")
+    await on_connection(database_url, _queue_one_delivery)  # the server default: standard-v1
+    assert await on_connection(database_url, _endpoint_signing) == [("ep_m", "standard-v1", None)]
+
+    await asyncio.to_thread(upgrade, database_url)
+    assert await on_connection(database_url, _endpoint_signing) == [
+        ("ep_m", "standard-webhooks", None)
+    ]
+    assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0005")
+    assert await on_connection(database_url, _endpoint_signing) == [("ep_m", "standard-v1", None)]
+    assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]

@@ -41,8 +41,9 @@ from hookpost.api.schemas import (
     RecoverIn,
     RecoverOut,
 )
-from hookpost.domain.inputs import EndpointChanges, NewEndpoint
+from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
+from hookpost.domain.signing import shown_key
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}/endpoint",
@@ -60,6 +61,7 @@ def _new_endpoint(
     body: EndpointUpdate, headers: dict[str, str] | None = None, secret: str | None = None
 ) -> NewEndpoint:
     """PUT's body (``EndpointUpdate``); POST's adds the headers and the secret."""
+    sent = body.model_fields_set
     return NewEndpoint(
         url=body.url,
         description=body.description,
@@ -71,6 +73,8 @@ def _new_endpoint(
         metadata=dict(body.metadata),
         headers=headers or {},
         secret=secret,
+        signature_scheme=body.signature_scheme or UNSET,
+        signature_header=body.signature_header if "signature_header" in sent else UNSET,
     )
 
 
@@ -203,7 +207,7 @@ async def rotate_endpoint_secret(
     ep = await app.services.endpoints.rotate_secret(
         app.id, endpoint_id, body.key, body.grace_period_seconds
     )
-    return json_response({"key": ep.secret})
+    return json_response({"key": shown_key(ep.signature_scheme, ep.secret)})
 
 
 # --------------------------------------------------------------------------- headers

@@ -113,6 +113,7 @@ class PostgresQueue(PostgresBase):
             signature_scheme=r["signature_scheme"],
             retry_schedule=loads_opt(r["retry_schedule"]),
             due_at=r["due_at"],
+            signature_header=r["signature_header"],
         )
 
     @wrap_exceptions

@@ -116,6 +116,7 @@ class SqliteQueue(SqliteBase):
             retry_schedule,
             _disabled,
             due_at,
+            signature_header,
         ) = r
         return ClaimedDelivery(
             delivery_id=delivery_id,
@@ -136,6 +137,7 @@ class SqliteQueue(SqliteBase):
             signature_scheme=signature_scheme,
             retry_schedule=loads_opt(retry_schedule),
             due_at=due_at,
+            signature_header=signature_header,
         )
 
     async def finish_attempts(

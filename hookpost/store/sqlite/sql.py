@@ -103,7 +103,7 @@ DELIVERIES_CREATE = (
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
     "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
-    "e.retry_schedule, e.disabled, d.due_at"
+    "e.retry_schedule, e.disabled, d.due_at, e.signature_header"
 )
 # The endpoints with due rows and their oldest due time (domain.scheduling's heads): a loose
 # index scan of ix_deliveries_endpoint_due, two probes per endpoint with a queued row, however
