@@ -198,6 +198,7 @@ def message_out(msg: Message, with_content: bool = True) -> dict[str, Any]:
         "payload": orjson.Fragment(msg.payload) if with_content else EMPTY_PAYLOAD,
         "channels": msg.channels or None,
         "timestamp": iso(msg.created_at),
+        "payloadSha256": msg.payload_sha256,
     }
 
 

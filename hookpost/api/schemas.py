@@ -467,6 +467,15 @@ class MessageOut(_Model):
     payload: dict[str, Any]
     channels: list[str] | None = None
     timestamp: UtcDatetime
+    payload_sha256: str | None = Field(
+        default=None,
+        description=(
+            "hookpost extension: the hex SHA-256 of the exact payload bytes stored, signed and "
+            "sent (what a receiver gets as the request body), recorded when the message was "
+            "created and kept after its content is expunged. null for messages stored before "
+            "hookpost recorded it."
+        ),
+    )
 
 
 class EndpointMessageOut(MessageOut):

@@ -24,6 +24,7 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
+from hookpost.domain.provenance import payload_sha256
 from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.idempotency import HeldKey
@@ -103,14 +104,16 @@ class MessageService:
         ``key``: the request's idempotency key, checked and recorded by the message's own
         write (``Messages.create_message``); what it held already comes back as ``replayed``."""
         now = self._clock()
+        body = encode_payload(payload, self._max_payload)
         message = Message(
             id=ids.new_id(ids.MESSAGE, now),
             app_id=app_id,
             event_type=event_type,
-            payload=encode_payload(payload, self._max_payload),
+            payload=body,
             event_id=event_id,
             channels=list(channels) if channels else None,
             created_at=now,
+            payload_sha256=payload_sha256(body),
         )
         recorded = None if key is None else key.for_message(now)
         created = await self._store.create_message(message, now, endpoint_ids, recorded)
