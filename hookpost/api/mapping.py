@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
     ApiToken,
@@ -154,6 +155,17 @@ def _endpoint_base(ep: Endpoint) -> dict[str, Any]:
 def endpoint_out(ep: Endpoint) -> dict[str, Any]:
     out = _endpoint_base(ep)
     out["metadata"] = ep.metadata
+    return out
+
+
+def endpoint_written_out(
+    ep: Endpoint, warnings: Sequence[FieldWarning], secret: str | None = None
+) -> dict[str, Any]:
+    """``EndpointWrittenOut``, or ``EndpointCreatedOut`` given the ``secret``."""
+    out = endpoint_out(ep)
+    out["warnings"] = [{"field": w.field, "message": w.message} for w in warnings]
+    if secret is not None:
+        out["secret"] = secret
     return out
 
 

@@ -70,6 +70,7 @@ __all__ = [
     "BackgroundTaskStatus",
     "BackgroundTaskType",
     "EmptyResponse",
+    "EndpointCreatedOut",
     "EndpointHeadersIn",
     "EndpointHeadersOut",
     "EndpointHeadersPatchIn",
@@ -81,11 +82,13 @@ __all__ = [
     "EndpointSecretRotateIn",
     "EndpointStats",
     "EndpointUpdate",
+    "EndpointWrittenOut",
     "EventExampleIn",
     "EventTypeIn",
     "EventTypeOut",
     "EventTypePatch",
     "EventTypeUpdate",
+    "FieldWarningOut",
     "HTTPValidationError",
     "HttpErrorOut",
     "ListResponse",
@@ -340,6 +343,42 @@ class _EndpointOutBase(_Model):
 
 class EndpointOut(_EndpointOutBase):
     metadata: dict[str, str]
+
+
+class FieldWarningOut(_Model):
+    """hookpost extension: something the request did that was accepted but is probably a
+    mistake."""
+
+    field: str = Field(description="The request's field (camelCase) the warning is about.")
+    message: str
+
+
+class EndpointWrittenOut(EndpointOut):
+    """The answer to an endpoint's creation or change: ``EndpointOut`` plus hookpost's
+    ``warnings`` (the svix SDK ignores the field)."""
+
+    warnings: list[FieldWarningOut] = Field(
+        default_factory=list,
+        description=(
+            "hookpost extension. Without `HOOKPOST_STRICT_EVENT_TYPES`, one warning on "
+            "`eventTypes` for each entry that names an event type the catalog lacks or "
+            "archived, or a pattern that matches no live event type: the endpoint is saved, "
+            "but receives nothing for that entry. Empty otherwise (strict mode refuses such "
+            "entries with a 422 instead)."
+        ),
+    )
+
+
+class EndpointCreatedOut(EndpointWrittenOut):
+    """The answer to an endpoint's creation: also its signing secret."""
+
+    secret: str = Field(
+        description=(
+            "hookpost extension: the endpoint's signing secret (`whsec_...`). With "
+            "`HOOKPOST_REVEAL_SECRETS=0` this answer and the answer to a rotation are the only "
+            "ones that show it: `GET .../secret` answers 403."
+        )
+    )
 
 
 class MessageEndpointOut(_EndpointOutBase):
