@@ -90,12 +90,11 @@ def check_schemas(schemas: Mapping[str, Any] | None) -> None:
             raise InvalidInput("schemas", "must be a JSON Schema object", (version,))
         try:
             validator_for(schema).check_schema(schema)
-        except SchemaError as exc:
-            error = best_match([exc]) or exc
+        except SchemaError as exc:  # check_schema raised its best match already
             raise InvalidInput(
                 "schemas",
-                f"is not a valid JSON Schema: fails the metaschema's {_rule(error)}",
-                (version, *error.absolute_path),
+                f"is not a valid JSON Schema: fails the metaschema's {_rule(exc)}",
+                (version, *exc.absolute_path),
             ) from None
 
 
