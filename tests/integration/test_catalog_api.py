@@ -262,3 +262,21 @@ async def test_payload_sha256_is_the_hash_of_what_the_receiver_got(
         # The svix SDK parses the message (it ignores the field).
         sdk_msg = await svix.message.get(app_id, msg["id"])
         assert sdk_msg.id == msg["id"]
+
+
+async def test_the_extensions_are_documented_in_the_openapi_document(
+    fresh_sqlite_url: str,
+) -> None:
+    async with running_api(fresh_sqlite_url) as api, api.http() as http:
+        doc = (await http.get("/api/v1/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    assert "SHA-256" in schemas["MessageOut"]["properties"]["payloadSha256"]["description"]
+    warnings = schemas["EndpointWrittenOut"]["properties"]["warnings"]
+    assert "eventTypes" in warnings["description"]
+    assert "HOOKPOST_REVEAL_SECRETS" in schemas["EndpointCreatedOut"]["properties"]["secret"][
+        "description"
+    ]
+    paths = doc["paths"]["/api/v1/app/{app_id}/endpoint"]["post"]["responses"]["201"]
+    assert paths["content"]["application/json"]["schema"]["$ref"].endswith("EndpointCreatedOut")
+    secret = doc["paths"]["/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret"]["get"]
+    assert "403" in secret["description"]
