@@ -16,7 +16,7 @@ from svix.exceptions import HttpError
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from hookpost.store.secretbox import generate_main_key
-from tests.integration.test_api_harness import ApiServer, running_api, svix_client
+from tests.integration.test_api_harness import running_api, svix_client
 from tests.support.receiver import Receiver
 
 MAIN_KEY = generate_main_key()
@@ -273,9 +273,10 @@ async def test_the_extensions_are_documented_in_the_openapi_document(
     assert "SHA-256" in schemas["MessageOut"]["properties"]["payloadSha256"]["description"]
     warnings = schemas["EndpointWrittenOut"]["properties"]["warnings"]
     assert "eventTypes" in warnings["description"]
-    assert "HOOKPOST_REVEAL_SECRETS" in schemas["EndpointCreatedOut"]["properties"]["secret"][
-        "description"
-    ]
+    assert (
+        "HOOKPOST_REVEAL_SECRETS"
+        in schemas["EndpointCreatedOut"]["properties"]["secret"]["description"]
+    )
     paths = doc["paths"]["/api/v1/app/{app_id}/endpoint"]["post"]["responses"]["201"]
     assert paths["content"]["application/json"]["schema"]["$ref"].endswith("EndpointCreatedOut")
     secret = doc["paths"]["/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret"]["get"]

@@ -103,7 +103,11 @@ def test_valid_payload_passes() -> None:
         ({"amount": 1, "customer": {}}, ("customer", "id"), "is required"),
         ({"customer": {"id": "c"}}, ("amount",), "is required"),
         ({"amount": 1, "customer": {"id": "c", "tier": "bronze"}}, ("customer", "tier"), "enum"),
-        ({"amount": 1, "customer": {"id": "c"}, "lines": [{"sku": 1}, {}]}, ("lines", 1, "sku"), ""),
+        (
+            {"amount": 1, "customer": {"id": "c"}, "lines": [{"sku": 1}, {}]},
+            ("lines", 1, "sku"),
+            "",
+        ),
     ],
 )
 def test_the_error_names_the_failing_json_path(
