@@ -178,3 +178,13 @@ def test_payload_sha256_is_sha256_of_the_bytes() -> None:
     body = b'{"id":1,"name":"\xc3\xa9"}'
     assert payload_sha256(body) == hashlib.sha256(body).hexdigest()
     assert len(payload_sha256(b"")) == 64
+
+
+def test_the_settings_read_from_the_environment() -> None:
+    from hookpost.settings import Settings
+
+    default = Settings.from_env({})
+    assert (default.strict_event_types, default.reveal_secrets) == (False, True)
+    env = {"HOOKPOST_STRICT_EVENT_TYPES": "1", "HOOKPOST_REVEAL_SECRETS": "0"}
+    chosen = Settings.from_env(env)
+    assert (chosen.strict_event_types, chosen.reveal_secrets) == (True, False)
