@@ -4,7 +4,10 @@ type check, and JSON Schema validation (compiled once) of a ~1 KiB payload again
 schema, beside the orjson serialisation every message already pays. Also what compiling a
 schema costs, which the catalog cache pays once per event type version.
 
-    .venv/bin/python -m bench.catalog_check [--n 20000]
+    .venv/bin/python -m bench.catalog_check [--n 20000] [--sends]
+
+``--sends`` also times the library's ``send`` into SQLite (the store included) with strict mode
+off, on, and on with a JSON Schema.
 """
 
 from __future__ import annotations
@@ -138,7 +141,54 @@ async def main(n: int) -> None:
         print(f"  {label:<55} {us:8.1f}")
 
 
+async def _burst(sends: list[tuple[Any, str]], body: dict[str, Any]) -> None:
+    from bench.common import EVENT_TYPE
+
+    await asyncio.gather(
+        *(hp.messages.send_to_app_id(app_id, EVENT_TYPE, body) for hp, app_id in sends)
+    )
+
+
+async def library_sends(rounds: int = 40, concurrency: int = 64) -> None:
+    """CPU per message of ``send`` into SQLite (this process, its writer thread included),
+    with the bench's 1 KiB payload: strict mode off, on without a schema, on with the
+    ``ingest-strict`` scenario's schema."""
+    import tempfile
+
+    from bench.common import EVENT_TYPE, payload
+    from bench.scenarios import BENCH_SCHEMA
+    from hookpost.domain.inputs import NewEventType
+    from hookpost.wiring import Hookpost
+
+    body = payload(1024)
+    print(f"send() into SQLite, {rounds} x {concurrency} concurrent, CPU-µs per message:")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (label, strict, schemas) in enumerate(
+            [
+                ("strict off (the default)", False, None),
+                ("strict, no schema", True, None),
+                ("strict + JSON Schema", True, {"1": BENCH_SCHEMA}),
+            ]
+        ):
+            async with Hookpost.open(f"sqlite:///{tmp}/{i}.db", strict_event_types=strict) as hp:
+                app = await hp.apps.create("bench")
+                await hp.event_types.create(NewEventType(EVENT_TYPE, "bench", schemas=schemas))
+
+                sends = [(hp, app.id)] * concurrency
+                for _ in range(5):
+                    await _burst(sends, body)
+                start = time.process_time()
+                for _ in range(rounds):
+                    await _burst(sends, body)
+                per = (time.process_time() - start) / (rounds * concurrency) * 1e6
+                print(f"  {label:<55} {per:8.0f}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000)
-    asyncio.run(main(parser.parse_args().n))
+    parser.add_argument("--sends", action="store_true", help="also time send() into SQLite")
+    args = parser.parse_args()
+    asyncio.run(main(args.n))
+    if args.sends:
+        asyncio.run(library_sends())
