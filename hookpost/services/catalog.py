@@ -55,16 +55,21 @@ class CatalogCache:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._all: tuple[dict[str, EventType], float] | None = None
+        # Bumped by invalidate: a read that started before a write in this process is used
+        # by its caller, but not cached (it may predate the write).
+        self._generation = 0
 
     def invalidate(self) -> None:
         self._entries.clear()
         self._all = None
+        self._generation += 1
 
     async def _entry(self, name: str) -> _Entry:
         now = self._clock()
         entry = self._entries.get(name)
         if entry is not None and entry.expires > now:
             return entry
+        generation = self._generation
         try:
             found: EventType | None = await self._store.get_event_type(name)
         except NotFound:
@@ -72,6 +77,8 @@ class CatalogCache:
         fresh = _Entry(found, now + self._ttl)
         if entry is not None and _same(entry.event_type, found):
             fresh.validators = entry.validators  # unchanged: keep what was compiled
+        if generation != self._generation:
+            return fresh
         if len(self._entries) >= self._max:
             self._entries.clear()
         self._entries[name] = fresh
@@ -94,6 +101,7 @@ class CatalogCache:
         now = self._clock()
         if self._all is not None and self._all[1] > now:
             return self._all[0]
+        generation = self._generation
         found: dict[str, EventType] = {}
         page = PageRequest(limit=PAGE)
         while True:
@@ -102,7 +110,8 @@ class CatalogCache:
             if got.done or not got.items:
                 break
             page = PageRequest(limit=PAGE, iterator=got.items[-1].name)
-        self._all = (found, now + self._ttl)
+        if generation == self._generation:
+            self._all = (found, now + self._ttl)
         return found
 
     async def subscription_warnings(self, event_types: Sequence[str] | None) -> list[FieldWarning]:

@@ -200,3 +200,26 @@ async def test_secret_once_in_the_library(fresh_sqlite_url: str) -> None:
         assert f"/endpoint/{ep.id}/secret/rotate" in str(caught.value)
         rotated = await hp.endpoints.rotate_secret(app.id, ep.id)
         assert rotated.secret != ep.secret and rotated.secret.startswith("whsec_")
+
+
+async def test_a_read_that_raced_a_write_here_is_not_cached(hp: Hookpost) -> None:
+    """A lookup that started before this process archived the type must not keep the live
+    copy it read for the next 2 s."""
+    await hp.event_types.create(NewEventType("r.w", "rw"))
+    cache = CatalogCache(hp.store)
+    store: Any = hp.store
+    real_get = store.get_event_type
+
+    async def read_then_write(name: str) -> EventType:
+        found = await real_get(name)  # the live copy...
+        archived = await real_get(name)
+        archived.archived, archived.updated_at = True, archived.updated_at + 1
+        await hp.store.update_event_type(archived)  # ...then archived by this process,
+        cache.invalidate()  # which drops its cache (as EventTypeService does)
+        return found
+
+    store.get_event_type = read_then_write
+    await cache.check_message("r.w", {})  # answered from the read it made
+    store.get_event_type = real_get
+    with pytest.raises(InvalidInput):
+        await cache.check_message("r.w", {})
