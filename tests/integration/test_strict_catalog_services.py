@@ -223,3 +223,15 @@ async def test_a_read_that_raced_a_write_here_is_not_cached(hp: Hookpost) -> Non
     store.get_event_type = real_get
     with pytest.raises(InvalidInput):
         await cache.check_message("r.w", {})
+
+
+async def test_send_example_follows_strict_mode(hp: Hookpost) -> None:
+    app = await hp.apps.create("Acme")
+    ep = await hp.endpoints.create(app.id, NewEndpoint(url="https://example.com/a"))
+    with pytest.raises(InvalidInput) as caught:
+        await hp.messages.send_example(app.id, ep.id, "not.declared")
+    assert caught.value.field == "eventType"
+    example = {"1": {**SCHEMA, "examples": [{"amount": 7}]}}
+    await hp.event_types.create(NewEventType("declared.one", "d", schemas=example))
+    sent = await hp.messages.send_example(app.id, ep.id, "declared.one")
+    assert sent.payload == b'{"amount":7}'
