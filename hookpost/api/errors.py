@@ -32,6 +32,7 @@ from hookpost.domain.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    SecretNotShown,
     StoreUnavailable,
 )
 
@@ -134,7 +135,7 @@ def json_invalid_item(exc: json.JSONDecodeError) -> dict[str, Any]:
 
 def invalid_input_response(exc: InvalidInput) -> Response:
     field = to_camel(exc.field) if "_" in exc.field else exc.field
-    return validation_response([validation_item(["body", field], exc.message)])
+    return validation_response([validation_item(["body", field, *exc.path], exc.message)])
 
 
 # --------------------------------------------------------------------------- handlers
@@ -160,6 +161,8 @@ def response_for(exc: Exception) -> Response | None:
         return error_response(409, exc.code, str(exc))
     if isinstance(exc, InvalidInput):
         return invalid_input_response(exc)
+    if isinstance(exc, SecretNotShown):
+        return error_response(403, exc.code, str(exc))
     if isinstance(exc, StoreUnavailable):
         log.warning("store unavailable: %s", exc)
         return error_response(
@@ -229,6 +232,7 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     Conflict,
     LimitExceeded,
     InvalidInput,
+    SecretNotShown,
     StoreUnavailable,
 )
 
