@@ -160,6 +160,13 @@ def endpoint_out(ep: Endpoint) -> dict[str, Any]:
     return out
 
 
+def operational_endpoint_out(ep: Endpoint) -> dict[str, Any]:
+    out = _endpoint_base(ep)
+    del out["channels"]
+    out["metadata"] = ep.metadata
+    return out
+
+
 def endpoint_written_out(
     ep: Endpoint, warnings: Sequence[FieldWarning], secret: str | None = None
 ) -> dict[str, Any]:

@@ -89,3 +89,4 @@ class FinishOutcome:
 
     disabled_endpoints: list[tuple[str, str, str]]  # (app_id, endpoint_id, reason)
     stale: int  # results whose lease had been lost to another worker (attempt still recorded)
+    notified: int = 0  # deliveries of operational events written with the results

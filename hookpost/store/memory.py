@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
+from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
 
@@ -38,6 +39,7 @@ class MemoryQueue:
     def __init__(self) -> None:
         self._rows: dict[int, _Row] = {}
         self._callbacks: list[Callable[[], None]] = []
+        self.notified: list[OperationalEvent] = []
 
     def add(self, delivery: ClaimedDelivery) -> None:
         """A pending delivery, due at ``delivery.due_at``, as a created message's would be."""
@@ -95,8 +97,14 @@ class MemoryQueue:
         return rounds.order(claimed, _endpoint_of)
 
     async def finish_attempts(
-        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+        self,
+        results: Sequence[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
+        # No messages here: the events are kept for the worker's unit tests to read.
+        self.notified += notify
         stale = 0
         for r in results:
             row = self._rows.get(r.delivery_id)

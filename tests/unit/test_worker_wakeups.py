@@ -23,6 +23,7 @@ from hookpost.domain.models import (
     ClaimedDelivery,
     DeliveryStatus,
 )
+from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import Outcome
 from hookpost.store.memory import MemoryQueue
@@ -84,10 +85,14 @@ class QueueStore(MemoryQueue):
         return got
 
     async def finish_attempts(
-        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+        self,
+        results: Sequence[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         self.finished += [r.delivery_id for r in results]
-        return await super().finish_attempts(results, now_ms, disable_after_ms)
+        return await super().finish_attempts(results, now_ms, disable_after_ms, notify)
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
         self.released += [delivery_id for delivery_id, _ in leases]

@@ -1,0 +1,54 @@
+"""Operational events written in the transaction of the change they report (a transactional
+outbox): a message of the operational application with its deliveries, or nothing when none
+of that application's enabled endpoints wants it (docs/decisions/0029-operational-webhooks.md)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import orjson
+
+from hookpost.domain import ids
+from hookpost.domain.operational import OPERATIONAL_APP_ID, OperationalEvent, recipients
+from hookpost.domain.provenance import payload_sha256
+from hookpost.store.sqlite.multirow import execute_values
+from hookpost.store.sqlite.sql import APPS_ENDPOINTS, DELIVERIES_CREATE, MESSAGES_INSERT
+
+_APP = orjson.dumps([OPERATIONAL_APP_ID]).decode()
+
+
+def write_events(c: sqlite3.Connection, events: Sequence[OperationalEvent]) -> int:
+    """Write ``events`` on ``c`` (inside the caller's transaction): the deliveries created."""
+    if not events:
+        return 0
+    row = c.execute(APPS_ENDPOINTS, (_APP,)).fetchone()
+    if row is None:  # the usual case: no operational endpoint, one indexed read
+        return 0
+    endpoints = orjson.loads(row[1])
+    messages, deliveries = [], []
+    for event in events:
+        targets = recipients(endpoints, event.event_type)
+        if not targets:
+            continue
+        at = event.at_ms
+        msg_id = ids.new_id(ids.MESSAGE, at)
+        payload = orjson.dumps(event.payload())
+        messages.append(
+            (
+                msg_id,
+                OPERATIONAL_APP_ID,
+                event.event_type,
+                None,
+                None,
+                payload,
+                0,
+                at,
+                payload_sha256(payload),
+            )
+        )
+        deliveries.append((OPERATIONAL_APP_ID, msg_id, at, targets))
+    if messages:
+        execute_values(c, MESSAGES_INSERT, messages)
+        c.execute(DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
+    return sum(len(d[3]) for d in deliveries)
