@@ -8,7 +8,7 @@ Svix reference's ``webhooks`` section: ``{"type": ..., "data": {...}}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -182,3 +182,52 @@ def fail_since(
 ) -> dict[str, int | None]:
     """Each newly disabled endpoint's first unresolved failure (``health.replay``'s answer)."""
     return {ep_id: changed[ep_id].first_failure_at for _, ep_id, _ in disabled if ep_id in changed}
+
+
+def recover_finished(
+    task_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, at_ms: int
+) -> Callable[[int], list[OperationalEvent]]:
+    """background_task.finished of an endpoint's recover, given how many it queued again
+    (BackgroundTaskFinishedEvent2; its ``data`` as the reference's, snake_case included)."""
+
+    def finished(sent: int) -> list[OperationalEvent]:
+        data = {
+            "messages_sent": sent,
+            "endp_id": endpoint_id,
+            "since": iso(since_ms),
+            "until": None if until_ms is None else iso(until_ms),
+        }
+        task = {"taskId": task_id, "task": "endpoint.recover", "status": "finished", "data": data}
+        return [OperationalEvent(BACKGROUND_TASK_FINISHED, task, at_ms)]
+
+    return finished
+
+
+# (key of the id in ``data``, key of the name the store fills in, its table and column)
+NAMES = (
+    ("appId", "appUid", "applications", "uid"),
+    ("msgId", "msgEventId", "messages", "event_id"),
+    ("endpointId", "endpointUid", "endpoints", "uid"),
+)
+
+
+def unnamed(events: Iterable[OperationalEvent]) -> dict[str, set[str]]:
+    """By table: the ids whose name (uid, eventId) the events leave null. The worker does not
+    read them; the store fills them in (``named``) for the events it writes."""
+    wanted: dict[str, set[str]] = {table: set() for _, _, table, _ in NAMES}
+    for event in events:
+        for id_key, name_key, table, _ in NAMES:
+            if name_key in event.data and event.data[name_key] is None:
+                wanted[table].add(event.data[id_key])
+    return wanted
+
+
+def named(
+    event: OperationalEvent, names: Mapping[str, Mapping[str, str | None]]
+) -> OperationalEvent:
+    """``event`` with the names found (``names[table][id]``) filled in."""
+    data = dict(event.data)
+    for id_key, name_key, table, _ in NAMES:
+        if name_key in data and data[name_key] is None:
+            data[name_key] = names.get(table, {}).get(data[id_key])
+    return OperationalEvent(event.event_type, data, event.at_ms)

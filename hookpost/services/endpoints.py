@@ -302,5 +302,7 @@ class EndpointService:
         endpoint = await self.get(app_id, endpoint_id)  # an unknown one: 404 before 422
         now = self._clock()
         check_recover_range(since_ms, until_ms, now)
-        await self._store.recover(endpoint.app_id, endpoint.id, since_ms, until_ms, now)
-        return BackgroundTask(ids.new_id(ids.TASK, now), "endpoint.recover", "running", now)
+        task_id = ids.new_id(ids.TASK, now)
+        finished = op.recover_finished(task_id, endpoint.id, since_ms, until_ms, now)
+        await self._store.recover(endpoint.app_id, endpoint.id, since_ms, until_ms, now, finished)
+        return BackgroundTask(task_id, "endpoint.recover", "running", now)

@@ -30,6 +30,7 @@ from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.queries import (
     AttemptFilter,
     CreatedMessage,
+    Finished,
     FinishOutcome,
     IdempotencyKey,
     KeyAnswer,
@@ -232,10 +233,18 @@ class DeliveryLog(Protocol):
 
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None: ...
     async def recover(
-        self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
+        self,
+        app_id: str,
+        endpoint_id: str,
+        since_ms: int,
+        until_ms: int | None,
+        now_ms: int,
+        finished: Finished | None = None,
     ) -> int:
         """Queue again the endpoint's failed and canceled deliveries of messages created in
-        [since, until), ``batch_rows`` per transaction: how many."""
+        [since, until), ``batch_rows`` per transaction: how many. ``finished(how many)``: the
+        operational events written in the last batch's transaction (as
+        ``Catalog.create_endpoint`` writes them)."""
         ...
 
     async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery: ...

@@ -184,3 +184,21 @@ class TestFinish:
         assert out.notified == 0 and out.disabled_endpoints
         await op_endpoint(store)
         assert await events(store) == []
+
+
+class TestRecover:
+    async def test_the_last_batch_writes_the_finished_task(self, store: Store) -> None:
+        await op_endpoint(store)
+        app, ep = await app_with_endpoint(store)
+        store.batch_rows = 2  # type: ignore[attr-defined]  # three batches for five deliveries
+        for i in range(5):
+            await send(store, app.id, now=T0 + i)
+        for c in await claim(store, T0 + 10):
+            await store.finish_attempts([outcome(c, FAILED, at=T0 + 10)], T0 + 10, 5 * DAY)
+        finished = op.recover_finished("qtask_x", ep.id, T0, None, T0 + 20)
+        assert await store.recover(app.id, ep.id, T0, None, T0 + 20, finished) == 5
+        (event,) = await events(store)
+        assert event["type"] == "background_task.finished"
+        assert event["data"]["taskId"] == "qtask_x" and event["data"]["status"] == "finished"
+        assert event["data"]["data"]["messages_sent"] == 5
+        assert event["data"]["data"]["endp_id"] == ep.id

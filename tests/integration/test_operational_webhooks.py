@@ -5,6 +5,7 @@ library's ``Webhook`` verifies it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from svix.api import (
     OperationalWebhookEndpointIn,
     OperationalWebhookEndpointSecretIn,
     OperationalWebhookEndpointUpsertIn,
+    RecoverIn,
     SvixAsync,
     SvixOptions,
 )
@@ -27,6 +29,7 @@ from svix.webhooks import Webhook
 from hookpost.domain.operational import OPERATIONAL_APP_ID
 from tests.integration.conftest import ServedApi
 from tests.integration.test_api_harness import close_svix
+from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always, fail_then_ok
 
 OPS = "/ops"
@@ -123,7 +126,7 @@ async def test_filter_types(svix: SvixAsync, receiver: Receiver) -> None:
 async def test_attempt_exhausted_from_the_worker(svix: SvixAsync, receiver: Receiver) -> None:
     verifier = await listen(svix, receiver, event_types=["message.attempt.exhausted"])
     receiver.respond("/down", always(503))
-    app = await svix.application.create(ApplicationIn(name="Acme"))
+    app = await svix.application.create(ApplicationIn(name="Acme", uid="acme"))
     ep = await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("/down")))
     msg = await svix.message.create(
         app.id, MessageIn(event_type="invoice.paid", payload={"n": 1}, event_id="evt-1")
@@ -134,6 +137,7 @@ async def test_attempt_exhausted_from_the_worker(svix: SvixAsync, receiver: Rece
     assert event["type"] == "message.attempt.exhausted"
     assert (data["appId"], data["msgId"], data["endpointId"]) == (app.id, msg.id, ep.id)
     assert data["lastAttempt"]["responseStatusCode"] == 503
+    assert (data["appUid"], data["msgEventId"]) == ("acme", "evt-1")  # filled in by the store
     assert data["lastAttempt"]["id"].startswith("atmpt_")
 
 
@@ -156,12 +160,13 @@ async def test_endpoint_disabled_by_the_worker(svix: SvixAsync, receiver: Receiv
     verifier = await listen(svix, receiver, event_types=["endpoint.disabled"])
     receiver.respond("/gone", always(410))
     app = await svix.application.create(ApplicationIn(name="Acme"))
-    ep = await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("/gone")))
+    ep = await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("/gone"), uid="gone"))
     await svix.message.create(app.id, MessageIn(event_type="invoice.paid", payload={}))
     (event,) = await received(receiver, verifier, 1)
     assert event["type"] == "endpoint.disabled"
     assert event["data"]["endpointId"] == ep.id and event["data"]["trigger"] == "automatic"
     assert event["data"]["failSince"] is not None
+    assert event["data"]["endpointUid"] == "gone"
 
 
 # --------------------------------------------------------------------------- the routes
@@ -232,3 +237,29 @@ async def test_app_tokens_cannot_use_the_routes(api: ServedApi, svix: SvixAsync)
     async with api.http(token) as http:
         listed = await http.get("/api/v1/operational-webhook/endpoint")
         assert listed.status_code == 403
+
+
+async def test_background_task_finished(svix: SvixAsync, receiver: Receiver) -> None:
+    verifier = await listen(svix, receiver, event_types=["background_task.finished"])
+    receiver.respond("/down", always(500))
+    app = await svix.application.create(ApplicationIn(name="Acme"))
+    ep = await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("/down")))
+    await svix.message.create(app.id, MessageIn(event_type="invoice.paid", payload={}))
+    await receiver.wait_for(5, "/down")
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    async def failed() -> int:
+        stats = await svix.endpoint.get_stats(app.id, ep.id)
+        return stats.fail
+
+    await eventually(failed)
+    task = await svix.endpoint.recover(app.id, ep.id, RecoverIn(since=since))
+    (event,) = await received(receiver, verifier, 1)
+    assert event["type"] == "background_task.finished"
+    data = event["data"]
+    assert (data["taskId"], data["task"], data["status"]) == (
+        task.id,
+        "endpoint.recover",
+        "finished",
+    )
+    assert data["data"]["messages_sent"] == 1 and data["data"]["endp_id"] == ep.id

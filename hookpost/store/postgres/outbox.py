@@ -10,7 +10,14 @@ import asyncpg
 import orjson
 
 from hookpost.domain import ids
-from hookpost.domain.operational import OPERATIONAL_APP_ID, OperationalEvent, recipients
+from hookpost.domain.operational import (
+    NAMES,
+    OPERATIONAL_APP_ID,
+    OperationalEvent,
+    named,
+    recipients,
+    unnamed,
+)
 from hookpost.domain.provenance import payload_sha256
 from hookpost.store.postgres.sql import Clocked
 from hookpost.store.rows import loads_opt
@@ -34,11 +41,11 @@ async def write_events(
     if not rows:  # the usual case: no operational endpoint, one indexed read
         return 0
     endpoints = [(r["id"], loads_opt(r["event_types"]), loads_opt(r["channels"])) for r in rows]
+    wanted = [(e, t) for e in events if (t := recipients(endpoints, e.event_type))]
+    names = await _names(conn, [e for e, _ in wanted])
     created = 0
-    for event in events:
-        targets = recipients(endpoints, event.event_type)
-        if not targets:
-            continue
+    for event, targets in wanted:
+        event = named(event, names)
         msg_id = ids.new_id(ids.MESSAGE, event.at_ms)
         payload = orjson.dumps(event.payload())
         await conn.execute(
@@ -55,3 +62,17 @@ async def write_events(
         )
         created += len(targets)
     return created
+
+
+async def _names(
+    conn: asyncpg.Connection, events: list[OperationalEvent]
+) -> dict[str, dict[str, str]]:
+    """The uids and eventIds the events leave null (see ``operational.unnamed``)."""
+    names = {}
+    wanted = unnamed(events)
+    for _, _, table, column in NAMES:
+        if wanted[table]:
+            query = f"SELECT id, {column} FROM {table} WHERE id = ANY($1::text[])"
+            rows = await conn.fetch(query, sorted(wanted[table]))
+            names[table] = {r[0]: r[1] for r in rows}
+    return names

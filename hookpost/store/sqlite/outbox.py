@@ -10,7 +10,14 @@ from collections.abc import Sequence
 import orjson
 
 from hookpost.domain import ids
-from hookpost.domain.operational import OPERATIONAL_APP_ID, OperationalEvent, recipients
+from hookpost.domain.operational import (
+    NAMES,
+    OPERATIONAL_APP_ID,
+    OperationalEvent,
+    named,
+    recipients,
+    unnamed,
+)
 from hookpost.domain.provenance import payload_sha256
 from hookpost.store.sqlite.multirow import execute_values
 from hookpost.store.sqlite.sql import APPS_ENDPOINTS, DELIVERIES_CREATE, MESSAGES_INSERT
@@ -26,11 +33,11 @@ def write_events(c: sqlite3.Connection, events: Sequence[OperationalEvent]) -> i
     if row is None:  # the usual case: no operational endpoint, one indexed read
         return 0
     endpoints = orjson.loads(row[1])
+    wanted = [(e, t) for e in events if (t := recipients(endpoints, e.event_type))]
+    names = _names(c, [e for e, _ in wanted])
     messages, deliveries = [], []
-    for event in events:
-        targets = recipients(endpoints, event.event_type)
-        if not targets:
-            continue
+    for event, targets in wanted:
+        event = named(event, names)
         at = event.at_ms
         msg_id = ids.new_id(ids.MESSAGE, at)
         payload = orjson.dumps(event.payload())
@@ -52,3 +59,14 @@ def write_events(c: sqlite3.Connection, events: Sequence[OperationalEvent]) -> i
         execute_values(c, MESSAGES_INSERT, messages)
         c.execute(DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
     return sum(len(d[3]) for d in deliveries)
+
+
+def _names(c: sqlite3.Connection, events: list[OperationalEvent]) -> dict[str, dict[str, str]]:
+    """The uids and eventIds the events leave null (see ``operational.unnamed``)."""
+    names = {}
+    wanted = unnamed(events)
+    for _, _, table, column in NAMES:
+        if wanted[table]:
+            query = f"SELECT id, {column} FROM {table} WHERE id IN (SELECT value FROM json_each(?))"
+            names[table] = dict(c.execute(query, (orjson.dumps(sorted(wanted[table])).decode(),)))
+    return names
