@@ -8,7 +8,7 @@ Svix reference's ``webhooks`` section: ``{"type": ..., "data": {...}}``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +59,9 @@ class OperationalEvent:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    """As the API writes times: ``2024-05-01T12:00:00.123Z``."""
+    seconds, millis = divmod(ms, 1000)  # integers: a float could round the milliseconds
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
 
 
 def endpoint_event(
@@ -231,3 +233,11 @@ def named(
         if name_key in data and data[name_key] is None:
             data[name_key] = names.get(table, {}).get(data[id_key])
     return OperationalEvent(event.event_type, data, event.at_ms)
+
+
+def applied(events: Sequence[OperationalEvent], stale: Collection[str]) -> list[OperationalEvent]:
+    """``events`` but the attempt events of results whose lease was lost (``stale`` attempt
+    ids): the delivery's new owner reports on it."""
+    if not stale:
+        return list(events)
+    return [e for e in events if e.data.get("lastAttempt", {}).get("id") not in stale]

@@ -18,6 +18,7 @@ from hookpost.store.base import Store
 from .support import (
     DAY,
     FAILED,
+    LEASE,
     PENDING,
     SUCCEEDED,
     T0,
@@ -202,3 +203,26 @@ class TestRecover:
         assert event["data"]["taskId"] == "qtask_x" and event["data"]["status"] == "finished"
         assert event["data"]["data"]["messages_sent"] == 5
         assert event["data"]["data"]["endp_id"] == ep.id
+
+
+class TestStale:
+    async def test_a_result_whose_lease_was_lost_reports_nothing(self, store: Store) -> None:
+        await op_endpoint(store)
+        app, ep = await app_with_endpoint(store)
+        msg = await send(store, app.id)
+        (first,) = await claim(store, T0)
+        (second,) = await claim(store, T0 + LEASE + 1)  # the lease expired: taken again
+        assert second.lease != first.lease
+        result = outcome(first, FAILED, at=T0 + LEASE + 2)
+        exhausted = op.attempt_event(
+            op.ATTEMPT_EXHAUSTED,
+            app_id=app.id,
+            msg_id=msg.id,
+            endpoint_id=ep.id,
+            attempt_id=result.attempt.id,
+            status_code=500,
+            at_ms=T0 + LEASE + 2,
+        )
+        out = await store.finish_attempts([result], T0 + LEASE + 2, 5 * DAY, [exhausted])
+        assert out.stale == 1 and out.notified == 0
+        assert await events(store) == []

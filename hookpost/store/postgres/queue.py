@@ -18,7 +18,7 @@ from hookpost.domain.models import (
     DeliveryStatus,
     Trigger,
 )
-from hookpost.domain.operational import OperationalEvent, auto_disabled, fail_since
+from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head, Share
 from hookpost.store.postgres import sql
@@ -198,7 +198,11 @@ class PostgresQueue(PostgresBase):
                         [h.disabled_reason for h in changed.values()],
                         [h.updated_at for h in changed.values()],
                     )
-                events = [*notify, *auto_disabled(disabled, fail_since(changed, disabled), now_ms)]
+                lost = {r.attempt.id for r in results if r.attempt.id not in finished}
+                events = [
+                    *applied(notify, lost),
+                    *auto_disabled(disabled, fail_since(changed, disabled), now_ms),
+                ]
                 return FinishOutcome(
                     disabled_endpoints=disabled,
                     stale=len(results) - rows[0]["updated"],

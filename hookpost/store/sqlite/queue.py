@@ -11,7 +11,7 @@ import orjson
 
 from hookpost.domain.health import Health, replay
 from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
-from hookpost.domain.operational import OperationalEvent, auto_disabled, fail_since
+from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
 from hookpost.store.rows import (
@@ -182,7 +182,9 @@ class SqliteQueue(SqliteBase):
             updated = execute_values(c, DELIVERIES_FINISH, [delivery_rows[i] for i in fresh])
             fresh_health = _Health([results[i] for i in fresh])
             stale = len(results) - updated
-            return fresh_health.apply(c, now_ms, disable_after_ms, stale, notify)
+            kept = set(fresh)
+            lost = {r.attempt.id for i, r in enumerate(results) if i not in kept}
+            return fresh_health.apply(c, now_ms, disable_after_ms, stale, applied(notify, lost))
 
         try:
             outcome = await self._db.write(run)
