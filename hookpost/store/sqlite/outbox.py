@@ -19,20 +19,24 @@ from hookpost.domain.operational import (
     unnamed,
 )
 from hookpost.domain.provenance import payload_sha256
+from hookpost.store.rows import loads_opt
 from hookpost.store.sqlite.multirow import execute_values
-from hookpost.store.sqlite.sql import APPS_ENDPOINTS, DELIVERIES_CREATE, MESSAGES_INSERT
+from hookpost.store.sqlite.sql import DELIVERIES_CREATE, MESSAGES_INSERT
 
-_APP = orjson.dumps([OPERATIONAL_APP_ID]).decode()
+# Its own query, not the send path's: an operational endpoint has no other filter than these.
+OPERATIONAL_ENDPOINTS = (
+    "SELECT id, event_types, channels FROM endpoints WHERE app_id = ? AND disabled = 0"
+)
 
 
 def write_events(c: sqlite3.Connection, events: Sequence[OperationalEvent]) -> int:
     """Write ``events`` on ``c`` (inside the caller's transaction): the deliveries created."""
     if not events:
         return 0
-    row = c.execute(APPS_ENDPOINTS, (_APP,)).fetchone()
-    if row is None:  # the usual case: no operational endpoint, one indexed read
+    rows = c.execute(OPERATIONAL_ENDPOINTS, (OPERATIONAL_APP_ID,)).fetchall()
+    if not rows:  # the usual case: no operational endpoint, one indexed read
         return 0
-    endpoints = orjson.loads(row[1])
+    endpoints = [(ep, loads_opt(types), loads_opt(chans)) for ep, types, chans in rows]
     wanted = [(e, t) for e in events if (t := recipients(endpoints, e.event_type))]
     names = _names(c, [e for e, _ in wanted])
     messages, deliveries = [], []
