@@ -154,6 +154,7 @@ def _endpoint_base(ep: Endpoint) -> dict[str, Any]:
 def endpoint_out(ep: Endpoint) -> dict[str, Any]:
     out = _endpoint_base(ep)
     out["metadata"] = ep.metadata
+    out["payloadFilter"] = ep.payload_filter
     return out
 
 

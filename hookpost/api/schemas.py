@@ -293,6 +293,20 @@ class EventTypeOut(_Model):
 
 # --------------------------------------------------------------------------- endpoints
 
+_EVENT_TYPES_DESCRIPTION = (
+    "The event types this endpoint receives: names, `*` (every type) or prefix patterns such "
+    "as `invoice.*` (every type that starts with `invoice.`). Null or absent: every type."
+)
+_PAYLOAD_FILTER_DESCRIPTION = (
+    "hookpost extension. A filter on the message payload: the endpoint receives a message only "
+    "when it matches (and its type and channels do). Keys are payload fields (nested objects "
+    "or dotted keys such as `customer.tier`); a plain value is equality; operators `$eq` "
+    "`$neq` `$gt` `$gte` `$lt` `$lte` `$in` `$nin` `$contains` `$exists`, and `$and` `$or` "
+    "(lists of filters) and `$not` (one filter). Equality is type-strict, a missing field "
+    "matches only `$neq` and `$exists: false`. An invalid filter is a 422 naming its JSON path. "
+    "Null, absent or `{}`: every payload. See docs/payload-filters.md."
+)
+
 
 class EndpointUpdate(_Model):
     """PUT body. Also the base of ``EndpointIn``, which adds ``secret`` and ``headers``."""
@@ -302,9 +316,14 @@ class EndpointUpdate(_Model):
     uid: IdStr | None = None
     disabled: bool = False
     throttle_rate: ThrottleRateIn | None = None
-    event_types: EventTypeFilter | None = None  # null or absent: every event type
+    event_types: Annotated[
+        EventTypeFilter | None, Field(description=_EVENT_TYPES_DESCRIPTION)
+    ] = None  # null or absent: every event type
     channels: EndpointChannels | None = None  # null or absent: every channel
     metadata: Metadata = Field(default_factory=dict)
+    payload_filter: Annotated[
+        dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
+    ] = None
 
 
 class EndpointIn(EndpointUpdate):
@@ -320,9 +339,14 @@ class EndpointPatch(_PatchModel):
     uid: IdStr | None = None
     disabled: Annotated[bool | SkipJsonSchema[None], NotNull] = None
     throttle_rate: ThrottleRatePatch | None = None
-    event_types: EventTypeFilterPatch | None = None  # null: every event type
+    event_types: Annotated[
+        EventTypeFilterPatch | None, Field(description=_EVENT_TYPES_DESCRIPTION)
+    ] = None  # null: every event type
     channels: EndpointChannelsPatch | None = None  # null: every channel
     metadata: Annotated[Metadata | SkipJsonSchema[None], NotNull] = None
+    payload_filter: Annotated[
+        dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
+    ] = None  # null: every payload
 
 
 class _EndpointOutBase(_Model):
@@ -340,6 +364,9 @@ class _EndpointOutBase(_Model):
 
 class EndpointOut(_EndpointOutBase):
     metadata: dict[str, str]
+    payload_filter: Annotated[
+        dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
+    ] = None
 
 
 class MessageEndpointOut(_EndpointOutBase):

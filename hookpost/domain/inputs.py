@@ -98,6 +98,7 @@ class NewEndpoint:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     secret: str | None = None  # None: a generated one
+    payload_filter: dict[str, Any] | None = None  # None: every payload (domain.filters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class EndpointChanges(Changes):
     event_types: list[str] | Unset | None = UNSET
     channels: list[str] | Unset | None = UNSET
     metadata: dict[str, str] | Unset = UNSET
+    payload_filter: dict[str, Any] | Unset | None = UNSET
 
 
 # --------------------------------------------------------------------------- list queries

@@ -79,6 +79,8 @@ class Endpoint:
     event_types: list[str] | None = None  # None or empty: every event type
     channels: list[str] | None = None  # None or empty: every channel
     headers: dict[str, str] = field(default_factory=dict)
+    # None: every payload; else a filter of domain.filters (validated by the service).
+    payload_filter: dict[str, Any] | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     keys: list[SigningKey] = field(default_factory=list)  # keys[0] is the current key
     throttle_rate: int | None = None

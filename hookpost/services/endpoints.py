@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from hookpost.domain import ids
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StaleWrite
+from hookpost.domain.filters import validate_filter
 from hookpost.domain.inputs import EndpointChanges, NewEndpoint
 from hookpost.domain.limits import Limits, check_recover_range, check_url_length
 from hookpost.domain.models import (
@@ -72,6 +73,7 @@ class EndpointService:
             disabled=endpoint.disabled,
             event_types=endpoint.event_types,
             channels=endpoint.channels,
+            payload_filter=validate_filter(endpoint.payload_filter),
             headers=dict(endpoint.headers),
             metadata=dict(endpoint.metadata),
             keys=[SigningKey(key)],
@@ -108,6 +110,8 @@ class EndpointService:
         given = changes.given()
         if "url" in given:
             self._check_url(given["url"])
+        if "payload_filter" in given:
+            given["payload_filter"] = validate_filter(given["payload_filter"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)

@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from hookpost.domain.filters import stored_filter
 from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
     ApiToken,
@@ -190,6 +191,7 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         disabled=bool(r["disabled"]),
         event_types=loads_opt(r["event_types"]),
         channels=loads_opt(r["channels"]),
+        payload_filter=loads_opt(r["payload_filter"]),
         headers=open_headers(box, r["headers"], r["id"]),
         metadata=orjson.loads(r["metadata"]),
         keys=open_keys(box, r["keys"], r["id"]),
@@ -214,6 +216,7 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "disabled": ep.disabled,
         "event_types": dumps_opt(ep.event_types),
         "channels": dumps_opt(ep.channels),
+        "payload_filter": stored_filter(ep.payload_filter),
         "headers": seal_headers(box, ep.headers, ep.id),
         "metadata": dumps(ep.metadata),
         "keys": seal_keys(box, ep.keys, ep.id),

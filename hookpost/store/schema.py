@@ -90,6 +90,7 @@ endpoints = Table(
     # As applications.deleted; a deleted endpoint is also disabled, so that nothing is queued
     # for it or sent to it while its rows are purged.
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Column("payload_filter", Text, nullable=True),  # JSON (domain.filters); NULL: none
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
     Index(

@@ -71,6 +71,7 @@ def _new_endpoint(
         metadata=dict(body.metadata),
         headers=headers or {},
         secret=secret,
+        payload_filter=body.payload_filter,
     )
 
 

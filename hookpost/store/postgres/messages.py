@@ -17,6 +17,7 @@ import asyncpg
 
 from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
+from hookpost.domain.filters import Payload
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message, Page, PageRequest
 from hookpost.domain.queries import CreatedMessage, IdempotencyKey, MessageFilter
@@ -220,6 +221,7 @@ class PostgresMessages(PostgresIdempotency):
             if not rows:  # the eventId is taken: return the first message
                 return await self._first_with_event_id(conn, m)
             wanted = None if only is None else set(only)
+            payload = Payload(m.payload)  # parsed once, if an endpoint has a payload filter
             targets = [
                 r["id"]
                 for r in rows
@@ -232,6 +234,8 @@ class PostgresMessages(PostgresIdempotency):
                         loads_opt(r["channels"]),
                         m.event_type,
                         m.channels,
+                        r["payload_filter"],
+                        payload,
                     )
                 )
             ]

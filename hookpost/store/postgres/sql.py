@@ -96,7 +96,7 @@ MESSAGE_INSERT = (
     " created_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7)"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING app_id) "
-    "SELECT e.id, e.event_types, e.channels FROM ins"
+    "SELECT e.id, e.event_types, e.channels, e.payload_filter FROM ins"
     " LEFT JOIN endpoints e ON e.app_id = ins.app_id AND NOT e.disabled "
     "ORDER BY e.id"
 )
@@ -109,23 +109,29 @@ MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = $1 AND event_id = $
 # store then matches in Python (MESSAGE_INSERT + DELIVERIES_INSERT in a transaction).
 # A filter SQL can express: NULL, or a JSON array of strings without escapes or control
 # characters, as orjson writes a list[str] (so the jsonb cast can neither fail nor change a
-# string). A new kind of filter (a new column) must make an endpoint not `exact`.
+# string). A new kind of filter (a new column) must make an endpoint not `exact`: a payload
+# filter does (docs/decisions/0024-payload-filters.md).
 _PLAIN_STRINGS = r"""'^\[("[^"\\[:cntrl:]]*"(,"[^"\\[:cntrl:]]*")*)?\]$'"""
 _EXACT = (
     f"(e.event_types IS NULL OR e.event_types ~ {_PLAIN_STRINGS})"
     f" AND (e.channels IS NULL OR e.channels ~ {_PLAIN_STRINGS})"
+    " AND e.payload_filter IS NULL"
 )
 
 
 def _match(event_type: str, channels: str) -> str:
-    """filters_match over `eps`: (no type filter or the type is listed) and (no channel filter
-    or the channels overlap); an empty list is no filter. ``event_type`` is a text
-    expression, ``channels`` a text[] one (may be empty). CASE, unlike AND/OR, guarantees the
-    cast only ever sees an `exact` value."""
+    """filters_match over `eps`: (no type filter or the type is listed or matches a pattern
+    of domain.matching: `*`, `prefix.*`) and (no channel filter or the channels overlap); an
+    empty list is no filter. ``event_type`` is a text expression, ``channels`` a text[] one
+    (may be empty). CASE, unlike AND/OR, guarantees the cast only ever sees an `exact` value.
+    Only a filter whose text holds a `*` has its patterns expanded."""
     return (
         "CASE WHEN eps.exact THEN"
         " (eps.event_types IS NULL OR eps.event_types = '[]'"
-        f" OR eps.event_types::jsonb ? {event_type})"
+        f" OR eps.event_types::jsonb ? {event_type}"
+        " OR (strpos(eps.event_types, '*') > 0 AND EXISTS ("
+        " SELECT 1 FROM jsonb_array_elements_text(eps.event_types::jsonb) AS p(t)"
+        f" WHERE p.t = '*' OR (right(p.t, 2) = '.*' AND starts_with({event_type}, left(p.t, -1))))))"
         " AND (eps.channels IS NULL OR eps.channels = '[]'"
         f" OR eps.channels::jsonb ?| {channels}) ELSE false END"
     )

@@ -80,7 +80,8 @@ MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
 # The enabled endpoints of each app, one row per app holding a JSON array of
 # [id, event_types, channels]: one statement for any number of apps and endpoints.
 APPS_ENDPOINTS = (
-    "SELECT app_id, json_group_array(json_array(id, json(event_types), json(channels))) "
+    "SELECT app_id, json_group_array("
+    "json_array(id, json(event_types), json(channels), payload_filter)) "
     "FROM endpoints WHERE app_id IN (SELECT value FROM json_each(?)) AND disabled = 0 "
     "GROUP BY app_id"
 )
