@@ -316,9 +316,9 @@ class EndpointUpdate(_Model):
     uid: IdStr | None = None
     disabled: bool = False
     throttle_rate: ThrottleRateIn | None = None
-    event_types: Annotated[
-        EventTypeFilter | None, Field(description=_EVENT_TYPES_DESCRIPTION)
-    ] = None  # null or absent: every event type
+    event_types: Annotated[EventTypeFilter | None, Field(description=_EVENT_TYPES_DESCRIPTION)] = (
+        None  # null or absent: every event type
+    )
     channels: EndpointChannels | None = None  # null or absent: every channel
     metadata: Metadata = Field(default_factory=dict)
     payload_filter: Annotated[

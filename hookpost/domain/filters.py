@@ -154,12 +154,10 @@ def _compare(op: str, operand: Any, get: Callable[[Any], Any]) -> Predicate:
     if op in _ORDERING:
         return lambda doc: (v := get(doc)) is not MISSING and _ordered(op, v, operand)
     if op == "$in":
-        return lambda doc: (v := get(doc)) is not MISSING and any(
-            json_equal(v, x) for x in operand
-        )
+        return lambda doc: (v := get(doc)) is not MISSING and any(json_equal(v, x) for x in operand)
     if op == "$nin":
-        return lambda doc: (v := get(doc)) is not MISSING and not any(
-            json_equal(v, x) for x in operand
+        return lambda doc: (
+            (v := get(doc)) is not MISSING and not any(json_equal(v, x) for x in operand)
         )
     if op == "$contains":
         return lambda doc: _contains(get(doc), operand)
@@ -235,7 +233,10 @@ def _compile_object(
                 preds.append(_compile_logic(key, value, field, here))
             elif key in _VALUE_OPS:
                 if get is None:
-                    raise _bad(here, f"{key} applies to a field: name one, e.g. {{'amount': {{'{key}': ...}}}}")
+                    raise _bad(
+                        here,
+                        f"{key} applies to a field: name one, e.g. {{'amount': {{'{key}': ...}}}}",
+                    )
                 _check_operand(key, value, here)
                 preds.append(_compare(key, value, get))
             else:
@@ -257,8 +258,11 @@ def _compile_logic(
 ) -> Predicate:
     if op == "$not":
         if type(value) is not dict or not value:
-            raise _bad(path, f"$not takes one filter object, not {_json_type(value)}"
-                       " (to negate several, wrap them: {'$not': {'$or': [...]}})")
+            raise _bad(
+                path,
+                f"$not takes one filter object, not {_json_type(value)}"
+                " (to negate several, wrap them: {'$not': {'$or': [...]}})",
+            )
         return _not(_compile_object(value, field, path))
     if type(value) is not list or not value:
         raise _bad(path, f"{op} takes a non-empty list of filter objects")
@@ -279,9 +283,13 @@ def _check_size(flt: Any) -> None:
         item, depth = stack.pop()
         nodes += 1
         if depth > MAX_PAYLOAD_FILTER_DEPTH:
-            raise InvalidInput(FIELD, f"must not be nested more than {MAX_PAYLOAD_FILTER_DEPTH} levels deep")
+            raise InvalidInput(
+                FIELD, f"must not be nested more than {MAX_PAYLOAD_FILTER_DEPTH} levels deep"
+            )
         if nodes > MAX_PAYLOAD_FILTER_NODES:
-            raise InvalidInput(FIELD, f"must hold at most {MAX_PAYLOAD_FILTER_NODES} keys and values")
+            raise InvalidInput(
+                FIELD, f"must hold at most {MAX_PAYLOAD_FILTER_NODES} keys and values"
+            )
         if type(item) is dict:
             stack.extend((v, depth + 1) for v in item.values())
         elif type(item) is list:

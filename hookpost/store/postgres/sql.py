@@ -131,7 +131,8 @@ def _match(event_type: str, channels: str) -> str:
         f" OR eps.event_types::jsonb ? {event_type}"
         " OR (strpos(eps.event_types, '*') > 0 AND EXISTS ("
         " SELECT 1 FROM jsonb_array_elements_text(eps.event_types::jsonb) AS p(t)"
-        f" WHERE p.t = '*' OR (right(p.t, 2) = '.*' AND starts_with({event_type}, left(p.t, -1))))))"
+        " WHERE p.t = '*'"
+        f" OR (right(p.t, 2) = '.*' AND starts_with({event_type}, left(p.t, -1))))))"
         " AND (eps.channels IS NULL OR eps.channels = '[]'"
         f" OR eps.channels::jsonb ?| {channels}) ELSE false END"
     )

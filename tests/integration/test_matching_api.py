@@ -1,0 +1,189 @@
+"""Event type patterns and payload filters through the API: the official svix SDK for the
+Svix fields (``filterTypes``/``eventTypes`` with patterns), plain HTTP for the extension field
+``payloadFilter``, and real messages to a receiver on 127.0.0.1 that gets a message only when
+the endpoint's filters match it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from svix.api import (
+    ApplicationIn,
+    EndpointIn,
+    EndpointPatch,
+    EndpointUpsertIn,
+    MessageIn,
+    SvixAsync,
+)
+from svix.exceptions import HTTPValidationError
+from svix.webhooks import Webhook
+
+from hookpost.store.secretbox import generate_main_key
+from tests.integration.test_api_harness import ApiServer, close_svix, running_api
+from tests.support.receiver import Receiver
+
+EXAMPLE = {
+    "amount": {"$gte": 1000},
+    "currency": {"$in": ["EUR", "USD"]},
+    "$or": [{"customer.tier": "gold"}, {"flagged": True}],
+}
+
+
+@pytest.fixture
+async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
+    async with running_api(any_database_url, main_key=generate_main_key()) as server:
+        yield server
+
+
+@pytest.fixture
+async def svix(api: ApiServer) -> AsyncIterator[SvixAsync]:
+    client = api.svix()
+    yield client
+    await close_svix(client)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+async def test_event_type_patterns_through_the_sdk(svix: SvixAsync, receiver: Receiver) -> None:
+    app = await svix.application.create(ApplicationIn(name="Acme"))
+    ep = await svix.endpoint.create(
+        app.id, EndpointIn(url=receiver.url("/inv"), event_types=["invoice.*", "user.created"])
+    )
+    assert ep.event_types == ["invoice.*", "user.created"]
+    patched = await svix.endpoint.patch(app.id, ep.id, EndpointPatch(event_types=["*"]))
+    assert patched.event_types == ["*"]
+    put = await svix.endpoint.upsert(
+        app.id, ep.id, EndpointUpsertIn(url=receiver.url("/inv"), event_types=["invoice.*"])
+    )
+    assert (await svix.endpoint.get(app.id, put.id)).event_types == ["invoice.*"]
+    for bad in (["invoice.*.paid"], ["*.paid"], ["inv*"], [".*"], ["**"]):
+        with pytest.raises(HTTPValidationError) as err:
+            await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("/x"), event_types=bad))
+        assert err.value.detail[0].loc == ["body", "eventTypes", 0], bad
+
+
+async def test_payload_filter_field_over_http(api: ApiServer, svix: SvixAsync) -> None:
+    app = await svix.application.create(ApplicationIn(name="Acme"))
+    base = f"/api/v1/app/{app.id}/endpoint"
+    async with api.http() as http:
+        r = await http.post(base, json={"url": "https://example.com/a", "payloadFilter": EXAMPLE})
+        assert r.status_code == 201, r.text
+        ep = r.json()
+        assert ep["payloadFilter"] == EXAMPLE
+        assert (await http.get(f"{base}/{ep['id']}")).json()["payloadFilter"] == EXAMPLE
+        listed = (await http.get(base)).json()["data"]
+        assert [e["payloadFilter"] for e in listed] == [EXAMPLE]
+
+        # PATCH: absent leaves it, a new one replaces it, {} and null clear it
+        r = await http.patch(f"{base}/{ep['id']}", json={"description": "d"})
+        assert r.json()["payloadFilter"] == EXAMPLE
+        r = await http.patch(f"{base}/{ep['id']}", json={"payloadFilter": {"flagged": True}})
+        assert r.json()["payloadFilter"] == {"flagged": True}
+        r = await http.patch(f"{base}/{ep['id']}", json={"payloadFilter": {}})
+        assert r.json()["payloadFilter"] is None
+        r = await http.patch(f"{base}/{ep['id']}", json={"payloadFilter": {"a": 1}})
+        r = await http.patch(f"{base}/{ep['id']}", json={"payloadFilter": None})
+        assert r.json()["payloadFilter"] is None
+        # PUT replaces the endpoint: a filter it does not name is gone
+        r = await http.put(
+            f"{base}/{ep['id']}", json={"url": "https://example.com/a", "payloadFilter": {"a": 1}}
+        )
+        assert (r.status_code, r.json()["payloadFilter"]) == (200, {"a": 1})
+        r = await http.put(f"{base}/{ep['id']}", json={"url": "https://example.com/a"})
+        assert r.json()["payloadFilter"] is None
+
+        # the SDK ignores the extension field and still parses the endpoint
+        sdk_ep = await svix.endpoint.get(app.id, ep["id"])
+        assert sdk_ep.url == "https://example.com/a"
+
+        invalid: list[tuple[Any, str]] = [
+            ({"$or": [{"a": 1}, {"amount": {"$gt": [1]}}]}, "payloadFilter.$or[1].amount.$gt"),
+            ({"amount": {"$between": [1, 2]}}, "payloadFilter.amount.$between"),
+            ({"currency": {"$in": "EUR"}}, "payloadFilter.currency.$in"),
+            ({"$and": {"a": 1}}, "payloadFilter.$and"),
+            ({"customer_id": {"$exists": "yes"}}, "payloadFilter.customer_id.$exists"),
+            ({"a": {"$in": list(range(600))}}, "payloadFilter"),
+            ([1, 2], "payloadFilter"),
+        ]
+        for flt, path in invalid:
+            for method, url, extra in (
+                ("POST", base, {"url": "https://example.com/b"}),
+                ("PUT", f"{base}/{ep['id']}", {"url": "https://example.com/a"}),
+                ("PATCH", f"{base}/{ep['id']}", {}),
+            ):
+                r = await http.request(method, url, json={**extra, "payloadFilter": flt})
+                assert r.status_code == 422, (method, flt, r.text)
+                detail = r.json()["detail"]
+                if path == "payloadFilter" and isinstance(flt, list):
+                    assert detail[0]["loc"][:2] == ["body", "payloadFilter"], detail
+                else:
+                    assert detail[0]["loc"] == ["body", path], detail
+        assert (await http.get(f"{base}/{ep['id']}")).json()["payloadFilter"] is None
+        assert len((await http.get(base)).json()["data"]) == 1  # no invalid one was created
+
+
+async def test_receiver_gets_only_matching_messages(
+    api: ApiServer, svix: SvixAsync, receiver: Receiver
+) -> None:
+    app = await svix.application.create(ApplicationIn(name="Acme"))
+    base = f"/api/v1/app/{app.id}/endpoint"
+    async with api.http() as http:
+        endpoints = {}
+        for path, extra in (
+            ("/all", {}),
+            ("/big", {"payloadFilter": EXAMPLE}),
+            ("/inv", {"eventTypes": ["invoice.*"], "payloadFilter": {"flagged": {"$neq": True}}}),
+            ("/eu", {"channels": ["eu"], "payloadFilter": {"customer": {"tier": "gold"}}}),
+        ):
+            r = await http.post(base, json={"url": receiver.url(path), **extra})
+            assert r.status_code == 201, r.text
+            endpoints[path] = r.json()["id"]
+    secrets = {p: (await svix.endpoint.get_secret(app.id, i)).key for p, i in endpoints.items()}
+
+    sends: list[tuple[str, dict[str, Any], list[str] | None, set[str]]] = [
+        (
+            "invoice.paid",
+            {"amount": 1000, "currency": "EUR", "customer": {"tier": "gold"}},
+            ["eu"],
+            {"/all", "/big", "/inv", "/eu"},
+        ),
+        ("invoice.paid", {"amount": 999, "currency": "EUR", "flagged": True}, None, {"/all"}),
+        (
+            "user.created",
+            {"amount": 5000, "currency": "USD", "flagged": True},
+            ["eu"],
+            {"/all", "/big"},
+        ),
+        (
+            "invoice.void",
+            {"amount": "5000", "currency": "USD", "customer": {"tier": "gold"}},
+            ["us"],
+            {"/all", "/inv"},
+        ),
+        ("order.placed", {"customer": {"tier": "gold"}}, ["eu"], {"/all", "/eu"}),
+    ]
+    expected: dict[str, set[str]] = {p: set() for p in endpoints}
+    for event_type, payload, channels, paths in sends:
+        msg = await svix.message.create(
+            app.id, MessageIn(event_type=event_type, payload=payload, channels=channels)
+        )
+        for p in paths:
+            expected[p].add(msg.id)
+        # the deliveries are made with the message: these are all there will ever be
+        dests = await svix.message_attempt.list_attempted_destinations(app.id, msg.id)
+        assert {d.id for d in dests.data} == {endpoints[p] for p in paths}, (event_type, payload)
+
+    for path, ids in expected.items():
+        await receiver.wait_for(len(ids), path)
+    for path, ids in expected.items():
+        got = receiver.on(path)
+        assert {r.webhook_id for r in got} == ids, path
+        for r in got:
+            Webhook(secrets[path]).verify(r.body, r.headers)  # raises if the signature is wrong
