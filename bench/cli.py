@@ -55,6 +55,7 @@ ALL_SCENARIOS = [
     "backlog",
     "isolation",
     "fanout",
+    "fanout-filtered",
 ]
 
 

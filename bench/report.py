@@ -295,6 +295,27 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "fanout",
                 run_ratio=ratio(f),
             )
+        if "fanout-filtered" in sc:
+            # Issue 19: a payload filter on every endpoint (half match). Recorded beside the
+            # unfiltered fan-out as the ratio of their near ratios (no threshold).
+            ff = _get(sc, "fanout-filtered", "deliveries_per_s")
+            n = _get(sc, "fanout-filtered", "endpoints")
+            ffr = near_ratio(ff, sc["fanout-filtered"])
+            plain = near_ratio(_get(sc, "fanout", "deliveries_per_s"), sc.get("fanout", {}))
+            row(
+                "6f",
+                backend,
+                f"fan-out to {n:,} endpoints with payload filters (half match), {label}",
+                f"{ff:,.0f}/s" + (f" = {ffr / plain:.2f} x unfiltered" if ffr and plain else "")
+                if ff is not None
+                else "error",
+                ffr,
+                "recorded beside target 6",
+                None,
+                ff,
+                "fanout-filtered",
+                run_ratio=ratio(ff),
+            )
     return rows
 
 
