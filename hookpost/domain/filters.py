@@ -8,6 +8,7 @@ closures (``compile_filter``); the stores look compiled filters up by their stor
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -144,18 +145,53 @@ _VALUE_OPS = frozenset({"$eq", "$neq", "$in", "$nin", "$contains", "$exists"}) |
 _LOGIC_OPS = frozenset({"$and", "$or", "$not"})
 
 
+_ORDER_FUNCS: Final = {
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
+}
+_NUMBER_TYPES: Final = (int, float)  # compared with `type(v) in`: bool is not one of them
+
+
+def _scalar_key(v: Any) -> tuple[str, Any] | None:
+    """A hashable key under which two scalars are equal exactly when ``json_equal`` says so
+    (numbers by value, whatever their type); None for arrays and objects."""
+    if _is_number(v):
+        return ("n", v)
+    if v is None or type(v) in (str, bool):
+        return (type(v).__name__, v)
+    return None
+
+
 def _compare(op: str, operand: Any, get: Callable[[Any], Any]) -> Predicate:
     """One value operator on the field ``get`` reads. A missing field fails every operator
-    but ``$neq`` and ``$exists: false``."""
+    but ``$neq`` and ``$exists: false``. The common shapes of operand get a closure of their
+    own (they run once per endpoint and message), which must answer as the generic rule."""
     if op == "$eq":
+        if _is_number(operand):
+            return lambda doc: type(v := get(doc)) in _NUMBER_TYPES and v == operand
+        if type(operand) is str:
+            return lambda doc: type(v := get(doc)) is str and v == operand
         return lambda doc: (v := get(doc)) is not MISSING and json_equal(v, operand)
     if op == "$neq":
         return lambda doc: (v := get(doc)) is MISSING or not json_equal(v, operand)
     if op in _ORDERING:
-        return lambda doc: (v := get(doc)) is not MISSING and _ordered(op, v, operand)
-    if op == "$in":
-        return lambda doc: (v := get(doc)) is not MISSING and any(json_equal(v, x) for x in operand)
-    if op == "$nin":
+        cmp = _ORDER_FUNCS[op]
+        if _is_number(operand):
+            return lambda doc: type(v := get(doc)) in _NUMBER_TYPES and bool(cmp(v, operand))
+        return lambda doc: type(v := get(doc)) is str and bool(cmp(v, operand))
+    if op in ("$in", "$nin"):
+        keys = [_scalar_key(x) for x in operand]
+        if all(k is not None for k in keys):  # scalars only: one set lookup
+            found = frozenset(keys)
+            if op == "$in":
+                return lambda doc: _scalar_key(get(doc)) in found
+            return lambda doc: (v := get(doc)) is not MISSING and _scalar_key(v) not in found
+        if op == "$in":
+            return lambda doc: (
+                (v := get(doc)) is not MISSING and any(json_equal(v, x) for x in operand)
+            )
         return lambda doc: (
             (v := get(doc)) is not MISSING and not any(json_equal(v, x) for x in operand)
         )
@@ -199,12 +235,28 @@ def _all(preds: list[Predicate]) -> Predicate:
         p, q = preds
         return lambda doc: p(doc) and q(doc)
     ps = tuple(preds)
-    return lambda doc: all(p(doc) for p in ps)
+
+    def every(doc: Any) -> bool:
+        for p in ps:  # a loop: cheaper than all() over a generator
+            if not p(doc):
+                return False
+        return True
+
+    return every
 
 
 def _any(preds: list[Predicate]) -> Predicate:
+    if len(preds) == 1:
+        return preds[0]
     ps = tuple(preds)
-    return lambda doc: any(p(doc) for p in ps)
+
+    def some(doc: Any) -> bool:
+        for p in ps:
+            if p(doc):
+                return True
+        return False
+
+    return some
 
 
 def _not(pred: Predicate) -> Predicate:

@@ -236,3 +236,77 @@ def test_filters_match_combines_types_channels_and_payload() -> None:
     assert not filters_match(None, ["us"], "invoice.paid", ["eu"], flt, big)
     assert filters_match(["*"], None, "x", None, None, None)
     assert not filters_match(None, None, "x", None, flt, None)  # a filter needs the payload
+
+
+_VALUES: list[Any] = [
+    0,
+    1,
+    1.0,
+    2.5,
+    -3,
+    True,
+    False,
+    None,
+    "",
+    "1",
+    "a",
+    "b",
+    "é",
+    [],
+    [1],
+    {},
+    {"k": 1},
+]
+
+
+def _reference(op: str, present: bool, v: Any, operand: Any) -> bool:
+    """The rules of docs/payload-filters.md, written out plainly."""
+
+    def num(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    def eq(a: Any, b: Any) -> bool:
+        if num(a) or num(b):
+            return num(a) and num(b) and a == b
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, list):
+            return len(a) == len(b) and all(eq(x, y) for x, y in zip(a, b, strict=True))
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(eq(a[k], b[k]) for k in a)
+        return bool(a == b)
+
+    if op == "$neq":
+        return not present or not eq(v, operand)
+    if not present:
+        return False
+    if op == "$eq":
+        return eq(v, operand)
+    if op == "$in":
+        return any(eq(v, x) for x in operand)
+    if op == "$nin":
+        return not any(eq(v, x) for x in operand)
+    same = (num(v) and num(operand)) or (type(v) is str and type(operand) is str)
+    return (
+        same
+        and {"$gt": v > operand, "$gte": v >= operand, "$lt": v < operand, "$lte": v <= operand}[op]
+        if same
+        else False
+    )
+
+
+@pytest.mark.parametrize("op", ["$eq", "$neq", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"])
+def test_every_operand_shape_follows_the_written_rules(op: str) -> None:
+    """The compiled closures specialise on the operand's type (numbers, strings, sets of
+    scalars): each must answer as the plain rule, for every pair of JSON types."""
+    if op in ("$in", "$nin"):
+        operands: list[Any] = [[x] for x in _VALUES] + [[1, "a", None], [[1], 2.5], []]
+    elif op in ("$eq", "$neq"):
+        operands = _VALUES
+    else:
+        operands = [x for x in _VALUES if isinstance(x, (int, float, str)) and type(x) is not bool]
+    for operand in operands:
+        pred = compile_filter({"f": {op: operand}})
+        for v in _VALUES:
+            assert pred({"f": v}) is _reference(op, True, v, operand), (op, operand, v)
+        assert pred({}) is _reference(op, False, None, operand), (op, operand)
