@@ -187,3 +187,18 @@ async def test_receiver_gets_only_matching_messages(
         assert {r.webhook_id for r in got} == ids, path
         for r in got:
             Webhook(secrets[path]).verify(r.body, r.headers)  # raises if the signature is wrong
+
+
+async def test_openapi_documents_patterns_and_payload_filters(api: ApiServer) -> None:
+    async with api.http(token=None) as http:
+        doc = (await http.get("/api/v1/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    for model in ("EndpointIn", "EndpointUpdate", "EndpointPatch", "EndpointOut"):
+        field = schemas[model]["properties"]["payloadFilter"]
+        assert "hookpost extension" in field["description"], model
+        assert "docs/payload-filters.md" in field["description"], model
+    for model in ("EndpointIn", "EndpointUpdate", "EndpointPatch"):
+        types = schemas[model]["properties"]["eventTypes"]
+        assert "`invoice.*`" in types["description"], model
+        items = next(t["items"] for t in types["anyOf"] if t.get("type") == "array")
+        assert "\\*" in items["pattern"], model
