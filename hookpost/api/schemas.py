@@ -304,7 +304,8 @@ _PAYLOAD_FILTER_DESCRIPTION = (
     "`$neq` `$gt` `$gte` `$lt` `$lte` `$in` `$nin` `$contains` `$exists`, and `$and` `$or` "
     "(lists of filters) and `$not` (one filter). Equality is type-strict, a missing field "
     "matches only `$neq` and `$exists: false`. An invalid filter is a 422 naming its JSON path. "
-    "Null, absent or `{}`: every payload. See docs/payload-filters.md."
+    "Null or `{}`: every payload; absent: none on create, unchanged on PUT and PATCH (the svix "
+    "SDKs do not send it). See docs/payload-filters.md."
 )
 
 

@@ -98,7 +98,9 @@ class NewEndpoint:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     secret: str | None = None  # None: a generated one
-    payload_filter: dict[str, Any] | None = None  # None: every payload (domain.filters)
+    # None: every payload (domain.filters). UNSET: not given, which a replace (PUT) leaves
+    # as it is: the svix SDKs do not know the field, and their PUT must not drop it.
+    payload_filter: dict[str, Any] | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)

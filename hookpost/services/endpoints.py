@@ -8,7 +8,7 @@ from dataclasses import replace
 from hookpost.domain import ids
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StaleWrite
 from hookpost.domain.filters import validate_filter
-from hookpost.domain.inputs import EndpointChanges, NewEndpoint
+from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.limits import Limits, check_recover_range, check_url_length
 from hookpost.domain.models import (
     BackgroundTask,
@@ -73,7 +73,9 @@ class EndpointService:
             disabled=endpoint.disabled,
             event_types=endpoint.event_types,
             channels=endpoint.channels,
-            payload_filter=validate_filter(endpoint.payload_filter),
+            payload_filter=validate_filter(
+                None if endpoint.payload_filter is UNSET else endpoint.payload_filter
+            ),
             headers=dict(endpoint.headers),
             metadata=dict(endpoint.metadata),
             keys=[SigningKey(key)],

@@ -91,17 +91,32 @@ async def test_payload_filter_field_over_http(api: ApiServer, svix: SvixAsync) -
         r = await http.patch(f"{base}/{ep['id']}", json={"payloadFilter": {"a": 1}})
         r = await http.patch(f"{base}/{ep['id']}", json={"payloadFilter": None})
         assert r.json()["payloadFilter"] is None
-        # PUT replaces the endpoint: a filter it does not name is gone
+        # PUT sets it; one that leaves it out leaves it as it is (the svix SDK's PUT does not
+        # know the field and must not drop it); null removes it
         r = await http.put(
             f"{base}/{ep['id']}", json={"url": "https://example.com/a", "payloadFilter": {"a": 1}}
         )
         assert (r.status_code, r.json()["payloadFilter"]) == (200, {"a": 1})
-        r = await http.put(f"{base}/{ep['id']}", json={"url": "https://example.com/a"})
+        r = await http.put(f"{base}/{ep['id']}", json={"url": "https://example.com/b"})
+        assert (r.json()["url"], r.json()["payloadFilter"]) == ("https://example.com/b", {"a": 1})
+        await svix.endpoint.upsert(
+            app.id, ep["id"], EndpointUpsertIn(url="https://example.com/a", description="sdk")
+        )
+        await svix.endpoint.patch(app.id, ep["id"], EndpointPatch(description="sdk patch"))
+        sdk_ep = await svix.endpoint.get(app.id, ep["id"])  # parses despite the extension field
+        assert (sdk_ep.url, sdk_ep.description) == ("https://example.com/a", "sdk patch")
+        assert (await http.get(f"{base}/{ep['id']}")).json()["payloadFilter"] == {"a": 1}
+        r = await http.put(
+            f"{base}/{ep['id']}", json={"url": "https://example.com/a", "payloadFilter": None}
+        )
         assert r.json()["payloadFilter"] is None
-
-        # the SDK ignores the extension field and still parses the endpoint
-        sdk_ep = await svix.endpoint.get(app.id, ep["id"])
-        assert sdk_ep.url == "https://example.com/a"
+        # a PUT that creates the endpoint: as a create
+        r = await http.put(
+            f"{base}/by-put", json={"url": "https://example.com/c", "payloadFilter": {"b": 2}}
+        )
+        assert (r.status_code, r.json()["payloadFilter"]) == (201, {"b": 2})
+        r = await http.put(f"{base}/by-put-2", json={"url": "https://example.com/c"})
+        assert (r.status_code, r.json()["payloadFilter"]) == (201, None)
 
         invalid: list[tuple[Any, str]] = [
             ({"$or": [{"a": 1}, {"amount": {"$gt": [1]}}]}, "payloadFilter.$or[1].amount.$gt"),
@@ -126,7 +141,7 @@ async def test_payload_filter_field_over_http(api: ApiServer, svix: SvixAsync) -
                 else:
                     assert detail[0]["loc"] == ["body", path], detail
         assert (await http.get(f"{base}/{ep['id']}")).json()["payloadFilter"] is None
-        assert len((await http.get(base)).json()["data"]) == 1  # no invalid one was created
+        assert len((await http.get(base)).json()["data"]) == 3  # no invalid one was created
 
 
 async def test_receiver_gets_only_matching_messages(

@@ -41,7 +41,7 @@ from hookpost.api.schemas import (
     RecoverIn,
     RecoverOut,
 )
-from hookpost.domain.inputs import EndpointChanges, NewEndpoint
+from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
 
 router = APIRouter(
@@ -71,7 +71,8 @@ def _new_endpoint(
         metadata=dict(body.metadata),
         headers=headers or {},
         secret=secret,
-        payload_filter=body.payload_filter,
+        # Absent from a PUT: left as it is (an extension the svix SDKs do not send).
+        payload_filter=body.payload_filter if "payload_filter" in body.model_fields_set else UNSET,
     )
 
 
