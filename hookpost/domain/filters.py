@@ -223,7 +223,7 @@ def _json_type(v: Any) -> str:
         return "a string"
     if type(v) is list:
         return "a list"
-    return "an object"
+    return "an object" if v else "an empty object"
 
 
 def _all(preds: list[Predicate]) -> Predicate:
