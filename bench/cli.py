@@ -53,6 +53,7 @@ ALL_SCENARIOS = [
     "drain",
     "future-backlog",
     "backlog",
+    "fairness",
     "isolation",
     "fanout",
     "fanout-filtered",
@@ -124,7 +125,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument(
         "--scenario",
         default="all",
-        help=f"comma-separated subset of: {', '.join(ALL_SCENARIOS)} (default all)",
+        help=f"comma-separated subset of: {', '.join(ALL_SCENARIOS)} (default all), or "
+        "`sustained` (10 minutes at 1,000 msg/s per stack: on request only)",
     )
     r.add_argument("--out", help="JSON path (default bench/results/<timestamp>.json)")
     r.add_argument(
@@ -153,6 +155,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     r.add_argument("--due-backlog", help="`backlog`: due deliveries per run, e.g. 20000,400000")
     r.add_argument("--due-endpoints", help="`backlog`: endpoints per run, e.g. 2,1,1000")
+    r.add_argument("--sustained-s", type=float, help="`sustained`: how long the load runs (600)")
     r.add_argument(
         "--repeats",
         type=int,
@@ -257,6 +260,8 @@ def run_bench(args: argparse.Namespace) -> int:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.backlog_rows is not None:
         sizes.backlog_rows = args.backlog_rows
+    if args.sustained_s is not None:
+        sizes.sustained_s = args.sustained_s
     if args.due_backlog:
         sizes.due_backlog = tuple(int(n) for n in args.due_backlog.split(","))
     if args.due_endpoints:

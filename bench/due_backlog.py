@@ -52,7 +52,7 @@ def insert_sqlite(
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO applications (id, uid, name, metadata, created_at, updated_at) "
-            "VALUES (?, 'bench-due', 'bench due backlog', '{}', ?, ?)",
+            "VALUES (?, NULL, 'bench due backlog', '{}', ?, ?)",
             (app_id, now, now),
         )
         conn.executemany(
@@ -101,7 +101,7 @@ async def _insert_pg(
         async with conn.transaction():
             await conn.execute(
                 "INSERT INTO applications (id, uid, name, metadata, created_at, updated_at) "
-                "VALUES ($1, 'bench-due', 'bench due backlog', '{}', $2, $2)",
+                "VALUES ($1, NULL, 'bench due backlog', '{}', $2, $2)",
                 app_id,
                 now,
             )

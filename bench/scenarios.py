@@ -41,6 +41,9 @@ class Sizes:
     due_backlog: tuple[int, ...]  # `backlog`: due deliveries pre-loaded, per run
     due_endpoints: tuple[int, ...]  # `backlog`: over this many endpoints, per run
     due_measured: int  # `backlog`: the rate is taken over the first this many deliveries
+    fair_backlog: int  # `fairness`: due on endpoint A before B's 10 are queued
+    sustained_rate: float  # `sustained`: messages per second to an app with 2 endpoints
+    sustained_s: float  # `sustained`: for this long
     iso_healthy: int
     iso_messages: int
     iso_max_s: float
@@ -70,6 +73,9 @@ class Sizes:
             due_backlog=(20_000, 400_000),
             due_endpoints=(2,),
             due_measured=20_000,
+            fair_backlog=500_000,
+            sustained_rate=1_000.0,
+            sustained_s=600.0,
             iso_healthy=20,
             # 30,000 healthy deliveries per round (~9 s): identical 3 s rounds spread +-15%,
             # and a longer round also sees the slow endpoint's first retries (5 s).
@@ -104,6 +110,9 @@ class Sizes:
             due_backlog=(2_000, 20_000),
             due_endpoints=(2,),
             due_measured=2_000,
+            fair_backlog=5_000,
+            sustained_rate=100.0,
+            sustained_s=3.0,
             iso_healthy=20,
             iso_messages=15,
             iso_max_s=10.0,
@@ -696,6 +705,97 @@ def backlog(ctx: Ctx, backend: str) -> dict[str, Any]:
     return {"runs": runs}
 
 
+def fairness(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Issue 26: ``fair_backlog`` due on endpoint A, then 10 on endpoint B (queued after A's,
+    so behind all of them in due order), no worker running; then the worker starts. Reports
+    when B's 10 arrive: after the worker's start and after the first delivery of all."""
+    s = ctx.sizes
+    stack = ctx.stack(backend, "fairness")
+    try:
+        prefix = f"/fair/{backend}/"
+        [api_proc] = stack.start(["api"])  # migrates the database
+        stack.stop([api_proc])
+        insert = due_backlog.insert_sqlite if backend == "sqlite" else due_backlog.insert_postgres
+        where = stack.sqlite_path or "" if backend == "sqlite" else stack.db_url
+        ctx.log(f"  inserting {s.fair_backlog:,} due deliveries on A, then 10 on B ...")
+        key = ctx.settings["main_key"]
+        insert(where, s.fair_backlog, 1, f"{ctx.nginx}{prefix}a", ctx.payload_size, key)
+        insert(where, 10, 1, f"{ctx.nginx}{prefix}b", ctx.payload_size, key)
+        mark = ctx.receiver.mark()
+        started = time.time()
+        procs = stack.start(stack.worker_roles())
+        ready = time.time()
+        small = ctx.receiver.wait_for(mark, f"{prefix}b", 10, s.wait_s)
+        first = ctx.receiver.since(mark, prefix)
+        stack.stop(procs)
+        first_at = min(ln.at for ln in first)
+        last_b = max(ln.at for ln in small) if small else float("nan")
+        out = {
+            "backlog_on_a": s.fair_backlog,
+            "b_delivered": len(small),
+            "b_last_after_spawn_s": round(last_b - started, 3),
+            "b_last_after_ready_s": round(last_b - ready, 3),
+            "b_last_after_first_delivery_s": round(last_b - first_at, 3),
+            "a_delivered_before_b_done": sum(
+                1 for ln in first if ln.uri.startswith(f"{prefix}a") and ln.at <= last_b
+            ),
+        }
+        ctx.log(f"  {backend} fairness: {out}")
+        return out
+    finally:
+        stack.close()
+
+
+def sustained(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Issue 26: open-loop ``sustained_rate`` msg/s for ``sustained_s`` to an app with 2
+    endpoints. Reports the deliveries still owed when the load stops (kept up: under one
+    second's worth) and how long the rest took. SQLite: `serve`; PostgreSQL: `serve`, then
+    `api` + 2 `worker`s."""
+    variants = [["serve"]] if backend == "sqlite" else [["serve"], ["api", "worker", "worker"]]
+    out: dict[str, Any] = {}
+    for roles in variants:
+        name = "+".join(roles)
+        stack = ctx.stack(backend, f"sustained-{len(roles)}")
+        try:
+            prefix = f"/sus/{backend}/{len(roles)}/"
+            procs = stack.start(roles)
+            app = one_app(ctx, stack, prefix, n_endpoints=2)
+            mark = ctx.receiver.mark()
+            acct = Accounting(procs, db_name=stack.pg_db_name)
+            acct.start()
+            gen = loadgen(
+                ctx,
+                stack,
+                "paced",
+                app,
+                stack.dir / "accepts.tsv",
+                rate=ctx.sizes.sustained_rate,
+                duration=ctx.sizes.sustained_s,
+                max_s=ctx.sizes.sustained_s + 30,
+            )
+            stopped = time.time()
+            at_end = len(ctx.receiver.since(mark, prefix))
+            owed = 2 * gen["accepted"] - at_end
+            lines = wait_delivered(ctx, mark, prefix, 2 * gen["accepted"])
+            usage = acct.stop()
+            last = max((ln.at for ln in lines), default=stopped)
+            out[name] = {
+                "offered_rate": round(gen["offered_rate"], 1),
+                "accepted": gen["accepted"],
+                "skipped": gen["skipped_over_outstanding"],
+                "deliveries_owed_at_end": owed,
+                "seconds_owed_at_end": round(owed / (2 * ctx.sizes.sustained_rate), 2),
+                "delivered": len({(ln.webhook_id, ln.uri) for ln in lines}),
+                "drained_after_end_s": round(max(0.0, last - stopped), 2),
+                "duplicates": duplicates(lines),
+                "usage": usage,
+            }
+            ctx.log(f"  {backend} sustained {name}: {out[name]}")
+        finally:
+            stack.close()
+    return out
+
+
 # --------------------------------------------------------------------------- isolation
 
 
@@ -885,6 +985,8 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "future-backlog": lambda ctx, backend: drain(ctx, backend, ctx.sizes.backlog_rows),
     # issue 26: the drain of a due backlog (burst recovery)
     "backlog": backlog,
+    "fairness": fairness,
+    "sustained": sustained,
     "isolation": isolation,
     "fanout": fanout,
     # issue 19: the same with a payload filter on every endpoint, half of them matching

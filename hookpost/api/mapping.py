@@ -155,6 +155,8 @@ def endpoint_out(ep: Endpoint) -> dict[str, Any]:
     out = _endpoint_base(ep)
     out["metadata"] = ep.metadata
     out["payloadFilter"] = ep.payload_filter
+    out["signatureScheme"] = ep.signature_scheme
+    out["signatureHeader"] = ep.signature_header
     return out
 
 

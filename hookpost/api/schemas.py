@@ -51,10 +51,12 @@ from hookpost.api.fields import (
     MessageChannels,
     Metadata,
     NotNull,
+    SignatureSchemeName,
     ThrottleRateIn,
     ThrottleRatePatch,
     TokenName,
     UtcDatetime,
+    check_secret_kind,
     dedupe,
 )
 
@@ -309,6 +311,31 @@ _PAYLOAD_FILTER_DESCRIPTION = (
 )
 
 
+_SCHEME_DESCRIPTION = (
+    "hookpost extension: how requests to this endpoint are signed. `standard-webhooks` "
+    "(default): Standard Webhooks HMAC `v1` in `webhook-signature`. "
+    "`standard-webhooks-ed25519`: Standard Webhooks `v1a` (Ed25519); the `whsk_` signing key "
+    "stays on the server and `GET .../secret` returns its public key `whpk_`. "
+    "`hmac-sha256-hex`: `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of the body>` keyed "
+    "with the secret string, plus `X-Webhook-Id`, `-Event`, `-Timestamp` and `-Attempt`. "
+    '`stripe`: `Hookpost-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">` keyed '
+    "with the secret string, plus `<prefix>-Event-Id`, `-Event-Type` and `-Delivery-Attempt`. "
+    "Changing it to or from the Ed25519 scheme replaces the endpoint's key with a new one. "
+    "Absent on a PUT: unchanged. See docs/receivers.md."
+)
+_HEADER_DESCRIPTION = (
+    "hookpost extension: renames the signature header of the `hmac-sha256-hex` and `stripe` "
+    "schemes (e.g. `Dealix-Signature`); for `stripe`, the event headers take its prefix "
+    "(`Dealix-Event-Id`). null: the scheme's own name. Absent on a PUT: unchanged."
+)
+_SECRET_DESCRIPTION = (
+    "The signing key; null or absent: the server generates one. `standard-webhooks`: "
+    "`whsec_` + base64 of 24-64 bytes. `standard-webhooks-ed25519`: `whsk_` + base64 of a "
+    "32-byte seed and its 32-byte public key. `hmac-sha256-hex` and `stripe`: any string of "
+    "8-256 characters, used as it is written (a generated one looks like `whsec_...`)."
+)
+
+
 class EndpointUpdate(_Model):
     """PUT body. Also the base of ``EndpointIn``, which adds ``secret`` and ``headers``."""
 
@@ -325,13 +352,27 @@ class EndpointUpdate(_Model):
     payload_filter: Annotated[
         dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
     ] = None
+    signature_scheme: Annotated[
+        SignatureSchemeName | SkipJsonSchema[None],
+        NotNull,
+        Field(description=_SCHEME_DESCRIPTION),
+    ] = None
+    signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
 
 
 class EndpointIn(EndpointUpdate):
     """POST body: ``EndpointUpdate`` plus the initial secret and custom headers."""
 
-    secret: EndpointSecret | None = None  # null or absent: the server generates one
+    secret: Annotated[EndpointSecret | None, Field(description=_SECRET_DESCRIPTION)] = None
     headers: Headers | None = None  # extension used by the svix SDK
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_fits_the_scheme(cls, secret: str | None, info: ValidationInfo) -> str | None:
+        # The scheme is validated first (declared first): the kind of key depends on it.
+        if secret is not None:
+            check_secret_kind(secret, info.data.get("signature_scheme"))
+        return secret
 
 
 class EndpointPatch(_PatchModel):
@@ -348,6 +389,12 @@ class EndpointPatch(_PatchModel):
     payload_filter: Annotated[
         dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
     ] = None  # null: every payload
+    signature_scheme: Annotated[
+        SignatureSchemeName | SkipJsonSchema[None],
+        NotNull,
+        Field(description=_SCHEME_DESCRIPTION),
+    ] = None
+    signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
 
 
 class _EndpointOutBase(_Model):
@@ -368,6 +415,8 @@ class EndpointOut(_EndpointOutBase):
     payload_filter: Annotated[
         dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
     ] = None
+    signature_scheme: Annotated[str, Field(description=_SCHEME_DESCRIPTION)] = "standard-webhooks"
+    signature_header: Annotated[str | None, Field(description=_HEADER_DESCRIPTION)] = None
 
 
 class MessageEndpointOut(_EndpointOutBase):
@@ -379,11 +428,27 @@ class MessageEndpointOut(_EndpointOutBase):
 
 
 class EndpointSecretOut(_Model):
-    key: str
+    key: Annotated[
+        str,
+        Field(
+            description=(
+                "The endpoint's current signing key; for `standard-webhooks-ed25519`, its "
+                "public key `whpk_...` (the `whsk_` signing key never leaves the server)."
+            )
+        ),
+    ]
 
 
 class EndpointSecretRotateIn(_Model):
-    key: EndpointSecret | None = None  # null or absent: the server generates one
+    key: Annotated[
+        EndpointSecret | None,
+        Field(
+            description=(
+                "The new key, of the kind the endpoint's `signatureScheme` signs with (see "
+                "`secret` on creation); null or absent: the server generates one."
+            )
+        ),
+    ] = None
     grace_period_seconds: Annotated[int, Field(ge=0, le=MAX_GRACE_PERIOD_SECONDS)] = (
         DEFAULT_GRACE_PERIOD_SECONDS
     )

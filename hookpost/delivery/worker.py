@@ -37,7 +37,7 @@ from hookpost.domain.models import (
 )
 from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import decide
-from hookpost.domain.signing import StandardWebhooksV1, scheme_for
+from hookpost.domain.signing import DEFAULT_SCHEME, StandardWebhooksV1, scheme_for
 from hookpost.services.common import now_ms
 from hookpost.services.events import (
     DELIVERY_EXHAUSTED,
@@ -112,9 +112,6 @@ class DeliveryWorker:
         self._last_claim: tuple[int, bool] = (0, False)
         self._next_due: int | None = None
         self._next_due_read_at: int | None = None
-        # See _due_from: the endpoints that own every due row before `due_at`, and when (loop
-        # time) the last claim that walked the queue from its start ran.
-        self._watermark: tuple[frozenset[str], int, float] | None = None
         store.on_new_work(self.wake)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -236,7 +233,6 @@ class DeliveryWorker:
         saturated = [ep for ep, n in self._per_endpoint.items() if n >= limit]
         now = self._clock()
         walked = asyncio.get_running_loop().time()
-        due_from = self._due_from(saturated, walked)
         lease_s = self._config.lease_s
         was_idle = not self._in_flight
         # A lease of ours may run out before the next heartbeat: never take it back ourselves.
@@ -253,7 +249,6 @@ class DeliveryWorker:
                 saturated,
                 max_per_endpoint=limit,
                 in_flight=self._per_endpoint,
-                due_from=due_from,
                 exclude_deliveries=held,
             )
         finally:
@@ -278,58 +273,9 @@ class DeliveryWorker:
             task.add_done_callback(self._tasks.discard)
         if extra:
             await self._store.release(extra, now)
-        self._move_watermark(saturated, batch, now, walked)
         # Claim again at once if the batch was full, or if an endpoint just filled up: the
         # next claim excludes it and reaches the rows behind its surplus.
         return len(batch) >= want or filled
-
-    def _due_from(self, saturated: list[str], walked: float) -> int | None:
-        """Where in the queue this claim may start (``walked``: loop time, monotonic).
-
-        A claim that excludes saturated endpoints walks past all of their due rows, and a
-        never-answering endpoint's backlog sits at the head of the queue: without this, every
-        claim walks it again (see docs/decisions/0015-claim-watermark.md). Every due row
-        before the watermark belongs to one of its owners (_move_watermark), and a row written
-        later is due at its writer's "now" or later, which is past the watermark unless the
-        writer took its "now" more than a poll interval before writing (a long wait for the
-        write lock) or its clock lags ours by as much. So while all the owners are still
-        excluded the claim starts at the watermark. It is dropped once an owner is not excluded
-        any more, and a poll interval after the last claim that walked from the start, which
-        bounds what those cases, or a PostgreSQL claim skipping rows that another worker's
-        claim locked and then rolled back, can delay.
-        """
-        if self._watermark is None:
-            return None
-        owners, due_at, walked_at = self._watermark
-        expired = walked - walked_at >= self._config.poll_interval_s
-        if expired or not owners.issubset(saturated):
-            self._watermark = None
-            return None
-        return due_at
-
-    def _move_watermark(
-        self, saturated: list[str], batch: list[ClaimedDelivery], now: int, walked: float
-    ) -> None:
-        """After a claim that excluded endpoints and leased rows: every due row before the
-        first row it leased belongs to an endpoint it excluded. The rows it scanned but did
-        not return were canceled (a disabled endpoint's), leased but undecodable (due again at
-        the lease's end), or an endpoint's surplus over its cap, which follows that endpoint's
-        first row (leased, or the endpoint would have been excluded; if that row was
-        undecodable, the surplus waits for the next walk from the start). A claim that leased
-        nothing moves nothing: the canceled rows may have used up its limit before the rows
-        behind them. The watermark stays a poll interval behind ``now`` (see _due_from). A
-        watermark still set here is the one this claim started from (_due_from drops the
-        others)."""
-        if not saturated or not batch:
-            return
-        owners = frozenset(saturated)
-        poll_ms = int(self._config.poll_interval_s * 1000)
-        start = min(min(d.due_at for d in batch), now - poll_ms)
-        if self._watermark is None:  # this claim walked from the start
-            self._watermark = (owners, start, walked)
-        else:
-            _, due_from, walked_at = self._watermark
-            self._watermark = (owners, max(start, due_from), walked_at)
 
     async def _slow_loop(self) -> None:
         """Move requests unanswered for SLOW_AFTER_S to the second pool (at most
@@ -410,19 +356,23 @@ class DeliveryWorker:
         timestamp = now // 1000
         scheme = (
             self._scheme_default
-            if d.signature_scheme == "standard-v1"
-            else scheme_for(d.signature_scheme)
+            if d.signature_scheme == DEFAULT_SCHEME
+            else scheme_for(
+                d.signature_scheme, d.signature_header, self._config.signature_header_prefix
+            )
         )
         active = [k.secret for k in d.keys if k.active(now)]
+        attempts = d.attempts + 1
         headers = {
             **d.headers,
             "content-type": "application/json",
             "user-agent": "hookpost/0.1",
-            **scheme.sign_headers(d.message_id, timestamp, d.payload, active),
+            **scheme.sign_headers(
+                d.message_id, timestamp, d.payload, active, d.event_type, attempts
+            ),
         }
         response = await self._sender.post(d.url, d.payload, headers)
         finished = self._clock()
-        attempts = d.attempts + 1
         schedule = d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
         decision = decide(response.outcome, attempts, schedule, finished, self._rng)
         retry_at = decision.next_attempt_at

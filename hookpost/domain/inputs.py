@@ -101,6 +101,10 @@ class NewEndpoint:
     # None: every payload (domain.filters). UNSET: not given, which a replace (PUT) leaves
     # as it is: the svix SDKs do not know the field, and their PUT must not drop it.
     payload_filter: dict[str, Any] | Unset | None = UNSET
+    # Extensions a Svix client does not send: UNSET keeps them as they are on a PUT (the
+    # default scheme when created).
+    signature_scheme: str | Unset = UNSET
+    signature_header: str | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,8 @@ class EndpointChanges(Changes):
     channels: list[str] | Unset | None = UNSET
     metadata: dict[str, str] | Unset = UNSET
     payload_filter: dict[str, Any] | Unset | None = UNSET
+    signature_scheme: str | Unset = UNSET
+    signature_header: str | Unset | None = UNSET
 
 
 # --------------------------------------------------------------------------- list queries

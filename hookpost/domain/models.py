@@ -85,7 +85,8 @@ class Endpoint:
     keys: list[SigningKey] = field(default_factory=list)  # keys[0] is the current key
     throttle_rate: int | None = None
     # Per-endpoint delivery options; None means "use the deployment default".
-    signature_scheme: str = "standard-v1"
+    signature_scheme: str = "standard-webhooks"  # domain.signing.SCHEME_NAMES
+    signature_header: str | None = None  # renames the hex/stripe signature header
     retry_schedule: list[int] | None = None
     # Health, maintained by the store when attempts are recorded.
     consecutive_failures: int = 0
@@ -160,7 +161,8 @@ class ClaimedDelivery:
     keys: list[SigningKey]
     signature_scheme: str
     retry_schedule: list[int] | None
-    due_at: int = 0  # its place in the queue when claimed (the worker's claim watermark)
+    due_at: int = 0  # its place in its endpoint's queue when claimed
+    signature_header: str | None = None
 
 
 @dataclass(slots=True)

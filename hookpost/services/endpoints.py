@@ -18,7 +18,15 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
-from hookpost.domain.signing import generate_secret, normalize_secret
+from hookpost.domain.signing import (
+    DEFAULT_SCHEME,
+    check_scheme,
+    check_signature_header,
+    key_fits,
+    key_kind,
+    keys_for_scheme,
+    shown_key,
+)
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
 
@@ -60,8 +68,12 @@ class EndpointService:
         self._url_check(url)
 
     async def create(self, app_id: str, endpoint: NewEndpoint) -> Endpoint:
-        secret = endpoint.secret
-        key = normalize_secret(secret) if secret else generate_secret()
+        scheme = endpoint.signature_scheme
+        scheme = DEFAULT_SCHEME if scheme is UNSET else check_scheme(scheme)
+        header = None if endpoint.signature_header is UNSET else endpoint.signature_header
+        check_signature_header(scheme, header)
+        kind, secret = key_kind(scheme), endpoint.secret
+        key = kind.normalize(secret, "secret") if secret else kind.generate()
         self._check_url(endpoint.url)
         now = self._clock()
         created = Endpoint(
@@ -80,6 +92,8 @@ class EndpointService:
             metadata=dict(endpoint.metadata),
             keys=[SigningKey(key)],
             throttle_rate=endpoint.throttle_rate,
+            signature_scheme=scheme,
+            signature_header=header,
             created_at=now,
             updated_at=now,
         )
@@ -114,9 +128,15 @@ class EndpointService:
             self._check_url(given["url"])
         if "payload_filter" in given:
             given["payload_filter"] = validate_filter(given["payload_filter"])
+        if "signature_scheme" in given:
+            check_scheme(given["signature_scheme"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)
+            scheme = new.get("signature_scheme", now.signature_scheme)
+            check_signature_header(scheme, new.get("signature_header", now.signature_header))
+            if scheme != now.signature_scheme:
+                new["keys"] = keys_for_scheme(scheme, now.keys)
             if new.get("disabled") is False and now.disabled:
                 new["disabled_reason"] = None  # the store also resets the health record
             if new.get("disabled") is True and not now.disabled:
@@ -145,7 +165,9 @@ class EndpointService:
 
     # -- secrets -----------------------------------------------------------------------------
     async def get_secret(self, app_id: str, endpoint_id: str) -> str:
-        return (await self.get(app_id, endpoint_id)).secret
+        """The current key, or the public key of an Ed25519 one (see ``shown_key``)."""
+        endpoint = await self.get(app_id, endpoint_id)
+        return shown_key(endpoint.signature_scheme, endpoint.secret)
 
     async def rotate_secret(
         self,
@@ -155,17 +177,22 @@ class EndpointService:
         grace_s: int = DEFAULT_GRACE_S,
     ) -> Endpoint:
         """The new key signs from now on; the old one keeps signing for ``grace_s`` so that
-        receivers can switch without rejecting a single request."""
+        receivers can switch without rejecting a single request. The key is of the kind the
+        endpoint's signature scheme signs with."""
         if not 0 <= grace_s <= MAX_GRACE_S:
             raise InvalidInput("gracePeriodSeconds", f"must be between 0 and {MAX_GRACE_S}")
-        new_key = normalize_secret(key, "key") if key else generate_secret()
+        current = await self.get(app_id, endpoint_id)
+        kind = key_kind(current.signature_scheme)
+        new_key = kind.normalize(key, "key") if key else kind.generate()
 
         def rotated(endpoint: Endpoint, now: int) -> Endpoint:
+            if not key_fits(endpoint.signature_scheme, new_key):
+                raise Conflict("the endpoint's signature scheme changed meanwhile: try again")
             old = [SigningKey(endpoint.keys[0].secret, now + grace_s * 1000)]
             old += [k for k in endpoint.keys[1:] if k.active(now)]
             return replace(endpoint, keys=[SigningKey(new_key), *old[:MAX_OLD_KEYS]])
 
-        return await self._modify(await self.get(app_id, endpoint_id), rotated)
+        return await self._modify(current, rotated)
 
     # -- headers -----------------------------------------------------------------------------
     async def get_headers(self, app_id: str, endpoint_id: str) -> dict[str, str]:

@@ -169,16 +169,17 @@ class DeliveryQueue(Protocol):
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
-        due_from: int | None = None,
         exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
-        """Lease up to ``limit`` due deliveries, oldest first, skipping ``exclude_endpoints``.
-        With ``max_per_endpoint``, at most ``max_per_endpoint - in_flight.get(endpoint, 0)``
-        of one endpoint's deliveries are leased; the rest stay due, untouched. With
-        ``due_from``, only deliveries due at or after it are looked at (the caller knows the
-        ones before it belong to endpoints it excludes). ``exclude_deliveries``: ids never
-        taken, even with an expired lease (the caller still has them in flight). A claimed
-        delivery's ``due_at`` is as stored (on PostgreSQL, on the database's clock)."""
+        """Lease up to ``limit`` due deliveries, skipping ``exclude_endpoints``: per endpoint,
+        the shares and round-robin order of ``domain.scheduling`` (each endpoint's oldest
+        first); its cost depends on the endpoints with due rows and the rows taken, not on
+        the due backlog. With ``max_per_endpoint``, at most ``max_per_endpoint -
+        in_flight.get(endpoint, 0)`` of one endpoint's deliveries are leased; the rest stay
+        due, untouched. A disabled endpoint's due deliveries are canceled, not returned.
+        ``exclude_deliveries``: ids never taken, even with an expired lease (the caller still
+        has them in flight). A claimed delivery's ``due_at`` is as stored (on PostgreSQL, on
+        the database's clock)."""
         ...
 
     async def finish_attempts(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
 from hookpost.domain.queries import FinishOutcome, QueueDepth
-from hookpost.store.rows import NO_LOWER_BOUND
+from hookpost.domain.scheduling import ClaimRounds, Head
 
 if TYPE_CHECKING:
     from hookpost.store.base import DeliveryQueue
@@ -28,6 +28,10 @@ class _Row:
     status: DeliveryStatus = DeliveryStatus.PENDING
     due_at: int | None = None  # pending: when it is due; leased: when the lease expires
     lease: str | None = None
+
+
+def _endpoint_of(delivery: ClaimedDelivery) -> str:
+    return delivery.endpoint_id
 
 
 class MemoryQueue:
@@ -59,36 +63,36 @@ class MemoryQueue:
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
-        due_from: int | None = None,
         exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
-        start = NO_LOWER_BOUND if due_from is None else due_from
-        excluded = set(exclude_endpoints)
         held = set(exclude_deliveries)
-        scanned = sorted(
-            (
-                (row.due_at, delivery_id)
-                for delivery_id, row in self._rows.items()
-                if row.due_at is not None
-                and start <= row.due_at <= now_ms
-                and row.delivery.endpoint_id not in excluded
-                and delivery_id not in held
-            ),
-        )[: max(limit, 0)]
+        queues: dict[str, list[tuple[int, int]]] = {}  # endpoint -> its due (due_at, id)
+        for delivery_id, row in self._rows.items():
+            if row.due_at is not None and row.due_at <= now_ms and delivery_id not in held:
+                queues.setdefault(row.delivery.endpoint_id, []).append((row.due_at, delivery_id))
+        for queue in queues.values():
+            queue.sort()
+        heads = [Head(endpoint_id, queue[0][0]) for endpoint_id, queue in queues.items()]
+        rounds = ClaimRounds(heads, limit, max_per_endpoint, in_flight, exclude_endpoints)
         lease = secrets.token_hex(8)
-        counts = dict(in_flight or {})
-        claimed = []
-        for due_at, delivery_id in scanned:
-            row = self._rows[delivery_id]
-            endpoint_id = row.delivery.endpoint_id
-            if max_per_endpoint is not None:  # above its cap, an endpoint's rows stay due
-                n = counts.get(endpoint_id, 0)
-                if n >= max_per_endpoint:
-                    continue
-                counts[endpoint_id] = n + 1
-            row.status, row.due_at, row.lease = DeliveryStatus.SENDING, now_ms + lease_ms, lease
-            claimed.append(replace(row.delivery, lease=lease, due_at=due_at))
-        return claimed
+        claimed: list[ClaimedDelivery] = []
+        shares = rounds.first
+        while shares:
+            taken = []
+            for share in shares:
+                queue = queues[share.endpoint_id]
+                for due_at, delivery_id in queue[: share.take]:
+                    row = self._rows[delivery_id]
+                    row.status, row.due_at, row.lease = (
+                        DeliveryStatus.SENDING,
+                        now_ms + lease_ms,
+                        lease,
+                    )
+                    taken.append(replace(row.delivery, lease=lease, due_at=due_at))
+                del queue[: share.take]
+            claimed += taken
+            shares = rounds.next(d.endpoint_id for d in taken)
+        return rounds.order(claimed, _endpoint_of)
 
     async def finish_attempts(
         self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int

@@ -27,6 +27,7 @@ from hookpost.domain.models import (
     Trigger,
 )
 from hookpost.domain.queries import CreatedMessage, KeyAnswer, SentMessage, StoredAnswer
+from hookpost.domain.signing import canonical_scheme
 from hookpost.store.secretbox import endpoint_keys_context
 
 log = logging.getLogger("hookpost.store")
@@ -130,10 +131,6 @@ class KeyOpener:
         return list(found[1])  # each delivery owns its list; the keys themselves are frozen
 
 
-# claim_due's lower bound on due_at when the caller gives none (every due row; 64-bit).
-NO_LOWER_BOUND = -(1 << 63)
-
-
 def decode_claimed(
     rows: Iterable[R], decode: Callable[[R], ClaimedDelivery], delivery_id: Callable[[R], int]
 ) -> list[ClaimedDelivery]:
@@ -196,7 +193,8 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         metadata=orjson.loads(r["metadata"]),
         keys=open_keys(box, r["keys"], r["id"]),
         throttle_rate=r["throttle_rate"],
-        signature_scheme=r["signature_scheme"],
+        signature_scheme=canonical_scheme(r["signature_scheme"]),
+        signature_header=r["signature_header"],
         retry_schedule=loads_opt(r["retry_schedule"]),
         consecutive_failures=r["consecutive_failures"],
         first_failure_at=r["first_failure_at"],
@@ -222,6 +220,7 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "keys": seal_keys(box, ep.keys, ep.id),
         "throttle_rate": ep.throttle_rate,
         "signature_scheme": ep.signature_scheme,
+        "signature_header": ep.signature_header,
         "retry_schedule": dumps_opt(ep.retry_schedule),
         "consecutive_failures": ep.consecutive_failures,
         "first_failure_at": ep.first_failure_at,

@@ -80,6 +80,8 @@ endpoints = Table(
     Column("metadata", Text, nullable=False, server_default="{}"),
     Column("keys", Text, nullable=False),  # sealed by the store's secret box
     Column("throttle_rate", Integer, nullable=True),
+    # The default's old name, kept: changing a default rebuilds the table on SQLite. Rows are
+    # always written with a name; domain.signing.LEGACY_NAMES reads the old one.
     Column("signature_scheme", Text, nullable=False, server_default="standard-v1"),
     Column("retry_schedule", Text, nullable=True),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
@@ -90,6 +92,8 @@ endpoints = Table(
     # As applications.deleted; a deleted endpoint is also disabled, so that nothing is queued
     # for it or sent to it while its rows are purged.
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    # Renames the hex/stripe schemes' signature header (null: the scheme's own).
+    Column("signature_header", Text, nullable=True),
     Column("payload_filter", Text, nullable=True),  # JSON (domain.filters); NULL: none
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
@@ -127,18 +131,18 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("trigger", SmallInteger, nullable=False, server_default="0"),
     # When the worker should look at it next: the retry time while pending, the lease expiry
-    # while sending, NULL once final. One partial index on it serves both claims; it also
-    # holds endpoint_id, so that SQLite tests a claim's excluded endpoints on the index entry
-    # instead of reading every skipped row from the table (migration 0002).
+    # while sending, NULL once final. A claim reads it per endpoint, from the head of each
+    # endpoint's queue (ix_deliveries_endpoint_due, migration 0006); there is no global due
+    # index (docs/decisions/0023-per-endpoint-claims.md).
     Column("due_at", BigInteger, nullable=True),
     Column("next_attempt_at", BigInteger, nullable=True),
     Column("lease", Text, nullable=True),
     Column("updated_at", BigInteger, nullable=False),
     UniqueConstraint("message_id", "endpoint_id", name="uq_deliveries_msg_endpoint"),
     Index(
-        "ix_deliveries_due",
-        "due_at",
+        "ix_deliveries_endpoint_due",
         "endpoint_id",
+        "due_at",
         postgresql_where=text("due_at IS NOT NULL"),
         sqlite_where=text("due_at IS NOT NULL"),
     ),

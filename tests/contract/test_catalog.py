@@ -253,7 +253,7 @@ class TestCatalog:
                 SigningKey("whsec_rotated", expires_at=T0 + DAY),
             ],
             throttle_rate=5,
-            signature_scheme="standard-v1",
+            signature_scheme="standard-webhooks",
             retry_schedule=[1, 60, 3600],
         )
         assert await store.create_endpoint(ep) == ep

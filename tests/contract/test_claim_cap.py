@@ -24,9 +24,11 @@ async def test_the_cap_leaves_an_endpoints_surplus_due_and_untouched(store: Stor
 
     got = await claim(store, T0 + 20, limit=4, max_per_endpoint=3, in_flight={slow.id: 1})
 
-    # 3 - 1 in flight = 2 of `slow`, oldest first; the other two rows scanned stay due
+    # 3 - 1 in flight = 2 of `slow`, oldest first, and `fast`'s row, round-robin; the rest of
+    # `slow`'s rows stay due, untouched
     assert [(c.endpoint_id, c.message_id) for c in got] == [
         (slow.id, msgs[0].id),
+        (fast.id, later.id),
         (slow.id, msgs[1].id),
     ]
     for m in msgs[:2]:
@@ -34,7 +36,7 @@ async def test_the_cap_leaves_an_endpoints_surplus_due_and_untouched(store: Stor
     for i, m in enumerate(msgs[2:], start=2):
         d = await store.get_delivery(m.id, slow.id)
         assert (d.status, d.attempts, d.updated_at) == (PENDING, 0, T0 + i)  # untouched
-    # with `slow` now full, the next claim skips it and reaches the rows behind its surplus
+    # with `slow` full, the next claim leaves it alone
     rest = await claim(
         store,
         T0 + 20,
@@ -43,7 +45,7 @@ async def test_the_cap_leaves_an_endpoints_surplus_due_and_untouched(store: Stor
         max_per_endpoint=3,
         in_flight={slow.id: 3},
     )
-    assert [(c.endpoint_id, c.message_id) for c in rest] == [(fast.id, later.id)]
+    assert rest == []
 
 
 async def test_the_cap_applies_to_endpoints_not_in_flight_and_counts_their_slots(

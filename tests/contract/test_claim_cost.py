@@ -10,11 +10,11 @@ would leave it: pending rows, due now.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 
 import asyncpg
-import pytest
 
 from hookpost.store.base import Store
 
@@ -22,7 +22,8 @@ from .conftest import backend_of, sqlite_path
 from .support import T0, claim, new_app, new_endpoint
 
 SMALL = 1_000
-BIG = 200_000
+# 200,000 in the suite; HOOKPOST_CLAIM_COST_ROWS=1000000 for the issue's measurement (-s prints it)
+BIG = int(os.environ.get("HOOKPOST_CLAIM_COST_ROWS", "200000"))
 RUNS = 15
 RATIO = 3.0
 SLACK_S = 0.001  # timer noise on a shared machine, on top of the ratio
@@ -110,9 +111,6 @@ async def _claim_cost(store: Store, saturated: list[str], limit: int) -> float:
     return best
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 26: the claim still walks the global due index past the backlog"
-)
 async def test_a_due_backlog_of_saturated_endpoints_does_not_slow_a_claim(
     store: Store, store_url: str
 ) -> None:
@@ -124,6 +122,10 @@ async def test_a_due_backlog_of_saturated_endpoints_does_not_slow_a_claim(
     await _fill(store_url, app.id, saturated, SMALL // 2, BIG // 2)
     big = await _claim_cost(store, saturated, 32)
 
+    print(
+        f"\nclaim cost, {backend_of(store_url)}: {small * 1000:.3f} ms with {SMALL:,} due, "
+        f"{big * 1000:.3f} ms with {BIG:,} due"
+    )
     assert big < RATIO * small + SLACK_S, (
         f"a claim took {big * 1000:.2f} ms with {BIG:,} due rows of saturated endpoints, "
         f"{small * 1000:.2f} ms with {SMALL:,}"

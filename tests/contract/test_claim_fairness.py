@@ -5,18 +5,11 @@ interleaves them round-robin. Runs on both stores and the in-memory queue.
 
 from __future__ import annotations
 
-import pytest
-
 from .support import T0, QueueWorld, claim
 
 BACKLOG = 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 26: a claim takes due rows oldest first, so a big backlog on one endpoint "
-    "keeps a small endpoint's rows out of the first claim",
-)
 async def test_a_small_endpoint_behind_a_big_backlog_is_claimed_in_the_first_claim(
     world: QueueWorld,
 ) -> None:
@@ -54,3 +47,23 @@ async def test_a_saturated_endpoints_backlog_does_not_hide_the_rows_behind_it(
     )
 
     assert [(c.endpoint_id, c.message_id) for c in got] == [(b.id, m.id) for m in small[:5]]
+
+
+async def test_a_claim_fills_an_endpoints_free_slots_when_the_others_have_fewer_rows(
+    world: QueueWorld,
+) -> None:
+    """Ten ready endpoints share a claim of 128 (13 or 12 each); nine have one row. The
+    endpoint with a backlog takes the rest of the claim up to its free slots, in the same
+    claim, not at the worker's next wake-up."""
+    a = await world.endpoint()
+    for i in range(100):
+        await world.send(now=T0 + i)
+    others = [await world.endpoint() for _ in range(9)]
+    await world.send(now=T0 + 200)  # one more row each (and a 101st for A)
+
+    got = await claim(world.queue, T0 + 1000, limit=128, max_per_endpoint=32)
+
+    assert sum(c.endpoint_id == a.id for c in got) == 32
+    assert sorted(c.endpoint_id for c in got if c.endpoint_id != a.id) == sorted(
+        e.id for e in others
+    )

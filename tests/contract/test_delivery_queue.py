@@ -91,21 +91,6 @@ class TestDeliveryQueue:
         assert out.stale == 0
         assert await world.status(msg.id, ep.id) == SUCCEEDED
 
-    async def test_claim_from_a_due_time_skips_the_rows_before_it(self, world: QueueWorld) -> None:
-        """``due_from``: the worker knows that the rows before it belong to endpoints it
-        excludes, and does not walk past them again."""
-        await world.endpoint()
-        early = await world.send(now=T0 - 30)
-        middle = await world.send(now=T0 - 20)
-        late = await world.send(now=T0 - 10)
-        got = await claim(world.queue, T0, due_from=T0 - 20)
-        assert [(c.message_id, c.due_at) for c in got] == [
-            (middle.id, T0 - 20),
-            (late.id, T0 - 10),
-        ]
-        [rest] = await claim(world.queue, T0)
-        assert (rest.message_id, rest.due_at) == (early.id, T0 - 30)
-
     async def test_claim_excludes_endpoints(self, world: QueueWorld) -> None:
         e1, e2, e3 = [await world.endpoint() for _ in range(3)]
         await world.send()
@@ -177,7 +162,7 @@ class TestDeliveryQueueOfAStore:
             url="https://receiver.example/in",
             headers={"X-Custom": "1", "Authorization": "Bearer t"},
             keys=keys,
-            signature_scheme="standard-v1",
+            signature_scheme="standard-webhooks",
             retry_schedule=[2, 4],
         )
         payload = '{"name":"Zoë","emoji":"🎉","n":[1,2.5,null]}'.encode()
@@ -202,7 +187,7 @@ class TestDeliveryQueueOfAStore:
             url="https://receiver.example/in",
             headers={"X-Custom": "1", "Authorization": "Bearer t"},
             keys=keys,
-            signature_scheme="standard-v1",
+            signature_scheme="standard-webhooks",
             retry_schedule=[2, 4],
             due_at=T0,
         )

@@ -151,7 +151,9 @@ async def test_fresh_schema_equals_migrated_schema(
     for table in migrated:
         assert fresh[table] == migrated[table], table
     # the comparison itself is not vacuous
-    assert any(ix["name"] == "ix_deliveries_due" for ix in migrated["deliveries"]["indexes"])
+    assert any(
+        ix["name"] == "ix_deliveries_endpoint_due" for ix in migrated["deliveries"]["indexes"]
+    )
     assert migrated["deliveries"]["fks"] and migrated["endpoints"]["uniques"]
 
 
@@ -182,11 +184,12 @@ async def test_concurrent_upgrades_all_succeed(database_url: str) -> None:
     assert await on_connection(database_url, schema_diff) == []
 
 
-def _due_index_columns(conn: Connection) -> list[str]:
-    (ix,) = [
-        ix for ix in inspect(conn).get_indexes("deliveries") if ix["name"] == "ix_deliveries_due"
-    ]
-    return list(ix["column_names"])
+def _due_indexes(conn: Connection) -> dict[str, list[str]]:
+    return {
+        ix["name"]: list(ix["column_names"])
+        for ix in inspect(conn).get_indexes("deliveries")
+        if ix["name"] in ("ix_deliveries_due", "ix_deliveries_endpoint_due")
+    }
 
 
 def _queue_one_delivery(conn: Connection) -> None:
@@ -222,21 +225,58 @@ def _queued(conn: Connection) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
-async def test_due_index_migration_keeps_the_queue_both_ways(database_url: str) -> None:
-    """0002 rebuilds ix_deliveries_due on (due_at, endpoint_id) under a queue that holds work,
-    and its downgrade puts the 0001 index back."""
+async def test_due_index_migrations_keep_the_queue_both_ways(database_url: str) -> None:
+    """0002 rebuilds ix_deliveries_due on (due_at, endpoint_id) under a queue that holds work;
+    0006 replaces it with ix_deliveries_endpoint_due; each downgrade puts the one before back."""
     from alembic import command
 
     await asyncio.to_thread(upgrade, database_url, "0001")
     await on_connection(database_url, _queue_one_delivery)
-    assert await on_connection(database_url, _due_index_columns) == ["due_at"]
+    assert await on_connection(database_url, _due_indexes) == {"ix_deliveries_due": ["due_at"]}
 
+    await asyncio.to_thread(upgrade, database_url, "0005")
+    assert await on_connection(database_url, _due_indexes) == {
+        "ix_deliveries_due": ["due_at", "endpoint_id"]
+    }
     await asyncio.to_thread(upgrade, database_url)
-    assert await on_connection(database_url, _due_index_columns) == ["due_at", "endpoint_id"]
+    assert await on_connection(database_url, _due_indexes) == {
+        "ix_deliveries_endpoint_due": ["endpoint_id", "due_at"]
+    }
     assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
     assert await on_connection(database_url, schema_diff) == []
 
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0005")
+    assert await on_connection(database_url, _due_indexes) == {
+        "ix_deliveries_due": ["due_at", "endpoint_id"]
+    }
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0001")
-    assert await on_connection(database_url, _due_index_columns) == ["due_at"]
+    assert await on_connection(database_url, _due_indexes) == {"ix_deliveries_due": ["due_at"]}
     assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
     assert await on_connection(database_url, current_revisions) == ["0001"]
+
+
+def _endpoint_signing(conn: Connection) -> list[tuple[Any, ...]]:
+    columns = {c["name"] for c in inspect(conn).get_columns("endpoints")}
+    header = "signature_header" if "signature_header" in columns else "NULL"
+    rows = conn.execute(text(f"SELECT id, signature_scheme, {header} FROM endpoints"))
+    return [tuple(r) for r in rows]
+
+
+async def test_signature_header_migration_renames_the_default_scheme(database_url: str) -> None:
+    """0008 adds endpoints.signature_header and stores the default scheme under its API name;
+    its downgrade gives the old name back. The queue is untouched both ways."""
+    from alembic import command
+
+    await asyncio.to_thread(upgrade, database_url, "0005")
+    await on_connection(database_url, _queue_one_delivery)  # the server default: standard-v1
+    assert await on_connection(database_url, _endpoint_signing) == [("ep_m", "standard-v1", None)]
+
+    await asyncio.to_thread(upgrade, database_url)
+    assert await on_connection(database_url, _endpoint_signing) == [
+        ("ep_m", "standard-webhooks", None)
+    ]
+    assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0005")
+    assert await on_connection(database_url, _endpoint_signing) == [("ep_m", "standard-v1", None)]
+    assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]

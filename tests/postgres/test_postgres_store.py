@@ -35,7 +35,7 @@ from hookpost.domain.queries import IdempotencyKey, SentMessage
 from hookpost.store.migrate import upgrade
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.store import APPLICATION_NAME, PostgresStore
-from hookpost.store.rows import NO_LOWER_BOUND, PlainBox
+from hookpost.store.rows import PlainBox
 from hookpost.store.sqlite.store import SqliteStore
 
 pytestmark = pytest.mark.postgres
@@ -419,7 +419,9 @@ async def test_pool_recovers_from_killed_connections(store: PostgresStore, smoke
     assert failures <= 4  # at most one failure per broken pooled connection
 
 
-async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url: str) -> None:
+async def test_claim_reads_each_endpoints_queue_from_the_per_endpoint_due_index(
+    store: PostgresStore, smoke_url: str
+) -> None:
     app = await store.create_app(_app())
     await store.create_endpoint(_endpoint(app.id))
     conn = await asyncpg.connect(smoke_url, timeout=5)
@@ -439,30 +441,20 @@ async def test_claim_uses_the_partial_due_index(store: PostgresStore, smoke_url:
             NOW * 2,
         )
         await conn.execute("ANALYZE deliveries")
-        plans = [
-            "\n".join(
-                r[0]
-                for r in await conn.fetch(
-                    "EXPLAIN (COSTS OFF) " + sql.CLAIM,
-                    NOW,
-                    64,
-                    ["ep_x"],
-                    30_000,
-                    "lease",
-                    ["ep_y"],
-                    [3],
-                    32,
-                    due_from,  # from a watermark, or none (the store's default)
-                    [],  # no delivery of the claimer's own to skip
-                )
-            )
-            for due_from in (NOW - 1_000, NO_LOWER_BOUND)
-        ]
+        heads = await _plan(conn, sql.CLAIM_HEADS)
+        take = await _plan(
+            conn, sql.CLAIM, NOW, ["ep_x", "ep_y"], [32, 32], 30_000, "lease", [], ["ep_y"]
+        )
     finally:
         await conn.close()
-    for plan in plans:
-        assert "Index Scan using ix_deliveries_due on deliveries" in plan, plan
+    # each endpoint's queue, from its head: never the whole table
+    for plan in (heads, take):
+        assert "using ix_deliveries_endpoint_due on deliveries" in plan, plan
         assert "Seq Scan on deliveries" not in plan, plan
+
+
+async def _plan(conn: asyncpg.Connection, statement: str, *args: object) -> str:
+    return "\n".join(r[0] for r in await conn.fetch("EXPLAIN (COSTS OFF) " + statement, *args))
 
 
 _FAILING_PUT = "INSERT INTO no_such_table VALUES ($1, $2, $3, $4, $5, $6, $7)"

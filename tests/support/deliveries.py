@@ -22,7 +22,7 @@ def claimed(row: int, endpoint: str, due_at: int | None = None) -> ClaimedDelive
         url=f"http://{endpoint}.test/",
         headers={},
         keys=[SigningKey("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
-        signature_scheme="standard-v1",
+        signature_scheme="standard-webhooks",
         retry_schedule=None,
         due_at=row if due_at is None else due_at,
     )

@@ -75,7 +75,9 @@ class TestStandardWebhooksSigning:
             Webhook(generate_secret()).verify(body, headers)
 
     def test_svix_header_names(self):
-        headers = scheme_for("svix-v1").sign_headers("msg_1", 1, b"{}", [SW["secret"]])
+        headers = scheme_for("standard-webhooks", None, "svix").sign_headers(
+            "msg_1", 1, b"{}", [SW["secret"]]
+        )
         assert set(headers) == {"svix-id", "svix-timestamp", "svix-signature"}
 
     def test_secret_generation_and_normalisation(self):

@@ -49,7 +49,6 @@ class QueueStore(MemoryQueue):
         self.claims: list[int] = []  # and the rows it returned
         self.finished: list[int] = []  # delivery ids whose results were written
         self.released: list[int] = []  # and those handed back unfinished
-        self.due_froms: list[int | None] = []  # where each claim started
         self.hold_claim: int | None = None  # this claim (1-based) waits for `go`
         self.held, self.go = asyncio.Event(), asyncio.Event()
 
@@ -66,11 +65,9 @@ class QueueStore(MemoryQueue):
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
-        due_from: int | None = None,
         exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
         self.limits.append(limit)
-        self.due_froms.append(due_from)
         if len(self.limits) == self.hold_claim:
             self.held.set()
             await self.go.wait()
@@ -81,7 +78,6 @@ class QueueStore(MemoryQueue):
             exclude_endpoints,
             max_per_endpoint=max_per_endpoint,
             in_flight=in_flight,
-            due_from=due_from,
             exclude_deliveries=exclude_deliveries,
         )
         self.claims.append(len(got))
@@ -139,7 +135,7 @@ def _worker(store: QueueStore, sender: HeldSender, **config: Any) -> DeliveryWor
     return DeliveryWorker(store, sender, WorkerConfig(**settings))  # type: ignore[arg-type]
 
 
-async def test_a_short_claim_that_fills_an_endpoint_wakes_a_claim_loop_out_of_slots(
+async def test_a_claim_alongside_a_write_takes_the_freed_slots_past_a_full_endpoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(worker_module, "SLOW_AFTER_S", 3600.0)
@@ -161,15 +157,13 @@ async def test_a_short_claim_that_fills_an_endpoint_wakes_a_claim_loop_out_of_sl
         # waits for a slot.
         await sender.until(lambda: sender.started == {"msg_1", "msg_2", "msg_3"}, "first claim")
         # msg_1 and msg_2 answer and are written in one batch. The claim alongside that write
-        # may take 2, scans msg_4 b and msg_5 b, and gets msg_4 only (b is full again): short,
-        # with a slot left. Only the claim loop can fill it, with a's rows behind b's.
+        # takes 2: b's next row (b is full again) and a's, not b's whole backlog.
         sender.gate.set()
         await sender.until(
             lambda: {"msg_6", "msg_7", "msg_8"} <= sender.answered, "a's later rows delivered"
         )
-        # msg_1 and msg_2 were written in one batch (2 slots handed back, so the claim
-        # alongside asked for 2 and got 1), and the claim loop took the slot left (msg_6).
-        assert (store.limits[:3], store.claims[:3]) == ([3, 2, 1], [3, 1, 1]), vars(store)
+        assert (store.limits[:2], store.claims[:2]) == ([3, 2], [3, 2]), vars(store)
+        assert "msg_5" not in sender.started  # b's surplus waits for a slot of b's
     finally:
         sender.hang.set()
         await worker.stop()
@@ -199,7 +193,7 @@ async def test_stop_waits_for_a_claim_alongside_a_write_and_its_deliveries(
     assert sender.answered == {"msg_1", "msg_2"}
 
 
-async def test_claims_start_after_a_saturated_endpoints_backlog_until_it_frees_a_slot(
+async def test_a_saturated_endpoints_backlog_waits_while_the_rows_behind_it_are_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(worker_module, "SLOW_AFTER_S", 3600.0)
@@ -218,53 +212,10 @@ async def test_claims_start_after_a_saturated_endpoints_backlog_until_it_frees_a
     try:
         healthy = {f"msg_{row}" for row in range(5, 11)}
         await sender.until(lambda: healthy <= sender.answered, "h's rows delivered")
-        # Claim 1 fills n (rows 1, 2); claim 2 excludes n, walks past rows 3 and 4 and takes
-        # rows 5 and 6. Every later claim while n is full starts at row 5 or after.
-        assert store.due_froms[:2] == [None, None], vars(store)
-        later = store.due_froms[2:]
-        assert later and all(f is not None and f >= 5 for f in later), vars(store)
-        assert store.pending() == [3, 4]
-        # n answers: it is no longer excluded, so the next claim walks from the start again.
+        assert store.pending() == [3, 4]  # n's surplus stays due, untouched
+        # n answers: it frees its slots, and its backlog is sent.
         sender.hang.set()
         await sender.until(lambda: {"msg_3", "msg_4"} <= sender.answered, "n's backlog sent")
-        assert None in store.due_froms[len(later) + 2 :], vars(store)
     finally:
         sender.hang.set()
         await worker.stop()
-
-
-def _watermark_worker() -> DeliveryWorker:
-    return _worker(QueueStore([]), HeldSender(set(), set()), poll_interval_s=1.0)
-
-
-def test_the_claim_watermark_is_dropped_when_an_owner_frees_up_or_after_a_poll() -> None:
-    worker = _watermark_worker()
-    worker._watermark = (frozenset({"n", "m"}), 500, 10.0)
-    assert worker._due_from(["n", "m", "x"], 10.999) == 500
-    assert worker._due_from(["n"], 10.999) is None  # m is not excluded any more
-    assert worker._watermark is None
-    worker._watermark = (frozenset({"n"}), 500, 10.0)
-    assert worker._due_from(["n"], 11.0) is None  # walk from the start once per poll (loop time)
-
-
-def test_the_claim_watermark_moves_only_behind_leased_rows_and_a_poll_behind_now() -> None:
-    worker = _watermark_worker()
-    now = 100_000
-    # a claim that leased nothing sets nothing: canceled rows may have used up its limit
-    worker._move_watermark(["n"], [], now, 5.0)
-    assert worker._watermark is None
-    # not past the first leased row, and never within a poll interval of now: a writer that
-    # took its "now" just before our claim may commit a row due then, after it
-    worker._move_watermark(["n"], [claimed(99_500, "h"), claimed(99_700, "h")], now, 5.0)
-    assert worker._watermark == (frozenset({"n"}), now - 1_000, 5.0)
-    worker._watermark = None  # the next claim walks from the start
-    worker._move_watermark(["n"], [claimed(2_000, "h")], now, 6.0)
-    assert worker._watermark == (frozenset({"n"}), 2_000, 6.0)
-    # a claim that started at the watermark moves it on, keeping the time of the last walk
-    worker._move_watermark(["n", "m"], [claimed(3_000, "h")], now, 6.5)
-    assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
-    worker._move_watermark(["n", "m"], [], now, 6.6)
-    assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)
-    # no endpoint excluded: nothing to skip, the watermark is left for _due_from to judge
-    worker._move_watermark([], [claimed(4_000, "h")], now, 7.0)
-    assert worker._watermark == (frozenset({"n", "m"}), 3_000, 6.0)

@@ -43,6 +43,7 @@ from hookpost.api.schemas import (
 )
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
+from hookpost.domain.signing import shown_key
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}/endpoint",
@@ -60,6 +61,7 @@ def _new_endpoint(
     body: EndpointUpdate, headers: dict[str, str] | None = None, secret: str | None = None
 ) -> NewEndpoint:
     """PUT's body (``EndpointUpdate``); POST's adds the headers and the secret."""
+    sent = body.model_fields_set
     return NewEndpoint(
         url=body.url,
         description=body.description,
@@ -71,8 +73,10 @@ def _new_endpoint(
         metadata=dict(body.metadata),
         headers=headers or {},
         secret=secret,
-        # Absent from a PUT: left as it is (an extension the svix SDKs do not send).
-        payload_filter=body.payload_filter if "payload_filter" in body.model_fields_set else UNSET,
+        # Absent from a PUT: left as it is (extensions the svix SDKs do not send).
+        payload_filter=body.payload_filter if "payload_filter" in sent else UNSET,
+        signature_scheme=body.signature_scheme or UNSET,
+        signature_header=body.signature_header if "signature_header" in sent else UNSET,
     )
 
 
@@ -205,7 +209,7 @@ async def rotate_endpoint_secret(
     ep = await app.services.endpoints.rotate_secret(
         app.id, endpoint_id, body.key, body.grace_period_seconds
     )
-    return json_response({"key": ep.secret})
+    return json_response({"key": shown_key(ep.signature_scheme, ep.secret)})
 
 
 # --------------------------------------------------------------------------- headers

@@ -19,11 +19,11 @@ from hookpost.domain.models import (
     Trigger,
 )
 from hookpost.domain.queries import FinishOutcome, QueueDepth
+from hookpost.domain.scheduling import ClaimRounds, Head, Share
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.rows import (
-    NO_LOWER_BOUND,
     SEALED_HEADER_JSON,
     KeyOpener,
     attempt_values,
@@ -46,28 +46,52 @@ class PostgresQueue(PostgresBase):
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
-        due_from: int | None = None,
         exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
         if limit <= 0:
             return []
+        now = () if self._sql.database_clock else (now_ms,)
+        heads = [
+            Head(r["endpoint_id"], r["due_at"], r["disabled"])
+            for r in await self._db.fetch(self._sql.claim_heads, *now)
+        ]
+        rounds = ClaimRounds(heads, limit, max_per_endpoint, in_flight, exclude_endpoints)
         lease = secrets.token_hex(8)
-        busy = in_flight or {}
-        rows = await self._db.fetch(
-            self._sql.claim,
-            now_ms,
-            limit,
-            list(exclude_endpoints),
-            lease_ms,
-            lease,
-            list(busy),
-            list(busy.values()),
-            max_per_endpoint,
-            NO_LOWER_BOUND if due_from is None else due_from,
-            list(exclude_deliveries),
-        )
+        rows: list[asyncpg.Record] = []
+        shares = rounds.first
+        while shares:
+            try:
+                taken = await self._take(shares, now_ms, lease_ms, lease, exclude_deliveries)
+            except Exception:
+                if not rows:
+                    raise
+                break  # a top-up failed: the rows already leased are delivered now
+            rows += taken
+            shares = rounds.next(r["endpoint_id"] for r in taken)
+        rows = rounds.order(rows, itemgetter("endpoint_id"))
         opener = KeyOpener(self._box)
         return decode_claimed(rows, lambda r: self._claimed(r, lease, opener), itemgetter("id"))
+
+    async def _take(
+        self,
+        shares: Sequence[Share],
+        now_ms: int,
+        lease_ms: int,
+        lease: str,
+        exclude_deliveries: Sequence[int],
+    ) -> list[asyncpg.Record]:
+        """One round of a claim: lease the shares' rows, cancel the canceled shares'."""
+        rows: list[asyncpg.Record] = await self._db.fetch(
+            self._sql.claim,
+            now_ms,
+            [s.endpoint_id for s in shares],
+            [s.take for s in shares],
+            lease_ms,
+            lease,
+            list(exclude_deliveries),
+            [s.endpoint_id for s in shares if s.cancel],
+        )
+        return rows
 
     def _claimed(self, r: asyncpg.Record, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
         return ClaimedDelivery(
@@ -89,6 +113,7 @@ class PostgresQueue(PostgresBase):
             signature_scheme=r["signature_scheme"],
             retry_schedule=loads_opt(r["retry_schedule"]),
             due_at=r["due_at"],
+            signature_header=r["signature_header"],
         )
 
     @wrap_exceptions

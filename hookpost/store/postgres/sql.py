@@ -283,54 +283,58 @@ MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_i
 # statements also name the batch's keys as `= ANY(array)` on the primary key, a lookup the
 # planner takes on any statistics (tests/postgres/test_postgres_plans.py checks the plans).
 
-# $1 now, $2 limit, $3 excluded endpoint ids, $4 lease ms, $5 lease token, $6-$8 the cap per
-# endpoint (see `due`), $9 the lowest due_at to look at (the worker's due_from), $10 delivery
-# ids never to take (the claimer's own, still in flight). `scanned`
-# walks the partial index ix_deliveries_due from $9 and stops after $2 rows it could lock, so
-# the cost does not depend on how many rows are scheduled later. Deliveries of endpoints
-# disabled since they were queued (`off`) are canceled in the same UPDATE. Each endpoint and
-# message is read once, however many of the claimed deliveries share it.
+# A claim reads each endpoint's queue, not the due backlog (domain.scheduling;
+# docs/decisions/0023-per-endpoint-claims.md). CLAIM_HEADS: the endpoints with due rows, their
+# oldest due time, and whether they are disabled: a loose index scan of
+# ix_deliveries_endpoint_due, one probe per endpoint with a queued row ($1 now).
+_HEADS = (
+    "WITH RECURSIVE ep AS ("
+    " (SELECT endpoint_id, due_at FROM deliveries WHERE due_at IS NOT NULL"
+    " ORDER BY endpoint_id, due_at LIMIT 1)"
+    " UNION ALL"
+    " SELECT n.endpoint_id, n.due_at FROM ep CROSS JOIN LATERAL ("
+    "  SELECT endpoint_id, due_at FROM deliveries"
+    "  WHERE due_at IS NOT NULL AND endpoint_id > ep.endpoint_id"
+    "  ORDER BY endpoint_id, due_at LIMIT 1) n) "
+)
+CLAIM_HEADS = (
+    f"{_HEADS}SELECT ep.endpoint_id, ep.due_at, e.disabled"
+    f" FROM ep JOIN endpoints e ON e.id = ep.endpoint_id WHERE ep.due_at <= {DB_NOW}"
+)
+# $1 now, $2/$3 the shares (endpoint ids, how many rows each), $4 lease ms, $5 lease token,
+# $6 delivery ids never to take (the claimer's own, still in flight), $7 the endpoints whose
+# rows are canceled (disabled since they were queued). Each share takes the oldest due rows of
+# its endpoint that no other claim has locked. Each endpoint and message is read once, however
+# many of the claimed deliveries share it. The caller orders the rows (domain.scheduling).
 CLAIM = (
-    "WITH scanned AS MATERIALIZED ("
-    " SELECT id, due_at, endpoint_id, message_id FROM deliveries"
-    f" WHERE due_at <= {DB_NOW} AND due_at >= $9::bigint AND endpoint_id <> ALL($3::text[])"
-    " AND id <> ALL($10::bigint[])"
-    " ORDER BY due_at LIMIT $2"
-    " FOR UPDATE SKIP LOCKED), "
+    "WITH taken AS MATERIALIZED ("
+    " SELECT d.id, d.due_at, d.endpoint_id, d.message_id"
+    " FROM unnest($2::text[], $3::int[]) AS share(endpoint_id, take) CROSS JOIN LATERAL ("
+    "  SELECT id, due_at, endpoint_id, message_id FROM deliveries"
+    f"  WHERE endpoint_id = share.endpoint_id AND due_at <= {DB_NOW}"
+    "  AND id <> ALL($6::bigint[])"
+    "  ORDER BY due_at LIMIT share.take FOR UPDATE SKIP LOCKED) d), "
     "ep AS MATERIALIZED ("
-    " SELECT id, disabled, url, headers, keys, signature_scheme, retry_schedule FROM endpoints"
-    " WHERE id = ANY(ARRAY(SELECT endpoint_id FROM scanned))), "
-    "off AS MATERIALIZED (SELECT ARRAY(SELECT id FROM ep WHERE disabled) AS ids), "
-    # At most $8 - (in flight) per endpoint ($6/$7: the endpoints in flight and their counts;
-    # $8 NULL: no cap). The surplus stays due, untouched: locked by this statement only.
-    # A disabled endpoint's rows are all taken (to be canceled): capped, a backlog of them at
-    # the head of the queue would take a claim per 32 rows to clear.
-    "due AS MATERIALIZED ("
-    " SELECT s.id, s.due_at, s.endpoint_id, s.message_id FROM ("
-    "  SELECT scanned.*, row_number() OVER ("
-    "   PARTITION BY endpoint_id ORDER BY due_at, id) AS nth FROM scanned) s"
-    " LEFT JOIN unnest($6::text[], $7::int[]) AS busy(endpoint_id, n)"
-    " ON busy.endpoint_id = s.endpoint_id CROSS JOIN off"
-    " WHERE $8::int IS NULL OR s.nth <= $8::int - coalesce(busy.n, 0)"
-    " OR s.endpoint_id = ANY(off.ids)), "
+    " SELECT id, url, headers, keys, signature_scheme, signature_header, retry_schedule"
+    " FROM endpoints WHERE id = ANY($2::text[]) AND id <> ALL($7::text[])), "
     "msg AS MATERIALIZED ("
     " SELECT id, event_type, payload, created_at FROM messages"
-    " WHERE id = ANY(ARRAY(SELECT message_id FROM due))), "
+    " WHERE id = ANY(ARRAY(SELECT message_id FROM taken WHERE endpoint_id <> ALL($7::text[])))), "
     "upd AS ("
     " UPDATE deliveries d SET"
-    " status = CASE WHEN d.endpoint_id = ANY(off.ids) THEN 4 ELSE 1 END,"
-    f" due_at = CASE WHEN d.endpoint_id = ANY(off.ids) THEN NULL ELSE {DB_NOW} + $4::bigint END,"
-    " lease = CASE WHEN d.endpoint_id = ANY(off.ids) THEN NULL ELSE $5::text END,"
+    " status = CASE WHEN d.endpoint_id = ANY($7::text[]) THEN 4 ELSE 1 END,"
+    f" due_at = CASE WHEN d.endpoint_id = ANY($7::text[]) THEN NULL ELSE {DB_NOW} + $4::bigint END,"
+    " lease = CASE WHEN d.endpoint_id = ANY($7::text[]) THEN NULL ELSE $5::text END,"
     " updated_at = $1"
-    " FROM off WHERE d.id = ANY(ARRAY(SELECT id FROM due))"
+    " WHERE d.id = ANY(ARRAY(SELECT id FROM taken))"
     " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, d.status) "
     "SELECT upd.id, upd.app_id, upd.message_id, upd.endpoint_id, upd.attempts, upd.trigger,"
-    " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.retry_schedule,"
-    " msg.event_type, msg.payload, msg.created_at AS msg_created_at, due.due_at"
-    " FROM upd JOIN due ON due.id = upd.id JOIN ep ON ep.id = upd.endpoint_id"
+    " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.signature_header, ep.retry_schedule,"
+    " msg.event_type, msg.payload, msg.created_at AS msg_created_at, taken.due_at"
+    " FROM upd JOIN taken ON taken.id = upd.id JOIN ep ON ep.id = upd.endpoint_id"
     " JOIN msg ON msg.id = upd.message_id"
     " WHERE upd.status = 1 "
-    "ORDER BY due.due_at, upd.id"
+    "ORDER BY taken.due_at, upd.id"
 )
 
 # finish_attempts. The attempts are inserted first; an attempt id already present means the
@@ -470,11 +474,10 @@ QUEUE_DEPTH = (
     f" count(*) FILTER (WHERE due_at > {DB_NOW} AND status = 0) AS scheduled "
     "FROM deliveries WHERE due_at IS NOT NULL"
 )
-NEXT_DUE = "SELECT min(due_at) FROM deliveries WHERE due_at IS NOT NULL"
+# The oldest of the endpoints' heads (there is no global due index: decision 0023).
+NEXT_DUE = f"{_HEADS}SELECT min(due_at) FROM ep"
 # On the caller's clock ($1 its now).
-NEXT_DUE_FOR = (
-    f"SELECT min(due_at) - {DB_NOW} + $1::bigint FROM deliveries WHERE due_at IS NOT NULL"
-)
+NEXT_DUE_FOR = f"{_HEADS}SELECT min(due_at) - {DB_NOW} + $1::bigint FROM ep"
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +486,7 @@ class Clocked:
     told so: tests that drive time through now_ms) with each one's now_ms parameter."""
 
     database_clock: bool
+    claim_heads: str
     claim: str
     finish_successes: str
     finish_with_failures: str
@@ -505,6 +509,7 @@ class Clocked:
 
         return cls(
             database_clock=database_clock,
+            claim_heads=at(CLAIM_HEADS, "$1"),
             claim=at(CLAIM, "$1"),
             finish_successes=at(FINISH_SUCCESSES, "$13"),
             finish_with_failures=at(FINISH_WITH_FAILURES, "$13"),

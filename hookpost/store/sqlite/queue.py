@@ -12,8 +12,8 @@ import orjson
 from hookpost.domain.health import Health, replay
 from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
 from hookpost.domain.queries import FinishOutcome, QueueDepth
+from hookpost.domain.scheduling import ClaimRounds, Head
 from hookpost.store.rows import (
-    NO_LOWER_BOUND,
     SEALED_HEADER_JSON,
     KeyOpener,
     attempt_values,
@@ -26,6 +26,8 @@ from hookpost.store.sqlite.multirow import execute_values
 from hookpost.store.sqlite.sql import (
     ATTEMPTS_INSERT,
     CLAIM,
+    CLAIM_CANCELED,
+    CLAIM_HEADS,
     CLAIM_NOT_HELD,
     CLAIM_ORDER,
     DELIVERIES_CANCEL,
@@ -43,6 +45,10 @@ from hookpost.store.sqlite.sql import (
 )
 
 
+def _endpoint_of(row: sqlite3.Row) -> str:
+    return row[3]  # type: ignore[no-any-return]  # d.endpoint_id (sql.CLAIM's columns)
+
+
 class _LeaseLost(Exception):
     """A batch of results holds some whose lease was lost: its write is rolled back and done
     again by ``finish_attempts``'s careful path, which reads first which leases are held."""
@@ -58,54 +64,33 @@ class SqliteQueue(SqliteBase):
         *,
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
-        due_from: int | None = None,
         exclude_deliveries: Sequence[int] = (),
     ) -> list[ClaimedDelivery]:
-        excluded = list(exclude_endpoints)
-        start = NO_LOWER_BOUND if due_from is None else due_from
         lease = secrets.token_hex(8)
-        busy = dict(in_flight or {})
         held = [orjson.dumps(list(exclude_deliveries)).decode()] if exclude_deliveries else []
-
-        def split(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[tuple[int]]]:
-            """One pass over the scanned rows: (rows to lease, (id,) of rows to cancel).
-
-            A disabled endpoint's rows are all canceled (capped, a backlog of them would take
-            a claim per max_per_endpoint rows to clear). Above its cap, an endpoint's surplus
-            stays due untouched, rather than being leased only to be handed back by the
-            worker (two more writes per row). Positions: see sql.CLAIM.
-            """
-            counts = dict(busy)  # a job may run twice: no state outside it
-            claimed: list[sqlite3.Row] = []
-            canceled: list[tuple[int]] = []
-            for r in rows:
-                if r[14]:  # e.disabled
-                    canceled.append((r[0],))  # d.id
-                    continue
-                if max_per_endpoint is not None:
-                    endpoint_id = r[3]  # d.endpoint_id
-                    n = counts.get(endpoint_id, 0)
-                    if n >= max_per_endpoint:
-                        continue
-                    counts[endpoint_id] = n + 1
-                claimed.append(r)
-            return claimed, canceled
+        take = f"{CLAIM}{CLAIM_NOT_HELD if held else ''}{CLAIM_ORDER}"
 
         def run(c: Conn) -> list[sqlite3.Row]:
-            skip = (
-                f" AND d.endpoint_id NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""
-            )
-            not_held = CLAIM_NOT_HELD if held else ""
-            rows = c.execute(
-                f"{CLAIM}{skip}{not_held}{CLAIM_ORDER}", [now_ms, start, *excluded, *held, limit]
-            ).fetchall()
-            claimed, canceled = split(rows)
-            # an endpoint disabled after the message was sent gets nothing
-            execute_values(c, DELIVERIES_CANCEL, canceled, (now_ms,))
-            execute_values(
-                c, DELIVERIES_LEASE, [(r[0],) for r in claimed], (now_ms + lease_ms, lease, now_ms)
-            )
-            return claimed
+            heads = [Head(ep, due, bool(off)) for ep, due, off in c.execute(CLAIM_HEADS, (now_ms,))]
+            rounds = ClaimRounds(heads, limit, max_per_endpoint, in_flight, exclude_endpoints)
+            claimed: list[sqlite3.Row] = []
+            shares = rounds.first
+            while shares:
+                taken: list[sqlite3.Row] = []
+                canceled: list[tuple[int]] = []
+                for share in shares:
+                    if share.cancel:  # an endpoint disabled after the message was sent
+                        canceled += c.execute(
+                            CLAIM_CANCELED, (share.endpoint_id, now_ms, share.take)
+                        )
+                    else:
+                        taken += c.execute(take, (share.endpoint_id, now_ms, *held, share.take))
+                execute_values(c, DELIVERIES_CANCEL, canceled, (now_ms,))
+                lease_until = (now_ms + lease_ms, lease, now_ms)
+                execute_values(c, DELIVERIES_LEASE, [(r[0],) for r in taken], lease_until)
+                claimed += taken
+                shares = rounds.next(map(_endpoint_of, taken))
+            return rounds.order(claimed, _endpoint_of)
 
         # Decoded after the commit: the write lock is held for the transaction, not for this.
         claimed = await self._db.write(run)
@@ -131,6 +116,7 @@ class SqliteQueue(SqliteBase):
             retry_schedule,
             _disabled,
             due_at,
+            signature_header,
         ) = r
         return ClaimedDelivery(
             delivery_id=delivery_id,
@@ -151,6 +137,7 @@ class SqliteQueue(SqliteBase):
             signature_scheme=signature_scheme,
             retry_schedule=loads_opt(retry_schedule),
             due_at=due_at,
+            signature_header=signature_header,
         )
 
     async def finish_attempts(

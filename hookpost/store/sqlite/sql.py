@@ -104,17 +104,40 @@ DELIVERIES_CREATE = (
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
     "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
-    "e.retry_schedule, e.disabled, d.due_at"
+    "e.retry_schedule, e.disabled, d.due_at, e.signature_header"
 )
-# CLAIM + (the excluded endpoints' condition, if any) + CLAIM_ORDER.
+# The endpoints with due rows and their oldest due time (domain.scheduling's heads): a loose
+# index scan of ix_deliveries_endpoint_due, two probes per endpoint with a queued row, however
+# many rows each has queued (docs/decisions/0023-per-endpoint-claims.md).
+_HEADS = (
+    "WITH RECURSIVE ep(id) AS ("
+    " SELECT (SELECT endpoint_id FROM deliveries WHERE due_at IS NOT NULL"
+    " ORDER BY endpoint_id LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT endpoint_id FROM deliveries WHERE due_at IS NOT NULL AND endpoint_id > ep.id"
+    " ORDER BY endpoint_id LIMIT 1) FROM ep WHERE ep.id IS NOT NULL), "
+    "heads(id, head) AS ("
+    " SELECT ep.id, (SELECT due_at FROM deliveries WHERE endpoint_id = ep.id"
+    " AND due_at IS NOT NULL ORDER BY due_at LIMIT 1) FROM ep WHERE ep.id IS NOT NULL) "
+)
+CLAIM_HEADS = (
+    f"{_HEADS}SELECT h.id, h.head, e.disabled FROM heads h"
+    " JOIN endpoints e ON e.id = h.id WHERE h.head <= ?"
+)
+# One endpoint's share: its oldest due rows ($1 endpoint, $2 now, $3 how many), + the caller's
+# own in flight left out (CLAIM_NOT_HELD), if any, + CLAIM_ORDER.
 CLAIM = (
     f"SELECT {_CLAIM_COLUMNS} "
     "FROM deliveries d JOIN messages m ON m.id = d.message_id "
     "JOIN endpoints e ON e.id = d.endpoint_id "
-    "WHERE d.due_at <= ? AND d.due_at >= ?"
+    "WHERE d.endpoint_id = ? AND d.due_at <= ?"
 )
 CLAIM_ORDER = " ORDER BY d.due_at LIMIT ?"
 CLAIM_NOT_HELD = " AND d.id NOT IN (SELECT value FROM json_each(?))"  # the caller's in flight
+# A disabled endpoint's share, to be canceled.
+CLAIM_CANCELED = (
+    "SELECT id FROM deliveries WHERE endpoint_id = ? AND due_at <= ? ORDER BY due_at LIMIT ?"
+)
 DELIVERIES_LEASE = (
     "UPDATE deliveries SET status = 1, due_at = ?, lease = ?, updated_at = ? "
     "WHERE id IN (VALUES {values})"
@@ -175,7 +198,8 @@ LEASES_HELD = (
 )
 QUEUE_DUE = "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?"
 QUEUE_SCHEDULED = "SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0"
-NEXT_DUE = "SELECT min(due_at) FROM deliveries WHERE due_at IS NOT NULL"
+# The oldest of the endpoints' heads (there is no global due index: decision 0023).
+NEXT_DUE = f"{_HEADS}SELECT min(head) FROM heads"
 
 # -- deliveries and attempts as operators see them ------------------------------------------
 RESEND = (
