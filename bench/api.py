@@ -56,6 +56,11 @@ class Api:
             _, out, _ = await self._call(s, "POST", "/api/v1/app", body)
             return str(out["id"])
 
+    async def create_event_type(self, name: str, schemas: dict[str, Any] | None = None) -> None:
+        async with aiohttp.ClientSession() as s:
+            body = {"name": name, "description": "bench", "schemas": schemas}
+            await self._call(s, "POST", "/api/v1/event-type", body)
+
     async def create_endpoints(
         self,
         app_id: str,

@@ -49,6 +49,7 @@ ALL_SCENARIOS = [
     "e2e-aiohttp",
     "e2e-sdk",
     "ingest",
+    "ingest-strict",
     "latency",
     "drain",
     "future-backlog",

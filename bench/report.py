@@ -225,6 +225,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 ing,
                 "ingest",
             )
+        if "ingest-strict" in sc and sc["ingest-strict"].get("ingest_per_s") is not None:
+            ing = sc["ingest-strict"]["ingest_per_s"]
+            plain = _get(sc, "ingest", "ingest_per_s")
+            ratio = f" ({ing / plain:.2f} x ingest)" if plain else ""
+            row(
+                "3*",
+                backend,
+                f"API ingest msg/s, strict catalog + JSON Schema (info), {label}",
+                f"{ing:,.0f}/s{ratio}",
+                None,
+                "info",
+                None,
+                ing,
+                "ingest-strict",
+            )
         if "future-backlog" in sc and "drain" in sc:
             b = _get(sc, "future-backlog", "deliveries_per_s")
             d = _get(sc, "drain", "deliveries_per_s")

@@ -475,14 +475,30 @@ def e2e(
         stack.close()
 
 
-def ingest(ctx: Ctx, backend: str) -> dict[str, Any]:
-    """API ingest alone: an app with no endpoints, so no deliveries are created."""
+# The bench payload's JSON Schema (bench.common.payload), for `ingest-strict`.
+BENCH_SCHEMA = {
+    "type": "object",
+    "required": ["type", "id", "data"],
+    "properties": {
+        "type": {"const": EVENT_TYPE},
+        "id": {"type": "integer", "minimum": 0},
+        "data": {"type": "string", "maxLength": 1_048_576},
+    },
+}
+
+
+def ingest(ctx: Ctx, backend: str, strict: bool = False) -> dict[str, Any]:
+    """API ingest alone: an app with no endpoints, so no deliveries are created. ``strict``:
+    with HOOKPOST_STRICT_EVENT_TYPES=1 and the event type's JSON Schema (issue 19's cost)."""
     s = ctx.sizes
-    stack = ctx.stack(backend, "ingest")
+    stack = ctx.stack(backend, "ingest-strict" if strict else "ingest")
     try:
         ctx.step("starting hookpost")
-        procs = stack.start(stack.full_roles())
+        extra = {"strict_event_types": "1"} if strict else None
+        procs = stack.start(stack.full_roles(), extra)
         ctx.step("started")
+        if strict:
+            run(stack.api.create_event_type(EVENT_TYPE, {"1": BENCH_SCHEMA}))
         app = run(stack.api.create_app("bench ingest"))
         acct = Accounting(procs, db_name=stack.pg_db_name)
         acct.start()
@@ -979,6 +995,8 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     # every request with a fresh idempotency-key, as the official svix SDKs send them
     "e2e-sdk": lambda ctx, backend: e2e(ctx, backend, label="e2e-sdk", idempotency_keys=True),
     "ingest": ingest,
+    # issue 19: the same with the strict catalog and a JSON Schema checked per message
+    "ingest-strict": lambda ctx, backend: ingest(ctx, backend, strict=True),
     "latency": latency,
     "drain": lambda ctx, backend: drain(ctx, backend, 0),
     # target 4: the drain with a million deliveries scheduled for later

@@ -41,6 +41,9 @@ class Settings:
     main_key: str = ""  # base64 AEAD key for secrets at rest
     admin_token: str = ""
     max_payload_bytes: int = 1024 * 1024
+    # Off: an endpoint's secret is shown only in the answers to its creation and rotation,
+    # and GET .../secret answers 403 (docs/decisions/0026)
+    reveal_secrets: bool = True
     # Requests per second per API token, per process (token bucket, burst 2x); 0 = off.
     # Generous: above one process's measured peak (~6,000 req/s), so it only stops a
     # runaway client; lower it where app-portal tokens are handed to untrusted tenants.
@@ -61,6 +64,9 @@ class Settings:
     metrics_host: str = ""
     # `hookpost serve`: auto (the worker in a child process on 2+ CPUs), process or inline
     serve_worker: str = "auto"
+    # the catalog: messages and subscriptions must name live event types, and payloads must
+    # match their event type's JSON Schemas (docs/decisions/0026)
+    strict_event_types: bool = False
     # storage
     sqlite_synchronous: str = "FULL"  # an answered message survives power loss too
     production: bool = False

@@ -236,6 +236,8 @@ class Hookpost:
             url_check=url_checker(settings, self.policy),
             max_payload_bytes=settings.max_payload_bytes,
             limits=settings.limits(),
+            strict_event_types=settings.strict_event_types,
+            reveal_secrets=settings.reveal_secrets,
         )
         self.worker: DeliveryWorker | None = None
         self._sender: HttpSender | None = None

@@ -32,6 +32,7 @@ from hookpost.domain.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    SecretNotShown,
     StoreUnavailable,
 )
 
@@ -133,9 +134,9 @@ def json_invalid_item(exc: json.JSONDecodeError) -> dict[str, Any]:
 
 
 def invalid_input_response(exc: InvalidInput) -> Response:
-    # A JSON path (payloadFilter.$or[1].amount) names the client's own keys: kept as given.
+    # A JSON path in ``field`` would name the client's own keys: only identifiers are camelCased.
     field = to_camel(exc.field) if "_" in exc.field and exc.field.isidentifier() else exc.field
-    return validation_response([validation_item(["body", field], exc.message)])
+    return validation_response([validation_item(["body", field, *exc.path], exc.message)])
 
 
 # --------------------------------------------------------------------------- handlers
@@ -161,6 +162,8 @@ def response_for(exc: Exception) -> Response | None:
         return error_response(409, exc.code, str(exc))
     if isinstance(exc, InvalidInput):
         return invalid_input_response(exc)
+    if isinstance(exc, SecretNotShown):
+        return error_response(403, exc.code, str(exc))
     if isinstance(exc, StoreUnavailable):
         log.warning("store unavailable: %s", exc)
         return error_response(
@@ -230,6 +233,7 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     Conflict,
     LimitExceeded,
     InvalidInput,
+    SecretNotShown,
     StoreUnavailable,
 )
 

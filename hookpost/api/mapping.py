@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
     ApiToken,
@@ -160,6 +161,17 @@ def endpoint_out(ep: Endpoint) -> dict[str, Any]:
     return out
 
 
+def endpoint_written_out(
+    ep: Endpoint, warnings: Sequence[FieldWarning], secret: str | None = None
+) -> dict[str, Any]:
+    """``EndpointWrittenOut``, or ``EndpointCreatedOut`` given the ``secret``."""
+    out = endpoint_out(ep)
+    out["warnings"] = [{"field": w.field, "message": w.message} for w in warnings]
+    if secret is not None:
+        out["secret"] = secret
+    return out
+
+
 def headers_out(headers: dict[str, str]) -> dict[str, Any]:
     sensitive = [name for name in headers if is_sensitive_header(name)]
     hidden = set(sensitive)
@@ -201,6 +213,7 @@ def message_out(msg: Message, with_content: bool = True) -> dict[str, Any]:
         "payload": orjson.Fragment(msg.payload) if with_content else EMPTY_PAYLOAD,
         "channels": msg.channels or None,
         "timestamp": iso(msg.created_at),
+        "payloadSha256": msg.payload_sha256,
     }
 
 

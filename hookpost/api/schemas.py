@@ -72,6 +72,7 @@ __all__ = [
     "BackgroundTaskStatus",
     "BackgroundTaskType",
     "EmptyResponse",
+    "EndpointCreatedOut",
     "EndpointHeadersIn",
     "EndpointHeadersOut",
     "EndpointHeadersPatchIn",
@@ -83,11 +84,13 @@ __all__ = [
     "EndpointSecretRotateIn",
     "EndpointStats",
     "EndpointUpdate",
+    "EndpointWrittenOut",
     "EventExampleIn",
     "EventTypeIn",
     "EventTypeOut",
     "EventTypePatch",
     "EventTypeUpdate",
+    "FieldWarningOut",
     "HTTPValidationError",
     "HttpErrorOut",
     "ListResponse",
@@ -419,6 +422,42 @@ class EndpointOut(_EndpointOutBase):
     signature_header: Annotated[str | None, Field(description=_HEADER_DESCRIPTION)] = None
 
 
+class FieldWarningOut(_Model):
+    """hookpost extension: something the request did that was accepted but is probably a
+    mistake."""
+
+    field: str = Field(description="The request's field (camelCase) the warning is about.")
+    message: str
+
+
+class EndpointWrittenOut(EndpointOut):
+    """The answer to an endpoint's creation or change: ``EndpointOut`` plus hookpost's
+    ``warnings`` (the svix SDK ignores the field)."""
+
+    warnings: list[FieldWarningOut] = Field(
+        default_factory=list,
+        description=(
+            "hookpost extension. Without `HOOKPOST_STRICT_EVENT_TYPES`, one warning on "
+            "`eventTypes` for each entry that names an event type the catalog lacks or "
+            "archived, or a pattern that matches no live event type: the endpoint is saved, "
+            "but receives nothing for that entry. Empty otherwise (strict mode refuses such "
+            "entries with a 422 instead)."
+        ),
+    )
+
+
+class EndpointCreatedOut(EndpointWrittenOut):
+    """The answer to an endpoint's creation: also its signing secret."""
+
+    secret: str = Field(
+        description=(
+            "hookpost extension: the endpoint's signing secret (`whsec_...`). With "
+            "`HOOKPOST_REVEAL_SECRETS=0` this answer and the answer to a rotation are the only "
+            "ones that show it: `GET .../secret` answers 403."
+        )
+    )
+
+
 class MessageEndpointOut(_EndpointOutBase):
     """An endpoint a message was (or is to be) sent to, with that delivery's status."""
 
@@ -560,6 +599,15 @@ class MessageOut(_Model):
     payload: dict[str, Any]
     channels: list[str] | None = None
     timestamp: UtcDatetime
+    payload_sha256: str | None = Field(
+        default=None,
+        description=(
+            "hookpost extension: the hex SHA-256 of the exact payload bytes stored, signed and "
+            "sent (what a receiver gets as the request body), recorded when the message was "
+            "created and kept after its content is expunged. null for messages stored before "
+            "hookpost recorded it."
+        ),
+    )
 
 
 class EndpointMessageOut(MessageOut):

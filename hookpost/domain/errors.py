@@ -27,14 +27,24 @@ class StaleWrite(Conflict):
 
 
 class InvalidInput(HookpostError):
-    """Bad input the schema layer could not catch; ``field`` names the offending field."""
+    """Bad input the schema layer could not catch; ``field`` names the offending field, and
+    ``path`` the place within it (JSON keys and list indexes), if any."""
 
     code = "validation"
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, path: tuple[str | int, ...] = ()) -> None:
+        where = "".join(f"[{p!r}]" for p in path)
+        super().__init__(f"{field}{where}: {message}")
         self.field = field
         self.message = message
+        self.path = path
+
+
+class SecretNotShown(HookpostError):
+    """A secret that this deployment shows only once, when it is created or rotated (the API
+    answers 403); the message says how to get a new one."""
+
+    code = "forbidden"
 
 
 class StoreUnavailable(HookpostError):

@@ -9,7 +9,6 @@ closures (``compile_filter``); the stores look compiled filters up by their stor
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, Final
@@ -94,24 +93,10 @@ def _contains(field: Any, operand: Any) -> bool:
 # --------------------------------------------------------------------------- paths
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
-
-
-def _path_text(path: tuple[str | int, ...]) -> str:
-    """``payloadFilter.$or[1].amount.$gt``; a key that is not plain is quoted: ``["a b"]``."""
-    out = FIELD
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
-            out += f".{part}"
-        else:
-            out += f"[{orjson.dumps(part).decode()}]"
-    return out
-
-
 def _bad(path: tuple[str | int, ...], msg: str) -> InvalidInput:
-    return InvalidInput(_path_text(path), msg)
+    """A 422 whose ``loc`` is ``["body", "payloadFilter", *path]``: the filter's JSON path
+    (``payloadFilter.$or[1].amount.$gt`` is ``[..., "$or", 1, "amount", "$gt"]``)."""
+    return InvalidInput(FIELD, msg, path)
 
 
 def _lookup(segments: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -349,8 +334,8 @@ def _check_size(flt: Any) -> None:
 
 
 def compile_filter(flt: Mapping[str, Any]) -> Predicate:
-    """The predicate of a payload filter; ``InvalidInput`` naming the JSON path of the first
-    bad part (``payloadFilter.$or[1].amount.$gt``) if the filter is not valid."""
+    """The predicate of a payload filter; ``InvalidInput`` whose ``path`` is the JSON path
+    of the first bad part (under ``payloadFilter``) if the filter is not valid."""
     if type(flt) is not dict:
         raise InvalidInput(FIELD, f"must be an object, not {_json_type(flt)}")
     _check_size(flt)

@@ -110,6 +110,9 @@ class Message:
     channels: list[str] | None = None
     created_at: int = 0
     expunged: bool = False
+    # domain.provenance.payload_sha256 of ``payload`` as created; kept when it is expunged.
+    # None for messages stored before it was recorded (migration 0009).
+    payload_sha256: str | None = None
 
 
 @dataclass(slots=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hookpost.domain.limits import Limits
 from hookpost.services.apps import AppService
+from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.endpoints import EndpointService, UrlCheck
 from hookpost.services.event_types import EventTypeService
@@ -40,20 +42,33 @@ class Services:
         url_check: UrlCheck | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         limits: Limits = Limits(),
+        strict_event_types: bool = False,
+        reveal_secrets: bool = True,
     ) -> Services:
-        endpoints = (
-            EndpointService(store, clock, limits=limits)
-            if url_check is None
-            else EndpointService(store, clock, url_check, limits)
+        catalog = CatalogCache(store)
+        options: dict[str, Any] = {} if url_check is None else {"url_check": url_check}
+        endpoints = EndpointService(
+            store,
+            clock,
+            limits=limits,
+            catalog=catalog,
+            strict_event_types=strict_event_types,
+            reveal_secrets=reveal_secrets,
+            **options,
         )
         metrics = Metrics()
         return cls(
             store=store,
             apps=AppService(store, clock),
-            event_types=EventTypeService(store, clock, limits),
+            event_types=EventTypeService(store, clock, limits, catalog),
             endpoints=endpoints,
             messages=MessageService(
-                store, clock, max_payload_bytes, metrics, limits.max_page_content_bytes
+                store,
+                clock,
+                max_payload_bytes,
+                metrics,
+                limits.max_page_content_bytes,
+                strict_catalog=catalog if strict_event_types else None,
             ),
             tokens=TokenService(store, clock),
             metrics=metrics,

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from hookpost.domain import ids
-from hookpost.domain.errors import Conflict, InvalidInput, NotFound, StaleWrite
+from hookpost.domain.catalog import FieldWarning
+from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
 from hookpost.domain.filters import validate_filter
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.limits import Limits, check_recover_range, check_url_length
@@ -27,6 +28,7 @@ from hookpost.domain.signing import (
     keys_for_scheme,
     shown_key,
 )
+from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
 
@@ -57,11 +59,30 @@ class EndpointService:
         clock: Clock = now_ms,
         url_check: UrlCheck = _no_check,
         limits: Limits = DEFAULT_LIMITS,
+        catalog: CatalogCache | None = None,
+        strict_event_types: bool = False,
+        reveal_secrets: bool = True,
     ):
         self._store = store
         self._clock = clock
         self._url_check = url_check
         self._limits = limits
+        self._catalog = catalog
+        # HOOKPOST_STRICT_EVENT_TYPES: subscriptions the catalog does not allow are refused
+        self._strict = strict_event_types and catalog is not None
+        # HOOKPOST_REVEAL_SECRETS: off, a secret is shown only when created or rotated
+        self._reveal_secrets = reveal_secrets
+
+    async def _check_subscription(self, event_types: list[str] | None) -> None:
+        if self._strict and self._catalog is not None:
+            await self._catalog.check_subscription(event_types)
+
+    async def subscription_warnings(self, endpoint: Endpoint) -> list[FieldWarning]:
+        """Without strict mode: a warning for each ``eventTypes`` entry that names nothing the
+        catalog offers (the endpoint was accepted, but receives nothing for it)."""
+        if self._strict or self._catalog is None:
+            return []
+        return await self._catalog.subscription_warnings(endpoint.event_types)
 
     def _check_url(self, url: str) -> None:
         check_url_length(url)  # first: the configured check may look the host up
@@ -75,6 +96,7 @@ class EndpointService:
         kind, secret = key_kind(scheme), endpoint.secret
         key = kind.normalize(secret, "secret") if secret else kind.generate()
         self._check_url(endpoint.url)
+        await self._check_subscription(endpoint.event_types)
         now = self._clock()
         created = Endpoint(
             id=ids.new_id(ids.ENDPOINT, now),
@@ -130,6 +152,8 @@ class EndpointService:
             given["payload_filter"] = validate_filter(given["payload_filter"])
         if "signature_scheme" in given:
             check_scheme(given["signature_scheme"])
+        if "event_types" in given:
+            await self._check_subscription(given["event_types"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)
@@ -165,8 +189,18 @@ class EndpointService:
 
     # -- secrets -----------------------------------------------------------------------------
     async def get_secret(self, app_id: str, endpoint_id: str) -> str:
-        """The current key, or the public key of an Ed25519 one (see ``shown_key``)."""
+        """The current key, or the public key of an Ed25519 one (see ``shown_key``).
+        SecretNotShown when HOOKPOST_REVEAL_SECRETS is off (after the endpoint is found:
+        an unknown one is still NotFound)."""
         endpoint = await self.get(app_id, endpoint_id)
+        if not self._reveal_secrets:
+            raise SecretNotShown(
+                "this server shows an endpoint's secret only once, in the answer to the "
+                "endpoint's creation or to a rotation (HOOKPOST_REVEAL_SECRETS is off). To get "
+                "a new one, rotate it: POST /api/v1/app/"
+                f"{endpoint.app_id}/endpoint/{endpoint.id}/secret/rotate answers with the new "
+                "key, and the old one keeps signing for gracePeriodSeconds (default 24 hours)"
+            )
         return shown_key(endpoint.signature_scheme, endpoint.secret)
 
     async def rotate_secret(

@@ -24,7 +24,9 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
+from hookpost.domain.provenance import payload_sha256
 from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter
+from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.idempotency import HeldKey
 from hookpost.services.metrics import Metrics
@@ -55,8 +57,12 @@ class MessageService:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         metrics: Metrics | None = None,
         max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
+        strict_catalog: CatalogCache | None = None,
     ) -> None:
         self._store = store
+        # HOOKPOST_STRICT_EVENT_TYPES: the cached catalog every message is checked against;
+        # None (the default): no check, and no work on the create path.
+        self._strict = strict_catalog
         self._clock = clock
         self._max_payload = max_payload_bytes
         self._metrics = metrics
@@ -102,15 +108,19 @@ class MessageService:
         path caches uid -> id); an unknown id still fails with NotFound in the store.
         ``key``: the request's idempotency key, checked and recorded by the message's own
         write (``Messages.create_message``); what it held already comes back as ``replayed``."""
+        body = encode_payload(payload, self._max_payload)
+        if self._strict is not None:
+            await self._strict.check_message(event_type, payload)
         now = self._clock()
         message = Message(
             id=ids.new_id(ids.MESSAGE, now),
             app_id=app_id,
             event_type=event_type,
-            payload=encode_payload(payload, self._max_payload),
+            payload=body,
             event_id=event_id,
             channels=list(channels) if channels else None,
             created_at=now,
+            payload_sha256=payload_sha256(body),
         )
         recorded = None if key is None else key.for_message(now)
         created = await self._store.create_message(message, now, endpoint_ids, recorded)

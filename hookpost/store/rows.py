@@ -257,7 +257,16 @@ def endpoint_update_sql(placeholder: Callable[[str], str], expected: str) -> str
 
 
 # A message's columns but its payload, which lists read apart (store.paging.content_rows).
-_MESSAGE_HEAD = ("id", "app_id", "event_type", "event_id", "channels", "expunged", "created_at")
+_MESSAGE_HEAD = (
+    "id",
+    "app_id",
+    "event_type",
+    "event_id",
+    "channels",
+    "expunged",
+    "created_at",
+    "payload_sha256",
+)
 
 
 def message_head(table: str) -> str:
@@ -276,6 +285,7 @@ def message_from_row(r: Row, payload: bytes | None = None) -> Message:
         channels=loads_opt(r["channels"]),
         created_at=r["created_at"],
         expunged=bool(r["expunged"]),
+        payload_sha256=r["payload_sha256"],
     )
 
 

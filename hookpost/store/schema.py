@@ -116,6 +116,8 @@ messages = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("expunged", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", BigInteger, nullable=False),
+    # hex SHA-256 of the payload as created, kept when it is expunged (migration 0009)
+    Column("payload_sha256", Text, nullable=True),
     UniqueConstraint("app_id", "event_id", name="uq_messages_app_event_id"),
     Index("ix_messages_app_id", "app_id", "id"),
 )

@@ -7,6 +7,7 @@ query's index, and finish_attempts' endpoint health replayed in Python against S
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -34,7 +35,7 @@ from hookpost.domain.models import (
 from hookpost.domain.queries import IdempotencyKey, SentMessage
 from hookpost.store.migrate import upgrade
 from hookpost.store.postgres import sql
-from hookpost.store.postgres.store import APPLICATION_NAME, PostgresStore
+from hookpost.store.postgres.store import APPLICATION_NAME, AUTOVACUUM_OFF, PostgresStore
 from hookpost.store.rows import PlainBox
 from hookpost.store.sqlite.store import SqliteStore
 
@@ -529,3 +530,20 @@ async def test_two_processes_sending_one_key_at_once_create_one_message(
             assert await store.get_idempotent("tok", key.key, NOW) == winner
     finally:
         await other.close()
+
+
+async def test_opening_a_store_warns_when_autovacuum_is_off(
+    smoke_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without VACUUM, finished deliveries' dead index entries pile up in every claim's way."""
+    conn = await asyncpg.connect(smoke_url, timeout=5)
+    try:
+        autovacuum = await conn.fetchval("SHOW autovacuum")
+    finally:
+        await conn.close()
+    store = PostgresStore(smoke_url, PlainBox())
+    with caplog.at_level(logging.WARNING, logger="hookpost.store.postgres"):
+        await store.open()
+    await store.close()
+    warned = any(r.getMessage() == AUTOVACUUM_OFF for r in caplog.records)
+    assert warned == (autovacuum != "on"), (autovacuum, caplog.records)

@@ -25,6 +25,7 @@ from hookpost.api.routes.common import (
     page_request,
 )
 from hookpost.api.schemas import (
+    EndpointCreatedOut,
     EndpointHeadersIn,
     EndpointHeadersOut,
     EndpointHeadersPatchIn,
@@ -35,6 +36,7 @@ from hookpost.api.schemas import (
     EndpointSecretRotateIn,
     EndpointStats,
     EndpointUpdate,
+    EndpointWrittenOut,
     EventExampleIn,
     ListResponseEndpointOut,
     MessageOut,
@@ -44,6 +46,7 @@ from hookpost.api.schemas import (
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
 from hookpost.domain.signing import shown_key
+from hookpost.services import Services
 
 router = APIRouter(
     prefix="/api/v1/app/{app_id}/endpoint",
@@ -80,6 +83,16 @@ def _new_endpoint(
     )
 
 
+async def _written(
+    services: Services, ep: Endpoint, status: int = 200, created: bool = False
+) -> Response:
+    """``EndpointWrittenOut`` (``EndpointCreatedOut`` for a new endpoint: with its secret)."""
+    warnings = await services.endpoints.subscription_warnings(ep)
+    shown = shown_key(ep.signature_scheme, ep.secret) if created else None  # whpk_, never whsk_
+    out = mapping.endpoint_written_out(ep, warnings, shown)
+    return json_response(out, status)
+
+
 def _changes(body: EndpointPatch) -> EndpointChanges:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("throttle_rate") == 0:  # the reference's Patch allows 0: no limit
@@ -109,22 +122,32 @@ async def list_endpoints(
     return json_response(mapping.list_out(page, mapping.endpoint_out, _id))
 
 
+_CATALOG_NOTE = (
+    " With `HOOKPOST_STRICT_EVENT_TYPES=1`, an `eventTypes` entry that names an event type "
+    "the catalog lacks or archived, or a pattern that matches no live event type, is a 422 "
+    'naming the entry (`["body", "eventTypes", index]`); without it the endpoint is '
+    "saved and the answer's `warnings` name the entry."
+)
+
+
 @router.post(
     "",
     status_code=201,
-    response_model=EndpointOut,
+    response_model=EndpointCreatedOut,
     operation_id="v1.endpoint.create",
     summary="Create Endpoint",
     description=(
         "An application has at most `HOOKPOST_MAX_ENDPOINTS_PER_APP` endpoints (default "
-        "100): beyond, 409 `limit_exceeded`."
+        "100): beyond, 409 `limit_exceeded`. The answer carries the new endpoint's `secret` "
+        "(with `HOOKPOST_REVEAL_SECRETS=0`, the only answer besides a rotation's that "
+        "does)." + _CATALOG_NOTE
     ),
     openapi_extra=IDEMPOTENT,
 )
 async def create_endpoint(app: AppCtx, body: EndpointIn) -> Response:
     new = _new_endpoint(body, dict(body.headers or {}), body.secret)
     ep = await app.services.endpoints.create(app.id, new)
-    return json_response(mapping.endpoint_out(ep), 201)
+    return await _written(app.services, ep, 201, created=True)
 
 
 @router.get(
@@ -141,25 +164,28 @@ async def get_endpoint(app: AppCtx, endpoint_id: EndpointId) -> Response:
 
 @router.put(
     "/{endpoint_id}",
-    response_model=EndpointOut,
+    response_model=EndpointWrittenOut,
     operation_id="v1.endpoint.update",
     summary="Update Endpoint",
-    responses={201: {"model": EndpointOut, "description": "Created"}},
+    description="Creates the endpoint (201, with its `secret`) if it does not exist."
+    + _CATALOG_NOTE,
+    responses={201: {"model": EndpointCreatedOut, "description": "Created"}},
 )
 async def update_endpoint(app: AppCtx, endpoint_id: EndpointId, body: EndpointUpdate) -> Response:
     ep, created = await app.services.endpoints.upsert(app.id, endpoint_id, _new_endpoint(body))
-    return json_response(mapping.endpoint_out(ep), 201 if created else 200)
+    return await _written(app.services, ep, 201 if created else 200, created)
 
 
 @router.patch(
     "/{endpoint_id}",
-    response_model=EndpointOut,
+    response_model=EndpointWrittenOut,
     operation_id="v1.endpoint.patch",
     summary="Patch Endpoint",
+    description=_CATALOG_NOTE.strip(),
 )
 async def patch_endpoint(app: AppCtx, endpoint_id: EndpointId, body: EndpointPatch) -> Response:
     ep = await app.services.endpoints.patch(app.id, endpoint_id, _changes(body))
-    return json_response(mapping.endpoint_out(ep))
+    return await _written(app.services, ep)
 
 
 @router.delete(
@@ -186,6 +212,11 @@ async def delete_endpoint(app: AppCtx, endpoint_id: EndpointId) -> Response:
     response_model=EndpointSecretOut,
     operation_id="v1.endpoint.get-secret",
     summary="Get Endpoint Secret",
+    description=(
+        "With `HOOKPOST_REVEAL_SECRETS=0` a secret is shown once (in the answers to the "
+        "endpoint's creation and to a rotation): this then answers 403 `forbidden`, the "
+        "detail saying how to rotate."
+    ),
 )
 async def get_endpoint_secret(app: AppCtx, endpoint_id: EndpointId) -> Response:
     return json_response({"key": await app.services.endpoints.get_secret(app.id, endpoint_id)})
@@ -199,7 +230,8 @@ async def get_endpoint_secret(app: AppCtx, endpoint_id: EndpointId) -> Response:
     description=(
         "The new key signs from now on; the previous one keeps signing (as a second signature) "
         "for `gracePeriodSeconds` (default 24 hours). Answers 200 with the new key (the Svix "
-        "reference says 204; the svix SDK parses an `EndpointSecretOut` body)."
+        "reference says 204; the svix SDK parses an `EndpointSecretOut` body), also with "
+        "`HOOKPOST_REVEAL_SECRETS=0`: it is the one answer that shows the new key."
     ),
     openapi_extra=IDEMPOTENT,
 )

@@ -123,7 +123,7 @@ async def send_message(
     except PayloadTooLarge:
         raise payload_too_large(c.settings.max_payload_bytes) from None
     except InvalidInput as exc:  # parsed, but it cannot be serialised back (too deep, ...)
-        if exc.field != "payload":
+        if exc.field != "payload" or exc.path:  # a path: the event type's schema refused it
             raise
         raise unencodable_payload(exc) from None
     if created.replayed is not None:
@@ -282,7 +282,11 @@ router.add_api_route(
         "`application` creates the application (with the path's id as its uid) if it does not "
         "exist. A second message with the same `eventId` is refused with 409 (as Svix does); "
         "the first one is kept and no deliveries are added. A payload over the configured "
-        "limit is refused with 413."
+        "limit is refused with 413. With `HOOKPOST_STRICT_EVENT_TYPES=1`, an `eventType` the "
+        "catalog lacks or archived is a 422 on `eventType`, and a payload that matches none "
+        "of the event type's JSON Schemas (`schemas`, any version) a 422 whose `loc` is the "
+        'failing JSON path (`["body", "payload", "customer", "id"]`). The '
+        "answer's `payloadSha256` is the hex SHA-256 of the payload bytes as stored and sent."
     ),
     responses={413: {"description": "Payload too large"}},
     openapi_extra=IDEMPOTENT,

@@ -157,7 +157,7 @@ class PostgresMessages(PostgresIdempotency):
         # repeat goes alone, after this batch, and finds the first one's answer.
         keys: set[tuple[str, str]] = set()
         taken: list[int] = []
-        columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
+        columns: tuple[list[Any], ...] = tuple([] for _ in range(12))
         for i, (m, channels, now_ms, key) in enumerate(batch):
             if key is not None:
                 if (key.scope, key.key) in keys:
@@ -167,7 +167,7 @@ class PostgresMessages(PostgresIdempotency):
             else:
                 k = (None, None, None)
             taken.append(i)
-            values = (*_message_args(m, channels), now_ms, *k)
+            values = (*_message_args(m, channels), now_ms, *k, m.payload_sha256)
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         args = (*columns[:8], list(set(columns[1])), *columns[8:])
@@ -210,7 +210,9 @@ class PostgresMessages(PostgresIdempotency):
             query, chosen_by = self._sql.message_create, m.channels or []
         else:
             query, chosen_by = self._sql.message_create_for, only
-        row = await self._db.fetchrow(query, *_message_args(m, channels), now_ms, chosen_by)
+        row = await self._db.fetchrow(
+            query, *_message_args(m, channels), now_ms, chosen_by, m.payload_sha256
+        )
         if row["fallback"]:
             return _PYTHON_MATCHING
         if not row["inserted"]:
@@ -223,7 +225,9 @@ class PostgresMessages(PostgresIdempotency):
         """Matching in Python (``filters_match``): insert the message and read the app's
         endpoints, then insert the deliveries, in one transaction."""
         async with self._db.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(sql.MESSAGE_INSERT, *_message_args(m, channels))
+            rows = await conn.fetch(
+                sql.MESSAGE_INSERT, *_message_args(m, channels), m.payload_sha256
+            )
             if not rows:  # the eventId is taken: return the first message
                 return await self._first_with_event_id(conn, m)
             wanted = None if only is None else set(only)

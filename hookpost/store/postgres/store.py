@@ -26,6 +26,7 @@ import asyncpg
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.batching import GroupCommit
 from hookpost.store.postgres.catalog import PostgresCatalog
+from hookpost.store.postgres.core import log
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.postgres.idempotency import PostgresIdempotency
 from hookpost.store.postgres.listener import Notifier, NotifyListener
@@ -42,6 +43,15 @@ async def _no_reset(_conn: asyncpg.Connection) -> None:
     """Pool reset hook. The default one runs ``RESET ALL; UNLISTEN *; ...`` on every release,
     a round trip per operation for session state this store never sets. asyncpg still rolls
     back a transaction left open (``Connection._reset``) before calling this."""
+
+
+# Finished deliveries leave dead entries in the queue's index that every claim steps over until
+# VACUUM removes them (docs/decisions/0023-per-endpoint-claims.md).
+AUTOVACUUM_OFF = (
+    "PostgreSQL's autovacuum is off on this server: finished deliveries leave dead index "
+    "entries that make every claim slower until VACUUM runs; turn autovacuum on (the default) "
+    "or run VACUUM deliveries regularly"
+)
 
 
 class PostgresStore(
@@ -105,6 +115,8 @@ class PostgresStore(
         )
         try:
             await self._listener.start()
+            if await pool.fetchval("SHOW autovacuum") != "on":
+                log.warning(AUTOVACUUM_OFF)
         except BaseException:
             await pool.close()
             raise

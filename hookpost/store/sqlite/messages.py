@@ -166,6 +166,7 @@ def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
             m.payload,
             0,
             m.created_at,
+            m.payload_sha256,
         )
         for m in (item.message for item in items)
     ]

@@ -74,7 +74,7 @@ PAYLOADS = "SELECT id, payload FROM messages WHERE id IN (SELECT value FROM json
 MESSAGE_EXPUNGE = "UPDATE messages SET payload = ?, expunged = 1 WHERE app_id = ? AND id = ?"
 MESSAGES_INSERT = (
     "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged, "
-    "created_at) VALUES {values}"
+    "created_at, payload_sha256) VALUES {values}"
 )
 MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
 # The enabled endpoints of each app, one row per app holding a JSON array of

@@ -1,7 +1,7 @@
 """endpoints.payload_filter: an endpoint's filter on message payloads (issue 19)
 
 Revision ID: 0007
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07 16:00:00
 
 JSON text (domain.filters), NULL for no filter. Adding a nullable column rewrites no table on
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
