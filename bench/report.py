@@ -228,12 +228,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if "ingest-strict" in sc and sc["ingest-strict"].get("ingest_per_s") is not None:
             ing = sc["ingest-strict"]["ingest_per_s"]
             plain = _get(sc, "ingest", "ingest_per_s")
-            ratio = f" ({ing / plain:.2f} x ingest)" if plain else ""
+            vs_plain = f" ({ing / plain:.2f} x ingest)" if plain else ""
             row(
                 "3*",
                 backend,
                 f"API ingest msg/s, strict catalog + JSON Schema (info), {label}",
-                f"{ing:,.0f}/s{ratio}",
+                f"{ing:,.0f}/s{vs_plain}",
                 None,
                 "info",
                 None,
