@@ -9,7 +9,7 @@ from hookpost.domain import ids
 from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
-from hookpost.domain.limits import Limits, check_recover_range, check_url_length
+from hookpost.domain.limits import Limits, check_recover_range, check_timeout, check_url_length
 from hookpost.domain.models import (
     BackgroundTask,
     Endpoint,
@@ -46,6 +46,13 @@ def _no_check(url: str) -> None:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def with_schedule(endpoint: Endpoint) -> Endpoint:
+    """The endpoint with ``retry_schedule`` (what the claim reads) as its policy expands."""
+    policy = endpoint.retry_policy
+    endpoint.retry_schedule = None if policy is None else list(policy.delays())
+    return endpoint
 
 
 class EndpointService:
@@ -97,7 +104,7 @@ class EndpointService:
         self._check_url(endpoint.url)
         await self._check_subscription(endpoint.event_types)
         now = self._clock()
-        created = Endpoint(
+        created = with_schedule(Endpoint(
             id=ids.new_id(ids.ENDPOINT, now),
             app_id=app_id,
             url=endpoint.url,
@@ -112,9 +119,11 @@ class EndpointService:
             throttle_rate=endpoint.throttle_rate,
             signature_scheme=scheme,
             signature_header=header,
+            retry_policy=None if endpoint.retry_policy is UNSET else endpoint.retry_policy,
+            timeout_s=None if endpoint.timeout_s is UNSET else check_timeout(endpoint.timeout_s),
             created_at=now,
             updated_at=now,
-        )
+        ))
         # NotFound for an unknown app; LimitExceeded when it has the most endpoints allowed
         return await self._store.create_endpoint(created, self._limits.max_endpoints_per_app)
 
@@ -148,6 +157,8 @@ class EndpointService:
             check_scheme(given["signature_scheme"])
         if "event_types" in given:
             await self._check_subscription(given["event_types"])
+        if "timeout_s" in given:
+            check_timeout(given["timeout_s"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)
@@ -159,7 +170,7 @@ class EndpointService:
                 new["disabled_reason"] = None  # the store also resets the health record
             if new.get("disabled") is True and not now.disabled:
                 new["disabled_reason"] = "disabled by the API"
-            return replace(now, **new)
+            return with_schedule(replace(now, **new))
 
         return await self._modify(current, change)
 
