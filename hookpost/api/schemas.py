@@ -350,7 +350,7 @@ _SECRET_DESCRIPTION = (
 _POLICY_DESCRIPTION = (
     "hookpost extension: this endpoint's retry policy, ahead of its event type's retry "
     "schedule (`PUT /api/v1/event-type/{name}/retry-schedule`) and of "
-    "`HOOKPOST_RETRY_SCHEDULE`. Either `{\"schedule\": [5, 300, 1800]}`: the delays (seconds) "
+    '`HOOKPOST_RETRY_SCHEDULE`. Either `{"schedule": [5, 300, 1800]}`: the delays (seconds) '
     "after the 1st, 2nd, ... failed attempt, then it gives up; or a `strategy`: "
     "`exponential` waits `initialDelaySeconds` × `multiplier`^(n-1) after the n-th failed "
     "attempt, `linear` waits `initialDelaySeconds` × n, both capped at `maxDelaySeconds`, "
@@ -387,8 +387,7 @@ class RetryPolicyIn(_Model):
     )
     max_delay_seconds: int | None = Field(
         default=None,
-        description=f"Default {retry.DEFAULT_MAX_DELAY_S} (a day); at least "
-        "`initialDelaySeconds`.",
+        description=f"Default {retry.DEFAULT_MAX_DELAY_S} (a day); at least `initialDelaySeconds`.",
     )
     max_attempts: int | None = Field(
         default=None,

@@ -80,5 +80,7 @@ def check_timeout(seconds: int | None) -> int | None:
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise InvalidInput("timeoutSeconds", "must be a whole number of seconds")
     if not MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:
-        raise InvalidInput("timeoutSeconds", f"must be from {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S} seconds")
+        raise InvalidInput(
+            "timeoutSeconds", f"must be from {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S} seconds"
+        )
     return seconds

@@ -194,7 +194,11 @@ def policy_from_dict(raw: Mapping[str, object]) -> RetryPolicy:
         POLICY_FIELD,
     )
     attempts = _whole(
-        raw.get("maxAttempts", DEFAULT_MAX_ATTEMPTS), ("maxAttempts",), 1, MAX_ATTEMPTS, POLICY_FIELD
+        raw.get("maxAttempts", DEFAULT_MAX_ATTEMPTS),
+        ("maxAttempts",),
+        1,
+        MAX_ATTEMPTS,
+        POLICY_FIELD,
     )
     multiplier = raw.get("multiplier", DEFAULT_MULTIPLIER)
     if isinstance(multiplier, bool) or not isinstance(multiplier, int | float):

@@ -104,26 +104,30 @@ class EndpointService:
         self._check_url(endpoint.url)
         await self._check_subscription(endpoint.event_types)
         now = self._clock()
-        created = with_schedule(Endpoint(
-            id=ids.new_id(ids.ENDPOINT, now),
-            app_id=app_id,
-            url=endpoint.url,
-            description=endpoint.description,
-            uid=endpoint.uid,
-            disabled=endpoint.disabled,
-            event_types=endpoint.event_types,
-            channels=endpoint.channels,
-            headers=dict(endpoint.headers),
-            metadata=dict(endpoint.metadata),
-            keys=[SigningKey(key)],
-            throttle_rate=endpoint.throttle_rate,
-            signature_scheme=scheme,
-            signature_header=header,
-            retry_policy=None if endpoint.retry_policy is UNSET else endpoint.retry_policy,
-            timeout_s=None if endpoint.timeout_s is UNSET else check_timeout(endpoint.timeout_s),
-            created_at=now,
-            updated_at=now,
-        ))
+        created = with_schedule(
+            Endpoint(
+                id=ids.new_id(ids.ENDPOINT, now),
+                app_id=app_id,
+                url=endpoint.url,
+                description=endpoint.description,
+                uid=endpoint.uid,
+                disabled=endpoint.disabled,
+                event_types=endpoint.event_types,
+                channels=endpoint.channels,
+                headers=dict(endpoint.headers),
+                metadata=dict(endpoint.metadata),
+                keys=[SigningKey(key)],
+                throttle_rate=endpoint.throttle_rate,
+                signature_scheme=scheme,
+                signature_header=header,
+                retry_policy=None if endpoint.retry_policy is UNSET else endpoint.retry_policy,
+                timeout_s=None
+                if endpoint.timeout_s is UNSET
+                else check_timeout(endpoint.timeout_s),
+                created_at=now,
+                updated_at=now,
+            )
+        )
         # NotFound for an unknown app; LimitExceeded when it has the most endpoints allowed
         return await self._store.create_endpoint(created, self._limits.max_endpoints_per_app)
 
