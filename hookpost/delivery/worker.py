@@ -409,9 +409,14 @@ class DeliveryWorker:
         else:
             response = await self._sender.post(d.url, d.payload, headers, timeout)
         finished = self._clock()
-        schedule = schedule_for(
-            d.retry_schedule, self._type_schedules, d.event_type, self._config.retry_schedule
-        )
+        if self._type_schedules:  # some event type has a schedule: the whole precedence
+            schedule = schedule_for(
+                d.retry_schedule, self._type_schedules, d.event_type, self._config.retry_schedule
+            )
+        else:  # the usual case: the endpoint's policy or the global schedule, as before
+            schedule = (
+                d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
+            )
         decision = decide(response.outcome, attempts, schedule, finished, self._rng)
         retry_at = decision.next_attempt_at
         if retry_at is not None and (self._next_due is None or retry_at < self._next_due):
