@@ -24,8 +24,6 @@ from pydantic.json_schema import SkipJsonSchema
 from hookpost.api.fields import (
     CHANNEL_PATTERN as CHANNEL_PATTERN,
 )
-from hookpost.domain import retry
-from hookpost.domain.limits import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 from hookpost.api.fields import (
     DEFAULT_GRACE_PERIOD_SECONDS,
     HEADER_NAME_SCHEMA,
@@ -61,6 +59,8 @@ from hookpost.api.fields import (
     check_secret_kind,
     dedupe,
 )
+from hookpost.domain import retry
+from hookpost.domain.limits import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 
 __all__ = [
     "ApiTokenCreatedOut",
@@ -352,8 +352,8 @@ _POLICY_DESCRIPTION = (
     "schedule (`PUT /api/v1/event-type/{name}/retry-schedule`) and of "
     '`HOOKPOST_RETRY_SCHEDULE`. Either `{"schedule": [5, 300, 1800]}`: the delays (seconds) '
     "after the 1st, 2nd, ... failed attempt, then it gives up; or a `strategy`: "
-    "`exponential` waits `initialDelaySeconds` × `multiplier`^(n-1) after the n-th failed "
-    "attempt, `linear` waits `initialDelaySeconds` × n, both capped at `maxDelaySeconds`, "
+    "`exponential` waits `initialDelaySeconds` * `multiplier`^(n-1) after the n-th failed "
+    "attempt, `linear` waits `initialDelaySeconds` * n, both capped at `maxDelaySeconds`, "
     f"for `maxAttempts` attempts in all (the first included). At most {retry.MAX_ATTEMPTS} "
     f"attempts, each delay at most {retry.MAX_DELAY_S} seconds (7 days). Jitter (±20%) and "
     "a receiver's `Retry-After` apply as to the global schedule. A 410 Gone still ends the "

@@ -155,10 +155,10 @@ class DeliveryWorker:
         self._results_ready.set()
         if self._flush_task is not None:
             await self._flush_task
-        for task in (self._renew_task, self._options_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        for background in (self._renew_task, self._options_task):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         unfinished = [(d.delivery_id, d.lease) for d in self._in_flight.values()]
         if unfinished:
             with contextlib.suppress(Exception):

@@ -111,12 +111,13 @@ class RetryPolicy:
 
     def delays(self) -> tuple[int, ...]:
         """Delay after failed attempt 1, 2, ... (seconds); after the last one it gives up.
-        Exponential: initial × multiplier^(n-1); linear: initial × n; both capped at the
+        Exponential: initial * multiplier^(n-1); linear: initial * n; both capped at the
         max delay."""
         if self.schedule is not None:
             return self.schedule
         out = []
         for n in range(1, self.max_attempts):
+            step: float
             if self.strategy == "linear":
                 step = self.initial_delay_s * n
             else:

@@ -14,6 +14,8 @@ from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
 
+Schedule = list[int] | None  # (``list`` is a method name below)
+
 
 class EventTypeService:
     def __init__(
@@ -89,10 +91,10 @@ class EventTypeService:
         self._written()
         return written
 
-    async def get_retry_schedule(self, name: str) -> list[int] | None:
+    async def get_retry_schedule(self, name: str) -> Schedule:
         return (await self._store.get_event_type(name)).retry_schedule
 
-    async def set_retry_schedule(self, name: str, schedule: list[int] | None) -> list[int] | None:
+    async def set_retry_schedule(self, name: str, schedule: Schedule) -> Schedule:
         """Svix's per-event-type schedule (None clears it); an endpoint's policy comes first."""
         checked = None if schedule is None else list(check_schedule(schedule, "retrySchedule"))
         current = await self._store.get_event_type(name)

@@ -18,8 +18,8 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
-from hookpost.domain.retry import RetryPolicy
 from hookpost.domain.queries import AttemptFilter, MessageFilter
+from hookpost.domain.retry import RetryPolicy
 from hookpost.store.base import Store
 
 from .support import (

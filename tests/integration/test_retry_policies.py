@@ -3,6 +3,7 @@ in the attempts the engine records against real receivers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -35,7 +36,7 @@ async def _attempt_times(hp: Hookpost, app_id: str, msg_id: str, ep_id: str) -> 
 
 def _gaps_match(times: list[int], delays: list[float]) -> bool:
     """Each gap between attempts is its delay ± jitter, plus at most LATENCY_S."""
-    gaps = [(b - a) / 1000 for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a) / 1000 for a, b in itertools.pairwise(times)]
     assert len(gaps) == len(delays), (gaps, delays)
     return all(
         d * (1 - JITTER) - 0.05 <= g <= d * (1 + JITTER) + LATENCY_S
