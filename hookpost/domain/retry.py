@@ -215,6 +215,11 @@ def policy_from_dict(raw: Mapping[str, object]) -> RetryPolicy:
     )
 
 
+def check_policy(policy: RetryPolicy | None) -> RetryPolicy | None:
+    """A policy built in code (the library path) held to the API's rules."""
+    return None if policy is None else policy_from_dict(policy.as_dict())
+
+
 def schedule_for(
     endpoint_schedule: Sequence[int] | None,
     type_schedules: Mapping[str, Sequence[int]],

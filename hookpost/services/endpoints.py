@@ -18,6 +18,7 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
+from hookpost.domain.retry import check_policy
 from hookpost.domain.signing import (
     DEFAULT_SCHEME,
     check_scheme,
@@ -103,6 +104,8 @@ class EndpointService:
         key = kind.normalize(secret, "secret") if secret else kind.generate()
         self._check_url(endpoint.url)
         await self._check_subscription(endpoint.event_types)
+        policy = None if endpoint.retry_policy is UNSET else check_policy(endpoint.retry_policy)
+        timeout = None if endpoint.timeout_s is UNSET else check_timeout(endpoint.timeout_s)
         now = self._clock()
         created = with_schedule(
             Endpoint(
@@ -120,10 +123,8 @@ class EndpointService:
                 throttle_rate=endpoint.throttle_rate,
                 signature_scheme=scheme,
                 signature_header=header,
-                retry_policy=None if endpoint.retry_policy is UNSET else endpoint.retry_policy,
-                timeout_s=None
-                if endpoint.timeout_s is UNSET
-                else check_timeout(endpoint.timeout_s),
+                retry_policy=policy,
+                timeout_s=timeout,
                 created_at=now,
                 updated_at=now,
             )
@@ -163,6 +164,8 @@ class EndpointService:
             await self._check_subscription(given["event_types"])
         if "timeout_s" in given:
             check_timeout(given["timeout_s"])
+        if "retry_policy" in given:
+            check_policy(given["retry_policy"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)
