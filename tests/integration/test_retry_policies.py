@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hookpost.domain.inputs import NewEndpoint, NewEventType
+from hookpost.domain.errors import InvalidInput
+from hookpost.domain.inputs import EndpointChanges, NewEndpoint, NewEventType
 from hookpost.domain.models import AttemptStatus, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
-from hookpost.domain.retry import policy_from_dict
+from hookpost.domain.retry import RetryPolicy, policy_from_dict
 from hookpost.wiring import Hookpost
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always
@@ -150,10 +151,6 @@ async def test_endpoint_timeout_cuts_a_slow_request(fresh_sqlite_url: str):
 
 async def test_the_library_path_checks_the_same_rules(fresh_sqlite_url: str) -> None:
     """Services called directly refuse the policies and timeouts the API refuses."""
-    from hookpost.domain.errors import InvalidInput
-    from hookpost.domain.inputs import EndpointChanges
-    from hookpost.domain.retry import RetryPolicy
-
     async with Hookpost.open(fresh_sqlite_url, allow_subnets="127.0.0.0/8") as hp:
         app = await hp.apps.create("Acme")
         url = "http://127.0.0.1:9/"
