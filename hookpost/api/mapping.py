@@ -158,6 +158,8 @@ def endpoint_out(ep: Endpoint) -> dict[str, Any]:
     out["payloadFilter"] = ep.payload_filter
     out["signatureScheme"] = ep.signature_scheme
     out["signatureHeader"] = ep.signature_header
+    out["retryPolicy"] = None if ep.retry_policy is None else ep.retry_policy.as_dict()
+    out["timeoutSeconds"] = ep.timeout_s
     return out
 
 

@@ -9,7 +9,7 @@ Conventions, limits and svix SDK extensions: see docs/api-conventions.md.
 
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -59,6 +59,8 @@ from hookpost.api.fields import (
     check_secret_kind,
     dedupe,
 )
+from hookpost.domain import retry
+from hookpost.domain.limits import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 
 __all__ = [
     "ApiTokenCreatedOut",
@@ -285,6 +287,27 @@ class EventTypePatch(_PatchModel):
     feature_flag: IdStr | None = None  # null removes the feature flag
 
 
+class DurationIn(_Model):
+    secs: int = Field(ge=0)
+    nanos: int = Field(default=0, ge=0, le=999_999_999)
+
+
+class RetryScheduleInOut(_Model):
+    """Svix's per-event-type retry schedule: the delays after the 1st, 2nd, ... failed
+    attempt. hookpost takes each delay as a Duration (``{"secs", "nanos"}``, nanos rounded
+    up to a whole second) or as whole seconds, and answers with Durations."""
+
+    retry_schedule: list[DurationIn | int] | None = Field(
+        default=None,
+        description=(
+            "The delays; null or absent: none set (the endpoint's `retryPolicy`, else "
+            f"`HOOKPOST_RETRY_SCHEDULE`, applies). At most {retry.MAX_ATTEMPTS - 1} delays, "
+            f"each at most {retry.MAX_DELAY_S} seconds. An endpoint's `retryPolicy` takes "
+            "precedence; workers apply a change within a few seconds."
+        ),
+    )
+
+
 class EventTypeOut(_Model):
     name: str
     description: str
@@ -339,6 +362,63 @@ _SECRET_DESCRIPTION = (
 )
 
 
+_POLICY_DESCRIPTION = (
+    "hookpost extension: this endpoint's retry policy, ahead of its event type's retry "
+    "schedule (`PUT /api/v1/event-type/{name}/retry-schedule`) and of "
+    '`HOOKPOST_RETRY_SCHEDULE`. Either `{"schedule": [5, 300, 1800]}`: the delays (seconds) '
+    "after the 1st, 2nd, ... failed attempt, then it gives up; or a `strategy`: "
+    "`exponential` waits `initialDelaySeconds` * `multiplier`^(n-1) after the n-th failed "
+    "attempt, `linear` waits `initialDelaySeconds` * n, both capped at `maxDelaySeconds`, "
+    f"for `maxAttempts` attempts in all (the first included). At most {retry.MAX_ATTEMPTS} "
+    f"attempts, each delay at most {retry.MAX_DELAY_S} seconds (7 days). Jitter (±20%) and "
+    "a receiver's `Retry-After` apply as to the global schedule. A 410 Gone still ends the "
+    "delivery. null: not set. Absent on a PUT: unchanged. See docs/receivers.md."
+)
+_TIMEOUT_DESCRIPTION = (
+    f"hookpost extension: the total timeout of each request to this endpoint, "
+    f"{MIN_TIMEOUT_S} to {MAX_TIMEOUT_S} seconds; null: `HOOKPOST_REQUEST_TIMEOUT_S`. A worker "
+    "caps it so that a request never outlives its lease (`HOOKPOST_LEASE_S` / 1.5: 40 s with "
+    "the default lease), and applies a change within a few seconds. Absent on a PUT: "
+    "unchanged."
+)
+
+
+class RetryPolicyIn(_Model):
+    """hookpost extension: ``{"schedule": [...]}`` or a ``strategy`` with its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: list[int] | None = Field(
+        default=None, description="Delays (seconds) after each failed attempt."
+    )
+    strategy: Literal["exponential", "linear"] | None = None
+    initial_delay_seconds: int | None = Field(
+        default=None, description=f"Default {retry.DEFAULT_INITIAL_DELAY_S}."
+    )
+    multiplier: float | None = Field(
+        default=None,
+        description=f"exponential only; 1 to {retry.MAX_MULTIPLIER:g}, default "
+        f"{retry.DEFAULT_MULTIPLIER:g}.",
+    )
+    max_delay_seconds: int | None = Field(
+        default=None,
+        description=f"Default {retry.DEFAULT_MAX_DELAY_S} (a day); at least `initialDelaySeconds`.",
+    )
+    max_attempts: int | None = Field(
+        default=None,
+        description=f"1 to {retry.MAX_ATTEMPTS}, default {retry.DEFAULT_MAX_ATTEMPTS}.",
+    )
+
+
+class RetryPolicyOut(_Model):
+    schedule: list[int] | None = None
+    strategy: str | None = None
+    initial_delay_seconds: int | None = None
+    multiplier: float | None = None
+    max_delay_seconds: int | None = None
+    max_attempts: int | None = None
+
+
 class EndpointUpdate(_Model):
     """PUT body. Also the base of ``EndpointIn``, which adds ``secret`` and ``headers``."""
 
@@ -361,6 +441,8 @@ class EndpointUpdate(_Model):
         Field(description=_SCHEME_DESCRIPTION),
     ] = None
     signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
+    retry_policy: Annotated[RetryPolicyIn | None, Field(description=_POLICY_DESCRIPTION)] = None
+    timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
 
 
 class EndpointIn(EndpointUpdate):
@@ -398,6 +480,8 @@ class EndpointPatch(_PatchModel):
         Field(description=_SCHEME_DESCRIPTION),
     ] = None
     signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
+    retry_policy: Annotated[RetryPolicyIn | None, Field(description=_POLICY_DESCRIPTION)] = None
+    timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
 
 
 class _EndpointOutBase(_Model):
@@ -420,6 +504,8 @@ class EndpointOut(_EndpointOutBase):
     ] = None
     signature_scheme: Annotated[str, Field(description=_SCHEME_DESCRIPTION)] = "standard-webhooks"
     signature_header: Annotated[str | None, Field(description=_HEADER_DESCRIPTION)] = None
+    retry_policy: Annotated[RetryPolicyOut | None, Field(description=_POLICY_DESCRIPTION)] = None
+    timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
 
 
 class FieldWarningOut(_Model):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final, Self
 
 from hookpost.domain.models import AttemptStatus
+from hookpost.domain.retry import RetryPolicy
 
 
 class Unset(enum.Enum):
@@ -105,6 +106,8 @@ class NewEndpoint:
     # default scheme when created).
     signature_scheme: str | Unset = UNSET
     signature_header: str | Unset | None = UNSET
+    retry_policy: RetryPolicy | Unset | None = UNSET
+    timeout_s: int | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ class EndpointChanges(Changes):
     payload_filter: dict[str, Any] | Unset | None = UNSET
     signature_scheme: str | Unset = UNSET
     signature_header: str | Unset | None = UNSET
+    retry_policy: RetryPolicy | Unset | None = UNSET
+    timeout_s: int | Unset | None = UNSET
 
 
 # --------------------------------------------------------------------------- list queries

@@ -72,3 +72,20 @@ def items_within(sizes: Iterable[int], limit: int, budget: int) -> int:
             break
         count += 1
     return count
+
+
+MIN_TIMEOUT_S = 1
+MAX_TIMEOUT_S = 60
+
+
+def check_timeout(seconds: int | None) -> int | None:
+    """An endpoint's ``timeoutSeconds``: a whole number of seconds from 1 to 60 (or None)."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise InvalidInput("timeoutSeconds", "must be a whole number of seconds")
+    if not MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:
+        raise InvalidInput(
+            "timeoutSeconds", f"must be from {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S} seconds"
+        )
+    return seconds

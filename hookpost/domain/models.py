@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from hookpost.domain.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -55,6 +58,8 @@ class EventType:
     feature_flag: str | None = None
     created_at: int = 0
     updated_at: int = 0
+    # Svix's per-event-type retry schedule (seconds); None: the global one.
+    retry_schedule: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,11 @@ class Endpoint:
     # Per-endpoint delivery options; None means "use the deployment default".
     signature_scheme: str = "standard-webhooks"  # domain.signing.SCHEME_NAMES
     signature_header: str | None = None  # renames the hex/stripe signature header
+    # retry_policy.delays(), the form the claim reads; a row stored before retry_policy
+    # existed may have this alone (read as a schedule policy).
     retry_schedule: list[int] | None = None
+    retry_policy: RetryPolicy | None = None
+    timeout_s: int | None = None  # the total request timeout
     # Health, maintained by the store when attempts are recorded.
     consecutive_failures: int = 0
     first_failure_at: int | None = None
@@ -166,6 +175,15 @@ class ClaimedDelivery:
     retry_schedule: list[int] | None
     due_at: int = 0  # its place in its endpoint's queue when claimed
     signature_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """The options the claim does not read, which the worker caches (docs/decisions/0027):
+    the event types' retry schedules and the endpoints' request timeouts, where set."""
+
+    type_schedules: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    endpoint_timeouts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
 from hookpost.domain.filters import validate_filter
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
-from hookpost.domain.limits import Limits, check_recover_range, check_url_length
+from hookpost.domain.limits import Limits, check_recover_range, check_timeout, check_url_length
 from hookpost.domain.models import (
     BackgroundTask,
     Endpoint,
@@ -19,6 +19,7 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
+from hookpost.domain.retry import check_policy
 from hookpost.domain.signing import (
     DEFAULT_SCHEME,
     check_scheme,
@@ -47,6 +48,13 @@ def _no_check(url: str) -> None:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def with_schedule(endpoint: Endpoint) -> Endpoint:
+    """The endpoint with ``retry_schedule`` (what the claim reads) as its policy expands."""
+    policy = endpoint.retry_policy
+    endpoint.retry_schedule = None if policy is None else list(policy.delays())
+    return endpoint
 
 
 class EndpointService:
@@ -97,27 +105,33 @@ class EndpointService:
         key = kind.normalize(secret, "secret") if secret else kind.generate()
         self._check_url(endpoint.url)
         await self._check_subscription(endpoint.event_types)
+        policy = None if endpoint.retry_policy is UNSET else check_policy(endpoint.retry_policy)
+        timeout = None if endpoint.timeout_s is UNSET else check_timeout(endpoint.timeout_s)
         now = self._clock()
-        created = Endpoint(
-            id=ids.new_id(ids.ENDPOINT, now),
-            app_id=app_id,
-            url=endpoint.url,
-            description=endpoint.description,
-            uid=endpoint.uid,
-            disabled=endpoint.disabled,
-            event_types=endpoint.event_types,
-            channels=endpoint.channels,
-            payload_filter=validate_filter(
-                None if endpoint.payload_filter is UNSET else endpoint.payload_filter
-            ),
-            headers=dict(endpoint.headers),
-            metadata=dict(endpoint.metadata),
-            keys=[SigningKey(key)],
-            throttle_rate=endpoint.throttle_rate,
-            signature_scheme=scheme,
-            signature_header=header,
-            created_at=now,
-            updated_at=now,
+        created = with_schedule(
+            Endpoint(
+                id=ids.new_id(ids.ENDPOINT, now),
+                app_id=app_id,
+                url=endpoint.url,
+                description=endpoint.description,
+                uid=endpoint.uid,
+                disabled=endpoint.disabled,
+                event_types=endpoint.event_types,
+                channels=endpoint.channels,
+                payload_filter=validate_filter(
+                    None if endpoint.payload_filter is UNSET else endpoint.payload_filter
+                ),
+                headers=dict(endpoint.headers),
+                metadata=dict(endpoint.metadata),
+                keys=[SigningKey(key)],
+                throttle_rate=endpoint.throttle_rate,
+                signature_scheme=scheme,
+                signature_header=header,
+                retry_policy=policy,
+                timeout_s=timeout,
+                created_at=now,
+                updated_at=now,
+            )
         )
         # NotFound for an unknown app; LimitExceeded when it has the most endpoints allowed
         return await self._store.create_endpoint(created, self._limits.max_endpoints_per_app)
@@ -154,6 +168,10 @@ class EndpointService:
             check_scheme(given["signature_scheme"])
         if "event_types" in given:
             await self._check_subscription(given["event_types"])
+        if "timeout_s" in given:
+            check_timeout(given["timeout_s"])
+        if "retry_policy" in given:
+            check_policy(given["retry_policy"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)
@@ -165,7 +183,7 @@ class EndpointService:
                 new["disabled_reason"] = None  # the store also resets the health record
             if new.get("disabled") is True and not now.disabled:
                 new["disabled_reason"] = "disabled by the API"
-            return replace(now, **new)
+            return with_schedule(replace(now, **new))
 
         return await self._modify(current, change)
 

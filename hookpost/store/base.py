@@ -18,6 +18,7 @@ from hookpost.domain.models import (
     AttemptResult,
     ClaimedDelivery,
     Delivery,
+    DeliveryOptions,
     DeliveryStatus,
     Endpoint,
     EndpointStats,
@@ -202,6 +203,11 @@ class DeliveryQueue(Protocol):
         """When the next delivery is due (a lease's expiry included); None if none is. Given
         the caller's ``now_ms``, on the caller's clock: PostgreSQL keeps due times on the
         database's clock, which a host's clock may be ahead of or behind."""
+        ...
+
+    async def delivery_options(self) -> DeliveryOptions:
+        """The event types' retry schedules and the endpoints' request timeouts, where set
+        (the worker caches them: docs/decisions/0027)."""
         ...
 
 

@@ -27,6 +27,7 @@ from hookpost.domain.models import (
     Trigger,
 )
 from hookpost.domain.queries import CreatedMessage, KeyAnswer, SentMessage, StoredAnswer
+from hookpost.domain.retry import RetryPolicy, policy_from_dict
 from hookpost.domain.signing import canonical_scheme
 from hookpost.store.secretbox import endpoint_keys_context
 
@@ -68,6 +69,14 @@ def dumps_opt(value: Any) -> str | None:
 
 def loads_opt(value: str | bytes | None) -> Any:
     return None if value is None else orjson.loads(value)
+
+
+def stored_policy(raw: str | None, schedule: list[int] | None) -> RetryPolicy | None:
+    """An endpoint's ``retry_policy`` column; a row with a ``retry_schedule`` alone (stored
+    before migration 0010) reads as that schedule."""
+    if raw is not None:
+        return policy_from_dict(orjson.loads(raw))
+    return None if schedule is None else RetryPolicy(schedule=tuple(schedule))
 
 
 # A sensitive header's value at rest: this prefix, then the value sealed (bound to the
@@ -175,10 +184,12 @@ def event_type_from_row(r: Row) -> EventType:
         feature_flag=r["feature_flag"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
+        retry_schedule=loads_opt(r["retry_schedule"]),
     )
 
 
 def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
+    schedule = loads_opt(r["retry_schedule"])
     return Endpoint(
         id=r["id"],
         app_id=r["app_id"],
@@ -195,7 +206,9 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         throttle_rate=r["throttle_rate"],
         signature_scheme=canonical_scheme(r["signature_scheme"]),
         signature_header=r["signature_header"],
-        retry_schedule=loads_opt(r["retry_schedule"]),
+        retry_schedule=schedule,
+        retry_policy=stored_policy(r["retry_policy"], schedule),
+        timeout_s=r["timeout_s"],
         consecutive_failures=r["consecutive_failures"],
         first_failure_at=r["first_failure_at"],
         disabled_reason=r["disabled_reason"],
@@ -222,6 +235,8 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "signature_scheme": ep.signature_scheme,
         "signature_header": ep.signature_header,
         "retry_schedule": dumps_opt(ep.retry_schedule),
+        "retry_policy": None if ep.retry_policy is None else dumps(ep.retry_policy.as_dict()),
+        "timeout_s": ep.timeout_s,
         "consecutive_failures": ep.consecutive_failures,
         "first_failure_at": ep.first_failure_at,
         "disabled_reason": ep.disabled_reason,

@@ -15,6 +15,7 @@ from hookpost.domain.models import (
     AttemptResult,
     AttemptStatus,
     ClaimedDelivery,
+    DeliveryOptions,
     DeliveryStatus,
     Trigger,
 )
@@ -213,6 +214,15 @@ class PostgresQueue(PostgresBase):
     async def queue_depth(self, now_ms: int) -> QueueDepth:
         row = await self._db.fetchrow(self._sql.queue_depth, now_ms)
         return QueueDepth(due=row["due"], oldest_due_at=row["oldest"], scheduled=row["scheduled"])
+
+    @wrap_exceptions
+    async def delivery_options(self) -> DeliveryOptions:
+        types = await self._db.fetch(sql.OPTION_TYPE_SCHEDULES)
+        timeouts = await self._db.fetch(sql.OPTION_TIMEOUTS)
+        return DeliveryOptions(
+            type_schedules={r[0]: tuple(orjson.loads(r[1])) for r in types},
+            endpoint_timeouts={r[0]: r[1] for r in timeouts},
+        )
 
     @wrap_exceptions
     async def next_due_at(self, now_ms: int | None = None) -> int | None:

@@ -55,7 +55,7 @@ EVENT_TYPE_INSERT = (
 EVENT_TYPE_GET = "SELECT * FROM event_types WHERE name = $1"
 EVENT_TYPE_UPDATE = (
     "UPDATE event_types SET description = $2, schemas = $3, archived = $4, deprecated = $5, "
-    "feature_flag = $6, updated_at = $7 WHERE name = $1"
+    "feature_flag = $6, updated_at = $7, retry_schedule = $8 WHERE name = $1"
 )
 EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = $1"
 # Taken to create an event type under a cap: creates count one after the other (reads go on).
@@ -591,3 +591,9 @@ IDEMPOTENT_PUT = (
     f"VALUES ($1, $2, $3, $4, $5, $6, $8) ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE} "
     "WHERE idempotency_keys.expires_at <= $7 RETURNING 1"
 )
+
+# delivery_options: the few rows with an option set (a partial index serves the endpoints').
+OPTION_TYPE_SCHEDULES = (
+    "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"
+)
+OPTION_TIMEOUTS = "SELECT id, timeout_s FROM endpoints WHERE timeout_s IS NOT NULL"

@@ -10,7 +10,13 @@ from operator import itemgetter
 import orjson
 
 from hookpost.domain.health import Health, replay
-from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
+from hookpost.domain.models import (
+    AttemptResult,
+    ClaimedDelivery,
+    DeliveryOptions,
+    DeliveryStatus,
+    Trigger,
+)
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
 from hookpost.store.rows import (
@@ -40,6 +46,8 @@ from hookpost.store.sqlite.sql import (
     ENDPOINTS_RESET,
     LEASES_HELD,
     NEXT_DUE,
+    OPTION_TIMEOUTS,
+    OPTION_TYPE_SCHEDULES,
     QUEUE_DUE,
     QUEUE_SCHEDULED,
 )
@@ -209,6 +217,17 @@ class SqliteQueue(SqliteBase):
             due, oldest = c.execute(QUEUE_DUE, (now_ms,)).fetchone()
             (scheduled,) = c.execute(QUEUE_SCHEDULED, (now_ms,)).fetchone()
             return QueueDepth(due=due, oldest_due_at=oldest, scheduled=scheduled)
+
+        return await self._db.read(run)
+
+    async def delivery_options(self) -> DeliveryOptions:
+        def run(c: Conn) -> DeliveryOptions:
+            types = c.execute(OPTION_TYPE_SCHEDULES).fetchall()
+            timeouts = c.execute(OPTION_TIMEOUTS).fetchall()
+            return DeliveryOptions(
+                type_schedules={r[0]: tuple(orjson.loads(r[1])) for r in types},
+                endpoint_timeouts={r[0]: r[1] for r in timeouts},
+            )
 
         return await self._db.read(run)
 

@@ -44,7 +44,7 @@ EVENT_TYPE_INSERT = (
 EVENT_TYPE_GET = "SELECT * FROM event_types WHERE name = ?"
 EVENT_TYPE_UPDATE = (
     "UPDATE event_types SET description = ?, schemas = ?, archived = ?, "
-    "deprecated = ?, feature_flag = ?, updated_at = ? WHERE name = ?"
+    "deprecated = ?, feature_flag = ?, updated_at = ?, retry_schedule = ? WHERE name = ?"
 )
 EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = ?"
 EVENT_TYPE_COUNT = "SELECT count(*) FROM event_types"
@@ -289,3 +289,9 @@ ANSWER_PUT_FIRST = (
     "app_id = excluded.app_id, expires_at = excluded.expires_at "
     "WHERE idempotency_keys.expires_at <= ?"
 )
+
+# delivery_options: the few rows with an option set (a partial index serves the endpoints').
+OPTION_TYPE_SCHEDULES = (
+    "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"
+)
+OPTION_TIMEOUTS = "SELECT id, timeout_s FROM endpoints WHERE timeout_s IS NOT NULL"
