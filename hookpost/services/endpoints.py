@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from hookpost.domain import ids
 from hookpost.domain.catalog import FieldWarning
+from hookpost.domain.health import MANUAL
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.limits import Limits, check_recover_range, check_url_length
@@ -158,7 +159,7 @@ class EndpointService:
             if new.get("disabled") is False and now.disabled:
                 new["disabled_reason"] = None  # the store also resets the health record
             if new.get("disabled") is True and not now.disabled:
-                new["disabled_reason"] = "disabled by the API"
+                new["disabled_reason"] = MANUAL
             return replace(now, **new)
 
         return await self._modify(current, change)

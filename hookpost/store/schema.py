@@ -94,6 +94,11 @@ endpoints = Table(
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
     # Renames the hex/stripe schemes' signature header (null: the scheme's own).
     Column("signature_header", Text, nullable=True),
+    # domain.health: the last success (at most a second behind) and failure, and the last
+    # attempt's status code
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_failure_at", BigInteger, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
     Index(
