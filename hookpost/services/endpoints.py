@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from hookpost.domain import ids
 from hookpost.domain.catalog import FieldWarning
-from hookpost.domain.health import MANUAL
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
+from hookpost.domain.health import MANUAL
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.limits import Limits, check_recover_range, check_url_length
 from hookpost.domain.models import (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import astuple
 from collections.abc import Mapping, Sequence
+from dataclasses import astuple
 from operator import itemgetter
 from typing import Any
 
@@ -184,7 +184,7 @@ class PostgresQueue(PostgresBase):
                     await conn.execute(
                         sql.ENDPOINT_HEALTH_UPDATE,
                         list(changed),
-                        *(list(column) for column in zip(*map(astuple, changed.values()))),
+                        *map(list, zip(*map(astuple, changed.values()), strict=True)),
                     )
                 return FinishOutcome(
                     disabled_endpoints=disabled, stale=len(results) - rows[0]["updated"]

@@ -13,8 +13,8 @@ from hookpost.domain.health import SUCCESS_REFRESH_MS
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
-    HEALTH_FIELDS,
     ENDPOINT_UPDATE_PARAMS,
+    HEALTH_FIELDS,
     endpoint_update_sql,
     message_head,
 )
@@ -383,6 +383,8 @@ _DEL_CTE = (
     " AND r.attempt_id IN (SELECT id FROM att)"
     " RETURNING d.endpoint_id, r.attempt_id)"
 )
+
+
 # An endpoint's run of successes in a batch (domain.health.succeeded, which
 # tests/contract/test_endpoint_health.py holds this to): ends its streak and records its last
 # success, writing the row only when that record changes (at most once a second for a healthy

@@ -32,16 +32,18 @@ def upgrade() -> None:
     op.add_column("endpoints", sa.Column("last_status_code", sa.Integer(), nullable=True))
     for sentence, code in _CODES:
         op.execute(
-            sa.text("UPDATE endpoints SET disabled_reason = :code WHERE disabled_reason = :s")
-            .bindparams(code=code, s=sentence)
+            sa.text(
+                "UPDATE endpoints SET disabled_reason = :code WHERE disabled_reason = :s"
+            ).bindparams(code=code, s=sentence)
         )
 
 
 def downgrade() -> None:
     for sentence, code in _CODES:
         op.execute(
-            sa.text("UPDATE endpoints SET disabled_reason = :s WHERE disabled_reason = :code")
-            .bindparams(code=code, s=sentence)
+            sa.text(
+                "UPDATE endpoints SET disabled_reason = :s WHERE disabled_reason = :code"
+            ).bindparams(code=code, s=sentence)
         )
     with op.batch_alter_table("endpoints") as batch_op:
         batch_op.drop_column("last_status_code")
