@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from hookpost.domain.health import Health, last_successes, replay
+from hookpost.domain.health import Health, replay
 from hookpost.domain.models import (
     AttemptResult,
     AttemptStatus,
@@ -144,28 +144,31 @@ class PostgresQueue(PostgresBase):
                 for r in results
             ]
         )
-        failing = sorted(
-            {r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS}
-        )
-        ok = {k: a for k, a in last_successes(results).items() if k not in failing}
-        successes_args = [
-            list(ok),
-            [a.created_at for a in ok.values()],
-            [a.response_status_code for a in ok.values()],
-        ]
+        failing = {
+            r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS
+        }
 
         if not failing:
             # One statement, one round trip: the common case of a healthy batch.
             async def successes() -> FinishOutcome:
-                row = await self._db.fetchrow(self._sql.finish_successes, *args, *successes_args)
+                row = await self._db.fetchrow(self._sql.finish_successes, *args)
                 return FinishOutcome(disabled_endpoints=[], stale=len(results) - row["updated"])
 
             return await self._retrying(successes, _FINISH_RACES)
 
+        # The successes of the endpoints without a failure in the batch, in batch order.
+        ok = [r.attempt for r in results if r.attempt.endpoint_id not in failing]
+        successes_args = [
+            [a.endpoint_id for a in ok],
+            [a.created_at for a in ok],
+            [a.response_status_code for a in ok],
+            [a.id for a in ok],
+        ]
+
         async def with_failures() -> FinishOutcome:
             async with self._db.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(
-                    self._sql.finish_with_failures, *args, failing, *successes_args
+                    self._sql.finish_with_failures, *args, sorted(failing), *successes_args
                 )
                 finished = set(rows[0]["finished"])  # the results whose lease was held
                 states = {

@@ -387,35 +387,40 @@ _DEL_CTE = (
 
 # An endpoint's run of successes in a batch (domain.health.succeeded, which
 # tests/contract/test_endpoint_health.py holds this to): ends its streak and records its last
-# success, writing the row only when that record changes (at most once a second for a healthy
-# endpoint, as on SQLite). Parameters from ${n}: endpoint ids, then the time and status code
-# of each one's last success.
-def _successes_cte(n: int) -> str:
+# success whose lease was held, writing the row only when that record changes (at most once a
+# second for a healthy endpoint, as on SQLite). The parameters: one entry per successful
+# result, in batch order: endpoint id, time, status code, attempt id.
+def _successes_ctes(ep: str, at: str, code: str, attempt: str) -> str:
     return (
+        "ok AS ("
+        " SELECT DISTINCT ON (s.id) s.id, s.at, s.code"
+        f" FROM unnest({ep}::text[], {at}::bigint[], {code}::int[], {attempt}::text[])"
+        " WITH ORDINALITY AS s(id, at, code, attempt_id, i)"
+        " WHERE s.attempt_id IN (SELECT attempt_id FROM del)"
+        " ORDER BY s.id, s.i DESC), "
         "rst AS ("
         " UPDATE endpoints e SET consecutive_failures = 0, first_failure_at = NULL,"
-        " last_success_at = s.at, last_status_code = s.code"
-        f" FROM unnest(${n}::text[], ${n + 1}::bigint[], ${n + 2}::int[]) AS s(id, at, code)"
-        f" WHERE e.id = s.id AND e.id = ANY(${n}::text[])"
-        " AND e.id IN (SELECT endpoint_id FROM del)"
+        " last_success_at = ok.at, last_status_code = ok.code"
+        f" FROM ok WHERE e.id = ok.id AND e.id = ANY({ep}::text[])"
         " AND (e.consecutive_failures > 0 OR e.last_success_at IS NULL"
-        f" OR s.at - e.last_success_at >= {SUCCESS_REFRESH_MS}"
-        " OR e.last_status_code IS DISTINCT FROM s.code)"
+        f" OR ok.at - e.last_success_at >= {SUCCESS_REFRESH_MS}"
+        " OR e.last_status_code IS DISTINCT FROM ok.code)"
         " RETURNING 1)"
     )
 
 
-# Every result succeeded: one statement. $20..$22: each endpoint's last success.
+# Every result succeeded: one statement, the successes being the attempts themselves ($4
+# endpoint ids, $12 times, $8 status codes, $1 attempt ids).
 FINISH_SUCCESSES = (
-    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_cte(20)} "
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('$4', '$12', '$8', '$1')} "
     "SELECT (SELECT count(*) FROM del) AS updated, (SELECT count(*) FROM rst) AS reset"
 )
-# Some failed: the endpoints with only successes are written as above ($21..$23); the others
-# ($20) are locked (in id order, so concurrent batches cannot deadlock on them) and read. Their
-# health is then replayed result by result by domain.health, as on SQLite, and written by
-# ENDPOINT_HEALTH_UPDATE in the same transaction.
+# Some failed: the successes of endpoints without a failure in the batch are written as above
+# ($21..$24); the endpoints with one ($20) are locked (in id order, so concurrent batches
+# cannot deadlock on them) and read. Their health is then replayed result by result by
+# domain.health, as on SQLite, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
 FINISH_WITH_FAILURES = (
-    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_cte(21)}, "
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('$21', '$22', '$23', '$24')}, "
     "lk AS ("
     f" SELECT id, {', '.join(HEALTH_FIELDS)} FROM endpoints"
     " WHERE id = ANY($20::text[])"
