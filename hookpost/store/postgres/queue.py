@@ -156,20 +156,9 @@ class PostgresQueue(PostgresBase):
 
             return await self._retrying(successes, _FINISH_RACES)
 
-        # The successes of the endpoints without a failure in the batch, in batch order.
-        ok = [r.attempt for r in results if r.attempt.endpoint_id not in failing]
-        successes_args = [
-            [a.endpoint_id for a in ok],
-            [a.created_at for a in ok],
-            [a.response_status_code for a in ok],
-            [a.id for a in ok],
-        ]
-
         async def with_failures() -> FinishOutcome:
             async with self._db.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(
-                    self._sql.finish_with_failures, *args, sorted(failing), *successes_args
-                )
+                rows = await conn.fetch(self._sql.finish_with_failures, *args, sorted(failing))
                 finished = set(rows[0]["finished"])  # the results whose lease was held
                 states = {
                     r["id"]: Health(*(r[c] for c in HEALTH_FIELDS))

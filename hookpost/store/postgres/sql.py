@@ -370,38 +370,37 @@ _ATT_CTE = (
     " RETURNING id, endpoint_id)"
 )
 # $13 now, $14.. delivery id, lease, status, attempts, next_attempt_at, due_at (per result).
-# Only a result whose lease is held changes its delivery (`del` returns their attempt ids) and
-# its endpoint's health; the others are stale.
+# Only a result whose lease is held changes its delivery (`del` returns their attempt ids, and
+# each one's time, status code and place in the batch) and its endpoint's health; the others
+# are stale.
 _DEL_CTE = (
     "del AS ("
     " UPDATE deliveries d SET status = r.status, attempts = r.attempts,"
     f" next_attempt_at = r.next_at - $13 + {DB_NOW}, due_at = r.due - $13 + {DB_NOW},"
     " lease = NULL, trigger = 0, updated_at = $13"
     " FROM unnest($14::bigint[], $15::text[], $16::smallint[], $17::int[], $18::bigint[],"
-    " $19::bigint[], $1::text[]) AS r(id, lease, status, attempts, next_at, due, attempt_id)"
+    " $19::bigint[], $1::text[], $12::bigint[], $8::int[]) WITH ORDINALITY"
+    " AS r(id, lease, status, attempts, next_at, due, attempt_id, at, code, i)"
     " WHERE d.id = r.id AND d.id = ANY($14) AND d.lease = r.lease"
     " AND r.attempt_id IN (SELECT id FROM att)"
-    " RETURNING d.endpoint_id, r.attempt_id)"
+    " RETURNING d.endpoint_id, r.attempt_id, r.at, r.code, r.i)"
 )
 
 
 # An endpoint's run of successes in a batch (domain.health.succeeded, which
 # tests/contract/test_endpoint_health.py holds this to): ends its streak and records its last
-# success whose lease was held, writing the row only when that record changes (at most once a
-# second for a healthy endpoint, as on SQLite). The parameters: one entry per successful
-# result, in batch order: endpoint id, time, status code, attempt id.
-def _successes_ctes(ep: str, at: str, code: str, attempt: str) -> str:
+# success whose lease was held (the last in batch order of its rows in `del`), writing the row
+# only when that record changes (at most once a second for a healthy endpoint, as on SQLite).
+# ``only``: which rows of `del` are successes of endpoints with only successes in the batch.
+def _successes_ctes(only: str) -> str:
     return (
         "ok AS ("
-        " SELECT DISTINCT ON (s.id) s.id, s.at, s.code"
-        f" FROM unnest({ep}::text[], {at}::bigint[], {code}::int[], {attempt}::text[])"
-        " WITH ORDINALITY AS s(id, at, code, attempt_id, i)"
-        " WHERE s.attempt_id IN (SELECT attempt_id FROM del)"
-        " ORDER BY s.id, s.i DESC), "
+        " SELECT DISTINCT ON (endpoint_id) endpoint_id AS id, at, code FROM del"
+        f" WHERE {only} ORDER BY endpoint_id, i DESC), "
         "rst AS ("
         " UPDATE endpoints e SET consecutive_failures = 0, first_failure_at = NULL,"
         " last_success_at = ok.at, last_status_code = ok.code"
-        f" FROM ok WHERE e.id = ok.id AND e.id = ANY({ep}::text[])"
+        " FROM ok WHERE e.id = ok.id AND e.id = ANY($4::text[])"
         " AND (e.consecutive_failures > 0 OR e.last_success_at IS NULL"
         f" OR ok.at - e.last_success_at >= {SUCCESS_REFRESH_MS}"
         " OR e.last_status_code IS DISTINCT FROM ok.code)"
@@ -409,18 +408,17 @@ def _successes_ctes(ep: str, at: str, code: str, attempt: str) -> str:
     )
 
 
-# Every result succeeded: one statement, the successes being the attempts themselves ($4
-# endpoint ids, $12 times, $8 status codes, $1 attempt ids).
+# Every result succeeded: one statement.
 FINISH_SUCCESSES = (
-    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('$4', '$12', '$8', '$1')} "
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('true')} "
     "SELECT (SELECT count(*) FROM del) AS updated, (SELECT count(*) FROM rst) AS reset"
 )
-# Some failed: the successes of endpoints without a failure in the batch are written as above
-# ($21..$24); the endpoints with one ($20) are locked (in id order, so concurrent batches
-# cannot deadlock on them) and read. Their health is then replayed result by result by
-# domain.health, as on SQLite, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
+# Some failed: the successes of endpoints without a failure in the batch are written as above;
+# the endpoints with one ($20) are locked (in id order, so concurrent batches cannot deadlock
+# on them) and read. Their health is then replayed result by result by domain.health, as on
+# SQLite, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
 FINISH_WITH_FAILURES = (
-    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('$21', '$22', '$23', '$24')}, "
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('endpoint_id <> ALL($20::text[])')}, "
     "lk AS ("
     f" SELECT id, {', '.join(HEALTH_FIELDS)} FROM endpoints"
     " WHERE id = ANY($20::text[])"
