@@ -221,6 +221,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         poll_interval_s=settings.poll_interval_s,
         claim_batch=settings.claim_batch,
         disable_after_s=settings.disable_after_s,
+        disable_after_failures=settings.disable_after_failures,
         shutdown_grace_s=settings.shutdown_grace_s,
         signature_header_prefix=settings.signature_header_prefix,
         max_request_timeout_s=longest_request_s(settings.lease_s),

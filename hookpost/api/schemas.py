@@ -497,6 +497,61 @@ class _EndpointOutBase(_Model):
     updated_at: UtcDatetime
 
 
+class EndpointHealthState(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+    DISABLED = "disabled"
+
+
+class EndpointDisabledReason(StrEnum):
+    GONE_410 = "gone_410"
+    FAILING_TOO_LONG = "failing_too_long"
+    CONSECUTIVE_FAILURES = "consecutive_failures"
+    MANUAL = "manual"
+
+
+class EndpointHealthOut(_Model):
+    """hookpost extension: how the endpoint's deliveries have been going."""
+
+    state: EndpointHealthState = Field(
+        description=(
+            "`disabled`; `healthy`: the last attempt succeeded, or none was made since the "
+            "endpoint was created or re-enabled; `degraded`: the last attempt failed, but one "
+            "succeeded less than an hour ago; `failing`: the last attempt failed and none "
+            "succeeded in the last hour."
+        )
+    )
+    consecutive_failures: int = Field(
+        description=(
+            "Failed attempts since the last success (or since the endpoint was re-enabled, "
+            "which resets it). `HOOKPOST_DISABLE_AFTER_FAILURES` disables the endpoint when it "
+            "reaches that many."
+        )
+    )
+    last_success_at: UtcDatetime | None = Field(
+        description="When the last successful attempt was made (to within a second)."
+    )
+    last_failure_at: UtcDatetime | None = Field(
+        description="When the last failed attempt was made."
+    )
+    last_status_code: int | None = Field(
+        description=(
+            "The HTTP status code of the last attempt; null if none was made, or if it got no "
+            "HTTP response (a connection error or a timeout)."
+        )
+    )
+    disabled_reason: EndpointDisabledReason | None = Field(
+        description=(
+            "Null unless disabled. `gone_410`: the endpoint answered 410 Gone; "
+            "`failing_too_long`: its attempts failed for `HOOKPOST_DISABLE_AFTER_S` without a "
+            "success; `consecutive_failures`: `HOOKPOST_DISABLE_AFTER_FAILURES` attempts "
+            "failed in a row; `manual`: disabled through the API. Re-enabling it "
+            "(`disabled: false`) resets `consecutiveFailures`."
+        )
+    )
+
+
 class EndpointOut(_EndpointOutBase):
     metadata: dict[str, str]
     payload_filter: Annotated[
@@ -506,6 +561,7 @@ class EndpointOut(_EndpointOutBase):
     signature_header: Annotated[str | None, Field(description=_HEADER_DESCRIPTION)] = None
     retry_policy: Annotated[RetryPolicyOut | None, Field(description=_POLICY_DESCRIPTION)] = None
     timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
+    health: EndpointHealthOut
 
 
 class FieldWarningOut(_Model):

@@ -62,6 +62,7 @@ class WorkerConfig:
     poll_interval_s: float = 1.0
     claim_batch: int = 128
     disable_after_s: float = 5 * 24 * 3600.0
+    disable_after_failures: int = 0  # domain.health; 0: off
     shutdown_grace_s: float = 10.0
     signature_header_prefix: str = "webhook"
     # How stale the cached event-type schedules and endpoint timeouts may be (seconds), and
@@ -504,7 +505,10 @@ class DeliveryWorker:
         while True:
             try:
                 return await self._store.finish_attempts(
-                    results, self._clock(), int(self._config.disable_after_s * 1000)
+                    results,
+                    self._clock(),
+                    int(self._config.disable_after_s * 1000),
+                    self._config.disable_after_failures,
                 )
             except StoreUnavailable as exc:
                 # The database is away: keep the results (and their slots) until it is back,

@@ -100,7 +100,10 @@ class Endpoint:
     # Health, maintained by the store when attempts are recorded.
     consecutive_failures: int = 0
     first_failure_at: int | None = None
-    disabled_reason: str | None = None
+    disabled_reason: str | None = None  # domain.health.DISABLED_REASONS
+    last_success_at: int | None = None  # at most domain.health.SUCCESS_REFRESH_MS behind
+    last_failure_at: int | None = None
+    last_status_code: int | None = None  # the last attempt's (0: no HTTP response)
     created_at: int = 0
     updated_at: int = 0
 
@@ -195,7 +198,7 @@ class AttemptResult:
     lease: str
     next_status: DeliveryStatus
     next_attempt_at: int | None
-    disable_endpoint_reason: str | None = None  # e.g. "HTTP 410 Gone"
+    disable_endpoint_reason: str | None = None  # domain.health.GONE_410
     attempts: int = 0  # the delivery's attempt count after this attempt
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hookpost.domain.errors import InvalidInput
+from hookpost.domain.health import GONE_410
 from hookpost.domain.models import DeliveryStatus
 
 # Delays after the 1st, 2nd, ... failed attempt (seconds): 8 attempts over about 28 hours.
@@ -71,7 +72,7 @@ def decide(
     if outcome.succeeded:
         return Decision(DeliveryStatus.SUCCEEDED, None)
     if outcome.status_code == ENDPOINT_GONE_STATUS:
-        return Decision(DeliveryStatus.FAILED, None, "endpoint answered HTTP 410 Gone")
+        return Decision(DeliveryStatus.FAILED, None, GONE_410)
     index = attempts_made - 1
     if index >= len(schedule):
         return Decision(DeliveryStatus.FAILED, None)

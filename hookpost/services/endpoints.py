@@ -9,6 +9,7 @@ from hookpost.domain import ids
 from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
 from hookpost.domain.filters import validate_filter
+from hookpost.domain.health import MANUAL
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.limits import Limits, check_recover_range, check_timeout, check_url_length
 from hookpost.domain.models import (
@@ -182,7 +183,7 @@ class EndpointService:
             if new.get("disabled") is False and now.disabled:
                 new["disabled_reason"] = None  # the store also resets the health record
             if new.get("disabled") is True and not now.disabled:
-                new["disabled_reason"] = "disabled by the API"
+                new["disabled_reason"] = MANUAL
             return with_schedule(replace(now, **new))
 
         return await self._modify(current, change)

@@ -184,10 +184,15 @@ class DeliveryQueue(Protocol):
         ...
 
     async def finish_attempts(
-        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+        self,
+        results: Sequence[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        disable_after_failures: int = 0,
     ) -> FinishOutcome:
         """Record every attempt; move each delivery whose lease is still the result's to its
-        next state, and apply those results to their endpoints' health (domain.health). A
+        next state, and apply those results to their endpoints' health (domain.health; 0
+        ``disable_after_failures``: no count-based disabling). A
         result whose lease was lost (``stale``) changes neither its delivery nor the health
         of its endpoint: the delivery's new owner decides."""
         ...

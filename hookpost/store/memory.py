@@ -102,7 +102,11 @@ class MemoryQueue:
         return rounds.order(claimed, _endpoint_of)
 
     async def finish_attempts(
-        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+        self,
+        results: Sequence[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        disable_after_failures: int = 0,
     ) -> FinishOutcome:
         stale = 0
         for r in results:

@@ -11,6 +11,7 @@ import orjson
 
 from hookpost.domain.filters import stored_filter
 from hookpost.domain.headers import is_sensitive_header
+from hookpost.domain.health import Health
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -212,6 +213,9 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         consecutive_failures=r["consecutive_failures"],
         first_failure_at=r["first_failure_at"],
         disabled_reason=r["disabled_reason"],
+        last_success_at=r["last_success_at"],
+        last_failure_at=r["last_failure_at"],
+        last_status_code=r["last_status_code"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
     )
@@ -240,6 +244,9 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "consecutive_failures": ep.consecutive_failures,
         "first_failure_at": ep.first_failure_at,
         "disabled_reason": ep.disabled_reason,
+        "last_success_at": ep.last_success_at,
+        "last_failure_at": ep.last_failure_at,
+        "last_status_code": ep.last_status_code,
         "created_at": ep.created_at,
         "updated_at": ep.updated_at,
     }
@@ -249,7 +256,15 @@ ENDPOINT_COLUMNS = tuple(endpoint_values(Endpoint("", "", ""), PlainBox()))
 
 # An endpoint update never writes the health columns from the (possibly stale) object it was
 # given: finish_attempts owns them. Re-enabling a disabled endpoint starts a fresh record.
-HEALTH_COLUMNS = ("consecutive_failures", "first_failure_at")
+HEALTH_COLUMNS = (
+    "consecutive_failures",
+    "first_failure_at",
+    "last_success_at",
+    "last_failure_at",
+    "last_status_code",
+)
+# domain.health.Health's fields, which are also the endpoint columns of the same names.
+HEALTH_FIELDS = tuple(f.name for f in dataclasses.fields(Health))
 ENDPOINT_UPDATE_PARAMS = tuple(
     c for c in ENDPOINT_COLUMNS if c != "created_at" and c not in HEALTH_COLUMNS
 )

@@ -99,6 +99,11 @@ endpoints = Table(
     # retryPolicy as given (JSON); retry_schedule holds what it expands to (migration 0010).
     Column("retry_policy", Text, nullable=True),
     Column("timeout_s", Integer, nullable=True),
+    # domain.health: the last success (at most a second behind) and failure, and the last
+    # attempt's status code
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_failure_at", BigInteger, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
     Index(  # the worker's delivery_options reads the few endpoints with a timeout

@@ -84,10 +84,16 @@ class QueueStore(MemoryQueue):
         return got
 
     async def finish_attempts(
-        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+        self,
+        results: Sequence[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        disable_after_failures: int = 0,
     ) -> FinishOutcome:
         self.finished += [r.delivery_id for r in results]
-        return await super().finish_attempts(results, now_ms, disable_after_ms)
+        return await super().finish_attempts(
+            results, now_ms, disable_after_ms, disable_after_failures
+        )
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
         self.released += [delivery_id for delivery_id, _ in leases]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import astuple
 from operator import itemgetter
 from typing import Any
 
@@ -25,6 +26,7 @@ from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.rows import (
+    HEALTH_FIELDS,
     SEALED_HEADER_JSON,
     KeyOpener,
     attempt_values,
@@ -119,7 +121,11 @@ class PostgresQueue(PostgresBase):
 
     @wrap_exceptions
     async def finish_attempts(
-        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+        self,
+        results: Sequence[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        disable_after_failures: int = 0,
     ) -> FinishOutcome:
         results = list(results)
         if not results:
@@ -139,31 +145,24 @@ class PostgresQueue(PostgresBase):
                 for r in results
             ]
         )
-        failing = sorted(
-            {r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS}
-        )
-        every = sorted({r.attempt.endpoint_id for r in results})
+        failing = {
+            r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS
+        }
 
         if not failing:
             # One statement, one round trip: the common case of a healthy batch.
             async def successes() -> FinishOutcome:
-                row = await self._db.fetchrow(self._sql.finish_successes, *args, every)
+                row = await self._db.fetchrow(self._sql.finish_successes, *args)
                 return FinishOutcome(disabled_endpoints=[], stale=len(results) - row["updated"])
 
             return await self._retrying(successes, _FINISH_RACES)
 
         async def with_failures() -> FinishOutcome:
             async with self._db.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(self._sql.finish_with_failures, *args, failing, every)
+                rows = await conn.fetch(self._sql.finish_with_failures, *args, sorted(failing))
                 finished = set(rows[0]["finished"])  # the results whose lease was held
                 states = {
-                    r["id"]: Health(
-                        r["consecutive_failures"],
-                        r["first_failure_at"],
-                        r["disabled"],
-                        r["disabled_reason"],
-                        r["updated_at"],
-                    )
+                    r["id"]: Health(*(r[c] for c in HEALTH_FIELDS))
                     for r in rows
                     if r["id"] is not None
                 }
@@ -172,16 +171,13 @@ class PostgresQueue(PostgresBase):
                     (r for r in results if r.attempt.id in finished),
                     now_ms,
                     disable_after_ms,
+                    disable_after_failures,
                 )
                 if changed:
                     await conn.execute(
                         sql.ENDPOINT_HEALTH_UPDATE,
                         list(changed),
-                        [h.consecutive_failures for h in changed.values()],
-                        [h.first_failure_at for h in changed.values()],
-                        [h.disabled for h in changed.values()],
-                        [h.disabled_reason for h in changed.values()],
-                        [h.updated_at for h in changed.values()],
+                        *map(list, zip(*map(astuple, changed.values()), strict=True)),
                     )
                 return FinishOutcome(
                     disabled_endpoints=disabled, stale=len(results) - rows[0]["updated"]

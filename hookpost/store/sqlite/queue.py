@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -9,7 +10,7 @@ from operator import itemgetter
 
 import orjson
 
-from hookpost.domain.health import Health, replay
+from hookpost.domain.health import Health, last_successes, replay
 from hookpost.domain.models import (
     AttemptResult,
     ClaimedDelivery,
@@ -149,7 +150,11 @@ class SqliteQueue(SqliteBase):
         )
 
     async def finish_attempts(
-        self, results: Sequence[AttemptResult], now_ms: int, disable_after_ms: int
+        self,
+        results: Sequence[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        disable_after_failures: int = 0,
     ) -> FinishOutcome:
         results = list(results)
         # Built before the transaction: the write lock is held for that, not for this.
@@ -172,7 +177,7 @@ class SqliteQueue(SqliteBase):
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
             if execute_values(c, DELIVERIES_FINISH, delivery_rows) < len(results):
                 raise _LeaseLost  # rare: which results are stale is read by held_only
-            return health.apply(c, now_ms, disable_after_ms, stale=0)
+            return health.apply(c, now_ms, disable_after_ms, disable_after_failures, stale=0)
 
         def held_only(c: Conn) -> FinishOutcome:
             """Every attempt is recorded; only results whose lease is held change their
@@ -183,7 +188,9 @@ class SqliteQueue(SqliteBase):
             fresh = [i for i, r in enumerate(results) if (r.delivery_id, r.lease) in held]
             updated = execute_values(c, DELIVERIES_FINISH, [delivery_rows[i] for i in fresh])
             fresh_health = _Health([results[i] for i in fresh])
-            return fresh_health.apply(c, now_ms, disable_after_ms, stale=len(results) - updated)
+            return fresh_health.apply(
+                c, now_ms, disable_after_ms, disable_after_failures, len(results) - updated
+            )
 
         try:
             return await self._db.write(run)
@@ -244,38 +251,35 @@ class _Health:
     """What a batch of results does to its endpoints' health (the rule is domain.health)."""
 
     def __init__(self, results: list[AttemptResult]) -> None:
-        # An endpoint with only successes in the batch needs one reset of its failure count;
+        # An endpoint with only successes in the batch needs one write at most, in SQL;
         # the others' health is replayed result by result, in order.
         failing = {r.attempt.endpoint_id for r in results if r.attempt.status != 0}
-        only_ok = [(ep_id,) for ep_id in dict.fromkeys(r.attempt.endpoint_id for r in results)]
-        self.only_ok = [row for row in only_ok if row[0] not in failing]
+        self.only_ok = [
+            (ep_id, a.created_at, a.response_status_code)
+            for ep_id, a in last_successes(results).items()
+            if ep_id not in failing
+        ]
         self.mixed = [r for r in results if r.attempt.endpoint_id in failing]
         self.failing_ids = orjson.dumps(sorted(failing)).decode() if failing else ""
 
-    def apply(self, c: Conn, now_ms: int, disable_after_ms: int, stale: int) -> FinishOutcome:
+    def apply(
+        self, c: Conn, now_ms: int, disable_after_ms: int, disable_after_failures: int, stale: int
+    ) -> FinishOutcome:
         execute_values(c, ENDPOINTS_RESET, self.only_ok)
         if not self.mixed:
             return FinishOutcome(disabled_endpoints=[], stale=stale)
         states = {
-            ep_id: Health(failures, first, bool(disabled), reason, updated_at)
-            for ep_id, failures, first, disabled, reason, updated_at in c.execute(
+            ep_id: Health(failures, first, bool(disabled), *rest)
+            for ep_id, failures, first, disabled, *rest in c.execute(
                 ENDPOINTS_HEALTH, (self.failing_ids,)
             )
         }
-        changed, disabled_now = replay(states, self.mixed, now_ms, disable_after_ms)
+        changed, disabled_now = replay(
+            states, self.mixed, now_ms, disable_after_ms, disable_after_failures
+        )
         execute_values(
             c,
             ENDPOINTS_HEALTH_UPDATE,
-            [
-                (
-                    ep_id,
-                    h.consecutive_failures,
-                    h.first_failure_at,
-                    h.disabled,
-                    h.disabled_reason,
-                    h.updated_at,
-                )
-                for ep_id, h in changed.items()
-            ],
+            [(ep_id, *dataclasses.astuple(h)) for ep_id, h in changed.items()],
         )
         return FinishOutcome(disabled_endpoints=disabled_now, stale=stale)
