@@ -62,8 +62,13 @@ class Api:
             await self._call(s, "POST", "/api/v1/event-type", body)
 
     async def create_endpoints(
-        self, app_id: str, urls: list[str], concurrency: int = 32
+        self,
+        app_id: str,
+        urls: list[str],
+        concurrency: int = 32,
+        extra: list[dict[str, Any]] | None = None,
     ) -> list[str]:
+        """One endpoint per URL; ``extra[i]`` adds fields to the i-th one's body."""
         for url in urls:
             check_loopback(url)
         ids: list[str | None] = [None] * len(urls)
@@ -76,7 +81,11 @@ class Api:
                         s,
                         "POST",
                         f"/api/v1/app/{app_id}/endpoint",
-                        {"url": urls[i], "description": f"bench {i}"},
+                        {
+                            "url": urls[i],
+                            "description": f"bench {i}",
+                            **(extra or [{}] * len(urls))[i],
+                        },
                     )
                     ids[i] = out["id"]
 

@@ -57,6 +57,7 @@ ALL_SCENARIOS = [
     "fairness",
     "isolation",
     "fanout",
+    "fanout-filtered",
 ]
 
 

@@ -228,12 +228,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if "ingest-strict" in sc and sc["ingest-strict"].get("ingest_per_s") is not None:
             ing = sc["ingest-strict"]["ingest_per_s"]
             plain = _get(sc, "ingest", "ingest_per_s")
-            ratio = f" ({ing / plain:.2f} x ingest)" if plain else ""
+            vs_plain = f" ({ing / plain:.2f} x ingest)" if plain else ""
             row(
                 "3*",
                 backend,
                 f"API ingest msg/s, strict catalog + JSON Schema (info), {label}",
-                f"{ing:,.0f}/s{ratio}",
+                f"{ing:,.0f}/s{vs_plain}",
                 None,
                 "info",
                 None,
@@ -309,6 +309,27 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f,
                 "fanout",
                 run_ratio=ratio(f),
+            )
+        if "fanout-filtered" in sc:
+            # Issue 19: a payload filter on every endpoint (half match). Recorded beside the
+            # unfiltered fan-out as the ratio of their near ratios (no threshold).
+            ff = _get(sc, "fanout-filtered", "deliveries_per_s")
+            n = _get(sc, "fanout-filtered", "endpoints")
+            ffr = near_ratio(ff, sc["fanout-filtered"])
+            plain = near_ratio(_get(sc, "fanout", "deliveries_per_s"), sc.get("fanout", {}))
+            row(
+                "6f",
+                backend,
+                f"fan-out to {n:,} endpoints with payload filters (half match), {label}",
+                f"{ff:,.0f}/s" + (f" = {ffr / plain:.2f} x unfiltered" if ffr and plain else "")
+                if ff is not None
+                else "error",
+                ffr,
+                "recorded beside target 6",
+                None,
+                ff,
+                "fanout-filtered",
+                run_ratio=ratio(ff),
             )
     return rows
 

@@ -275,12 +275,35 @@ def per_1k(cpu_s: float, deliveries: int) -> float | None:
     return round(cpu_s / (deliveries / 1000), 3) if deliveries else None
 
 
-def one_app(ctx: Ctx, stack: Stack, prefix: str, n_endpoints: int = 1) -> str:
-    """An app with ``n_endpoints`` endpoints (every message goes to all of them)."""
+def one_app(
+    ctx: Ctx,
+    stack: Stack,
+    prefix: str,
+    n_endpoints: int = 1,
+    extra: list[dict[str, Any]] | None = None,
+) -> str:
+    """An app with ``n_endpoints`` endpoints (every message goes to all of them, unless
+    ``extra`` gives them filters)."""
     app: str = run(stack.api.create_app(f"bench {prefix}"))
     urls = [f"{ctx.nginx}{prefix}{i}" for i in range(n_endpoints)]
-    run(stack.api.create_endpoints(app, urls))
+    run(stack.api.create_endpoints(app, urls, extra=extra))
     return app
+
+
+def fanout_filters(n: int) -> list[dict[str, Any]]:
+    """``fanout-filtered``: a payload filter per endpoint, each a different one (so each is
+    compiled), as a subscriber would write it; the even-numbered endpoints' filters match the
+    bench's payload (``bench.common.payload``: type, id 1, data), the odd ones' do not."""
+    return [
+        {
+            "payloadFilter": {
+                "type": {"$in": [EVENT_TYPE, f"other.{i}"]},
+                "id": {"$gte": 1} if i % 2 == 0 else {"$gt": 1},
+                "$or": [{"data": {"$exists": True}}, {"customer.tier": f"tier-{i}"}],
+            }
+        }
+        for i in range(n)
+    ]
 
 
 def apps_one_endpoint_each(ctx: Ctx, stack: Stack, prefix: str, n_apps: int) -> str:
@@ -357,6 +380,7 @@ NEAR_BASELINE_SCENARIOS = (
     "e2e-sdk",
     "drain",
     "fanout",
+    "fanout-filtered",
 )
 
 
@@ -899,26 +923,36 @@ def isolation(ctx: Ctx, backend: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- fan-out
 
 
-def fanout(ctx: Ctx, backend: str) -> dict[str, Any]:
-    """Target 6: one message to 1,000 endpoints; deliveries/s = 1000 / (202 -> last receipt)."""
+def fanout(ctx: Ctx, backend: str, filtered: bool = False) -> dict[str, Any]:
+    """Target 6: one message to 1,000 endpoints; deliveries/s = 1000 / (202 -> last receipt).
+    ``filtered`` (``fanout-filtered``, issue 19): each endpoint has a payload filter, and half
+    of them match (deliveries/s counts the 500 deliveries made)."""
     s = ctx.sizes
-    stack = ctx.stack(backend, "fanout")
+    label = "fanout-filtered" if filtered else "fanout"
+    stack = ctx.stack(backend, label)
     try:
         ctx.step("starting hookpost")
-        procs = stack.start(stack.full_roles())
+        # 1,000 endpoints in one app: over the default quota (HOOKPOST_MAX_ENDPOINTS_PER_APP)
+        procs = stack.start(stack.full_roles(), extra={"max_endpoints_per_app": "0"})
         ctx.step("started")
-        prefix = f"/fanout/{backend}/"
+        prefix = f"/{label}/{backend}/"
         t0 = time.monotonic()
-        app = one_app(ctx, stack, prefix, s.fanout_endpoints)
+        extra = fanout_filters(s.fanout_endpoints) if filtered else None
+        app = one_app(ctx, stack, prefix, s.fanout_endpoints, extra)
         setup_s = time.monotonic() - t0
+        matching = (s.fanout_endpoints + 1) // 2 if filtered else s.fanout_endpoints
+        wanted = {f"{prefix}{i}" for i in range(0, s.fanout_endpoints, 2 if filtered else 1)}
         runs = []
         acct = Accounting(procs, db_name=stack.pg_db_name)
         acct.start()
         for _ in range(s.fanout_repeats):
             mark = ctx.receiver.mark()
             msg_id, accepted_at = run(stack.api.send(app, ctx.payload_size))
-            lines = wait_delivered(ctx, mark, prefix, s.fanout_endpoints)
+            lines = wait_delivered(ctx, mark, prefix, matching)
             lines = [ln for ln in lines if ln.webhook_id == msg_id]
+            strays = [ln.uri for ln in lines if ln.uri not in wanted]
+            if strays:  # a filter that should not have matched did
+                ctx.notes.append(f"{label}: {len(strays)} deliveries to filtered-out endpoints")
             last = max((ln.at for ln in lines), default=accepted_at)
             span = last - accepted_at
             runs.append(
@@ -933,6 +967,7 @@ def fanout(ctx: Ctx, backend: str) -> dict[str, Any]:
         rates = sorted(r["deliveries_per_s"] for r in runs)
         return {
             "endpoints": s.fanout_endpoints,
+            "matching_endpoints": matching,
             "endpoint_setup_s": round(setup_s, 2),
             "runs": runs,
             "deliveries_per_s": rates[len(rates) // 2],
@@ -972,6 +1007,8 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "sustained": sustained,
     "isolation": isolation,
     "fanout": fanout,
+    # issue 19: the same with a payload filter on every endpoint, half of them matching
+    "fanout-filtered": lambda ctx, backend: fanout(ctx, backend, filtered=True),
 }
 
 

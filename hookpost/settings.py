@@ -32,8 +32,13 @@ class Settings:
     poll_interval_s: float = 1.0
     claim_batch: int = 128
     disable_after_s: float = 5 * 24 * 3600.0
+    # also disable an endpoint after this many failed attempts in a row (0: off)
+    disable_after_failures: int = 0
     shutdown_grace_s: float = 10.0
     signature_header_prefix: str = "webhook"  # or "svix"
+    # How stale a worker's copy of the event types' retry schedules and the endpoints'
+    # timeoutSeconds may be (docs/decisions/0027)
+    options_refresh_s: float = 5.0
     # security
     allow_subnets: str = ""
     ssrf_guard: bool = True

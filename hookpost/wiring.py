@@ -123,6 +123,12 @@ LEASE_MARGIN = 0.5
 LEASE_MARGIN_MIN_S = 1.0
 
 
+def longest_request_s(lease_s: float) -> float:
+    """The longest request timeout ``check_lease`` accepts for this lease: an endpoint's
+    ``timeoutSeconds`` is clamped to it (docs/decisions/0027)."""
+    return min(lease_s - LEASE_MARGIN_MIN_S, lease_s / (1 + LEASE_MARGIN))
+
+
 def check_lease(settings: Settings) -> None:
     timeout = settings.request_timeout_s
     least = timeout + max(LEASE_MARGIN_MIN_S, timeout * LEASE_MARGIN)
@@ -215,8 +221,11 @@ def worker_config(settings: Settings) -> WorkerConfig:
         poll_interval_s=settings.poll_interval_s,
         claim_batch=settings.claim_batch,
         disable_after_s=settings.disable_after_s,
+        disable_after_failures=settings.disable_after_failures,
         shutdown_grace_s=settings.shutdown_grace_s,
         signature_header_prefix=settings.signature_header_prefix,
+        max_request_timeout_s=longest_request_s(settings.lease_s),
+        options_refresh_s=settings.options_refresh_s,
     )
 
 

@@ -134,7 +134,8 @@ def json_invalid_item(exc: json.JSONDecodeError) -> dict[str, Any]:
 
 
 def invalid_input_response(exc: InvalidInput) -> Response:
-    field = to_camel(exc.field) if "_" in exc.field else exc.field
+    # A JSON path in ``field`` would name the client's own keys: only identifiers are camelCased.
+    field = to_camel(exc.field) if "_" in exc.field and exc.field.isidentifier() else exc.field
     return validation_response([validation_item(["body", field, *exc.path], exc.message)])
 
 

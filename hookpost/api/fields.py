@@ -22,6 +22,8 @@ from hookpost.domain.signing import MAX_STRING_SECRET, MIN_STRING_SECRET, key_ki
 
 ID_PATTERN = r"^[a-zA-Z0-9\-_.]+$"  # uid, eventId, eventType, event type name, feature flags
 CHANNEL_PATTERN = r"^[a-zA-Z0-9\-_.:]+$"
+# An endpoint's eventTypes entry: a name, `*` or `prefix.*` (domain.matching says what they match).
+EVENT_TYPE_FILTER_PATTERN = r"^(?:[a-zA-Z0-9\-_.]+|(?:[a-zA-Z0-9\-_.]+\.)?\*)$"
 
 MAX_ID_LENGTH = 256
 MAX_CHANNEL_LENGTH = 128
@@ -193,11 +195,17 @@ EndpointChannelsPatch = Annotated[
 MessageChannels = Annotated[
     list[Channel], Field(min_length=1, max_length=MAX_MESSAGE_CHANNELS), AfterValidator(dedupe)
 ]
+EventTypeOrPattern = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=EVENT_TYPE_FILTER_PATTERN),
+]
 EventTypeFilter = Annotated[
-    list[IdStr], Field(min_length=1, max_length=MAX_EVENT_TYPES), AfterValidator(dedupe)
+    list[EventTypeOrPattern],
+    Field(min_length=1, max_length=MAX_EVENT_TYPES),
+    AfterValidator(dedupe),
 ]
 EventTypeFilterPatch = Annotated[
-    list[IdStr], Field(max_length=MAX_EVENT_TYPES), AfterValidator(dedupe)
+    list[EventTypeOrPattern], Field(max_length=MAX_EVENT_TYPES), AfterValidator(dedupe)
 ]
 FeatureFlags = Annotated[list[IdStr], Field(max_length=MAX_FEATURE_FLAGS), AfterValidator(dedupe)]
 Metadata = Annotated[

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from hookpost.domain import health
 from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
@@ -152,11 +153,15 @@ def _endpoint_base(ep: Endpoint) -> dict[str, Any]:
     }
 
 
-def endpoint_out(ep: Endpoint) -> dict[str, Any]:
+def endpoint_out(ep: Endpoint, now_ms: int | None = None) -> dict[str, Any]:
     out = _endpoint_base(ep)
     out["metadata"] = ep.metadata
+    out["payloadFilter"] = ep.payload_filter
     out["signatureScheme"] = ep.signature_scheme
     out["signatureHeader"] = ep.signature_header
+    out["retryPolicy"] = None if ep.retry_policy is None else ep.retry_policy.as_dict()
+    out["timeoutSeconds"] = ep.timeout_s
+    out["health"] = endpoint_health_out(ep, now_ms)
     return out
 
 
@@ -165,6 +170,19 @@ def operational_endpoint_out(ep: Endpoint) -> dict[str, Any]:
     del out["channels"]
     out["metadata"] = ep.metadata
     return out
+
+
+def endpoint_health_out(ep: Endpoint, now_ms: int | None = None) -> dict[str, Any]:
+    h = health.health_of(ep)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return {
+        "state": health.state(h, now).value,
+        "consecutiveFailures": h.consecutive_failures,
+        "lastSuccessAt": iso_opt(h.last_success_at),
+        "lastFailureAt": iso_opt(h.last_failure_at),
+        "lastStatusCode": h.last_status_code or None,  # 0: no HTTP response
+        "disabledReason": health.disabled_reason(h),
+    }
 
 
 def endpoint_written_out(

@@ -61,6 +61,8 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.event-type.update": P.MANAGE_EVENT_TYPES,
     "v1.event-type.patch": P.MANAGE_EVENT_TYPES,
     "v1.event-type.delete": P.MANAGE_EVENT_TYPES,
+    "v1.event-type.get-retry-schedule": P.READ,
+    "v1.event-type.set-retry-schedule": P.MANAGE_EVENT_TYPES,
     # tokens
     "v1.authentication.app-portal-access": P.MANAGE_TOKENS,
     "v1.authentication.logout": P.LOGOUT,

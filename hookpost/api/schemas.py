@@ -9,7 +9,7 @@ Conventions, limits and svix SDK extensions: see docs/api-conventions.md.
 
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -59,6 +59,8 @@ from hookpost.api.fields import (
     check_secret_kind,
     dedupe,
 )
+from hookpost.domain import retry
+from hookpost.domain.limits import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 
 __all__ = [
     "ApiTokenCreatedOut",
@@ -289,6 +291,27 @@ class EventTypePatch(_PatchModel):
     feature_flag: IdStr | None = None  # null removes the feature flag
 
 
+class DurationIn(_Model):
+    secs: int = Field(ge=0)
+    nanos: int = Field(default=0, ge=0, le=999_999_999)
+
+
+class RetryScheduleInOut(_Model):
+    """Svix's per-event-type retry schedule: the delays after the 1st, 2nd, ... failed
+    attempt. hookpost takes each delay as a Duration (``{"secs", "nanos"}``, nanos rounded
+    up to a whole second) or as whole seconds, and answers with Durations."""
+
+    retry_schedule: list[DurationIn | int] | None = Field(
+        default=None,
+        description=(
+            "The delays; null or absent: none set (the endpoint's `retryPolicy`, else "
+            f"`HOOKPOST_RETRY_SCHEDULE`, applies). At most {retry.MAX_ATTEMPTS - 1} delays, "
+            f"each at most {retry.MAX_DELAY_S} seconds. An endpoint's `retryPolicy` takes "
+            "precedence; workers apply a change within a few seconds."
+        ),
+    )
+
+
 class EventTypeOut(_Model):
     name: str
     description: str
@@ -301,6 +324,21 @@ class EventTypeOut(_Model):
 
 
 # --------------------------------------------------------------------------- endpoints
+
+_EVENT_TYPES_DESCRIPTION = (
+    "The event types this endpoint receives: names, `*` (every type) or prefix patterns such "
+    "as `invoice.*` (every type that starts with `invoice.`). Null or absent: every type."
+)
+_PAYLOAD_FILTER_DESCRIPTION = (
+    "hookpost extension. A filter on the message payload: the endpoint receives a message only "
+    "when it matches (and its type and channels do). Keys are payload fields (nested objects "
+    "or dotted keys such as `customer.tier`); a plain value is equality; operators `$eq` "
+    "`$neq` `$gt` `$gte` `$lt` `$lte` `$in` `$nin` `$contains` `$exists`, and `$and` `$or` "
+    "(lists of filters) and `$not` (one filter). Equality is type-strict, a missing field "
+    "matches only `$neq` and `$exists: false`. An invalid filter is a 422 naming its JSON path. "
+    "Null or `{}`: every payload; absent: none on create, unchanged on PUT and PATCH (the svix "
+    "SDKs do not send it). See docs/payload-filters.md."
+)
 
 
 _SCHEME_DESCRIPTION = (
@@ -328,6 +366,63 @@ _SECRET_DESCRIPTION = (
 )
 
 
+_POLICY_DESCRIPTION = (
+    "hookpost extension: this endpoint's retry policy, ahead of its event type's retry "
+    "schedule (`PUT /api/v1/event-type/{name}/retry-schedule`) and of "
+    '`HOOKPOST_RETRY_SCHEDULE`. Either `{"schedule": [5, 300, 1800]}`: the delays (seconds) '
+    "after the 1st, 2nd, ... failed attempt, then it gives up; or a `strategy`: "
+    "`exponential` waits `initialDelaySeconds` * `multiplier`^(n-1) after the n-th failed "
+    "attempt, `linear` waits `initialDelaySeconds` * n, both capped at `maxDelaySeconds`, "
+    f"for `maxAttempts` attempts in all (the first included). At most {retry.MAX_ATTEMPTS} "
+    f"attempts, each delay at most {retry.MAX_DELAY_S} seconds (7 days). Jitter (±20%) and "
+    "a receiver's `Retry-After` apply as to the global schedule. A 410 Gone still ends the "
+    "delivery. null: not set. Absent on a PUT: unchanged. See docs/receivers.md."
+)
+_TIMEOUT_DESCRIPTION = (
+    f"hookpost extension: the total timeout of each request to this endpoint, "
+    f"{MIN_TIMEOUT_S} to {MAX_TIMEOUT_S} seconds; null: `HOOKPOST_REQUEST_TIMEOUT_S`. A worker "
+    "caps it so that a request never outlives its lease (`HOOKPOST_LEASE_S` / 1.5: 40 s with "
+    "the default lease), and applies a change within a few seconds. Absent on a PUT: "
+    "unchanged."
+)
+
+
+class RetryPolicyIn(_Model):
+    """hookpost extension: ``{"schedule": [...]}`` or a ``strategy`` with its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: list[int] | None = Field(
+        default=None, description="Delays (seconds) after each failed attempt."
+    )
+    strategy: Literal["exponential", "linear"] | None = None
+    initial_delay_seconds: int | None = Field(
+        default=None, description=f"Default {retry.DEFAULT_INITIAL_DELAY_S}."
+    )
+    multiplier: float | None = Field(
+        default=None,
+        description=f"exponential only; 1 to {retry.MAX_MULTIPLIER:g}, default "
+        f"{retry.DEFAULT_MULTIPLIER:g}.",
+    )
+    max_delay_seconds: int | None = Field(
+        default=None,
+        description=f"Default {retry.DEFAULT_MAX_DELAY_S} (a day); at least `initialDelaySeconds`.",
+    )
+    max_attempts: int | None = Field(
+        default=None,
+        description=f"1 to {retry.MAX_ATTEMPTS}, default {retry.DEFAULT_MAX_ATTEMPTS}.",
+    )
+
+
+class RetryPolicyOut(_Model):
+    schedule: list[int] | None = None
+    strategy: str | None = None
+    initial_delay_seconds: int | None = None
+    multiplier: float | None = None
+    max_delay_seconds: int | None = None
+    max_attempts: int | None = None
+
+
 class EndpointUpdate(_Model):
     """PUT body. Also the base of ``EndpointIn``, which adds ``secret`` and ``headers``."""
 
@@ -336,15 +431,22 @@ class EndpointUpdate(_Model):
     uid: IdStr | None = None
     disabled: bool = False
     throttle_rate: ThrottleRateIn | None = None
-    event_types: EventTypeFilter | None = None  # null or absent: every event type
+    event_types: Annotated[EventTypeFilter | None, Field(description=_EVENT_TYPES_DESCRIPTION)] = (
+        None  # null or absent: every event type
+    )
     channels: EndpointChannels | None = None  # null or absent: every channel
     metadata: Metadata = Field(default_factory=dict)
+    payload_filter: Annotated[
+        dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
+    ] = None
     signature_scheme: Annotated[
         SignatureSchemeName | SkipJsonSchema[None],
         NotNull,
         Field(description=_SCHEME_DESCRIPTION),
     ] = None
     signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
+    retry_policy: Annotated[RetryPolicyIn | None, Field(description=_POLICY_DESCRIPTION)] = None
+    timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
 
 
 class EndpointIn(EndpointUpdate):
@@ -368,15 +470,22 @@ class EndpointPatch(_PatchModel):
     uid: IdStr | None = None
     disabled: Annotated[bool | SkipJsonSchema[None], NotNull] = None
     throttle_rate: ThrottleRatePatch | None = None
-    event_types: EventTypeFilterPatch | None = None  # null: every event type
+    event_types: Annotated[
+        EventTypeFilterPatch | None, Field(description=_EVENT_TYPES_DESCRIPTION)
+    ] = None  # null: every event type
     channels: EndpointChannelsPatch | None = None  # null: every channel
     metadata: Annotated[Metadata | SkipJsonSchema[None], NotNull] = None
+    payload_filter: Annotated[
+        dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
+    ] = None  # null: every payload
     signature_scheme: Annotated[
         SignatureSchemeName | SkipJsonSchema[None],
         NotNull,
         Field(description=_SCHEME_DESCRIPTION),
     ] = None
     signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
+    retry_policy: Annotated[RetryPolicyIn | None, Field(description=_POLICY_DESCRIPTION)] = None
+    timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
 
 
 class _EndpointOutBase(_Model):
@@ -392,10 +501,71 @@ class _EndpointOutBase(_Model):
     updated_at: UtcDatetime
 
 
+class EndpointHealthState(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+    DISABLED = "disabled"
+
+
+class EndpointDisabledReason(StrEnum):
+    GONE_410 = "gone_410"
+    FAILING_TOO_LONG = "failing_too_long"
+    CONSECUTIVE_FAILURES = "consecutive_failures"
+    MANUAL = "manual"
+
+
+class EndpointHealthOut(_Model):
+    """hookpost extension: how the endpoint's deliveries have been going."""
+
+    state: EndpointHealthState = Field(
+        description=(
+            "`disabled`; `healthy`: the last attempt succeeded, or none was made since the "
+            "endpoint was created or re-enabled; `degraded`: the last attempt failed, but one "
+            "succeeded less than an hour ago; `failing`: the last attempt failed and none "
+            "succeeded in the last hour."
+        )
+    )
+    consecutive_failures: int = Field(
+        description=(
+            "Failed attempts since the last success (or since the endpoint was re-enabled, "
+            "which resets it). `HOOKPOST_DISABLE_AFTER_FAILURES` disables the endpoint when it "
+            "reaches that many."
+        )
+    )
+    last_success_at: UtcDatetime | None = Field(
+        description="When the last successful attempt was made (to within a second)."
+    )
+    last_failure_at: UtcDatetime | None = Field(
+        description="When the last failed attempt was made."
+    )
+    last_status_code: int | None = Field(
+        description=(
+            "The HTTP status code of the last attempt; null if none was made, or if it got no "
+            "HTTP response (a connection error or a timeout)."
+        )
+    )
+    disabled_reason: EndpointDisabledReason | None = Field(
+        description=(
+            "Null unless disabled. `gone_410`: the endpoint answered 410 Gone; "
+            "`failing_too_long`: its attempts failed for `HOOKPOST_DISABLE_AFTER_S` without a "
+            "success; `consecutive_failures`: `HOOKPOST_DISABLE_AFTER_FAILURES` attempts "
+            "failed in a row; `manual`: disabled through the API. Re-enabling it "
+            "(`disabled: false`) resets `consecutiveFailures`."
+        )
+    )
+
+
 class EndpointOut(_EndpointOutBase):
     metadata: dict[str, str]
+    payload_filter: Annotated[
+        dict[str, Any] | None, Field(description=_PAYLOAD_FILTER_DESCRIPTION)
+    ] = None
     signature_scheme: Annotated[str, Field(description=_SCHEME_DESCRIPTION)] = "standard-webhooks"
     signature_header: Annotated[str | None, Field(description=_HEADER_DESCRIPTION)] = None
+    retry_policy: Annotated[RetryPolicyOut | None, Field(description=_POLICY_DESCRIPTION)] = None
+    timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
+    health: EndpointHealthOut
 
 
 class FieldWarningOut(_Model):

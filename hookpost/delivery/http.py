@@ -79,16 +79,20 @@ class HttpSender:
             await self._session.close()
             self._session = None
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float | None = None
+    ) -> Response:
+        """``timeout_s``: this request's total timeout (an endpoint's ``timeoutSeconds``), if
+        not the sender's own."""
         assert self._session is not None, "HttpSender.start() was not called"
         started = time.perf_counter()
-        watch = self._deadlines.watch()
+        watch = self._deadlines.watch(timeout_s)
         try:
-            return await self._post(self._session, url, body, headers, started)
+            return await self._post(self._session, url, body, headers, started, timeout_s)
         except asyncio.CancelledError:
             if not self._deadlines.unwatch(watch):
                 raise  # cancelled by someone else (shutdown): not a timeout
-            return self._failed(TimeoutError(), started)
+            return self._failed(TimeoutError(), started, timeout_s)
         finally:
             self._deadlines.unwatch(watch)
 
@@ -99,6 +103,7 @@ class HttpSender:
         body: bytes,
         headers: Mapping[str, str],
         started: float,
+        timeout_s: float | None = None,
     ) -> Response:
         try:
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
@@ -109,11 +114,11 @@ class HttpSender:
                     retry_after_s=parse_retry_after(resp.headers.get("Retry-After")),
                 )
         except Exception as exc:  # every failure is a failed attempt, never a crash
-            return self._failed(exc, started)
+            return self._failed(exc, started, timeout_s)
         return Response(outcome, text, _elapsed_ms(started))
 
-    def _failed(self, exc: BaseException, started: float) -> Response:
-        error = storable(describe_error(exc, self._total_timeout_s))
+    def _failed(self, exc: BaseException, started: float, timeout_s: float | None) -> Response:
+        error = storable(describe_error(exc, timeout_s or self._total_timeout_s))
         return Response(Outcome(0, error=error), error, _elapsed_ms(started))
 
 
@@ -122,6 +127,7 @@ class _Watch:
     task: asyncio.Task[Any]
     deadline: float  # event-loop time
     cancelling: int  # the task's pending cancellations when the request started
+    watches: dict[_Watch, None]  # the ordered dict it waits in (one per timeout)
     fired: bool = False  # the deadline passed and the task was cancelled
 
 
@@ -134,39 +140,59 @@ class _Deadlines:
     timeout, so their deadlines pass in the order they started: every ``resolution_s`` the
     sweep cancels the expired ones from the front of an ordered dict, and ``unwatch`` turns
     that cancellation into a timeout the way ``asyncio.timeout`` does (a cancellation from
-    anyone else still propagates).
+    anyone else still propagates). Requests with a timeout of their own (an endpoint's
+    ``timeoutSeconds``) are kept the same way, one ordered dict per distinct timeout, and
+    swept at least every ``OWN_RESOLUTION_S`` while there are any.
     """
+
+    OWN_RESOLUTION_S = 0.1  # how late an endpoint's timeout (1 s at least) may fire
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self.resolution_s = max(0.01, min(0.25, timeout_s / 10))  # how late one may fire
         self._watches: dict[_Watch, None] = {}  # insertion order = deadline order
+        self._own: dict[float, dict[_Watch, None]] = {}  # the same, per endpoint timeout
 
-    def watch(self) -> _Watch:
+    def watch(self, timeout_s: float | None = None) -> _Watch:
         task = asyncio.current_task()
         assert task is not None, "HttpSender.post() must run in a task"
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
-        watch = _Watch(task, deadline, task.cancelling())
-        self._watches[watch] = None
+        now = asyncio.get_running_loop().time()
+        if timeout_s is None:
+            watches = self._watches
+            timeout_s = self.timeout_s
+        else:
+            watches = self._own.setdefault(timeout_s, {})
+        watch = _Watch(task, now + timeout_s, task.cancelling(), watches)
+        watches[watch] = None
         return watch
 
     def unwatch(self, watch: _Watch) -> bool:
         """Stop watching; True if the deadline cancelled the task and nothing else did (the
         cancellation is then undone). Only the first call for a watch does anything."""
-        if watch not in self._watches:
+        if watch not in watch.watches:
             return False
-        del self._watches[watch]
+        del watch.watches[watch]
         return watch.fired and watch.task.uncancel() <= watch.cancelling
 
     async def sweep(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.resolution_s)
+            await asyncio.sleep(
+                min(self.resolution_s, self.OWN_RESOLUTION_S) if self._own else self.resolution_s
+            )
             self.expire(loop.time())
 
     def expire(self, now: float) -> None:
         """Cancel the tasks of the requests whose deadline is ``now`` or earlier."""
-        for watch in list(self._watches):
+        for timeout_s, watches in list(self._own.items()):
+            self._expire(watches, now)
+            if not watches:
+                del self._own[timeout_s]
+        self._expire(self._watches, now)
+
+    @staticmethod
+    def _expire(watches: dict[_Watch, None], now: float) -> None:
+        for watch in list(watches):
             if watch.deadline > now:
                 return  # every later one started later
             if not watch.fired:

@@ -37,7 +37,7 @@ from hookpost.domain.models import (
     DeliveryStatus,
 )
 from hookpost.domain.queries import FinishOutcome
-from hookpost.domain.retry import decide
+from hookpost.domain.retry import decide, schedule_for
 from hookpost.domain.signing import DEFAULT_SCHEME, StandardWebhooksV1, scheme_for
 from hookpost.services.common import now_ms
 from hookpost.services.events import (
@@ -63,8 +63,13 @@ class WorkerConfig:
     poll_interval_s: float = 1.0
     claim_batch: int = 128
     disable_after_s: float = 5 * 24 * 3600.0
+    disable_after_failures: int = 0  # domain.health; 0: off
     shutdown_grace_s: float = 10.0
     signature_header_prefix: str = "webhook"
+    # How stale the cached event-type schedules and endpoint timeouts may be (seconds), and
+    # the longest request timeout the lease allows (wiring.longest_request_s).
+    options_refresh_s: float = 5.0
+    max_request_timeout_s: float = 40.0
 
 
 class DeliveryWorker:
@@ -102,6 +107,12 @@ class DeliveryWorker:
         self._slow_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
+        self._options_task: asyncio.Task[None] | None = None
+        self._options_loaded = asyncio.Event()
+        # The options the claim does not read (event name -> schedule, endpoint id ->
+        # timeout), refreshed by _options_loop; empty when none is set anywhere.
+        self._type_schedules: dict[str, tuple[int, ...]] = {}
+        self._timeouts: dict[str, float] = {}
         self._draining = False
         # Loop time until which every in-flight lease surely holds (claims and renewals move
         # it); and when the claim under way, if any, began (its leases begin no earlier).
@@ -121,6 +132,7 @@ class DeliveryWorker:
         self._slow_task = asyncio.create_task(self._slow_loop(), name="hookpost-slow")
         self._flush_task = asyncio.create_task(self._flush_loop(), name="hookpost-flush")
         self._renew_task = asyncio.create_task(self._renew_loop(), name="hookpost-renew")
+        self._options_task = asyncio.create_task(self._options_loop(), name="hookpost-options")
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight requests finish until the grace deadline, write their
@@ -145,9 +157,10 @@ class DeliveryWorker:
         self._results_ready.set()
         if self._flush_task is not None:
             await self._flush_task
-        if self._renew_task is not None:
-            self._renew_task.cancel()
-            await asyncio.gather(self._renew_task, return_exceptions=True)
+        for background in (self._renew_task, self._options_task):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         unfinished = [(d.delivery_id, d.lease) for d in self._in_flight.values()]
         if unfinished:
             with contextlib.suppress(Exception):
@@ -169,6 +182,8 @@ class DeliveryWorker:
 
     async def _claim_loop(self) -> None:
         backoff = 0.1
+        # The first deliveries' retry decisions see the options (unless the store is slow).
+        await self._wait(self._options_loaded, self._config.poll_interval_s)
         while not self._stopping.is_set():
             failed: Exception | None = None
             more = False
@@ -297,6 +312,24 @@ class DeliveryWorker:
             if moved:
                 self._slot_freed.set()
 
+    async def _options_loop(self) -> None:
+        """Re-read the event types' schedules and the endpoints' timeouts every
+        ``options_refresh_s``: one store call, off the delivery path (docs/decisions/0027)."""
+        longest = self._config.max_request_timeout_s
+        while True:
+            try:
+                options = await self._store.delivery_options()
+            except Exception as exc:  # keep the last ones; the next round tries again
+                log.warning("reading the delivery options failed: %s", exc)
+            else:
+                self._type_schedules = options.type_schedules
+                # Clamped so that a request never outlives its lease (wiring.check_lease).
+                self._timeouts = {
+                    ep: min(float(t), longest) for ep, t in options.endpoint_timeouts.items()
+                }
+            self._options_loaded.set()
+            await asyncio.sleep(self._config.options_refresh_s)
+
     async def _renew_loop(self) -> None:
         """The heartbeat: every third of a lease, renew the leases of every delivery in
         flight, in one store call (one statement) for all of them."""
@@ -372,9 +405,20 @@ class DeliveryWorker:
                 d.message_id, timestamp, d.payload, active, d.event_type, attempts
             ),
         }
-        response = await self._sender.post(d.url, d.payload, headers)
+        timeout = self._timeouts.get(d.endpoint_id) if self._timeouts else None
+        if timeout is None:
+            response = await self._sender.post(d.url, d.payload, headers)
+        else:
+            response = await self._sender.post(d.url, d.payload, headers, timeout)
         finished = self._clock()
-        schedule = d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
+        if self._type_schedules:  # some event type has a schedule: the whole precedence
+            schedule = schedule_for(
+                d.retry_schedule, self._type_schedules, d.event_type, self._config.retry_schedule
+            )
+        else:  # the usual case: the endpoint's policy or the global schedule, as before
+            schedule = (
+                d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
+            )
         decision = decide(response.outcome, attempts, schedule, finished, self._rng)
         retry_at = decision.next_attempt_at
         if retry_at is not None and (self._next_due is None or retry_at < self._next_due):
@@ -464,7 +508,11 @@ class DeliveryWorker:
         while True:
             try:
                 return await self._store.finish_attempts(
-                    results, self._clock(), int(self._config.disable_after_s * 1000), notify
+                    results,
+                    self._clock(),
+                    int(self._config.disable_after_s * 1000),
+                    self._config.disable_after_failures,
+                    notify=notify,
                 )
             except StoreUnavailable as exc:
                 # The database is away: keep the results (and their slots) until it is back,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final, Self
 
 from hookpost.domain.models import AttemptStatus
+from hookpost.domain.retry import RetryPolicy
 
 
 class Unset(enum.Enum):
@@ -98,10 +99,15 @@ class NewEndpoint:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     secret: str | None = None  # None: a generated one
+    # None: every payload (domain.filters). UNSET: not given, which a replace (PUT) leaves
+    # as it is: the svix SDKs do not know the field, and their PUT must not drop it.
+    payload_filter: dict[str, Any] | Unset | None = UNSET
     # Extensions a Svix client does not send: UNSET keeps them as they are on a PUT (the
     # default scheme when created).
     signature_scheme: str | Unset = UNSET
     signature_header: str | Unset | None = UNSET
+    retry_policy: RetryPolicy | Unset | None = UNSET
+    timeout_s: int | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +120,11 @@ class EndpointChanges(Changes):
     event_types: list[str] | Unset | None = UNSET
     channels: list[str] | Unset | None = UNSET
     metadata: dict[str, str] | Unset = UNSET
+    payload_filter: dict[str, Any] | Unset | None = UNSET
     signature_scheme: str | Unset = UNSET
     signature_header: str | Unset | None = UNSET
+    retry_policy: RetryPolicy | Unset | None = UNSET
+    timeout_s: int | Unset | None = UNSET
 
 
 # --------------------------------------------------------------------------- list queries

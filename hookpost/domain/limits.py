@@ -21,6 +21,11 @@ DEFAULT_MAX_PAGE_CONTENT_BYTES = 16 * 1024 * 1024
 
 # Copied into every attempt row; a few KiB holds any real URL with its query string.
 MAX_URL_LENGTH = 4096
+# A payload filter is evaluated against every message of its app: these bound its cost
+# (docs/payload-filters.md). Real filters are a handful of fields.
+MAX_PAYLOAD_FILTER_BYTES = 8192  # as compact JSON
+MAX_PAYLOAD_FILTER_DEPTH = 16  # levels of JSON nesting
+MAX_PAYLOAD_FILTER_NODES = 512  # keys and values, all levels
 RECOVER_MAX_AGE_DAYS = 14  # as Svix: recover looks back at most this far
 RECOVER_MAX_AGE_MS = RECOVER_MAX_AGE_DAYS * 24 * 3600 * 1000
 
@@ -67,3 +72,20 @@ def items_within(sizes: Iterable[int], limit: int, budget: int) -> int:
             break
         count += 1
     return count
+
+
+MIN_TIMEOUT_S = 1
+MAX_TIMEOUT_S = 60
+
+
+def check_timeout(seconds: int | None) -> int | None:
+    """An endpoint's ``timeoutSeconds``: a whole number of seconds from 1 to 60 (or None)."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise InvalidInput("timeoutSeconds", "must be a whole number of seconds")
+    if not MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:
+        raise InvalidInput(
+            "timeoutSeconds", f"must be from {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S} seconds"
+        )
+    return seconds

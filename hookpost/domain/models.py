@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from hookpost.domain.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -55,6 +58,8 @@ class EventType:
     feature_flag: str | None = None
     created_at: int = 0
     updated_at: int = 0
+    # Svix's per-event-type retry schedule (seconds); None: the global one.
+    retry_schedule: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +84,26 @@ class Endpoint:
     event_types: list[str] | None = None  # None or empty: every event type
     channels: list[str] | None = None  # None or empty: every channel
     headers: dict[str, str] = field(default_factory=dict)
+    # None: every payload; else a filter of domain.filters (validated by the service).
+    payload_filter: dict[str, Any] | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     keys: list[SigningKey] = field(default_factory=list)  # keys[0] is the current key
     throttle_rate: int | None = None
     # Per-endpoint delivery options; None means "use the deployment default".
     signature_scheme: str = "standard-webhooks"  # domain.signing.SCHEME_NAMES
     signature_header: str | None = None  # renames the hex/stripe signature header
+    # retry_policy.delays(), the form the claim reads; a row stored before retry_policy
+    # existed may have this alone (read as a schedule policy).
     retry_schedule: list[int] | None = None
+    retry_policy: RetryPolicy | None = None
+    timeout_s: int | None = None  # the total request timeout
     # Health, maintained by the store when attempts are recorded.
     consecutive_failures: int = 0
     first_failure_at: int | None = None
-    disabled_reason: str | None = None
+    disabled_reason: str | None = None  # domain.health.DISABLED_REASONS
+    last_success_at: int | None = None  # at most domain.health.SUCCESS_REFRESH_MS behind
+    last_failure_at: int | None = None
+    last_status_code: int | None = None  # the last attempt's (0: no HTTP response)
     created_at: int = 0
     updated_at: int = 0
 
@@ -166,6 +180,15 @@ class ClaimedDelivery:
     signature_header: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """The options the claim does not read, which the worker caches (docs/decisions/0027):
+    the event types' retry schedules and the endpoints' request timeouts, where set."""
+
+    type_schedules: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    endpoint_timeouts: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class AttemptResult:
     """The outcome of one attempt and the delivery's next state, written in one transaction."""
@@ -175,7 +198,7 @@ class AttemptResult:
     lease: str
     next_status: DeliveryStatus
     next_attempt_at: int | None
-    disable_endpoint_reason: str | None = None  # e.g. "HTTP 410 Gone"
+    disable_endpoint_reason: str | None = None  # domain.health.GONE_410
     attempts: int = 0  # the delivery's attempt count after this attempt
 
 

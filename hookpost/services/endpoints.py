@@ -9,8 +9,10 @@ from hookpost.domain import ids
 from hookpost.domain import operational as op
 from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
+from hookpost.domain.filters import validate_filter
+from hookpost.domain.health import MANUAL
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
-from hookpost.domain.limits import Limits, check_recover_range, check_url_length
+from hookpost.domain.limits import Limits, check_recover_range, check_timeout, check_url_length
 from hookpost.domain.models import (
     BackgroundTask,
     Endpoint,
@@ -20,6 +22,7 @@ from hookpost.domain.models import (
     SigningKey,
 )
 from hookpost.domain.operational import OperationalEvent
+from hookpost.domain.retry import check_policy
 from hookpost.domain.signing import (
     DEFAULT_SCHEME,
     check_scheme,
@@ -48,6 +51,13 @@ def _no_check(url: str) -> None:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def with_schedule(endpoint: Endpoint) -> Endpoint:
+    """The endpoint with ``retry_schedule`` (what the claim reads) as its policy expands."""
+    policy = endpoint.retry_policy
+    endpoint.retry_schedule = None if policy is None else list(policy.delays())
+    return endpoint
 
 
 class EndpointService:
@@ -99,24 +109,33 @@ class EndpointService:
         self._check_url(endpoint.url)
         if app_id != op.OPERATIONAL_APP_ID:  # its event types are hookpost's, not the catalog's
             await self._check_subscription(endpoint.event_types)
+        policy = None if endpoint.retry_policy is UNSET else check_policy(endpoint.retry_policy)
+        timeout = None if endpoint.timeout_s is UNSET else check_timeout(endpoint.timeout_s)
         now = self._clock()
-        created = Endpoint(
-            id=ids.new_id(ids.ENDPOINT, now),
-            app_id=app_id,
-            url=endpoint.url,
-            description=endpoint.description,
-            uid=endpoint.uid,
-            disabled=endpoint.disabled,
-            event_types=endpoint.event_types,
-            channels=endpoint.channels,
-            headers=dict(endpoint.headers),
-            metadata=dict(endpoint.metadata),
-            keys=[SigningKey(key)],
-            throttle_rate=endpoint.throttle_rate,
-            signature_scheme=scheme,
-            signature_header=header,
-            created_at=now,
-            updated_at=now,
+        created = with_schedule(
+            Endpoint(
+                id=ids.new_id(ids.ENDPOINT, now),
+                app_id=app_id,
+                url=endpoint.url,
+                description=endpoint.description,
+                uid=endpoint.uid,
+                disabled=endpoint.disabled,
+                event_types=endpoint.event_types,
+                channels=endpoint.channels,
+                payload_filter=validate_filter(
+                    None if endpoint.payload_filter is UNSET else endpoint.payload_filter
+                ),
+                headers=dict(endpoint.headers),
+                metadata=dict(endpoint.metadata),
+                keys=[SigningKey(key)],
+                throttle_rate=endpoint.throttle_rate,
+                signature_scheme=scheme,
+                signature_header=header,
+                retry_policy=policy,
+                timeout_s=timeout,
+                created_at=now,
+                updated_at=now,
+            )
         )
         notify = await self._endpoint_event(op.ENDPOINT_CREATED, created, now)
         # NotFound for an unknown app; LimitExceeded when it has the most endpoints allowed
@@ -166,10 +185,16 @@ class EndpointService:
         given = changes.given()
         if "url" in given:
             self._check_url(given["url"])
+        if "payload_filter" in given:
+            given["payload_filter"] = validate_filter(given["payload_filter"])
         if "signature_scheme" in given:
             check_scheme(given["signature_scheme"])
         if "event_types" in given and current.app_id != op.OPERATIONAL_APP_ID:
             await self._check_subscription(given["event_types"])
+        if "timeout_s" in given:
+            check_timeout(given["timeout_s"])
+        if "retry_policy" in given:
+            check_policy(given["retry_policy"])
 
         def change(now: Endpoint, _: int) -> Endpoint:
             new = dict(given)
@@ -180,8 +205,8 @@ class EndpointService:
             if new.get("disabled") is False and now.disabled:
                 new["disabled_reason"] = None  # the store also resets the health record
             if new.get("disabled") is True and not now.disabled:
-                new["disabled_reason"] = "disabled by the API"
-            return replace(now, **new)
+                new["disabled_reason"] = MANUAL
+            return with_schedule(replace(now, **new))
 
         return await self._modify(current, change)
 

@@ -9,9 +9,12 @@ from hookpost.domain.errors import Conflict, NotFound
 from hookpost.domain.inputs import UNSET, EventTypeChanges, NewEventType
 from hookpost.domain.limits import Limits
 from hookpost.domain.models import EventType, Page, PageRequest
+from hookpost.domain.retry import check_schedule
 from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
+
+Schedule = list[int] | None  # (``list`` is a method name below)
 
 
 class EventTypeService:
@@ -87,6 +90,18 @@ class EventTypeService:
         written = await self._store.update_event_type(updated)
         self._written()
         return written
+
+    async def get_retry_schedule(self, name: str) -> Schedule:
+        return (await self._store.get_event_type(name)).retry_schedule
+
+    async def set_retry_schedule(self, name: str, schedule: Schedule) -> Schedule:
+        """Svix's per-event-type schedule (None clears it); an endpoint's policy comes first."""
+        checked = None if schedule is None else list(check_schedule(schedule, "retrySchedule"))
+        current = await self._store.get_event_type(name)
+        updated = replace(current, retry_schedule=checked, updated_at=self._clock())
+        await self._store.update_event_type(updated)
+        self._written()
+        return checked
 
     async def delete(self, name: str, expunge: bool = False) -> None:
         """Archive by default (messages may still name it); ``expunge`` deletes the row."""

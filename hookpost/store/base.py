@@ -18,6 +18,7 @@ from hookpost.domain.models import (
     AttemptResult,
     ClaimedDelivery,
     Delivery,
+    DeliveryOptions,
     DeliveryStatus,
     Endpoint,
     EndpointStats,
@@ -203,10 +204,12 @@ class DeliveryQueue(Protocol):
         results: Sequence[AttemptResult],
         now_ms: int,
         disable_after_ms: int,
+        disable_after_failures: int = 0,
         notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         """Record every attempt; move each delivery whose lease is still the result's to its
-        next state, and apply those results to their endpoints' health (domain.health). A
+        next state, and apply those results to their endpoints' health (domain.health; 0
+        ``disable_after_failures``: no count-based disabling). A
         result whose lease was lost (``stale``) changes neither its delivery nor the health
         of its endpoint: the delivery's new owner decides. In the same transaction: the
         operational events ``notify`` and endpoint.disabled for each endpoint disabled now
@@ -225,6 +228,11 @@ class DeliveryQueue(Protocol):
         """When the next delivery is due (a lease's expiry included); None if none is. Given
         the caller's ``now_ms``, on the caller's clock: PostgreSQL keeps due times on the
         database's clock, which a host's clock may be ahead of or behind."""
+        ...
+
+    async def delivery_options(self) -> DeliveryOptions:
+        """The event types' retry schedules and the endpoints' request timeouts, where set
+        (the worker caches them: docs/decisions/0027)."""
         ...
 
 

@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
+from hookpost.domain.models import (
+    AttemptResult,
+    ClaimedDelivery,
+    DeliveryOptions,
+    DeliveryStatus,
+    Trigger,
+)
 from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
@@ -40,6 +46,7 @@ class MemoryQueue:
         self._rows: dict[int, _Row] = {}
         self._callbacks: list[Callable[[], None]] = []
         self.notified: list[OperationalEvent] = []
+        self.options = DeliveryOptions()  # what delivery_options() answers
 
     def add(self, delivery: ClaimedDelivery) -> None:
         """A pending delivery, due at ``delivery.due_at``, as a created message's would be."""
@@ -101,6 +108,7 @@ class MemoryQueue:
         results: Sequence[AttemptResult],
         now_ms: int,
         disable_after_ms: int,
+        disable_after_failures: int = 0,
         notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         # No messages here: the events are kept for the worker's unit tests to read.
@@ -145,6 +153,9 @@ class MemoryQueue:
             if r.due_at is not None and r.due_at > now_ms and r.status == DeliveryStatus.PENDING
         )
         return QueueDepth(due=len(due), oldest_due_at=min(due, default=None), scheduled=scheduled)
+
+    async def delivery_options(self) -> DeliveryOptions:
+        return self.options
 
     async def next_due_at(self, now_ms: int | None = None) -> int | None:
         return min((r.due_at for r in self._rows.values() if r.due_at is not None), default=None)

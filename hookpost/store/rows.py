@@ -9,7 +9,9 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from hookpost.domain.filters import stored_filter
 from hookpost.domain.headers import is_sensitive_header
+from hookpost.domain.health import Health
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -26,6 +28,7 @@ from hookpost.domain.models import (
     Trigger,
 )
 from hookpost.domain.queries import CreatedMessage, KeyAnswer, SentMessage, StoredAnswer
+from hookpost.domain.retry import RetryPolicy, policy_from_dict
 from hookpost.domain.signing import canonical_scheme
 from hookpost.store.secretbox import endpoint_keys_context
 
@@ -67,6 +70,14 @@ def dumps_opt(value: Any) -> str | None:
 
 def loads_opt(value: str | bytes | None) -> Any:
     return None if value is None else orjson.loads(value)
+
+
+def stored_policy(raw: str | None, schedule: list[int] | None) -> RetryPolicy | None:
+    """An endpoint's ``retry_policy`` column; a row with a ``retry_schedule`` alone (stored
+    before migration 0010) reads as that schedule."""
+    if raw is not None:
+        return policy_from_dict(orjson.loads(raw))
+    return None if schedule is None else RetryPolicy(schedule=tuple(schedule))
 
 
 # A sensitive header's value at rest: this prefix, then the value sealed (bound to the
@@ -174,10 +185,12 @@ def event_type_from_row(r: Row) -> EventType:
         feature_flag=r["feature_flag"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
+        retry_schedule=loads_opt(r["retry_schedule"]),
     )
 
 
 def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
+    schedule = loads_opt(r["retry_schedule"])
     return Endpoint(
         id=r["id"],
         app_id=r["app_id"],
@@ -187,16 +200,22 @@ def endpoint_from_row(r: Row, box: SecretBox) -> Endpoint:
         disabled=bool(r["disabled"]),
         event_types=loads_opt(r["event_types"]),
         channels=loads_opt(r["channels"]),
+        payload_filter=loads_opt(r["payload_filter"]),
         headers=open_headers(box, r["headers"], r["id"]),
         metadata=orjson.loads(r["metadata"]),
         keys=open_keys(box, r["keys"], r["id"]),
         throttle_rate=r["throttle_rate"],
         signature_scheme=canonical_scheme(r["signature_scheme"]),
         signature_header=r["signature_header"],
-        retry_schedule=loads_opt(r["retry_schedule"]),
+        retry_schedule=schedule,
+        retry_policy=stored_policy(r["retry_policy"], schedule),
+        timeout_s=r["timeout_s"],
         consecutive_failures=r["consecutive_failures"],
         first_failure_at=r["first_failure_at"],
         disabled_reason=r["disabled_reason"],
+        last_success_at=r["last_success_at"],
+        last_failure_at=r["last_failure_at"],
+        last_status_code=r["last_status_code"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
     )
@@ -212,6 +231,7 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "disabled": ep.disabled,
         "event_types": dumps_opt(ep.event_types),
         "channels": dumps_opt(ep.channels),
+        "payload_filter": stored_filter(ep.payload_filter),
         "headers": seal_headers(box, ep.headers, ep.id),
         "metadata": dumps(ep.metadata),
         "keys": seal_keys(box, ep.keys, ep.id),
@@ -219,9 +239,14 @@ def endpoint_values(ep: Endpoint, box: SecretBox) -> dict[str, Any]:
         "signature_scheme": ep.signature_scheme,
         "signature_header": ep.signature_header,
         "retry_schedule": dumps_opt(ep.retry_schedule),
+        "retry_policy": None if ep.retry_policy is None else dumps(ep.retry_policy.as_dict()),
+        "timeout_s": ep.timeout_s,
         "consecutive_failures": ep.consecutive_failures,
         "first_failure_at": ep.first_failure_at,
         "disabled_reason": ep.disabled_reason,
+        "last_success_at": ep.last_success_at,
+        "last_failure_at": ep.last_failure_at,
+        "last_status_code": ep.last_status_code,
         "created_at": ep.created_at,
         "updated_at": ep.updated_at,
     }
@@ -231,7 +256,15 @@ ENDPOINT_COLUMNS = tuple(endpoint_values(Endpoint("", "", ""), PlainBox()))
 
 # An endpoint update never writes the health columns from the (possibly stale) object it was
 # given: finish_attempts owns them. Re-enabling a disabled endpoint starts a fresh record.
-HEALTH_COLUMNS = ("consecutive_failures", "first_failure_at")
+HEALTH_COLUMNS = (
+    "consecutive_failures",
+    "first_failure_at",
+    "last_success_at",
+    "last_failure_at",
+    "last_status_code",
+)
+# domain.health.Health's fields, which are also the endpoint columns of the same names.
+HEALTH_FIELDS = tuple(f.name for f in dataclasses.fields(Health))
 ENDPOINT_UPDATE_PARAMS = tuple(
     c for c in ENDPOINT_COLUMNS if c != "created_at" and c not in HEALTH_COLUMNS
 )

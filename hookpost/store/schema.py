@@ -63,6 +63,7 @@ event_types = Table(
     Column("feature_flag", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("retry_schedule", Text, nullable=True),  # Svix's per-event-type schedule (JSON)
 )
 
 endpoints = Table(
@@ -94,8 +95,23 @@ endpoints = Table(
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
     # Renames the hex/stripe schemes' signature header (null: the scheme's own).
     Column("signature_header", Text, nullable=True),
+    Column("payload_filter", Text, nullable=True),  # JSON (domain.filters); NULL: none
+    # retryPolicy as given (JSON); retry_schedule holds what it expands to (migration 0010).
+    Column("retry_policy", Text, nullable=True),
+    Column("timeout_s", Integer, nullable=True),
+    # domain.health: the last success (at most a second behind) and failure, and the last
+    # attempt's status code
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_failure_at", BigInteger, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
+    Index(  # the worker's delivery_options reads the few endpoints with a timeout
+        "ix_endpoints_timeout",
+        "id",
+        postgresql_where=text("timeout_s IS NOT NULL"),
+        sqlite_where=text("timeout_s IS NOT NULL"),
+    ),
     Index(
         "ix_endpoints_deleted",
         "id",

@@ -10,8 +10,16 @@ import pytest
 
 from hookpost.domain.errors import Conflict, NotFound, StaleWrite
 from hookpost.domain.ids import TOKEN, new_id
-from hookpost.domain.models import ApiToken, Application, Endpoint, Message, PageRequest, SigningKey
+from hookpost.domain.models import (
+    ApiToken,
+    Application,
+    Endpoint,
+    Message,
+    PageRequest,
+    SigningKey,
+)
 from hookpost.domain.queries import AttemptFilter, MessageFilter
+from hookpost.domain.retry import RetryPolicy
 from hookpost.store.base import Store
 
 from .support import (
@@ -255,6 +263,8 @@ class TestCatalog:
             throttle_rate=5,
             signature_scheme="standard-webhooks",
             retry_schedule=[1, 60, 3600],
+            retry_policy=RetryPolicy(schedule=(1, 60, 3600)),
+            timeout_s=7,
         )
         assert await store.create_endpoint(ep) == ep
         got = await store.get_endpoint(app.id, ep.id)
@@ -265,6 +275,38 @@ class TestCatalog:
         got_bare = await store.get_endpoint(app.id, bare.id)
         assert got_bare == bare
         assert got_bare.event_types is None and got_bare.retry_schedule is None
+        assert got_bare.retry_policy is None and got_bare.timeout_s is None
+
+    async def test_endpoint_strategy_policy_round_trip(self, store: Store) -> None:
+        app = await new_app(store)
+        policy = RetryPolicy(strategy="linear", initial_delay_s=3, max_attempts=4)
+        ep = mk_endpoint(app.id, retry_policy=policy, retry_schedule=list(policy.delays()))
+        await store.create_endpoint(ep)
+        assert (await store.get_endpoint(app.id, ep.id)).retry_policy == policy
+
+    async def test_stored_schedule_alone_reads_as_a_schedule_policy(self, store: Store) -> None:
+        # Rows written before retryPolicy existed (migration 0010) keep their schedule.
+        app = await new_app(store)
+        ep = mk_endpoint(app.id, retry_schedule=[2, 4])
+        await store.create_endpoint(ep)
+        got = await store.get_endpoint(app.id, ep.id)
+        assert got.retry_schedule == [2, 4]
+        assert got.retry_policy == RetryPolicy(schedule=(2, 4))
+
+    async def test_event_type_retry_schedule_and_delivery_options(self, store: Store) -> None:
+        await store.create_event_type(mk_event_type("a.b"))
+        await store.create_event_type(mk_event_type("c.d"))
+        et = await store.get_event_type("a.b")
+        assert et.retry_schedule is None
+        await store.update_event_type(replace(et, retry_schedule=[3, 9]))
+        assert (await store.get_event_type("a.b")).retry_schedule == [3, 9]
+        app = await new_app(store)
+        timed = mk_endpoint(app.id, timeout_s=12)
+        await store.create_endpoint(timed)
+        await store.create_endpoint(mk_endpoint(app.id))
+        options = await store.delivery_options()
+        assert options.type_schedules == {"a.b": (3, 9)}
+        assert options.endpoint_timeouts == {timed.id: 12}
 
     async def test_endpoint_is_scoped_to_its_app(self, store: Store) -> None:
         app, ep = await app_with_endpoint(store, uid="hook")

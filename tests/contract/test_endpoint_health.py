@@ -6,8 +6,8 @@ Run once per backend, through the ``store`` fixture (``conftest``)."""
 
 from __future__ import annotations
 
-from hookpost.domain.health import Health, replay
-from hookpost.domain.models import AttemptResult, Endpoint, Message
+from hookpost.domain.health import GONE_410, SUCCESS_REFRESH_MS, Health, health_of, replay
+from hookpost.domain.models import AttemptResult, ClaimedDelivery, Endpoint, Message
 from hookpost.domain.queries import FinishOutcome
 from hookpost.store.base import Store
 
@@ -31,8 +31,10 @@ from .support import (
 # Batches of attempt results for test_endpoint_health_equals_the_domain_rule, per case: (now,
 # [(endpoint 0-2, outcome, attempted at)]), times in ms after T0. "fail" is retried later,
 # "final" fails for good, "gone" asks for the endpoint to be disabled (an HTTP 410).
+# "ok:204", "fail:0": with that status code (0: no HTTP response; otherwise 200 and 500).
 Batch = tuple[int, list[tuple[int, str, int]]]
 WINDOW = HOUR  # disable_after_ms
+S = SUCCESS_REFRESH_MS
 HEALTH_CASES: dict[str, list[Batch]] = {
     "successes only": [(0, [(0, "ok", 0), (1, "ok", 0)])],
     "order within a batch": [(10, [(0, "fail", 1), (0, "ok", 2), (1, "ok", 3), (1, "fail", 4)])],
@@ -61,14 +63,58 @@ HEALTH_CASES: dict[str, list[Batch]] = {
     "the streak starts at its first attempt, not at the batch": [
         (WINDOW + 5, [(0, "fail", 0), (1, "fail", 5), (1, "ok", 6), (2, "fail", 7)]),
     ],
+    # The last success is recorded when the record changes: at most once a second.
+    "a healthy endpoint's last success, refreshed once a second": [
+        (0, [(0, "ok", 0), (0, "ok", 1), (1, "ok", 2)]),
+        (500, [(0, "ok", 500), (1, "ok", S - 1 + 2)]),
+        (S, [(0, "ok", S - 1), (1, "ok", S + 2), (0, "ok", S - 2)]),
+        (S + 1, [(0, "ok", S + 1), (1, "ok", S + 3)]),
+    ],
+    "a new status code is recorded at once": [
+        (0, [(0, "ok", 0), (1, "ok", 0)]),
+        (10, [(0, "ok:204", 10), (1, "ok:204", 10), (1, "ok", 11)]),
+        (20, [(0, "ok", 20), (1, "ok", 20)]),
+    ],
+    "successes, then a failure, in one batch": [
+        (0, [(0, "ok", 0)]),
+        (S * 3, [(0, "ok", S * 3), (0, "ok:201", S * 3 + 1), (0, "fail", S * 3 + 2)]),
+        (S * 4, [(1, "ok", 5), (1, "fail:0", 6), (1, "ok:202", 7)]),
+    ],
+    "count-based disabling": [
+        (0, [(0, "fail", 0), (0, "fail", 1), (1, "fail", 1), (1, "ok", 2)]),
+        (10, [(0, "fail:0", 10), (0, "fail", 11), (1, "fail", 10), (2, "fail", 10)]),
+        (20, [(1, "fail", 20), (1, "ok", 21), (2, "fail", 21), (2, "fail", 22)]),
+        (30, [(1, "fail", 30), (1, "fail", 30), (1, "gone", 31)]),
+    ],
+    "count-based disabling, the window reached too: failing for too long wins": [
+        (0, [(0, "fail", 0)]),
+        (WINDOW, [(0, "fail", WINDOW), (0, "fail", WINDOW), (1, "fail", 1), (1, "fail", 2)]),
+        (WINDOW + 1, [(1, "fail", WINDOW + 1), (1, "fail", WINDOW + 1)]),
+    ],
 }
-GONE = "endpoint answered HTTP 410 Gone"
+GONE = GONE_410
+COUNT = 3  # disable_after_failures, for the cases that name it
 
 
 def _health(ep: Endpoint) -> Health:
-    return Health(
-        ep.consecutive_failures, ep.first_failure_at, ep.disabled, ep.disabled_reason, ep.updated_at
+    return health_of(ep)
+
+
+def _result(c: ClaimedDelivery, kind: str, at: int) -> AttemptResult:
+    kind, _, code = kind.partition(":")
+    status = {"ok": SUCCEEDED, "fail": PENDING}.get(kind, FAILED)
+    r = outcome(
+        c,
+        status,
+        at=at,
+        retry_at=at + 10 * DAY if kind == "fail" else None,
+        reason=GONE if kind == "gone" else None,
     )
+    if code:
+        r.attempt.response_status_code = int(code)
+    elif kind == "gone":
+        r.attempt.response_status_code = 410
+    return r
 
 
 class TestEndpointHealth:
@@ -163,7 +209,7 @@ class TestEndpointHealth:
         app, ep = await app_with_endpoint(store)
         msg = await send(store, app.id)
         [c] = await claim(store, T0)
-        reason = "endpoint answered HTTP 410 Gone"
+        reason = GONE_410
         out = await finish(
             store,
             outcome(c, FAILED, at=T0 + 10, reason=reason, response_status_code=410),
@@ -224,17 +270,12 @@ class TestEndpointHealth:
                 claimed = {c.message_id: c for c in await claim(store, T0 + now)}
                 assert set(claimed) == set(sent), case
                 results = [
-                    outcome(
-                        claimed[msg_id],
-                        {"ok": SUCCEEDED, "fail": PENDING}.get(kind, FAILED),
-                        at=T0 + at,
-                        retry_at=T0 + 10 * DAY if kind == "fail" else None,
-                        reason=GONE if kind == "gone" else None,
-                    )
+                    _result(claimed[msg_id], kind, T0 + at)
                     for msg_id, (_, kind, at) in zip(sent, items, strict=True)
                 ]
-                out = await store.finish_attempts(results, T0 + now, WINDOW)
-                changed, disabled = replay(expected, results, T0 + now, WINDOW)
+                count = COUNT if "count" in case else 0
+                out = await store.finish_attempts(results, T0 + now, WINDOW, count)
+                changed, disabled = replay(expected, results, T0 + now, WINDOW, count)
                 expected.update(changed)
                 assert out == FinishOutcome(disabled_endpoints=disabled, stale=0), (case, now)
                 got = {ep.id: _health(await store.get_endpoint(app.id, ep.id)) for ep in endpoints}

@@ -145,7 +145,7 @@ class TestFinish:
             at_ms=T0,
         )
         result = outcome(c, FAILED, at=T0, reason="HTTP 410 Gone", response_status_code=410)
-        out = await store.finish_attempts([result], T0, 5 * DAY, [exhausted])
+        out = await store.finish_attempts([result], T0, 5 * DAY, notify=[exhausted])
         assert out.disabled_endpoints == [(app.id, ep.id, "HTTP 410 Gone")]
         got = {e["type"]: e["data"] for e in await events(store)}  # one instant: no order
         assert sorted(got) == ["endpoint.disabled", "message.attempt.exhausted"]
@@ -172,7 +172,7 @@ class TestFinish:
             at_ms=T0 + 1,
         )
         ok = outcome(c, SUCCEEDED, at=T0 + 1)
-        out = await store.finish_attempts([ok], T0 + 1, 5 * DAY, [recovered])
+        out = await store.finish_attempts([ok], T0 + 1, 5 * DAY, notify=[recovered])
         assert out.notified == 1 and out.stale == 0
         assert [e["type"] for e in await events(store)] == ["message.attempt.recovered"]
 
@@ -181,7 +181,7 @@ class TestFinish:
         await send(store, app.id)
         (c,) = await claim(store, T0)
         result = outcome(c, FAILED, at=T0, reason="HTTP 410 Gone")
-        out = await store.finish_attempts([result], T0, 5 * DAY, [created(ep)])
+        out = await store.finish_attempts([result], T0, 5 * DAY, notify=[created(ep)])
         assert out.notified == 0 and out.disabled_endpoints
         await op_endpoint(store)
         assert await events(store) == []
@@ -223,6 +223,6 @@ class TestStale:
             status_code=500,
             at_ms=T0 + LEASE + 2,
         )
-        out = await store.finish_attempts([result], T0 + LEASE + 2, 5 * DAY, [exhausted])
+        out = await store.finish_attempts([result], T0 + LEASE + 2, 5 * DAY, notify=[exhausted])
         assert out.stale == 1 and out.notified == 0
         assert await events(store) == []

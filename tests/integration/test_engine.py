@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from standardwebhooks import Webhook
 
+from hookpost.domain.health import FAILING_TOO_LONG, GONE_410
 from hookpost.domain.inputs import NewEndpoint
 from hookpost.domain.models import AttemptStatus, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
@@ -165,7 +166,7 @@ async def test_http_410_disables_the_endpoint(hp: Hookpost, receiver: Receiver):
     )
     assert delivery.attempts == 1  # 410 is final: no retries
     endpoint = await hp.endpoints.get(app.id, ep.id)
-    assert endpoint.disabled and "410" in (endpoint.disabled_reason or "")
+    assert (endpoint.disabled, endpoint.disabled_reason) == (True, GONE_410)
     assert any(e.kind == "endpoint.disabled" for e in events)
     # A disabled endpoint receives nothing more.
     later = await hp.messages.send(app.id, "a.b", {"v": 2})
@@ -186,7 +187,7 @@ async def test_endpoint_failing_for_too_long_is_disabled(fresh_sqlite_url: str, 
         ep = await hp.endpoints.create(app.id, NewEndpoint(url=receiver.url("/down")))
         await hp.messages.send(app.id, "a.b", {"v": 1})
         endpoint = await eventually(lambda: hp.endpoints.get(app.id, ep.id), lambda e: e.disabled)
-        assert endpoint.disabled_reason == "failing for too long"
+        assert endpoint.disabled_reason == FAILING_TOO_LONG
 
 
 async def test_success_resets_endpoint_health(hp: Hookpost, receiver: Receiver):

@@ -82,6 +82,44 @@ async def test_hanging_request_times_out_and_leaves_the_task_uncancelled() -> No
     assert not s._deadlines._watches  # nothing left behind
 
 
+async def test_a_request_timeout_of_its_own_beside_the_default() -> None:
+    """An endpoint's timeoutSeconds: shorter and longer ones than the sender's own expire on
+    their own deadlines, whatever order the requests started in."""
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("/slow"):
+            await asyncio.sleep(0.8)
+            return web.Response(text="slow but fine")
+        await release.wait()
+        return web.Response(text="late")
+
+    async with receiver(handler) as url, sender(timeout_s=0.5) as s:
+        loop = asyncio.get_running_loop()
+        slow = url.replace("/hook", "/slow")
+
+        async def timed(target: str, timeout_s: float | None) -> tuple[str, float]:
+            started = loop.time()
+            response = await s.post(target, b"{}", {}, timeout_s)
+            return response.body, loop.time() - started
+
+        results = await asyncio.gather(
+            timed(url, 1.5),  # its own, longer than the default: still cut at 1.5 s
+            timed(slow, 2.0),  # the default (0.5 s) would cut it; its own lets it finish
+            timed(url, None),  # the default
+            timed(url, 0.2),  # its own, shorter, started last
+        )
+        release.set()
+    (long_body, long_s), (slow_body, slow_s), (default_body, default_s), (short_body, short_s) = (
+        results
+    )
+    assert long_body == "timeout: no complete response within 1.5s" and 1.5 <= long_s < 2.0
+    assert slow_body == "slow but fine" and slow_s < 1.5
+    assert default_body == "timeout: no complete response within 0.5s" and 0.5 <= default_s < 1.0
+    assert short_body == "timeout: no complete response within 0.2s" and 0.2 <= short_s < 0.5
+    assert not s._deadlines._watches and not any(s._deadlines._own.values())  # none left
+
+
 async def test_a_cancellation_from_outside_is_not_turned_into_a_timeout() -> None:
     started = asyncio.Event()
     release = asyncio.Event()

@@ -62,6 +62,8 @@ GLOBAL: dict[tuple[str, str], int] = {
     ("PUT", "/api/v1/event-type/{event_type_name}"): 403,
     ("PATCH", "/api/v1/event-type/{event_type_name}"): 403,
     ("DELETE", "/api/v1/event-type/{event_type_name}"): 403,
+    ("GET", "/api/v1/event-type/{event_type_name}/retry-schedule"): 200,
+    ("PUT", "/api/v1/event-type/{event_type_name}/retry-schedule"): 403,
     ("POST", "/api/v1/auth/logout"): 204,
     ("GET", "/api/v1/auth/token"): 403,  # token management is the operator's
     ("POST", "/api/v1/auth/token"): 403,
@@ -144,6 +146,7 @@ def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
         "v1.event-type.create": {"name": f"evil.{tag}", "description": "x"},
         "v1.event-type.update": {"description": "pwned"},
         "v1.event-type.patch": {"description": "pwned", "archived": True},
+        "v1.event-type.set-retry-schedule": {"retrySchedule": [5, 60]},
         "v1.operational-webhook.endpoint.create": {"url": receiver.url(f"/ops-{tag}")},
         "v1.operational-webhook.endpoint.upsert": {"url": receiver.url(f"/ops-{tag}")},
         "v1.operational-webhook.endpoint.rotate-secret": {},

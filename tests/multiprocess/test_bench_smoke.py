@@ -70,10 +70,13 @@ def check_backend(data: dict[str, Any], backend: str) -> None:
         assert iso[run]["healthy_delivered"] == iso[run]["healthy_expected"] > 0
         assert iso[run]["ratio_to_near_baseline"] > 0  # rounds between short baselines
     assert sc["fanout"]["runs"][0]["delivered"] == sc["fanout"]["endpoints"]
+    filtered = sc["fanout-filtered"]  # half the endpoints' payload filters match
+    assert filtered["runs"][0]["delivered"] == filtered["matching_endpoints"]
+    assert filtered["matching_endpoints"] == (filtered["endpoints"] + 1) // 2
     assert sc["e2e-sdk"]["idempotency_keys"] and sc["e2e-sdk"]["api_codes"] == {
         "202": sc["e2e-sdk"]["messages"]
     }
-    for name in ("e2e", "drain", "fanout"):  # throughputs between short baselines
+    for name in ("e2e", "drain", "fanout", "fanout-filtered"):  # between short baselines
         near = sc[name]["near_baseline"]
         assert near["before"] > 0 and near["after"] > 0, (name, near)
 

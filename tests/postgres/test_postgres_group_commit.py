@@ -110,3 +110,57 @@ async def test_a_batch_that_may_have_committed_is_not_retried_one_by_one(
             assert await store.get_message(app.id, m.id) == m
     finally:
         await store.close()
+
+
+async def test_patterns_match_in_sql_and_payload_filters_in_one_python_transaction(
+    migrated_postgres_url: str,
+) -> None:
+    """Decision 0024: an app whose endpoints use event type patterns keeps the one-statement
+    create; an app with a payload filter goes to the Python transaction, once per message
+    (not after a second one-statement try)."""
+    from hookpost.store.postgres.store import PostgresStore
+    from hookpost.store.rows import PlainBox
+
+    store = PostgresStore(migrated_postgres_url, PlainBox())
+    await store.open()
+    try:
+        patterned = await store.create_app(Application(id=new_id(APP, T0), name="p"))
+        filtered = await store.create_app(Application(id=new_id(APP, T0), name="f"))
+        for types in (["invoice.*"], ["*"], ["user.created"]):
+            await store.create_endpoint(
+                Endpoint(id=new_id(ENDPOINT, T0), app_id=patterned.id, url="u", event_types=types)
+            )
+        await store.create_endpoint(Endpoint(id=new_id(ENDPOINT, T0), app_id=filtered.id, url="u"))
+        await store.create_endpoint(
+            Endpoint(
+                id=new_id(ENDPOINT, T0),
+                app_id=filtered.id,
+                url="u",
+                payload_filter={"amount": {"$gt": 10}},
+            )
+        )
+        calls: list[str] = []
+        one, txn = store._create_in_one_statement, store._create_in_transaction
+
+        async def counting_one(m: Message, *args: Any) -> Any:
+            calls.append(f"one:{m.app_id}")
+            return await one(m, *args)
+
+        async def counting_txn(m: Message, *args: Any) -> Any:
+            calls.append(f"txn:{m.app_id}")
+            return await txn(m, *args)
+
+        store._create_in_one_statement = counting_one  # type: ignore[method-assign]
+        store._create_in_transaction = counting_txn  # type: ignore[method-assign]
+        for app_id, payload, deliveries in (
+            (patterned.id, b"{}", 2),
+            (filtered.id, b'{"amount": 11}', 2),
+            (filtered.id, b'{"amount": 10}', 1),
+        ):
+            msg = Message(new_id(MESSAGE, T0), app_id, "invoice.paid", payload)
+            created = await store.create_message(msg, T0)  # alone: a batch of one
+            assert (created.created, created.deliveries) == (True, deliveries)
+        p, f = patterned.id, filtered.id
+        assert calls == [f"one:{p}", f"one:{f}", f"txn:{f}", f"one:{f}", f"txn:{f}"]
+    finally:
+        await store.close()

@@ -466,6 +466,14 @@ def endpoint_out(**kw: Any) -> s.EndpointOut:
         "metadata": {},
         "created_at": NOW,
         "updated_at": NOW,
+        "health": s.EndpointHealthOut(
+            state=s.EndpointHealthState.DEGRADED,
+            consecutive_failures=2,
+            last_success_at=NOW,
+            last_failure_at=NOW,
+            last_status_code=503,
+            disabled_reason=None,
+        ),
     }
     return s.EndpointOut(**{**base, **kw})
 

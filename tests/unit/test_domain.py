@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,18 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from hookpost.domain import ids
 from hookpost.domain.errors import InvalidInput
-from hookpost.domain.health import FAILING_TOO_LONG, Health, replay
+from hookpost.domain.health import (
+    CONSECUTIVE_FAILURES,
+    DISABLED_REASONS,
+    FAILING_TOO_LONG,
+    GONE_410,
+    MANUAL,
+    Health,
+    HealthState,
+    disabled_reason,
+    replay,
+    state,
+)
 from hookpost.domain.matching import endpoint_matches, filters_match
 from hookpost.domain.models import (
     Attempt,
@@ -161,6 +173,7 @@ def _result(endpoint_id: str, *, ok: bool, at: int, reason: str | None = None) -
 
 
 HEALTHY = Health(0, None, False, None, 0)
+DAY_MS = 86_400_000
 
 
 class TestHealth:
@@ -181,12 +194,12 @@ class TestHealth:
             30,
             1_000,
         )
-        assert (changed, disabled) == ({"ep": Health(2, 10, False, None, 0)}, [])
+        assert (changed, disabled) == ({"ep": Health(2, 10, False, None, 0, None, 20, 500)}, [])
         changed, _ = replay(changed, [_result("ep", ok=True, at=40)], 40, 1_000)
-        assert changed == {"ep": HEALTHY}
+        assert changed == {"ep": Health(0, None, False, None, 0, 40, 20, 200)}
 
     def test_a_result_that_asks_for_it_disables_at_once_and_once(self):
-        reason = "endpoint answered HTTP 410 Gone"
+        reason = GONE_410
         changed, disabled = replay(
             {"ep": Health(0, None, False, None, 50)},
             [_result("ep", ok=False, at=10, reason=reason), _result("ep", ok=False, at=11)],
@@ -194,7 +207,7 @@ class TestHealth:
             1_000,
         )
         # updated_at moves strictly past the last write, even within its millisecond
-        assert changed == {"ep": Health(2, 10, True, reason, 51)}
+        assert changed == {"ep": Health(2, 10, True, reason, 51, None, 11, 500)}
         assert disabled == [("app_1", "ep", reason)]
 
     def test_failing_too_long_disables_with_its_reason(self):
@@ -208,10 +221,93 @@ class TestHealth:
         assert disabled == [("app_1", "ep", FAILING_TOO_LONG)]
 
     def test_unknown_endpoints_and_unchanged_health_are_left_out(self):
+        recorded = Health(0, None, False, None, 0, 1, None, 200)
         changed, disabled = replay(
-            {"ok": HEALTHY}, [_result("ok", ok=True, at=1), _result("gone", ok=False, at=1)], 1, 5
+            {"ok": recorded},
+            [_result("ok", ok=True, at=2), _result("gone", ok=False, at=1)],
+            2,
+            5,
         )
         assert (changed, disabled) == ({}, [])
+
+    def test_consecutive_failures_disable_once_when_the_rule_is_on(self):
+        failures = [_result("ep", ok=False, at=t) for t in (10, 11, 12, 13)]
+        changed, disabled = replay({"ep": HEALTHY}, failures, 20, DAY_MS)
+        assert (changed["ep"].consecutive_failures, disabled) == (4, [])  # 0: off
+        changed, disabled = replay({"ep": HEALTHY}, failures, 20, DAY_MS, 3)
+        assert changed["ep"] == Health(4, 10, True, CONSECUTIVE_FAILURES, 20, None, 13, 500)
+        assert disabled == [("app_1", "ep", CONSECUTIVE_FAILURES)]
+        # a success in between restarts the count
+        mixed = [*failures[:2], _result("ep", ok=True, at=12), failures[3]]
+        changed, disabled = replay({"ep": HEALTHY}, mixed, 20, DAY_MS, 3)
+        assert (changed["ep"].consecutive_failures, changed["ep"].disabled, disabled) == (
+            1,
+            False,
+            [],
+        )
+
+    def test_the_other_reasons_come_first(self):
+        h = Health(2, 0, False, None, 0)
+        late = _result("ep", ok=False, at=DAY_MS)
+        _, disabled = replay({"ep": h}, [late], DAY_MS, DAY_MS, 3)
+        assert disabled == [("app_1", "ep", FAILING_TOO_LONG)]
+        gone = _result("ep", ok=False, at=5, reason=GONE_410)
+        _, disabled = replay({"ep": h}, [gone], 5, DAY_MS, 3)
+        assert disabled == [("app_1", "ep", GONE_410)]
+
+    def test_a_run_of_successes_is_recorded_once_a_second_unless_something_changes(self):
+        rec = Health(0, None, False, None, 0, 1_000, None, 200)
+
+        def after(h: Health, *ats: int, code: int = 200) -> Health | None:
+            results = [_result("ep", ok=True, at=at) for at in ats]
+            for r in results:
+                r.attempt.response_status_code = code
+            return replay({"ep": h}, results, max(ats), DAY_MS)[0].get("ep")
+
+        assert after(rec, 1_500, 1_999) is None, "within the second: nothing to write"
+        assert after(rec, 1_500, 2_000) == replace(rec, last_success_at=2_000)
+        assert after(rec, 1_001, code=204) == replace(
+            rec, last_success_at=1_001, last_status_code=204
+        )
+        assert after(HEALTHY, 5) == replace(HEALTHY, last_success_at=5, last_status_code=200)
+        streak = Health(2, 900, False, None, 0, 800, 950, 500)
+        assert after(streak, 960) == Health(0, None, False, None, 0, 960, 950, 200)
+
+    def test_a_failure_after_successes_in_a_batch_keeps_both_records(self):
+        rec = Health(0, None, False, None, 0, 1_000, None, 200)
+        results = [_result("ep", ok=True, at=5_000), _result("ep", ok=False, at=5_001)]
+        changed, _ = replay({"ep": rec}, results, 5_001, DAY_MS)
+        assert changed["ep"] == Health(1, 5_001, False, None, 0, 5_000, 5_001, 500)
+
+
+HOUR_MS = 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("h", "expected"),
+    [
+        (HEALTHY, HealthState.HEALTHY),
+        (Health(0, None, False, None, 0, 10, 5, 200), HealthState.HEALTHY),
+        (Health(0, None, True, GONE_410, 0, 10, 5, 410), HealthState.DISABLED),
+        (Health(3, 50, True, MANUAL, 0, 10, 60, 500), HealthState.DISABLED),
+        # the last attempt failed: a success within the hour makes it degraded
+        (
+            Health(1, 2 * HOUR_MS, False, None, 0, HOUR_MS + 1, 2 * HOUR_MS, 503),
+            HealthState.DEGRADED,
+        ),
+        (Health(9, 2 * HOUR_MS, False, None, 0, HOUR_MS, 2 * HOUR_MS, 503), HealthState.FAILING),
+        (Health(1, 2 * HOUR_MS, False, None, 0, None, 2 * HOUR_MS, 0), HealthState.FAILING),
+    ],
+)
+def test_health_states(h: Health, expected: HealthState) -> None:
+    assert state(h, now_ms=2 * HOUR_MS) == expected
+
+
+def test_the_disabled_reason_shown() -> None:
+    assert disabled_reason(Health(0, None, False, None, 0)) is None
+    assert disabled_reason(Health(0, None, True, None, 0)) == MANUAL  # created disabled
+    for reason in DISABLED_REASONS:
+        assert disabled_reason(Health(0, None, True, reason, 0)) == reason
 
 
 class TestMatching:

@@ -89,10 +89,13 @@ class QueueStore(MemoryQueue):
         results: Sequence[AttemptResult],
         now_ms: int,
         disable_after_ms: int,
+        disable_after_failures: int = 0,
         notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         self.finished += [r.delivery_id for r in results]
-        return await super().finish_attempts(results, now_ms, disable_after_ms, notify)
+        return await super().finish_attempts(
+            results, now_ms, disable_after_ms, disable_after_failures, notify
+        )
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
         self.released += [delivery_id for delivery_id, _ in leases]

@@ -42,9 +42,11 @@ from hookpost.api.schemas import (
     MessageOut,
     RecoverIn,
     RecoverOut,
+    RetryPolicyIn,
 )
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
+from hookpost.domain.retry import RetryPolicy, policy_from_dict
 from hookpost.domain.signing import shown_key
 from hookpost.services import Services
 
@@ -76,9 +78,20 @@ def _new_endpoint(
         metadata=dict(body.metadata),
         headers=headers or {},
         secret=secret,
+        # Absent from a PUT: left as it is (extensions the svix SDKs do not send).
+        payload_filter=body.payload_filter if "payload_filter" in sent else UNSET,
         signature_scheme=body.signature_scheme or UNSET,
         signature_header=body.signature_header if "signature_header" in sent else UNSET,
+        retry_policy=_policy(body.retry_policy) if "retry_policy" in sent else UNSET,
+        timeout_s=body.timeout_seconds if "timeout_seconds" in sent else UNSET,
     )
+
+
+def _policy(body: RetryPolicyIn | None) -> RetryPolicy | None:
+    """The domain's policy; InvalidInput (422) names the field, e.g. retryPolicy.maxAttempts."""
+    if body is None:
+        return None
+    return policy_from_dict(body.model_dump(by_alias=True, exclude_unset=True))
 
 
 async def _written(
@@ -92,7 +105,12 @@ async def _written(
 
 
 def _changes(body: EndpointPatch) -> EndpointChanges:
-    changes = body.model_dump(exclude_unset=True)
+    changes = body.model_dump(exclude_unset=True, exclude={"retry_policy", "timeout_seconds"})
+    sent = body.model_fields_set
+    if "retry_policy" in sent:
+        changes["retry_policy"] = _policy(body.retry_policy)
+    if "timeout_seconds" in sent:
+        changes["timeout_s"] = body.timeout_seconds
     if changes.get("throttle_rate") == 0:  # the reference's Patch allows 0: no limit
         changes["throttle_rate"] = None
     for key in ("event_types", "channels"):  # an empty filter means "everything"

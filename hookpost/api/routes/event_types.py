@@ -28,6 +28,7 @@ from hookpost.api.schemas import (
     EventTypePatch,
     EventTypeUpdate,
     ListResponseEventTypeOut,
+    RetryScheduleInOut,
 )
 from hookpost.domain.inputs import EventTypeChanges, NewEventType
 from hookpost.domain.models import EventType
@@ -142,3 +143,46 @@ async def delete_event_type(
 ) -> Response:
     await c.services.event_types.delete(event_type_name, expunge)
     return empty()
+
+
+_RETRY_NOTE = (
+    " hookpost applies an endpoint's `retryPolicy` first, then this schedule, then "
+    "`HOOKPOST_RETRY_SCHEDULE`; workers pick a change up within a few seconds "
+    "(`HOOKPOST_OPTIONS_REFRESH_S`)."
+)
+
+
+def _schedule_out(schedule: list[int] | None) -> Response:
+    durations = None if schedule is None else [{"secs": s, "nanos": 0} for s in schedule]
+    return json_response({"retrySchedule": durations})
+
+
+@router.get(
+    "/{event_type_name}/retry-schedule",
+    response_model=RetryScheduleInOut,
+    operation_id="v1.event-type.get-retry-schedule",
+    summary="Get Retry Schedule",
+    description="Gets the retry schedule for messages using the given event type." + _RETRY_NOTE,
+)
+async def get_retry_schedule(event_type_name: EventTypeName, c: AuthCtx) -> Response:
+    return _schedule_out(await c.services.event_types.get_retry_schedule(event_type_name))
+
+
+@router.put(
+    "/{event_type_name}/retry-schedule",
+    response_model=RetryScheduleInOut,
+    operation_id="v1.event-type.set-retry-schedule",
+    summary="Set Retry Schedule",
+    description=(
+        "Sets a retry schedule for all messages using the given event type; null or an "
+        "absent `retrySchedule` removes it." + _RETRY_NOTE
+    ),
+)
+async def set_retry_schedule(
+    event_type_name: EventTypeName, body: RetryScheduleInOut, c: AuthCtx
+) -> Response:
+    delays = None
+    if body.retry_schedule is not None:
+        delays = [d if isinstance(d, int) else d.secs + (d.nanos > 0) for d in body.retry_schedule]
+    saved = await c.services.event_types.set_retry_schedule(event_type_name, delays)
+    return _schedule_out(saved)

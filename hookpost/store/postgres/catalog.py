@@ -166,6 +166,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
             et.deprecated,
             et.feature_flag,
             et.updated_at,
+            dumps_opt(et.retry_schedule),
         )
         if command_status_count(status) == 0:
             raise NotFound("event type", et.name)

@@ -17,6 +17,7 @@ import asyncpg
 
 from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
+from hookpost.domain.filters import Payload
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message, Page, PageRequest
 from hookpost.domain.queries import CreatedMessage, IdempotencyKey, MessageFilter
@@ -52,6 +53,9 @@ class _Fallback:
 
 
 _FALLBACK = _Fallback()
+# The same, known to be because an endpoint of the app needs Python matching (a payload
+# filter): the message alone then goes straight to the transaction that matches in Python.
+_PYTHON_MATCHING = _Fallback()
 
 NewMessage = tuple[Message, str | None, int, IdempotencyKey | None]
 
@@ -87,6 +91,7 @@ class PostgresMessages(PostgresIdempotency):
                 return created
             # Its app needs Python matching, its eventId is taken, or the batch's statement
             # failed (and wrote nothing): this message alone, the way that handles each case.
+            one_statement = created is not _PYTHON_MATCHING
         if key is not None:
             # Not in the message's statement here: two processes sending one key at the same
             # moment can both create (on SQLite the write lock rules that out).
@@ -181,7 +186,9 @@ class PostgresMessages(PostgresIdempotency):
                     self._box, row["replay_status"], row["replay_body"], row["replay_message_id"]
                 )
                 results[i] = CreatedMessage(m, created=False, deliveries=0, replayed=held)
-            elif row["inserted"] and not row["fallback"]:
+            elif row["fallback"]:
+                results[i] = _PYTHON_MATCHING
+            elif row["inserted"]:
                 results[i] = CreatedMessage(m, created=True, deliveries=row["deliveries"])
         return results
 
@@ -196,7 +203,7 @@ class PostgresMessages(PostgresIdempotency):
     async def _create_in_one_statement(
         self, m: Message, channels: str | None, now_ms: int, only: list[str] | None
     ) -> CreatedMessage | _Fallback | None:
-        """The common case: one round trip. ``_FALLBACK`` (nothing written) when an endpoint
+        """The common case: one round trip. ``_PYTHON_MATCHING`` (nothing written) when an endpoint
         of the app has a filter only Python can evaluate."""
         # $9 is what the deliveries are chosen by: the channels to match, or the endpoints.
         if only is None:
@@ -207,7 +214,7 @@ class PostgresMessages(PostgresIdempotency):
             query, *_message_args(m, channels), now_ms, chosen_by, m.payload_sha256
         )
         if row["fallback"]:
-            return _FALLBACK
+            return _PYTHON_MATCHING
         if not row["inserted"]:
             return await self._first_with_event_id(self._db, m)
         return CreatedMessage(m, created=True, deliveries=row["deliveries"])
@@ -224,6 +231,7 @@ class PostgresMessages(PostgresIdempotency):
             if not rows:  # the eventId is taken: return the first message
                 return await self._first_with_event_id(conn, m)
             wanted = None if only is None else set(only)
+            payload = Payload(m.payload)  # parsed once, if an endpoint has a payload filter
             targets = [
                 r["id"]
                 for r in rows
@@ -236,6 +244,8 @@ class PostgresMessages(PostgresIdempotency):
                         loads_opt(r["channels"]),
                         m.event_type,
                         m.channels,
+                        r["payload_filter"],
+                        payload,
                     )
                 )
             ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import astuple
 from operator import itemgetter
 from typing import Any
 
@@ -15,6 +16,7 @@ from hookpost.domain.models import (
     AttemptResult,
     AttemptStatus,
     ClaimedDelivery,
+    DeliveryOptions,
     DeliveryStatus,
     Trigger,
 )
@@ -26,6 +28,7 @@ from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.postgres.outbox import write_events
 from hookpost.store.rows import (
+    HEALTH_FIELDS,
     SEALED_HEADER_JSON,
     KeyOpener,
     attempt_values,
@@ -124,6 +127,7 @@ class PostgresQueue(PostgresBase):
         results: Sequence[AttemptResult],
         now_ms: int,
         disable_after_ms: int,
+        disable_after_failures: int = 0,
         notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         results = list(results)
@@ -144,16 +148,15 @@ class PostgresQueue(PostgresBase):
                 for r in results
             ]
         )
-        failing = sorted(
-            {r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS}
-        )
-        every = sorted({r.attempt.endpoint_id for r in results})
+        failing = {
+            r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS
+        }
 
         if not failing and notify:  # recovered deliveries: with their events, in a transaction
 
             async def successes_notified() -> FinishOutcome:
                 async with self._db.acquire() as conn, conn.transaction():
-                    row = await conn.fetchrow(self._sql.finish_successes, *args, every)
+                    row = await conn.fetchrow(self._sql.finish_successes, *args)
                     notified = await write_events(conn, self._sql, notify)
                 stale = len(results) - row["updated"]
                 return FinishOutcome(disabled_endpoints=[], stale=stale, notified=notified)
@@ -162,23 +165,17 @@ class PostgresQueue(PostgresBase):
         if not failing:
             # One statement, one round trip: the common case of a healthy batch.
             async def successes() -> FinishOutcome:
-                row = await self._db.fetchrow(self._sql.finish_successes, *args, every)
+                row = await self._db.fetchrow(self._sql.finish_successes, *args)
                 return FinishOutcome(disabled_endpoints=[], stale=len(results) - row["updated"])
 
             return await self._retrying(successes, _FINISH_RACES)
 
         async def with_failures() -> FinishOutcome:
             async with self._db.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(self._sql.finish_with_failures, *args, failing, every)
+                rows = await conn.fetch(self._sql.finish_with_failures, *args, sorted(failing))
                 finished = set(rows[0]["finished"])  # the results whose lease was held
                 states = {
-                    r["id"]: Health(
-                        r["consecutive_failures"],
-                        r["first_failure_at"],
-                        r["disabled"],
-                        r["disabled_reason"],
-                        r["updated_at"],
-                    )
+                    r["id"]: Health(*(r[c] for c in HEALTH_FIELDS))
                     for r in rows
                     if r["id"] is not None
                 }
@@ -187,16 +184,13 @@ class PostgresQueue(PostgresBase):
                     (r for r in results if r.attempt.id in finished),
                     now_ms,
                     disable_after_ms,
+                    disable_after_failures,
                 )
                 if changed:
                     await conn.execute(
                         sql.ENDPOINT_HEALTH_UPDATE,
                         list(changed),
-                        [h.consecutive_failures for h in changed.values()],
-                        [h.first_failure_at for h in changed.values()],
-                        [h.disabled for h in changed.values()],
-                        [h.disabled_reason for h in changed.values()],
-                        [h.updated_at for h in changed.values()],
+                        *map(list, zip(*map(astuple, changed.values()), strict=True)),
                     )
                 lost = {r.attempt.id for r in results if r.attempt.id not in finished}
                 events = [
@@ -241,6 +235,15 @@ class PostgresQueue(PostgresBase):
     async def queue_depth(self, now_ms: int) -> QueueDepth:
         row = await self._db.fetchrow(self._sql.queue_depth, now_ms)
         return QueueDepth(due=row["due"], oldest_due_at=row["oldest"], scheduled=row["scheduled"])
+
+    @wrap_exceptions
+    async def delivery_options(self) -> DeliveryOptions:
+        types = await self._db.fetch(sql.OPTION_TYPE_SCHEDULES)
+        timeouts = await self._db.fetch(sql.OPTION_TIMEOUTS)
+        return DeliveryOptions(
+            type_schedules={r[0]: tuple(orjson.loads(r[1])) for r in types},
+            endpoint_timeouts={r[0]: r[1] for r in timeouts},
+        )
 
     @wrap_exceptions
     async def next_due_at(self, now_ms: int | None = None) -> int | None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hookpost.domain.health import SUCCESS_REFRESH_MS
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
     ENDPOINT_UPDATE_PARAMS,
+    HEALTH_FIELDS,
     endpoint_update_sql,
     message_head,
 )
@@ -55,7 +57,7 @@ EVENT_TYPE_INSERT = (
 EVENT_TYPE_GET = "SELECT * FROM event_types WHERE name = $1"
 EVENT_TYPE_UPDATE = (
     "UPDATE event_types SET description = $2, schemas = $3, archived = $4, deprecated = $5, "
-    "feature_flag = $6, updated_at = $7 WHERE name = $1"
+    "feature_flag = $6, updated_at = $7, retry_schedule = $8 WHERE name = $1"
 )
 EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = $1"
 # Taken to create an event type under a cap: creates count one after the other (reads go on).
@@ -96,7 +98,7 @@ MESSAGE_INSERT = (
     " created_at, payload_sha256) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $8)"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING app_id) "
-    "SELECT e.id, e.event_types, e.channels FROM ins"
+    "SELECT e.id, e.event_types, e.channels, e.payload_filter FROM ins"
     " LEFT JOIN endpoints e ON e.app_id = ins.app_id AND NOT e.disabled "
     "ORDER BY e.id"
 )
@@ -109,23 +111,30 @@ MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = $1 AND event_id = $
 # store then matches in Python (MESSAGE_INSERT + DELIVERIES_INSERT in a transaction).
 # A filter SQL can express: NULL, or a JSON array of strings without escapes or control
 # characters, as orjson writes a list[str] (so the jsonb cast can neither fail nor change a
-# string). A new kind of filter (a new column) must make an endpoint not `exact`.
+# string). A new kind of filter (a new column) must make an endpoint not `exact`: a payload
+# filter does (docs/decisions/0024-payload-filters.md).
 _PLAIN_STRINGS = r"""'^\[("[^"\\[:cntrl:]]*"(,"[^"\\[:cntrl:]]*")*)?\]$'"""
 _EXACT = (
     f"(e.event_types IS NULL OR e.event_types ~ {_PLAIN_STRINGS})"
     f" AND (e.channels IS NULL OR e.channels ~ {_PLAIN_STRINGS})"
+    " AND e.payload_filter IS NULL"
 )
 
 
 def _match(event_type: str, channels: str) -> str:
-    """filters_match over `eps`: (no type filter or the type is listed) and (no channel filter
-    or the channels overlap); an empty list is no filter. ``event_type`` is a text
-    expression, ``channels`` a text[] one (may be empty). CASE, unlike AND/OR, guarantees the
-    cast only ever sees an `exact` value."""
+    """filters_match over `eps`: (no type filter or the type is listed or matches a pattern
+    of domain.matching: `*`, `prefix.*`) and (no channel filter or the channels overlap); an
+    empty list is no filter. ``event_type`` is a text expression, ``channels`` a text[] one
+    (may be empty). CASE, unlike AND/OR, guarantees the cast only ever sees an `exact` value.
+    Only a filter whose text holds a `*` has its patterns expanded."""
     return (
         "CASE WHEN eps.exact THEN"
         " (eps.event_types IS NULL OR eps.event_types = '[]'"
-        f" OR eps.event_types::jsonb ? {event_type})"
+        f" OR eps.event_types::jsonb ? {event_type}"
+        " OR (strpos(eps.event_types, '*') > 0 AND EXISTS ("
+        " SELECT 1 FROM jsonb_array_elements_text(eps.event_types::jsonb) AS p(t)"
+        " WHERE p.t = '*'"
+        f" OR (right(p.t, 2) = '.*' AND starts_with({event_type}, left(p.t, -1))))))"
         " AND (eps.channels IS NULL OR eps.channels = '[]'"
         f" OR eps.channels::jsonb ?| {channels}) ELSE false END"
     )
@@ -368,52 +377,71 @@ _ATT_CTE = (
     " RETURNING id, endpoint_id)"
 )
 # $13 now, $14.. delivery id, lease, status, attempts, next_attempt_at, due_at (per result).
-# Only a result whose lease is held changes its delivery (`del` returns their attempt ids) and
-# its endpoint's health; the others are stale.
+# Only a result whose lease is held changes its delivery (`del` returns their attempt ids, and
+# each one's time, status code and place in the batch) and its endpoint's health; the others
+# are stale.
 _DEL_CTE = (
     "del AS ("
     " UPDATE deliveries d SET status = r.status, attempts = r.attempts,"
     f" next_attempt_at = r.next_at - $13 + {DB_NOW}, due_at = r.due - $13 + {DB_NOW},"
     " lease = NULL, trigger = 0, updated_at = $13"
     " FROM unnest($14::bigint[], $15::text[], $16::smallint[], $17::int[], $18::bigint[],"
-    " $19::bigint[], $1::text[]) AS r(id, lease, status, attempts, next_at, due, attempt_id)"
+    " $19::bigint[], $1::text[], $12::bigint[], $8::int[]) WITH ORDINALITY"
+    " AS r(id, lease, status, attempts, next_at, due, attempt_id, at, code, i)"
     " WHERE d.id = r.id AND d.id = ANY($14) AND d.lease = r.lease"
     " AND r.attempt_id IN (SELECT id FROM att)"
-    " RETURNING d.endpoint_id, r.attempt_id)"
+    " RETURNING d.endpoint_id, r.attempt_id, r.at, r.code, r.i)"
 )
-# Every result succeeded: the endpoint health update is a plain reset (domain.health's rule,
-# which tests/contract/test_endpoint_health.py holds it to), as in SQLite only of endpoints
-# with failures on record (so the common case writes no endpoint row). $20: ids.
+
+
+# An endpoint's run of successes in a batch (domain.health.succeeded, which
+# tests/contract/test_endpoint_health.py holds this to): ends its streak and records its last
+# success whose lease was held (the last in batch order of its rows in `del`), writing the row
+# only when that record changes (at most once a second for a healthy endpoint, as on SQLite).
+# ``only``: which rows of `del` are successes of endpoints with only successes in the batch.
+def _successes_ctes(only: str) -> str:
+    return (
+        "ok AS ("
+        " SELECT DISTINCT ON (endpoint_id) endpoint_id AS id, at, code FROM del"
+        f" WHERE {only} ORDER BY endpoint_id, i DESC), "
+        "rst AS ("
+        " UPDATE endpoints e SET consecutive_failures = 0, first_failure_at = NULL,"
+        " last_success_at = ok.at, last_status_code = ok.code"
+        " FROM ok WHERE e.id = ok.id AND e.id = ANY($4::text[])"
+        " AND (e.consecutive_failures > 0 OR e.last_success_at IS NULL"
+        f" OR ok.at - e.last_success_at >= {SUCCESS_REFRESH_MS}"
+        " OR e.last_status_code IS DISTINCT FROM ok.code)"
+        " RETURNING 1)"
+    )
+
+
+# Every result succeeded: one statement.
 FINISH_SUCCESSES = (
-    f"WITH {_ATT_CTE}, {_DEL_CTE}, "
-    "rst AS ("
-    " UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL"
-    " WHERE id = ANY($20::text[]) AND consecutive_failures > 0"
-    " AND id IN (SELECT endpoint_id FROM del)"
-    " RETURNING 1) "
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('true')} "
     "SELECT (SELECT count(*) FROM del) AS updated, (SELECT count(*) FROM rst) AS reset"
 )
-# Some failed: also lock (in id order, so concurrent batches cannot deadlock on them) and read
-# the endpoints whose health changes ($20: endpoints with a failure in the batch, $21: all
-# endpoints of the batch). The health is then replayed result by result by domain.health, as
-# on SQLite, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
+# Some failed: the successes of endpoints without a failure in the batch are written as above;
+# the endpoints with one ($20) are locked (in id order, so concurrent batches cannot deadlock
+# on them) and read. Their health is then replayed result by result by domain.health, as on
+# SQLite, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
 FINISH_WITH_FAILURES = (
-    f"WITH {_ATT_CTE}, {_DEL_CTE}, "
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('endpoint_id <> ALL($20::text[])')}, "
     "lk AS ("
-    " SELECT id, consecutive_failures, first_failure_at, disabled, disabled_reason, updated_at"
-    " FROM endpoints"
-    " WHERE id = ANY($21::text[]) AND (id = ANY($20::text[]) OR consecutive_failures > 0)"
+    f" SELECT id, {', '.join(HEALTH_FIELDS)} FROM endpoints"
+    " WHERE id = ANY($20::text[])"
     " ORDER BY id FOR NO KEY UPDATE), "
     "s AS (SELECT (SELECT count(*) FROM del) AS updated,"
-    " ARRAY(SELECT attempt_id FROM del) AS finished) "
+    " ARRAY(SELECT attempt_id FROM del) AS finished, (SELECT count(*) FROM rst) AS reset) "
     "SELECT s.updated, s.finished, lk.* FROM s LEFT JOIN lk ON true"
 )
+_HEALTH_TYPES = ("int", "bigint", "bool", "text", "bigint", "bigint", "bigint", "int")
+assert len(_HEALTH_TYPES) == len(HEALTH_FIELDS)
 ENDPOINT_HEALTH_UPDATE = (
-    "UPDATE endpoints e SET consecutive_failures = x.cf, first_failure_at = x.ff,"
-    " disabled = x.disabled, disabled_reason = x.reason, updated_at = x.updated_at "
-    "FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bool[], $5::text[], $6::bigint[])"
-    " AS x(id, cf, ff, disabled, reason, updated_at) "
-    "WHERE e.id = x.id"
+    "UPDATE endpoints e SET "
+    + ", ".join(f"{c} = x.{c}" for c in HEALTH_FIELDS)
+    + " FROM unnest($1::text[], "
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_HEALTH_TYPES, 2))
+    + f") AS x(id, {', '.join(HEALTH_FIELDS)}) WHERE e.id = x.id"
 )
 
 # $1 now, $2 delivery ids, $3 leases.
@@ -584,3 +612,9 @@ IDEMPOTENT_PUT = (
     f"VALUES ($1, $2, $3, $4, $5, $6, $8) ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE} "
     "WHERE idempotency_keys.expires_at <= $7 RETURNING 1"
 )
+
+# delivery_options: the few rows with an option set (a partial index serves the endpoints').
+OPTION_TYPE_SCHEDULES = (
+    "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"
+)
+OPTION_TIMEOUTS = "SELECT id, timeout_s FROM endpoints WHERE timeout_s IS NOT NULL"

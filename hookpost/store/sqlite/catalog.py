@@ -190,6 +190,7 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
                     et.deprecated,
                     et.feature_flag,
                     et.updated_at,
+                    dumps_opt(et.retry_schedule),
                     et.name,
                 ),
             )

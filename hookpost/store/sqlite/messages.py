@@ -23,6 +23,7 @@ import orjson
 
 from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
+from hookpost.domain.filters import Payload
 from hookpost.domain.matching import filters_match
 from hookpost.domain.models import Message, Page, PageRequest
 from hookpost.domain.queries import (
@@ -108,13 +109,16 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
         for i in fresh:
             item = items[i]
             m = item.message
+            payload = Payload(m.payload)  # parsed once, if an endpoint has a payload filter
             targets = [
                 ep_id
-                for ep_id, types, chans in endpoints.get(m.app_id, ())
+                for ep_id, types, chans, payload_filter in endpoints.get(m.app_id, ())
                 if (
                     ep_id in item.only
                     if item.only is not None
-                    else filters_match(types, chans, m.event_type, m.channels)
+                    else filters_match(
+                        types, chans, m.event_type, m.channels, payload_filter, payload
+                    )
                 )
             ]
             if targets:
@@ -178,7 +182,8 @@ def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
 
 def _endpoints_by_app(
     c: sqlite3.Connection, app_ids: set[str]
-) -> dict[str, list[tuple[str, list[str] | None, list[str] | None]]]:
+) -> dict[str, list[tuple[str, list[str] | None, list[str] | None, str | None]]]:
+    """Each app's enabled endpoints: (id, event types, channels, payload filter's JSON)."""
     rows = c.execute(APPS_ENDPOINTS, (orjson.dumps(sorted(app_ids)).decode(),)).fetchall()
     return {app_id: orjson.loads(endpoints) for app_id, endpoints in rows}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -9,8 +10,14 @@ from operator import itemgetter
 
 import orjson
 
-from hookpost.domain.health import Health, replay
-from hookpost.domain.models import AttemptResult, ClaimedDelivery, DeliveryStatus, Trigger
+from hookpost.domain.health import Health, last_successes, replay
+from hookpost.domain.models import (
+    AttemptResult,
+    ClaimedDelivery,
+    DeliveryOptions,
+    DeliveryStatus,
+    Trigger,
+)
 from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
@@ -42,6 +49,8 @@ from hookpost.store.sqlite.sql import (
     ENDPOINTS_RESET,
     LEASES_HELD,
     NEXT_DUE,
+    OPTION_TIMEOUTS,
+    OPTION_TYPE_SCHEDULES,
     QUEUE_DUE,
     QUEUE_SCHEDULED,
 )
@@ -147,6 +156,7 @@ class SqliteQueue(SqliteBase):
         results: Sequence[AttemptResult],
         now_ms: int,
         disable_after_ms: int,
+        disable_after_failures: int = 0,
         notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         results = list(results)
@@ -170,7 +180,9 @@ class SqliteQueue(SqliteBase):
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
             if execute_values(c, DELIVERIES_FINISH, delivery_rows) < len(results):
                 raise _LeaseLost  # rare: which results are stale is read by held_only
-            return health.apply(c, now_ms, disable_after_ms, stale=0, notify=notify)
+            return health.apply(
+                c, now_ms, disable_after_ms, disable_after_failures, stale=0, notify=notify
+            )
 
         def held_only(c: Conn) -> FinishOutcome:
             """Every attempt is recorded; only results whose lease is held change their
@@ -181,10 +193,16 @@ class SqliteQueue(SqliteBase):
             fresh = [i for i, r in enumerate(results) if (r.delivery_id, r.lease) in held]
             updated = execute_values(c, DELIVERIES_FINISH, [delivery_rows[i] for i in fresh])
             fresh_health = _Health([results[i] for i in fresh])
-            stale = len(results) - updated
             kept = set(fresh)
             lost = {r.attempt.id for i, r in enumerate(results) if i not in kept}
-            return fresh_health.apply(c, now_ms, disable_after_ms, stale, applied(notify, lost))
+            return fresh_health.apply(
+                c,
+                now_ms,
+                disable_after_ms,
+                disable_after_failures,
+                len(results) - updated,
+                applied(notify, lost),
+            )
 
         try:
             outcome = await self._db.write(run)
@@ -224,6 +242,17 @@ class SqliteQueue(SqliteBase):
 
         return await self._db.read(run)
 
+    async def delivery_options(self) -> DeliveryOptions:
+        def run(c: Conn) -> DeliveryOptions:
+            types = c.execute(OPTION_TYPE_SCHEDULES).fetchall()
+            timeouts = c.execute(OPTION_TIMEOUTS).fetchall()
+            return DeliveryOptions(
+                type_schedules={r[0]: tuple(orjson.loads(r[1])) for r in types},
+                endpoint_timeouts={r[0]: r[1] for r in timeouts},
+            )
+
+        return await self._db.read(run)
+
     async def next_due_at(self, now_ms: int | None = None) -> int | None:
         def run(c: Conn) -> int | None:
             row = c.execute(NEXT_DUE)
@@ -237,11 +266,14 @@ class _Health:
     """What a batch of results does to its endpoints' health (the rule is domain.health)."""
 
     def __init__(self, results: list[AttemptResult]) -> None:
-        # An endpoint with only successes in the batch needs one reset of its failure count;
+        # An endpoint with only successes in the batch needs one write at most, in SQL;
         # the others' health is replayed result by result, in order.
         failing = {r.attempt.endpoint_id for r in results if r.attempt.status != 0}
-        only_ok = [(ep_id,) for ep_id in dict.fromkeys(r.attempt.endpoint_id for r in results)]
-        self.only_ok = [row for row in only_ok if row[0] not in failing]
+        self.only_ok = [
+            (ep_id, a.created_at, a.response_status_code)
+            for ep_id, a in last_successes(results).items()
+            if ep_id not in failing
+        ]
         self.mixed = [r for r in results if r.attempt.endpoint_id in failing]
         self.failing_ids = orjson.dumps(sorted(failing)).decode() if failing else ""
 
@@ -250,6 +282,7 @@ class _Health:
         c: Conn,
         now_ms: int,
         disable_after_ms: int,
+        disable_after_failures: int,
         stale: int,
         notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
@@ -260,26 +293,18 @@ class _Health:
             notified = write_events(c, notify) if notify else 0
             return FinishOutcome(disabled_endpoints=[], stale=stale, notified=notified)
         states = {
-            ep_id: Health(failures, first, bool(disabled), reason, updated_at)
-            for ep_id, failures, first, disabled, reason, updated_at in c.execute(
+            ep_id: Health(failures, first, bool(disabled), *rest)
+            for ep_id, failures, first, disabled, *rest in c.execute(
                 ENDPOINTS_HEALTH, (self.failing_ids,)
             )
         }
-        changed, disabled_now = replay(states, self.mixed, now_ms, disable_after_ms)
+        changed, disabled_now = replay(
+            states, self.mixed, now_ms, disable_after_ms, disable_after_failures
+        )
         execute_values(
             c,
             ENDPOINTS_HEALTH_UPDATE,
-            [
-                (
-                    ep_id,
-                    h.consecutive_failures,
-                    h.first_failure_at,
-                    h.disabled,
-                    h.disabled_reason,
-                    h.updated_at,
-                )
-                for ep_id, h in changed.items()
-            ],
+            [(ep_id, *dataclasses.astuple(h)) for ep_id, h in changed.items()],
         )
         events = [*notify, *auto_disabled(disabled_now, fail_since(changed, disabled_now), now_ms)]
         notified = write_events(c, events) if events else 0

@@ -6,9 +6,11 @@ list are ``column1``, ``column2``...
 
 from __future__ import annotations
 
+from hookpost.domain.health import SUCCESS_REFRESH_MS
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
+    HEALTH_FIELDS,
     endpoint_update_sql,
     message_head,
 )
@@ -44,7 +46,7 @@ EVENT_TYPE_INSERT = (
 EVENT_TYPE_GET = "SELECT * FROM event_types WHERE name = ?"
 EVENT_TYPE_UPDATE = (
     "UPDATE event_types SET description = ?, schemas = ?, archived = ?, "
-    "deprecated = ?, feature_flag = ?, updated_at = ? WHERE name = ?"
+    "deprecated = ?, feature_flag = ?, updated_at = ?, retry_schedule = ? WHERE name = ?"
 )
 EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = ?"
 EVENT_TYPE_COUNT = "SELECT count(*) FROM event_types"
@@ -80,7 +82,8 @@ MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
 # The enabled endpoints of each app, one row per app holding a JSON array of
 # [id, event_types, channels]: one statement for any number of apps and endpoints.
 APPS_ENDPOINTS = (
-    "SELECT app_id, json_group_array(json_array(id, json(event_types), json(channels))) "
+    "SELECT app_id, json_group_array("
+    "json_array(id, json(event_types), json(channels), payload_filter)) "
     "FROM endpoints WHERE app_id IN (SELECT value FROM json_each(?)) AND disabled = 0 "
     "GROUP BY app_id"
 )
@@ -162,21 +165,26 @@ DELIVERIES_FINISH = (
     "due_at = v.column4, lease = NULL, trigger = 0, updated_at = v.column5 "
     "FROM (VALUES {values}) AS v WHERE deliveries.id = v.column6 AND deliveries.lease = v.column7"
 )
-# A success resets the failure streak (domain.health), here in SQL: a healthy batch then reads
-# no endpoint. tests/contract/test_endpoint_health.py holds it to the domain's rule.
+# An endpoint's run of successes in a batch (domain.health.succeeded), here in SQL: a healthy
+# batch then reads no endpoint, and writes one only when its record changes (at most once a
+# second). tests/contract/test_endpoint_health.py holds it to the domain's rule. Rows: (id,
+# its last success's time and status code).
 ENDPOINTS_RESET = (
-    "UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL "
-    "WHERE consecutive_failures > 0 AND id IN (VALUES {values})"
+    "UPDATE endpoints SET consecutive_failures = 0, first_failure_at = NULL, "
+    "last_success_at = v.column2, last_status_code = v.column3 "
+    "FROM (VALUES {values}) AS v WHERE endpoints.id = v.column1 AND (consecutive_failures > 0 "
+    f"OR last_success_at IS NULL OR v.column2 - last_success_at >= {SUCCESS_REFRESH_MS} "
+    "OR last_status_code IS NOT v.column3)"
 )
 # The health of the endpoints with a failure in a batch, replayed by domain.health.
 ENDPOINTS_HEALTH = (
-    "SELECT id, consecutive_failures, first_failure_at, disabled, disabled_reason, updated_at "
+    f"SELECT id, {', '.join(HEALTH_FIELDS)} "
     "FROM endpoints WHERE id IN (SELECT value FROM json_each(?))"
 )
 ENDPOINTS_HEALTH_UPDATE = (
-    "UPDATE endpoints SET consecutive_failures = v.column2, first_failure_at = v.column3, "
-    "disabled = v.column4, disabled_reason = v.column5, updated_at = v.column6 "
-    "FROM (VALUES {values}) AS v WHERE endpoints.id = v.column1"
+    "UPDATE endpoints SET "
+    + ", ".join(f"{c} = v.column{i}" for i, c in enumerate(HEALTH_FIELDS, 2))
+    + " FROM (VALUES {values}) AS v WHERE endpoints.id = v.column1"
 )
 DELIVERIES_RELEASE = (  # leading: due_at, updated_at; rows: (id, lease)
     "UPDATE deliveries SET status = 0, due_at = ?, lease = NULL, updated_at = ? "
@@ -288,3 +296,9 @@ ANSWER_PUT_FIRST = (
     "app_id = excluded.app_id, expires_at = excluded.expires_at "
     "WHERE idempotency_keys.expires_at <= ?"
 )
+
+# delivery_options: the few rows with an option set (a partial index serves the endpoints').
+OPTION_TYPE_SCHEDULES = (
+    "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"
+)
+OPTION_TIMEOUTS = "SELECT id, timeout_s FROM endpoints WHERE timeout_s IS NOT NULL"
