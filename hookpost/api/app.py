@@ -41,6 +41,7 @@ from hookpost.api.routes import (
     event_types,
     health,
     messages,
+    operational,
 )
 from hookpost.api.routes.common import ApiState, Runtime
 from hookpost.settings import Settings
@@ -137,6 +138,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
         attempts,
         event_types,
         authentication,
+        operational,
         health,
     ):
         app.include_router(module.router)

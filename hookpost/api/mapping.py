@@ -165,6 +165,13 @@ def endpoint_out(ep: Endpoint, now_ms: int | None = None) -> dict[str, Any]:
     return out
 
 
+def operational_endpoint_out(ep: Endpoint) -> dict[str, Any]:
+    out = _endpoint_base(ep)
+    del out["channels"]
+    out["metadata"] = ep.metadata
+    return out
+
+
 def endpoint_health_out(ep: Endpoint, now_ms: int | None = None) -> dict[str, Any]:
     h = health.health_of(ep)
     now = int(time.time() * 1000) if now_ms is None else now_ms

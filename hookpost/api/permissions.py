@@ -69,6 +69,16 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.authentication.list-tokens": P.MANAGE_TOKENS,
     "v1.authentication.create-token": P.MANAGE_TOKENS,
     "v1.authentication.revoke-token": P.MANAGE_TOKENS,
+    # operational webhook endpoints (admin tokens only: they hear about every application)
+    "v1.operational-webhook.endpoint.list": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.create": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.get": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.upsert": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.delete": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.get-secret": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.rotate-secret": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.get-headers": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    "v1.operational-webhook.endpoint.set-headers": P.MANAGE_OPERATIONAL_WEBHOOKS,
     # health
     "v1.health.get": None,
     "v1.health.head": None,

@@ -104,6 +104,7 @@ __all__ = [
     "ListResponseMessageAttemptOut",
     "ListResponseMessageEndpointOut",
     "ListResponseMessageOut",
+    "ListResponseOperationalWebhookEndpointOut",
     "MessageAttemptOut",
     "MessageAttemptTriggerType",
     "MessageEndpointOut",
@@ -111,6 +112,9 @@ __all__ = [
     "MessageOut",
     "MessageStatus",
     "MessageStatusText",
+    "OperationalWebhookEndpointIn",
+    "OperationalWebhookEndpointOut",
+    "OperationalWebhookEndpointUpsertIn",
     "RecoverIn",
     "RecoverOut",
     "ValidationErrorItem",
@@ -774,6 +778,53 @@ class MessageAttemptOut(_Model):
     timestamp: UtcDatetime
 
 
+# --------------------------------------------------------------------------- operational webhooks
+
+_OPERATIONAL_TYPES = (
+    "Which operational events the endpoint receives (`endpoint.created`, `endpoint.updated`, "
+    "`endpoint.deleted`, `endpoint.disabled`, `endpoint.enabled`, `message.attempt.exhausted`, "
+    "`message.attempt.failing`, `message.attempt.recovered`, `background_task.finished`); "
+    "null or absent: every one. Another name is a 422."
+)
+
+
+class OperationalWebhookEndpointUpsertIn(_Model):
+    """PUT body; ``OperationalWebhookEndpointIn`` adds the secret and the headers."""
+
+    url: EndpointUrl
+    description: Description = ""
+    uid: IdStr | None = None
+    disabled: bool = False
+    throttle_rate: ThrottleRateIn | None = None
+    event_types: Annotated[EventTypeFilter | None, Field(description=_OPERATIONAL_TYPES)] = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class OperationalWebhookEndpointIn(OperationalWebhookEndpointUpsertIn):
+    secret: Annotated[EndpointSecret | None, Field(description=_SECRET_DESCRIPTION)] = None
+    headers: Headers | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            check_secret_kind(secret, None)  # signed with the default scheme
+        return secret
+
+
+class OperationalWebhookEndpointOut(_Model):
+    id: str
+    url: str
+    description: str
+    uid: str | None = None
+    disabled: bool = False
+    throttle_rate: int | None = None
+    event_types: list[str] | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    metadata: dict[str, str]
+
+
 # --------------------------------------------------------------------------- list envelopes
 
 ListResponseApplicationOut = ListResponse[ApplicationOut]
@@ -784,3 +835,4 @@ ListResponseMessageOut = ListResponse[MessageOut]
 ListResponseEndpointMessageOut = ListResponse[EndpointMessageOut]
 ListResponseMessageEndpointOut = ListResponse[MessageEndpointOut]
 ListResponseMessageAttemptOut = ListResponse[MessageAttemptOut]
+ListResponseOperationalWebhookEndpointOut = ListResponse[OperationalWebhookEndpointOut]

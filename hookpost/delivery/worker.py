@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from hookpost.delivery.http import STORED_BYTES, HttpSender
 from hookpost.domain import ids
+from hookpost.domain import operational as op
 from hookpost.domain.errors import StoreUnavailable
 from hookpost.domain.models import (
     Attempt,
@@ -475,7 +476,7 @@ class DeliveryWorker:
         self._writing += len(batch)
 
     async def _write(self, batch: list[tuple[AttemptResult, ClaimedDelivery]]) -> None:
-        outcome = await self._record([r for r, _ in batch])
+        outcome = await self._record([r for r, _ in batch], _attempt_events(batch))
         if outcome is None and len(batch) > 1 and not self._draining:
             # One result the store will not take must not hold back the others.
             for item in batch:
@@ -495,7 +496,9 @@ class DeliveryWorker:
                 )
             )
 
-    async def _record(self, results: list[AttemptResult]) -> FinishOutcome | None:
+    async def _record(
+        self, results: list[AttemptResult], notify: list[op.OperationalEvent]
+    ) -> FinishOutcome | None:
         """Write the results; None if they could not be written.
 
         A result that is not written is not lost: its delivery keeps its lease, the lease
@@ -509,6 +512,7 @@ class DeliveryWorker:
                     self._clock(),
                     int(self._config.disable_after_s * 1000),
                     self._config.disable_after_failures,
+                    notify=notify,
                 )
             except StoreUnavailable as exc:
                 # The database is away: keep the results (and their slots) until it is back,
@@ -537,3 +541,31 @@ class DeliveryWorker:
                     {"msgId": delivery.message_id, "endpointId": delivery.endpoint_id},
                 )
             )
+
+
+def _attempt_events(
+    batch: list[tuple[AttemptResult, ClaimedDelivery]],
+) -> list[op.OperationalEvent]:
+    """message.attempt.exhausted, .failing and .recovered of a batch of results: written with
+    them (the store drops those no operational endpoint wants)."""
+    events = []
+    for result, delivery in batch:
+        succeeded = result.next_status == DeliveryStatus.SUCCEEDED
+        if succeeded and result.attempts <= op.FAILING_AFTER_ATTEMPTS:
+            continue  # the hot path: a success with nothing to report
+        failed = result.next_status == DeliveryStatus.FAILED
+        kind = op.attempt_event_type(succeeded, failed, result.attempts)
+        if kind is not None:
+            a = result.attempt
+            events.append(
+                op.attempt_event(
+                    kind,
+                    app_id=delivery.app_id,
+                    msg_id=delivery.message_id,
+                    endpoint_id=delivery.endpoint_id,
+                    attempt_id=a.id,
+                    status_code=a.response_status_code,
+                    at_ms=a.created_at,
+                )
+            )
+    return events

@@ -25,6 +25,8 @@ class Permission(StrEnum):
     MANAGE_APPS = "manage-apps"  # create, update, delete applications
     MANAGE_EVENT_TYPES = "manage-event-types"
     MANAGE_TOKENS = "manage-tokens"  # mint app-portal access, list, create and revoke tokens
+    # the operational webhook endpoints (the operator's own), their secrets included
+    MANAGE_OPERATIONAL_WEBHOOKS = "manage-operational-webhooks"
 
 
 APP_TOKEN_PERMISSIONS = frozenset(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from hookpost.domain.models import AttemptStatus, Message
+from hookpost.domain.operational import OperationalEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +90,9 @@ class FinishOutcome:
 
     disabled_endpoints: list[tuple[str, str, str]]  # (app_id, endpoint_id, reason)
     stale: int  # results whose lease had been lost to another worker (attempt still recorded)
+    notified: int = 0  # deliveries of operational events written with the results
+
+
+# The operational events of a finished operation, given how many rows it changed (e.g. the
+# deliveries a recover queued), written by the store with the operation's last write.
+Finished = Callable[[int], Sequence[OperationalEvent]]

@@ -15,6 +15,7 @@ from hookpost.services.events import EventBus
 from hookpost.services.idempotency import IdempotencyService
 from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
+from hookpost.services.operational import OperationalWebhookService
 from hookpost.services.status import StatusService
 from hookpost.services.tokens import TokenService
 from hookpost.store.base import Store
@@ -32,6 +33,7 @@ class Services:
     events: EventBus
     status: StatusService
     idempotency: IdempotencyService
+    operational: OperationalWebhookService
 
     @classmethod
     def build(
@@ -75,4 +77,5 @@ class Services:
             events=EventBus(),
             status=StatusService(store, clock),
             idempotency=IdempotencyService(store, clock),
+            operational=OperationalWebhookService(store, endpoints, clock),
         )

@@ -11,10 +11,15 @@ from hookpost.domain import ids
 from hookpost.domain.errors import Conflict, NotFound
 from hookpost.domain.inputs import UNSET, AppChanges, NewApp, Unset
 from hookpost.domain.models import Application, Page, PageRequest
-from hookpost.services.common import Clock, now_ms
+from hookpost.domain.operational import OPERATIONAL_APP_ID
+from hookpost.services.common import Clock, filtered, now_ms
 from hookpost.store.base import Store
 
 APP_CACHE_TTL_S = 2.0
+
+
+def _app_id(app: Application) -> str:
+    return app.id
 
 
 class AppResolver:
@@ -60,10 +65,18 @@ class AppService:
     def __init__(self, store: Store, clock: Clock = now_ms) -> None:
         self._store = store
         self._clock = clock
-        self._ids = AppResolver(store.get_app)
+        self._ids = AppResolver(self._get)
         # The application's id for an id or uid (NotFound if there is none), cached: see
         # AppResolver. The resolver's own method: POST /msg resolves on every request.
         self.resolve: Callable[[str], Awaitable[str]] = self._ids.resolve
+
+    async def _get(self, app_id_or_uid: str) -> Application:
+        """The store's application, but the operational one (hookpost's own, whose endpoints
+        the /operational-webhook routes manage) is no client's: NotFound."""
+        app = await self._store.get_app(app_id_or_uid)
+        if app.id == OPERATIONAL_APP_ID:
+            raise NotFound("application", app_id_or_uid)
+        return app
 
     async def create(
         self,
@@ -86,7 +99,7 @@ class AppService:
         return await self._store.create_app(app)
 
     async def get(self, app_id_or_uid: str) -> Application:
-        return await self._store.get_app(app_id_or_uid)
+        return await self._get(app_id_or_uid)
 
     async def get_or_create(
         self,
@@ -98,7 +111,7 @@ class AppService:
         """The application with this uid (or id), created if there is none."""
         if uid is not None:
             try:
-                return await self._store.get_app(uid)
+                return await self._get(uid)
             except NotFound:
                 pass
         try:
@@ -106,10 +119,13 @@ class AppService:
         except Conflict:
             if uid is None:
                 raise
-            return await self._store.get_app(uid)  # created concurrently by another request
+            return await self._get(uid)  # created concurrently by another request
 
     async def list(self, page: PageRequest) -> Page[Application]:
-        return await self._store.list_apps(page)
+        listed = await self._store.list_apps(page)
+        if all(a.id != OPERATIONAL_APP_ID for a in listed.items):
+            return listed
+        return filtered(listed, lambda a: a.id != OPERATIONAL_APP_ID, _app_id)
 
     async def upsert(
         self, app_id_or_uid: str, app: NewApp, *, app_id: str | Unset | None = UNSET
@@ -121,7 +137,7 @@ class AppService:
         lookup = app_id_or_uid if app_id is UNSET else app_id
         if lookup is not None:
             with contextlib.suppress(NotFound):
-                current = await self._store.get_app(lookup)
+                current = await self._get(lookup)
         if current is None:
             uid = app.uid or app_id_or_uid
             created = await self.create(app.name, uid, app.metadata, app.throttle_rate)
@@ -130,7 +146,7 @@ class AppService:
         return await self._update(current, AppChanges.replacing(app)), False
 
     async def patch(self, app_id_or_uid: str, changes: AppChanges) -> Application:
-        return await self._update(await self._store.get_app(app_id_or_uid), changes)
+        return await self._update(await self._get(app_id_or_uid), changes)
 
     async def _update(self, current: Application, changes: AppChanges) -> Application:
         if changes.uid is not UNSET and changes.uid != current.uid:
@@ -142,7 +158,7 @@ class AppService:
 
     async def delete(self, app_id_or_uid: str) -> None:
         """Hidden at once; its rows are deleted in batches before this returns."""
-        app = await self._store.get_app(app_id_or_uid)
+        app = await self._get(app_id_or_uid)
         try:
             await self._store.delete_app(app.id)
         finally:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from hookpost.domain import ids
+from hookpost.domain import operational as op
 from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
 from hookpost.domain.filters import validate_filter
@@ -20,6 +21,7 @@ from hookpost.domain.models import (
     PageRequest,
     SigningKey,
 )
+from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.retry import check_policy
 from hookpost.domain.signing import (
     DEFAULT_SCHEME,
@@ -105,7 +107,8 @@ class EndpointService:
         kind, secret = key_kind(scheme), endpoint.secret
         key = kind.normalize(secret, "secret") if secret else kind.generate()
         self._check_url(endpoint.url)
-        await self._check_subscription(endpoint.event_types)
+        if app_id != op.OPERATIONAL_APP_ID:  # its event types are hookpost's, not the catalog's
+            await self._check_subscription(endpoint.event_types)
         policy = None if endpoint.retry_policy is UNSET else check_policy(endpoint.retry_policy)
         timeout = None if endpoint.timeout_s is UNSET else check_timeout(endpoint.timeout_s)
         now = self._clock()
@@ -134,8 +137,27 @@ class EndpointService:
                 updated_at=now,
             )
         )
+        notify = await self._endpoint_event(op.ENDPOINT_CREATED, created, now)
         # NotFound for an unknown app; LimitExceeded when it has the most endpoints allowed
-        return await self._store.create_endpoint(created, self._limits.max_endpoints_per_app)
+        return await self._store.create_endpoint(
+            created, self._limits.max_endpoints_per_app, notify=notify
+        )
+
+    async def _endpoint_event(
+        self, event_type: str, endpoint: Endpoint, now: int
+    ) -> list[OperationalEvent]:
+        """endpoint.created or .deleted, none for the operational endpoints themselves."""
+        if endpoint.app_id == op.OPERATIONAL_APP_ID:
+            return []
+        uid = await self._app_uid(endpoint.app_id)
+        return [op.endpoint_event(event_type, endpoint.app_id, uid, endpoint.id, endpoint.uid, now)]
+
+    async def _app_uid(self, app_id: str) -> str | None:
+        """For the operational events (appUid); not the operational application's."""
+        try:
+            return (await self._store.get_app(app_id)).uid
+        except NotFound:
+            return None  # the store's write answers for an unknown application
 
     async def get(self, app_id: str, endpoint_id: str) -> Endpoint:
         return await self._store.get_endpoint(app_id, endpoint_id)
@@ -167,7 +189,7 @@ class EndpointService:
             given["payload_filter"] = validate_filter(given["payload_filter"])
         if "signature_scheme" in given:
             check_scheme(given["signature_scheme"])
-        if "event_types" in given:
+        if "event_types" in given and current.app_id != op.OPERATIONAL_APP_ID:
             await self._check_subscription(given["event_types"])
         if "timeout_s" in given:
             check_timeout(given["timeout_s"])
@@ -193,18 +215,34 @@ class EndpointService:
         a secret rotation, the worker disabling the endpoint) makes the store refuse ours
         (``StaleWrite``), and the change is made again on the row as it is now, so that no
         concurrent change is silently undone."""
+        reported = current.app_id != op.OPERATIONAL_APP_ID
+        app_uid = await self._app_uid(current.app_id) if reported else None
         for _ in range(WRITE_ATTEMPTS):
             now = self._clock()
             updated = replace(change(current, now), updated_at=max(now, current.updated_at + 1))
+            notify = [
+                op.endpoint_change_event(
+                    current.disabled,
+                    updated.disabled,
+                    updated.app_id,
+                    app_uid,
+                    updated.id,
+                    updated.uid,
+                    updated.updated_at,
+                )
+            ]
             try:
-                return await self._store.update_endpoint(updated, current.updated_at)
+                return await self._store.update_endpoint(
+                    updated, current.updated_at, notify=notify if reported else ()
+                )
             except StaleWrite:
                 current = await self._store.get_endpoint(current.app_id, current.id)
         raise Conflict("the endpoint kept changing while this request ran: try again")
 
     async def delete(self, app_id: str, endpoint_id: str) -> None:
         endpoint = await self.get(app_id, endpoint_id)
-        await self._store.delete_endpoint(endpoint.app_id, endpoint.id)
+        notify = await self._endpoint_event(op.ENDPOINT_DELETED, endpoint, self._clock())
+        await self._store.delete_endpoint(endpoint.app_id, endpoint.id, notify=notify)
 
     # -- secrets -----------------------------------------------------------------------------
     async def get_secret(self, app_id: str, endpoint_id: str) -> str:
@@ -289,5 +327,7 @@ class EndpointService:
         endpoint = await self.get(app_id, endpoint_id)  # an unknown one: 404 before 422
         now = self._clock()
         check_recover_range(since_ms, until_ms, now)
-        await self._store.recover(endpoint.app_id, endpoint.id, since_ms, until_ms, now)
-        return BackgroundTask(ids.new_id(ids.TASK, now), "endpoint.recover", "running", now)
+        task_id = ids.new_id(ids.TASK, now)
+        finished = op.recover_finished(task_id, endpoint.id, since_ms, until_ms, now)
+        await self._store.recover(endpoint.app_id, endpoint.id, since_ms, until_ms, now, finished)
+        return BackgroundTask(task_id, "endpoint.recover", "running", now)

@@ -27,7 +27,7 @@ from hookpost.domain.models import (
 from hookpost.domain.provenance import payload_sha256
 from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter
 from hookpost.services.catalog import CatalogCache
-from hookpost.services.common import Clock, now_ms
+from hookpost.services.common import Clock, filtered, now_ms
 from hookpost.services.idempotency import HeldKey
 from hookpost.services.metrics import Metrics
 from hookpost.store.base import Store
@@ -201,7 +201,7 @@ class MessageService:
             known = {} if message is None else {message.id: message}
             messages = await self._messages_by_id(app_id, found.items, known)
             keep.append(lambda a: channel in (messages[a.message_id].channels or ()))
-        return _filtered(found, lambda a: all(check(a) for check in keep), _attempt_key)
+        return filtered(found, lambda a: all(check(a) for check in keep), _attempt_key)
 
     async def _messages_by_id(
         self, app_id: str, attempts: Sequence[Attempt], known: dict[str, Message]
@@ -258,7 +258,7 @@ class MessageService:
             return found
         if filt.event_types:  # a set: each row's test stays O(1) however many names
             filt = replace(filt, event_types=frozenset(filt.event_types))
-        return _filtered(found, lambda item: filt.matches(item[1]), _delivery_message_key)
+        return filtered(found, lambda item: filt.matches(item[1]), _delivery_message_key)
 
 
 _NO_FILTER = MessageFilter()
@@ -270,13 +270,3 @@ def _attempt_key(attempt: Attempt) -> str:
 
 def _delivery_message_key(item: tuple[Delivery, Message]) -> str:
     return item[1].id
-
-
-def _filtered(page: Page[T], keep: Callable[[T], bool], key: Callable[[T], str]) -> Page[T]:
-    """The rows of ``page`` that ``keep`` accepts; the page's iterators stay those of the rows
-    the store returned, so paging neither skips nor repeats."""
-    items = page.items
-    if not items:
-        return page
-    kept = [item for item in items if keep(item)]
-    return Page(items=kept, done=page.done, bounds=(key(items[0]), key(items[-1])))

@@ -27,9 +27,11 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
+from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.queries import (
     AttemptFilter,
     CreatedMessage,
+    Finished,
     FinishOutcome,
     IdempotencyKey,
     KeyAnswer,
@@ -79,25 +81,39 @@ class Catalog(Protocol):
     async def delete_event_type(self, name: str) -> None: ...
 
     # endpoints
-    async def create_endpoint(self, endpoint: Endpoint, max_per_app: int | None = None) -> Endpoint:
+    async def create_endpoint(
+        self,
+        endpoint: Endpoint,
+        max_per_app: int | None = None,
+        notify: Sequence[OperationalEvent] = (),
+    ) -> Endpoint:
         """NotFound for an unknown application. With ``max_per_app``, refused
         (``LimitExceeded``) when the application has that many endpoints already (counted in
         the insert's transaction, the application's row locked: concurrent creates cannot
-        overshoot)."""
+        overshoot). ``notify``: operational events written in the same transaction (here and
+        in ``update_endpoint`` and ``delete_endpoint``): a message of the operational
+        application for each event one of its enabled endpoints wants (its filterTypes), with
+        those deliveries; nothing for the others."""
         ...
 
     async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint: ...
     async def list_endpoints(self, app_id: str, page: PageRequest) -> Page[Endpoint]: ...
     async def update_endpoint(
-        self, endpoint: Endpoint, expected_updated_at: int | None = None
+        self,
+        endpoint: Endpoint,
+        expected_updated_at: int | None = None,
+        notify: Sequence[OperationalEvent] = (),
     ) -> Endpoint:
         """Write every settable column. With ``expected_updated_at``, only if the row still has
         that ``updated_at`` (else ``StaleWrite``): every write to an endpoint, the worker's
         auto-disable included, makes ``updated_at`` strictly larger."""
         ...
 
-    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
-        """As ``delete_app``: hidden and disabled at once, then deleted in batches."""
+    async def delete_endpoint(
+        self, app_id: str, endpoint_id: str, notify: Sequence[OperationalEvent] = ()
+    ) -> None:
+        """As ``delete_app``: hidden and disabled at once (``notify`` written with that),
+        then deleted in batches."""
         ...
 
     async def any_sealed_keys(self) -> tuple[str, str] | None:
@@ -189,12 +205,16 @@ class DeliveryQueue(Protocol):
         now_ms: int,
         disable_after_ms: int,
         disable_after_failures: int = 0,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         """Record every attempt; move each delivery whose lease is still the result's to its
         next state, and apply those results to their endpoints' health (domain.health; 0
         ``disable_after_failures``: no count-based disabling). A
         result whose lease was lost (``stale``) changes neither its delivery nor the health
-        of its endpoint: the delivery's new owner decides."""
+        of its endpoint: the delivery's new owner decides. In the same transaction: the
+        operational events ``notify`` and endpoint.disabled for each endpoint disabled now
+        (as ``Catalog.create_endpoint`` writes them; ``notified`` counts their deliveries).
+        Without either, nothing more is read or written."""
         ...
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int: ...
@@ -221,10 +241,18 @@ class DeliveryLog(Protocol):
 
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None: ...
     async def recover(
-        self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
+        self,
+        app_id: str,
+        endpoint_id: str,
+        since_ms: int,
+        until_ms: int | None,
+        now_ms: int,
+        finished: Finished | None = None,
     ) -> int:
         """Queue again the endpoint's failed and canceled deliveries of messages created in
-        [since, until), ``batch_rows`` per transaction: how many."""
+        [since, until), ``batch_rows`` per transaction: how many. ``finished(how many)``: the
+        operational events written in the last batch's transaction (as
+        ``Catalog.create_endpoint`` writes them)."""
         ...
 
     async def get_delivery(self, msg_id: str, endpoint_id: str) -> Delivery: ...

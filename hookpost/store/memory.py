@@ -21,6 +21,7 @@ from hookpost.domain.models import (
     DeliveryStatus,
     Trigger,
 )
+from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
 
@@ -44,6 +45,7 @@ class MemoryQueue:
     def __init__(self) -> None:
         self._rows: dict[int, _Row] = {}
         self._callbacks: list[Callable[[], None]] = []
+        self.notified: list[OperationalEvent] = []
         self.options = DeliveryOptions()  # what delivery_options() answers
 
     def add(self, delivery: ClaimedDelivery) -> None:
@@ -107,7 +109,10 @@ class MemoryQueue:
         now_ms: int,
         disable_after_ms: int,
         disable_after_failures: int = 0,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
+        # No messages here: the events are kept for the worker's unit tests to read.
+        self.notified += notify
         stale = 0
         for r in results:
             row = self._rows.get(r.delivery_id)

@@ -10,6 +10,10 @@ is interrupted (a crash), the row stays flagged and hidden, and ``purge_deleted`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from hookpost.domain.operational import OperationalEvent
+
 BATCH_ROWS = 1000  # rows per transaction of a batched write (deletes, recover)
 
 # (table, column): the rows whose ``column`` holds the deleted row's id, in deletion order.
@@ -28,7 +32,10 @@ class BatchedDeletes:
         if there is no such application not yet deleted); its endpoints' ids."""
         raise NotImplementedError
 
-    async def _flag_endpoint(self, app_id: str, endpoint_id: str) -> None:
+    async def _flag_endpoint(
+        self, app_id: str, endpoint_id: str, notify: Sequence[OperationalEvent] = ()
+    ) -> None:
+        """Flag the endpoint deleted, and write ``notify`` in the same transaction."""
         raise NotImplementedError
 
     async def _delete_some(self, table: str, column: str, value: str, limit: int) -> int:
@@ -53,8 +60,10 @@ class BatchedDeletes:
     async def delete_app(self, app_id: str) -> None:
         await self._purge_app(app_id, await self._flag_app(app_id))
 
-    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
-        await self._flag_endpoint(app_id, endpoint_id)
+    async def delete_endpoint(
+        self, app_id: str, endpoint_id: str, notify: Sequence[OperationalEvent] = ()
+    ) -> None:
+        await self._flag_endpoint(app_id, endpoint_id, notify)
         await self._purge_endpoint(endpoint_id)
 
     async def purge_deleted(self) -> int:

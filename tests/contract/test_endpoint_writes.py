@@ -30,14 +30,16 @@ class RacingWrites:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def update_endpoint(self, endpoint: Endpoint, expected: int | None = None) -> Endpoint:
+    async def update_endpoint(
+        self, endpoint: Endpoint, expected: int | None = None, notify: Any = ()
+    ) -> Endpoint:
         if self._arrived < self._n:
             self._arrived += 1
             if self._arrived == self._n:
                 self._all_read.set()
             await self._all_read.wait()
         try:
-            return await self._store.update_endpoint(endpoint, expected)
+            return await self._store.update_endpoint(endpoint, expected, notify=notify)
         except StaleWrite:
             self.stale += 1
             raise
@@ -65,7 +67,9 @@ async def test_a_change_that_never_gets_through_is_a_conflict(store: Store) -> N
     app, ep = await app_with_endpoint(store)
 
     class AlwaysStale(RacingWrites):
-        async def update_endpoint(self, endpoint: Endpoint, expected: int | None = None) -> Any:
+        async def update_endpoint(
+            self, endpoint: Endpoint, expected: int | None = None, notify: Any = ()
+        ) -> Any:
             self.stale += 1
             raise StaleWrite("changed")
 

@@ -121,6 +121,11 @@ async def test_operation_answers_as_the_matrix_says(
     tag = f"{op.replace('.', '-')}-{kind}"
     async with served.api.http() as admin:
         params = await resources(admin, served, tag, "{attempt_id}" in route.path)
+        if route.path.startswith("/api/v1/operational-webhook/"):  # {endpoint_id}: the operator's
+            ops = await admin.post(
+                "/api/v1/operational-webhook/endpoint", json={"url": served.receiver.url("/ops")}
+            )
+            params["endpoint_id"] = ops.json()["id"]
     if kind == "admin":
         token = served.api.admin_token
     else:

@@ -62,10 +62,22 @@ GLOBAL: dict[tuple[str, str], int] = {
     ("PUT", "/api/v1/event-type/{event_type_name}"): 403,
     ("PATCH", "/api/v1/event-type/{event_type_name}"): 403,
     ("DELETE", "/api/v1/event-type/{event_type_name}"): 403,
+    ("GET", "/api/v1/event-type/{event_type_name}/retry-schedule"): 200,
+    ("PUT", "/api/v1/event-type/{event_type_name}/retry-schedule"): 403,
     ("POST", "/api/v1/auth/logout"): 204,
     ("GET", "/api/v1/auth/token"): 403,  # token management is the operator's
     ("POST", "/api/v1/auth/token"): 403,
     ("DELETE", "/api/v1/auth/token/{token_id}"): 403,
+    # the operational webhook endpoints are the operator's
+    ("GET", "/api/v1/operational-webhook/endpoint"): 403,
+    ("POST", "/api/v1/operational-webhook/endpoint"): 403,
+    ("GET", "/api/v1/operational-webhook/endpoint/{endpoint_id}"): 403,
+    ("PUT", "/api/v1/operational-webhook/endpoint/{endpoint_id}"): 403,
+    ("DELETE", "/api/v1/operational-webhook/endpoint/{endpoint_id}"): 403,
+    ("GET", "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret"): 403,
+    ("POST", "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate"): 403,
+    ("GET", "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers"): 403,
+    ("PUT", "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers"): 403,
     ("GET", "/api/v1/health"): 204,
     ("HEAD", "/api/v1/health"): 204,
     ("GET", "/api/v1/health/ping"): 204,
@@ -134,6 +146,11 @@ def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
         "v1.event-type.create": {"name": f"evil.{tag}", "description": "x"},
         "v1.event-type.update": {"description": "pwned"},
         "v1.event-type.patch": {"description": "pwned", "archived": True},
+        "v1.event-type.set-retry-schedule": {"retrySchedule": [5, 60]},
+        "v1.operational-webhook.endpoint.create": {"url": receiver.url(f"/ops-{tag}")},
+        "v1.operational-webhook.endpoint.upsert": {"url": receiver.url(f"/ops-{tag}")},
+        "v1.operational-webhook.endpoint.rotate-secret": {},
+        "v1.operational-webhook.endpoint.set-headers": {"headers": {"X-Ops": tag}},
     }
     return bodies[operation_id]
 
@@ -455,8 +472,14 @@ async def test_admin_token_works_everywhere(world: World) -> None:
     b, receiver = world.b, world.receiver
     failures: list[str] = []
     async with world.api.http() as admin:
+        ops = await admin.post(
+            "/api/v1/operational-webhook/endpoint", json={"url": receiver.url("/ops")}
+        )
         for n, (method, template, op) in enumerate(sorted(world.operations, key=_order)):
-            r = await call(admin, method, template, op, b.params(), receiver, f"adm{n}")
+            params = b.params()
+            if template.startswith("/api/v1/operational-webhook/"):  # the operator's endpoint
+                params["endpoint_id"] = ops.json()["id"]
+            r = await call(admin, method, template, op, params, receiver, f"adm{n}")
             if (method, template) == LOGOUT:
                 if r.status_code != 403:  # only app-scoped tokens log out
                     failures.append(f"{method} {template}: {r.status_code}, not 403")

@@ -23,6 +23,7 @@ from hookpost.domain.models import (
     ClaimedDelivery,
     DeliveryStatus,
 )
+from hookpost.domain.operational import OperationalEvent
 from hookpost.domain.queries import FinishOutcome
 from hookpost.domain.retry import Outcome
 from hookpost.store.memory import MemoryQueue
@@ -89,10 +90,11 @@ class QueueStore(MemoryQueue):
         now_ms: int,
         disable_after_ms: int,
         disable_after_failures: int = 0,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         self.finished += [r.delivery_id for r in results]
         return await super().finish_attempts(
-            results, now_ms, disable_after_ms, disable_after_failures
+            results, now_ms, disable_after_ms, disable_after_failures, notify
         )
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hookpost.domain.errors import NotFound, StaleWrite
 from hookpost.domain.limits import too_many_endpoints, too_many_event_types
 from hookpost.domain.models import Application, Endpoint, EventType, Page, PageRequest
+from hookpost.domain.operational import OperationalEvent
 from hookpost.store.paging import finish_page
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import Args, PostgresBase, command_status_count, paged_query
 from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.postgres.outbox import write_events
 from hookpost.store.purge import BatchedDeletes
 from hookpost.store.rows import (
     ENDPOINT_COLUMNS,
@@ -78,10 +82,16 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
             return [r["id"] for r in await conn.fetch(sql.APP_ENDPOINT_IDS, app_id)]
 
     @wrap_exceptions
-    async def _flag_endpoint(self, app_id: str, endpoint_id: str) -> None:
-        status = await self._db.execute(sql.ENDPOINT_FLAG, app_id, endpoint_id)
-        if command_status_count(status) == 0:
-            raise NotFound("endpoint", endpoint_id)
+    async def _flag_endpoint(
+        self, app_id: str, endpoint_id: str, notify: Sequence[OperationalEvent] = ()
+    ) -> None:
+        async with self._db.acquire() as conn, conn.transaction():
+            status = await conn.execute(sql.ENDPOINT_FLAG, app_id, endpoint_id)
+            if command_status_count(status) == 0:
+                raise NotFound("endpoint", endpoint_id)
+            notified = await write_events(conn, self._sql, notify)
+        if notified:
+            self._notifier.poke()
 
     @wrap_exceptions
     async def _delete_some(self, table: str, column: str, value: str, limit: int) -> int:
@@ -169,7 +179,12 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
 
     # -- endpoints ---------------------------------------------------------------------------
     @wrap_exceptions
-    async def create_endpoint(self, endpoint: Endpoint, max_per_app: int | None = None) -> Endpoint:
+    async def create_endpoint(
+        self,
+        endpoint: Endpoint,
+        max_per_app: int | None = None,
+        notify: Sequence[OperationalEvent] = (),
+    ) -> Endpoint:
         values = endpoint_values(endpoint, self._box)
         app_id = endpoint.app_id
         async with self._db.acquire() as conn, conn.transaction():
@@ -180,6 +195,9 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
                 if await conn.fetchval(sql.ENDPOINT_COUNT, app_id) >= max_per_app:
                     raise too_many_endpoints(max_per_app)
             await conn.execute(sql.ENDPOINT_INSERT, *(values[c] for c in ENDPOINT_COLUMNS))
+            notified = await write_events(conn, self._sql, notify)
+        if notified:
+            self._notifier.poke()
         return endpoint
 
     @wrap_exceptions
@@ -199,18 +217,25 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
 
     @wrap_exceptions
     async def update_endpoint(
-        self, endpoint: Endpoint, expected_updated_at: int | None = None
+        self,
+        endpoint: Endpoint,
+        expected_updated_at: int | None = None,
+        notify: Sequence[OperationalEvent] = (),
     ) -> Endpoint:
         values = endpoint_values(endpoint, self._box)
-        status = await self._db.execute(
-            sql.ENDPOINT_UPDATE,
-            *(values[c] for c in sql.ENDPOINT_UPDATE_COLUMNS),
-            expected_updated_at,
-        )
-        if command_status_count(status) == 0:
-            if await self._db.fetchval(sql.ENDPOINT_EXISTS, endpoint.app_id, endpoint.id):
-                raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
-            raise NotFound("endpoint", endpoint.id)
+        async with self._db.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                sql.ENDPOINT_UPDATE,
+                *(values[c] for c in sql.ENDPOINT_UPDATE_COLUMNS),
+                expected_updated_at,
+            )
+            if command_status_count(status) == 0:
+                if await conn.fetchval(sql.ENDPOINT_EXISTS, endpoint.app_id, endpoint.id):
+                    raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
+                raise NotFound("endpoint", endpoint.id)
+            notified = await write_events(conn, self._sql, notify)
+        if notified:
+            self._notifier.poke()
         return endpoint
 
     @wrap_exceptions

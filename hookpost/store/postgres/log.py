@@ -14,7 +14,7 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
-from hookpost.domain.queries import AttemptFilter
+from hookpost.domain.queries import AttemptFilter, Finished
 from hookpost.store.paging import finish_page
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import (
@@ -27,6 +27,7 @@ from hookpost.store.postgres.core import (
     paged_query,
 )
 from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.postgres.outbox import write_events
 from hookpost.store.rows import (
     attempt_from_row,
     delivery_from_row,
@@ -53,20 +54,30 @@ class PostgresLog(PostgresBase):
 
     @wrap_exceptions
     async def recover(
-        self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
+        self,
+        app_id: str,
+        endpoint_id: str,
+        since_ms: int,
+        until_ms: int | None,
+        now_ms: int,
+        finished: Finished | None = None,
     ) -> int:
         since = ids.id_floor(ids.MESSAGE, since_ms)
         until = None if until_ms is None else ids.id_floor(ids.MESSAGE, until_ms)
         recovered: int = 0
         after = None
+        args = (app_id, endpoint_id, self.batch_rows, since, until)
         while True:
-            row = await self._db.fetchrow(
-                self._sql.recover, now_ms, app_id, endpoint_id, self.batch_rows, since, until, after
-            )
-            recovered += row["recovered"]
-            if row["recovered"]:
+            notified = 0
+            async with self._db.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(self._sql.recover, now_ms, *args, after)
+                recovered += row["recovered"]
+                last = row["scanned"] < self.batch_rows
+                if last and finished is not None:  # the last batch: its events with it
+                    notified = await write_events(conn, self._sql, finished(recovered))
+            if row["recovered"] or notified:
                 self._notifier.poke()
-            if row["scanned"] < self.batch_rows:
+            if last:
                 return recovered
             after = row["last"]
 

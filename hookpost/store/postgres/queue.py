@@ -20,11 +20,13 @@ from hookpost.domain.models import (
     DeliveryStatus,
     Trigger,
 )
+from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head, Share
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.postgres.outbox import write_events
 from hookpost.store.rows import (
     HEALTH_FIELDS,
     SEALED_HEADER_JSON,
@@ -126,6 +128,7 @@ class PostgresQueue(PostgresBase):
         now_ms: int,
         disable_after_ms: int,
         disable_after_failures: int = 0,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         results = list(results)
         if not results:
@@ -149,6 +152,16 @@ class PostgresQueue(PostgresBase):
             r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS
         }
 
+        if not failing and notify:  # recovered deliveries: with their events, in a transaction
+
+            async def successes_notified() -> FinishOutcome:
+                async with self._db.acquire() as conn, conn.transaction():
+                    row = await conn.fetchrow(self._sql.finish_successes, *args)
+                    notified = await write_events(conn, self._sql, notify)
+                stale = len(results) - row["updated"]
+                return FinishOutcome(disabled_endpoints=[], stale=stale, notified=notified)
+
+            return self._notified(await self._retrying(successes_notified, _FINISH_RACES))
         if not failing:
             # One statement, one round trip: the common case of a healthy batch.
             async def successes() -> FinishOutcome:
@@ -179,11 +192,23 @@ class PostgresQueue(PostgresBase):
                         list(changed),
                         *map(list, zip(*map(astuple, changed.values()), strict=True)),
                     )
+                lost = {r.attempt.id for r in results if r.attempt.id not in finished}
+                events = [
+                    *applied(notify, lost),
+                    *auto_disabled(disabled, fail_since(changed, disabled), now_ms),
+                ]
                 return FinishOutcome(
-                    disabled_endpoints=disabled, stale=len(results) - rows[0]["updated"]
+                    disabled_endpoints=disabled,
+                    stale=len(results) - rows[0]["updated"],
+                    notified=await write_events(conn, self._sql, events),
                 )
 
-        return await self._retrying(with_failures, _FINISH_RACES)
+        return self._notified(await self._retrying(with_failures, _FINISH_RACES))
+
+    def _notified(self, outcome: FinishOutcome) -> FinishOutcome:
+        if outcome.notified:
+            self._notifier.poke()
+        return outcome
 
     @wrap_exceptions
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from hookpost.domain.errors import NotFound, StaleWrite
 from hookpost.domain.limits import too_many_endpoints, too_many_event_types
 from hookpost.domain.models import Application, Endpoint, EventType, Page, PageRequest
+from hookpost.domain.operational import OperationalEvent
 from hookpost.store.paging import finish_page
 from hookpost.store.purge import BatchedDeletes
 from hookpost.store.rows import (
@@ -20,6 +22,7 @@ from hookpost.store.rows import (
 from hookpost.store.sqlite import sql
 from hookpost.store.sqlite.core import Conn, SqliteBase, paged
 from hookpost.store.sqlite.errors import conflict
+from hookpost.store.sqlite.outbox import write_events
 
 
 class SqliteCatalog(SqliteBase, BatchedDeletes):
@@ -94,12 +97,16 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
 
         return await self._db.write(run)
 
-    async def _flag_endpoint(self, app_id: str, endpoint_id: str) -> None:
-        def run(c: Conn) -> None:
+    async def _flag_endpoint(
+        self, app_id: str, endpoint_id: str, notify: Sequence[OperationalEvent] = ()
+    ) -> None:
+        def run(c: Conn) -> int:
             if c.execute(sql.ENDPOINT_FLAG, (app_id, endpoint_id)).rowcount == 0:
                 raise NotFound("endpoint", endpoint_id)
+            return write_events(c, notify)
 
-        await self._db.write(run)
+        if await self._db.write(run):
+            self._new_work()
 
     async def _delete_some(self, table: str, column: str, value: str, limit: int) -> int:
         query = (
@@ -201,11 +208,16 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
         await self._db.write(run)
 
     # -- endpoints ---------------------------------------------------------------------------
-    async def create_endpoint(self, endpoint: Endpoint, max_per_app: int | None = None) -> Endpoint:
+    async def create_endpoint(
+        self,
+        endpoint: Endpoint,
+        max_per_app: int | None = None,
+        notify: Sequence[OperationalEvent] = (),
+    ) -> Endpoint:
         values = endpoint_values(endpoint, self._box)
         app_id = endpoint.app_id
 
-        def run(c: Conn) -> Endpoint:
+        def run(c: Conn) -> int:
             # In the write transaction: no other writer can add one in between.
             if c.execute(sql.APP_LIVE, (app_id,)).fetchone() is None:
                 raise NotFound("application", app_id)
@@ -216,9 +228,11 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
                 c.execute(sql.ENDPOINT_INSERT, values)
             except sqlite3.IntegrityError as exc:
                 raise conflict(exc, "an endpoint with this uid") from None
-            return endpoint
+            return write_events(c, notify)
 
-        return await self._db.write(run)
+        if await self._db.write(run):
+            self._new_work()
+        return endpoint
 
     async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint:
         def run(c: Conn) -> Endpoint:
@@ -238,14 +252,17 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
         return await self._db.read(run)
 
     async def update_endpoint(
-        self, endpoint: Endpoint, expected_updated_at: int | None = None
+        self,
+        endpoint: Endpoint,
+        expected_updated_at: int | None = None,
+        notify: Sequence[OperationalEvent] = (),
     ) -> Endpoint:
         values = {
             **endpoint_values(endpoint, self._box),
             "expected_updated_at": expected_updated_at,
         }
 
-        def run(c: Conn) -> Endpoint:
+        def run(c: Conn) -> int:
             try:
                 cur = c.execute(sql.ENDPOINT_UPDATE, values)
             except sqlite3.IntegrityError as exc:
@@ -255,9 +272,11 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
                 if exists is not None:
                     raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
                 raise NotFound("endpoint", endpoint.id)
-            return endpoint
+            return write_events(c, notify)
 
-        return await self._db.write(run)
+        if await self._db.write(run):
+            self._new_work()
+        return endpoint
 
     async def any_sealed_keys(self) -> tuple[str, str] | None:
         def run(c: Conn) -> tuple[str, str] | None:

@@ -18,7 +18,7 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
-from hookpost.domain.queries import AttemptFilter
+from hookpost.domain.queries import AttemptFilter, Finished
 from hookpost.store.paging import finish_page
 from hookpost.store.rows import (
     attempt_from_row,
@@ -35,6 +35,7 @@ from hookpost.store.sqlite.core import (
     paged,
     snapshot,
 )
+from hookpost.store.sqlite.outbox import write_events
 
 
 class SqliteLog(SqliteBase):
@@ -54,11 +55,24 @@ class SqliteLog(SqliteBase):
         self._new_work()
 
     async def recover(
-        self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None, now_ms: int
+        self,
+        app_id: str,
+        endpoint_id: str,
+        since_ms: int,
+        until_ms: int | None,
+        now_ms: int,
+        finished: Finished | None = None,
     ) -> int:
         limit = self.batch_rows
+        recovered = 0
 
         def run(c: Conn, after: str | None) -> tuple[int, str | None]:
+            count, after = step(c, after)
+            if after is None and finished is not None:  # the last batch: its events with it
+                write_events(c, finished(recovered + count))
+            return count, after
+
+        def step(c: Conn, after: str | None) -> tuple[int, str | None]:
             # Walks the endpoint's deliveries in message order (ix_deliveries_endpoint), so a
             # delivery that fails again meanwhile is not queued twice by one recover.
             where = ["endpoint_id = ?", "app_id = ?", "status IN (3, 4)"]
@@ -75,11 +89,11 @@ class SqliteLog(SqliteBase):
             cur = c.execute(sql.RECOVER, (now_ms, now_ms, now_ms, chosen))
             return cur.rowcount, batch[-1][1] if len(batch) == limit else None
 
-        recovered, after = 0, None
+        after = None
         while True:
             count, after = await self._db.write(run, after)
             recovered += count
-            if count:
+            if count or (after is None and finished is not None):
                 self._new_work()
             if after is None:
                 return recovered

@@ -18,6 +18,7 @@ from hookpost.domain.models import (
     DeliveryStatus,
     Trigger,
 )
+from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
 from hookpost.store.rows import (
@@ -30,6 +31,7 @@ from hookpost.store.rows import (
 )
 from hookpost.store.sqlite.core import Conn, SqliteBase
 from hookpost.store.sqlite.multirow import execute_values
+from hookpost.store.sqlite.outbox import write_events
 from hookpost.store.sqlite.sql import (
     ATTEMPTS_INSERT,
     CLAIM,
@@ -155,6 +157,7 @@ class SqliteQueue(SqliteBase):
         now_ms: int,
         disable_after_ms: int,
         disable_after_failures: int = 0,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         results = list(results)
         # Built before the transaction: the write lock is held for that, not for this.
@@ -177,7 +180,9 @@ class SqliteQueue(SqliteBase):
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
             if execute_values(c, DELIVERIES_FINISH, delivery_rows) < len(results):
                 raise _LeaseLost  # rare: which results are stale is read by held_only
-            return health.apply(c, now_ms, disable_after_ms, disable_after_failures, stale=0)
+            return health.apply(
+                c, now_ms, disable_after_ms, disable_after_failures, stale=0, notify=notify
+            )
 
         def held_only(c: Conn) -> FinishOutcome:
             """Every attempt is recorded; only results whose lease is held change their
@@ -188,14 +193,24 @@ class SqliteQueue(SqliteBase):
             fresh = [i for i, r in enumerate(results) if (r.delivery_id, r.lease) in held]
             updated = execute_values(c, DELIVERIES_FINISH, [delivery_rows[i] for i in fresh])
             fresh_health = _Health([results[i] for i in fresh])
+            kept = set(fresh)
+            lost = {r.attempt.id for i, r in enumerate(results) if i not in kept}
             return fresh_health.apply(
-                c, now_ms, disable_after_ms, disable_after_failures, len(results) - updated
+                c,
+                now_ms,
+                disable_after_ms,
+                disable_after_failures,
+                len(results) - updated,
+                applied(notify, lost),
             )
 
         try:
-            return await self._db.write(run)
+            outcome = await self._db.write(run)
         except _LeaseLost:
-            return await self._db.write(held_only)
+            outcome = await self._db.write(held_only)
+        if outcome.notified:
+            self._new_work()
+        return outcome
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
         rows = list(leases)
@@ -263,11 +278,20 @@ class _Health:
         self.failing_ids = orjson.dumps(sorted(failing)).decode() if failing else ""
 
     def apply(
-        self, c: Conn, now_ms: int, disable_after_ms: int, disable_after_failures: int, stale: int
+        self,
+        c: Conn,
+        now_ms: int,
+        disable_after_ms: int,
+        disable_after_failures: int,
+        stale: int,
+        notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
+        """Also writes the operational events: ``notify``, and endpoint.disabled for the
+        endpoints disabled now."""
         execute_values(c, ENDPOINTS_RESET, self.only_ok)
         if not self.mixed:
-            return FinishOutcome(disabled_endpoints=[], stale=stale)
+            notified = write_events(c, notify) if notify else 0
+            return FinishOutcome(disabled_endpoints=[], stale=stale, notified=notified)
         states = {
             ep_id: Health(failures, first, bool(disabled), *rest)
             for ep_id, failures, first, disabled, *rest in c.execute(
@@ -282,4 +306,6 @@ class _Health:
             ENDPOINTS_HEALTH_UPDATE,
             [(ep_id, *dataclasses.astuple(h)) for ep_id, h in changed.items()],
         )
-        return FinishOutcome(disabled_endpoints=disabled_now, stale=stale)
+        events = [*notify, *auto_disabled(disabled_now, fail_since(changed, disabled_now), now_ms)]
+        notified = write_events(c, events) if events else 0
+        return FinishOutcome(disabled_endpoints=disabled_now, stale=stale, notified=notified)
