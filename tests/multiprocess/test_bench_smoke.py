@@ -22,6 +22,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {"1", "2", "3", "4", "5", "6"}
+# What check_backend reads (the e2e variants, e2e1, e2e-inline and e2e-aiohttp, run the same
+# code as e2e and are left out to keep the suite's time); SQLite also runs the newer scenarios.
+CHECKED = "e2e,e2e-sdk,ingest,latency,drain,future-backlog,backlog,isolation,fanout,fanout-filtered"
 
 
 def run_quick(tmp_path: Path, *extra: str) -> dict[str, Any]:
@@ -86,14 +89,18 @@ def check_backend(data: dict[str, Any], backend: str) -> None:
 
 
 def test_quick_bench_sqlite(tmp_path: Path) -> None:
-    data = run_quick(tmp_path, "--backend", "sqlite")
+    data = run_quick(
+        tmp_path, "--backend", "sqlite", "--scenario", f"{CHECKED},ingest-strict,fairness"
+    )
     assert data["baseline"]["rate"] > 0
     assert data["meta"]["receiver"]["kind"] in ("nginx", "python-fallback")
     assert data["meta"]["machine"]["nproc"] >= 1
     check_backend(data, "sqlite")
+    fair = data["backends"]["sqlite"]["fairness"]  # B's 10, queued behind A's backlog
+    assert fair["b_delivered"] == 10, fair
 
 
 def test_quick_bench_postgres(tmp_path: Path, postgres_url: str) -> None:
     server = with_database(postgres_url, "postgres")
-    data = run_quick(tmp_path, "--backend", "postgres", "--pg-url", server)
+    data = run_quick(tmp_path, "--backend", "postgres", "--pg-url", server, "--scenario", CHECKED)
     check_backend(data, "postgres")
