@@ -698,6 +698,14 @@ class EndpointStats(_Model):
     canceled: int
 
 
+class EndpointThrottleRateStatusOut(_Model):
+    """Svix's rate-limit status: ``RateLimited`` while the endpoint's throttleRate holds due
+    deliveries back; ``throttledSince``: the due time of the oldest one waiting."""
+
+    status: Literal["Ok", "RateLimited"]
+    throttled_since: datetime | None = None
+
+
 class RecoverIn(_Model):
     since: UtcDatetime
     until: UtcDatetime | None = None  # null or absent: now
