@@ -96,7 +96,7 @@ async def test_concurrent_claims_never_take_a_slot_twice(
     store: Store, store_factory: StoreFactory
 ) -> None:
     """Four stores (as four worker processes) claim at the same moments: one slot a second."""
-    _, ep = await _throttled(store, 1, 50)
+    await _throttled(store, 1, 50)
     async with contextlib.AsyncExitStack() as stack:
         others = [await stack.enter_async_context(store_factory()) for _ in range(4)]
         for step in range(5):
