@@ -56,6 +56,7 @@ ALL_SCENARIOS = [
     "backlog",
     "fairness",
     "isolation",
+    "throttled",
     "fanout",
     "fanout-filtered",
 ]

@@ -290,6 +290,32 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "isolation",
                 run_ratio=ratio(badr),
             )
+        if "throttled" in sc:
+            thr = sc["throttled"]
+            drop = thr.get("drop")
+            nclean = _get(thr, "clean", "ratio_to_near_baseline")
+            nthr = _get(thr, "with_throttled", "ratio_to_near_baseline")
+            got, limit = thr.get("throttled_rate"), thr.get("throttled_rate_limit")
+            row(
+                "5t",
+                backend,
+                f"20 healthy endpoints + one throttled to {limit}/s, {label}",
+                f"{nthr:.3f} vs {nclean:.3f} x near baseline clean = {-drop:+.0%}; "
+                f"throttled endpoint {got}/s"
+                if drop is not None and nthr is not None and nclean is not None
+                else "error",
+                nthr,
+                f"drop <= {ISOLATION_MAX_DROP:.0%}; rate within 10%",
+                None
+                if drop is None or got is None
+                else (
+                    drop <= ISOLATION_MAX_DROP
+                    and abs(got - limit) <= 0.1 * limit
+                    and bool(thr.get("complete"))
+                ),
+                drop,
+                "throttled",
+            )
         if "fanout" in sc:
             f = _get(sc, "fanout", "deliveries_per_s")
             n = _get(sc, "fanout", "endpoints")

@@ -815,9 +815,15 @@ def sustained(ctx: Ctx, backend: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- isolation
 
 
-def isolation_run(ctx: Ctx, backend: str, with_bad: bool, round_no: int = 0) -> dict[str, Any]:
+THROTTLED_RATE = 50  # deliveries/s of the `throttled` scenario's throttled endpoint
+
+
+def isolation_run(ctx: Ctx, backend: str, variant: str, round_no: int = 0) -> dict[str, Any]:
+    """One round: 20 healthy endpoints alone (``clean``), or beside one never-answering and
+    one slow 500 endpoint (``bad``), or beside one endpoint throttled to THROTTLED_RATE
+    (``throttled``, issue 20) that every message also goes to."""
     s = ctx.sizes
-    label = "iso-bad" if with_bad else "iso-clean"
+    label = f"iso-{variant}"
     # A stack of its own per round: on SQLite a reused label would reuse the database file,
     # and the previous bad round's never-answering deliveries would still be due in it.
     stack = ctx.stack(backend, f"{label}-{round_no}")
@@ -826,12 +832,18 @@ def isolation_run(ctx: Ctx, backend: str, with_bad: bool, round_no: int = 0) -> 
         procs = stack.start(stack.full_roles())
         ctx.step("started")
         prefix = f"/{label}/{backend}/"
+        paced_prefix = f"/{label}-paced/{backend}/"
         app = run(stack.api.create_app(f"bench {label}"))
         urls = [f"{ctx.nginx}{prefix}h{i}" for i in range(s.iso_healthy)]
-        if with_bad:
+        extra: list[dict[str, Any]] = [{} for _ in urls]
+        if variant == "bad":
             bad = f"http://{LOOPBACK}:{ctx.bad_port}"
             urls += [f"{bad}/never/{backend}", f"{bad}/slow500/{backend}"]
-        run(stack.api.create_endpoints(app, urls))
+            extra += [{}, {}]
+        elif variant == "throttled":
+            urls.append(f"{ctx.nginx}{paced_prefix}t")
+            extra.append({"throttleRate": THROTTLED_RATE})
+        run(stack.api.create_endpoints(app, urls, extra=extra))
         mark = ctx.receiver.mark()
         acct = Accounting(procs, db_name=stack.pg_db_name)
         acct.start()
@@ -857,34 +869,42 @@ def isolation_run(ctx: Ctx, backend: str, with_bad: bool, round_no: int = 0) -> 
             prof.stop()
         last = max((ln.at for ln in lines), default=gen["first_accept"])
         span = last - gen["first_accept"]
-        return {
+        out = {
             "messages": gen["accepted"],
             "healthy_endpoints": s.iso_healthy,
-            "bad_endpoints": 2 if with_bad else 0,
+            "bad_endpoints": 2 if variant == "bad" else 0,
             "healthy_delivered": len(lines),
             "healthy_expected": want,
             "healthy_deliveries_per_s": round(len(lines) / span, 1) if span > 0 else 0.0,
             "usage": usage,
         }
+        if variant == "throttled":
+            # its rate while the healthy ones were delivered (it has a backlog throughout)
+            paced = sorted(ln.at for ln in ctx.receiver.since(mark, paced_prefix))
+            window = (paced[-1] - paced[0]) if len(paced) > 1 else 0.0
+            out["throttled_rate_limit"] = THROTTLED_RATE
+            out["throttled_deliveries"] = len(paced)
+            out["throttled_rate"] = round((len(paced) - 1) / window, 2) if window else None
+        return out
     finally:
         # the never-answering endpoint holds requests open until the request timeout, and a
         # graceful stop would wait for them: the result is already measured, so do not wait
-        stack.close(timeout=3.0 if with_bad else 15.0)
+        stack.close(timeout=15.0 if variant == "clean" else 3.0)
 
 
-def isolation(ctx: Ctx, backend: str) -> dict[str, Any]:
+def isolation(ctx: Ctx, backend: str, variant: str = "bad") -> dict[str, Any]:
     """Target 5: 20 healthy endpoints, with and without one never-answering endpoint and one
-    that answers 500 slowly, every message going to every endpoint of the app. The two
-    variants alternate (clean, bad, clean, bad, ...) on fresh stacks; the drop compares the
-    medians."""
+    that answers 500 slowly (``throttled``: one endpoint throttled to THROTTLED_RATE instead),
+    every message going to every endpoint of the app. The two variants alternate (clean,
+    other, clean, other, ...) on fresh stacks; the drop compares the medians."""
     clean_runs: list[dict[str, Any]] = []
     bad_runs: list[dict[str, Any]] = []
     # A short baseline between rounds: each round is also divided by the two around it.
     before = near_baseline(ctx, f"{backend}-iso-0")
     for i in range(ctx.sizes.iso_repeats):
-        for with_bad, runs in ((False, clean_runs), (True, bad_runs)):
-            out = isolation_run(ctx, backend, with_bad=with_bad, round_no=i)
-            after = near_baseline(ctx, f"{backend}-iso-{2 * i + 1 + with_bad}")
+        for kind, runs in (("clean", clean_runs), (variant, bad_runs)):
+            out = isolation_run(ctx, backend, kind, round_no=i)
+            after = near_baseline(ctx, f"{backend}-iso-{2 * i + 1 + (kind != 'clean')}")
             out["near_baseline"] = near_pair(before, after)
             rate = out["near_baseline"]["rate"]
             out["ratio_to_near_baseline"] = (
@@ -910,14 +930,18 @@ def isolation(ctx: Ctx, backend: str) -> dict[str, Any]:
     a, b = clean["healthy_deliveries_per_s"], bad["healthy_deliveries_per_s"]
     na, nb = clean["ratio_to_near_baseline"], bad["ratio_to_near_baseline"]
     complete = all(r["healthy_delivered"] == r["healthy_expected"] for r in clean_runs + bad_runs)
-    return {
+    result = {
         "clean": clean,
-        "with_bad": bad,
+        "with_bad" if variant == "bad" else "with_throttled": bad,
         "complete": complete,
         "drop_raw": round(1 - b / a, 3) if a else None,
         # the verdict's figure: each round as a share of the baselines around it
         "drop": round(1 - nb / na, 3) if na and nb is not None else None,
     }
+    if variant == "throttled":
+        result["throttled_rate"] = med([r["throttled_rate"] for r in bad_runs])
+        result["throttled_rate_limit"] = THROTTLED_RATE
+    return result
 
 
 # --------------------------------------------------------------------------- fan-out
@@ -1006,6 +1030,8 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "fairness": fairness,
     "sustained": sustained,
     "isolation": isolation,
+    # issue 20: the same beside one throttled endpoint instead of two bad ones
+    "throttled": lambda ctx, backend: isolation(ctx, backend, "throttled"),
     "fanout": fanout,
     # issue 19: the same with a payload filter on every endpoint, half of them matching
     "fanout-filtered": lambda ctx, backend: fanout(ctx, backend, filtered=True),

@@ -36,6 +36,7 @@ from hookpost.domain.models import (
     Message,
     Page,
 )
+from hookpost.domain.throttle import ThrottleStatus
 
 T = TypeVar("T")
 
@@ -210,6 +211,13 @@ def stats_out(stats: EndpointStats) -> dict[str, Any]:
         "sending": stats.sending,
         "fail": stats.fail,
         "canceled": stats.canceled,
+    }
+
+
+def throttle_status_out(status: ThrottleStatus) -> dict[str, Any]:
+    return {
+        "status": "RateLimited" if status.limited else "Ok",
+        "throttledSince": iso_opt(status.since),
     }
 
 

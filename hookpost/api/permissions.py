@@ -39,6 +39,7 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.endpoint.update-headers": P.MANAGE_ENDPOINTS,
     "v1.endpoint.patch-headers": P.MANAGE_ENDPOINTS,
     "v1.endpoint.get-stats": P.READ,
+    "v1.endpoint.get-throttling-status": P.READ,
     "v1.endpoint.recover": P.REPLAY,
     "v1.endpoint.send-example": P.REPLAY,
     # messages

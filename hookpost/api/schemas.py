@@ -378,6 +378,11 @@ _POLICY_DESCRIPTION = (
     "a receiver's `Retry-After` apply as to the global schedule. A 410 Gone still ends the "
     "delivery. null: not set. Absent on a PUT: unchanged. See docs/receivers.md."
 )
+_THROTTLE_DESCRIPTION = (
+    "Maximum messages per second to send to this endpoint, enforced across all workers at an "
+    "even pace: excess deliveries wait, none is dropped "
+    "(`GET .../rate-limit-status` shows whether it holds deliveries back)."
+)
 _TIMEOUT_DESCRIPTION = (
     f"hookpost extension: the total timeout of each request to this endpoint, "
     f"{MIN_TIMEOUT_S} to {MAX_TIMEOUT_S} seconds; null: `HOOKPOST_REQUEST_TIMEOUT_S`. A worker "
@@ -430,7 +435,7 @@ class EndpointUpdate(_Model):
     description: Description = ""
     uid: IdStr | None = None
     disabled: bool = False
-    throttle_rate: ThrottleRateIn | None = None
+    throttle_rate: Annotated[ThrottleRateIn | None, Field(description=_THROTTLE_DESCRIPTION)] = None
     event_types: Annotated[EventTypeFilter | None, Field(description=_EVENT_TYPES_DESCRIPTION)] = (
         None  # null or absent: every event type
     )
@@ -469,7 +474,9 @@ class EndpointPatch(_PatchModel):
     description: Annotated[Description | SkipJsonSchema[None], NotNull] = None
     uid: IdStr | None = None
     disabled: Annotated[bool | SkipJsonSchema[None], NotNull] = None
-    throttle_rate: ThrottleRatePatch | None = None
+    throttle_rate: Annotated[ThrottleRatePatch | None, Field(description=_THROTTLE_DESCRIPTION)] = (
+        None
+    )
     event_types: Annotated[
         EventTypeFilterPatch | None, Field(description=_EVENT_TYPES_DESCRIPTION)
     ] = None  # null: every event type
@@ -696,6 +703,14 @@ class EndpointStats(_Model):
     sending: int
     fail: int
     canceled: int
+
+
+class EndpointThrottleRateStatusOut(_Model):
+    """Svix's rate-limit status: ``RateLimited`` while the endpoint's throttleRate holds due
+    deliveries back; ``throttledSince``: the due time of the oldest one waiting."""
+
+    status: Literal["Ok", "RateLimited"]
+    throttled_since: datetime | None = None
 
 
 class RecoverIn(_Model):

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from hookpost.domain.throttle import Pace
+
 T = TypeVar("T")
 
 
@@ -27,17 +29,20 @@ class Head:
     endpoint_id: str
     due_at: int
     disabled: bool = False
+    pace: Pace | None = None  # a throttled endpoint's
 
 
 @dataclass(frozen=True, slots=True)
 class Share:
     """How many of an endpoint's due rows a claim takes, and its place in the round-robin
-    (``rank``: 0 is the longest-waiting). ``cancel``: a disabled endpoint's, to be canceled."""
+    (``rank``: 0 is the longest-waiting). ``cancel``: a disabled endpoint's, to be canceled.
+    ``pace``: a throttled endpoint's, whose ``throttle_at`` the claim moves (ClaimRounds.paced)."""
 
     endpoint_id: str
     take: int
     rank: int
     cancel: bool = False
+    pace: Pace | None = None
 
 
 def plan_claim(
@@ -46,8 +51,10 @@ def plan_claim(
     max_per_endpoint: int | None = None,
     in_flight: Mapping[str, int] | None = None,
     exclude: Iterable[str] = (),
+    now: float = 0,
 ) -> list[Share]:
-    """The shares of one claim of up to ``limit`` deliveries.
+    """The shares of one claim of up to ``limit`` deliveries, at ``now`` (the heads' clock:
+    a throttled endpoint's free slots depend on it).
 
     Each ready endpoint takes at most its free slots and an equal part of the claim (the
     longest-waiting take the remainder, one more each): with a few endpoints, each may fill
@@ -58,7 +65,7 @@ def plan_claim(
         return []
     busy = in_flight or {}
     excluded = set(exclude)
-    ready: list[Head] = []
+    ready: list[tuple[Head, int]] = []  # with its throttle's free slots (or the limit)
     cancel: list[Head] = []
     for head in sorted(heads, key=lambda h: (h.due_at, h.endpoint_id)):
         if head.endpoint_id in excluded:
@@ -66,17 +73,19 @@ def plan_claim(
         if head.disabled:
             cancel.append(head)
         elif max_per_endpoint is None or busy.get(head.endpoint_id, 0) < max_per_endpoint:
-            ready.append(head)
+            slots = limit if head.pace is None else head.pace.slots(now)
+            if slots > 0:
+                ready.append((head, slots))
     ready = ready[:limit]
     shares = [Share(h.endpoint_id, limit, rank, cancel=True) for rank, h in enumerate(cancel)]
     if not ready:
         return shares
     equal, extra = divmod(limit, len(ready))
-    for rank, head in enumerate(ready):
-        part = equal + (rank < extra)
+    for rank, (head, slots) in enumerate(ready):
+        part = min(equal + (rank < extra), slots)
         if max_per_endpoint is not None:
             part = min(part, max_per_endpoint - busy.get(head.endpoint_id, 0))
-        shares.append(Share(head.endpoint_id, part, rank))
+        shares.append(Share(head.endpoint_id, part, rank, pace=head.pace))
     return shares
 
 
@@ -87,7 +96,7 @@ class ClaimRounds:
     """One claim, round by round: ``first`` are its shares (plan_claim); after each round the
     store reports the endpoints of the rows it took (to lease, not the canceled ones) to
     ``next``, which gives the next round's shares (top_up), or none. ``order`` interleaves
-    all the rows taken."""
+    all the rows taken; ``paced`` says where the throttled endpoints' paces move to."""
 
     def __init__(
         self,
@@ -96,9 +105,11 @@ class ClaimRounds:
         max_per_endpoint: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         exclude: Iterable[str] = (),
+        now: float = 0,
     ) -> None:
         self._limit, self._cap, self._busy = limit, max_per_endpoint, in_flight or {}
-        self.first = plan_claim(heads, limit, max_per_endpoint, in_flight, exclude)
+        self._now = now
+        self.first = plan_claim(heads, limit, max_per_endpoint, in_flight, exclude, now)
         self._last = self.first
         self._rounds = 1
         self._taken: dict[str, int] = {}
@@ -116,6 +127,15 @@ class ClaimRounds:
 
     def order(self, rows: Sequence[T], endpoint_of: Callable[[T], str]) -> list[T]:
         return interleave(rows, self.first, endpoint_of, self._limit)
+
+    def paced(self) -> list[tuple[str, float]]:
+        """The throttled endpoints this claim took rows of, and their ``throttle_at`` after it
+        (a store that knows what it took in one transaction writes these)."""
+        return [
+            (s.endpoint_id, s.pace.after(self._now, self._taken[s.endpoint_id]))
+            for s in self.first
+            if s.pace is not None and self._taken.get(s.endpoint_id)
+        ]
 
 
 def top_up(
@@ -136,7 +156,12 @@ def top_up(
     round (``last``); ``taken``: in the whole claim so far (the rows to lease, not canceled)."""
     busy = in_flight or {}
     room = limit - sum(taken.values())
-    full = [s for s in last if not s.cancel and got.get(s.endpoint_id, 0) >= s.take > 0]
+    # A throttled endpoint took its free slots in the first round, or all it had.
+    full = [
+        s
+        for s in last
+        if not s.cancel and s.pace is None and got.get(s.endpoint_id, 0) >= s.take > 0
+    ]
     if room <= 0 or not full:
         return []
     equal, extra = divmod(room, len(full))

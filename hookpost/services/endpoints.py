@@ -32,6 +32,7 @@ from hookpost.domain.signing import (
     keys_for_scheme,
     shown_key,
 )
+from hookpost.domain.throttle import ThrottleStatus
 from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
@@ -317,6 +318,17 @@ class EndpointService:
     ) -> EndpointStats:
         endpoint = await self.get(app_id, endpoint_id)
         return await self._store.endpoint_stats(endpoint.app_id, endpoint.id, since_ms, until_ms)
+
+    async def throttle_status(self, app_id: str, endpoint_id: str) -> ThrottleStatus:
+        """Svix's rate-limit status: whether the endpoint's throttleRate holds deliveries back
+        now, and since when (on this process's clock)."""
+        endpoint = await self.get(app_id, endpoint_id)
+        now = self._clock()
+        state = await self._store.endpoint_pace(endpoint.id, now)
+        status = state.status()
+        if status.since is None:
+            return status
+        return ThrottleStatus(True, status.since - state.now + now)  # from the store's clock
 
     async def recover(
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None = None

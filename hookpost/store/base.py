@@ -38,6 +38,7 @@ from hookpost.domain.queries import (
     MessageFilter,
     QueueDepth,
 )
+from hookpost.domain.throttle import PaceState
 
 
 class Lifecycle(Protocol):
@@ -281,6 +282,11 @@ class DeliveryLog(Protocol):
     async def endpoint_stats(
         self, app_id: str, endpoint_id: str, since_ms: int | None, until_ms: int | None
     ) -> EndpointStats: ...
+
+    async def endpoint_pace(self, endpoint_id: str, now_ms: int) -> PaceState:
+        """The endpoint's throttle rate and pace, and its oldest pending due time, for Svix's
+        rate-limit status (domain.throttle)."""
+        ...
 
 
 class Tokens(Protocol):

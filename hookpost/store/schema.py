@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -104,6 +105,8 @@ endpoints = Table(
     Column("last_success_at", BigInteger, nullable=True),
     Column("last_failure_at", BigInteger, nullable=True),
     Column("last_status_code", Integer, nullable=True),
+    # domain.throttle's next allowed send time (ms, on the due times' clock; migration 0012)
+    Column("throttle_at", Float, nullable=True),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
     Index(  # the worker's delivery_options reads the few endpoints with a timeout

@@ -35,6 +35,7 @@ from hookpost.api.schemas import (
     EndpointSecretOut,
     EndpointSecretRotateIn,
     EndpointStats,
+    EndpointThrottleRateStatusOut,
     EndpointUpdate,
     EndpointWrittenOut,
     EventExampleIn,
@@ -325,6 +326,21 @@ async def get_endpoint_stats(
 ) -> Response:
     stats = await app.services.endpoints.stats(app.id, endpoint_id, date_ms(since), date_ms(until))
     return json_response(mapping.stats_out(stats))
+
+
+@router.get(
+    "/{endpoint_id}/rate-limit-status",
+    response_model=EndpointThrottleRateStatusOut,
+    operation_id="v1.endpoint.get-throttling-status",
+    summary="Get Throttling Status",
+    description=(
+        "`RateLimited` while the endpoint's `throttleRate` holds due deliveries back, with "
+        "`throttledSince` the due time of the oldest one waiting; else `Ok`."
+    ),
+)
+async def get_endpoint_throttling_status(app: AppCtx, endpoint_id: EndpointId) -> Response:
+    status = await app.services.endpoints.throttle_status(app.id, endpoint_id)
+    return json_response(mapping.throttle_status_out(status))
 
 
 @router.post(

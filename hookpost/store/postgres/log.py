@@ -15,6 +15,7 @@ from hookpost.domain.models import (
     PageRequest,
 )
 from hookpost.domain.queries import AttemptFilter, Finished
+from hookpost.domain.throttle import PaceState
 from hookpost.store.paging import finish_page
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import (
@@ -175,3 +176,11 @@ class PostgresLog(PostgresBase):
             *args,
         )
         return stats_from_counts({r["status"]: r["n"] for r in rows})
+
+    @wrap_exceptions
+    async def endpoint_pace(self, endpoint_id: str, now_ms: int) -> PaceState:
+        now = () if self._sql.database_clock else (now_ms,)
+        row = await self._db.fetchrow(self._sql.endpoint_pace, endpoint_id, *now)
+        if row is None:
+            raise NotFound("endpoint", endpoint_id)
+        return PaceState(row["throttle_rate"], row["throttle_at"], row["oldest_due"], row["now"])

@@ -23,6 +23,7 @@ from hookpost.domain.models import (
 from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head, Share
+from hookpost.domain.throttle import Pace
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
@@ -56,17 +57,25 @@ class PostgresQueue(PostgresBase):
         if limit <= 0:
             return []
         now = () if self._sql.database_clock else (now_ms,)
+        found = await self._db.fetch(self._sql.claim_heads, *now)
         heads = [
-            Head(r["endpoint_id"], r["due_at"], r["disabled"])
-            for r in await self._db.fetch(self._sql.claim_heads, *now)
+            Head(
+                r["endpoint_id"],
+                r["due_at"],
+                r["disabled"],
+                None if r["throttle_rate"] is None else Pace(r["throttle_rate"], r["throttle_at"]),
+            )
+            for r in found
         ]
-        rounds = ClaimRounds(heads, limit, max_per_endpoint, in_flight, exclude_endpoints)
+        # A throttled endpoint's slots are on the due times' clock (the database's).
+        clock = found[0]["now"] if found else now_ms
+        rounds = ClaimRounds(heads, limit, max_per_endpoint, in_flight, exclude_endpoints, clock)
         lease = secrets.token_hex(8)
         rows: list[asyncpg.Record] = []
         shares = rounds.first
         while shares:
             try:
-                taken = await self._take(shares, now_ms, lease_ms, lease, exclude_deliveries)
+                taken = await self._take(shares, now_ms, lease_ms, lease, exclude_deliveries, clock)
             except Exception:
                 if not rows:
                     raise
@@ -84,8 +93,11 @@ class PostgresQueue(PostgresBase):
         lease_ms: int,
         lease: str,
         exclude_deliveries: Sequence[int],
+        clock: float,
     ) -> list[asyncpg.Record]:
-        """One round of a claim: lease the shares' rows, cancel the canceled shares'."""
+        """One round of a claim: lease the shares' rows, cancel the canceled shares', and move
+        the throttled shares' paces (sql.CLAIM)."""
+        paced = [(s.endpoint_id, s.pace) for s in shares if s.pace is not None]
         rows: list[asyncpg.Record] = await self._db.fetch(
             self._sql.claim,
             now_ms,
@@ -95,6 +107,10 @@ class PostgresQueue(PostgresBase):
             lease,
             list(exclude_deliveries),
             [s.endpoint_id for s in shares if s.cancel],
+            [endpoint_id for endpoint_id, _ in paced],
+            [pace.throttle_at for _, pace in paced],
+            [pace.base(clock) for _, pace in paced],
+            [pace.interval_ms for _, pace in paced],
         )
         return rows
 

@@ -307,7 +307,8 @@ _HEADS = (
     "  ORDER BY endpoint_id, due_at LIMIT 1) n) "
 )
 CLAIM_HEADS = (
-    f"{_HEADS}SELECT ep.endpoint_id, ep.due_at, e.disabled"
+    f"{_HEADS}SELECT ep.endpoint_id, ep.due_at, e.disabled, e.throttle_rate, e.throttle_at,"
+    f" {DB_NOW}::bigint AS now"
     f" FROM ep JOIN endpoints e ON e.id = ep.endpoint_id WHERE ep.due_at <= {DB_NOW}"
 )
 # $1 now, $2/$3 the shares (endpoint ids, how many rows each), $4 lease ms, $5 lease token,
@@ -315,14 +316,30 @@ CLAIM_HEADS = (
 # rows are canceled (disabled since they were queued). Each share takes the oldest due rows of
 # its endpoint that no other claim has locked. Each endpoint and message is read once, however
 # many of the claimed deliveries share it. The caller orders the rows (domain.scheduling).
+# Throttled shares (domain.throttle): $8 their endpoints, $9 the throttle_at each had when the
+# heads were read, $10 the base of its slots, $11 the length of a slot (ms). Such a share takes
+# rows only if its endpoint's pace is still as read (no other claim took its slots since) and
+# no other claim holds it (`thr`), and moves the pace past the rows taken (`pace`: the step of
+# domain.throttle.advance).
 CLAIM = (
-    "WITH taken AS MATERIALIZED ("
+    "WITH thr AS MATERIALIZED ("
+    " SELECT e.id FROM endpoints e JOIN unnest($8::text[], $9::float8[]) AS p(id, seen)"
+    " ON e.id = p.id WHERE e.throttle_at IS NOT DISTINCT FROM p.seen"
+    " FOR NO KEY UPDATE OF e SKIP LOCKED), "
+    "taken AS MATERIALIZED ("
     " SELECT d.id, d.due_at, d.endpoint_id, d.message_id"
     " FROM unnest($2::text[], $3::int[]) AS share(endpoint_id, take) CROSS JOIN LATERAL ("
     "  SELECT id, due_at, endpoint_id, message_id FROM deliveries"
     f"  WHERE endpoint_id = share.endpoint_id AND due_at <= {DB_NOW}"
     "  AND id <> ALL($6::bigint[])"
+    "  AND (share.endpoint_id <> ALL($8::text[])"
+    "   OR EXISTS (SELECT 1 FROM thr WHERE thr.id = share.endpoint_id))"
     "  ORDER BY due_at LIMIT share.take FOR UPDATE SKIP LOCKED) d), "
+    "pace AS ("
+    " UPDATE endpoints e SET throttle_at = p.base + n.taken * p.step"
+    " FROM unnest($8::text[], $10::float8[], $11::float8[]) AS p(id, base, step),"
+    " (SELECT endpoint_id, count(*) AS taken FROM taken GROUP BY endpoint_id) n"
+    " WHERE e.id = p.id AND n.endpoint_id = p.id AND e.id IN (SELECT id FROM thr)), "
     "ep AS MATERIALIZED ("
     " SELECT id, url, headers, keys, signature_scheme, signature_header, retry_schedule"
     " FROM endpoints WHERE id = ANY($2::text[]) AND id <> ALL($7::text[])), "
@@ -503,9 +520,21 @@ QUEUE_DEPTH = (
     "FROM deliveries WHERE due_at IS NOT NULL"
 )
 # The oldest of the endpoints' heads (there is no global due index: decision 0023).
-NEXT_DUE = f"{_HEADS}SELECT min(due_at) FROM ep"
+# An endpoint's pace and its oldest pending due time, on the due times' clock
+# (domain.throttle.PaceState).
+ENDPOINT_PACE = (
+    "SELECT e.throttle_rate, e.throttle_at, (SELECT due_at FROM deliveries"
+    " WHERE endpoint_id = e.id AND due_at IS NOT NULL AND status = 0 ORDER BY due_at LIMIT 1)"
+    f" AS oldest_due, {DB_NOW}::bigint AS now FROM endpoints e WHERE e.id = $1"
+)
+# A throttled endpoint's head is due no sooner than its next slot (domain.throttle).
+_NEXT = (
+    "ceil(min(greatest(ep.due_at, coalesce(e.throttle_at, 0))){to_caller})::bigint"
+    " FROM ep JOIN endpoints e ON e.id = ep.endpoint_id"
+)
+NEXT_DUE = f"{_HEADS}SELECT {_NEXT.format(to_caller='')}"
 # On the caller's clock ($1 its now).
-NEXT_DUE_FOR = f"{_HEADS}SELECT min(due_at) - {DB_NOW} + $1::bigint FROM ep"
+NEXT_DUE_FOR = f"{_HEADS}SELECT {_NEXT.format(to_caller=f' - {DB_NOW} + $1::bigint')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +557,7 @@ class Clocked:
     deliveries_insert: str
     queue_depth: str
     next_due_for: str
+    endpoint_pace: str
     now: str  # for statements built per call: the database's clock, or $1
 
     @classmethod
@@ -551,6 +581,7 @@ class Clocked:
             deliveries_insert=at(DELIVERIES_INSERT, "$4"),
             queue_depth=at(QUEUE_DEPTH, "$1"),
             next_due_for=at(NEXT_DUE_FOR, "$1"),
+            endpoint_pace=at(ENDPOINT_PACE, "$2"),
             now=at(DB_NOW, "$1"),
         )
 

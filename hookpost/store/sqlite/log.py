@@ -19,6 +19,7 @@ from hookpost.domain.models import (
     PageRequest,
 )
 from hookpost.domain.queries import AttemptFilter, Finished
+from hookpost.domain.throttle import PaceState
 from hookpost.store.paging import finish_page
 from hookpost.store.rows import (
     attempt_from_row,
@@ -209,5 +210,14 @@ class SqliteLog(SqliteBase):
                 ).fetchall()
             )
             return stats_from_counts(counts)
+
+        return await self._db.read(run)
+
+    async def endpoint_pace(self, endpoint_id: str, now_ms: int) -> PaceState:
+        def run(c: Conn) -> PaceState:
+            row = c.execute(sql.ENDPOINT_PACE, (endpoint_id,)).fetchone()
+            if row is None:
+                raise NotFound("endpoint", endpoint_id)
+            return PaceState(row[0], row[1], row[2], now_ms)
 
         return await self._db.read(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from hookpost.domain.models import (
 from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
+from hookpost.domain.throttle import Pace
 from hookpost.store.rows import (
     SEALED_HEADER_JSON,
     KeyOpener,
@@ -53,6 +55,7 @@ from hookpost.store.sqlite.sql import (
     OPTION_TYPE_SCHEDULES,
     QUEUE_DUE,
     QUEUE_SCHEDULED,
+    THROTTLE_MOVE,
 )
 
 
@@ -82,8 +85,13 @@ class SqliteQueue(SqliteBase):
         take = f"{CLAIM}{CLAIM_NOT_HELD if held else ''}{CLAIM_ORDER}"
 
         def run(c: Conn) -> list[sqlite3.Row]:
-            heads = [Head(ep, due, bool(off)) for ep, due, off in c.execute(CLAIM_HEADS, (now_ms,))]
-            rounds = ClaimRounds(heads, limit, max_per_endpoint, in_flight, exclude_endpoints)
+            heads = [
+                Head(ep, due, bool(off), None if rate is None else Pace(rate, at))
+                for ep, due, off, rate, at in c.execute(CLAIM_HEADS, (now_ms,))
+            ]
+            rounds = ClaimRounds(
+                heads, limit, max_per_endpoint, in_flight, exclude_endpoints, now_ms
+            )
             claimed: list[sqlite3.Row] = []
             shares = rounds.first
             while shares:
@@ -101,6 +109,9 @@ class SqliteQueue(SqliteBase):
                 execute_values(c, DELIVERIES_LEASE, [(r[0],) for r in taken], lease_until)
                 claimed += taken
                 shares = rounds.next(map(_endpoint_of, taken))
+            paced = rounds.paced()
+            if paced:
+                c.executemany(THROTTLE_MOVE, [(at, ep) for ep, at in paced])
             return rounds.order(claimed, _endpoint_of)
 
         # Decoded after the commit: the write lock is held for the transaction, not for this.
@@ -255,9 +266,8 @@ class SqliteQueue(SqliteBase):
 
     async def next_due_at(self, now_ms: int | None = None) -> int | None:
         def run(c: Conn) -> int | None:
-            row = c.execute(NEXT_DUE)
-            due: int | None = row.fetchone()[0]
-            return due
+            due: float | None = c.execute(NEXT_DUE).fetchone()[0]
+            return None if due is None else math.ceil(due)  # a pace's slot is fractional
 
         return await self._db.read(run)
 

@@ -123,9 +123,17 @@ _HEADS = (
     " AND due_at IS NOT NULL ORDER BY due_at LIMIT 1) FROM ep WHERE ep.id IS NOT NULL) "
 )
 CLAIM_HEADS = (
-    f"{_HEADS}SELECT h.id, h.head, e.disabled FROM heads h"
+    f"{_HEADS}SELECT h.id, h.head, e.disabled, e.throttle_rate, e.throttle_at FROM heads h"
     " JOIN endpoints e ON e.id = h.id WHERE h.head <= ?"
 )
+# An endpoint's pace and its oldest pending due time (domain.throttle.PaceState).
+ENDPOINT_PACE = (
+    "SELECT e.throttle_rate, e.throttle_at, (SELECT due_at FROM deliveries"
+    " WHERE endpoint_id = e.id AND due_at IS NOT NULL AND status = 0 ORDER BY due_at LIMIT 1)"
+    " FROM endpoints e WHERE e.id = ?"
+)
+# Where a claim moves a throttled endpoint's pace (domain.throttle): (throttle_at, id).
+THROTTLE_MOVE = "UPDATE endpoints SET throttle_at = ? WHERE id = ?"
 # One endpoint's share: its oldest due rows ($1 endpoint, $2 now, $3 how many), + the caller's
 # own in flight left out (CLAIM_NOT_HELD), if any, + CLAIM_ORDER.
 CLAIM = (
@@ -205,8 +213,12 @@ LEASES_HELD = (
 )
 QUEUE_DUE = "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?"
 QUEUE_SCHEDULED = "SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0"
-# The oldest of the endpoints' heads (there is no global due index: decision 0023).
-NEXT_DUE = f"{_HEADS}SELECT min(head) FROM heads"
+# The oldest of the endpoints' heads (there is no global due index: decision 0023), a
+# throttled endpoint's no sooner than its next slot (domain.throttle).
+NEXT_DUE = (
+    f"{_HEADS}SELECT min(max(h.head, coalesce(e.throttle_at, 0)))"
+    " FROM heads h JOIN endpoints e ON e.id = h.id"
+)
 
 # -- deliveries and attempts as operators see them ------------------------------------------
 RESEND = (
