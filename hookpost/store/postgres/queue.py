@@ -119,6 +119,7 @@ class PostgresQueue(PostgresBase):
             retry_schedule=loads_opt(r["retry_schedule"]),
             due_at=r["due_at"],
             signature_header=r["signature_header"],
+            ordered=r["ordered"],
         )
 
     @wrap_exceptions
