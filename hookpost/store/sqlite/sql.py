@@ -205,7 +205,11 @@ LEASES_HELD = (
     f"SELECT d.id, d.lease FROM deliveries d JOIN {_LEASES} ON d.id = v.id AND d.lease = v.lease"
 )
 QUEUE_DUE = "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?"
-QUEUE_SCHEDULED = "SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0"
+# Parked rows (behind an ordered endpoint's head) are due later too.
+QUEUE_SCHEDULED = (
+    "SELECT (SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0)"
+    " + (SELECT count(*) FROM deliveries WHERE status = 0 AND due_at IS NULL)"
+)
 # The oldest of the endpoints' heads (there is no global due index: decision 0023).
 NEXT_DUE = f"{_HEADS}SELECT min(head) FROM heads"
 
