@@ -197,3 +197,19 @@ async def test_a_head_in_flight_keeps_the_next_create_parked(store: Store) -> No
     assert (await _take_one(store, T0 + 14, ep.id)).message_id == later
     assert (await store.get_delivery(first, ep.id)).status == SUCCEEDED
     assert SENDING == (await store.get_delivery(later, ep.id)).status
+
+
+async def test_a_resend_does_not_jump_a_head_waiting_for_its_retry(store: Store) -> None:
+    app_id, ep = await _ordered(store)
+    first, second = await _sends(store, app_id, 2)
+    head = await _take_one(store, T0 + 10, ep.id)
+    await finish(store, outcome(head, SUCCEEDED, at=T0 + 10), now=T0 + 10)
+    head = await _take_one(store, T0 + 11, ep.id)
+    assert head.message_id == second
+    await finish(store, outcome(head, PENDING, at=T0 + 11, retry_at=T0 + 1_000), now=T0 + 11)
+    await store.resend(app_id, first, ep.id, T0 + 12)  # older, but it queues behind the head
+    await _none(store, T0 + 500, ep.id)
+    again = await _take_one(store, T0 + 1_000, ep.id)
+    assert again.message_id == second
+    await finish(store, outcome(again, SUCCEEDED, at=T0 + 1_000), now=T0 + 1_000)
+    assert (await _take_one(store, T0 + 1_001, ep.id)).message_id == first
