@@ -25,12 +25,9 @@ async def settle_endpoints(
         return 0  # deleted
     promote: list[int] = []
     unpark: list[str] = []
-    for r in await conn.fetch(sql.ORDER_STATE, list(ordered)):
-        todo = settle(
-            QueueState(
-                ordered[r["id"]], r["sending"], r["pending"], r["oldest"], r["oldest_parked"]
-            )
-        )
+    for r in await conn.fetch(sql.ORDER_STATE, list(ordered), list(ordered.values())):
+        queue = (r["sending"], r["pending"], r["oldest"], r["oldest_parked"])
+        todo = settle(QueueState(r["ordered"], *queue))
         if todo.park:
             await conn.execute(sql.ORDER_PARK, now_ms, r["id"], todo.keep)
         if todo.promote is not None:

@@ -534,15 +534,16 @@ NEXT_DUE_FOR = f"{_HEADS}SELECT min(due_at) - {DB_NOW} + $1::bigint FROM ep"
 ORDER_LOCK = (
     "SELECT id, ordered FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE"
 )
-# Each endpoint's queue as domain.ordering.QueueState reads it.
+# Each endpoint's queue as domain.ordering.QueueState reads it ($1 endpoints, $2 whether each
+# is ordered): an unordered one's live rows are not read (a big backlog would be counted).
 ORDER_STATE = (
-    "SELECT e.id, l.sending, l.pending, l.oldest,"
+    "SELECT e.id, e.ordered, l.sending, l.pending, l.oldest,"
     " (SELECT min(p.id) FROM deliveries p WHERE p.endpoint_id = e.id AND p.status = 0"
     " AND p.due_at IS NULL) AS oldest_parked"
-    " FROM unnest($1::text[]) AS e(id) CROSS JOIN LATERAL ("
+    " FROM unnest($1::text[], $2::bool[]) AS e(id, ordered) CROSS JOIN LATERAL ("
     "  SELECT count(*) FILTER (WHERE status = 1) AS sending,"
     "  count(*) FILTER (WHERE status = 0) AS pending, min(id) FILTER (WHERE status = 0) AS oldest"
-    "  FROM deliveries WHERE endpoint_id = e.id AND due_at IS NOT NULL) l"
+    "  FROM deliveries WHERE endpoint_id = e.id AND due_at IS NOT NULL AND e.ordered) l"
 )
 # $1 now, $2 endpoint, $3 the row to keep (NULL: none).
 ORDER_PARK = (
