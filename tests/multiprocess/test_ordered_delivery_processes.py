@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from pathlib import Path
 
 import orjson
@@ -122,7 +121,6 @@ async def test_ordered_endpoint_fifo_through_failures_and_a_worker_crash(
             workers.append(first)
             await asyncio.wait_for(receiver.hold.wait(), 60)
             stop(first, signal.SIGKILL)  # mid-delivery: the head's lease is held by a dead worker
-            killed_at = time.monotonic()
             receiver.release.set()
             for i in (2, 3):
                 workers.append(spawn(["worker"], env, tmp_path / f"worker{i}.log"))
@@ -137,7 +135,6 @@ async def test_ordered_endpoint_fifo_through_failures_and_a_worker_crash(
                 )
 
             await eventually(finished, lambda n: n == MESSAGES, timeout=90)
-            retried_after_s = time.monotonic() - killed_at
             exhausted = await hp.store.get_delivery(sent[EXHAUSTED], ep.id)
             assert exhausted.status == DeliveryStatus.FAILED and exhausted.attempts == 4
         for proc in workers[1:]:
@@ -156,7 +153,6 @@ async def test_ordered_endpoint_fifo_through_failures_and_a_worker_crash(
     assert receiver.arrivals.count(0) == HEAD_FAILURES + 1
     assert receiver.arrivals.count(HELD) == 2  # sent again after the crash, same message
     assert receiver.arrivals.count(EXHAUSTED) == 4
-    assert retried_after_s > 0
     secret = ep.secret
     for body, headers in receiver.bodies:
         Webhook(secret).verify(body, headers)  # signed as any delivery
