@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
 )
@@ -391,6 +392,14 @@ _TIMEOUT_DESCRIPTION = (
     "unchanged."
 )
 
+_ORDERED_DESCRIPTION = (
+    "hookpost extension: FIFO delivery. Messages are sent to this endpoint one at a time, in "
+    "the order they were created; a failing one holds back those behind it until it succeeds "
+    "or its retries are exhausted. The endpoint's throughput is then bounded by its latency "
+    "(one request per round trip). Default false; absent on a PUT: unchanged. See "
+    "docs/ordered-delivery.md."
+)
+
 
 class RetryPolicyIn(_Model):
     """hookpost extension: ``{"schedule": [...]}`` or a ``strategy`` with its parameters."""
@@ -452,6 +461,7 @@ class EndpointUpdate(_Model):
     signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
     retry_policy: Annotated[RetryPolicyIn | None, Field(description=_POLICY_DESCRIPTION)] = None
     timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
+    ordered: Annotated[StrictBool, Field(description=_ORDERED_DESCRIPTION)] = False
 
 
 class EndpointIn(EndpointUpdate):
@@ -493,6 +503,9 @@ class EndpointPatch(_PatchModel):
     signature_header: Annotated[HeaderName | None, Field(description=_HEADER_DESCRIPTION)] = None
     retry_policy: Annotated[RetryPolicyIn | None, Field(description=_POLICY_DESCRIPTION)] = None
     timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
+    ordered: Annotated[
+        StrictBool | SkipJsonSchema[None], NotNull, Field(description=_ORDERED_DESCRIPTION)
+    ] = None
 
 
 class _EndpointOutBase(_Model):
@@ -572,6 +585,7 @@ class EndpointOut(_EndpointOutBase):
     signature_header: Annotated[str | None, Field(description=_HEADER_DESCRIPTION)] = None
     retry_policy: Annotated[RetryPolicyOut | None, Field(description=_POLICY_DESCRIPTION)] = None
     timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
+    ordered: Annotated[bool, Field(description=_ORDERED_DESCRIPTION)] = False
     health: EndpointHealthOut
 
 

@@ -314,7 +314,8 @@ class DeliveryWorker:
 
     async def _options_loop(self) -> None:
         """Re-read the event types' schedules and the endpoints' timeouts every
-        ``options_refresh_s``: one store call, off the delivery path (docs/decisions/0027)."""
+        ``options_refresh_s``: one store call, off the delivery path (docs/decisions/0027).
+        And sweep the ordered endpoints (DeliveryQueue.settle_ordered): one more, as cheap."""
         longest = self._config.max_request_timeout_s
         while True:
             try:
@@ -328,6 +329,10 @@ class DeliveryWorker:
                     ep: min(float(t), longest) for ep, t in options.endpoint_timeouts.items()
                 }
             self._options_loaded.set()
+            try:
+                await self._store.settle_ordered(self._clock())
+            except Exception as exc:  # the next round tries again
+                log.warning("sweeping the ordered endpoints failed: %s", exc)
             await asyncio.sleep(self._config.options_refresh_s)
 
     async def _renew_loop(self) -> None:
@@ -448,6 +453,7 @@ class DeliveryWorker:
             next_attempt_at=decision.next_attempt_at,
             disable_endpoint_reason=decision.disable_endpoint_reason,
             attempts=attempts,
+            ordered=d.ordered,
         )
         self._results.append((result, d))
         self._results_ready.set()

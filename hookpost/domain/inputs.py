@@ -108,6 +108,7 @@ class NewEndpoint:
     signature_header: str | Unset | None = UNSET
     retry_policy: RetryPolicy | Unset | None = UNSET
     timeout_s: int | Unset | None = UNSET
+    ordered: bool | Unset = UNSET  # False when created without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class EndpointChanges(Changes):
     signature_header: str | Unset | None = UNSET
     retry_policy: RetryPolicy | Unset | None = UNSET
     timeout_s: int | Unset | None = UNSET
+    ordered: bool | Unset = UNSET
 
 
 # --------------------------------------------------------------------------- list queries

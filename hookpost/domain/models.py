@@ -97,6 +97,7 @@ class Endpoint:
     retry_schedule: list[int] | None = None
     retry_policy: RetryPolicy | None = None
     timeout_s: int | None = None  # the total request timeout
+    ordered: bool = False  # FIFO, one delivery at a time (domain.ordering)
     # Health, maintained by the store when attempts are recorded.
     consecutive_failures: int = 0
     first_failure_at: int | None = None
@@ -178,6 +179,7 @@ class ClaimedDelivery:
     retry_schedule: list[int] | None
     due_at: int = 0  # its place in its endpoint's queue when claimed
     signature_header: str | None = None
+    ordered: bool = False  # its endpoint's, as claimed (domain.ordering)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,7 @@ class AttemptResult:
     next_attempt_at: int | None
     disable_endpoint_reason: str | None = None  # domain.health.GONE_410
     attempts: int = 0  # the delivery's attempt count after this attempt
+    ordered: bool = False  # of an ordered endpoint: finishing it lets the next one go
 
 
 @dataclass(slots=True)

@@ -81,7 +81,7 @@ class CreatedMessage:
 class QueueDepth:
     due: int  # deliveries due now (pending and due, or with an expired lease)
     oldest_due_at: int | None  # the earliest due time among them
-    scheduled: int  # pending deliveries due later
+    scheduled: int  # pending deliveries due later (parked ones too: domain.ordering)
 
 
 @dataclass(slots=True)

@@ -134,6 +134,7 @@ class EndpointService:
                 signature_header=header,
                 retry_policy=policy,
                 timeout_s=timeout,
+                ordered=False if endpoint.ordered is UNSET else endpoint.ordered,
                 created_at=now,
                 updated_at=now,
             )

@@ -231,6 +231,14 @@ class DeliveryQueue(Protocol):
         database's clock, which a host's clock may be ahead of or behind."""
         ...
 
+    async def settle_ordered(self, now_ms: int) -> int:
+        """The sweep of ordered endpoints (domain.ordering): settle each endpoint with parked
+        deliveries that has no live one, or is no longer ordered; how many became due. Cheap
+        when there is nothing to do (one index probe); it repairs what a crash between a
+        create's commit and its settle (PostgreSQL) or ``ordered`` switched on while
+        deliveries were in flight left behind."""
+        ...
+
     async def delivery_options(self) -> DeliveryOptions:
         """The event types' retry schedules and the endpoints' request timeouts, where set
         (the worker caches them: docs/decisions/0027)."""

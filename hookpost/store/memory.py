@@ -4,7 +4,8 @@ worker) that need no database.
 It claims, leases, finishes and releases as the database backends do (``tests/contract`` runs
 the queue's part of the contract on it too), but it holds deliveries only: it has no messages
 or endpoints of its own. Deliveries are seeded with :meth:`MemoryQueue.add`; a finished attempt
-records no endpoint health and disables nothing, and no endpoint's rows are ever canceled.
+records no endpoint health and disables nothing, no endpoint's rows are ever canceled, and
+no endpoint is ordered (domain.ordering).
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ class MemoryQueue:
             if r.due_at is not None and r.due_at > now_ms and r.status == DeliveryStatus.PENDING
         )
         return QueueDepth(due=len(due), oldest_due_at=min(due, default=None), scheduled=scheduled)
+
+    async def settle_ordered(self, now_ms: int) -> int:
+        return 0  # no endpoints, so none is ordered
 
     async def delivery_options(self) -> DeliveryOptions:
         return self.options

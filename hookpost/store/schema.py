@@ -107,6 +107,8 @@ endpoints = Table(
     Column("last_status_code", Integer, nullable=True),
     # domain.throttle's next allowed send time (ms, on the due times' clock; migration 0012)
     Column("throttle_at", Float, nullable=True),
+    # FIFO delivery (domain.ordering): one live delivery at a time, the others parked.
+    Column("ordered", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
     Index(  # the worker's delivery_options reads the few endpoints with a timeout
@@ -151,9 +153,10 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("trigger", SmallInteger, nullable=False, server_default="0"),
     # When the worker should look at it next: the retry time while pending, the lease expiry
-    # while sending, NULL once final. A claim reads it per endpoint, from the head of each
-    # endpoint's queue (ix_deliveries_endpoint_due, migration 0006); there is no global due
-    # index (docs/decisions/0023-per-endpoint-claims.md).
+    # while sending, NULL once final or while parked behind an ordered endpoint's head
+    # (migration 0013). A claim reads it per endpoint, from the head of each endpoint's queue
+    # (ix_deliveries_endpoint_due, migration 0006); there is no global due index
+    # (docs/decisions/0023-per-endpoint-claims.md).
     Column("due_at", BigInteger, nullable=True),
     Column("next_attempt_at", BigInteger, nullable=True),
     Column("lease", Text, nullable=True),
@@ -167,6 +170,15 @@ deliveries = Table(
         sqlite_where=text("due_at IS NOT NULL"),
     ),
     Index("ix_deliveries_endpoint", "endpoint_id", "message_id"),
+    # An ordered endpoint's parked deliveries (pending, no due time), in queue order:
+    # domain.ordering, docs/decisions/0031-ordered-delivery.md.
+    Index(
+        "ix_deliveries_parked",
+        "endpoint_id",
+        "id",
+        postgresql_where=text("status = 0 AND due_at IS NULL"),
+        sqlite_where=text("status = 0 AND due_at IS NULL"),
+    ),
 )
 
 attempts = Table(

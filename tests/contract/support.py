@@ -108,6 +108,7 @@ def outcome(
         next_attempt_at=retry_at,
         disable_endpoint_reason=reason,
         attempts=c.attempts + 1,
+        ordered=c.ordered,
     )
 
 

@@ -85,6 +85,7 @@ def _new_endpoint(
         signature_header=body.signature_header if "signature_header" in sent else UNSET,
         retry_policy=_policy(body.retry_policy) if "retry_policy" in sent else UNSET,
         timeout_s=body.timeout_seconds if "timeout_seconds" in sent else UNSET,
+        ordered=body.ordered if "ordered" in sent else UNSET,
     )
 
 

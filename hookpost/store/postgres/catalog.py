@@ -12,6 +12,7 @@ from hookpost.store.paging import finish_page
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import Args, PostgresBase, command_status_count, paged_query
 from hookpost.store.postgres.errors import wrap_exceptions
+from hookpost.store.postgres.ordering import settle_endpoints
 from hookpost.store.postgres.outbox import write_events
 from hookpost.store.purge import BatchedDeletes
 from hookpost.store.rows import (
@@ -234,6 +235,9 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
                     raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
                 raise NotFound("endpoint", endpoint.id)
             notified = await write_events(conn, self._sql, notify)
+            # `ordered` switched, or re-enabled: its queue as domain.ordering wants it (the
+            # UPDATE holds the row's lock already).
+            notified += await settle_endpoints(conn, self._sql, [endpoint.id], endpoint.updated_at)
         if notified:
             self._notifier.poke()
         return endpoint

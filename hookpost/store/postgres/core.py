@@ -4,7 +4,7 @@ retries of whole transactions, and the helpers that build queries."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import asyncpg
@@ -14,6 +14,7 @@ from hookpost.domain.models import Message, PageRequest
 from hookpost.store.paging import content_rows, keyset
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.listener import Notifier
+from hookpost.store.postgres.ordering import settle_endpoints
 from hookpost.store.postgres.sql import Clocked
 from hookpost.store.purge import BATCH_ROWS
 from hookpost.store.rows import SecretBox, message_from_row
@@ -42,6 +43,27 @@ class PostgresBase:
         if self._pool is None:
             raise RuntimeError("PostgresStore is not open")
         return self._pool
+
+    async def _settle(self, endpoint_ids: Collection[str], now_ms: int) -> int:
+        """Settle ordered endpoints (domain.ordering) in a transaction of their own, after the
+        write that parked or finished their rows committed; how many rows became due (the
+        workers are woken for them). A failure is logged, not raised: that write stands, and
+        the workers' sweep (settle_ordered) settles the endpoints within seconds."""
+        if not endpoint_ids:
+            return 0
+
+        async def run() -> int:
+            async with self._db.acquire() as conn, conn.transaction():
+                return await settle_endpoints(conn, self._sql, endpoint_ids, now_ms)
+
+        try:
+            due = await self._retrying(run)
+        except Exception as exc:
+            log.warning("settling ordered endpoints failed (the sweep will): %s", exc)
+            return 0
+        if due:
+            self._notifier.poke()
+        return due
 
     async def _retrying(
         self, op: Callable[[], Awaitable[T]], fk_races: frozenset[str] = frozenset()

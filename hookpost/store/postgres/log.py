@@ -41,8 +41,10 @@ class PostgresLog(PostgresBase):
     @wrap_exceptions
     async def resend(self, app_id: str, msg_id: str, endpoint_id: str, now_ms: int) -> None:
         for _ in range(RETRIES):
-            status = await self._db.execute(self._sql.resend, app_id, msg_id, endpoint_id, now_ms)
-            if command_status_count(status):
+            parked = await self._db.fetchval(self._sql.resend, app_id, msg_id, endpoint_id, now_ms)
+            if parked is not None:  # a row was queued (parked, for an ordered endpoint)
+                if parked:
+                    await self._settle([endpoint_id], now_ms)
                 self._notifier.poke()
                 return
             # Both must belong to the app: no cross-tenant delivery. Say which is missing.
@@ -66,6 +68,7 @@ class PostgresLog(PostgresBase):
         since = ids.id_floor(ids.MESSAGE, since_ms)
         until = None if until_ms is None else ids.id_floor(ids.MESSAGE, until_ms)
         recovered: int = 0
+        parked = False
         after = None
         args = (app_id, endpoint_id, self.batch_rows, since, until)
         while True:
@@ -73,9 +76,12 @@ class PostgresLog(PostgresBase):
             async with self._db.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(self._sql.recover, now_ms, *args, after)
                 recovered += row["recovered"]
+                parked = parked or row["parked"]
                 last = row["scanned"] < self.batch_rows
                 if last and finished is not None:  # the last batch: its events with it
                     notified = await write_events(conn, self._sql, finished(recovered))
+            if last and parked:  # queued behind an ordered endpoint's head (domain.ordering)
+                await self._settle([endpoint_id], now_ms)
             if row["recovered"] or notified:
                 self._notifier.poke()
             if last:

@@ -179,6 +179,8 @@ class PostgresMessages(PostgresIdempotency):
         except _BATCH_REJECTED as exc:
             log.debug("batch of %d creates falls back to one by one: %s", len(batch), exc)
             return results
+        if rows and rows[0]["parked"]:  # the same for every row: the batch's ordered endpoints
+            await self._settle(rows[0]["parked"], max(columns[7]))
         for i, row in zip(taken, rows, strict=True):
             m = batch[i][0]
             if row["replayed"]:
@@ -217,6 +219,7 @@ class PostgresMessages(PostgresIdempotency):
             return _PYTHON_MATCHING
         if not row["inserted"]:
             return await self._first_with_event_id(self._db, m)
+        await self._settle(row["parked"], now_ms)
         return CreatedMessage(m, created=True, deliveries=row["deliveries"])
 
     async def _create_in_transaction(
@@ -249,13 +252,13 @@ class PostgresMessages(PostgresIdempotency):
                     )
                 )
             ]
-            created = 0
+            inserted = []
             if targets:
-                status = await conn.execute(
+                inserted = await conn.fetch(
                     self._sql.deliveries_insert, m.app_id, m.id, targets, now_ms
                 )
-                created = command_status_count(status)
-            return CreatedMessage(m, created=True, deliveries=created)
+        await self._settle([r["parked"] for r in inserted if r["parked"] is not None], now_ms)
+        return CreatedMessage(m, created=True, deliveries=len(inserted))
 
     @staticmethod
     async def _first_with_event_id(

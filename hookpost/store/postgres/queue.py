@@ -21,6 +21,7 @@ from hookpost.domain.models import (
     Trigger,
 )
 from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
+from hookpost.domain.ordering import head_left
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head, Share
 from hookpost.domain.throttle import Pace
@@ -98,6 +99,7 @@ class PostgresQueue(PostgresBase):
         """One round of a claim: lease the shares' rows, cancel the canceled shares', and move
         the throttled shares' paces (sql.CLAIM)."""
         paced = [(s.endpoint_id, s.pace) for s in shares if s.pace is not None]
+        canceled = [s.endpoint_id for s in shares if s.cancel]
         rows: list[asyncpg.Record] = await self._db.fetch(
             self._sql.claim,
             now_ms,
@@ -106,12 +108,14 @@ class PostgresQueue(PostgresBase):
             lease_ms,
             lease,
             list(exclude_deliveries),
-            [s.endpoint_id for s in shares if s.cancel],
+            canceled,
             [endpoint_id for endpoint_id, _ in paced],
             [pace.throttle_at for _, pace in paced],
             [pace.base(clock) for _, pace in paced],
             [pace.interval_ms for _, pace in paced],
         )
+        if canceled:  # an ordered one's parked rows go with its head (domain.ordering)
+            await self._db.execute(sql.ORDER_CANCEL_PARKED, now_ms, canceled)
         return rows
 
     def _claimed(self, r: asyncpg.Record, lease: str, open_keys: KeyOpener) -> ClaimedDelivery:
@@ -135,6 +139,7 @@ class PostgresQueue(PostgresBase):
             retry_schedule=loads_opt(r["retry_schedule"]),
             due_at=r["due_at"],
             signature_header=r["signature_header"],
+            ordered=r["ordered"],
         )
 
     @wrap_exceptions
@@ -147,6 +152,26 @@ class PostgresQueue(PostgresBase):
         notify: Sequence[OperationalEvent] = (),
     ) -> FinishOutcome:
         results = list(results)
+        outcome = await self._finish(
+            results, now_ms, disable_after_ms, disable_after_failures, notify
+        )
+        # Ordered endpoints whose head finished: the next one goes (domain.ordering), settled
+        # after the commit, in a transaction of its own (no lock held across both).
+        heads_left = {
+            r.attempt.endpoint_id for r in results if r.ordered and head_left(r.next_status)
+        }
+        if heads_left:
+            await self._settle(heads_left, now_ms)
+        return outcome
+
+    async def _finish(
+        self,
+        results: list[AttemptResult],
+        now_ms: int,
+        disable_after_ms: int,
+        disable_after_failures: int,
+        notify: Sequence[OperationalEvent],
+    ) -> FinishOutcome:
         if not results:
             return FinishOutcome(disabled_endpoints=[], stale=0)
         # Column-wise parameters for unnest(): attempts, then the deliveries' next states.
@@ -251,6 +276,11 @@ class PostgresQueue(PostgresBase):
     async def queue_depth(self, now_ms: int) -> QueueDepth:
         row = await self._db.fetchrow(self._sql.queue_depth, now_ms)
         return QueueDepth(due=row["due"], oldest_due_at=row["oldest"], scheduled=row["scheduled"])
+
+    @wrap_exceptions
+    async def settle_ordered(self, now_ms: int) -> int:
+        unsettled = [r[0] for r in await self._db.fetch(sql.ORDER_UNSETTLED)]
+        return await self._settle(unsettled, now_ms) if unsettled else 0
 
     @wrap_exceptions
     async def delivery_options(self) -> DeliveryOptions:

@@ -151,13 +151,25 @@ _DELIVERY_COLUMNS = (
     "deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, due_at,"
     " next_attempt_at, updated_at)"
 )
-_CREATED = "(SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM dl) AS deliveries"
+
+
+# An ordered endpoint's new delivery joins its queue parked (domain.ordering.joins_parked): no
+# due time. The caller then settles the endpoints named by `parked` (PostgresBase._settle).
+def _due_unless(ordered: str) -> str:
+    return f"CASE WHEN {ordered} THEN NULL ELSE {DB_NOW} END"
+
+
+_PARKED_ENDPOINT = "CASE WHEN due_at IS NULL THEN endpoint_id END AS parked"
+_PARKED = "ARRAY(SELECT DISTINCT parked FROM dl WHERE parked IS NOT NULL) AS parked"
+_CREATED = (
+    f"(SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM dl) AS deliveries, {_PARKED}"
+)
 # $1-$7 the message (as MESSAGE_INSERT), $8 now, $9 the message's channels as text[], $10 its
 # payload_sha256.
 # `inserted` 0 without `fallback`: the eventId is taken (read the first message).
 MESSAGE_CREATE = (
     "WITH eps AS MATERIALIZED ("
-    f" SELECT e.id, e.event_types, e.channels, {_EXACT} AS exact"
+    f" SELECT e.id, e.event_types, e.channels, e.ordered, {_EXACT} AS exact"
     " FROM endpoints e WHERE e.app_id = $2 AND NOT e.disabled), "
     "fb AS (SELECT EXISTS (SELECT 1 FROM eps WHERE NOT eps.exact) AS fallback), "
     "ins AS ("
@@ -167,9 +179,9 @@ MESSAGE_CREATE = (
     " RETURNING id), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
-    f" SELECT $2, ins.id, eps.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, $8::bigint FROM ins, eps"
-    f" WHERE {_MATCH} ORDER BY eps.id"
-    " RETURNING 1) "
+    f" SELECT $2, ins.id, eps.id, 0, 0, 0, {_due_unless('eps.ordered')}, {DB_NOW}, $8::bigint"
+    f" FROM ins, eps WHERE {_MATCH} ORDER BY eps.id"
+    f" RETURNING {_PARKED_ENDPOINT}) "
     f"SELECT fb.fallback, {_CREATED} FROM fb"
 )
 # An idempotency key's row replaced whole: what an expired key held goes.
@@ -204,7 +216,7 @@ MESSAGE_CREATE_MANY = (
     " SELECT b.ord, k.status, k.body, k.message_id FROM b JOIN idempotency_keys k"
     " ON k.scope = b.key_scope AND k.key = b.key_key WHERE k.expires_at > b.now), "
     "eps AS MATERIALIZED ("
-    f" SELECT e.id, e.app_id, e.event_types, e.channels, {_EXACT} AS exact"
+    f" SELECT e.id, e.app_id, e.event_types, e.channels, e.ordered, {_EXACT} AS exact"
     " FROM unnest($9::text[]) AS a(id) CROSS JOIN LATERAL ("
     "  SELECT * FROM endpoints WHERE app_id = a.id AND NOT disabled) e), "
     "fb AS MATERIALIZED ("
@@ -227,20 +239,22 @@ MESSAGE_CREATE_MANY = (
     f" ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE}), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
-    f" SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, b.now"
+    f" SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, {_due_unless('eps.ordered')}, {DB_NOW}, b.now"
     " FROM ins JOIN b ON b.id = ins.id JOIN eps ON eps.app_id = ins.app_id"
     " WHERE "
     + _match(
         "ins.event_type",
         "ARRAY(SELECT jsonb_array_elements_text(ins.channels::jsonb))",
     )
-    + " ORDER BY ins.id, eps.id RETURNING message_id), "
-    "dc AS (SELECT message_id, count(*) AS n FROM dl GROUP BY message_id) "
+    + f" ORDER BY ins.id, eps.id RETURNING message_id, {_PARKED_ENDPOINT}), "
+    "dc AS (SELECT message_id, count(*) AS n FROM dl GROUP BY message_id), "
+    f"pk AS MATERIALIZED (SELECT {_PARKED}) "
     "SELECT b.app_id = ANY(fb.apps) AS fallback, ins.id IS NOT NULL AS inserted,"
     " coalesce(dc.n, 0) AS deliveries, seen.ord IS NOT NULL AS replayed,"
     " seen.status AS replay_status, seen.body AS replay_body,"
-    " seen.message_id AS replay_message_id"
-    " FROM b CROSS JOIN fb LEFT JOIN ins ON ins.id = b.id LEFT JOIN dc ON dc.message_id = b.id"
+    " seen.message_id AS replay_message_id, pk.parked"
+    " FROM b CROSS JOIN fb CROSS JOIN pk LEFT JOIN ins ON ins.id = b.id"
+    " LEFT JOIN dc ON dc.message_id = b.id"
     " LEFT JOIN seen ON seen.ord = b.ord"
     " ORDER BY b.ord"
 )
@@ -260,18 +274,18 @@ MESSAGE_CREATE_FOR = (
     " RETURNING id), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
-    f" SELECT $2, ins.id, e.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, $8::bigint"
+    f" SELECT $2, ins.id, e.id, 0, 0, 0, {_due_unless('e.ordered')}, {DB_NOW}, $8::bigint"
     " FROM ins, endpoints e"
     " WHERE e.app_id = $2 AND NOT e.disabled AND e.id = ANY($9::text[]) ORDER BY e.id"
-    " RETURNING 1) "
+    f" RETURNING {_PARKED_ENDPOINT}) "
     f"SELECT false AS fallback, {_CREATED}"
 )
 # The join drops endpoints deleted since they were read.
 DELIVERIES_INSERT = (
     "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
     " due_at, next_attempt_at, updated_at)"
-    f" SELECT $1, $2, e.id, 0, 0, 0, {DB_NOW}, {DB_NOW}, $4"
-    " FROM endpoints e WHERE e.id = ANY($3::text[])"
+    f" SELECT $1, $2, e.id, 0, 0, 0, {_due_unless('e.ordered')}, {DB_NOW}, $4"
+    f" FROM endpoints e WHERE e.id = ANY($3::text[]) RETURNING {_PARKED_ENDPOINT}"
 )
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = $1 AND (id = $2 OR event_id = $2) LIMIT 1"
 MESSAGES_LIST = f"SELECT {message_head('messages')} FROM messages"
@@ -341,8 +355,8 @@ CLAIM = (
     " (SELECT endpoint_id, count(*) AS taken FROM taken GROUP BY endpoint_id) n"
     " WHERE e.id = p.id AND n.endpoint_id = p.id AND e.id IN (SELECT id FROM thr)), "
     "ep AS MATERIALIZED ("
-    " SELECT id, url, headers, keys, signature_scheme, signature_header, retry_schedule"
-    " FROM endpoints WHERE id = ANY($2::text[]) AND id <> ALL($7::text[])), "
+    " SELECT id, url, headers, keys, signature_scheme, signature_header, retry_schedule,"
+    " ordered FROM endpoints WHERE id = ANY($2::text[]) AND id <> ALL($7::text[])), "
     "msg AS MATERIALIZED ("
     " SELECT id, event_type, payload, created_at FROM messages"
     " WHERE id = ANY(ARRAY(SELECT message_id FROM taken WHERE endpoint_id <> ALL($7::text[])))), "
@@ -356,7 +370,7 @@ CLAIM = (
     " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, d.status) "
     "SELECT upd.id, upd.app_id, upd.message_id, upd.endpoint_id, upd.attempts, upd.trigger,"
     " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.signature_header, ep.retry_schedule,"
-    " msg.event_type, msg.payload, msg.created_at AS msg_created_at, taken.due_at"
+    " ep.ordered, msg.event_type, msg.payload, msg.created_at AS msg_created_at, taken.due_at"
     " FROM upd JOIN taken ON taken.id = upd.id JOIN ep ON ep.id = upd.endpoint_id"
     " JOIN msg ON msg.id = upd.message_id"
     " WHERE upd.status = 1 "
@@ -478,11 +492,13 @@ RECOVER = (
     " AND ($6::text IS NULL OR message_id < $6) AND ($7::text IS NULL OR message_id > $7)"
     " ORDER BY message_id LIMIT $4), "
     "upd AS ("
-    f" UPDATE deliveries d SET status = 0, attempts = 0, trigger = 0, due_at = {DB_NOW},"
+    " UPDATE deliveries d SET status = 0, attempts = 0, trigger = 0,"
+    f" due_at = {_due_unless('(SELECT ordered FROM endpoints WHERE id = $3)')},"
     f" next_attempt_at = {DB_NOW}, lease = NULL, updated_at = $1"
-    " FROM batch WHERE d.id = batch.id AND d.status IN (3, 4) RETURNING 1) "
+    " FROM batch WHERE d.id = batch.id AND d.status IN (3, 4) RETURNING d.due_at) "
     "SELECT (SELECT count(*) FROM upd) AS recovered, (SELECT count(*) FROM batch) AS scanned,"
-    " (SELECT max(message_id) FROM batch) AS last"
+    " (SELECT max(message_id) FROM batch) AS last,"
+    " EXISTS (SELECT 1 FROM upd WHERE due_at IS NULL) AS parked"
 )
 
 # The heartbeat: $1 lease ms, $2 delivery ids, $3 leases (and $4 now, on the callers' clock).
@@ -499,12 +515,12 @@ RENEW = (
 RESEND = (
     "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
     " due_at, next_attempt_at, updated_at)"
-    f" SELECT m.app_id, m.id, e.id, 0, 0, 1, {DB_NOW}, {DB_NOW}, $4"
+    f" SELECT m.app_id, m.id, e.id, 0, 0, 1, {_due_unless('e.ordered')}, {DB_NOW}, $4"
     " FROM messages m, endpoints e"
     " WHERE m.id = $2 AND m.app_id = $1 AND e.id = $3 AND e.app_id = $1 AND NOT e.deleted"
     " ON CONFLICT (message_id, endpoint_id) DO UPDATE SET status = 0, trigger = 1,"
     " due_at = excluded.due_at, next_attempt_at = excluded.next_attempt_at, lease = NULL,"
-    " updated_at = excluded.updated_at"
+    " updated_at = excluded.updated_at RETURNING due_at IS NULL AS parked"
 )
 RESEND_MISSING = (
     "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $2 AND app_id = $1) AS message,"
@@ -516,7 +532,8 @@ DELIVERY_GET = "SELECT * FROM deliveries WHERE message_id = $1 AND endpoint_id =
 QUEUE_DEPTH = (
     f"SELECT count(*) FILTER (WHERE due_at <= {DB_NOW}) AS due,"
     f" min(due_at) FILTER (WHERE due_at <= {DB_NOW}) - {DB_NOW} + $1::bigint AS oldest,"
-    f" count(*) FILTER (WHERE due_at > {DB_NOW} AND status = 0) AS scheduled "
+    f" count(*) FILTER (WHERE due_at > {DB_NOW} AND status = 0)"
+    " + (SELECT count(*) FROM deliveries WHERE status = 0 AND due_at IS NULL) AS scheduled "
     "FROM deliveries WHERE due_at IS NOT NULL"
 )
 # The oldest of the endpoints' heads (there is no global due index: decision 0023).
@@ -535,6 +552,58 @@ _NEXT = (
 NEXT_DUE = f"{_HEADS}SELECT {_NEXT.format(to_caller='')}"
 # On the caller's clock ($1 its now).
 NEXT_DUE_FOR = f"{_HEADS}SELECT {_NEXT.format(to_caller=f' - {DB_NOW} + $1::bigint')}"
+
+
+# -- ordered endpoints (domain.ordering; docs/decisions/0031-ordered-delivery.md) -------------
+# Settling takes the endpoints' locks first, in id order (two settles cannot deadlock), in a
+# statement of its own: the statements after it see every create and finish committed before
+# the lock was granted (READ COMMITTED takes a snapshot per statement), so a create's parked
+# row and a finish's departed head can never both be missed. Only ordered endpoints (and ones
+# just switched off) are ever settled: unordered endpoints' hot paths take no such lock.
+ORDER_LOCK = (
+    "SELECT id, ordered FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE"
+)
+# Each endpoint's queue as domain.ordering.QueueState reads it ($1 endpoints, $2 whether each
+# is ordered): an unordered one's live rows are not read (a big backlog would be counted).
+ORDER_STATE = (
+    "SELECT e.id, e.ordered, l.sending, l.pending, l.oldest,"
+    " (SELECT min(p.id) FROM deliveries p WHERE p.endpoint_id = e.id AND p.status = 0"
+    " AND p.due_at IS NULL) AS oldest_parked"
+    " FROM unnest($1::text[], $2::bool[]) AS e(id, ordered) CROSS JOIN LATERAL ("
+    "  SELECT count(*) FILTER (WHERE status = 1) AS sending,"
+    "  count(*) FILTER (WHERE status = 0) AS pending, min(id) FILTER (WHERE status = 0) AS oldest"
+    "  FROM deliveries WHERE endpoint_id = e.id AND due_at IS NOT NULL AND e.ordered) l"
+)
+# $1 now, $2 endpoint, $3 the row to keep (NULL: none).
+ORDER_PARK = (
+    "UPDATE deliveries SET due_at = NULL, updated_at = $1 WHERE endpoint_id = $2"
+    " AND status = 0 AND due_at IS NOT NULL AND id IS DISTINCT FROM $3::bigint"
+)
+# $1 now, $2 rows to make due / $3 endpoints all of whose parked rows become due.
+ORDER_PROMOTE = (
+    f"UPDATE deliveries SET due_at = {DB_NOW}, next_attempt_at = {DB_NOW}, updated_at = $1"
+    " WHERE status = 0 AND due_at IS NULL AND (id = ANY($2::bigint[])"
+    " OR endpoint_id = ANY($3::text[]))"
+)
+# A claim's disabled endpoints' parked rows, canceled with their heads: $1 now, $2 endpoints.
+ORDER_CANCEL_PARKED = (
+    "UPDATE deliveries SET status = 4, updated_at = $1"
+    " WHERE endpoint_id = ANY($2::text[]) AND status = 0 AND due_at IS NULL"
+)
+# The sweep: endpoints with parked rows (a loose index scan of ix_deliveries_parked, one probe
+# per such endpoint) that are no longer ordered or have no live row.
+ORDER_UNSETTLED = (
+    "WITH RECURSIVE p AS ("
+    " (SELECT endpoint_id FROM deliveries WHERE status = 0 AND due_at IS NULL"
+    " ORDER BY endpoint_id LIMIT 1)"
+    " UNION ALL"
+    " SELECT n.endpoint_id FROM p CROSS JOIN LATERAL ("
+    "  SELECT endpoint_id FROM deliveries WHERE status = 0 AND due_at IS NULL"
+    "  AND endpoint_id > p.endpoint_id ORDER BY endpoint_id LIMIT 1) n) "
+    "SELECT p.endpoint_id FROM p JOIN endpoints e ON e.id = p.endpoint_id WHERE NOT e.ordered"
+    " OR NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = p.endpoint_id"
+    " AND l.due_at IS NOT NULL)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,6 +627,7 @@ class Clocked:
     queue_depth: str
     next_due_for: str
     endpoint_pace: str
+    order_promote: str
     now: str  # for statements built per call: the database's clock, or $1
 
     @classmethod
@@ -582,6 +652,7 @@ class Clocked:
             queue_depth=at(QUEUE_DEPTH, "$1"),
             next_due_for=at(NEXT_DUE_FOR, "$1"),
             endpoint_pace=at(ENDPOINT_PACE, "$2"),
+            order_promote=at(ORDER_PROMOTE, "$1"),
             now=at(DB_NOW, "$1"),
         )
 

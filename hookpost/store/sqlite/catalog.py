@@ -22,6 +22,7 @@ from hookpost.store.rows import (
 from hookpost.store.sqlite import sql
 from hookpost.store.sqlite.core import Conn, SqliteBase, paged
 from hookpost.store.sqlite.errors import conflict
+from hookpost.store.sqlite.ordering import settle_endpoints
 from hookpost.store.sqlite.outbox import write_events
 
 
@@ -272,7 +273,9 @@ class SqliteCatalog(SqliteBase, BatchedDeletes):
                 if exists is not None:
                     raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
                 raise NotFound("endpoint", endpoint.id)
-            return write_events(c, notify)
+            # `ordered` switched, or re-enabled: its queue as domain.ordering wants it.
+            due = settle_endpoints(c, [endpoint.id], values["updated_at"])
+            return write_events(c, notify) + due
 
         if await self._db.write(run):
             self._new_work()

@@ -36,7 +36,17 @@ from hookpost.store.sqlite.core import (
     paged,
     snapshot,
 )
+from hookpost.store.sqlite.ordering import park_new, settle_endpoints
 from hookpost.store.sqlite.outbox import write_events
+
+
+def _requeued(c: Conn, endpoint_id: str, message_ids: list[str], now_ms: int) -> None:
+    """Deliveries queued again for an ordered endpoint join its queue parked, then it is
+    settled (domain.ordering); nothing for another endpoint but one probe."""
+    row = c.execute(sql.ORDER_ENDPOINT, (endpoint_id,)).fetchone()
+    if row is not None and row[0]:
+        park_new(c, endpoint_id, message_ids, now_ms)
+        settle_endpoints(c, [endpoint_id], now_ms)
 
 
 class SqliteLog(SqliteBase):
@@ -51,6 +61,7 @@ class SqliteLog(SqliteBase):
                 if c.execute(query, (ident, app_id)).fetchone() is None:
                     raise NotFound(kind, ident)
             c.execute(sql.RESEND, (app_id, msg_id, endpoint_id, now_ms, now_ms, now_ms))
+            _requeued(c, endpoint_id, [msg_id], now_ms)
 
         await self._db.write(run)
         self._new_work()
@@ -88,6 +99,7 @@ class SqliteLog(SqliteBase):
                 return 0, None
             chosen = orjson.dumps([r[0] for r in batch]).decode()
             cur = c.execute(sql.RECOVER, (now_ms, now_ms, now_ms, chosen))
+            _requeued(c, endpoint_id, [r[1] for r in batch], now_ms)
             return cur.rowcount, batch[-1][1] if len(batch) == limit else None
 
         after = None

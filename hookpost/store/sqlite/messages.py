@@ -46,6 +46,7 @@ from hookpost.store.sqlite.core import (
 from hookpost.store.sqlite.errors import conflict
 from hookpost.store.sqlite.executor import Shared
 from hookpost.store.sqlite.multirow import execute_values
+from hookpost.store.sqlite.ordering import park_new, settle_endpoints
 from hookpost.store.sqlite.sql import (
     APPS_ENDPOINTS,
     DELIVERIES_CREATE,
@@ -106,26 +107,34 @@ def _create_messages(c: sqlite3.Connection, items: list[NewMessage]) -> list[Cre
         _insert(c, [items[i] for i in fresh])
         endpoints = _endpoints_by_app(c, {items[i].message.app_id for i in fresh})
         deliveries: list[tuple[str, str, int, list[str]]] = []
+        # An ordered endpoint's new rows, by endpoint: parked, then settled (domain.ordering).
+        ordered: dict[str, list[str]] = {}
+        now_ms = items[fresh[0]].now_ms
         for i in fresh:
             item = items[i]
             m = item.message
             payload = Payload(m.payload)  # parsed once, if an endpoint has a payload filter
-            targets = [
-                ep_id
-                for ep_id, types, chans, payload_filter in endpoints.get(m.app_id, ())
+            targets = []
+            for ep_id, types, chans, payload_filter, in_order in endpoints.get(m.app_id, ()):
                 if (
                     ep_id in item.only
                     if item.only is not None
                     else filters_match(
                         types, chans, m.event_type, m.channels, payload_filter, payload
                     )
-                )
-            ]
+                ):
+                    targets.append(ep_id)
+                    if in_order:
+                        ordered.setdefault(ep_id, []).append(m.id)
             if targets:
                 deliveries.append((m.app_id, m.id, item.now_ms, targets))
             answers[i] = CreatedMessage(m, created=True, deliveries=len(targets))
         if deliveries:
             c.execute(DELIVERIES_CREATE, (orjson.dumps(deliveries).decode(),))
+        if ordered:
+            for ep_id, message_ids in ordered.items():
+                park_new(c, ep_id, message_ids, now_ms)
+            settle_endpoints(c, ordered, now_ms)
         keys = [
             (k.scope, k.key, None, None, items[i].message.id, k.expires_at)
             for i in fresh
@@ -182,8 +191,9 @@ def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
 
 def _endpoints_by_app(
     c: sqlite3.Connection, app_ids: set[str]
-) -> dict[str, list[tuple[str, list[str] | None, list[str] | None, str | None]]]:
-    """Each app's enabled endpoints: (id, event types, channels, payload filter's JSON)."""
+) -> dict[str, list[tuple[str, list[str] | None, list[str] | None, str | None, int]]]:
+    """Each app's enabled endpoints: (id, event types, channels, payload filter's JSON,
+    ordered)."""
     rows = c.execute(APPS_ENDPOINTS, (orjson.dumps(sorted(app_ids)).decode(),)).fetchall()
     return {app_id: orjson.loads(endpoints) for app_id, endpoints in rows}
 

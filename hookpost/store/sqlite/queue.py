@@ -20,6 +20,7 @@ from hookpost.domain.models import (
     Trigger,
 )
 from hookpost.domain.operational import OperationalEvent, applied, auto_disabled, fail_since
+from hookpost.domain.ordering import head_left
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
 from hookpost.domain.throttle import Pace
@@ -33,6 +34,7 @@ from hookpost.store.rows import (
 )
 from hookpost.store.sqlite.core import Conn, SqliteBase
 from hookpost.store.sqlite.multirow import execute_values
+from hookpost.store.sqlite.ordering import settle_endpoints, unsettled
 from hookpost.store.sqlite.outbox import write_events
 from hookpost.store.sqlite.sql import (
     ATTEMPTS_INSERT,
@@ -53,6 +55,7 @@ from hookpost.store.sqlite.sql import (
     NEXT_DUE,
     OPTION_TIMEOUTS,
     OPTION_TYPE_SCHEDULES,
+    ORDER_CANCEL_PARKED,
     QUEUE_DUE,
     QUEUE_SCHEDULED,
     THROTTLE_MOVE,
@@ -102,6 +105,8 @@ class SqliteQueue(SqliteBase):
                         canceled += c.execute(
                             CLAIM_CANCELED, (share.endpoint_id, now_ms, share.take)
                         )
+                        # an ordered one's parked rows go with its head (domain.ordering)
+                        c.execute(ORDER_CANCEL_PARKED, (now_ms, share.endpoint_id))
                     else:
                         taken += c.execute(take, (share.endpoint_id, now_ms, *held, share.take))
                 execute_values(c, DELIVERIES_CANCEL, canceled, (now_ms,))
@@ -139,6 +144,7 @@ class SqliteQueue(SqliteBase):
             _disabled,
             due_at,
             signature_header,
+            ordered,
         ) = r
         return ClaimedDelivery(
             delivery_id=delivery_id,
@@ -160,6 +166,7 @@ class SqliteQueue(SqliteBase):
             retry_schedule=loads_opt(retry_schedule),
             due_at=due_at,
             signature_header=signature_header,
+            ordered=bool(ordered),
         )
 
     async def finish_attempts(
@@ -186,11 +193,19 @@ class SqliteQueue(SqliteBase):
             for r in results
         ]
         health = _Health(results)
+        # Ordered endpoints whose head finished: the next one goes (domain.ordering).
+        heads_left = [
+            r.attempt.endpoint_id for r in results if r.ordered and head_left(r.next_status)
+        ]
+        promoted = 0
 
         def run(c: Conn) -> FinishOutcome:
+            nonlocal promoted
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
             if execute_values(c, DELIVERIES_FINISH, delivery_rows) < len(results):
                 raise _LeaseLost  # rare: which results are stale is read by held_only
+            if heads_left:
+                promoted = settle_endpoints(c, heads_left, now_ms)
             return health.apply(
                 c, now_ms, disable_after_ms, disable_after_failures, stale=0, notify=notify
             )
@@ -198,11 +213,14 @@ class SqliteQueue(SqliteBase):
         def held_only(c: Conn) -> FinishOutcome:
             """Every attempt is recorded; only results whose lease is held change their
             delivery and their endpoint's health."""
+            nonlocal promoted
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
             pairs = orjson.dumps([(r.delivery_id, r.lease) for r in results]).decode()
             held = set(map(tuple, c.execute(LEASES_HELD, (pairs,))))
             fresh = [i for i, r in enumerate(results) if (r.delivery_id, r.lease) in held]
             updated = execute_values(c, DELIVERIES_FINISH, [delivery_rows[i] for i in fresh])
+            if heads_left:  # settling is safe whatever the stale ones' state
+                promoted = settle_endpoints(c, heads_left, now_ms)
             fresh_health = _Health([results[i] for i in fresh])
             kept = set(fresh)
             lost = {r.attempt.id for i, r in enumerate(results) if i not in kept}
@@ -219,9 +237,24 @@ class SqliteQueue(SqliteBase):
             outcome = await self._db.write(run)
         except _LeaseLost:
             outcome = await self._db.write(held_only)
-        if outcome.notified:
+        if outcome.notified or promoted:
             self._new_work()
         return outcome
+
+    async def settle_ordered(self, now_ms: int) -> int:
+        def unsettled_now(c: Conn) -> list[str]:
+            return unsettled(c)
+
+        if not await self._db.read(unsettled_now):  # the usual answer: no write lock taken
+            return 0
+
+        def run(c: Conn) -> int:
+            return settle_endpoints(c, unsettled(c), now_ms)
+
+        due = await self._db.write(run)
+        if due:
+            self._new_work()
+        return due
 
     async def release(self, leases: Sequence[tuple[int, str]], now_ms: int) -> int:
         rows = list(leases)

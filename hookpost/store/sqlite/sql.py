@@ -80,10 +80,11 @@ MESSAGES_INSERT = (
 )
 MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
 # The enabled endpoints of each app, one row per app holding a JSON array of
-# [id, event_types, channels]: one statement for any number of apps and endpoints.
+# [id, event_types, channels, payload_filter, ordered]: one statement for any number of apps and
+# endpoints.
 APPS_ENDPOINTS = (
     "SELECT app_id, json_group_array("
-    "json_array(id, json(event_types), json(channels), payload_filter)) "
+    "json_array(id, json(event_types), json(channels), payload_filter, ordered)) "
     "FROM endpoints WHERE app_id IN (SELECT value FROM json_each(?)) AND disabled = 0 "
     "GROUP BY app_id"
 )
@@ -106,7 +107,7 @@ DELIVERIES_CREATE = (
 _CLAIM_COLUMNS = (
     "d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, m.event_type, "
     "m.payload, m.created_at AS msg_created_at, e.url, e.headers, e.keys, e.signature_scheme, "
-    "e.retry_schedule, e.disabled, d.due_at, e.signature_header"
+    "e.retry_schedule, e.disabled, d.due_at, e.signature_header, e.ordered"
 )
 # The endpoints with due rows and their oldest due time (domain.scheduling's heads): a loose
 # index scan of ix_deliveries_endpoint_due, two probes per endpoint with a queued row, however
@@ -212,7 +213,11 @@ LEASES_HELD = (
     f"SELECT d.id, d.lease FROM deliveries d JOIN {_LEASES} ON d.id = v.id AND d.lease = v.lease"
 )
 QUEUE_DUE = "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?"
-QUEUE_SCHEDULED = "SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0"
+# Parked rows (behind an ordered endpoint's head) are due later too.
+QUEUE_SCHEDULED = (
+    "SELECT (SELECT count(*) FROM deliveries WHERE due_at > ? AND status = 0)"
+    " + (SELECT count(*) FROM deliveries WHERE status = 0 AND due_at IS NULL)"
+)
 # The oldest of the endpoints' heads (there is no global due index: decision 0023), a
 # throttled endpoint's no sooner than its next slot (domain.throttle).
 NEXT_DUE = (
@@ -314,3 +319,54 @@ OPTION_TYPE_SCHEDULES = (
     "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"
 )
 OPTION_TIMEOUTS = "SELECT id, timeout_s FROM endpoints WHERE timeout_s IS NOT NULL"
+
+# -- ordered endpoints (domain.ordering; docs/decisions/0031-ordered-delivery.md) -------------
+# An endpoint's queue as domain.ordering.settle reads it: whether it is ordered and its oldest
+# parked row (ix_deliveries_parked), then its live rows (ix_deliveries_endpoint_due).
+ORDER_ENDPOINT = (
+    "SELECT ordered, (SELECT min(id) FROM deliveries WHERE endpoint_id = ?1"
+    " AND status = 0 AND due_at IS NULL) FROM endpoints WHERE id = ?1"
+)
+ORDER_LIVE = (
+    "SELECT count(*) FILTER (WHERE status = 1), count(*) FILTER (WHERE status = 0),"
+    " min(id) FILTER (WHERE status = 0) FROM deliveries"
+    " WHERE endpoint_id = ? AND due_at IS NOT NULL"
+)
+# (updated_at, endpoint, the row to keep or NULL)
+ORDER_PARK = (
+    "UPDATE deliveries SET due_at = NULL, updated_at = ?"
+    " WHERE endpoint_id = ? AND status = 0 AND due_at IS NOT NULL AND id IS NOT ?"
+)
+# (now, now, now, row)
+ORDER_PROMOTE = (
+    "UPDATE deliveries SET due_at = ?, next_attempt_at = ?, updated_at = ?"
+    " WHERE id = ? AND status = 0 AND due_at IS NULL"
+)
+# (now, now, now, endpoint)
+ORDER_UNPARK = (
+    "UPDATE deliveries SET due_at = ?, next_attempt_at = ?, updated_at = ?"
+    " WHERE endpoint_id = ? AND status = 0 AND due_at IS NULL"
+)
+# Rows just queued for an ordered endpoint join it parked: (updated_at, endpoint, message ids
+# as a JSON array).
+ORDER_PARK_NEW = (
+    "UPDATE deliveries SET due_at = NULL, updated_at = ? WHERE endpoint_id = ?"
+    " AND message_id IN (SELECT value FROM json_each(?)) AND status = 0"
+)
+# A disabled endpoint's parked rows, canceled with its head by a claim: (now, endpoint).
+ORDER_CANCEL_PARKED = (
+    "UPDATE deliveries SET status = 4, updated_at = ?"
+    " WHERE endpoint_id = ? AND status = 0 AND due_at IS NULL"
+)
+# The sweep: endpoints with parked rows (a loose index scan of ix_deliveries_parked, one probe
+# per such endpoint) that no longer are ordered or have no live row.
+ORDER_UNSETTLED = (
+    "WITH RECURSIVE p(id) AS ("
+    " SELECT (SELECT endpoint_id FROM deliveries WHERE status = 0 AND due_at IS NULL"
+    " ORDER BY endpoint_id LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT endpoint_id FROM deliveries WHERE status = 0 AND due_at IS NULL"
+    " AND endpoint_id > p.id ORDER BY endpoint_id LIMIT 1) FROM p WHERE p.id IS NOT NULL) "
+    "SELECT p.id FROM p JOIN endpoints e ON e.id = p.id WHERE NOT e.ordered OR NOT EXISTS"
+    " (SELECT 1 FROM deliveries l WHERE l.endpoint_id = p.id AND l.due_at IS NOT NULL)"
+)
