@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hookpost import __version__
+from hookpost import __version__, logs
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
@@ -422,12 +422,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     args = _parser().parse_args(argv)
     try:
+        # Logging from the environment alone (no flag changes it): `serve`'s worker child,
+        # which inherits that environment, logs the same way.
+        logs.configure(Settings.from_env())
         args.fn(args)
     except ConfigError as exc:
         print(f"hookpost: {exc}", file=sys.stderr)
