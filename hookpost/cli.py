@@ -87,6 +87,11 @@ def _banner(
         lines.append(f"  admin token (shown once, store it now): {token}")
     else:
         lines.append(f"  admin token: from {token_source}")
+    # Only hashes are stored: a lost token cannot be shown again, only replaced.
+    lines.append(
+        "  lost a token? `hookpost token create` makes a new admin token "
+        "(`hookpost token list` / `revoke` retire the old one)"
+    )
     print("\n".join(lines), flush=True)
 
 

@@ -1,7 +1,7 @@
 """Process-wide logging for the ``hookpost`` command's processes (``configure``).
 
 * ``HOOKPOST_LOG_LEVEL`` sets the root level; ``HOOKPOST_LOG_FORMAT`` is ``text`` (one readable
-  line) or ``json`` (one object per line: ``ts``, ``level``, ``logger``, ``msg``, and the ids
+  line) or ``json`` (one object per line: ``ts``, ``level``, ``logger``, ``msg``, ``pid``, the ids
   and details a line carries in ``extra=``, see ``FIELDS``). uvicorn's loggers propagate to the
   same handler, so every line of a process has one format.
 * Every line passes through ``Redactor``: token-shaped strings (``hpk_...``, ``whsec_...``,
@@ -96,6 +96,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,  # serve's worker child logs to the same stream
         }
         out.update(_details(record))
         if record.exc_info:

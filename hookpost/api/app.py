@@ -52,6 +52,20 @@ log = logging.getLogger("hookpost.api")
 ENVELOPE_ALLOWANCE = 64 * 1024  # request bytes allowed beyond the payload limit (the envelope)
 
 
+# Messages first: route matching walks the routers in order (POST /msg mostly takes the
+# front door below, but the message reads are hot too).
+ROUTE_MODULES = (
+    messages,
+    applications,
+    endpoints,
+    attempts,
+    event_types,
+    authentication,
+    operational,
+    health,
+)
+
+
 def create_app(hp: Runtime) -> FastAPI:
     """The API over ``hp`` (a started ``hookpost.wiring.Hookpost``)."""
     app = _build(hp.settings)
@@ -143,18 +157,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    # Messages first: route matching walks the routers in order (POST /msg mostly takes the
-    # front door below, but the message reads are hot too).
-    for module in (
-        messages,
-        applications,
-        endpoints,
-        attempts,
-        event_types,
-        authentication,
-        operational,
-        health,
-    ):
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
     if not settings.metrics_port:  # else served on its own port (api.metrics.MetricsServer)
         app.add_api_route(metrics.PATH, metrics.metrics_route, include_in_schema=False)
@@ -229,8 +232,11 @@ def _attach(app: FastAPI, hp: Runtime) -> None:
     app.state.api = ApiState.build(hp)
     app.state.metrics_page = metrics.MetricsPage(hp)
     if isinstance(app, HookpostApi):
+        # The routers' own routes (app.routes holds the routers FastAPI included, which
+        # match a request without naming its route).
+        routes = [r for m in ROUTE_MODULES for r in m.router.routes]
         app.observer = RequestObserver(
-            hp.services.metrics, app.routes, messages.router.prefix, hp.settings.access_log
+            hp.services.metrics, routes, messages.router.prefix, hp.settings.access_log
         )
 
 

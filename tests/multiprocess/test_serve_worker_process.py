@@ -149,6 +149,14 @@ async def test_the_child_delivers_signed_at_once_and_reports_metrics(
         assert "hookpost_messages_accepted_total 20.0" in metrics
         assert "hookpost_attempt_duration_seconds_count 20.0" in metrics
         assert metrics.count("# TYPE hookpost_deliveries_total counter") == 1
+        assert 'hookpost_attempts_total{status_class="2xx"} 20.0' in metrics
+        # Both processes' CPU and GC: the child's under names of their own, so that no
+        # family appears twice in the one scrape.
+        for family in ("process_cpu_seconds_total", "python_gc_collections_total"):
+            assert f"# TYPE {family} counter" in metrics
+            assert f"# TYPE hookpost_worker_{family} counter" in metrics
+        types = [line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE")]
+        assert len(types) == len(set(types))
         assert served.worker_pid() == worker  # the same child all along
     finally:
         await served.api.aclose()
