@@ -329,13 +329,14 @@ def cmd_token_create(args: argparse.Namespace) -> None:
 def cmd_token_list(args: argparse.Namespace) -> None:
     async def list_tokens(hp: Hookpost) -> int:
         app_id = None if args.app is None else (await hp.services.apps.get(args.app)).id
-        print("id\tname\tapp\tcreated\texpires")
+        print("id\tname\tapp\tcreated\texpires\thint")
         page = PageRequest(limit=250)
         while True:
             found = await hp.services.tokens.list(page, app_id)
             for t in found.items:
                 app = t.app_id or "(admin)"
-                print(f"{t.id}\t{t.name}\t{app}\t{_iso(t.created_at)}\t{_iso(t.expires_at)}")
+                created, expires = _iso(t.created_at), _iso(t.expires_at)
+                print(f"{t.id}\t{t.name}\t{app}\t{created}\t{expires}\t{t.hint or '-'}")
             if found.done or not found.items:
                 return 0
             page = replace(page, iterator=found.items[-1].id)

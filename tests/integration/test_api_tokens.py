@@ -43,7 +43,7 @@ async def test_create_list_and_revoke_an_admin_token(api: ApiServer, admin: http
     created = await admin.post("/api/v1/auth/token", json={"name": "ci", "expiry": 3600})
     assert created.status_code == 201, created.text
     out = created.json()
-    assert set(out) == {"id", "name", "appId", "createdAt", "expiresAt", "token"}
+    assert set(out) == {"id", "name", "appId", "createdAt", "expiresAt", "hint", "token"}
     assert out["name"] == "ci" and out["appId"] is None and out["expiresAt"] is not None
     token = out["token"]
     async with api.http(token) as new:
@@ -51,8 +51,11 @@ async def test_create_list_and_revoke_an_admin_token(api: ApiServer, admin: http
 
     tokens = await listed(admin)
     assert {t["name"] for t in tokens} == {"HOOKPOST_ADMIN_TOKEN", "ci"}
-    for t in tokens:  # never the token, nor its hash
-        assert set(t) == {"id", "name", "appId", "createdAt", "expiresAt"}
+    for t in tokens:  # never the token, nor its hash: its last four characters at most
+        assert set(t) == {"id", "name", "appId", "createdAt", "expiresAt", "hint"}
+    by_name = {t["name"]: t for t in tokens}
+    assert by_name["ci"]["hint"] == "..." + token[-4:] == out["hint"]
+    assert by_name["HOOKPOST_ADMIN_TOKEN"]["hint"] == "..." + api.admin_token[-4:]
     text = (await admin.get("/api/v1/auth/token")).text
     stored = await api.hp.services.tokens.authenticate(token)
     assert stored is not None
@@ -178,4 +181,4 @@ async def test_the_openapi_document_lists_the_token_operations(admin: httpx.Asyn
         "v1.authentication.revoke-token",
     }
     listed_schema = doc["components"]["schemas"]["ApiTokenOut"]["properties"]
-    assert set(listed_schema) == {"id", "name", "appId", "createdAt", "expiresAt"}
+    assert set(listed_schema) == {"id", "name", "appId", "createdAt", "expiresAt", "hint"}
