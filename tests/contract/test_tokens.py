@@ -62,7 +62,9 @@ class TestTokens:
 
         def env(token_hash: str, at: int) -> ApiToken:
             hint = "..." + token_hash[-4:]
-            return ApiToken(new_id(TOKEN, at), token_hash, None, ENV_ADMIN_TOKEN_NAME, at, None, hint)
+            return ApiToken(
+                new_id(TOKEN, at), token_hash, None, ENV_ADMIN_TOKEN_NAME, at, None, hint
+            )
 
         bystanders = [
             ApiToken(new_id(TOKEN), "hash-admin", None, "bootstrap", T0),

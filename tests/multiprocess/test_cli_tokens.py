@@ -69,7 +69,9 @@ def test_token_create_list_and_revoke(tmp_path: Path):
     assert by_name["ci"][2] == "(admin)" and by_name["ci"][4] != "-"
     assert by_name["ops"][4] == "-"
     # The last four characters tell the tokens apart; nothing more of them is shown.
-    assert by_name["ci"][5] == "..." + token[-4:] and by_name["ops"][5] == "..." + forever_token[-4:]
+    assert (
+        by_name["ci"][5] == "..." + token[-4:] and by_name["ops"][5] == "..." + forever_token[-4:]
+    )
 
     revoked = run_cli("token", "revoke", by_name["ci"][0], env=env, cwd=tmp_path)
     assert revoked.returncode == 0, revoked.stderr
