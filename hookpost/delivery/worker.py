@@ -441,9 +441,8 @@ class DeliveryWorker:
             created_at=finished,
         )
         self._metrics.attempt_seconds.observe(response.duration_ms / 1000)
-        self._metrics.attempts.labels(
-            outcome_class(response.outcome.status_code, response.outcome.error)
-        ).inc()
+        outcome = response.outcome
+        self._metrics.attempts_by_class[outcome_class(outcome.status_code, outcome.error)].inc()
         result = AttemptResult(
             attempt=attempt,
             delivery_id=d.delivery_id,

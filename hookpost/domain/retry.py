@@ -54,11 +54,14 @@ class Outcome:
         return self.error is None and 200 <= self.status_code < 300
 
 
+OUTCOME_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+
+
 def outcome_class(status_code: int, error: str | None) -> str:
     """What an attempt's outcome is counted and logged as: the status code's class (``2xx``
     ... ``5xx``), or ``error`` when no response came back."""
-    if error is not None or not 100 <= status_code < 600:
-        return "error"
+    if error is not None or not 200 <= status_code < 600:
+        return "error"  # (1xx never ends a request: aiohttp reads on to the final answer)
     return f"{status_code // 100}xx"
 
 

@@ -20,6 +20,8 @@ from prometheus_client import (
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from hookpost.domain.retry import OUTCOME_CLASSES
+
 # The worker child's process and GC metrics, under names of their own: one scrape of the API
 # (which appends the child's text) must not hold two families of one name.
 CHILD_PREFIX = "hookpost_worker_"
@@ -68,9 +70,12 @@ class Metrics:
         self.attempts = Counter(
             "hookpost_attempts",
             "Delivery attempts made, by outcome: the status code's class or error (no response)",
-            ["status_class"],  # 2xx | 3xx | 4xx | 5xx | error
+            ["status_class"],
             registry=self.worker_registry,
         )
+        # Every class from the start (a rate over a series that appears late misses its
+        # first increments), and no labels() lookup per attempt.
+        self.attempts_by_class = {c: self.attempts.labels(c) for c in OUTCOME_CLASSES}
         self.attempt_seconds = Histogram(
             "hookpost_attempt_duration_seconds",
             "Duration of outbound webhook requests",
