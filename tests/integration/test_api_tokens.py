@@ -104,10 +104,20 @@ async def test_bad_token_requests_are_4xx_naming_the_field(admin: httpx.AsyncCli
     assert_invalid(await admin.delete("/api/v1/auth/token/a b"), "path", "token_id")
 
 
-async def test_an_expired_token_is_refused(api: ApiServer, admin: httpx.AsyncClient):
-    created = (await admin.post("/api/v1/auth/token", json={"expiry": 1})).json()
+async def test_an_expired_token_is_refused(
+    api: ApiServer, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+):
+    created = (await admin.post("/api/v1/auth/token", json={"expiry": 60})).json()
     record = await api.hp.services.tokens.authenticate(created["token"])
-    assert record is not None and record.expires_at == record.created_at + 1000
+    assert record is not None and record.expires_at == record.created_at + 60_000
+    async with api.http(created["token"]) as http:
+        assert (await http.get("/api/v1/app")).status_code == 200  # and now cached
+        tokens = api.hp.services.tokens
+        now = record.created_at + 60_000  # the expiry, read through the service's clock
+        monkeypatch.setattr(tokens, "_clock", lambda: now)
+        assert_error(await http.get("/api/v1/app"), 401, "authentication_failed")
+        now -= 1
+        assert (await http.get("/api/v1/app")).status_code == 200
 
 
 async def test_revoking_reaches_other_processes_within_the_cache_lifetime(api: ApiServer):
