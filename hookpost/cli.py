@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hookpost import __version__
+from hookpost import __version__, logs
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
@@ -87,6 +87,11 @@ def _banner(
         lines.append(f"  admin token (shown once, store it now): {token}")
     else:
         lines.append(f"  admin token: from {token_source}")
+    # Only hashes are stored: a lost token cannot be shown again, only replaced.
+    lines.append(
+        "  lost a token? `hookpost token create` makes a new admin token "
+        "(`hookpost token list` / `revoke` retire the old one)"
+    )
     print("\n".join(lines), flush=True)
 
 
@@ -324,13 +329,14 @@ def cmd_token_create(args: argparse.Namespace) -> None:
 def cmd_token_list(args: argparse.Namespace) -> None:
     async def list_tokens(hp: Hookpost) -> int:
         app_id = None if args.app is None else (await hp.services.apps.get(args.app)).id
-        print("id\tname\tapp\tcreated\texpires")
+        print("id\tname\tapp\tcreated\texpires\thint")
         page = PageRequest(limit=250)
         while True:
             found = await hp.services.tokens.list(page, app_id)
             for t in found.items:
                 app = t.app_id or "(admin)"
-                print(f"{t.id}\t{t.name}\t{app}\t{_iso(t.created_at)}\t{_iso(t.expires_at)}")
+                created, expires = _iso(t.created_at), _iso(t.expires_at)
+                print(f"{t.id}\t{t.name}\t{app}\t{created}\t{expires}\t{t.hint or '-'}")
             if found.done or not found.items:
                 return 0
             page = replace(page, iterator=found.items[-1].id)
@@ -422,12 +428,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     args = _parser().parse_args(argv)
     try:
+        # Logging from the environment alone (no flag changes it): `serve`'s worker child,
+        # which inherits that environment, logs the same way.
+        logs.configure(Settings.from_env())
         args.fn(args)
     except ConfigError as exc:
         print(f"hookpost: {exc}", file=sys.stderr)

@@ -15,6 +15,8 @@ from hookpost.domain.limits import (
 from hookpost.domain.retry import DEFAULT_SCHEDULE, parse_schedule
 
 ENV_PREFIX = "HOOKPOST_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ class Settings:
     # the catalog: messages and subscriptions must name live event types, and payloads must
     # match their event type's JSON Schemas (docs/decisions/0026)
     strict_event_types: bool = False
+    # logs: the root level (DEBUG, INFO, WARNING, ERROR), "text" or "json" (one object per
+    # line), and one line per API request (method, route, status, duration) when on
+    log_level: str = "INFO"
+    log_format: str = "text"
+    access_log: bool = False
     # storage
     sqlite_synchronous: str = "FULL"  # an answered message survives power loss too
     production: bool = False
@@ -105,6 +112,15 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     try:
         if name == "retry_schedule":
             return parse_schedule(raw)
+        if name == "log_level":
+            level = raw.upper()
+            if level not in LOG_LEVELS:
+                raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+            return level
+        if name == "log_format":
+            if raw.lower() not in LOG_FORMATS:
+                raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
+            return raw.lower()
         if isinstance(default, bool):
             if raw.lower() in ("1", "true", "yes", "on"):
                 return True

@@ -221,7 +221,7 @@ async def run_worker_child(hp: Hookpost, wake_fd: int | None, metrics_socket: st
     if metrics_socket:
 
         async def metrics(_request: web.Request) -> web.Response:
-            body = hp.services.metrics.worker_exposition()
+            body = hp.services.metrics.child_exposition()
             return web.Response(body=body, content_type="text/plain")
 
         app = web.Application()

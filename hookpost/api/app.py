@@ -31,6 +31,7 @@ from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
 from hookpost.api.guards import without_idempotency_key
 from hookpost.api.idempotency import IdempotencyMiddleware
+from hookpost.api.observe import RequestObserver
 from hookpost.api.permissions import check_declared
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
@@ -49,6 +50,20 @@ from hookpost.settings import Settings
 log = logging.getLogger("hookpost.api")
 
 ENVELOPE_ALLOWANCE = 64 * 1024  # request bytes allowed beyond the payload limit (the envelope)
+
+
+# Messages first: route matching walks the routers in order (POST /msg mostly takes the
+# front door below, but the message reads are hot too).
+ROUTE_MODULES = (
+    messages,
+    applications,
+    endpoints,
+    attempts,
+    event_types,
+    authentication,
+    operational,
+    health,
+)
 
 
 def create_app(hp: Runtime) -> FastAPI:
@@ -102,14 +117,27 @@ class HookpostApi(FastAPI):
     its middleware stack: a request the front door takes never enters the stack."""
 
     front_door: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
+    observer: RequestObserver | None = None  # set once the runtime is attached
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "\x00" in scope["path"]:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if "\x00" in scope["path"]:
             scope = without_idempotency_key(scope)  # see there
+        observer = self.observer
+        if observer is None:
+            await self._answer(scope, receive, send)
+        else:
+            await observer.observe(scope, receive, send, self._answer)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer an HTTP request; True if the front door took it."""
         door = self.front_door
         if door is not None and await door(scope, receive, send):
-            return
+            return True
         await super().__call__(scope, receive, send)
+        return False
 
 
 def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
@@ -129,18 +157,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    # Messages first: route matching walks the routers in order (POST /msg mostly takes the
-    # front door below, but the message reads are hot too).
-    for module in (
-        messages,
-        applications,
-        endpoints,
-        attempts,
-        event_types,
-        authentication,
-        operational,
-        health,
-    ):
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
     if not settings.metrics_port:  # else served on its own port (api.metrics.MetricsServer)
         app.add_api_route(metrics.PATH, metrics.metrics_route, include_in_schema=False)
@@ -214,6 +231,13 @@ def _attach(app: FastAPI, hp: Runtime) -> None:
     app.state.hp = hp
     app.state.api = ApiState.build(hp)
     app.state.metrics_page = metrics.MetricsPage(hp)
+    if isinstance(app, HookpostApi):
+        # The routers' own routes (app.routes holds the routers FastAPI included, which
+        # match a request without naming its route).
+        routes = [r for m in ROUTE_MODULES for r in m.router.routes]
+        app.observer = RequestObserver(
+            hp.services.metrics, routes, messages.router.prefix, hp.settings.access_log
+        )
 
 
 # --------------------------------------------------------------------------- middleware

@@ -111,6 +111,7 @@ def token_out(token: ApiToken) -> dict[str, Any]:
         "appId": token.app_id,
         "createdAt": iso(token.created_at),
         "expiresAt": iso_opt(token.expires_at),
+        "hint": token.hint,
     }
 
 

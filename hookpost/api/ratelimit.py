@@ -125,6 +125,7 @@ class RateLimitMiddleware:
         if wait <= 0.0:
             await self.app(scope, receive, send)
             return
+        api.hp.services.metrics.rate_limited.inc()
         seconds = retry_after_seconds(wait)
         response = error_response(
             429,

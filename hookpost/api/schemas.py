@@ -263,6 +263,9 @@ class ApiTokenOut(_Model):
     app_id: str | None = None  # null: an admin token
     created_at: UtcDatetime
     expires_at: UtcDatetime | None = None
+    # The token's last characters ("...wxyz"), to tell tokens apart; null for tokens made
+    # before hookpost stored them, and for tokens too short to spare them.
+    hint: str | None = None
 
 
 class ApiTokenCreatedOut(ApiTokenOut):

@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 
 from hookpost.api.transport import CoalescingHttpToolsProtocol
+from hookpost.logs import uvicorn_level
 from hookpost.settings import Settings
 
 TICK_S = 0.1  # uvicorn.Server.main_loop calls on_tick this often
@@ -111,7 +112,10 @@ def build_server(
     ``config``: more ``uvicorn.Config`` arguments (a test's host and port, say)."""
     options: dict[str, Any] = {
         "http": CoalescingHttpToolsProtocol,
-        "log_level": "warning",
+        # uvicorn's loggers propagate to the root handler (hookpost.logs): one format per
+        # process. Its access log stays off: hookpost's (HOOKPOST_ACCESS_LOG) names the route.
+        "log_config": None,
+        "log_level": uvicorn_level(settings),
         "access_log": False,
         "lifespan": "on",
         "timeout_graceful_shutdown": 10,

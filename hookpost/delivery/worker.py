@@ -24,6 +24,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from hookpost.delivery.http import STORED_BYTES, HttpSender
 from hookpost.domain import ids
@@ -37,7 +38,7 @@ from hookpost.domain.models import (
     DeliveryStatus,
 )
 from hookpost.domain.queries import FinishOutcome
-from hookpost.domain.retry import decide, schedule_for
+from hookpost.domain.retry import decide, error_class, outcome_class, schedule_for
 from hookpost.domain.signing import DEFAULT_SCHEME, StandardWebhooksV1, scheme_for
 from hookpost.services.common import now_ms
 from hookpost.services.events import (
@@ -445,6 +446,8 @@ class DeliveryWorker:
             created_at=finished,
         )
         self._metrics.attempt_seconds.observe(response.duration_ms / 1000)
+        outcome = response.outcome
+        self._metrics.attempts_by_class[outcome_class(outcome.status_code, outcome.error)].inc()
         result = AttemptResult(
             attempt=attempt,
             delivery_id=d.delivery_id,
@@ -534,6 +537,8 @@ class DeliveryWorker:
                 return None
 
     def _count(self, result: AttemptResult, delivery: ClaimedDelivery) -> None:
+        if result.attempt.status != AttemptStatus.SUCCESS:
+            _log_failed(result)
         if result.next_status == DeliveryStatus.SUCCEEDED:
             self._metrics.deliveries.labels("succeeded").inc()
         elif result.next_status == DeliveryStatus.PENDING:
@@ -547,6 +552,37 @@ class DeliveryWorker:
                     {"msgId": delivery.message_id, "endpointId": delivery.endpoint_id},
                 )
             )
+
+
+def _log_failed(result: AttemptResult) -> None:
+    """One WARNING line per failed attempt, once it is recorded: what failed (the status code
+    or the error's class: never the URL nor the response), and what happens next."""
+    a = result.attempt
+    cause = f"HTTP {a.response_status_code}" if a.error is None else error_class(a.error)
+    retry_at = result.next_attempt_at if result.next_status == DeliveryStatus.PENDING else None
+    if retry_at is not None:
+        iso = datetime.fromtimestamp(retry_at / 1000, UTC).isoformat(timespec="seconds")
+        then = "next retry at " + iso.replace("+00:00", "Z")
+    else:
+        then = "exhausted" if result.next_status == DeliveryStatus.FAILED else "no retry"
+    log.warning(
+        "attempt %d of message %s to endpoint %s failed (%s); %s",
+        result.attempts,
+        a.message_id,
+        a.endpoint_id,
+        cause,
+        then,
+        extra={
+            "app_id": a.app_id,
+            "endpoint_id": a.endpoint_id,
+            "message_id": a.message_id,
+            "attempt_id": a.id,
+            "attempt": result.attempts,
+            "status_code": a.response_status_code or None,
+            "error_class": None if a.error is None else cause,
+            "next_attempt_at": retry_at,
+        },
+    )
 
 
 def _attempt_events(

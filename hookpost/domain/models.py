@@ -222,6 +222,7 @@ class ApiToken:
     name: str = ""
     created_at: int = 0
     expires_at: int | None = None
+    hint: str | None = None  # the token's last characters (domain.permissions.token_hint)
 
     def expired(self, now_ms: int) -> bool:
         return self.expires_at is not None and self.expires_at <= now_ms

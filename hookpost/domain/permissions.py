@@ -56,5 +56,17 @@ def refusal(token: ApiToken, permission: Permission) -> str:
 ENV_ADMIN_TOKEN_NAME = "HOOKPOST_ADMIN_TOKEN"
 
 
+HINT_CHARS = 4
+MIN_HINTED_LENGTH = 16  # a shorter token would give away too much of itself
+
+
+def token_hint(plaintext: str) -> str | None:
+    """What a listing shows of a token to tell it apart (``...wxyz``): its last characters,
+    stored beside its hash. None for a token too short to spare them."""
+    if len(plaintext) < MIN_HINTED_LENGTH:
+        return None
+    return "..." + plaintext[-HINT_CHARS:]
+
+
 def is_env_admin_token(token: ApiToken) -> bool:
     return token.app_id is None and token.name == ENV_ADMIN_TOKEN_NAME

@@ -54,6 +54,23 @@ class Outcome:
         return self.error is None and 200 <= self.status_code < 300
 
 
+OUTCOME_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+
+
+def outcome_class(status_code: int, error: str | None) -> str:
+    """What an attempt's outcome is counted and logged as: the status code's class (``2xx``
+    ... ``5xx``), or ``error`` when no response came back."""
+    if error is not None or not 200 <= status_code < 600:
+        return "error"  # (1xx never ends a request: aiohttp reads on to the final answer)
+    return f"{status_code // 100}xx"
+
+
+def error_class(error: str) -> str:
+    """The kind of a failed attempt's error (``timeout``, ``connection error``, ...): the
+    part of ``delivery.http.describe_error``'s text before its details, which may name hosts."""
+    return error.split(":", 1)[0].strip()[:60] or "error"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     status: DeliveryStatus

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from hookpost.domain import ids
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import ApiToken, Page, PageRequest
-from hookpost.domain.permissions import ENV_ADMIN_TOKEN_NAME
+from hookpost.domain.permissions import ENV_ADMIN_TOKEN_NAME, token_hint
 from hookpost.services.common import Clock, now_ms
 from hookpost.store.base import Store
 
@@ -52,6 +52,7 @@ class TokenService:
             name=name,
             created_at=now,
             expires_at=None if ttl_s is None else now + ttl_s * 1000,
+            hint=token_hint(plaintext),
         )
         await self._store.create_token(record)
         self._created(plaintext)
@@ -103,7 +104,12 @@ class TokenService:
         if configured:
             now = self._clock()
             token = ApiToken(
-                ids.new_id(ids.TOKEN, now), hash_token(configured), None, ENV_ADMIN_TOKEN_NAME, now
+                ids.new_id(ids.TOKEN, now),
+                hash_token(configured),
+                None,
+                ENV_ADMIN_TOKEN_NAME,
+                now,
+                hint=token_hint(configured),
             )
             replaced = await self._store.replace_env_token(token)
             self._created(configured)

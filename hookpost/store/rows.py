@@ -433,6 +433,7 @@ def token_from_row(r: Row) -> ApiToken:
         name=r["name"],
         created_at=r["created_at"],
         expires_at=r["expires_at"],
+        hint=r["hint"],
     )
 
 

@@ -209,6 +209,7 @@ api_tokens = Table(
     Column("name", Text, nullable=False, server_default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
+    Column("hint", Text, nullable=True),
 )
 
 idempotency_keys = Table(

@@ -17,7 +17,7 @@ class TestTokens:
         app = await new_app(store)
         assert await store.count_admin_tokens() == 0
         admin = ApiToken(new_id(TOKEN), "hash-admin", None, "bootstrap", T0, None)
-        scoped = ApiToken(new_id(TOKEN), "hash-app", app.id, "ci", T0, T0 + DAY)
+        scoped = ApiToken(new_id(TOKEN), "hash-app", app.id, "ci", T0, T0 + DAY, "...wxyz")
         await store.create_token(admin)
         await store.create_token(scoped)
         assert await store.find_token("hash-admin") == admin
@@ -61,7 +61,10 @@ class TestTokens:
         app = await new_app(store)
 
         def env(token_hash: str, at: int) -> ApiToken:
-            return ApiToken(new_id(TOKEN, at), token_hash, None, ENV_ADMIN_TOKEN_NAME, at)
+            hint = "..." + token_hash[-4:]
+            return ApiToken(
+                new_id(TOKEN, at), token_hash, None, ENV_ADMIN_TOKEN_NAME, at, None, hint
+            )
 
         bystanders = [
             ApiToken(new_id(TOKEN), "hash-admin", None, "bootstrap", T0),

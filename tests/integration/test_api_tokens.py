@@ -43,7 +43,7 @@ async def test_create_list_and_revoke_an_admin_token(api: ApiServer, admin: http
     created = await admin.post("/api/v1/auth/token", json={"name": "ci", "expiry": 3600})
     assert created.status_code == 201, created.text
     out = created.json()
-    assert set(out) == {"id", "name", "appId", "createdAt", "expiresAt", "token"}
+    assert set(out) == {"id", "name", "appId", "createdAt", "expiresAt", "hint", "token"}
     assert out["name"] == "ci" and out["appId"] is None and out["expiresAt"] is not None
     token = out["token"]
     async with api.http(token) as new:
@@ -51,8 +51,11 @@ async def test_create_list_and_revoke_an_admin_token(api: ApiServer, admin: http
 
     tokens = await listed(admin)
     assert {t["name"] for t in tokens} == {"HOOKPOST_ADMIN_TOKEN", "ci"}
-    for t in tokens:  # never the token, nor its hash
-        assert set(t) == {"id", "name", "appId", "createdAt", "expiresAt"}
+    for t in tokens:  # never the token, nor its hash: its last four characters at most
+        assert set(t) == {"id", "name", "appId", "createdAt", "expiresAt", "hint"}
+    by_name = {t["name"]: t for t in tokens}
+    assert by_name["ci"]["hint"] == "..." + token[-4:] == out["hint"]
+    assert by_name["HOOKPOST_ADMIN_TOKEN"]["hint"] == "..." + api.admin_token[-4:]
     text = (await admin.get("/api/v1/auth/token")).text
     stored = await api.hp.services.tokens.authenticate(token)
     assert stored is not None
@@ -101,10 +104,20 @@ async def test_bad_token_requests_are_4xx_naming_the_field(admin: httpx.AsyncCli
     assert_invalid(await admin.delete("/api/v1/auth/token/a b"), "path", "token_id")
 
 
-async def test_an_expired_token_is_refused(api: ApiServer, admin: httpx.AsyncClient):
-    created = (await admin.post("/api/v1/auth/token", json={"expiry": 1})).json()
+async def test_an_expired_token_is_refused(
+    api: ApiServer, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+):
+    created = (await admin.post("/api/v1/auth/token", json={"expiry": 60})).json()
     record = await api.hp.services.tokens.authenticate(created["token"])
-    assert record is not None and record.expires_at == record.created_at + 1000
+    assert record is not None and record.expires_at == record.created_at + 60_000
+    async with api.http(created["token"]) as http:
+        assert (await http.get("/api/v1/app")).status_code == 200  # and now cached
+        tokens = api.hp.services.tokens
+        now = record.created_at + 60_000  # the expiry, read through the service's clock
+        monkeypatch.setattr(tokens, "_clock", lambda: now)
+        assert_error(await http.get("/api/v1/app"), 401, "authentication_failed")
+        now -= 1
+        assert (await http.get("/api/v1/app")).status_code == 200
 
 
 async def test_revoking_reaches_other_processes_within_the_cache_lifetime(api: ApiServer):
@@ -178,4 +191,4 @@ async def test_the_openapi_document_lists_the_token_operations(admin: httpx.Asyn
         "v1.authentication.revoke-token",
     }
     listed_schema = doc["components"]["schemas"]["ApiTokenOut"]["properties"]
-    assert set(listed_schema) == {"id", "name", "appId", "createdAt", "expiresAt"}
+    assert set(listed_schema) == {"id", "name", "appId", "createdAt", "expiresAt", "hint"}

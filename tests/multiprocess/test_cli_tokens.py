@@ -38,13 +38,17 @@ def serve(tmp_path: Path, port: int, admin_token: str, log: Path) -> subprocess.
         port=str(port), database_url=f"sqlite:///{tmp_path}/h.db", admin_token=admin_token
     )
     proc = spawn(["serve", "--worker", "inline"], env, log)
-    wait_healthy(port, proc, log, timeout=20)
+    try:
+        wait_healthy(port, proc, log, timeout=20)
+    except BaseException:
+        stop(proc)  # else it outlives the test
+        raise
     return proc
 
 
 def rows(listing: str) -> list[list[str]]:
     lines = listing.strip().splitlines()
-    assert lines[0].split("\t") == ["id", "name", "app", "created", "expires"]
+    assert lines[0].split("\t") == ["id", "name", "app", "created", "expires", "hint"]
     return [line.split("\t") for line in lines[1:]]
 
 
@@ -55,6 +59,7 @@ def test_token_create_list_and_revoke(tmp_path: Path):
     token = created.stdout.strip()
     forever = run_cli("token", "create", "--name", "ops", env=env, cwd=tmp_path)
     assert forever.returncode == 0, forever.stderr
+    forever_token = forever.stdout.strip()
 
     listing = run_cli("token", "list", env=env, cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
@@ -63,6 +68,10 @@ def test_token_create_list_and_revoke(tmp_path: Path):
     assert set(by_name) == {"ci", "ops"}
     assert by_name["ci"][2] == "(admin)" and by_name["ci"][4] != "-"
     assert by_name["ops"][4] == "-"
+    # The last four characters tell the tokens apart; nothing more of them is shown.
+    assert (
+        by_name["ci"][5] == "..." + token[-4:] and by_name["ops"][5] == "..." + forever_token[-4:]
+    )
 
     revoked = run_cli("token", "revoke", by_name["ci"][0], env=env, cwd=tmp_path)
     assert revoked.returncode == 0, revoked.stderr

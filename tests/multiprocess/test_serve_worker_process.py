@@ -123,9 +123,22 @@ async def send(api: httpx.AsyncClient, app_id: str, n: int) -> str:
 async def test_the_child_delivers_signed_at_once_and_reports_metrics(
     tmp_path: Path, receiver: Receiver
 ):
-    # A 60 s poll interval: only the wake pipe can explain a delivery within seconds.
-    served = await serve(tmp_path, poll_interval_s="60")
+    # A 60 s poll interval: only the wake pipe can explain a delivery within seconds. The
+    # metrics on a port of their own, behind a token: the child's are there too.
+    metrics_port, metrics_token = free_port(), "metrics-token-" + "m" * 20
+    served = await serve(
+        tmp_path,
+        poll_interval_s="60",
+        metrics_port=str(metrics_port),
+        metrics_token=metrics_token,
+    )
+    scraper = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{metrics_port}",
+        headers={"Authorization": f"Bearer {metrics_token}"},
+    )
     try:
+        assert (await served.api.get("/metrics")).status_code == 404  # not on the API's port
+        assert (await scraper.get("/metrics", headers={"Authorization": ""})).status_code == 401
         worker = served.worker_pid()
         app_id, secret = await app_with_endpoint(served.api, receiver.url("/hook"))
         started = time.monotonic()
@@ -137,7 +150,7 @@ async def test_the_child_delivers_signed_at_once_and_reports_metrics(
             Webhook(secret).verify(r.body, dict(r.headers))
 
         async def succeeded() -> float:
-            text = (await served.api.get("/metrics")).text
+            text = (await scraper.get("/metrics")).text
             for line in text.splitlines():
                 if line.startswith('hookpost_deliveries_total{outcome="succeeded"}'):
                     return float(line.split()[-1])
@@ -145,12 +158,23 @@ async def test_the_child_delivers_signed_at_once_and_reports_metrics(
 
         # Counted in the child, scraped through the parent; the API's own counter too.
         await eventually(succeeded, lambda n: n == 20, timeout=10)
-        metrics = (await served.api.get("/metrics")).text
+        metrics = (await scraper.get("/metrics")).text
         assert "hookpost_messages_accepted_total 20.0" in metrics
         assert "hookpost_attempt_duration_seconds_count 20.0" in metrics
         assert metrics.count("# TYPE hookpost_deliveries_total counter") == 1
+        assert 'hookpost_attempts_total{status_class="2xx"} 20.0' in metrics
+        sends = 'method="POST",route="/api/v1/app/{app_id}/msg",status="202"'
+        assert f"hookpost_http_requests_total{{{sends}}} 20.0" in metrics
+        # Both processes' CPU and GC: the child's under names of their own, so that no
+        # family appears twice in the one scrape.
+        for family in ("process_cpu_seconds_total", "python_gc_collections_total"):
+            assert f"# TYPE {family} counter" in metrics
+            assert f"# TYPE hookpost_worker_{family} counter" in metrics
+        types = [line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE")]
+        assert len(types) == len(set(types))
         assert served.worker_pid() == worker  # the same child all along
     finally:
+        await scraper.aclose()
         await served.api.aclose()
         code = stop(served.proc)
     out = served.log.read_text()

@@ -677,8 +677,8 @@ DELIVERIES_OF_ENDPOINT = (  # the messages without their payloads (store.paging.
 
 # -- tokens and idempotency -----------------------------------------------------------------
 TOKEN_INSERT = (
-    "INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, expires_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6)"
+    "INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, expires_at, hint) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = $1"
 TOKEN_DELETE = "DELETE FROM api_tokens WHERE token_hash = $1"
@@ -688,8 +688,9 @@ TOKEN_DELETE_ID = "DELETE FROM api_tokens WHERE id = $1 RETURNING *"
 ENV_TOKEN_REPLACE = (
     "WITH gone AS (DELETE FROM api_tokens WHERE app_id IS NULL AND name = $4 "
     "AND token_hash <> $2 RETURNING 1), "
-    "added AS (INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, expires_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_hash) DO NOTHING RETURNING 1) "
+    "added AS (INSERT INTO api_tokens "
+    "(id, token_hash, app_id, name, created_at, expires_at, hint) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (token_hash) DO NOTHING RETURNING 1) "
     "SELECT count(*) FROM gone"
 )
 ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"

@@ -16,7 +16,14 @@ class PostgresTokens(PostgresBase):
     async def create_token(self, token: ApiToken) -> None:
         t = token
         await self._db.execute(
-            sql.TOKEN_INSERT, t.id, t.token_hash, t.app_id, t.name, t.created_at, t.expires_at
+            sql.TOKEN_INSERT,
+            t.id,
+            t.token_hash,
+            t.app_id,
+            t.name,
+            t.created_at,
+            t.expires_at,
+            t.hint,
         )
 
     @wrap_exceptions
@@ -42,7 +49,14 @@ class PostgresTokens(PostgresBase):
         assert is_env_admin_token(token)
         t = token
         gone: int = await self._db.fetchval(
-            sql.ENV_TOKEN_REPLACE, t.id, t.token_hash, t.app_id, t.name, t.created_at, t.expires_at
+            sql.ENV_TOKEN_REPLACE,
+            t.id,
+            t.token_hash,
+            t.app_id,
+            t.name,
+            t.created_at,
+            t.expires_at,
+            t.hint,
         )
         return gone
 

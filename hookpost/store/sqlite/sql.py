@@ -262,7 +262,7 @@ DELIVERIES_OF_ENDPOINT = (  # the messages without their payloads (store.paging.
 # -- tokens ---------------------------------------------------------------------------------
 TOKEN_INSERT = (
     "INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, "
-    "expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+    "expires_at, hint) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = ?"
 TOKEN_DELETE = "DELETE FROM api_tokens WHERE token_hash = ?"

@@ -22,7 +22,7 @@ class SqliteTokens(SqliteBase):
             try:
                 c.execute(
                     sql.TOKEN_INSERT,
-                    (t.id, t.token_hash, t.app_id, t.name, t.created_at, t.expires_at),
+                    (t.id, t.token_hash, t.app_id, t.name, t.created_at, t.expires_at, t.hint),
                 )
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
@@ -62,7 +62,7 @@ class SqliteTokens(SqliteBase):
             gone = c.execute(sql.ENV_TOKENS_DELETE, (ENV_ADMIN_TOKEN_NAME, t.token_hash)).rowcount
             c.execute(
                 sql.TOKEN_INSERT_NEW,
-                (t.id, t.token_hash, t.app_id, t.name, t.created_at, t.expires_at),
+                (t.id, t.token_hash, t.app_id, t.name, t.created_at, t.expires_at, t.hint),
             )
             return int(gone)
 
