@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sqlite3
 import time
 from typing import Any
@@ -95,8 +94,15 @@ async def fill_postgres(url: str, messages: int, days: int) -> None:
             pad = b'{"pad":"' + b"x" * 200 + b'"}'
             await conn.copy_records_to_table(
                 "messages",
-                columns=["id", "app_id", "event_type", "payload", "created_at"],
-                records=[(m, APP, "bench.old", pad, at) for m, at in rows],
+                columns=[
+                    "id",
+                    "app_id",
+                    "event_type",
+                    "payload",
+                    "created_at",
+                    "payload_expires_at",
+                ],
+                records=[(m, APP, "bench.old", pad, at, at + 90 * DAY_MS) for m, at in rows],
             )
             await conn.copy_records_to_table(
                 "deliveries",
@@ -175,21 +181,24 @@ async def _probe_claims(store: Any, stop: asyncio.Event, out: list[float]) -> No
         await asyncio.sleep(0.01)
 
 
-async def run_cleanup(url: str, older_than_days: int) -> dict[str, Any]:
+async def run_cleanup(url: str, older_than_days: int, batch: int) -> dict[str, Any]:
+    from hookpost.domain.retention import RetentionPolicy
     from hookpost.services.retention import RetentionService
     from hookpost.settings import Settings
-    from hookpost.wiring import Hookpost
+    from hookpost.store.rows import PlainBox
+    from hookpost.wiring import build_store
 
-    hp = Hookpost(Settings.from_env(database_url=url))
-    await hp.start()
+    # The store alone (no secrets are read): the old backlog's endpoint has no sealed keys.
+    store = build_store(Settings(database_url=url), PlainBox())
+    await store.open()
     try:
-        timed = _Timed(hp.store)
-        service = RetentionService(timed, hp.services.retention.policy)  # type: ignore[arg-type]
+        timed = _Timed(store)
+        service = RetentionService(timed, RetentionPolicy(), batch=batch)  # type: ignore[arg-type]
         claims: list[float] = []
         stop = asyncio.Event()
         probe = None
         if not url.startswith("sqlite"):
-            probe = asyncio.create_task(_probe_claims(hp.store, stop, claims))
+            probe = asyncio.create_task(_probe_claims(store, stop, claims))
         t0 = time.perf_counter()
         done = await service.cleanup(older_than_days * DAY_MS)
         seconds = time.perf_counter() - t0
@@ -216,7 +225,7 @@ async def run_cleanup(url: str, older_than_days: int) -> dict[str, Any]:
             else None,
         }
     finally:
-        await hp.stop()
+        await store.close()
 
 
 def main() -> None:
@@ -226,6 +235,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--older-than-days", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
     t0 = time.monotonic()
     if args.what == "fill":
@@ -235,8 +245,7 @@ def main() -> None:
             asyncio.run(fill_postgres(args.db, args.messages, args.days))
         emit({"filled": args.messages, "seconds": round(time.monotonic() - t0, 1)})
     else:
-        os.environ.setdefault("HOOKPOST_RETENTION_DAYS", "0")
-        emit(asyncio.run(run_cleanup(args.db, args.older_than_days)))
+        emit(asyncio.run(run_cleanup(args.db, args.older_than_days, args.batch)))
 
 
 if __name__ == "__main__":
