@@ -47,6 +47,8 @@ class RetentionService:
             before: int | None = now - older_than_ms
         else:
             before = self.policy.horizon_ms(now)
+        if before is not None:
+            before = max(before, 0)  # ids encode no time before the epoch
         if dry_run:
             return await self._store.count_cleanup(now, before)
         done = CleanupCounts()

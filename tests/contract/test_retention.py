@@ -192,3 +192,11 @@ async def test_one_cleanup_at_a_time(store: Store, store_factory: StoreFactory) 
             assert await service.cleanup() == CleanupCounts()  # skipped, not waited for
         async with peer.cleanup_turn() as theirs:
             assert theirs  # free again
+
+
+async def test_a_horizon_before_the_epoch_deletes_nothing(store: Store) -> None:
+    await _populate(store)
+    service = RetentionService(store, RetentionPolicy(), clock=lambda: NOW, pause_s=0)
+    huge = NOW + 1000 * DAY  # --older-than longer than time itself
+    assert (await service.cleanup(older_than_ms=huge, dry_run=True)).messages == 0
+    assert (await service.cleanup(older_than_ms=huge)).messages == 0
