@@ -4,6 +4,7 @@ bounded load, reads arrivals from the receiver's access log and returns a JSON-a
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,7 @@ class Sizes:
     fanout_repeats: int
     repeats: int  # rounds of drain / backlog / isolation (their median is reported)
     wait_s: float  # the longest the bench waits for deliveries to arrive, per scenario
+    cleanup_old: int  # `cleanup`: old messages (x4 rows with their delivery and attempts)
 
     @classmethod
     def full(cls) -> Sizes:
@@ -88,6 +90,7 @@ class Sizes:
             # target 4 compares two medians taken minutes apart
             repeats=4,
             wait_s=120.0,
+            cleanup_old=300_000,  # 1.2 M rows: the cleanup outlasts the e2e load
         )
 
     @classmethod
@@ -121,6 +124,7 @@ class Sizes:
             fanout_repeats=1,
             repeats=1,
             wait_s=30.0,
+            cleanup_old=5_000,
         )
 
 
@@ -408,12 +412,14 @@ def e2e(
     label: str | None = None,
     client: str = "raw",
     idempotency_keys: bool = False,
+    alongside: Callable[[Stack], Callable[[], dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Targets 1 and 3: N messages at max rate (64 API clients), round-robin over 8 apps with
     one endpoint each (one message = one delivery; 8 endpoints so that the per-endpoint
     in-flight limit, 32 by default, is not what caps the total of 256);
     deliveries/s = N / (first 202 -> last receipt). The API ingest rate comes from the same
-    run (real configuration: the worker delivers while the API ingests)."""
+    run (real configuration: the worker delivers while the API ingests). ``alongside(stack)``
+    starts something that runs during the load, and returns what collects its result."""
     s = ctx.sizes
     n_endpoints = endpoints or s.e2e_endpoints
     label = label or ("e2e" if endpoints is None else f"e2e{endpoints}")
@@ -431,6 +437,7 @@ def e2e(
         prof = ctx.profile.start(backend, label, procs) if ctx.profile else None
         # one endpoint is slower (it is capped at MAX_IN_FLIGHT_PER_ENDPOINT): offer less
         n = s.e2e_n if endpoints is None else max(1, s.e2e_n // 3)
+        collect = alongside(stack) if alongside is not None else None
         gen = loadgen(
             ctx,
             stack,
@@ -446,6 +453,7 @@ def e2e(
         lines = wait_delivered(ctx, mark, prefix, gen["accepted"])
         usage = acct.stop()
         rc = rcpu.stop()
+        beside = {"alongside": collect()} if collect is not None else {}
         if prof:
             prof.stop()
         accepted = read_accepts(stack.dir / "accepts.tsv")
@@ -470,9 +478,74 @@ def e2e(
             "loadgen_cpu_s": gen["cpu_s"],
             **rc,
             "usage": usage,
+            **beside,
         }
     finally:
         stack.close()
+
+
+def cleanup(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Issue 21: e2e with and without a cleanup deleting an old backlog meanwhile. The backlog
+    (bench.cleanup fill: cleanup_old messages over 120 days, a delivery and two attempts each)
+    is written before the load starts, in both runs; in the second, `bench.cleanup run`
+    (RetentionService, as `hookpost cleanup --older-than 30d` runs it) starts with the load.
+    Reported beside the two throughputs: its longest batch (on SQLite, one write transaction:
+    the longest write-lock hold) and, on PostgreSQL, the latency of claims made meanwhile."""
+    old = ctx.sizes.cleanup_old
+
+    def fill(stack: Stack) -> None:
+        ctx.step(f"writing {old:,} old messages")
+        child(["bench.cleanup", "fill", "--db", stack.db_url, "--messages", str(old)], 1800)
+
+    def with_backlog(run_cleanup: bool) -> Callable[[Stack], Callable[[], dict[str, Any]]]:
+        def start(stack: Stack) -> Callable[[], dict[str, Any]]:
+            fill(stack)
+            if not run_cleanup:
+                return lambda: {}
+            env = child_env(
+                {
+                    **os.environ,
+                    **{f"HOOKPOST_{k.upper()}": str(v) for k, v in stack.settings.items()},
+                }
+            )
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.cleanup", "run", "--db", stack.db_url],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+
+            def collect() -> dict[str, Any]:
+                out, err = proc.communicate(timeout=1800)
+                lines = out.strip().splitlines()
+                if proc.returncode != 0 or not lines:
+                    raise RuntimeError(f"bench.cleanup run failed: {err.strip()[-800:]}")
+                result: dict[str, Any] = json.loads(lines[-1])
+                return result
+
+            return collect
+
+        return start
+
+    # The workers' own cleanup ran at their start, before the backlog: not again during a run.
+    quiet = {"cleanup_every_s": "86400"}
+    without = e2e(ctx, backend, extra=quiet, label="cleanup-off", alongside=with_backlog(False))
+    during = e2e(ctx, backend, extra=quiet, label="cleanup-on", alongside=with_backlog(True))
+    done = during.get("alongside", {})
+    return {
+        "old_messages": old,
+        "deliveries_per_s_without": without["deliveries_per_s"],
+        "deliveries_per_s_with": during["deliveries_per_s"],
+        "cpu_s_per_1k_without": without["cpu_s_per_1k_with_db"],
+        "cpu_s_per_1k_with": during["cpu_s_per_1k_with_db"],
+        "cleanup": done,
+        "delivered": during["delivered"],
+        "messages": during["messages"],
+        "duplicates": during["duplicates"],
+        "runs": {"without": without, "with": during},
+    }
 
 
 # The bench payload's JSON Schema (bench.common.payload), for `ingest-strict`.
@@ -1035,6 +1108,8 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "fanout": fanout,
     # issue 19: the same with a payload filter on every endpoint, half of them matching
     "fanout-filtered": lambda ctx, backend: fanout(ctx, backend, filtered=True),
+    # issue 21: e2e while a cleanup deletes an old backlog (bench/cleanup.py)
+    "cleanup": cleanup,
 }
 
 

@@ -283,15 +283,27 @@ def _with_runtime(args: argparse.Namespace, fn: Callable[[Hookpost], Awaitable[i
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_expiry(value: str, now: datetime | None = None) -> int:
-    """``--expires``: a duration (``3600``, ``90m``, ``12h``, ``30d``) or an ISO 8601 date and
-    time (``2027-01-31T00:00:00Z``; UTC if it names no zone); seconds from now."""
+def _duration_s(value: str) -> int | None:
+    """``3600``, ``90m``, ``12h`` or ``30d`` in seconds (None: not a duration)."""
     text = value.strip().lower()
     unit = DURATION_UNITS.get(text[-1:], 0) if text else 0
     number = text[:-1] if unit else text
-    if number.isdigit():
-        seconds = int(number) * (unit or 1)
-    else:
+    return int(number) * (unit or 1) if number.isdigit() else None
+
+
+def parse_age(value: str) -> int:
+    """``--older-than``: a duration (``30d``, ``12h``, ``3600``), in milliseconds."""
+    seconds = _duration_s(value)
+    if seconds is None or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration (3600, 90m, 12h, 30d)")
+    return seconds * 1000
+
+
+def parse_expiry(value: str, now: datetime | None = None) -> int:
+    """``--expires``: a duration (``3600``, ``90m``, ``12h``, ``30d``) or an ISO 8601 date and
+    time (``2027-01-31T00:00:00Z``; UTC if it names no zone); seconds from now."""
+    seconds = _duration_s(value)
+    if seconds is None:
         try:
             when = datetime.fromisoformat(value.strip())
         except ValueError:
@@ -361,6 +373,25 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
     _with_runtime(args, revoke)
 
 
+def cmd_cleanup(args: argparse.Namespace) -> None:
+    async def cleanup(hp: Hookpost) -> int:
+        retention = hp.services.retention
+        done = await retention.cleanup(args.older_than, dry_run=args.dry_run)
+        verb = "would erase" if args.dry_run else "erased"
+        print(f"{verb} {done.payloads} expired payloads")
+        if args.older_than is None and retention.policy.horizon_days is None:
+            print("no horizon (--older-than or HOOKPOST_RETENTION_DAYS): no message deleted")
+        else:
+            verb = "would delete" if args.dry_run else "deleted"
+            print(
+                f"{verb} {done.messages} messages, {done.deliveries} deliveries, "
+                f"{done.attempts} attempts (never one still pending or sending)"
+            )
+        return 0
+
+    _with_runtime(args, cleanup)
+
+
 def cmd_keygen(args: argparse.Namespace) -> None:
     print(new_main_key())
 
@@ -421,6 +452,23 @@ def _parser() -> argparse.ArgumentParser:
     db_flag(revoke)
     revoke.add_argument("token", help="the token's id (see `hookpost token list`) or the token")
     revoke.set_defaults(fn=cmd_token_revoke)
+
+    cleanup = sub.add_parser(
+        "cleanup",
+        help="erase expired payloads and delete old messages (for cron; workers also do it)",
+    )
+    db_flag(cleanup)
+    cleanup.add_argument(
+        "--older-than",
+        type=parse_age,
+        help="delete the messages (with their deliveries and attempts) created longer ago "
+        "than this duration (30d, 12h, 3600), except those still pending or sending "
+        "(default: HOOKPOST_RETENTION_DAYS; unset: delete none)",
+    )
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="only count what would be erased and deleted"
+    )
+    cleanup.set_defaults(fn=cmd_cleanup)
 
     keygen = sub.add_parser("keygen", help="print a new HOOKPOST_MAIN_KEY")
     keygen.set_defaults(fn=cmd_keygen)

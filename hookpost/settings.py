@@ -12,6 +12,7 @@ from hookpost.domain.limits import (
     DEFAULT_MAX_PAGE_CONTENT_BYTES,
     Limits,
 )
+from hookpost.domain.retention import DEFAULT_PAYLOAD_RETENTION_DAYS, RetentionPolicy
 from hookpost.domain.retry import DEFAULT_SCHEDULE, parse_schedule
 
 ENV_PREFIX = "HOOKPOST_"
@@ -79,6 +80,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     access_log: bool = False
+    # retention (domain.retention): how long a payload is kept unless its message says; a
+    # horizon beyond which messages are deleted (0: none); how often a worker cleans up
+    payload_retention_days: int = DEFAULT_PAYLOAD_RETENTION_DAYS
+    retention_days: int = 0
+    cleanup_every_s: float = 300.0
     # storage
     sqlite_synchronous: str = "FULL"  # an answered message survives power loss too
     production: bool = False
@@ -99,6 +105,9 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(self.payload_retention_days, self.retention_days or None)
 
     def limits(self) -> Limits:
         return Limits(

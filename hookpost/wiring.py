@@ -156,6 +156,21 @@ def check_admin_token(settings: Settings) -> None:
         )
 
 
+def check_retention(settings: Settings) -> None:
+    if settings.payload_retention_days < 1:
+        raise ConfigError(
+            f"HOOKPOST_PAYLOAD_RETENTION_DAYS={settings.payload_retention_days}: must be at "
+            "least 1 (days a message's payload is kept unless the message says otherwise)"
+        )
+    if settings.retention_days < 0:
+        raise ConfigError(
+            f"HOOKPOST_RETENTION_DAYS={settings.retention_days}: must be 0 (keep messages "
+            "forever) or the days after which messages are deleted"
+        )
+    if settings.cleanup_every_s <= 0:
+        raise ConfigError(f"HOOKPOST_CLEANUP_EVERY_S={settings.cleanup_every_s:g}: must be > 0")
+
+
 def address_policy(settings: Settings) -> AddressPolicy:
     if not settings.ssrf_guard:
         return AddressPolicy.allow_all()
@@ -236,6 +251,7 @@ class Hookpost:
         self.settings = settings
         check_lease(settings)
         check_admin_token(settings)
+        check_retention(settings)
         self.policy = address_policy(settings)
         check_database_url(settings.database_url)
         self.box = AeadBox(resolve_main_key(settings))
@@ -247,11 +263,13 @@ class Hookpost:
             limits=settings.limits(),
             strict_event_types=settings.strict_event_types,
             reveal_secrets=settings.reveal_secrets,
+            retention=settings.retention(),
         )
         self.worker: DeliveryWorker | None = None
         self._sender: HttpSender | None = None
         self._purge: asyncio.Task[None] | None = None
         self._key_purge: asyncio.Task[None] | None = None
+        self._cleanup: asyncio.Task[None] | None = None
 
     # the library surface
     @property
@@ -334,6 +352,10 @@ class Hookpost:
         self._key_purge = asyncio.create_task(
             self.services.idempotency.purge_forever(), name="hookpost-key-purge"
         )
+        # Every worker process runs it; the store lets one at a time do the work.
+        self._cleanup = asyncio.create_task(
+            self.services.retention.cleanup_forever(s.cleanup_every_s), name="hookpost-cleanup"
+        )
         return self.worker
 
     async def _purge_deleted(self) -> None:
@@ -347,12 +369,12 @@ class Hookpost:
             log.info("finished %d interrupted deletions", purged)
 
     async def stop_worker(self) -> None:
-        for task in (self._purge, self._key_purge):
+        for task in (self._purge, self._key_purge, self._cleanup):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._purge = self._key_purge = None
+        self._purge = self._key_purge = self._cleanup = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

@@ -248,6 +248,7 @@ def message_out(msg: Message, with_content: bool = True) -> dict[str, Any]:
         "channels": msg.channels or None,
         "timestamp": iso(msg.created_at),
         "payloadSha256": msg.payload_sha256,
+        "expunged": msg.expunged,
     }
 
 

@@ -31,6 +31,7 @@ from hookpost.api.fields import (
     MAX_GRACE_PERIOD_SECONDS,
     MAX_HEADERS,
     MAX_PAYLOAD_RETENTION_DAYS,
+    MAX_PAYLOAD_RETENTION_HOURS,
     MAX_PORTAL_TOKEN_EXPIRY_SECONDS,
     MAX_TOKEN_EXPIRY_SECONDS,
     MIN_PAYLOAD_RETENTION_DAYS,
@@ -765,9 +766,37 @@ class MessageIn(_Model):
     event_id: IdStr | None = None  # idempotency key
     channels: MessageChannels | None = None
     application: ApplicationIn | None = None  # create the app on the fly if it does not exist
+    # How long the payload is kept: days, or hours (one of them; neither, or null: the
+    # deployment's HOOKPOST_PAYLOAD_RETENTION_DAYS). See domain.retention.
     payload_retention_period: Annotated[
-        int, Field(ge=MIN_PAYLOAD_RETENTION_DAYS, le=MAX_PAYLOAD_RETENTION_DAYS)
-    ] = MAX_PAYLOAD_RETENTION_DAYS  # days
+        int | None,
+        Field(
+            ge=MIN_PAYLOAD_RETENTION_DAYS,
+            le=MAX_PAYLOAD_RETENTION_DAYS,
+            description=(
+                "Days to keep the payload (and the attempts' response bodies) before they are "
+                "erased; null or absent: the server's default (HOOKPOST_PAYLOAD_RETENTION_DAYS,"
+                " 90). Mutually exclusive with `payloadRetentionHours`."
+            ),
+        ),
+    ] = None
+    payload_retention_hours: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_PAYLOAD_RETENTION_HOURS,
+            description=(
+                "Hours to keep the payload. Mutually exclusive with `payloadRetentionPeriod`."
+            ),
+        ),
+    ] = None
+
+    @field_validator("payload_retention_hours")
+    @classmethod
+    def _one_period(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("payload_retention_period") is not None:
+            raise ValueError("give payloadRetentionPeriod or payloadRetentionHours, not both")
+        return value
 
 
 class MessageOut(_Model):
@@ -784,6 +813,14 @@ class MessageOut(_Model):
             "sent (what a receiver gets as the request body), recorded when the message was "
             "created and kept after its content is expunged. null for messages stored before "
             "hookpost recorded it."
+        ),
+    )
+    expunged: bool = Field(
+        default=False,
+        description=(
+            "hookpost extension: true once the payload was erased, by an expunge or when its "
+            "retention period ended (`payloadRetentionPeriod`/`payloadRetentionHours`); "
+            '`payload` then reads `{}` and the attempts\' `response` `""`.'
         ),
     )
 

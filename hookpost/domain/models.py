@@ -126,6 +126,8 @@ class Message:
     # domain.provenance.payload_sha256 of ``payload`` as created; kept when it is expunged.
     # None for messages stored before it was recorded (migration 0009).
     payload_sha256: str | None = None
+    # domain.retention: when the payload is erased (None: kept until the message is deleted).
+    payload_expires_at: int | None = None
 
 
 @dataclass(slots=True)

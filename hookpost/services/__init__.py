@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hookpost.domain.limits import Limits
+from hookpost.domain.retention import RetentionPolicy
 from hookpost.services.apps import AppService
 from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
@@ -16,6 +17,7 @@ from hookpost.services.idempotency import IdempotencyService
 from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
 from hookpost.services.operational import OperationalWebhookService
+from hookpost.services.retention import RetentionService
 from hookpost.services.status import StatusService
 from hookpost.services.tokens import TokenService
 from hookpost.store.base import Store
@@ -34,6 +36,7 @@ class Services:
     status: StatusService
     idempotency: IdempotencyService
     operational: OperationalWebhookService
+    retention: RetentionService
 
     @classmethod
     def build(
@@ -46,6 +49,7 @@ class Services:
         limits: Limits = Limits(),
         strict_event_types: bool = False,
         reveal_secrets: bool = True,
+        retention: RetentionPolicy = RetentionPolicy(),
     ) -> Services:
         catalog = CatalogCache(store)
         options: dict[str, Any] = {} if url_check is None else {"url_check": url_check}
@@ -71,6 +75,7 @@ class Services:
                 metrics,
                 limits.max_page_content_bytes,
                 strict_catalog=catalog if strict_event_types else None,
+                retention=retention,
             ),
             tokens=TokenService(store, clock),
             metrics=metrics,
@@ -78,4 +83,5 @@ class Services:
             status=StatusService(store, clock),
             idempotency=IdempotencyService(store, clock),
             operational=OperationalWebhookService(store, endpoints, clock),
+            retention=RetentionService(store, retention, clock),
         )

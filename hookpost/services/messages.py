@@ -26,6 +26,7 @@ from hookpost.domain.models import (
 )
 from hookpost.domain.provenance import payload_sha256
 from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter
+from hookpost.domain.retention import RetentionPolicy, payload_expires_at, retention_ms
 from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, filtered, now_ms
 from hookpost.services.idempotency import HeldKey
@@ -58,8 +59,10 @@ class MessageService:
         metrics: Metrics | None = None,
         max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
         strict_catalog: CatalogCache | None = None,
+        retention: RetentionPolicy = RetentionPolicy(),
     ) -> None:
         self._store = store
+        self._retention = retention
         # HOOKPOST_STRICT_EVENT_TYPES: the cached catalog every message is checked against;
         # None (the default): no check, and no work on the create path.
         self._strict = strict_catalog
@@ -77,11 +80,15 @@ class MessageService:
         event_id: str | None = None,
         channels: Sequence[str] | None = None,
         endpoint_ids: Sequence[str] | None = None,
+        retention_days: int | None = None,
+        retention_hours: int | None = None,
     ) -> CreatedMessage:
         """Store the message and one delivery per matching endpoint, atomically.
 
         A second send with the same ``event_id`` returns the first message and creates no
         deliveries. ``endpoint_ids`` sends to exactly those endpoints (test events).
+        ``retention_days``/``retention_hours``: how long its payload is kept (at most one;
+        neither: the deployment's default, see ``domain.retention``).
         """
         app = await self._store.get_app(app_id)
         return await self.send_to_app_id(
@@ -91,6 +98,8 @@ class MessageService:
             event_id=event_id,
             channels=channels,
             endpoint_ids=endpoint_ids,
+            retention_days=retention_days,
+            retention_hours=retention_hours,
         )
 
     async def send_to_app_id(
@@ -103,6 +112,8 @@ class MessageService:
         channels: Sequence[str] | None = None,
         endpoint_ids: Sequence[str] | None = None,
         key: HeldKey | None = None,
+        retention_days: int | None = None,
+        retention_hours: int | None = None,
     ) -> CreatedMessage:
         """``send`` for a caller that already resolved the application's id (the API's hot
         path caches uid -> id); an unknown id still fails with NotFound in the store.
@@ -121,6 +132,9 @@ class MessageService:
             channels=list(channels) if channels else None,
             created_at=now,
             payload_sha256=payload_sha256(body),
+            payload_expires_at=payload_expires_at(
+                now, retention_ms(self._retention, retention_days, retention_hours)
+            ),
         )
         recorded = None if key is None else key.for_message(now)
         created = await self._store.create_message(message, now, endpoint_ids, recorded)

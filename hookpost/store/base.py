@@ -9,6 +9,7 @@ Each consumer depends on the roles it uses: the worker on ``DeliveryQueue`` alon
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from hookpost.domain.models import (
@@ -39,6 +40,7 @@ from hookpost.domain.queries import (
     QueueDepth,
 )
 from hookpost.domain.throttle import PaceState
+from hookpost.domain.retention import CleanupCounts
 
 
 class Lifecycle(Protocol):
@@ -347,7 +349,48 @@ class Idempotency(Protocol):
         ...
 
 
+class Retention(Protocol):
+    """Erasing expired payloads and deleting old messages (``domain.retention``), a batch per
+    short transaction: claims and sends go on between two batches."""
+
+    async def erase_expired_payloads(self, now_ms: int, limit: int) -> int:
+        """Erase up to ``limit`` of the payloads ``domain.retention.payload_expired`` holds for
+        at ``now_ms``, soonest expiry first, as an expunge does (the payload ``{}``, the message
+        ``expunged``, its ``payload_sha256`` kept), and their attempts' response bodies; how
+        many messages."""
+        ...
+
+    async def delete_old_messages(
+        self, before_ms: int, limit: int, after_id: str | None = None
+    ) -> tuple[CleanupCounts, str | None]:
+        """Look at up to ``limit`` messages created before ``before_ms`` (ids after
+        ``after_id``), oldest first, and delete those ``domain.retention.deletable`` holds for
+        (none of their deliveries pending or sending, checked under the deliveries' locks),
+        with their deliveries and attempts. Returns what was deleted and the last id looked
+        at, for the next batch's ``after_id`` (None: nothing was left to look at)."""
+        ...
+
+    async def count_cleanup(self, now_ms: int, before_ms: int | None) -> CleanupCounts:
+        """What ``erase_expired_payloads`` at ``now_ms`` and ``delete_old_messages`` before
+        ``before_ms`` (None: no deleting) would do, written nowhere (a dry run)."""
+        ...
+
+    def cleanup_turn(self) -> AbstractAsyncContextManager[bool]:
+        """One cleanup at a time: entered, whether this caller's turn it is (not waited for).
+        PostgreSQL: a session advisory lock, across every process; SQLite: in this process
+        (one worker process writes there, and its writes take turns anyway)."""
+        ...
+
+
 class Store(
-    Lifecycle, Catalog, Messages, DeliveryQueue, DeliveryLog, Tokens, Idempotency, Protocol
+    Lifecycle,
+    Catalog,
+    Messages,
+    DeliveryQueue,
+    DeliveryLog,
+    Tokens,
+    Idempotency,
+    Retention,
+    Protocol,
 ):
     """Every role: what a backend implements, and what the wiring hands out."""

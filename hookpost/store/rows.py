@@ -298,6 +298,7 @@ _MESSAGE_HEAD = (
     "expunged",
     "created_at",
     "payload_sha256",
+    "payload_expires_at",
 )
 
 
@@ -318,6 +319,7 @@ def message_from_row(r: Row, payload: bytes | None = None) -> Message:
         created_at=r["created_at"],
         expunged=bool(r["expunged"]),
         payload_sha256=r["payload_sha256"],
+        payload_expires_at=r["payload_expires_at"],
     )
 
 

@@ -138,8 +138,16 @@ messages = Table(
     Column("created_at", BigInteger, nullable=False),
     # hex SHA-256 of the payload as created, kept when it is expunged (migration 0009)
     Column("payload_sha256", Text, nullable=True),
+    # domain.retention: when the payload is erased; NULL once it is (migration 0015)
+    Column("payload_expires_at", BigInteger, nullable=True),
     UniqueConstraint("app_id", "event_id", name="uq_messages_app_event_id"),
     Index("ix_messages_app_id", "app_id", "id"),
+    Index(  # the payloads still to erase, soonest first (docs/decisions/0032-retention.md)
+        "ix_messages_payload_expires_at",
+        "payload_expires_at",
+        postgresql_where=text("payload_expires_at IS NOT NULL"),
+        sqlite_where=text("payload_expires_at IS NOT NULL"),
+    ),
 )
 
 deliveries = Table(

@@ -492,7 +492,16 @@ async def test_front_door_and_fastapi_route_answer_alike(
     )
     assert fast.status_code == slow.status_code == 202
     a, b = fast.json(), slow.json()
-    fields = {"id", "eventType", "eventId", "payload", "channels", "timestamp", "payloadSha256"}
+    fields = {
+        "id",
+        "eventType",
+        "eventId",
+        "payload",
+        "channels",
+        "timestamp",
+        "payloadSha256",
+        "expunged",
+    }
     assert set(a) == set(b) == fields
     assert (a["payload"], b["payload"]) == ({"n": 1}, {"n": 1})
     assert (a["eventId"], b["eventId"]) == ("e1", "e2")

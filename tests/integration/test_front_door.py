@@ -308,7 +308,7 @@ async def test_a_repeat_is_answered_with_the_message_as_it_is_now(
 
         async for replay in repeats():
             assert replay.status_code == 202 and replay.headers["idempotent-replayed"] == "true"
-            assert replay.json() == {**first.json(), "payload": {}}
+            assert replay.json() == {**first.json(), "payload": {}, "expunged": True}
         assert len((await http.get(path)).json()["data"]) == 1
 
         assert (await http.delete(f"/api/v1/app/{app_id}")).status_code == 204

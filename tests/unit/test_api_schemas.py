@@ -127,7 +127,10 @@ def test_message_in_full_and_defaults() -> None:
     assert msg.payload["nested"] == {"list": [1, 2, None]}
     assert msg.application is not None and msg.application.uid == "app-1"
     assert msg.payload_retention_period == 5
-    assert s.MessageIn.model_validate(MSG).payload_retention_period == 90
+    # absent: the server's default applies (HOOKPOST_PAYLOAD_RETENTION_DAYS)
+    assert s.MessageIn.model_validate(MSG).payload_retention_period is None
+    hours = s.MessageIn.model_validate({**MSG, "payloadRetentionHours": 2160})
+    assert hours.payload_retention_hours == 2160
 
 
 def test_event_type_models() -> None:
@@ -360,7 +363,14 @@ INVALID: list[tuple[type[BaseModel], dict[str, Any], tuple[Any, ...]]] = [
     (s.MessageIn, {**MSG, "channels": []}, ("channels",)),
     (s.MessageIn, {**MSG, "channels": ["c" * 129]}, ("channels", 0)),
     (s.MessageIn, {**MSG, "channels": ["a#b"]}, ("channels", 0)),
-    (s.MessageIn, {**MSG, "payloadRetentionPeriod": 4}, ("payloadRetentionPeriod",)),
+    (s.MessageIn, {**MSG, "payloadRetentionPeriod": 0}, ("payloadRetentionPeriod",)),
+    (s.MessageIn, {**MSG, "payloadRetentionHours": 0}, ("payloadRetentionHours",)),
+    (s.MessageIn, {**MSG, "payloadRetentionHours": 2161}, ("payloadRetentionHours",)),
+    (
+        s.MessageIn,
+        {**MSG, "payloadRetentionPeriod": 5, "payloadRetentionHours": 5},
+        ("payloadRetentionHours",),
+    ),
     (s.MessageIn, {**MSG, "payloadRetentionPeriod": 91}, ("payloadRetentionPeriod",)),
     (s.MessageIn, {**MSG, "application": {"name": ""}}, ("application", "name")),
     (s.EventExampleIn, {}, ("eventType",)),

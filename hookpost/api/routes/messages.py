@@ -119,6 +119,8 @@ async def send_message(
             event_id=body.event_id,
             channels=body.channels or None,
             key=key,
+            retention_days=body.payload_retention_period,
+            retention_hours=body.payload_retention_hours,
         )
     except PayloadTooLarge:
         raise payload_too_large(c.settings.max_payload_bytes) from None

@@ -157,7 +157,7 @@ class PostgresMessages(PostgresIdempotency):
         # repeat goes alone, after this batch, and finds the first one's answer.
         keys: set[tuple[str, str]] = set()
         taken: list[int] = []
-        columns: tuple[list[Any], ...] = tuple([] for _ in range(12))
+        columns: tuple[list[Any], ...] = tuple([] for _ in range(13))
         for i, (m, channels, now_ms, key) in enumerate(batch):
             if key is not None:
                 if (key.scope, key.key) in keys:
@@ -167,7 +167,13 @@ class PostgresMessages(PostgresIdempotency):
             else:
                 k = (None, None, None)
             taken.append(i)
-            values = (*_message_args(m, channels), now_ms, *k, m.payload_sha256)
+            values = (
+                *_message_args(m, channels),
+                now_ms,
+                *k,
+                m.payload_sha256,
+                m.payload_expires_at,
+            )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         args = (*columns[:8], list(set(columns[1])), *columns[8:])
@@ -213,7 +219,12 @@ class PostgresMessages(PostgresIdempotency):
         else:
             query, chosen_by = self._sql.message_create_for, only
         row = await self._db.fetchrow(
-            query, *_message_args(m, channels), now_ms, chosen_by, m.payload_sha256
+            query,
+            *_message_args(m, channels),
+            now_ms,
+            chosen_by,
+            m.payload_sha256,
+            m.payload_expires_at,
         )
         if row["fallback"]:
             return _PYTHON_MATCHING
@@ -229,7 +240,10 @@ class PostgresMessages(PostgresIdempotency):
         endpoints, then insert the deliveries, in one transaction."""
         async with self._db.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                sql.MESSAGE_INSERT, *_message_args(m, channels), m.payload_sha256
+                sql.MESSAGE_INSERT,
+                *_message_args(m, channels),
+                m.payload_sha256,
+                m.payload_expires_at,
             )
             if not rows:  # the eventId is taken: return the first message
                 return await self._first_with_event_id(conn, m)

@@ -19,6 +19,7 @@ from hookpost.domain.operational import (
     unnamed,
 )
 from hookpost.domain.provenance import payload_sha256
+from hookpost.domain.retention import DEFAULT_RETENTION_MS, payload_expires_at
 from hookpost.store.postgres.sql import Clocked
 from hookpost.store.rows import loads_opt
 
@@ -27,7 +28,8 @@ OPERATIONAL_ENDPOINTS = (
 )
 EVENT_INSERT = (
     "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
-    " created_at, payload_sha256) VALUES ($1, $2, $3, NULL, NULL, $4, false, $5, $6)"
+    " created_at, payload_sha256, payload_expires_at)"
+    " VALUES ($1, $2, $3, NULL, NULL, $4, false, $5, $6, $7)"
 )
 
 
@@ -56,6 +58,7 @@ async def write_events(
             payload,
             event.at_ms,
             payload_sha256(payload),
+            payload_expires_at(event.at_ms, DEFAULT_RETENTION_MS),
         )
         await conn.execute(
             statements.deliveries_insert, OPERATIONAL_APP_ID, msg_id, targets, event.at_ms

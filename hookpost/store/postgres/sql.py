@@ -95,7 +95,8 @@ ENDPOINT_FLAG = (
 MESSAGE_INSERT = (
     "WITH ins AS ("
     " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
-    " created_at, payload_sha256) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $8)"
+    " created_at, payload_sha256, payload_expires_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, false, $7, $8, $9)"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING app_id) "
     "SELECT e.id, e.event_types, e.channels, e.payload_filter FROM ins"
@@ -145,7 +146,8 @@ _MATCH = _match("$3", "$9::text[]")
 # The message's columns (MESSAGE_INSERT's, payload_sha256 last, as $10: the statements that
 # use it take $8 and $9 for themselves).
 _MESSAGE_ROW = (
-    "$1::text, $2::text, $3::text, $4::text, $5::text, $6::bytea, false, $7::bigint, $10::text"
+    "$1::text, $2::text, $3::text, $4::text, $5::text, $6::bytea, false, $7::bigint, $10::text,"
+    " $11::bigint"
 )
 _DELIVERY_COLUMNS = (
     "deliveries (app_id, message_id, endpoint_id, status, attempts, trigger, due_at,"
@@ -165,7 +167,7 @@ _CREATED = (
     f"(SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM dl) AS deliveries, {_PARKED}"
 )
 # $1-$7 the message (as MESSAGE_INSERT), $8 now, $9 the message's channels as text[], $10 its
-# payload_sha256.
+# payload_sha256, $11 its payload_expires_at.
 # `inserted` 0 without `fallback`: the eventId is taken (read the first message).
 MESSAGE_CREATE = (
     "WITH eps AS MATERIALIZED ("
@@ -174,7 +176,8 @@ MESSAGE_CREATE = (
     "fb AS (SELECT EXISTS (SELECT 1 FROM eps WHERE NOT eps.exact) AS fallback), "
     "ins AS ("
     " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
-    f" created_at, payload_sha256) SELECT {_MESSAGE_ROW} FROM fb WHERE NOT fb.fallback"
+    f" created_at, payload_sha256, payload_expires_at) SELECT {_MESSAGE_ROW} FROM fb"
+    " WHERE NOT fb.fallback"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING id), "
     "dl AS ("
@@ -199,7 +202,7 @@ _KEY_UPDATE = (
 # by an earlier message or an earlier one of this batch, or its app does not exist, which is
 # checked here so that one such message does not fail the whole batch on the foreign key),
 # `deliveries`. The caller creates each message not inserted alone, which answers each case.
-# $13: each message's payload_sha256.
+# $13: each message's payload_sha256, $14 its payload_expires_at.
 # $10-$12: each message's idempotency key (scope, key; NULL for none) and its expires_at. A key
 # that holds something already (unexpired at its `now`) wins: the message is not inserted, and
 # `replayed` with `replay_status`/`replay_body`/`replay_message_id` return what it holds.
@@ -209,9 +212,9 @@ MESSAGE_CREATE_MANY = (
     "WITH b AS MATERIALIZED ("
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
     " $6::bytea[], $7::bigint[], $8::bigint[], $10::text[], $11::text[], $12::bigint[],"
-    " $13::text[])"
+    " $13::text[], $14::bigint[])"
     " WITH ORDINALITY AS b(id, app_id, event_type, event_id, channels, payload, created_at,"
-    " now, key_scope, key_key, key_expires_at, payload_sha256, ord)), "
+    " now, key_scope, key_key, key_expires_at, payload_sha256, payload_expires_at, ord)), "
     "seen AS MATERIALIZED ("
     " SELECT b.ord, k.status, k.body, k.message_id FROM b JOIN idempotency_keys k"
     " ON k.scope = b.key_scope AND k.key = b.key_key WHERE k.expires_at > b.now), "
@@ -223,9 +226,10 @@ MESSAGE_CREATE_MANY = (
     " SELECT ARRAY(SELECT DISTINCT app_id FROM eps WHERE NOT eps.exact) AS apps), "
     "ins AS ("
     " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
-    " created_at, payload_sha256)"
+    " created_at, payload_sha256, payload_expires_at)"
     " SELECT b.id, b.app_id, b.event_type, b.event_id, b.channels, b.payload, false,"
-    " b.created_at, b.payload_sha256 FROM b, fb WHERE b.app_id <> ALL(fb.apps)"
+    " b.created_at, b.payload_sha256, b.payload_expires_at FROM b, fb"
+    " WHERE b.app_id <> ALL(fb.apps)"
     " AND b.app_id = ANY(ARRAY(SELECT id FROM applications WHERE id = ANY($9::text[])))"
     " AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.ord = b.ord)"
     " ORDER BY b.ord"
@@ -269,7 +273,7 @@ IDEMPOTENCY_LOCK = (
 MESSAGE_CREATE_FOR = (
     "WITH ins AS ("
     " INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged,"
-    f" created_at, payload_sha256) VALUES ({_MESSAGE_ROW})"
+    f" created_at, payload_sha256, payload_expires_at) VALUES ({_MESSAGE_ROW})"
     " ON CONFLICT ON CONSTRAINT uq_messages_app_event_id DO NOTHING"
     " RETURNING id), "
     "dl AS ("
@@ -290,7 +294,10 @@ DELIVERIES_INSERT = (
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = $1 AND (id = $2 OR event_id = $2) LIMIT 1"
 MESSAGES_LIST = f"SELECT {message_head('messages')} FROM messages"
 PAYLOADS = "SELECT id, payload FROM messages WHERE id = ANY($1::text[])"
-MESSAGE_EXPUNGE = "UPDATE messages SET payload = $3, expunged = true WHERE app_id = $1 AND id = $2"
+MESSAGE_EXPUNGE = (
+    "UPDATE messages SET payload = $3, expunged = true, payload_expires_at = NULL"
+    " WHERE app_id = $1 AND id = $2"
+)
 
 # -- the delivery queue ---------------------------------------------------------------------
 # Due times and lease expiry are on the database's clock (ms), so that workers and APIs on

@@ -176,6 +176,7 @@ def _insert(c: sqlite3.Connection, items: list[NewMessage]) -> None:
             0,
             m.created_at,
             m.payload_sha256,
+            m.payload_expires_at,
         )
         for m in (item.message for item in items)
     ]

@@ -19,6 +19,7 @@ from hookpost.domain.operational import (
     unnamed,
 )
 from hookpost.domain.provenance import payload_sha256
+from hookpost.domain.retention import DEFAULT_RETENTION_MS, payload_expires_at
 from hookpost.store.rows import loads_opt
 from hookpost.store.sqlite.multirow import execute_values
 from hookpost.store.sqlite.sql import DELIVERIES_CREATE, MESSAGES_INSERT
@@ -56,6 +57,7 @@ def write_events(c: sqlite3.Connection, events: Sequence[OperationalEvent]) -> i
                 0,
                 at,
                 payload_sha256(payload),
+                payload_expires_at(at, DEFAULT_RETENTION_MS),
             )
         )
         deliveries.append((OPERATIONAL_APP_ID, msg_id, at, targets))

@@ -73,10 +73,13 @@ ANY_SEALED_KEYS = "SELECT id, keys FROM endpoints LIMIT 1"
 MESSAGE_GET = "SELECT * FROM messages WHERE app_id = ? AND (id = ? OR event_id = ?) LIMIT 1"
 MESSAGES_LIST = f"SELECT {message_head('messages')} FROM messages"
 PAYLOADS = "SELECT id, payload FROM messages WHERE id IN (SELECT value FROM json_each(?))"
-MESSAGE_EXPUNGE = "UPDATE messages SET payload = ?, expunged = 1 WHERE app_id = ? AND id = ?"
+MESSAGE_EXPUNGE = (
+    "UPDATE messages SET payload = ?, expunged = 1, payload_expires_at = NULL"
+    " WHERE app_id = ? AND id = ?"
+)
 MESSAGES_INSERT = (
     "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, expunged, "
-    "created_at, payload_sha256) VALUES {values}"
+    "created_at, payload_sha256, payload_expires_at) VALUES {values}"
 )
 MESSAGE_BY_EVENT_ID = "SELECT * FROM messages WHERE app_id = ? AND event_id = ?"
 # The enabled endpoints of each app, one row per app holding a JSON array of
