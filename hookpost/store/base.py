@@ -39,8 +39,8 @@ from hookpost.domain.queries import (
     MessageFilter,
     QueueDepth,
 )
-from hookpost.domain.throttle import PaceState
 from hookpost.domain.retention import CleanupCounts
+from hookpost.domain.throttle import PaceState
 
 
 class Lifecycle(Protocol):
