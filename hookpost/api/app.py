@@ -37,6 +37,7 @@ from hookpost.api.routes import (
     applications,
     attempts,
     authentication,
+    background_tasks,
     endpoints,
     event_types,
     health,
@@ -139,6 +140,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
         event_types,
         authentication,
         operational,
+        background_tasks,
         health,
     ):
         app.include_router(module.router)

@@ -17,6 +17,7 @@ from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
 from hookpost.services.operational import OperationalWebhookService
 from hookpost.services.status import StatusService
+from hookpost.services.tasks import TaskService
 from hookpost.services.tokens import TokenService
 from hookpost.store.base import Store
 
@@ -34,6 +35,7 @@ class Services:
     status: StatusService
     idempotency: IdempotencyService
     operational: OperationalWebhookService
+    tasks: TaskService
 
     @classmethod
     def build(
@@ -78,4 +80,5 @@ class Services:
             status=StatusService(store, clock),
             idempotency=IdempotencyService(store, clock),
             operational=OperationalWebhookService(store, endpoints, clock),
+            tasks=TaskService(store, clock),
         )

@@ -33,6 +33,7 @@ from hookpost.store.postgres.listener import Notifier, NotifyListener
 from hookpost.store.postgres.log import PostgresLog
 from hookpost.store.postgres.messages import PostgresMessages
 from hookpost.store.postgres.queue import PostgresQueue
+from hookpost.store.postgres.tasks import PostgresTasks
 from hookpost.store.postgres.tokens import PostgresTokens
 from hookpost.store.rows import SecretBox
 
@@ -61,6 +62,7 @@ class PostgresStore(
     PostgresLog,
     PostgresTokens,
     PostgresIdempotency,
+    PostgresTasks,
 ):
     def __init__(
         self,

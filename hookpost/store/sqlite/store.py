@@ -15,6 +15,7 @@ from hookpost.store.sqlite.idempotency import SqliteIdempotency
 from hookpost.store.sqlite.log import SqliteLog
 from hookpost.store.sqlite.messages import SqliteMessages
 from hookpost.store.sqlite.queue import SqliteQueue
+from hookpost.store.sqlite.tasks import SqliteTasks
 from hookpost.store.sqlite.tokens import SqliteTokens
 
 MIN_SQLITE = (3, 33, 0)  # UPDATE ... FROM (multirow)
@@ -32,7 +33,13 @@ def _has_json() -> bool:
 
 
 class SqliteStore(
-    SqliteCatalog, SqliteMessages, SqliteQueue, SqliteLog, SqliteTokens, SqliteIdempotency
+    SqliteCatalog,
+    SqliteMessages,
+    SqliteQueue,
+    SqliteLog,
+    SqliteTokens,
+    SqliteIdempotency,
+    SqliteTasks,
 ):
     def __init__(self, path: str, box: SecretBox, *, synchronous: str = "NORMAL") -> None:
         self.path = path
