@@ -109,7 +109,9 @@ async def _list_attempts(
 
     def render(a: Attempt) -> dict[str, Any]:
         out = mapping.attempt_out(a, with_content)
-        out["msg"] = mapping.message_out(msgs[a.message_id], with_content)
+        # with its payload: the SDKs send with_content=false unless told, and it is about the
+        # attempt's response
+        out["msg"] = mapping.message_out(msgs[a.message_id])
         return out
 
     return json_response(mapping.list_out(page, render, _attempt_id))
