@@ -180,7 +180,8 @@ class TestUsage:
             await send(store, a.id, now=T0 + i, event_type="x.y")
         await send(store, b.id, now=T0 + 100, event_type="q.r")
         usage = await store.app_usage(None, T0, T0 + 100)
-        assert sorted((x[0], x[2]) for x in usage) == sorted([(a.id, 6), (b.id, 0)])  # 3 messages x 2 endpoints
+        # 3 messages x 2 endpoints
+        assert sorted((x[0], x[2]) for x in usage) == sorted([(a.id, 6), (b.id, 0)])
         assert [x[2] for x in await store.app_usage([b.id], T0, T0 + 101)] == [1]
         subs = sorted(await store.endpoint_subscriptions(), key=lambda s: (s[0], str(s[1])))
         assert sorted(map(str, subs)) == sorted(
