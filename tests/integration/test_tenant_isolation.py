@@ -158,7 +158,8 @@ def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
             "since": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
             "until": datetime.now(UTC).isoformat(),
         },
-        "v1.authentication.expire-all": {},
+        # a session no token has: it revokes none (else the tokens other checks use go too)
+        "v1.authentication.expire-all": {"sessionIds": [f"session-{tag}"]},
         "v1.endpoint.send-example": {"eventType": "b.created"},
         "v1.message.create": {"eventType": "b.created", "payload": {"pwned": True}},
         "v1.authentication.app-portal-access": {},
@@ -238,9 +239,12 @@ async def make_tenant(http: httpx.AsyncClient, receiver: Receiver, name: str) ->
     assert attempts, r.text
     token = await http.post("/api/v1/auth/token", json={"appId": app_id, "name": name})
     assert token.status_code == 201, token.text
-    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    # a task that changes nothing: a recover of a minute long ago, before any message
+    since = datetime.now(UTC) - timedelta(days=1)
+    until = since + timedelta(minutes=1)
     task = await http.post(
-        f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", json={"since": since}
+        f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+        json={"since": since.isoformat(), "until": until.isoformat()},
     )
     assert task.status_code == 202, task.text
     return Tenant(

@@ -187,8 +187,9 @@ async def revoke_token(c: AuthCtx, token_id: TokenId) -> Response:
     openapi_extra=IDEMPOTENT,
 )
 async def expire_all(app: AppCtx, body: ApplicationTokenExpireIn) -> Response:
+    tokens, app_id = app.services.tokens, app.id  # the caller's access, before anything else
     if body.expiry:
         raise InvalidInput("expiry", "hookpost expires tokens at once: 0 or absent")
     if not body.session_ids:
-        await app.services.tokens.expire_app_tokens(app.id)
+        await tokens.expire_app_tokens(app_id)
     return empty()

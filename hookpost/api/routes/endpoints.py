@@ -389,6 +389,7 @@ async def replay_missing(app: AppCtx, endpoint_id: EndpointId, body: ReplayIn) -
     openapi_extra=IDEMPOTENT,
 )
 async def bulk_replay(app: AppCtx, endpoint_id: EndpointId, body: BulkReplayIn) -> Response:
+    tasks, app_id = app.services.tasks, app.id  # another tenant's application: 404 first
     for name, value in (
         ("channel", body.channel),
         ("tag", body.tag),
@@ -396,8 +397,8 @@ async def bulk_replay(app: AppCtx, endpoint_id: EndpointId, body: BulkReplayIn) 
     ):
         if value is not None:
             raise InvalidInput(name, "is not supported by hookpost's bulk replay")
-    task = await app.services.tasks.bulk_replay(
-        app.id,
+    task = await tasks.bulk_replay(
+        app_id,
         endpoint_id,
         mapping.to_ms(body.since),
         mapping.to_ms_opt(body.until),
