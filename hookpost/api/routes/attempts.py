@@ -3,6 +3,7 @@ endpoint was sent, the endpoints a message went to, and resend."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import IntEnum
 from typing import Annotated, Any
 
@@ -90,6 +91,26 @@ def _statuses(status: int | None) -> frozenset[AttemptStatus] | None:
     return frozenset() if found is None else frozenset((found,))
 
 
+def _by_endpoint(
+    endpoint_id: str,
+    status: MessageStatus | None,
+    status_code_class: StatusCodeClass | None,
+    channel: str | None,
+    before: datetime | None,
+    after: datetime | None,
+    event_types: list[str] | None,
+) -> AttemptQuery:
+    return AttemptQuery(
+        endpoint=endpoint_id,
+        statuses=_statuses(status),
+        event_types=event_types_filter(event_types),
+        before=date_ms(before),
+        after=date_ms(after),
+        status_code_class=None if status_code_class is None else int(status_code_class),
+        channel=channel,
+    )
+
+
 async def _list_attempts(
     app: AppScope,
     app_id: str,
@@ -141,14 +162,8 @@ async def list_attempts_by_endpoint(
     event_types: EventTypesQuery = None,
 ) -> Response:
     app_id = app.id  # an unknown application's 404 comes before the query's 422
-    query = AttemptQuery(
-        endpoint=endpoint_id,
-        statuses=_statuses(status),
-        event_types=event_types_filter(event_types),
-        before=date_ms(before),
-        after=date_ms(after),
-        status_code_class=None if status_code_class is None else int(status_code_class),
-        channel=channel,
+    query = _by_endpoint(
+        endpoint_id, status, status_code_class, channel, before, after, event_types
     )
     return await _list_attempts(app, app_id, query, limit, iterator, with_content, with_msg)
 
@@ -174,14 +189,8 @@ async def count_attempts_by_endpoint(
     event_types: EventTypesQuery = None,
 ) -> Response:
     app_id = app.id
-    query = AttemptQuery(
-        endpoint=endpoint_id,
-        statuses=_statuses(status),
-        event_types=event_types_filter(event_types),
-        before=date_ms(before),
-        after=date_ms(after),
-        status_code_class=None if status_code_class is None else int(status_code_class),
-        channel=channel,
+    query = _by_endpoint(
+        endpoint_id, status, status_code_class, channel, before, after, event_types
     )
     count, more = await app.services.messages.count_attempts(app_id, query, COUNT_CAP)
     return json_response({"count": count, "approximated": more})
