@@ -193,8 +193,12 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 def _allowed_methods(request: Request) -> str:
     """Every method some route answers at this path. Starlette's own ``Allow`` names only the
     methods of the first route that matched the path, and FastAPI has one route per method."""
-    routes = request.app.router.routes
     scope = request.scope
+    routes = [r for r in request.app.router.routes if r.matches(scope)[0] != Match.NONE]
+    # A literal segment wins over a parameter (``msg/bulk-expunge`` over ``msg/{msg_id}``):
+    # only the routes with the fewest parameters are this path's.
+    fewest = min((getattr(r, "path", "").count("{") for r in routes), default=0)
+    routes = [r for r in routes if getattr(r, "path", "").count("{") == fewest]
     allowed = [
         method
         for method in _METHODS

@@ -773,7 +773,7 @@ class BackgroundTaskOut(RecoverOut):
 class AppUsageStatsIn(_Model):
     since: UtcDatetime
     until: UtcDatetime
-    app_ids: list[IdStr] | None = None
+    app_ids: Annotated[list[IdStr], Field(max_length=100)] | None = None  # each is looked up
 
     @field_validator("until")
     @classmethod
@@ -797,7 +797,8 @@ class ExpungeAllContentsOut(RecoverOut):
 
 
 class BulkExpungeContentsIn(_Model):
-    ids: Annotated[list[IdStr], Field(max_length=1000)] = Field(default_factory=list)
+    # at most 100 per request: each is its own write (a 422 naming `ids` beyond)
+    ids: Annotated[list[IdStr], Field(max_length=100)] = Field(default_factory=list)
 
 
 class BulkExpungeStatus(StrEnum):
