@@ -107,6 +107,10 @@ class SqliteTasks(SqliteBase):
         return await self._db.read(run)
 
     async def claim_task(self, lease: str, lease_ms: int, now_ms: int) -> BackgroundTask | None:
+        # A read first: an idle runner's poll must not take the one writer's turn.
+        if await self._db.read(lambda c: c.execute(TASK_NEXT, (now_ms,)).fetchone()) is None:
+            return None
+
         def run(c: Conn) -> BackgroundTask | None:
             row = c.execute(TASK_NEXT, (now_ms,)).fetchone()
             if row is None:
