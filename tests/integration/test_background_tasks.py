@@ -314,3 +314,16 @@ async def test_usage_stats_tasks(svix: SvixAsync, receiver: Receiver) -> None:
         "explicitlySubscribedEventTypes": ["q.r"],
         "hasCatchAllEndpoint": False,
     }
+
+
+async def test_a_literal_route_beside_a_parameter_allows_its_own_methods(api: ApiServer) -> None:
+    """``msg/bulk-expunge`` is not ``msg/{msg_id}``: a 405 there allows POST, not GET."""
+    async with api.http() as http:
+        for method, path in (
+            ("OPTIONS", "/api/v1/app/x/msg/bulk-expunge"),
+            ("DELETE", "/api/v1/app/x/msg/expunge-all-contents"),
+        ):
+            r = await http.request(method, path)
+            assert (r.status_code, r.headers["allow"]) == (405, "POST"), (path, r.text)
+        r = await http.request("DELETE", "/api/v1/app/x/msg")
+        assert r.headers["allow"] == "GET, POST"
