@@ -31,6 +31,7 @@ from hookpost.services.apps import AppService
 from hookpost.services.endpoints import EndpointService, UrlCheck
 from hookpost.services.event_types import EventTypeService
 from hookpost.services.messages import MessageService
+from hookpost.services.tasks import TaskRunner
 from hookpost.settings import Settings
 from hookpost.store.base import Store
 from hookpost.store.migrate import is_current
@@ -270,6 +271,7 @@ class Hookpost:
         self._purge: asyncio.Task[None] | None = None
         self._key_purge: asyncio.Task[None] | None = None
         self._cleanup: asyncio.Task[None] | None = None
+        self.tasks: TaskRunner | None = None
 
     # the library surface
     @property
@@ -348,6 +350,9 @@ class Hookpost:
             events=self.services.events,
         )
         self.worker.start()
+        self.tasks = TaskRunner(self.services.tasks, poll_s=max(s.poll_interval_s, 0.05))
+        self.store.on_new_work(self.tasks.wake)
+        self.tasks.start()
         self._purge = asyncio.create_task(self._purge_deleted(), name="hookpost-purge")
         self._key_purge = asyncio.create_task(
             self.services.idempotency.purge_forever(), name="hookpost-key-purge"
@@ -375,6 +380,9 @@ class Hookpost:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._purge = self._key_purge = self._cleanup = None
+        if self.tasks is not None:
+            await self.tasks.stop()  # its task released: the next worker takes it at once
+            self.tasks = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

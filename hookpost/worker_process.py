@@ -211,6 +211,8 @@ async def run_worker_child(hp: Hookpost, wake_fd: int | None, metrics_socket: st
                 return
             if data:
                 worker.wake()
+                if hp.tasks is not None:  # a background task may be what was written
+                    hp.tasks.wake()
             else:  # the parent is gone: nobody will stop us otherwise
                 loop.remove_reader(wake_fd)
                 stop.set()

@@ -38,6 +38,7 @@ from hookpost.api.routes import (
     applications,
     attempts,
     authentication,
+    background_tasks,
     endpoints,
     event_types,
     health,
@@ -62,6 +63,7 @@ ROUTE_MODULES = (
     event_types,
     authentication,
     operational,
+    background_tasks,
     health,
 )
 

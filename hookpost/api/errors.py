@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -193,8 +194,16 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 def _allowed_methods(request: Request) -> str:
     """Every method some route answers at this path. Starlette's own ``Allow`` names only the
     methods of the first route that matched the path, and FastAPI has one route per method."""
-    routes = request.app.router.routes
     scope = request.scope
+    top = request.app.router.routes
+    # FastAPI keeps an included router as one entry: its routes are its contexts' originals.
+    every = [c.original_route for c in iter_route_contexts(top)]
+    every += [r for r in top if getattr(r, "path", None) is not None]
+    routes = [r for r in every if r.matches(scope)[0] != Match.NONE]
+    # A literal segment wins over a parameter (``msg/bulk-expunge`` over ``msg/{msg_id}``):
+    # only the routes with the fewest parameters are this path's.
+    fewest = min((getattr(r, "path", "").count("{") for r in routes), default=0)
+    routes = [r for r in routes if getattr(r, "path", "").count("{") == fewest]
     allowed = [
         method
         for method in _METHODS

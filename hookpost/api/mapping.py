@@ -285,6 +285,15 @@ def task_out(task: BackgroundTask) -> dict[str, Any]:
     }
 
 
+def delivery_statuses(status: int) -> list[DeliveryStatus]:
+    """The delivery statuses a (Svix) message status stands for."""
+    return [d for d, m in DELIVERY_TO_MESSAGE_STATUS.items() if m == int(status)]
+
+
+def background_task_out(task: BackgroundTask) -> dict[str, Any]:
+    return {**task_out(task), "data": task.data}
+
+
 # --------------------------------------------------------------------------- lists
 
 

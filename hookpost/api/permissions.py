@@ -41,14 +41,20 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.endpoint.get-stats": P.READ,
     "v1.endpoint.get-throttling-status": P.READ,
     "v1.endpoint.recover": P.REPLAY,
+    "v1.endpoint.replay-missing": P.REPLAY,
+    "v1.endpoint.bulk-replay": P.REPLAY,
     "v1.endpoint.send-example": P.REPLAY,
     # messages
     "v1.message.list": P.READ,
     "v1.message.create": P.CREATE_MESSAGE,
     "v1.message.get": P.READ,
     "v1.message.expunge-content": P.EXPUNGE_CONTENT,
+    "v1.message.bulk-expunge-content": P.EXPUNGE_CONTENT,
+    "v1.message.expunge-all-contents": P.EXPUNGE_CONTENT,
+    "v1.message.get-raw-payload": P.READ,
     # attempts
     "v1.message-attempt.list-by-endpoint": P.READ,
+    "v1.message-attempt.count-by-endpoint": P.READ,
     "v1.message-attempt.list-by-msg": P.READ,
     "v1.message-attempt.list-attempted-messages": P.READ,
     "v1.message-attempt.list-attempted-destinations": P.READ,
@@ -70,6 +76,12 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.authentication.list-tokens": P.MANAGE_TOKENS,
     "v1.authentication.create-token": P.MANAGE_TOKENS,
     "v1.authentication.revoke-token": P.MANAGE_TOKENS,
+    "v1.authentication.expire-all": P.MANAGE_TOKENS,
+    # background tasks and the usage statistics they compute (any application's)
+    "v1.background-task.list": P.MANAGE_APPS,
+    "v1.background-task.get": P.MANAGE_APPS,
+    "v1.statistics.aggregate-app-stats": P.MANAGE_APPS,
+    "v1.statistics.aggregate-event-types": P.MANAGE_APPS,
     # operational webhook endpoints (admin tokens only: they hear about every application)
     "v1.operational-webhook.endpoint.list": P.MANAGE_OPERATIONAL_WEBHOOKS,
     "v1.operational-webhook.endpoint.create": P.MANAGE_OPERATIONAL_WEBHOOKS,

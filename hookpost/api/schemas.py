@@ -65,16 +65,26 @@ from hookpost.domain import retry
 from hookpost.domain.limits import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 
 __all__ = [
+    "AggregateEventTypesOut",
     "ApiTokenCreatedOut",
     "ApiTokenIn",
     "ApiTokenOut",
     "AppPortalAccessIn",
     "AppPortalAccessOut",
+    "AppUsageStatsIn",
+    "AppUsageStatsOut",
     "ApplicationIn",
     "ApplicationOut",
     "ApplicationPatch",
+    "ApplicationTokenExpireIn",
+    "BackgroundTaskOut",
     "BackgroundTaskStatus",
     "BackgroundTaskType",
+    "BulkExpungeContentsIn",
+    "BulkExpungeContentsOut",
+    "BulkExpungeStatus",
+    "BulkReplayIn",
+    "CountOut",
     "EmptyResponse",
     "EndpointCreatedOut",
     "EndpointHeadersIn",
@@ -94,12 +104,14 @@ __all__ = [
     "EventTypeOut",
     "EventTypePatch",
     "EventTypeUpdate",
+    "ExpungeAllContentsOut",
     "FieldWarningOut",
     "HTTPValidationError",
     "HttpErrorOut",
     "ListResponse",
     "ListResponseApiTokenOut",
     "ListResponseApplicationOut",
+    "ListResponseBackgroundTaskOut",
     "ListResponseEndpointMessageOut",
     "ListResponseEndpointOut",
     "ListResponseEventTypeOut",
@@ -112,6 +124,7 @@ __all__ = [
     "MessageEndpointOut",
     "MessageIn",
     "MessageOut",
+    "MessageRawPayloadOut",
     "MessageStatus",
     "MessageStatusText",
     "OperationalWebhookEndpointIn",
@@ -119,6 +132,8 @@ __all__ = [
     "OperationalWebhookEndpointUpsertIn",
     "RecoverIn",
     "RecoverOut",
+    "ReplayIn",
+    "ReplayOut",
     "ValidationErrorItem",
     "status_text",
 ]
@@ -151,12 +166,20 @@ class MessageAttemptTriggerType(IntEnum):
 
 
 class BackgroundTaskStatus(StrEnum):
-    # The reference lists only "running"; the SDK also knows "finished" and "failed".
     RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
 
 
 class BackgroundTaskType(StrEnum):
+    ENDPOINT_REPLAY = "endpoint.replay"
     ENDPOINT_RECOVER = "endpoint.recover"
+    APPLICATION_STATS = "application.stats"
+    MESSAGE_BROADCAST = "message.broadcast"
+    SDK_GENERATE = "sdk.generate"
+    EVENT_TYPE_AGGREGATE = "event-type.aggregate"
+    APPLICATION_PURGE_CONTENT = "application.purge_content"
+    ENDPOINT_BULK_REPLAY = "endpoint.bulk-replay"
 
 
 # --------------------------------------------------------------------------- bases
@@ -751,6 +774,89 @@ class RecoverOut(_Model):
     updated_at: UtcDatetime
 
 
+class ReplayIn(RecoverIn):
+    pass
+
+
+class ReplayOut(RecoverOut):
+    pass
+
+
+class BulkReplayIn(RecoverIn):
+    event_types: list[IdStr] | None = None  # exact names; null: every type
+    channel: Annotated[str, Field(max_length=128)] | None = None
+    tag: Annotated[str, Field(max_length=128)] | None = None
+    status: MessageStatus | None = None
+    status_code_class: int | None = None
+    dry_run: Annotated[
+        bool,
+        Field(
+            description=(
+                "hookpost extension: only count the deliveries the replay would send; the "
+                'finished task\'s data is `{"dryRun": true, "messagesMatched": n}`.'
+            )
+        ),
+    ] = False
+
+
+class BackgroundTaskOut(RecoverOut):
+    data: dict[str, Any]
+
+
+class AppUsageStatsIn(_Model):
+    since: UtcDatetime
+    until: UtcDatetime
+    app_ids: Annotated[list[IdStr], Field(max_length=100)] | None = None  # each is looked up
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, value: datetime, info: ValidationInfo) -> datetime:
+        since = info.data.get("since")
+        if since is not None and value <= since:
+            raise ValueError("must be later than 'since'")
+        return value
+
+
+class AppUsageStatsOut(RecoverOut):
+    unresolved_app_ids: list[str]
+
+
+class AggregateEventTypesOut(RecoverOut):
+    pass
+
+
+class ExpungeAllContentsOut(RecoverOut):
+    pass
+
+
+class BulkExpungeContentsIn(_Model):
+    # at most 100 per request: each is its own write (a 422 naming `ids` beyond)
+    ids: Annotated[list[IdStr], Field(max_length=100)] = Field(default_factory=list)
+
+
+class BulkExpungeStatus(StrEnum):
+    EXPUNGED = "expunged"
+    NOT_FOUND = "not-found"
+
+
+class BulkExpungeContentsOut(_Model):
+    results: dict[str, BulkExpungeStatus]
+
+
+class MessageRawPayloadOut(_Model):
+    payload: str
+
+
+class CountOut(_Model):
+    count: int
+    approximated: bool
+
+
+class ApplicationTokenExpireIn(_Model):
+    expiry: Annotated[int, Field(ge=0, le=259200)] | None = None
+    session_ids: Annotated[list[str], Field(max_length=1000)] | None = None
+
+
 class EventExampleIn(_Model):
     event_type: IdStr
     # Extension used by the svix SDK: which of the schema's examples to send (default: first).
@@ -905,3 +1011,4 @@ ListResponseEndpointMessageOut = ListResponse[EndpointMessageOut]
 ListResponseMessageEndpointOut = ListResponse[MessageEndpointOut]
 ListResponseMessageAttemptOut = ListResponse[MessageAttemptOut]
 ListResponseOperationalWebhookEndpointOut = ListResponse[OperationalWebhookEndpointOut]
+ListResponseBackgroundTaskOut = ListResponse[BackgroundTaskOut]

@@ -251,9 +251,14 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class BackgroundTask:
-    """An operation reported as a task (``endpoint.recover``)."""
+    """A durable operation a worker runs (domain.tasks): ``task`` its kind, ``params`` what it
+    was asked, ``data`` what it reports (Svix's BackgroundTaskOut.data)."""
 
     id: str
     task: str
-    status: str  # "running"
+    status: str  # domain.tasks.STATUSES
     updated_at: int
+    data: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    created_at: int = 0
+    runs: int = 0  # how many times a worker claimed it

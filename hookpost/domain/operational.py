@@ -199,10 +199,18 @@ def recover_finished(
             "since": iso(since_ms),
             "until": None if until_ms is None else iso(until_ms),
         }
-        task = {"taskId": task_id, "task": "endpoint.recover", "status": "finished", "data": data}
-        return [OperationalEvent(BACKGROUND_TASK_FINISHED, task, at_ms)]
+        return [task_finished(task_id, "endpoint.recover", "finished", data, at_ms)]
 
     return finished
+
+
+def task_finished(
+    task_id: str, kind: str, status: str, data: dict[str, Any], at_ms: int
+) -> OperationalEvent:
+    """background_task.finished (BackgroundTaskFinishedEvent2): a task ended, ``status``
+    finished or failed, with the ``data`` its BackgroundTaskOut reports."""
+    task = {"taskId": task_id, "task": kind, "status": status, "data": data}
+    return OperationalEvent(BACKGROUND_TASK_FINISHED, task, at_ms)
 
 
 # (key of the id in ``data``, key of the name the store fills in, its table and column)

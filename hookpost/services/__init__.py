@@ -19,6 +19,7 @@ from hookpost.services.metrics import Metrics
 from hookpost.services.operational import OperationalWebhookService
 from hookpost.services.retention import RetentionService
 from hookpost.services.status import StatusService
+from hookpost.services.tasks import TaskService
 from hookpost.services.tokens import TokenService
 from hookpost.store.base import Store
 
@@ -37,6 +38,7 @@ class Services:
     idempotency: IdempotencyService
     operational: OperationalWebhookService
     retention: RetentionService
+    tasks: TaskService
 
     @classmethod
     def build(
@@ -84,4 +86,5 @@ class Services:
             idempotency=IdempotencyService(store, clock),
             operational=OperationalWebhookService(store, endpoints, clock),
             retention=RetentionService(store, retention, clock),
+            tasks=TaskService(store, clock),
         )

@@ -12,7 +12,7 @@ from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotSh
 from hookpost.domain.filters import validate_filter
 from hookpost.domain.health import MANUAL
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
-from hookpost.domain.limits import Limits, check_recover_range, check_timeout, check_url_length
+from hookpost.domain.limits import Limits, check_timeout, check_url_length
 from hookpost.domain.models import (
     BackgroundTask,
     Endpoint,
@@ -35,6 +35,7 @@ from hookpost.domain.signing import (
 from hookpost.domain.throttle import ThrottleStatus
 from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
+from hookpost.services.tasks import TaskService
 from hookpost.store.base import Store
 
 DEFAULT_GRACE_S = 24 * 3600
@@ -335,12 +336,7 @@ class EndpointService:
         self, app_id: str, endpoint_id: str, since_ms: int, until_ms: int | None = None
     ) -> BackgroundTask:
         """Queue again every failed (or canceled) delivery of messages created in
-        [since, until); they are queued when this returns. ``since`` is at most
-        ``RECOVER_MAX_AGE_DAYS`` ago."""
-        endpoint = await self.get(app_id, endpoint_id)  # an unknown one: 404 before 422
-        now = self._clock()
-        check_recover_range(since_ms, until_ms, now)
-        task_id = ids.new_id(ids.TASK, now)
-        finished = op.recover_finished(task_id, endpoint.id, since_ms, until_ms, now)
-        await self._store.recover(endpoint.app_id, endpoint.id, since_ms, until_ms, now, finished)
-        return BackgroundTask(task_id, "endpoint.recover", "running", now)
+        [since, until), in a background task (``TaskService.recover``)."""
+        return await TaskService(self._store, self._clock).recover(
+            app_id, endpoint_id, since_ms, until_ms
+        )

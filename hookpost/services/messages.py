@@ -34,6 +34,7 @@ from hookpost.services.metrics import Metrics
 from hookpost.store.base import Store
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
+COUNT_PAGE = 250  # attempts read per page when counting them
 T = TypeVar("T")
 
 
@@ -216,6 +217,35 @@ class MessageService:
             messages = await self._messages_by_id(app_id, found.items, known)
             keep.append(lambda a: channel in (messages[a.message_id].channels or ()))
         return filtered(found, lambda a: all(check(a) for check in keep), _attempt_key)
+
+    async def attempt_messages(
+        self, app_id: str, attempts: Sequence[Attempt]
+    ) -> dict[str, Message]:
+        """The messages of these attempts, by id (an attempt list's ``with_msg``)."""
+        return await self._messages_by_id(app_id, attempts, {})
+
+    async def count_attempts(self, app_id: str, query: AttemptQuery, cap: int) -> tuple[int, bool]:
+        """How many attempts the query lists, counted up to ``cap``: (count, whether more)."""
+        count, iterator = 0, None
+        while count < cap:
+            page = await self.list_attempts(app_id, PageRequest(COUNT_PAGE, iterator), query)
+            count += len(page.items)
+            if page.done:
+                return count, False
+            iterator = page.bounds[1] if page.bounds else page.items[-1].id
+        return cap, True
+
+    async def bulk_expunge(self, app_id: str, msg_ids: Sequence[str]) -> dict[str, bool]:
+        """Expunge each of these messages (ids or eventIds): whether it was found."""
+        results = {}
+        for msg_id in msg_ids:
+            try:
+                await self.expunge(app_id, msg_id)
+            except NotFound:
+                results[msg_id] = False
+            else:
+                results[msg_id] = True
+        return results
 
     async def _messages_by_id(
         self, app_id: str, attempts: Sequence[Attempt], known: dict[str, Message]

@@ -75,6 +75,17 @@ class TokenService:
             raise NotFound("token", token_id)
         return record
 
+    async def expire_app_tokens(self, app_id: str) -> int:
+        """Revoke every token scoped to the application (app-portal tokens included): how
+        many."""
+        revoked = 0
+        while True:
+            page = await self._store.list_tokens(PageRequest(limit=250), app_id)
+            for record in page.items:
+                revoked += await self._store.delete_token_by_id(record.id) is not None
+            if page.done or not page.items:
+                return revoked
+
     async def authenticate(self, token: str) -> ApiToken | None:
         """The token's record, if it is known and has not expired."""
         record = await self.lookup(hash_token(token))

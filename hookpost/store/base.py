@@ -17,6 +17,7 @@ from hookpost.domain.models import (
     Application,
     Attempt,
     AttemptResult,
+    BackgroundTask,
     ClaimedDelivery,
     Delivery,
     DeliveryOptions,
@@ -382,6 +383,109 @@ class Retention(Protocol):
         ...
 
 
+class Tasks(Protocol):
+    """Background tasks (domain.tasks), and the work they do that the other roles lack.
+
+    Leases are on the callers' clock (``now_ms``), on PostgreSQL too: a task lease is a
+    minute, far beyond the skew of hosts that share one database.
+    """
+
+    async def create_task(self, task: BackgroundTask) -> None: ...
+    async def get_task(self, task_id: str) -> BackgroundTask: ...
+    async def list_tasks(
+        self, page: PageRequest, status: str | None = None, kind: str | None = None
+    ) -> Page[BackgroundTask]:
+        """Paged by id (creation order), only those with ``status`` and ``kind`` if given."""
+        ...
+
+    async def claim_task(self, lease: str, lease_ms: int, now_ms: int) -> BackgroundTask | None:
+        """Take the oldest running task whose lease is free or expired at ``now_ms``: it is
+        ``lease``'s until ``now_ms + lease_ms``, and its ``runs`` one more (as returned). One
+        claimer at a time gets a task, across processes (PostgreSQL: SKIP LOCKED)."""
+        ...
+
+    async def renew_task(self, task_id: str, lease: str, lease_ms: int, now_ms: int) -> bool:
+        """Extend the lease if ``lease`` still holds it."""
+        ...
+
+    async def release_task(self, task_id: str, lease: str) -> None:
+        """Give the task up (a worker stopping): the next claim takes it at once."""
+        ...
+
+    async def finish_task(
+        self,
+        task_id: str,
+        lease: str,
+        status: str,
+        data: Mapping[str, object],
+        now_ms: int,
+        notify: Sequence[OperationalEvent] = (),
+    ) -> bool:
+        """If ``lease`` still holds the task: its final ``status`` and ``data``, and the
+        operational events ``notify`` in the same transaction (as ``Catalog.create_endpoint``
+        writes them). False, and nothing written, otherwise."""
+        ...
+
+    # the work
+    async def messages_missing(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        since_ms: int,
+        until_ms: int | None,
+        after: str | None,
+        limit: int,
+        with_payload: bool,
+    ) -> list[Message]:
+        """Up to ``limit`` messages of the application created in [since, until) (ids after
+        ``after``), in id order, that have no delivery for the endpoint. Payloads are read
+        only ``with_payload`` (else ``b""``)."""
+        ...
+
+    async def queue_missing(
+        self, app_id: str, endpoint_id: str, msg_ids: Sequence[str], now_ms: int
+    ) -> int:
+        """A delivery due now (trigger manual) for each of these messages of the application
+        that has none for the endpoint (a live endpoint of the application): how many."""
+        ...
+
+    async def replay_deliveries(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        since_ms: int,
+        until_ms: int | None,
+        statuses: Sequence[DeliveryStatus],
+        event_types: Sequence[str] | None,
+        before_ms: int,
+        now_ms: int,
+        dry_run: bool = False,
+    ) -> int:
+        """Queue again (trigger manual) the endpoint's deliveries of messages created in
+        [since, until) whose status is one of ``statuses`` (final ones only: pending and
+        sending are queued already), whose message's type is one of ``event_types`` (None:
+        any), and that were last updated before ``before_ms`` (so that a task run again after
+        a crash does not queue twice what its first run queued). ``batch_rows`` per
+        transaction; how many (``dry_run``: how many it would, writing nothing)."""
+        ...
+
+    async def app_usage(
+        self, app_ids: Sequence[str] | None, since_ms: int, until_ms: int
+    ) -> list[tuple[str, str | None, int]]:
+        """(app id, uid, deliveries of its messages created in [since, until)) for each
+        application (of ``app_ids`` if given), the operational one excluded."""
+        ...
+
+    async def endpoint_subscriptions(self) -> list[tuple[str, list[str] | None]]:
+        """(app id, eventTypes) of every live endpoint, the operational ones excluded."""
+        ...
+
+    async def expunge_all_contents(self, app_id: str) -> int:
+        """Expunge every message of the application, ``batch_rows`` per transaction: how
+        many were not expunged already."""
+        ...
+
+
 class Store(
     Lifecycle,
     Catalog,
@@ -391,6 +495,7 @@ class Store(
     Tokens,
     Idempotency,
     Retention,
+    Tasks,
     Protocol,
 ):
     """Every role: what a backend implements, and what the wiring hands out."""

@@ -17,6 +17,7 @@ from hookpost.domain.models import (
     Application,
     Attempt,
     AttemptStatus,
+    BackgroundTask,
     ClaimedDelivery,
     Delivery,
     DeliveryStatus,
@@ -447,4 +448,17 @@ def stats_from_counts(counts: Mapping[int, int]) -> EndpointStats:
         success=counts.get(DeliveryStatus.SUCCEEDED, 0),
         fail=counts.get(DeliveryStatus.FAILED, 0),
         canceled=counts.get(DeliveryStatus.CANCELED, 0),
+    )
+
+
+def task_from_row(r: Row) -> BackgroundTask:
+    return BackgroundTask(
+        id=r["id"],
+        task=r["kind"],
+        status=r["status"],
+        updated_at=r["updated_at"],
+        data=orjson.loads(r["data"]),
+        params=orjson.loads(r["params"]),
+        created_at=r["created_at"],
+        runs=r["runs"],
     )

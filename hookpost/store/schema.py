@@ -240,3 +240,26 @@ idempotency_keys = Table(
         sqlite_where=text("app_id IS NOT NULL"),
     ),
 )
+
+# Background tasks (domain.tasks): written running by the API, claimed by one worker at a time
+# under a lease (lease_until on the claimer's clock), finished with their data.
+background_tasks = Table(
+    "background_tasks",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("params", Text, nullable=False, server_default="{}"),  # JSON: what it was asked
+    Column("data", Text, nullable=False, server_default="{}"),  # JSON: what it reports
+    Column("lease", Text, nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("runs", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(  # the claim reads the few running ones
+        "ix_background_tasks_running",
+        "id",
+        postgresql_where=text("status = 'running'"),
+        sqlite_where=text("status = 'running'"),
+    ),
+)

@@ -54,6 +54,18 @@ SVIX_OPERATIONS = {
     "/api/v1/event-type/{event_type_name}": {"delete", "get", "patch", "put"},
     "/api/v1/health": {"get", "head"},
     "/api/v1/health/ping": {"get", "head"},
+    # background tasks and what runs as one (issue 21)
+    "/api/v1/background-task": {"get"},
+    "/api/v1/background-task/{task_id}": {"get"},
+    "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing": {"post"},
+    "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay": {"post"},
+    "/api/v1/stats/usage/app": {"post"},
+    "/api/v1/stats/usage/event-types": {"put"},
+    "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}/count": {"get"},
+    "/api/v1/app/{app_id}/msg/{msg_id}/raw": {"get"},
+    "/api/v1/auth/app/{app_id}/expire-all": {"post"},
+    "/api/v1/app/{app_id}/msg/bulk-expunge": {"post"},
+    "/api/v1/app/{app_id}/msg/expunge-all-contents": {"post"},
 }
 
 

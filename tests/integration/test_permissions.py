@@ -106,6 +106,7 @@ async def resources(
         "attempt_id": attempt_id,
         "event_type_name": event_type,
         "token_id": spare.id,
+        "task_id": (await f.api.hp.services.tasks.aggregate_event_types()).id,
     }
 
 

@@ -78,6 +78,11 @@ GLOBAL: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate"): 403,
     ("GET", "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers"): 403,
     ("PUT", "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers"): 403,
+    # background tasks and the usage statistics computed as tasks: any application's
+    ("GET", "/api/v1/background-task"): 403,
+    ("GET", "/api/v1/background-task/{task_id}"): 403,
+    ("POST", "/api/v1/stats/usage/app"): 403,
+    ("PUT", "/api/v1/stats/usage/event-types"): 403,
     ("GET", "/api/v1/health"): 204,
     ("HEAD", "/api/v1/health"): 204,
     ("GET", "/api/v1/health/ping"): 204,
@@ -102,6 +107,7 @@ class Tenant:
     attempt_id: str
     event_type: str
     token_id: str  # an app-scoped token of the tenant's (not the one the tests use)
+    task_id: str  # a background task (a recover of its endpoint)
 
     def params(self, by_uid: bool = False) -> dict[str, str]:
         return {
@@ -111,6 +117,7 @@ class Tenant:
             "attempt_id": self.attempt_id,
             "event_type_name": self.event_type,
             "token_id": self.token_id,
+            "task_id": self.task_id,
         }
 
 
@@ -139,6 +146,20 @@ def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
         "v1.endpoint.patch-headers": {"headers": {"X-Pwned": "1", "X-Tenant": None}},
         # recover looks back at most 14 days
         "v1.endpoint.recover": {"since": (datetime.now(UTC) - timedelta(days=13)).isoformat()},
+        "v1.endpoint.replay-missing": {
+            "since": (datetime.now(UTC) - timedelta(days=1)).isoformat()
+        },
+        "v1.endpoint.bulk-replay": {
+            "since": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+            "dryRun": True,
+        },
+        "v1.message.bulk-expunge-content": {"ids": [f"evt-{tag}"]},
+        "v1.statistics.aggregate-app-stats": {
+            "since": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+            "until": datetime.now(UTC).isoformat(),
+        },
+        # a session no token has: it revokes none (else the tokens other checks use go too)
+        "v1.authentication.expire-all": {"sessionIds": [f"session-{tag}"]},
         "v1.endpoint.send-example": {"eventType": "b.created"},
         "v1.message.create": {"eventType": "b.created", "payload": {"pwned": True}},
         "v1.authentication.app-portal-access": {},
@@ -218,6 +239,14 @@ async def make_tenant(http: httpx.AsyncClient, receiver: Receiver, name: str) ->
     assert attempts, r.text
     token = await http.post("/api/v1/auth/token", json={"appId": app_id, "name": name})
     assert token.status_code == 201, token.text
+    # a task that changes nothing: a recover of a minute long ago, before any message
+    since = datetime.now(UTC) - timedelta(days=1)
+    until = since + timedelta(minutes=1)
+    task = await http.post(
+        f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+        json={"since": since.isoformat(), "until": until.isoformat()},
+    )
+    assert task.status_code == 202, task.text
     return Tenant(
         app_id,
         f"tenant-{name}",
@@ -226,6 +255,7 @@ async def make_tenant(http: httpx.AsyncClient, receiver: Receiver, name: str) ->
         attempts[0]["id"],
         event_type,
         token.json()["id"],
+        task.json()["id"],
     )
 
 

@@ -17,7 +17,9 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -254,3 +256,29 @@ def test_bad_worker_mode_is_a_clear_error(tmp_path: Path):
     assert result.returncode == 2
     assert "HOOKPOST_SERVE_WORKER='threads'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_the_child_runs_background_tasks_woken_through_the_pipe(
+    tmp_path: Path, receiver: Receiver
+):
+    # A 60 s poll interval: only the wake pipe can explain a task finished within seconds.
+    served = await serve(tmp_path, poll_interval_s="60")
+    try:
+        app = (await served.api.post("/api/v1/app", json={"name": "Acme"})).json()
+        sent = [await send(served.api, app["id"], i) for i in range(3)]  # before any endpoint
+        base = f"/api/v1/app/{app['id']}/endpoint"
+        ep = (await served.api.post(base, json={"url": receiver.url("/late")})).json()
+        since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        r = await served.api.post(f"{base}/{ep['id']}/replay-missing", json={"since": since})
+        assert r.status_code == 202, r.text
+
+        async def task() -> dict[str, Any]:
+            return dict((await served.api.get(f"/api/v1/background-task/{r.json()['id']}")).json())
+
+        done = await eventually(task, lambda t: t["status"] != "running", timeout=10)
+        assert done["status"] == "finished" and done["data"] == {"messagesSent": 3}
+        await receiver.wait_for(3, "/late", timeout=10)
+        assert sorted(x.webhook_id for x in receiver.on("/late")) == sorted(sent)
+    finally:
+        await served.api.aclose()
+        assert stop(served.proc) == 0, served.log.read_text()

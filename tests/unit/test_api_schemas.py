@@ -720,8 +720,17 @@ def test_enum_values_match_the_reference() -> None:
     assert [m.value for m in s.MessageStatus] == [0, 1, 2, 3]
     assert [m.value for m in s.MessageStatusText] == ["success", "pending", "fail", "sending"]
     assert [m.value for m in s.MessageAttemptTriggerType] == [0, 1]
-    assert [m.value for m in s.BackgroundTaskStatus] == ["running"]
-    assert [m.value for m in s.BackgroundTaskType] == ["endpoint.recover"]
+    assert [m.value for m in s.BackgroundTaskStatus] == ["running", "finished", "failed"]
+    assert [m.value for m in s.BackgroundTaskType] == [
+        "endpoint.replay",
+        "endpoint.recover",
+        "application.stats",
+        "message.broadcast",
+        "sdk.generate",
+        "event-type.aggregate",
+        "application.purge_content",
+        "endpoint.bulk-replay",
+    ]
     # ... and the SDK knows every one of them
     for ours, theirs in [
         (s.MessageStatus, sdk.MessageStatus),

@@ -3,8 +3,9 @@ endpoint was sent, the endpoints a message went to, and resend."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import IntEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
@@ -34,6 +35,7 @@ from hookpost.api.routes.common import (
 )
 from hookpost.api.schemas import (
     CHANNEL_PATTERN,
+    CountOut,
     EmptyResponse,
     ListResponseEndpointMessageOut,
     ListResponseMessageAttemptOut,
@@ -73,6 +75,7 @@ StatusCodeClassQuery = Annotated[
 ChannelQuery = Annotated[
     str | None, Query(max_length=128, pattern=CHANNEL_PATTERN, description="Filter by channel")
 ]
+COUNT_CAP = 10_000  # attempts counted at most (Svix's count has a ceiling too)
 # Attempts are only ever Success or Fail; Pending/Sending attempts do not exist.
 _ATTEMPT_STATUS = {0: AttemptStatus.SUCCESS, 2: AttemptStatus.FAIL}
 
@@ -88,6 +91,26 @@ def _statuses(status: int | None) -> frozenset[AttemptStatus] | None:
     return frozenset() if found is None else frozenset((found,))
 
 
+def _by_endpoint(
+    endpoint_id: str,
+    status: MessageStatus | None,
+    status_code_class: StatusCodeClass | None,
+    channel: str | None,
+    before: datetime | None,
+    after: datetime | None,
+    event_types: list[str] | None,
+) -> AttemptQuery:
+    return AttemptQuery(
+        endpoint=endpoint_id,
+        statuses=_statuses(status),
+        event_types=event_types_filter(event_types),
+        before=date_ms(before),
+        after=date_ms(after),
+        status_code_class=None if status_code_class is None else int(status_code_class),
+        channel=channel,
+    )
+
+
 async def _list_attempts(
     app: AppScope,
     app_id: str,
@@ -95,13 +118,24 @@ async def _list_attempts(
     limit: int,
     iterator: str | None,
     with_content: bool,
+    with_msg: bool = False,
 ) -> Response:
-    page = await app.services.messages.list_attempts(
-        app_id, page_request(limit, iterator, True), query
-    )
-    return json_response(
-        mapping.list_out(page, lambda a: mapping.attempt_out(a, with_content), _attempt_id)
-    )
+    messages = app.services.messages
+    page = await messages.list_attempts(app_id, page_request(limit, iterator, True), query)
+    if not with_msg:
+        return json_response(
+            mapping.list_out(page, lambda a: mapping.attempt_out(a, with_content), _attempt_id)
+        )
+    msgs = await messages.attempt_messages(app_id, page.items)
+
+    def render(a: Attempt) -> dict[str, Any]:
+        out = mapping.attempt_out(a, with_content)
+        # with its payload: the SDKs send with_content=false unless told, and it is about the
+        # attempt's response
+        out["msg"] = mapping.message_out(msgs[a.message_id])
+        return out
+
+    return json_response(mapping.list_out(page, render, _attempt_id))
 
 
 @router.get(
@@ -122,19 +156,44 @@ async def list_attempts_by_endpoint(
     before: DateQuery = None,
     after: DateQuery = None,
     with_content: Annotated[bool, Query()] = True,
+    with_msg: Annotated[
+        bool, Query(description="Include each attempt's message (`msg`), as the SDKs read it")
+    ] = False,
     event_types: EventTypesQuery = None,
 ) -> Response:
     app_id = app.id  # an unknown application's 404 comes before the query's 422
-    query = AttemptQuery(
-        endpoint=endpoint_id,
-        statuses=_statuses(status),
-        event_types=event_types_filter(event_types),
-        before=date_ms(before),
-        after=date_ms(after),
-        status_code_class=None if status_code_class is None else int(status_code_class),
-        channel=channel,
+    query = _by_endpoint(
+        endpoint_id, status, status_code_class, channel, before, after, event_types
     )
-    return await _list_attempts(app, app_id, query, limit, iterator, with_content)
+    return await _list_attempts(app, app_id, query, limit, iterator, with_content, with_msg)
+
+
+@router.get(
+    "/attempt/endpoint/{endpoint_id}/count",
+    response_model=CountOut,
+    operation_id="v1.message-attempt.count-by-endpoint",
+    summary="Count Attempts By Endpoint",
+    description=(
+        f"How many attempts the endpoint's attempt list holds with these filters, counted up "
+        f"to {COUNT_CAP} (`approximated: true` beyond)."
+    ),
+)
+async def count_attempts_by_endpoint(
+    app: AppCtx,
+    endpoint_id: EndpointId,
+    status: StatusQuery = None,
+    status_code_class: StatusCodeClassQuery = None,
+    channel: ChannelQuery = None,
+    before: DateQuery = None,
+    after: DateQuery = None,
+    event_types: EventTypesQuery = None,
+) -> Response:
+    app_id = app.id
+    query = _by_endpoint(
+        endpoint_id, status, status_code_class, channel, before, after, event_types
+    )
+    count, more = await app.services.messages.count_attempts(app_id, query, COUNT_CAP)
+    return json_response({"count": count, "approximated": more})
 
 
 @router.get(

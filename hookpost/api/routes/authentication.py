@@ -28,10 +28,12 @@ from hookpost.api.routes.common import (
 from hookpost.api.schemas import (
     ApiTokenCreatedOut,
     ApiTokenIn,
+    ApplicationTokenExpireIn,
     AppPortalAccessIn,
     AppPortalAccessOut,
     ListResponseApiTokenOut,
 )
+from hookpost.domain.errors import InvalidInput
 from hookpost.domain.models import ApiToken
 
 router = APIRouter(
@@ -168,4 +170,26 @@ async def create_token(c: AuthCtx, body: ApiTokenIn) -> Response:
 async def revoke_token(c: AuthCtx, token_id: TokenId) -> Response:
     record = await c.services.tokens.revoke_id(token_id)  # unknown: 404
     c.api.authenticator.revoked_hash(record.token_hash)
+    return empty()
+
+
+@router.post(
+    "/app/{app_id}/expire-all",
+    status_code=204,
+    response_class=Response,
+    operation_id="v1.authentication.expire-all",
+    summary="Expire All",
+    description=(
+        "Revoke every token scoped to the application (app-portal tokens included), at once: "
+        "`expiry` must be 0 or absent (hookpost does not keep a revoked token alive), and "
+        "`sessionIds` names sessions hookpost's tokens do not have (it then revokes none)."
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+async def expire_all(app: AppCtx, body: ApplicationTokenExpireIn) -> Response:
+    tokens, app_id = app.services.tokens, app.id  # the caller's access, before anything else
+    if body.expiry:
+        raise InvalidInput("expiry", "hookpost expires tokens at once: 0 or absent")
+    if not body.session_ids:
+        await tokens.expire_app_tokens(app_id)
     return empty()

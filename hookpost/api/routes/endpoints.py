@@ -25,6 +25,7 @@ from hookpost.api.routes.common import (
     page_request,
 )
 from hookpost.api.schemas import (
+    BulkReplayIn,
     EndpointCreatedOut,
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -43,8 +44,11 @@ from hookpost.api.schemas import (
     MessageOut,
     RecoverIn,
     RecoverOut,
+    ReplayIn,
+    ReplayOut,
     RetryPolicyIn,
 )
+from hookpost.domain.errors import InvalidInput
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
 from hookpost.domain.retry import RetryPolicy, policy_from_dict
@@ -352,14 +356,72 @@ async def get_endpoint_throttling_status(app: AppCtx, endpoint_id: EndpointId) -
     summary="Recover Failed Webhooks",
     description=(
         "Queue again every failed delivery to this endpoint of messages created in "
-        "[since, until). `since` is at most 14 days ago (as Svix): older is a 422. The "
-        "deliveries are queued before the answer is sent."
+        "[since, until). `since` is at most 14 days ago (as Svix): older is a 422. A "
+        "background task does it (`GET /api/v1/background-task/{task_id}`; "
+        "`background_task.finished` when done, `data.messages_sent` the count)."
     ),
     openapi_extra=IDEMPOTENT,
 )
 async def recover_endpoint(app: AppCtx, endpoint_id: EndpointId, body: RecoverIn) -> Response:
     task = await app.services.endpoints.recover(
         app.id, endpoint_id, mapping.to_ms(body.since), mapping.to_ms_opt(body.until)
+    )
+    return json_response(mapping.task_out(task), 202)
+
+
+@router.post(
+    "/{endpoint_id}/replay-missing",
+    status_code=202,
+    response_model=ReplayOut,
+    operation_id="v1.endpoint.replay-missing",
+    summary="Replay Missing Webhooks",
+    description=(
+        "Send this endpoint the messages created in [since, until) that it never had a "
+        "delivery of (sent while it was disabled, or before it subscribed), of those that "
+        "match its filters now. A background task (`endpoint.replay`; `data.messagesSent`)."
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+async def replay_missing(app: AppCtx, endpoint_id: EndpointId, body: ReplayIn) -> Response:
+    task = await app.services.tasks.replay_missing(
+        app.id, endpoint_id, mapping.to_ms(body.since), mapping.to_ms_opt(body.until)
+    )
+    return json_response(mapping.task_out(task), 202)
+
+
+@router.post(
+    "/{endpoint_id}/bulk-replay",
+    status_code=202,
+    response_model=ReplayOut,
+    operation_id="v1.endpoint.bulk-replay",
+    summary="Bulk Replay Messages",
+    description=(
+        "Send this endpoint again its deliveries of messages created in [since, until), "
+        "succeeded and failed alike, or only those of `status` and `eventTypes` (exact "
+        "names). Those still pending or sending are not queued twice. A background task "
+        "(`endpoint.bulk-replay`; `data.messagesSent`). hookpost extension: `dryRun: true` "
+        "only counts them (`data.messagesMatched`). `channel`, `tag` and `statusCodeClass` "
+        "are not supported (422)."
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+async def bulk_replay(app: AppCtx, endpoint_id: EndpointId, body: BulkReplayIn) -> Response:
+    tasks, app_id = app.services.tasks, app.id  # another tenant's application: 404 first
+    for name, value in (
+        ("channel", body.channel),
+        ("tag", body.tag),
+        ("statusCodeClass", body.status_code_class),
+    ):
+        if value is not None:
+            raise InvalidInput(name, "is not supported by hookpost's bulk replay")
+    task = await tasks.bulk_replay(
+        app_id,
+        endpoint_id,
+        mapping.to_ms(body.since),
+        mapping.to_ms_opt(body.until),
+        statuses=None if body.status is None else mapping.delivery_statuses(body.status),
+        event_types=body.event_types,
+        dry_run=body.dry_run,
     )
     return json_response(mapping.task_out(task), 202)
 

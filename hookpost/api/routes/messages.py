@@ -65,7 +65,16 @@ from hookpost.api.routes.common import (
     json_response,
     page_request,
 )
-from hookpost.api.schemas import CHANNEL_PATTERN, ListResponseMessageOut, MessageIn, MessageOut
+from hookpost.api.schemas import (
+    CHANNEL_PATTERN,
+    BulkExpungeContentsIn,
+    BulkExpungeContentsOut,
+    ExpungeAllContentsOut,
+    ListResponseMessageOut,
+    MessageIn,
+    MessageOut,
+    MessageRawPayloadOut,
+)
 from hookpost.domain.errors import Conflict, InvalidInput, PayloadTooLarge
 from hookpost.domain.models import Message
 from hookpost.domain.permissions import Permission
@@ -513,3 +522,46 @@ async def get_message(app: AppCtx, msg_id: MsgId, with_content: WithContent = Tr
 async def expunge_message_content(app: AppCtx, msg_id: MsgId) -> Response:
     await app.services.messages.expunge(app.id, msg_id)
     return empty()
+
+
+@router.get(
+    "/{msg_id}/raw",
+    response_model=MessageRawPayloadOut,
+    operation_id="v1.message.get-raw-payload",
+    summary="Get Message Raw Payload",
+    description="The payload as stored, byte for byte, in a string (`{}` once expunged).",
+)
+async def get_raw_payload(app: AppCtx, msg_id: MsgId) -> Response:
+    msg = await app.services.messages.get(app.id, msg_id)
+    return json_response({"payload": msg.payload.decode("utf-8", "replace")})
+
+
+@router.post(
+    "/bulk-expunge",
+    response_model=BulkExpungeContentsOut,
+    operation_id="v1.message.bulk-expunge-content",
+    summary="Bulk Expunge Message Contents",
+    description="Delete the payloads of these messages (ids or eventIds).",
+    openapi_extra=IDEMPOTENT,
+)
+async def bulk_expunge(app: AppCtx, body: BulkExpungeContentsIn) -> Response:
+    found = await app.services.messages.bulk_expunge(app.id, body.ids)
+    results = {k: "expunged" if ok else "not-found" for k, ok in found.items()}
+    return json_response({"results": results})
+
+
+@router.post(
+    "/expunge-all-contents",
+    status_code=202,
+    response_model=ExpungeAllContentsOut,
+    operation_id="v1.message.expunge-all-contents",
+    summary="Expunge All Message Contents",
+    description=(
+        "Delete every payload of the application's messages, in a background task "
+        "(`application.purge_content`; `data.messagesPurged`)."
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+async def expunge_all_contents(app: AppCtx) -> Response:
+    task = await app.services.tasks.expunge_all_contents(app.id)
+    return json_response(mapping.task_out(task), 202)

@@ -16,6 +16,7 @@ from hookpost.store.sqlite.log import SqliteLog
 from hookpost.store.sqlite.messages import SqliteMessages
 from hookpost.store.sqlite.queue import SqliteQueue
 from hookpost.store.sqlite.retention import SqliteRetention
+from hookpost.store.sqlite.tasks import SqliteTasks
 from hookpost.store.sqlite.tokens import SqliteTokens
 
 MIN_SQLITE = (3, 33, 0)  # UPDATE ... FROM (multirow)
@@ -40,6 +41,7 @@ class SqliteStore(
     SqliteTokens,
     SqliteIdempotency,
     SqliteRetention,
+    SqliteTasks,
 ):
     def __init__(self, path: str, box: SecretBox, *, synchronous: str = "NORMAL") -> None:
         self.path = path

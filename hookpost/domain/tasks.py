@@ -1,0 +1,67 @@
+"""Background tasks (Svix's ``BackgroundTaskOut``): durable operations a worker runs once.
+
+A task is written ``running`` by the API and claimed by one worker at a time under a lease;
+a runner that crashes loses its lease, and the next claim after it expires runs the task again,
+so every kind is idempotent or resumable (docs/decisions/0034-background-tasks.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hookpost.domain.matching import ANY_EVENT_TYPE
+
+RUNNING = "running"
+FINISHED = "finished"
+FAILED = "failed"
+STATUSES = (RUNNING, FINISHED, FAILED)
+
+RECOVER = "endpoint.recover"
+REPLAY_MISSING = "endpoint.replay"
+BULK_REPLAY = "endpoint.bulk-replay"
+APP_STATS = "application.stats"
+EVENT_TYPES_AGGREGATE = "event-type.aggregate"
+PURGE_CONTENT = "application.purge_content"
+# Svix's BackgroundTaskType; hookpost runs those above (broadcast and SDK generation: never).
+KINDS = (
+    REPLAY_MISSING,
+    RECOVER,
+    APP_STATS,
+    "message.broadcast",
+    "sdk.generate",
+    EVENT_TYPES_AGGREGATE,
+    PURGE_CONTENT,
+    BULK_REPLAY,
+)
+
+# How long a claimed task is its runner's; the runner renews it meanwhile (every third of it).
+LEASE_MS = 60_000
+# A task that failed this many runs (crashes or errors) is marked failed, not run again.
+MAX_RUNS = 5
+
+
+def check_status(value: str | None) -> None:
+    if value is not None and value not in STATUSES:
+        raise ValueError(value)
+
+
+def event_types_aggregate(
+    endpoints: Iterable[tuple[str, Sequence[str] | None]],
+) -> list[dict[str, Any]]:
+    """``event-type.aggregate``'s data: per application (its endpoints' (app id, eventTypes)),
+    the event types its endpoints name, and whether one takes every type (no filter or ``*``)."""
+    by_app: dict[str, tuple[set[str], list[bool]]] = {}
+    for app_id, types in endpoints:
+        names, catch_all = by_app.setdefault(app_id, (set(), [False]))
+        if not types or ANY_EVENT_TYPE in types:
+            catch_all[0] = True
+        names.update(t for t in types or () if t != ANY_EVENT_TYPE)
+    return [
+        {
+            "appId": app_id,
+            "explicitlySubscribedEventTypes": sorted(names),
+            "hasCatchAllEndpoint": catch_all[0],
+        }
+        for app_id, (names, catch_all) in sorted(by_app.items())
+    ]
