@@ -257,12 +257,29 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return DEFAULT_WORKERS
 
 
-# Tests whose node id starts with a key run one after another in one worker, as one unit of
-# work, beside the other workers' tests. tests/multiprocess: each test starts several processes
-# (clusters, `hookpost serve`); two at once would compete for two cores and the server's
-# connections. (Not the xdist_group marker: pytest-xdist 3.8 cannot rename pytest 9's node ids,
-# so --dist loadgroup no longer groups anything.)
-SERIAL_GROUPS = {"tests/multiprocess/": "multiprocess"}
+# Under xdist, the tests whose node id starts with one of a group's prefixes run one after
+# another in one worker, as one unit of work, beside the other workers' tests. Every test of
+# tests/multiprocess starts processes of its own, so at most two such tests run at once (one per
+# group), on two cores; the clusters that load PostgreSQL with several processes share a group,
+# so two of them never run at once (connections). The groups take about equal time (see
+# docs/decisions/0037-test-suite-speed.md); a new file of tests/multiprocess joins "processes".
+# (Not the xdist_group marker: pytest-xdist 3.8 cannot rename pytest 9's node ids, so
+# --dist loadgroup groups nothing.)
+SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
+    "clusters": (
+        "tests/multiprocess/test_bench_smoke.py",
+        "tests/multiprocess/test_scaleout.py",
+        "tests/multiprocess/test_scaleout_faults.py",
+    ),
+    "processes": ("tests/multiprocess/",),  # the rest of the directory
+}
+
+
+def serial_group(nodeid: str) -> str | None:
+    for group, prefixes in SERIAL_GROUPS.items():
+        if nodeid.startswith(prefixes):
+            return group
+    return None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -275,10 +292,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class GroupedScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            for prefix, group in SERIAL_GROUPS.items():
-                if nodeid.startswith(prefix):
-                    return group
-            return nodeid
+            return serial_group(nodeid) or nodeid
 
     return GroupedScheduling(config, log)
 

@@ -2,8 +2,8 @@
 PostgreSQL server, log tails on failure, and a throughput report at the end of the run; and,
 from the integration tests, ``serve_api`` and ``any_database_url``.
 
-Under xdist the tests of this directory run one after another in a single worker (see
-``SERIAL_GROUPS`` in tests/conftest.py)."""
+Under xdist the tests of this directory run in two groups, each one test at a time in one
+worker (see ``SERIAL_GROUPS`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
