@@ -6,7 +6,9 @@ PostgreSQL policy
   ``fresh_postgres_url`` (an empty throwaway database per test), directly or through another
   fixture. Such tests are marked ``postgres`` automatically.
 * The server is located by ``HOOKPOST_TEST_DATABASE_URL`` (default below). If the server is up
-  but the database is missing, it is created.
+  but the database is missing, it is created. Under pytest-xdist each worker gets a database of
+  its own beside it (``hookpost_test_gw0``, ...; see ``worker_database_url``), so nothing a test
+  leaves in ``postgres_url`` is seen by another worker.
 * No server: the tests are skipped and a banner at the end says how many. With
   ``HOOKPOST_REQUIRE_POSTGRES=1`` (CI) the fixture fails instead, and any skipped
   ``postgres`` test makes the session exit non-zero.
@@ -35,6 +37,7 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/hookpost_test"
 CONNECT_TIMEOUT = 5.0  # seconds, for each connection attempt made by the fixtures
 SKIP_PREFIX = "PostgreSQL not reachable at"
 POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres_url"})
+THROUGHPUT_PROPERTY = "hookpost_throughput"  # a user property: a line for the end-of-run report
 
 T = TypeVar("T")
 
@@ -48,6 +51,18 @@ def require_postgres() -> bool:
 
 def configured_url() -> str:
     return os.environ.get(ENV_URL) or DEFAULT_URL
+
+
+def xdist_worker() -> str | None:
+    """This process's pytest-xdist worker id ("gw0", ...), or None outside xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER") or None
+
+
+def worker_database_url(url: str) -> str:
+    """``url`` itself, or under xdist the same server with a database per worker (its name
+    suffixed with the worker id), so that parallel workers never share a database."""
+    worker = xdist_worker()
+    return url if worker is None else with_database(url, f"{database_name(url)}_{worker}")
 
 
 def redact(url: str) -> str:
@@ -147,7 +162,7 @@ def postgres_url() -> str:
     Skips (or fails, with HOOKPOST_REQUIRE_POSTGRES=1) when no server is reachable. pytest
     caches the outcome, so an unreachable server costs one connection attempt per session.
     """
-    url = configured_url()
+    url = worker_database_url(configured_url())
     reason = run_sync(ensure_database(url))
     if reason is not None:
         message = f"{SKIP_PREFIX} {redact(url)}: {reason}"
@@ -222,30 +237,102 @@ def fresh_sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hookpost.db'}"
 
 
+# --------------------------------------------------------------------------- parallel runs
+
+ENV_WORKERS = "HOOKPOST_TEST_WORKERS"
+DEFAULT_WORKERS = 4  # see docs/decisions/0037-test-suite-speed.md
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """The number of xdist workers for ``-n auto`` (pyproject's addopts): HOOKPOST_TEST_WORKERS
+    if set; else none (one process) when the command line names only test files or test ids,
+    as when working on one area, where starting workers costs more than it saves; else
+    DEFAULT_WORKERS. ``-n N`` on the command line overrides all of this."""
+    if env := os.environ.get(ENV_WORKERS, "").strip():
+        return int(env)
+    paths = [a for a in config.args if not a.startswith("-")]
+    if paths and all("::" in a or Path(a).is_file() for a in paths):
+        return 0
+    return DEFAULT_WORKERS
+
+
+# Under xdist, the tests whose node id starts with one of a group's prefixes run one after
+# another in one worker, as one unit of work, beside the other workers' tests. Every test of
+# tests/multiprocess starts processes of its own, so at most two such tests run at once (one per
+# group), on two cores; the clusters that load PostgreSQL with several processes share a group,
+# so two of them never run at once (connections). The groups take about equal time (see
+# docs/decisions/0037-test-suite-speed.md); a new file of tests/multiprocess joins "processes".
+# (Not the xdist_group marker: pytest-xdist 3.8 cannot rename pytest 9's node ids, so
+# --dist loadgroup groups nothing.)
+SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
+    "clusters": (
+        "tests/multiprocess/test_bench_smoke.py",
+        "tests/multiprocess/test_scaleout.py",
+        "tests/multiprocess/test_scaleout_faults.py",
+    ),
+    "processes": ("tests/multiprocess/",),  # the rest of the directory
+}
+
+
+def serial_group(nodeid: str) -> str | None:
+    for group, prefixes in SERIAL_GROUPS.items():
+        if nodeid.startswith(prefixes):
+            return group
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist load`` (the default) with SERIAL_GROUPS kept together: every other test is a
+    unit of its own, handed to whichever worker is free; the largest units go out first."""
+    if config.getoption("dist") != "load":
+        return None  # another --dist asked for on the command line: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupedScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return serial_group(nodeid) or nodeid
+
+    return GroupedScheduling(config, log)
+
+
 # --------------------------------------------------------------------------- policy hooks
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Auto-mark tests that use a PostgreSQL fixture (directly or via other fixtures;
+    item.fixturenames is the transitive closure). tryfirst: before `-m` deselection, so
+    `-m "not postgres"` sees the added markers."""
+    for item in items:
+        fixturenames = set(getattr(item, "fixturenames", ()))
+        if fixturenames & POSTGRES_FIXTURES and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    # The policy below runs where reports are read: under xdist that is the controller, which
+    # never sees the items, so each report says whether its test is a PostgreSQL one (an
+    # attribute of the report travels with it from the worker).
+    report = yield
+    report.hookpost_postgres = item.get_closest_marker("postgres") is not None
+    return report
+
+
 class PostgresPolicy:
-    """Counts PostgreSQL tests that did not run, reports them, and enforces the CI rule."""
+    """Counts PostgreSQL tests that did not run, reports them, and enforces the CI rule.
+
+    Registered in the process that reports (not in xdist workers): it reads only test reports.
+    """
 
     def __init__(self) -> None:
-        self.postgres_nodeids: set[str] = set()
+        self.postgres_seen: set[str] = set()  # postgres tests that reported anything
         self.passed: set[str] = set()
         self.skipped: list[str] = []  # postgres tests skipped (any reason)
         self.unreachable: list[str] = []  # postgres tests errored: no server, REQUIRE set
         self.reasons: list[str] = []
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        # Auto-mark tests that use a PostgreSQL fixture (directly or via other fixtures;
-        # item.fixturenames is the transitive closure), then remember every postgres test.
-        # tryfirst: before `-m` deselection, so `-m "not postgres"` sees the added markers.
-        for item in items:
-            fixturenames = set(getattr(item, "fixturenames", ()))
-            if fixturenames & POSTGRES_FIXTURES and item.get_closest_marker("postgres") is None:
-                item.add_marker(pytest.mark.postgres)
-            if item.get_closest_marker("postgres") is not None:
-                self.postgres_nodeids.add(item.nodeid)
 
     def _note(self, bucket: list[str], nodeid: str, reason: str) -> None:
         if nodeid not in bucket:
@@ -255,11 +342,14 @@ class PostgresPolicy:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        is_postgres = report.nodeid in self.postgres_nodeids
+        is_postgres = bool(getattr(report, "hookpost_postgres", False))
+        if is_postgres:
+            self.postgres_seen.add(report.nodeid)
         # An expected failure ran (on PostgreSQL too): pytest reports it as skipped.
         if report.skipped and not hasattr(report, "wasxfail"):
             reason = ""
-            if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            # A tuple here, a list once an xdist worker's report has been serialized.
+            if isinstance(report.longrepr, tuple | list) and len(report.longrepr) == 3:
                 reason = str(report.longrepr[2]).removeprefix("Skipped: ")
             if is_postgres or reason.startswith(SKIP_PREFIX):
                 self._note(self.skipped, report.nodeid, reason)
@@ -286,7 +376,7 @@ class PostgresPolicy:
         required = require_postgres()
         url = redact(configured_url())
         if not self.skipped and not self.unreachable:
-            if required and self.postgres_nodeids and not self.passed:
+            if required and self.postgres_seen and not self.passed:
                 tr.write_sep("=", "WARNING: no PostgreSQL test passed", yellow=True, bold=True)
             return
         n = len(self.skipped) + len(self.unreachable)
@@ -317,5 +407,27 @@ class PostgresPolicy:
             )
 
 
+class ThroughputReport:
+    """Prints the lines that tests gave the ``report_throughput`` fixture
+    (tests/multiprocess/conftest.py), read from their reports."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":  # the last report holds every line the test gave
+            self.lines += [v for k, v in report.user_properties if k == THROUGHPUT_PROPERTY]
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.lines:
+            terminalreporter.write_sep("-", "scale-out throughput (measured, not asserted)")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(PostgresPolicy(), "hookpost-postgres-policy")
+    if not hasattr(config, "workerinput"):  # an xdist worker: the controller reports
+        config.pluginmanager.register(PostgresPolicy(), "hookpost-postgres-policy")
+        config.pluginmanager.register(ThroughputReport(), "hookpost-throughput-report")

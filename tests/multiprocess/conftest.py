@@ -1,6 +1,9 @@
 """Fixtures for the multi-process tests: clusters of real processes, receivers, a private
 PostgreSQL server, log tails on failure, and a throughput report at the end of the run; and,
-from the integration tests, ``serve_api`` and ``any_database_url``."""
+from the integration tests, ``serve_api`` and ``any_database_url``.
+
+Under xdist the tests of this directory run in two groups, each one test at a time in one
+worker (see ``SERIAL_GROUPS`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENV_REQUIRE, require_postgres
+from tests.conftest import ENV_REQUIRE, THROUGHPUT_PROPERTY, require_postgres
 from tests.integration.conftest import any_database_url as any_database_url
 from tests.integration.conftest import serve_api as serve_api
 from tests.support.cluster import (
@@ -22,7 +25,6 @@ from tests.support.cluster import (
 )
 
 CLUSTERS = pytest.StashKey[list[Cluster]]()
-THROUGHPUT: list[str] = []  # lines for the end-of-run report
 
 
 @pytest.fixture
@@ -85,7 +87,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 @pytest.fixture
 def report_throughput(request: pytest.FixtureRequest) -> Callable[[str], None]:
     def report(line: str) -> None:
-        THROUGHPUT.append(f"{request.node.name}: {line}")
+        # Through the test's report, which reaches the reporting process under xdist too; the
+        # lines are printed at the end of the run (tests/conftest.py).
+        request.node.user_properties.append((THROUGHPUT_PROPERTY, f"{request.node.name}: {line}"))
 
     return report
 
@@ -98,10 +102,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         for n, cluster in enumerate(clusters, 1):
             report.sections.append((f"hookpost process logs (cluster {n})", cluster.logs(60)))
     return report
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if THROUGHPUT:
-        terminalreporter.write_sep("-", "scale-out throughput (measured, not asserted)")
-        for line in THROUGHPUT:
-            terminalreporter.write_line(line)
