@@ -1,7 +1,7 @@
 """messages.payload_expires_at: when each message's payload is erased (domain.retention)
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0013
 Create Date: 2026-12-07 19:00:00
 
 Set at creation from the message's own period or the default; NULL once the payload is erased,
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

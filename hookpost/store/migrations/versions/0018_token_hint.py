@@ -1,7 +1,7 @@
 """api_tokens.hint: a token's last characters, so that listings tell tokens apart
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0016
 Create Date: 2026-12-07 18:50:00
 
 Nullable: the tokens made before are listed without one (their plaintext was never stored).
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
