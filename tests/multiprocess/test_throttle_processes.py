@@ -7,6 +7,7 @@ Arrival times are taken at a loopback receiver.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,9 +26,10 @@ pytestmark = pytest.mark.slow
 RATE = 5  # messages a second
 MESSAGES = 40  # 7.8 s at 5/s: every full 5-second window lies inside the run
 WINDOW_S = 5.0
-# The first request opens a connection the later ones reuse: it may arrive this much later
-# after its slot than the last one.
-FIRST_REQUEST_SLACK_S = 0.05
+# Arrival times carry the jitter of two busy workers and the receiver: the first request (a
+# new connection) may arrive up to this much later after its slot than the last one. An
+# unthrottled run spans well under a second.
+JITTER_S = 0.2
 
 
 class StampingReceiver:
@@ -88,11 +90,13 @@ async def throttled_run(
     assert fast.status_code == 201, fast.text
     status_url = f"/api/v1/app/{app}/endpoint/{slow.json()['id']}/rate-limit-status"
 
-    sent = []
-    for n in range(MESSAGES):
+    async def send(n: int) -> str:
         r = await api.post(f"/api/v1/app/{app}/msg", json={"eventType": "a.b", "payload": {"n": n}})
         assert r.status_code == 202, r.text
-        sent.append(r.json()["id"])
+        return str(r.json()["id"])
+
+    # All at once (a burst), so that the endpoint has a backlog from its first delivery on.
+    sent = list(await asyncio.gather(*(send(n) for n in range(MESSAGES))))
     started = time.monotonic()
 
     statuses: list[str] = []
@@ -114,12 +118,14 @@ async def throttled_run(
     assert sorted({m for _, m in slow_arrivals}) == sorted(sent), explain()  # none lost
     assert len(times) == MESSAGES, "a throttled delivery arrived twice"
     span = times[-1] - times[0]
-    assert span >= (MESSAGES - 1) / RATE - FIRST_REQUEST_SLACK_S, (span, explain())
+    assert span >= (MESSAGES - 1) / RATE - JITTER_S, (span, explain())
     limit = RATE * WINDOW_S
     for i, start in enumerate(times):
         in_window = sum(start <= t < start + WINDOW_S for t in times[i:])
         assert in_window <= limit * 1.1, (start - times[0], in_window)
-        if start + WINDOW_S <= times[-1]:  # a window wholly inside the run
+        # A window wholly inside the run, once every message was accepted (before, the
+        # backlog was still being sent: the rate is the API's, not the throttle's).
+        if start >= started and start + WINDOW_S <= times[-1]:
             assert in_window >= limit * 0.9, (start - times[0], in_window)
     # the throttled endpoint did not hold the other back
     assert fast_done_after < (MESSAGES - 1) / RATE / 2, fast_done_after

@@ -443,13 +443,14 @@ async def test_claim_reads_each_endpoints_queue_from_the_per_endpoint_due_index(
         )
         await conn.execute("ANALYZE deliveries")
         heads = await _plan(conn, sql.CLAIM_HEADS)
-        take = await _plan(
-            conn, sql.CLAIM, NOW, ["ep_x", "ep_y"], [32, 32], 30_000, "lease", [], ["ep_y"]
-        )
+        shares = (NOW, ["ep_x", "ep_y"], [32, 32], 30_000, "lease", [], ["ep_y"])
+        take = await _plan(conn, sql.CLAIM, *shares, [], [], [], [])
+        # ep_x throttled (domain.throttle): its pace is read and moved in the same statement
+        paced = await _plan(conn, sql.CLAIM, *shares, ["ep_x"], [None], [0.0], [200.0])
     finally:
         await conn.close()
     # each endpoint's queue, from its head: never the whole table
-    for plan in (heads, take):
+    for plan in (heads, take, paced):
         assert "using ix_deliveries_endpoint_due on deliveries" in plan, plan
         assert "Seq Scan on deliveries" not in plan, plan
 
