@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-BURST_MS = 50.0  # the time whose slots a claim may take at once, at fast rates
+BURST_MS = 250.0  # the time whose slots a claim may take at once, at fast rates
 
 
 @dataclass(frozen=True, slots=True)
