@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -145,6 +146,8 @@ async def _run_serve_with_worker_process(settings: Settings) -> None:
     sock = _bind(settings.host, settings.port)
     hp = Hookpost(settings)
     await hp.start(worker=False)
+    # The child reads its settings from the environment: the relay's address, from --port too.
+    os.environ.setdefault("HOOKPOST_RELAY_URL", settings.relay_base())
     child = WorkerProcess(settings.database_url, settings.shutdown_grace_s)
     metrics = None
     try:

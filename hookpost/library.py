@@ -99,35 +99,35 @@ class Applications(_Resource):
     ) -> Application:
         """``ApplicationIn`` (or its dict); a name string with ``uid=``... as before."""
         if isinstance(app, str):
-            return await self._service.create(app, *args, **kwargs)  # type: ignore[no-any-return]
+            return await self._service.create(app, *args, **kwargs)
         body = _model(ApplicationIn, app)
         new = inputs.new_app(body)
-        return await self._service.create(  # type: ignore[no-any-return]
+        return await self._service.create(
             new.name, new.uid, new.metadata, new.throttle_rate
         )
 
     async def get(self, app: str) -> Application:
         """By id or uid."""
-        return await self._service.get(app)  # type: ignore[no-any-return]
+        return await self._service.get(app)
 
     async def get_or_create(self, app: ApplicationIn | Mapping[str, Any]) -> Application:
         """The application with ``app.uid``, created from ``app`` if there is none."""
         body = _model(ApplicationIn, app)
-        return await self._service.get_or_create(  # type: ignore[no-any-return]
+        return await self._service.get_or_create(
             body.uid, body.name, dict(body.metadata), body.throttle_rate
         )
 
     async def update(self, app: str, body: ApplicationIn | Mapping[str, Any]) -> Application:
         """PUT: replace it, or create it with ``app`` as its uid."""
         updated, _ = await self._service.upsert(app, inputs.new_app(_model(ApplicationIn, body)))
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     async def patch(
         self, app: str, changes: ApplicationPatch | AppChanges | Mapping[str, Any]
     ) -> Application:
         if not isinstance(changes, AppChanges):
             changes = inputs.app_changes(_model(ApplicationPatch, changes))
-        return await self._service.patch(app, changes)  # type: ignore[no-any-return]
+        return await self._service.patch(app, changes)
 
     async def delete(self, app: str) -> None:
         await self._service.delete(app)
@@ -155,12 +155,12 @@ class Endpoints(_Resource):
         if not isinstance(endpoint, NewEndpoint):
             body = _model(EndpointIn, endpoint)
             endpoint = inputs.new_endpoint(body, dict(body.headers or {}), body.secret)
-        return await self._service.create(  # type: ignore[no-any-return]
+        return await self._service.create(
             await self._resolve(app), endpoint
         )
 
     async def get(self, app: str, endpoint: str) -> Endpoint:
-        return await self._service.get(await self._resolve(app), endpoint)  # type: ignore[no-any-return]
+        return await self._service.get(await self._resolve(app), endpoint)
 
     async def update(
         self, app: str, endpoint: str, body: EndpointUpdate | Mapping[str, Any]
@@ -168,14 +168,14 @@ class Endpoints(_Resource):
         """PUT: replace it, or create it with ``endpoint`` as its uid."""
         new = inputs.new_endpoint(_model(EndpointUpdate, body))
         updated, _ = await self._service.upsert(await self._resolve(app), endpoint, new)
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     async def patch(
         self, app: str, endpoint: str, changes: EndpointPatch | EndpointChanges | Mapping[str, Any]
     ) -> Endpoint:
         if not isinstance(changes, EndpointChanges):
             changes = inputs.endpoint_changes(_model(EndpointPatch, changes))
-        return await self._service.patch(  # type: ignore[no-any-return]
+        return await self._service.patch(
             await self._resolve(app), endpoint, changes
         )
 
@@ -184,7 +184,7 @@ class Endpoints(_Resource):
 
     async def get_secret(self, app: str, endpoint: str) -> str:
         """The signing secret (``whsec_...``) receivers verify with."""
-        return await self._service.get_secret(await self._resolve(app), endpoint)  # type: ignore[no-any-return]
+        return await self._service.get_secret(await self._resolve(app), endpoint)
 
     async def list(
         self, app: str, *, limit: int = 50, iterator: str | None = None, descending: bool = False
@@ -206,23 +206,23 @@ class EventTypes(_Resource):
         if not isinstance(event_type, NewEventType):
             body = _model(EventTypeIn, event_type)
             event_type = inputs.new_event_type(body.name, body)
-        return await self._service.create(event_type)  # type: ignore[no-any-return]
+        return await self._service.create(event_type)
 
     async def get(self, name: str) -> EventType:
-        return await self._service.get(name)  # type: ignore[no-any-return]
+        return await self._service.get(name)
 
     async def update(self, name: str, body: EventTypeUpdate | Mapping[str, Any]) -> EventType:
         """PUT: replace it, or create it."""
         new = inputs.new_event_type(name, _model(EventTypeUpdate, body))
         updated, _ = await self._service.upsert(new)
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     async def patch(
         self, name: str, changes: EventTypePatch | EventTypeChanges | Mapping[str, Any]
     ) -> EventType:
         if not isinstance(changes, EventTypeChanges):
             changes = inputs.event_type_changes(_model(EventTypePatch, changes))
-        return await self._service.patch(name, changes)  # type: ignore[no-any-return]
+        return await self._service.patch(name, changes)
 
     async def list(
         self,
@@ -267,10 +267,10 @@ class Messages(_Resource):
         )
         if not created.created:
             raise Conflict(f"a message with eventId {body.event_id!r} exists: {created.message.id}")
-        return created.message  # type: ignore[no-any-return]
+        return created.message
 
     async def get(self, app: str, message: str) -> Message:
-        return await self._service.get(await self._resolve(app), message)  # type: ignore[no-any-return]
+        return await self._service.get(await self._resolve(app), message)
 
     async def list(
         self,

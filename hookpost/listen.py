@@ -126,6 +126,7 @@ class Listen:
         timeout_s: float,
     ) -> None:
         headers: dict[str, str] = data["headers"]
+        headers.pop("accept-encoding", None)  # the answer goes back as it is: uncompressed
         msg_id = headers.get("webhook-id") or headers.get("svix-id") or "?"
         reply: dict[str, Any] = {"requestId": data["requestId"]}
         started = time.perf_counter()

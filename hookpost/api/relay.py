@@ -94,6 +94,8 @@ class RelayHub:
     async def forward(self, listener: Listener, headers: Mapping[str, str], body: bytes) -> Reply:
         """Hand a delivery to ``listener`` and wait for its reply (502 if it goes away first,
         504 if it does not answer in time)."""
+        if listener.closed:  # went away while the request's body was read
+            return Reply(502, b"hookpost listen disconnected before it answered")
         request_id = secrets.token_urlsafe(16)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         listener.pending[request_id] = future

@@ -49,14 +49,14 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     port = free_port()
     env = hookpost_env(
-        port=str(port),
         database_url=f"sqlite:///{tmp_path}/h.db",
         admin_token=TOKEN,
         poll_interval_s="0.2",
         serve_worker="process",  # the worker reaches the relay over HTTP, as in production
     )
     log = tmp_path / "serve.log"
-    proc = spawn(["serve"], env, log)
+    # The port as a flag: serve's worker child must still find the relay (HOOKPOST_RELAY_URL).
+    proc = spawn(["serve", "--port", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
     api = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"})
 
