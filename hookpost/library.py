@@ -29,7 +29,7 @@ from hookpost.api.schemas import (
     EventTypeUpdate,
     MessageIn,
 )
-from hookpost.domain.errors import Conflict
+from hookpost.domain.errors import Conflict, InvalidInput
 from hookpost.domain.inputs import (
     AppChanges,
     EndpointChanges,
@@ -37,7 +37,7 @@ from hookpost.domain.inputs import (
     NewEndpoint,
     NewEventType,
 )
-from hookpost.domain.models import Application, Endpoint, EventType, Message, Page
+from hookpost.domain.models import Application, Endpoint, EventType, Message, Page, PageRequest
 from hookpost.domain.queries import MessageFilter
 from hookpost.wiring import Hookpost as Runtime
 
@@ -61,6 +61,13 @@ def _model(model: type[M], value: M | Mapping[str, Any]) -> M:
     if isinstance(value, Mapping):
         return model.model_validate(dict(value))  # type: ignore[attr-defined, no-any-return]
     return value
+
+
+def _request(limit: int, iterator: str | None, descending: bool) -> PageRequest:
+    """As the REST lists take it: 1 to 250 items, an iterator from an earlier page."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("limit", f"must be from 1 to {MAX_LIMIT}")
+    return page_request(limit, iterator, descending)
 
 
 def _page(page: Page[T], key: Callable[[T], str]) -> ListPage[T]:
@@ -87,6 +94,8 @@ class _Resource:
     _service: Any
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not the service's internals (nor _service before it is set)
+            raise AttributeError(name)
         return getattr(self._service, name)
 
 
@@ -135,7 +144,7 @@ class Applications(_Resource):
     async def list(
         self, *, limit: int = 50, iterator: str | None = None, descending: bool = False
     ) -> ListPage[Application]:
-        page = await self._service.list(page_request(limit, iterator, descending))
+        page = await self._service.list(_request(limit, iterator, descending))
         return _page(page, lambda a: a.id)
 
     def iterate(self, *, page_size: int = MAX_LIMIT) -> AsyncIterator[Application]:
@@ -190,7 +199,7 @@ class Endpoints(_Resource):
         self, app: str, *, limit: int = 50, iterator: str | None = None, descending: bool = False
     ) -> ListPage[Endpoint]:
         page = await self._service.list(
-            await self._resolve(app), page_request(limit, iterator, descending)
+            await self._resolve(app), _request(limit, iterator, descending)
         )
         return _page(page, lambda e: e.id)
 
@@ -232,7 +241,7 @@ class EventTypes(_Resource):
         descending: bool = False,
         include_archived: bool = False,
     ) -> ListPage[EventType]:
-        page = await self._service.list(page_request(limit, iterator, descending), include_archived)
+        page = await self._service.list(_request(limit, iterator, descending), include_archived)
         return _page(page, lambda e: e.name)
 
     def iterate(
@@ -285,7 +294,7 @@ class Messages(_Resource):
         """Newest first, as the REST list."""
         page = await self._service.list(
             await self._resolve(app),
-            page_request(limit, iterator, True),
+            _request(limit, iterator, True),
             MessageFilter(event_types=event_types, channel=channel),
             with_content,
         )

@@ -83,6 +83,8 @@ async def test_bad_input_names_the_field(hp: Hookpost) -> None:
     assert invalid.value.field == "retryPolicy"
     with pytest.raises(NotFound):
         await hp.endpoints.create("nobody", {"url": "https://a.example"})
+    with pytest.raises(InvalidInput, match="limit"):
+        await hp.endpoints.list("acme", limit=251)
 
 
 async def test_lists_page_and_iterate(hp: Hookpost) -> None:

@@ -12,6 +12,8 @@ from contextlib import AbstractAsyncContextManager
 import httpx
 import pytest
 
+from hookpost.domain.inputs import NewEndpoint
+from hookpost.domain.relay import new_relay_token, relay_url
 from hookpost.listen import Listen, ListenError
 from tests.integration.conftest import ServedApi
 from tests.support.polling import eventually
@@ -132,3 +134,31 @@ async def test_a_newer_listener_takes_the_relay_over(served: ServedApi, receiver
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_listener_points_its_relay_at_this_process(
+    served: ServedApi, receiver: Receiver
+) -> None:
+    """Several API processes: the process the listener connects to makes the relay's URL its
+    own (same token), and enables the relay if it was disabled for failing."""
+    async with served.http() as admin:
+        app = await new_app(admin, "acme")
+    token = new_relay_token()
+    elsewhere = await served.hp.services.endpoints.create(
+        app,
+        NewEndpoint(
+            url=f"https://api-b.example/api/v1/relay/{token}", uid="hookpost-listen", disabled=True
+        ),
+    )
+    out, stop = io.StringIO(), asyncio.Event()
+    listen = Listen(served.url, served.admin_token, "acme", receiver.url("/in"), out=out)
+    running = asyncio.create_task(listen.run(stop))
+    try:
+        await eventually(lambda: _async("listening:" in out.getvalue()))
+        now = await served.hp.services.endpoints.get(app, elsewhere.id)
+    finally:
+        stop.set()
+        await running
+    assert now.url == relay_url(served.hp.settings.relay_base(), token)
+    assert not now.disabled
+    assert f"reusing relay endpoint {elsewhere.id}" in out.getvalue()
