@@ -101,34 +101,32 @@ class _Resource:
 
 class Applications(_Resource):
     def __init__(self, hp: Runtime) -> None:
-        self._service = hp.services.apps
+        self._service = self._apps = hp.services.apps
 
     async def create(
         self, app: ApplicationIn | Mapping[str, Any] | str, *args: Any, **kwargs: Any
     ) -> Application:
         """``ApplicationIn`` (or its dict); a name string with ``uid=``... as before."""
         if isinstance(app, str):
-            return await self._service.create(app, *args, **kwargs)
+            return await self._apps.create(app, *args, **kwargs)
         body = _model(ApplicationIn, app)
         new = inputs.new_app(body)
-        return await self._service.create(
-            new.name, new.uid, new.metadata, new.throttle_rate
-        )
+        return await self._apps.create(new.name, new.uid, new.metadata, new.throttle_rate)
 
     async def get(self, app: str) -> Application:
         """By id or uid."""
-        return await self._service.get(app)
+        return await self._apps.get(app)
 
     async def get_or_create(self, app: ApplicationIn | Mapping[str, Any]) -> Application:
         """The application with ``app.uid``, created from ``app`` if there is none."""
         body = _model(ApplicationIn, app)
-        return await self._service.get_or_create(
+        return await self._apps.get_or_create(
             body.uid, body.name, dict(body.metadata), body.throttle_rate
         )
 
     async def update(self, app: str, body: ApplicationIn | Mapping[str, Any]) -> Application:
         """PUT: replace it, or create it with ``app`` as its uid."""
-        updated, _ = await self._service.upsert(app, inputs.new_app(_model(ApplicationIn, body)))
+        updated, _ = await self._apps.upsert(app, inputs.new_app(_model(ApplicationIn, body)))
         return updated
 
     async def patch(
@@ -136,15 +134,15 @@ class Applications(_Resource):
     ) -> Application:
         if not isinstance(changes, AppChanges):
             changes = inputs.app_changes(_model(ApplicationPatch, changes))
-        return await self._service.patch(app, changes)
+        return await self._apps.patch(app, changes)
 
     async def delete(self, app: str) -> None:
-        await self._service.delete(app)
+        await self._apps.delete(app)
 
     async def list(
         self, *, limit: int = 50, iterator: str | None = None, descending: bool = False
     ) -> ListPage[Application]:
-        page = await self._service.list(_request(limit, iterator, descending))
+        page = await self._apps.list(_request(limit, iterator, descending))
         return _page(page, lambda a: a.id)
 
     def iterate(self, *, page_size: int = MAX_LIMIT) -> AsyncIterator[Application]:
@@ -155,7 +153,7 @@ class Endpoints(_Resource):
     """``app``: an application's id or uid; ``endpoint``: an endpoint's id or uid."""
 
     def __init__(self, hp: Runtime) -> None:
-        self._service = hp.services.endpoints
+        self._service = self._endpoints = hp.services.endpoints
         self._resolve = hp.services.apps.resolve
 
     async def create(
@@ -164,19 +162,17 @@ class Endpoints(_Resource):
         if not isinstance(endpoint, NewEndpoint):
             body = _model(EndpointIn, endpoint)
             endpoint = inputs.new_endpoint(body, dict(body.headers or {}), body.secret)
-        return await self._service.create(
-            await self._resolve(app), endpoint
-        )
+        return await self._endpoints.create(await self._resolve(app), endpoint)
 
     async def get(self, app: str, endpoint: str) -> Endpoint:
-        return await self._service.get(await self._resolve(app), endpoint)
+        return await self._endpoints.get(await self._resolve(app), endpoint)
 
     async def update(
         self, app: str, endpoint: str, body: EndpointUpdate | Mapping[str, Any]
     ) -> Endpoint:
         """PUT: replace it, or create it with ``endpoint`` as its uid."""
         new = inputs.new_endpoint(_model(EndpointUpdate, body))
-        updated, _ = await self._service.upsert(await self._resolve(app), endpoint, new)
+        updated, _ = await self._endpoints.upsert(await self._resolve(app), endpoint, new)
         return updated
 
     async def patch(
@@ -184,21 +180,19 @@ class Endpoints(_Resource):
     ) -> Endpoint:
         if not isinstance(changes, EndpointChanges):
             changes = inputs.endpoint_changes(_model(EndpointPatch, changes))
-        return await self._service.patch(
-            await self._resolve(app), endpoint, changes
-        )
+        return await self._endpoints.patch(await self._resolve(app), endpoint, changes)
 
     async def delete(self, app: str, endpoint: str) -> None:
-        await self._service.delete(await self._resolve(app), endpoint)
+        await self._endpoints.delete(await self._resolve(app), endpoint)
 
     async def get_secret(self, app: str, endpoint: str) -> str:
         """The signing secret (``whsec_...``) receivers verify with."""
-        return await self._service.get_secret(await self._resolve(app), endpoint)
+        return await self._endpoints.get_secret(await self._resolve(app), endpoint)
 
     async def list(
         self, app: str, *, limit: int = 50, iterator: str | None = None, descending: bool = False
     ) -> ListPage[Endpoint]:
-        page = await self._service.list(
+        page = await self._endpoints.list(
             await self._resolve(app), _request(limit, iterator, descending)
         )
         return _page(page, lambda e: e.id)
@@ -209,21 +203,21 @@ class Endpoints(_Resource):
 
 class EventTypes(_Resource):
     def __init__(self, hp: Runtime) -> None:
-        self._service = hp.services.event_types
+        self._service = self._event_types = hp.services.event_types
 
     async def create(self, event_type: EventTypeIn | NewEventType | Mapping[str, Any]) -> EventType:
         if not isinstance(event_type, NewEventType):
             body = _model(EventTypeIn, event_type)
             event_type = inputs.new_event_type(body.name, body)
-        return await self._service.create(event_type)
+        return await self._event_types.create(event_type)
 
     async def get(self, name: str) -> EventType:
-        return await self._service.get(name)
+        return await self._event_types.get(name)
 
     async def update(self, name: str, body: EventTypeUpdate | Mapping[str, Any]) -> EventType:
         """PUT: replace it, or create it."""
         new = inputs.new_event_type(name, _model(EventTypeUpdate, body))
-        updated, _ = await self._service.upsert(new)
+        updated, _ = await self._event_types.upsert(new)
         return updated
 
     async def patch(
@@ -231,7 +225,7 @@ class EventTypes(_Resource):
     ) -> EventType:
         if not isinstance(changes, EventTypeChanges):
             changes = inputs.event_type_changes(_model(EventTypePatch, changes))
-        return await self._service.patch(name, changes)
+        return await self._event_types.patch(name, changes)
 
     async def list(
         self,
@@ -241,7 +235,7 @@ class EventTypes(_Resource):
         descending: bool = False,
         include_archived: bool = False,
     ) -> ListPage[EventType]:
-        page = await self._service.list(_request(limit, iterator, descending), include_archived)
+        page = await self._event_types.list(_request(limit, iterator, descending), include_archived)
         return _page(page, lambda e: e.name)
 
     def iterate(
@@ -256,7 +250,7 @@ class Messages(_Resource):
     """``send(app_id, event_type, payload, ...)`` (the service's) is still here as well."""
 
     def __init__(self, hp: Runtime) -> None:
-        self._service = hp.services.messages
+        self._service = self._messages = hp.services.messages
         self._resolve = hp.services.apps.resolve
 
     async def create(self, app: str, message: MessageIn | Mapping[str, Any]) -> Message:
@@ -265,7 +259,7 @@ class Messages(_Resource):
         body = _model(MessageIn, message)
         if body.application is not None:
             raise ValueError("application: create the application first (apps.get_or_create)")
-        created = await self._service.send_to_app_id(
+        created = await self._messages.send_to_app_id(
             await self._resolve(app),
             body.event_type,
             body.payload,
@@ -279,7 +273,7 @@ class Messages(_Resource):
         return created.message
 
     async def get(self, app: str, message: str) -> Message:
-        return await self._service.get(await self._resolve(app), message)
+        return await self._messages.get(await self._resolve(app), message)
 
     async def list(
         self,
@@ -292,7 +286,7 @@ class Messages(_Resource):
         with_content: bool = True,
     ) -> ListPage[Message]:
         """Newest first, as the REST list."""
-        page = await self._service.list(
+        page = await self._messages.list(
             await self._resolve(app),
             _request(limit, iterator, True),
             MessageFilter(event_types=event_types, channel=channel),
@@ -300,7 +294,9 @@ class Messages(_Resource):
         )
         return _page(page, lambda m: m.id)
 
-    def iterate(self, app: str, *, page_size: int = MAX_LIMIT, **filters: Any) -> AsyncIterator[Message]:
+    def iterate(
+        self, app: str, *, page_size: int = MAX_LIMIT, **filters: Any
+    ) -> AsyncIterator[Message]:
         return _walk(lambda it: self.list(app, limit=page_size, iterator=it, **filters))
 
 

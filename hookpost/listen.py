@@ -209,7 +209,9 @@ def default_server() -> str:
     host = os.environ.get("HOOKPOST_HOST") or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    return os.environ.get("HOOKPOST_URL") or f"http://{host}:{os.environ.get('HOOKPOST_PORT') or 8071}"
+    return (
+        os.environ.get("HOOKPOST_URL") or f"http://{host}:{os.environ.get('HOOKPOST_PORT') or 8071}"
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -220,7 +222,9 @@ def add_parser(sub: Any) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--app", required=True, help="the application (id or uid)")
-    p.add_argument("--forward", required=True, help="the local URL, e.g. http://localhost:3000/hook")
+    p.add_argument(
+        "--forward", required=True, help="the local URL, e.g. http://localhost:3000/hook"
+    )
     p.add_argument("--url", help="the hookpost API (HOOKPOST_URL; http://HOST:PORT)")
     p.add_argument("--token", help="an admin or app-scoped token (HOOKPOST_TOKEN)")
     p.add_argument(
@@ -238,7 +242,9 @@ def cmd_listen(args: argparse.Namespace) -> None:
         print("hookpost listen: give --token or set HOOKPOST_TOKEN", file=sys.stderr)
         sys.exit(2)
     types = [t.strip() for t in (args.event_types or "").split(",") if t.strip()] or None
-    listen = Listen(args.url or default_server(), token, args.app, args.forward, args.endpoint, types)
+    listen = Listen(
+        args.url or default_server(), token, args.app, args.forward, args.endpoint, types
+    )
 
     async def main() -> None:
         stop = asyncio.Event()

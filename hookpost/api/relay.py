@@ -115,7 +115,9 @@ class RelayHub:
         except ListenerGone:
             return Reply(502, b"hookpost listen disconnected before it answered")
         except TimeoutError:
-            return Reply(504, f"no answer from hookpost listen within {listener.wait_s:g}s".encode())
+            return Reply(
+                504, f"no answer from hookpost listen within {listener.wait_s:g}s".encode()
+            )
         finally:
             del listener.pending[request_id]
             del self._requests[request_id]

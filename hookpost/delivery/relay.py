@@ -31,7 +31,10 @@ class RelayRoutingSender(HttpSender):
         limit: int,
     ) -> None:
         super().__init__(
-            policy, total_timeout_s=total_timeout_s, connect_timeout_s=connect_timeout_s, limit=limit
+            policy,
+            total_timeout_s=total_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            limit=limit,
         )
         self._base = relay_base
         self._prefix = relay_prefix(relay_base)

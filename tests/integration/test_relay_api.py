@@ -110,7 +110,8 @@ async def test_the_relay_answers_for_its_listener(served: ServedApi, receiver: R
     assert (second.status_code, second.text) == (500, "local 2")
     got = receiver.on("/in")[0]
     assert got.body == b'{"a":1}'
-    assert {k: got.headers[k] for k in headers} == headers
+    received = {k.lower(): v for k, v in got.headers.items()}
+    assert {k: received[k] for k in headers} == headers
     assert "msg_1  201" in out.getvalue() and "msg_1  500" in out.getvalue()
 
 

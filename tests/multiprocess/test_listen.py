@@ -120,9 +120,9 @@ async def test_listen_forwards_signed_reports_results_and_loses_nothing(
         await listeners[0].ready()
         endpoint = (await api.get(f"/api/v1/app/{app}/endpoint/hookpost-listen")).json()
         assert endpoint["url"].startswith(f"{served.url}/api/v1/relay/"), endpoint
-        secret = (
-            await api.get(f"/api/v1/app/{app}/endpoint/{endpoint['id']}/secret")
-        ).json()["key"]
+        secret = (await api.get(f"/api/v1/app/{app}/endpoint/{endpoint['id']}/secret")).json()[
+            "key"
+        ]
         assert f"signing secret: {secret}" in listeners[0].text()
 
         # Forwarded, signed, one line each, and recorded as the attempts' results.

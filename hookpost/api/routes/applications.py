@@ -31,7 +31,6 @@ from hookpost.api.schemas import (
     ListResponseApplicationOut,
 )
 from hookpost.domain.errors import Conflict, NotFound
-from hookpost.domain.inputs import AppChanges, NewApp
 from hookpost.domain.models import Page
 
 router = APIRouter(

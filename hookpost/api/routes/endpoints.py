@@ -48,12 +48,9 @@ from hookpost.api.schemas import (
     RecoverOut,
     ReplayIn,
     ReplayOut,
-    RetryPolicyIn,
 )
 from hookpost.domain.errors import InvalidInput
-from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
-from hookpost.domain.retry import RetryPolicy, policy_from_dict
 from hookpost.domain.signing import shown_key
 from hookpost.services import Services
 

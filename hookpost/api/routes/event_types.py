@@ -32,7 +32,6 @@ from hookpost.api.schemas import (
     ListResponseEventTypeOut,
     RetryScheduleInOut,
 )
-from hookpost.domain.inputs import EventTypeChanges, NewEventType
 from hookpost.domain.models import EventType
 
 router = APIRouter(
