@@ -219,7 +219,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "listen",
         help="forward an application's deliveries to a local URL (a self-hosted relay)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Forward an application's deliveries to a local URL, through a relay "
+        "endpoint in the hookpost server (docs/listen.md). Ctrl-C stops; deliveries then wait.",
     )
     p.add_argument("--app", required=True, help="the application (id or uid)")
     p.add_argument(
