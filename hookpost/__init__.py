@@ -8,12 +8,33 @@ _INPUTS = frozenset(
 )
 
 
+# The REST API's request models, which the library's resources take too (docs/library.md).
+_REQUEST_MODELS = frozenset(
+    {
+        "ApplicationIn",
+        "ApplicationPatch",
+        "EndpointIn",
+        "EndpointUpdate",
+        "EndpointPatch",
+        "EventTypeIn",
+        "EventTypeUpdate",
+        "EventTypePatch",
+        "MessageIn",
+        "RetryPolicyIn",
+    }
+)
+
+
 def __getattr__(name: str) -> object:
     # Lazy, so `import hookpost.domain` stays free of I/O libraries.
-    if name == "Hookpost":
-        from hookpost.wiring import Hookpost
+    if name in ("Hookpost", "ListPage"):
+        from hookpost import library
 
-        return Hookpost
+        return getattr(library, name)
+    if name in _REQUEST_MODELS:
+        from hookpost.api import schemas
+
+        return getattr(schemas, name)
     if name in _INPUTS or name == "UNSET":
         from hookpost.domain import inputs
 

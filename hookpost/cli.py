@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -21,7 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hookpost import __version__, logs
+from hookpost import __version__, listen, logs
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
@@ -145,6 +146,8 @@ async def _run_serve_with_worker_process(settings: Settings) -> None:
     sock = _bind(settings.host, settings.port)
     hp = Hookpost(settings)
     await hp.start(worker=False)
+    # The child reads its settings from the environment: the relay's address, from --port too.
+    os.environ.setdefault("HOOKPOST_RELAY_URL", settings.relay_base())
     child = WorkerProcess(settings.database_url, settings.shutdown_grace_s)
     metrics = None
     try:
@@ -473,6 +476,7 @@ def _parser() -> argparse.ArgumentParser:
 
     keygen = sub.add_parser("keygen", help="print a new HOOKPOST_MAIN_KEY")
     keygen.set_defaults(fn=cmd_keygen)
+    listen.add_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ from hookpost.domain.limits import (
     DEFAULT_MAX_PAGE_CONTENT_BYTES,
     Limits,
 )
+from hookpost.domain.relay import relay_base
 from hookpost.domain.retention import DEFAULT_PAYLOAD_RETENTION_DAYS, RetentionPolicy
 from hookpost.domain.retry import DEFAULT_SCHEDULE, parse_schedule
 
@@ -46,6 +47,9 @@ class Settings:
     allow_subnets: str = ""
     ssrf_guard: bool = True
     https_only: bool = False
+    # Where workers reach this deployment's relay route (`hookpost listen`, docs/listen.md);
+    # "": http://HOOKPOST_HOST:HOOKPOST_PORT (a wildcard host as loopback)
+    relay_url: str = ""
     main_key: str = ""  # base64 AEAD key for secrets at rest
     admin_token: str = ""
     max_payload_bytes: int = 1024 * 1024
@@ -108,6 +112,9 @@ class Settings:
 
     def retention(self) -> RetentionPolicy:
         return RetentionPolicy(self.payload_retention_days, self.retention_days or None)
+
+    def relay_base(self) -> str:
+        return self.relay_url.rstrip("/") or relay_base(self.host, self.port)
 
     def limits(self) -> Limits:
         return Limits(

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from hookpost.delivery.http import HttpSender
+from hookpost.delivery.relay import RelayRoutingSender
 from hookpost.delivery.ssrf import AddressPolicy, check_url_target
 from hookpost.delivery.worker import DeliveryWorker, WorkerConfig
 from hookpost.domain.errors import InvalidInput
+from hookpost.domain.relay import relay_token
 from hookpost.services import Services
 from hookpost.services.apps import AppService
 from hookpost.services.endpoints import EndpointService, UrlCheck
@@ -182,7 +184,11 @@ def address_policy(settings: Settings) -> AddressPolicy:
 
 
 def url_checker(settings: Settings, policy: AddressPolicy) -> UrlCheck:
+    base = settings.relay_base()
+
     def check(url: str) -> None:
+        if relay_token(url, base) is not None:
+            return  # this deployment's own relay route (`hookpost listen`, docs/listen.md)
         if settings.https_only and not url.lower().startswith("https://"):
             raise InvalidInput("url", "must be an https:// URL (HOOKPOST_HTTPS_ONLY is on)")
         try:
@@ -334,8 +340,10 @@ class Hookpost:
         if self.worker is not None:
             return self.worker
         s = self.settings
-        self._sender = HttpSender(
+        # Relay URLs (`hookpost listen`) take a sender of their own: see delivery/relay.py.
+        self._sender = RelayRoutingSender(
             self.policy,
+            s.relay_base(),
             total_timeout_s=s.request_timeout_s,
             connect_timeout_s=s.connect_timeout_s,
             # Both of the worker's pools: max_in_flight, plus as many requests gone slow.

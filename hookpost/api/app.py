@@ -34,6 +34,7 @@ from hookpost.api.idempotency import IdempotencyMiddleware
 from hookpost.api.observe import RequestObserver
 from hookpost.api.permissions import check_declared
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
+from hookpost.api.relay import RelayHub
 from hookpost.api.routes import (
     applications,
     attempts,
@@ -44,6 +45,7 @@ from hookpost.api.routes import (
     health,
     messages,
     operational,
+    relay,
 )
 from hookpost.api.routes.common import ApiState, Runtime
 from hookpost.settings import Settings
@@ -65,6 +67,7 @@ ROUTE_MODULES = (
     operational,
     background_tasks,
     health,
+    relay,  # hookpost listen's relay (outside the OpenAPI document)
 )
 
 
@@ -233,6 +236,7 @@ def _attach(app: FastAPI, hp: Runtime) -> None:
     app.state.hp = hp
     app.state.api = ApiState.build(hp)
     app.state.metrics_page = metrics.MetricsPage(hp)
+    app.state.relay_hub = RelayHub()  # the `hookpost listen` connections of this process
     if isinstance(app, HookpostApi):
         # The routers' own routes (app.routes holds the routers FastAPI included, which
         # match a request without naming its route).

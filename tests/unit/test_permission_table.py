@@ -21,7 +21,17 @@ from hookpost.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Routes of the table that the OpenAPI document does not list (and the matrix does not cover).
-OUTSIDE_THE_DOCUMENT = {"/metrics", "/docs", "/docs/oauth2-redirect", "/api/v1/openapi.json"}
+OUTSIDE_THE_DOCUMENT = {
+    "/metrics",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/api/v1/openapi.json",
+    # hookpost listen's relay: its own protocol, permissions checked in routes/relay.py
+    "/api/v1/app/{app_id}/relay",
+    "/api/v1/app/{app_id}/relay/{endpoint_id}/events",
+    "/api/v1/app/{app_id}/relay/{endpoint_id}/reply",
+    "/api/v1/relay/{token}",
+}
 KINDS = ("admin", "app-portal")
 
 

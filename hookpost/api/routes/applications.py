@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from hookpost.api import mapping
+from hookpost.api.inputs import app_changes
+from hookpost.api.inputs import new_app as _new_app
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
@@ -29,16 +31,11 @@ from hookpost.api.schemas import (
     ListResponseApplicationOut,
 )
 from hookpost.domain.errors import Conflict, NotFound
-from hookpost.domain.inputs import AppChanges, NewApp
 from hookpost.domain.models import Page
 
 router = APIRouter(
     prefix="/api/v1/app", tags=["Application"], responses=ERRORS, route_class=StrictJsonRoute
 )
-
-
-def _new_app(body: ApplicationIn) -> NewApp:
-    return NewApp(body.name, body.uid, dict(body.metadata), body.throttle_rate)
 
 
 @router.get(
@@ -128,10 +125,7 @@ async def update_application(app: AppCtx, body: ApplicationIn) -> Response:
 )
 async def patch_application(app: AppCtx, body: ApplicationPatch) -> Response:
     app.check_access()  # another tenant's app: 404; then the permission: 403
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("throttle_rate") == 0:  # the reference's Patch allows 0: no limit
-        changes["throttle_rate"] = None
-    patched = await app.services.apps.patch(app.id, AppChanges(**changes))
+    patched = await app.services.apps.patch(app.id, app_changes(body))
     return json_response(mapping.app_out(patched))
 
 

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from hookpost.api import mapping
+from hookpost.api.inputs import endpoint_changes as _changes
+from hookpost.api.inputs import new_endpoint as _new_endpoint
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
@@ -46,12 +48,9 @@ from hookpost.api.schemas import (
     RecoverOut,
     ReplayIn,
     ReplayOut,
-    RetryPolicyIn,
 )
 from hookpost.domain.errors import InvalidInput
-from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.models import Endpoint
-from hookpost.domain.retry import RetryPolicy, policy_from_dict
 from hookpost.domain.signing import shown_key
 from hookpost.services import Services
 
@@ -67,39 +66,6 @@ def _id(ep: Endpoint) -> str:
     return ep.id
 
 
-def _new_endpoint(
-    body: EndpointUpdate, headers: dict[str, str] | None = None, secret: str | None = None
-) -> NewEndpoint:
-    """PUT's body (``EndpointUpdate``); POST's adds the headers and the secret."""
-    sent = body.model_fields_set
-    return NewEndpoint(
-        url=body.url,
-        description=body.description,
-        uid=body.uid,
-        disabled=body.disabled,
-        throttle_rate=body.throttle_rate,
-        event_types=body.event_types,
-        channels=body.channels,
-        metadata=dict(body.metadata),
-        headers=headers or {},
-        secret=secret,
-        # Absent from a PUT: left as it is (extensions the svix SDKs do not send).
-        payload_filter=body.payload_filter if "payload_filter" in sent else UNSET,
-        signature_scheme=body.signature_scheme or UNSET,
-        signature_header=body.signature_header if "signature_header" in sent else UNSET,
-        retry_policy=_policy(body.retry_policy) if "retry_policy" in sent else UNSET,
-        timeout_s=body.timeout_seconds if "timeout_seconds" in sent else UNSET,
-        ordered=body.ordered if "ordered" in sent else UNSET,
-    )
-
-
-def _policy(body: RetryPolicyIn | None) -> RetryPolicy | None:
-    """The domain's policy; InvalidInput (422) names the field, e.g. retryPolicy.maxAttempts."""
-    if body is None:
-        return None
-    return policy_from_dict(body.model_dump(by_alias=True, exclude_unset=True))
-
-
 async def _written(
     services: Services, ep: Endpoint, status: int = 200, created: bool = False
 ) -> Response:
@@ -108,21 +74,6 @@ async def _written(
     shown = shown_key(ep.signature_scheme, ep.secret) if created else None  # whpk_, never whsk_
     out = mapping.endpoint_written_out(ep, warnings, shown)
     return json_response(out, status)
-
-
-def _changes(body: EndpointPatch) -> EndpointChanges:
-    changes = body.model_dump(exclude_unset=True, exclude={"retry_policy", "timeout_seconds"})
-    sent = body.model_fields_set
-    if "retry_policy" in sent:
-        changes["retry_policy"] = _policy(body.retry_policy)
-    if "timeout_seconds" in sent:
-        changes["timeout_s"] = body.timeout_seconds
-    if changes.get("throttle_rate") == 0:  # the reference's Patch allows 0: no limit
-        changes["throttle_rate"] = None
-    for key in ("event_types", "channels"):  # an empty filter means "everything"
-        if key in changes and not changes[key]:
-            changes[key] = None
-    return EndpointChanges(**changes)
 
 
 # --------------------------------------------------------------------------- CRUD

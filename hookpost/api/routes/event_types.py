@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from hookpost.api import mapping
+from hookpost.api.inputs import event_type_changes
+from hookpost.api.inputs import new_event_type as _new_event_type
 from hookpost.api.routes.common import (
     DEFAULT_LIMIT,
     ERRORS,
@@ -30,23 +32,11 @@ from hookpost.api.schemas import (
     ListResponseEventTypeOut,
     RetryScheduleInOut,
 )
-from hookpost.domain.inputs import EventTypeChanges, NewEventType
 from hookpost.domain.models import EventType
 
 router = APIRouter(
     prefix="/api/v1/event-type", tags=["Event Type"], responses=ERRORS, route_class=StrictJsonRoute
 )
-
-
-def _new_event_type(name: str, body: EventTypeUpdate) -> NewEventType:
-    return NewEventType(
-        name=name,
-        description=body.description,
-        schemas=body.schemas,
-        archived=body.archived,
-        deprecated=body.deprecated,
-        feature_flag=body.feature_flag,
-    )
 
 
 def _name(et: EventType) -> str:
@@ -123,7 +113,7 @@ async def update_event_type(
 async def patch_event_type(
     event_type_name: EventTypeName, body: EventTypePatch, c: AuthCtx
 ) -> Response:
-    changes = EventTypeChanges(**body.model_dump(exclude_unset=True))
+    changes = event_type_changes(body)
     et = await c.services.event_types.patch(event_type_name, changes)
     return json_response(mapping.event_type_out(et))
 
