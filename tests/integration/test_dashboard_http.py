@@ -155,3 +155,18 @@ async def test_names_and_urls_are_escaped(api: ApiServer) -> None:
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>hi</b>" not in page and "&lt;b&gt;hi&lt;/b&gt;" in page
     assert "a=1&amp;b=2" in page
+
+
+async def test_a_portal_reads_its_own_tasks_only(api: ApiServer) -> None:
+    services = api.hp.services
+    mine, theirs = await services.apps.create("Mine"), await services.apps.create("Theirs")
+    since = int(time.time() * 1000) - 60_000
+    tasks = []
+    for app in (mine, theirs):
+        endpoint = await services.endpoints.create(app.id, NewEndpoint(url="http://127.0.0.1:9/"))
+        tasks.append(await services.tasks.recover(app.id, endpoint.id, since))
+    key = await portal_key(api, mine.id)
+    async with client(api) as http:
+        await http.post("/app-portal/session", json={"key": key})
+        assert (await http.get(f"/app-portal/tasks/{tasks[0].id}")).status_code == 200
+        assert (await http.get(f"/app-portal/tasks/{tasks[1].id}")).status_code == 404
