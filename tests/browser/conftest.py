@@ -11,7 +11,6 @@ Python, against a hookpost server with a worker and a loopback receiver.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -85,56 +84,28 @@ async def axe_violations(page: Any) -> list[dict[str, Any]]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    import uvicorn
     from playwright.async_api import async_playwright
 
-    from hookpost.api.app import create_app
     from hookpost.domain.inputs import NewEventType
-    from hookpost.settings import Settings
-    from hookpost.wiring import Hookpost
-    from tests.integration.test_api_harness import ADMIN_TOKEN
-    from tests.support.polling import until_serving
+    from tests.integration.test_api_harness import ADMIN_TOKEN, running_api
     from tests.support.receiver import Receiver
 
     db = tmp_path_factory.mktemp("browser") / "hookpost.db"
-    settings = Settings(
-        database_url=f"sqlite:///{db}",
-        admin_token=ADMIN_TOKEN,
-        allow_subnets="127.0.0.0/8",
-        retry_schedule=(0, 0),
-        poll_interval_s=0.05,
-    )
-    hp = Hookpost(settings)
-    await hp.start(worker=True)
     receiver = await Receiver().start()
-    server = None
-    task = None
     try:
-        await hp.services.tokens.ensure_admin(ADMIN_TOKEN)
-        await hp.services.event_types.create(
-            NewEventType(
-                EVENT_TYPE,
-                "An invoice was paid in full",
-                {"1": {"type": "object", "examples": [EXAMPLE]}},
+        async with running_api(f"sqlite:///{db}") as api:  # with a worker: deliveries flow
+            await api.hp.services.event_types.create(
+                NewEventType(
+                    EVENT_TYPE,
+                    "An invoice was paid in full",
+                    {"1": {"type": "object", "examples": [EXAMPLE]}},
+                )
             )
-        )
-        config = uvicorn.Config(
-            create_app(hp), host="127.0.0.1", port=0, log_level="warning", access_log=False,
-            lifespan="off",
-        )  # fmt: skip
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        await until_serving(server, task)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=chromium_path())
-            try:
-                yield Stack(f"http://127.0.0.1:{port}", hp, receiver, browser, ADMIN_TOKEN)
-            finally:
-                await browser.close()
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(executable_path=chromium_path())
+                try:
+                    yield Stack(api.url, api.hp, receiver, browser, ADMIN_TOKEN)
+                finally:
+                    await browser.close()
     finally:
-        if server is not None and task is not None:
-            server.should_exit = True
-            await task
         await receiver.stop()
-        await hp.stop()
