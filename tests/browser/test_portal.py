@@ -181,3 +181,61 @@ async def test_portal_pages_pass_axe(stack: Stack) -> None:
         assert await axe_violations(page) == [], name
         await screenshot(page, name)
     await context.close()
+
+
+async def test_portal_edits_disables_enables_and_deletes_an_endpoint(stack: Stack) -> None:
+    services = stack.hp.services
+    app = await services.apps.create("Editor")
+    endpoint = await services.endpoints.create(
+        app.id, NewEndpoint(url=stack.receiver.url("/edit-me"))
+    )
+    await services.messages.send(app.id, EVENT_TYPE, EXAMPLE, channels=["eu"])
+    await services.messages.send(app.id, "user.created", {"id": 1})
+    context = await stack.context()
+    page = await open_portal(stack, app.id, context)
+
+    # Edit: channels, a rate limit, ordered delivery, a retry policy and a header.
+    await page.goto(f"/app-portal/endpoints/{endpoint.id}/edit")
+    await page.get_by_label("Channels").fill("eu, us")
+    await page.get_by_label("Rate limit").fill("5")
+    await page.get_by_label("Ordered delivery").check()
+    await page.get_by_label("Retry policy").fill('{"schedule": [1, 2]}')
+    await page.get_by_label("Custom headers").fill("X-Team: billing")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_contain_text("Endpoint saved")
+    saved = await services.endpoints.get(app.id, endpoint.id)
+    assert saved.channels == ["eu", "us"] and saved.throttle_rate == 5 and saved.ordered
+    assert saved.headers == {"X-Team": "billing"} and saved.retry_schedule == [1, 2]
+
+    # A bad field comes back named, with what was typed.
+    await page.goto(f"/app-portal/endpoints/{endpoint.id}/edit")
+    await page.get_by_label("Rate limit").fill("fast")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("alert")).to_contain_text("throttleRate")
+    await expect(page.get_by_label("Rate limit")).to_have_value("fast")
+
+    await page.goto(f"/app-portal/endpoints/{endpoint.id}")
+    await page.get_by_role("button", name="Disable").click()
+    await expect(page.get_by_role("status")).to_contain_text("Endpoint disabled")
+    assert (await services.endpoints.get(app.id, endpoint.id)).disabled
+    await page.get_by_role("button", name="Enable").click()
+    await expect(page.get_by_role("status")).to_contain_text("Endpoint enabled")
+    assert not (await services.endpoints.get(app.id, endpoint.id)).disabled
+
+    # The message log, filtered by event type and by channel.
+    await page.goto("/app-portal/messages")
+    await expect(page.locator("main tbody tr")).to_have_count(2)
+    await page.get_by_label("Event type").select_option(EVENT_TYPE)
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("main tbody tr")).to_have_count(1)
+    await expect(page.locator("main tbody")).to_contain_text(EVENT_TYPE)
+    await page.goto("/app-portal/messages?channel=us")
+    await expect(page.get_by_text("No message matches.")).to_be_visible()
+
+    await page.goto(f"/app-portal/endpoints/{endpoint.id}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Delete").click()
+    await expect(page).to_have_url(re.compile(r"/app-portal/endpoints$"))
+    await expect(page.get_by_text("No endpoint yet.")).to_be_visible()
+    assert context.csp_violations == []
+    await context.close()
