@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from hookpost.domain.inputs import NewEndpoint
+from hookpost.domain.models import PageRequest
 from tests.integration.test_api_harness import ADMIN_TOKEN, ApiServer, running_api
 from tests.support.polling import eventually
 
@@ -170,3 +171,48 @@ async def test_a_portal_reads_its_own_tasks_only(api: ApiServer) -> None:
         await http.post("/app-portal/session", json={"key": key})
         assert (await http.get(f"/app-portal/tasks/{tasks[0].id}")).status_code == 200
         assert (await http.get(f"/app-portal/tasks/{tasks[1].id}")).status_code == 404
+
+
+async def test_with_secret_once_the_portal_offers_a_rotation(fresh_sqlite_url: str) -> None:
+    async with running_api(fresh_sqlite_url, reveal_secrets=False) as api:
+        app = await api.hp.services.apps.create("Once")
+        endpoint = await api.hp.services.endpoints.create(
+            app.id, NewEndpoint(url="http://127.0.0.1:9/")
+        )
+        key = await portal_key(api, app.id)
+        async with client(api) as http:
+            await http.post("/app-portal/session", json={"key": key})
+            shown = await http.get(f"/app-portal/endpoints/{endpoint.id}/secret")
+            page = await http.get(f"/app-portal/endpoints/{endpoint.id}")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf is not None
+            rotated = await http.post(
+                f"/app-portal/endpoints/{endpoint.id}/rotate", data={"csrf": csrf[1]}
+            )
+        assert shown.status_code == 200 and "Rotate it to get a new one" in shown.text
+        assert endpoint.secret not in shown.text
+        new = (await api.hp.services.endpoints.get(app.id, endpoint.id)).secret
+        assert rotated.status_code == 200 and new in rotated.text and new != endpoint.secret
+
+
+async def test_the_dashboard_adds_and_deletes_operational_webhook_endpoints(
+    api: ApiServer,
+) -> None:
+    async with client(api) as http:
+        login = await http.get("/dashboard/login")
+        nonce = re.search(r'name="csrf" value="([^"]+)"', login.text)
+        assert nonce is not None
+        await http.post("/dashboard/login", data={"token": ADMIN_TOKEN, "csrf": nonce[1]})
+        page = await http.get("/dashboard/operations")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        form = {"csrf": csrf[1], "url": "http://127.0.0.1:9/ops", "type:endpoint.disabled": "on"}
+        assert (await http.post("/dashboard/operations", data=form)).status_code == 303
+        (created,) = (await api.hp.services.operational.list(PageRequest(limit=10))).items
+        assert created.event_types == ["endpoint.disabled"]
+        assert "http://127.0.0.1:9/ops" in (await http.get("/dashboard/operations")).text
+        answer = await http.post(
+            f"/dashboard/operations/{created.id}/delete", data={"csrf": csrf[1]}
+        )
+        assert answer.status_code == 303
+    assert (await api.hp.services.operational.list(PageRequest(limit=10))).items == []
