@@ -89,6 +89,13 @@ class Settings:
     payload_retention_days: int = DEFAULT_PAYLOAD_RETENTION_DAYS
     retention_days: int = 0
     cleanup_every_s: float = 300.0
+    # the app portal and the dashboard (docs/portal.md): who may frame the portal (a CSP
+    # frame-ancestors value, e.g. "'self' https://app.example.com"), its cookie's SameSite
+    # (none: for a portal embedded by another site; then Secure and Partitioned), and how
+    # long a portal or dashboard session lasts
+    portal_frame_ancestors: str = "'self'"
+    portal_cookie_samesite: str = "lax"
+    ui_session_ttl_s: int = 8 * 3600
     # storage
     sqlite_synchronous: str = "FULL"  # an answered message survives power loss too
     production: bool = False
@@ -136,6 +143,10 @@ def _parse(name: str, raw: str, default: Any) -> Any:
         if name == "log_format":
             if raw.lower() not in LOG_FORMATS:
                 raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
+            return raw.lower()
+        if name == "portal_cookie_samesite":
+            if raw.lower() not in ("lax", "strict", "none"):
+                raise ValueError("expected lax, strict or none")
             return raw.lower()
         if isinstance(default, bool):
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -283,6 +283,7 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
         "tests/multiprocess/test_scaleout_faults.py",
     ),
     "processes": ("tests/multiprocess/",),  # the rest of the directory
+    "browser": ("tests/browser/",),  # one Chromium per module, not one per xdist worker
 }
 
 

@@ -5,7 +5,8 @@
   holds it on ``app.state``. ``create_app_from_settings`` is the self-contained variant whose
   lifespan builds (with the given factory: ``hookpost.wiring.asgi_app`` passes ``Hookpost``),
   starts and stops one.
-* The OpenAPI document is at ``/api/v1/openapi.json``, interactive docs at ``/docs``.
+* The OpenAPI document is at ``/api/v1/openapi.json``, interactive docs at ``/docs``; the
+  dashboard and the app portal (``hookpost.dashboard``) are served beside the API.
 * ``/metrics`` serves Prometheus text (``api.metrics``): on the API's port unless
   ``HOOKPOST_METRICS_PORT`` gives it one of its own; ``HOOKPOST_METRICS_TOKEN`` protects it.
 * ``Settings.api_rate_limit`` > 0 installs the per-token rate limit (``api.ratelimit``):
@@ -26,6 +27,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookpost import dashboard
 from hookpost.api import metrics
 from hookpost.api.asgi import scope_header
 from hookpost.api.errors import error_response, install_error_handlers
@@ -154,7 +156,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
             "`svix` SDKs work as clients. Authenticate with `Authorization: Bearer <token>`."
         ),
         openapi_url="/api/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by the dashboard from vendored assets (hookpost.dashboard)
         redoc_url=None,
         lifespan=lifespan,
         # FastAPI's native OpenTelemetry checks the global providers on every request; hookpost
@@ -167,6 +169,7 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
     if not settings.metrics_port:  # else served on its own port (api.metrics.MetricsServer)
         app.add_api_route(metrics.PATH, metrics.metrics_route, include_in_schema=False)
     check_declared(app.routes)  # every operation declares the permission it needs
+    app.router.routes.extend(dashboard.routes())  # /dashboard, /app-portal, /docs: no schema
     _with_security(app)
     # add_middleware wraps what is there: the last added runs first. Order on a request:
     # rate limit -> body cap -> idempotency -> FastAPI's routing. The rate limit comes first

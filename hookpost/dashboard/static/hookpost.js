@@ -1,0 +1,52 @@
+// Charts (uPlot) from the JSON the server renders in data-json attributes (htmx drops
+// <script> elements from swapped content, JSON ones too), re-drawn after each htmx swap,
+// and confirmation of destructive forms. No inline script anywhere (strict CSP).
+(function () {
+  "use strict";
+  var COLORS = ["#1f5fbf", "#c2410c", "#15803d", "#7c3aed"];
+
+  function draw(figure) {
+    var source = document.getElementById(figure.dataset.chart);
+    if (!source || typeof uPlot === "undefined") return;
+    var data = JSON.parse(source.dataset.json);
+    var names = figure.dataset.series.split(",");
+    var labels = figure.dataset.labels.split(",");
+    var series = [{}];
+    var columns = [data.t];
+    names.forEach(function (name, i) {
+      series.push({ label: labels[i] || name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false });
+      columns.push(data[name]);
+    });
+    var old = figure.querySelector(".uplot");
+    if (old) old.remove();
+    var width = Math.max(280, figure.clientWidth - 16);
+    var options = { title: figure.dataset.title, width: width, height: 200, series: series };
+    if (figure.dataset.range) {
+      var range = figure.dataset.range.split(",").map(Number);
+      options.scales = { y: { range: range } };
+    }
+    new uPlot(options, columns, figure);
+    figure.dataset.rendered = "true";
+    figure.dataset.points = String(columns.slice(1).reduce(function (sum, col) {
+      return sum + col.reduce(function (s, v) { return s + (v || 0); }, 0);
+    }, 0));
+  }
+
+  function drawAll(root) {
+    (root || document).querySelectorAll("figure[data-chart]").forEach(draw);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { drawAll(event.target); });
+  document.addEventListener("submit", function (event) {
+    if (event.target.hasAttribute("hx-post")) return; // htmx:confirm asks for those
+    var message = event.target.dataset && event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  }, true);
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (!form) return;
+    event.preventDefault();
+    if (window.confirm(form.dataset.confirm)) event.detail.issueRequest(true);
+  });
+})();
