@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hookpost import __version__, logs
+from hookpost import __version__, cli_alerts, logs
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
@@ -470,6 +470,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cleanup.set_defaults(fn=cmd_cleanup)
 
+    cli_alerts.register(sub, db_flag, _with_runtime)
     keygen = sub.add_parser("keygen", help="print a new HOOKPOST_MAIN_KEY")
     keygen.set_defaults(fn=cmd_keygen)
     return parser

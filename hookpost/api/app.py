@@ -35,6 +35,7 @@ from hookpost.api.observe import RequestObserver
 from hookpost.api.permissions import check_declared
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.routes import (
+    alert_rules,
     applications,
     attempts,
     authentication,
@@ -64,6 +65,7 @@ ROUTE_MODULES = (
     authentication,
     operational,
     background_tasks,
+    alert_rules,
     health,
 )
 
