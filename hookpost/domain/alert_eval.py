@@ -130,17 +130,67 @@ class Selector:
         self.sketch = s.get("metric") == "p95"
         self.needs_payload = self.filter is not None or self.field is not None
 
-    def observe(self, event_type: str, payload: Payload) -> tuple[bool, float | None]:
-        """(counted, the field's value) for one message. Alerts are never counted (a rule
-        would feed on its own alerts), nor a message without a number at the field."""
+    def selects(self, event_type: str, payload: Payload) -> bool:
+        """Alerts are never counted (a rule would feed on its own alerts)."""
         if event_type.startswith(RESERVED_PREFIX) or not types_match(self.types, event_type):
-            return False, None
-        if self.filter is not None and not payload_matches(self.filter, payload):
+            return False
+        return self.filter is None or payload_matches(self.filter, payload)
+
+    def observe(self, event_type: str, payload: Payload) -> tuple[bool, float | None]:
+        """(counted, the field's value) for one message: not counted either without a
+        number at the field."""
+        if not self.selects(event_type, payload):
             return False, None
         if self.field is None:
             return True, None
         value = field_value(payload.doc, self.field)
         return value is not None, value
+
+
+class SeriesCounter:
+    """Counts messages into the bucket deltas of many series: each distinct selection (types
+    and filter) is matched once per message, each field read once, whatever the number of
+    rules and window widths that share them."""
+
+    def __init__(self, rules: Iterable[AlertRule]) -> None:
+        # (types, filter) -> (selector, field -> [(series, width, sketch)])
+        self._groups: dict[str, tuple[Selector, dict[str | None, list[tuple[str, int, bool]]]]] = {}
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.series in seen:
+                continue
+            seen.add(rule.series)
+            sel = Selector(rule)
+            key = repr((sel.types, sel.filter))
+            group = self._groups.setdefault(key, (sel, {}))
+            group[1].setdefault(sel.field, []).append((rule.series, bucket_ms(rule), sel.sketch))
+        self.needs_payload = any(
+            g[0].filter is not None or any(f is not None for f in g[1]) for g in self._groups.values()
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def observe(
+        self,
+        event_type: str,
+        payload: Payload,
+        created_ms: int,
+        deltas: dict[tuple[str, int], Aggregate],
+    ) -> None:
+        for sel, fields in self._groups.values():
+            if not sel.selects(event_type, payload):
+                continue
+            for field_path, series in fields.items():
+                value = None if field_path is None else field_value(payload.doc, field_path)
+                if field_path is not None and value is None:
+                    continue
+                for key, width, sketch in series:
+                    bucket = (key, created_ms // width * width)
+                    agg = deltas.get(bucket)
+                    if agg is None:
+                        agg = deltas[bucket] = Aggregate()
+                    agg.add(value, sketch)
 
 
 def window_aggregate(

@@ -22,7 +22,7 @@ from hookpost.domain import ids
 from hookpost.domain.alert_eval import (
     Aggregate,
     Reading,
-    Selector,
+    SeriesCounter,
     alert_payload,
     apply,
     decide,
@@ -43,7 +43,7 @@ from hookpost.domain.alerts import (
     last_run_at_or_before,
     next_run_ms,
 )
-from hookpost.domain.errors import HookpostError
+from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.filters import Payload
 from hookpost.domain.operational import iso
 from hookpost.services.common import Clock, now_ms
@@ -114,6 +114,8 @@ class AlertEvaluator:
                 state.next_eval_at = now + rule.every_ms
             states[rule.id] = state
         next_run = min((s.next_eval_at for _, s in rules), default=now + IDLE_RUN_MS)
+        if end < now - self._settle_ms:
+            next_run = now  # messages are left to count: the next run comes straight after
         keep_series: dict[str, int] = {}
         keep_samples: dict[str, int] = {}
         for r, _ in rules:
@@ -137,25 +139,17 @@ class AlertEvaluator:
         """Count the messages after the cursor into the buckets: the time up to which they
         are all counted (None: the lease was lost)."""
         end = now - self._settle_ms
-        selectors: dict[str, tuple[Selector, int]] = {}
-        for r in rules:
-            if _reads_buckets(r):
-                selectors.setdefault(r.series, (Selector(r), bucket_ms(r)))
-        if not selectors:
+        counter = SeriesCounter(r for r in rules if _reads_buckets(r))
+        if not counter:
             return end
         before = ids.id_floor(ids.MESSAGE, end)
-        with_payload = any(sel.needs_payload for sel, _ in selectors.values())
+        with_payload = counter.needs_payload
         deltas: dict[tuple[str, int], Aggregate] = {}
         after = cursor
         for _ in range(MAX_PAGES):
             rows = await self._store.scan_messages(app_id, after, before, SCAN_ROWS, with_payload)
             for _id, event_type, body, created in rows:
-                payload = Payload(body)
-                for key, (sel, width) in selectors.items():
-                    counted, value = sel.observe(event_type, payload)
-                    if counted:
-                        agg = deltas.setdefault((key, created // width * width), Aggregate())
-                        agg.add(value, sel.sketch)
+                counter.observe(event_type, Payload(body), created, deltas)
             if rows:
                 after = rows[-1][0]
             if len(rows) < SCAN_ROWS:
@@ -217,7 +211,7 @@ class AlertEvaluator:
             await self._messages.send_to_app_id(
                 rule.app_id, payload["type"], payload, event_id=eid
             )
-        except HookpostError:  # the application deleted meanwhile, a strict catalog's refusal
+        except (NotFound, InvalidInput):  # the application deleted, a strict catalog's refusal
             log.warning("alert rule %s: could not send %s", rule.id, eid, exc_info=True)
 
 

@@ -72,14 +72,16 @@ class World:
         return [orjson.loads(m.payload) for m in page.items]
 
     async def received(self, count: int) -> list[dict[str, Any]]:
-        """The alerts delivered, once there are ``count``, each verified."""
+        """The alerts delivered, once there are ``count``, each verified; in the order they
+        were made (two deliveries to one endpoint may arrive in either order)."""
 
         async def arrived() -> list[Any]:
             return [r for r in self.receiver.requests if r.path == ALERTS]
 
         got = await eventually(arrived, lambda r: len(r) >= count, timeout=20)
         assert len(got) == count, [r.body for r in got]
-        return [self.verifier.verify(r.body, r.headers) for r in got]
+        verified = [self.verifier.verify(r.body, r.headers) for r in got]
+        return sorted(verified, key=lambda a: a["data"]["evaluatedAt"])
 
 
 @pytest.fixture
@@ -173,13 +175,13 @@ async def test_anomaly_fires_on_a_spike_not_on_a_steady_baseline(world: World) -
     )  # fmt: skip
     steady = [5, 4, 6, 5, 5, 4, 5, 6, 5, 4]
     for i, n in enumerate(steady):
-        world.clock.at(t0 + i * 10_000 + 1_000)
+        world.clock.at(t0 + i * 10_000 + 3_000)
         for _ in range(n):
             await world.send("order.placed")
         await world.evaluate_at(t0 + (i + 1) * 10_000 + 2_000)
     assert await world.stored(TRIGGERED) == []
     spike = len(steady)
-    world.clock.at(t0 + spike * 10_000 + 1_000)
+    world.clock.at(t0 + spike * 10_000 + 3_000)
     for _ in range(30):
         await world.send("order.placed")
     await world.evaluate_at(t0 + (spike + 1) * 10_000 + 2_000)
@@ -291,3 +293,36 @@ async def test_a_run_that_dies_after_sending_is_not_sent_again(world: World) -> 
     await world.evaluate_at(t0 + 100_000)
     alerts = await world.received(2)
     assert [a["type"] for a in alerts] == [TRIGGERED, RESOLVED]
+
+
+async def test_api_routes_and_errors_naming_the_field(world: World) -> None:
+    base = f"/api/v1/app/{world.app_id}"
+    async with world.api.http() as http:
+        bad = await http.post(f"{base}/alert-rule", json={"name": "x", "kind": "threshold"})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "windowSeconds"]
+        bad = await http.post(
+            f"{base}/alert-rule",
+            json={"name": "x", "kind": "digest", "schedule": "61 * * * *"},
+        )
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "schedule"]
+        made = await http.post(
+            f"{base}/alert-rule",
+            json={"name": "x", "kind": "threshold", "operator": "lt", "value": 1,
+                  "windowSeconds": 60, "eventTypes": ["a.*"]},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        rule = made.json()
+        assert rule["id"].startswith("alrt_") and rule["firing"] is False
+        patched = await http.patch(f"{base}/alert-rule/{rule['id']}", json={"eventTypes": None})
+        assert patched.status_code == 200 and "eventTypes" not in patched.json()
+        bad = await http.patch(f"{base}/alert-rule/{rule['id']}", json={"field": "amount"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "field"]
+        listed = await http.get(f"{base}/alert-rule")
+        assert [r["id"] for r in listed.json()["data"]] == [rule["id"]]
+        pushed = await http.post(f"{base}/metric", json={"name": "q", "value": 1})
+        assert pushed.status_code == 202 and pushed.json() == {"recorded": 0, "ignored": 1}
+        batch = await http.post(f"{base}/metric", json={"samples": [{"name": "q", "value": "x"}]})
+        assert batch.status_code == 422
+        assert (await http.delete(f"{base}/alert-rule/{rule['id']}")).status_code == 204
+        assert (await http.get(f"{base}/alert-rule/{rule['id']}")).status_code == 404

@@ -61,7 +61,7 @@ async def test_two_workers_one_killed_alert_each_crossing_once(
                 "eventTypes": ["burst"],
                 "operator": "gte",
                 "value": 20,
-                "windowSeconds": 4,
+                "windowSeconds": 10,
                 "evaluateEverySeconds": 1,
             },
         )

@@ -10,6 +10,7 @@ import pytest
 from hookpost.domain.alert_eval import (
     Aggregate,
     Selector,
+    SeriesCounter,
     decide,
     apply,
     read_anomaly,
@@ -145,3 +146,21 @@ def test_a_crossing_fires_once_resolves_once_and_respects_the_cooldown() -> None
     assert seen == [(TRIGGERED, 1), None, (RESOLVED, 1), None, None]
     t = decide(r, state, True, 60_000)
     assert t is not None and (t.event_type, t.seq) == (TRIGGERED, 2)
+
+
+def test_series_counter_matches_each_selection_once_for_every_series() -> None:
+    count60 = rule(eventTypes=["pay.*"])
+    count600 = rule(eventTypes=["pay.*"], windowSeconds=600)  # 10 s buckets
+    avg = rule(eventTypes=["pay.*"], metric="avg", field="amount")
+    again = rule(eventTypes=["pay.*"], value=99)  # shares count60's series
+    counter = SeriesCounter([count60, count600, avg, again])
+    assert counter.needs_payload
+    deltas: dict[tuple[str, int], Aggregate] = {}
+    counter.observe("pay.in", Payload(b'{"amount": 4}'), 12_345, deltas)
+    counter.observe("pay.in", Payload(b'{"amount": "x"}'), 12_999, deltas)
+    counter.observe("refund", Payload(b'{"amount": 4}'), 12_999, deltas)
+    counter.observe(TRIGGERED, Payload(b'{"amount": 4}'), 12_999, deltas)
+    assert count60.series == again.series != count600.series
+    assert deltas[(count60.series, 12_000)].count == 2
+    assert deltas[(count600.series, 10_000)].count == 2
+    assert deltas[(avg.series, 12_000)].value("avg") == 4 and len(deltas) == 3
