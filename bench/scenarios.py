@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import alert_rules
+from bench import alert_rules, due_backlog
 from bench import backlog as backlog_mod
-from bench import due_backlog
 from bench.common import EVENT_TYPE, LOOPBACK, ROOT, child_env, percentile, run
 from bench.nginx import LogLine, Receiver, worker_pids
 from bench.pg import PgDatabases

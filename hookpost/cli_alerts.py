@@ -66,7 +66,9 @@ def register(sub: Any, db_flag: Callable[[argparse.ArgumentParser], None], run: 
     group = sub.add_parser("alert-rule", help="an application's alert rules").add_subparsers(
         dest="alert_cmd", required=True
     )
-    spec_help = 'the rule\'s fields as JSON, e.g. \'{"name": "failures", "kind": "threshold", ...}\''
+    spec_help = (
+        'the rule\'s fields as JSON, e.g. \'{"name": "failures", "kind": "threshold", ...}\''
+    )
     for name, helptext, takes_rule, takes_spec in (
         ("create", "create an alert rule and print it", False, True),
         ("list", "list the application's alert rules", False, False),

@@ -60,7 +60,11 @@ class Aggregate:
         self.total += other.total
         for attr, pick in (("low", min), ("high", max)):
             mine, theirs = getattr(self, attr), getattr(other, attr)
-            setattr(self, attr, theirs if mine is None else mine if theirs is None else pick(mine, theirs))
+            setattr(
+                self,
+                attr,
+                theirs if mine is None else mine if theirs is None else pick(mine, theirs),
+            )
         for key, n in other.cells.items():
             self.cells[key] = self.cells.get(key, 0) + n
 
@@ -165,7 +169,8 @@ class SeriesCounter:
             group = self._groups.setdefault(key, (sel, {}))
             group[1].setdefault(sel.field, []).append((rule.series, bucket_ms(rule), sel.sketch))
         self.needs_payload = any(
-            g[0].filter is not None or any(f is not None for f in g[1]) for g in self._groups.values()
+            g[0].filter is not None or any(f is not None for f in g[1])
+            for g in self._groups.values()
         )
 
     def __bool__(self) -> bool:

@@ -31,7 +31,8 @@ EVENT_TYPES = (TRIGGERED, RESOLVED, DIGEST)
 RESERVED_PREFIX = "hookpost."  # digests count the application's own event types only
 
 METRICS = ("count", "sum", "avg", "min", "max", "p95")
-KINDS = ("threshold", "anomaly", "digest")
+THRESHOLD_RULE, ANOMALY_RULE, DIGEST_RULE = "threshold", "anomaly", "digest"
+KINDS = (THRESHOLD_RULE, ANOMALY_RULE, DIGEST_RULE)
 OPERATORS = ("gt", "gte", "lt", "lte", "eq")
 
 DEFAULT_EVALUATE_EVERY_S = 10

@@ -36,7 +36,7 @@ from hookpost.domain.alert_eval import (
     windows_for,
 )
 from hookpost.domain.alerts import (
-    DIGEST,
+    DIGEST_RULE,
     AlertRule,
     RuleState,
     bucket_ms,
@@ -105,7 +105,7 @@ class AlertEvaluator:
         since = min((end - r.span_ms() - bucket_ms(r) for r, _ in due), default=end)
         buckets = await self._store.alert_buckets(app_id, series, since) if series else {}
         for rule, state in due:
-            if rule.kind == DIGEST:
+            if rule.kind == DIGEST_RULE:
                 await self._digest(rule, state, now, end)
             else:
                 reading = await self._read(rule, buckets, now, end)
@@ -119,7 +119,7 @@ class AlertEvaluator:
         keep_series: dict[str, int] = {}
         keep_samples: dict[str, int] = {}
         for r, _ in rules:
-            if r.kind == DIGEST:
+            if r.kind == DIGEST_RULE:
                 continue
             cutoff = end - r.span_ms() - bucket_ms(r)
             if "pushedMetric" in r.spec:
@@ -208,15 +208,13 @@ class AlertEvaluator:
 
     async def _send(self, rule: AlertRule, payload: dict[str, Any], eid: str) -> None:
         try:
-            await self._messages.send_to_app_id(
-                rule.app_id, payload["type"], payload, event_id=eid
-            )
+            await self._messages.send_to_app_id(rule.app_id, payload["type"], payload, event_id=eid)
         except (NotFound, InvalidInput):  # the application deleted, a strict catalog's refusal
             log.warning("alert rule %s: could not send %s", rule.id, eid, exc_info=True)
 
 
 def _reads_buckets(rule: AlertRule) -> bool:
-    return rule.kind != DIGEST and "pushedMetric" not in rule.spec
+    return rule.kind != DIGEST_RULE and "pushedMetric" not in rule.spec
 
 
 class AlertRunner:

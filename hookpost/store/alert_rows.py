@@ -20,7 +20,9 @@ def dumps(value: Any) -> str:
 
 
 def rule_from_row(r: Row) -> tuple[AlertRule, RuleState]:
-    rule = AlertRule(r["id"], r["app_id"], orjson.loads(r["spec"]), r["created_at"], r["updated_at"])
+    rule = AlertRule(
+        r["id"], r["app_id"], orjson.loads(r["spec"]), r["created_at"], r["updated_at"]
+    )
     return rule, RuleState(**orjson.loads(r["state"]))
 
 

@@ -4,14 +4,14 @@ and buckets pruned, and the digest's counts. Run once per backend, through ``sto
 
 from __future__ import annotations
 
+import pytest
+
 from hookpost.domain import ids
 from hookpost.domain.alert_eval import Aggregate
 from hookpost.domain.alerts import AlertRule, RuleState, validate_spec
 from hookpost.domain.errors import NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.store.base import Store
-
-import pytest
 
 from .support import T0, app_with_endpoint, claim, fail_final, new_app, send
 
@@ -64,9 +64,7 @@ async def test_one_claimer_per_application_until_its_lease_expires(store: Store)
     assert not await store.finish_alert_run(app.id, "one", {}, T0 + 99, T0 + 1, {}, {})
     assert await store.alert_buckets(app.id, ["s"], 0) == {"s": {}}
     assert await store.add_alert_buckets(app.id, "two", ids.id_floor(ids.MESSAGE, T0 + 5), delta)
-    assert await store.finish_alert_run(
-        app.id, "two", {}, T0 + 60_000, T0 + LEASE_MS, {"s": 0}, {}
-    )
+    assert await store.finish_alert_run(app.id, "two", {}, T0 + 60_000, T0 + LEASE_MS, {"s": 0}, {})
     assert await store.claim_alert_app("three", LEASE_MS, T0 + 59_999) is None
     third = await store.claim_alert_app("three", LEASE_MS, T0 + 60_000)
     assert third == (app.id, ids.id_floor(ids.MESSAGE, T0 + 5))  # the cursor moved

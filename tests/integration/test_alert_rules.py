@@ -105,7 +105,7 @@ async def world(any_database_url: str, serve_api: Any) -> AsyncIterator[World]:
                 app_id = app.json()["id"]
                 ep = await http.post(
                     f"/api/v1/app/{app_id}/endpoint",
-                    json={"url": receiver.url(ALERTS), "filterTypes": ["hookpost.*"]},
+                    json={"url": receiver.url(ALERTS), "eventTypes": ["hookpost.*"]},
                 )
                 assert ep.status_code == 201, ep.text
                 secret = await http.get(f"/api/v1/app/{app_id}/endpoint/{ep.json()['id']}/secret")
@@ -197,7 +197,7 @@ async def test_digest_on_schedule_with_the_counts_sent(world: World) -> None:
     async with world.api.http() as http:
         failing = await http.post(
             f"/api/v1/app/{world.app_id}/endpoint",
-            json={"url": world.receiver.url("/failing"), "filterTypes": ["b.updated"]},
+            json={"url": world.receiver.url("/failing"), "eventTypes": ["b.updated"]},
         )
     failing_id = failing.json()["id"]
     rule_id = await world.rule(name="summary", kind="digest", schedule="30s")
@@ -281,12 +281,16 @@ async def test_a_run_that_dies_after_sending_is_not_sent_again(world: World) -> 
     world.clock.at(t0 + 1_000)
     await world.send("x.happened")
     world.clock.at(t0 + 10_000)
-    dying = AlertEvaluator(DiesBeforeFinishing(world.api.hp.store), world.services.messages, world.clock)
+    dying = AlertEvaluator(
+        DiesBeforeFinishing(world.api.hp.store), world.services.messages, world.clock
+    )
     with pytest.raises(Died):
         await dying.run_once()
     assert len(await world.stored(TRIGGERED)) == 1
     await world.evaluate_at(t0 + 20_000)  # the dead run's lease still holds the application
-    await world.evaluate_at(t0 + 10_000 + LEASE_MS)  # expired: the next run reaches the same crossing
+    await world.evaluate_at(
+        t0 + 10_000 + LEASE_MS
+    )  # expired: the next run reaches the same crossing
     assert len(await world.stored(TRIGGERED)) == 1
     rule_state = (await world.services.alert_rules.list(world.app_id, PageRequest())).items[0][1]
     assert rule_state.firing and rule_state.fired == 1

@@ -48,7 +48,7 @@ async def test_two_workers_one_killed_alert_each_crossing_once(
         app_id = (await api.post("/api/v1/app", json={"name": "alerts"})).json()["id"]
         ep = await api.post(
             f"/api/v1/app/{app_id}/endpoint",
-            json={"url": receiver.url("/alerts"), "filterTypes": ["hookpost.alert.*"]},
+            json={"url": receiver.url("/alerts"), "eventTypes": ["hookpost.alert.*"]},
         )
         assert ep.status_code == 201, ep.text
         secret = await api.get(f"/api/v1/app/{app_id}/endpoint/{ep.json()['id']}/secret")

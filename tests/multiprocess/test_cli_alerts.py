@@ -37,7 +37,9 @@ def test_alert_rule_commands(tmp_path: Path) -> None:
     )
     assert patched.returncode == 0, patched.stderr
     assert json.loads(patched.stdout)["value"] == 20
-    bad = run_cli("alert-rule", "patch", "acme", rule["id"], '{"operator": "ne"}', env=env, cwd=tmp_path)
+    bad = run_cli(
+        "alert-rule", "patch", "acme", rule["id"], '{"operator": "ne"}', env=env, cwd=tmp_path
+    )
     assert bad.returncode == 1 and "operator" in bad.stderr
     got = run_cli("alert-rule", "get", "acme", rule["id"], env=env, cwd=tmp_path)
     assert json.loads(got.stdout)["value"] == 20

@@ -98,9 +98,7 @@ class PostgresAlerts(PostgresBase):
             )
             if not command_status_count(done):
                 raise NotFound("application", rule.app_id)
-            await conn.execute(
-                CURSOR_DUE, rule.app_id, ids.id_floor(ids.MESSAGE, now_ms), now_ms
-            )
+            await conn.execute(CURSOR_DUE, rule.app_id, ids.id_floor(ids.MESSAGE, now_ms), now_ms)
 
     @wrap_exceptions
     async def get_alert_rule(self, app_id: str, rule_id: str) -> tuple[AlertRule, RuleState]:
@@ -120,7 +118,9 @@ class PostgresAlerts(PostgresBase):
 
     @wrap_exceptions
     async def alert_rules_of(self, app_id: str) -> list[tuple[AlertRule, RuleState]]:
-        rows = await self._db.fetch("SELECT * FROM alert_rules WHERE app_id = $1 ORDER BY id", app_id)
+        rows = await self._db.fetch(
+            "SELECT * FROM alert_rules WHERE app_id = $1 ORDER BY id", app_id
+        )
         return [rule_from_row(r) for r in rows]
 
     @wrap_exceptions
@@ -136,9 +136,7 @@ class PostgresAlerts(PostgresBase):
             )
             if not command_status_count(done):
                 raise NotFound("alert rule", rule.id)
-            await conn.execute(
-                CURSOR_DUE, rule.app_id, ids.id_floor(ids.MESSAGE, now_ms), now_ms
-            )
+            await conn.execute(CURSOR_DUE, rule.app_id, ids.id_floor(ids.MESSAGE, now_ms), now_ms)
 
     @wrap_exceptions
     async def delete_alert_rule(self, app_id: str, rule_id: str) -> None:

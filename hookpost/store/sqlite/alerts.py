@@ -31,7 +31,9 @@ CURSOR_DUE = (
     " ON CONFLICT (app_id) DO UPDATE SET next_run_at = excluded.next_run_at"
 )
 RULE_GET = "SELECT * FROM alert_rules WHERE app_id = ? AND id = ?"
-RULE_UPDATE = "UPDATE alert_rules SET spec = ?, state = ?, updated_at = ? WHERE app_id = ? AND id = ?"
+RULE_UPDATE = (
+    "UPDATE alert_rules SET spec = ?, state = ?, updated_at = ? WHERE app_id = ? AND id = ?"
+)
 RULE_STATE = "UPDATE alert_rules SET state = ? WHERE app_id = ? AND id = ?"
 RULE_DELETE = "DELETE FROM alert_rules WHERE app_id = ? AND id = ?"
 SAMPLE_INSERT = "INSERT INTO alert_samples (app_id, name, at, value) VALUES (?, ?, ?, ?)"
@@ -40,9 +42,7 @@ CLAIM_NEXT = (
     " WHERE c.next_run_at <= ? AND (c.lease_until IS NULL OR c.lease_until <= ?)"
     " AND NOT a.deleted ORDER BY c.next_run_at LIMIT 1"
 )
-CLAIM_TAKE = (
-    "UPDATE alert_cursors SET lease = ?, lease_until = ?, next_run_at = ? WHERE app_id = ?"
-)
+CLAIM_TAKE = "UPDATE alert_cursors SET lease = ?, lease_until = ?, next_run_at = ? WHERE app_id = ?"
 MOVE_CURSOR = "UPDATE alert_cursors SET cursor = ? WHERE app_id = ? AND lease = ?"
 BUCKET_GET = "SELECT * FROM alert_buckets WHERE app_id = ? AND series = ? AND start = ?"
 BUCKET_PUT = (
@@ -127,7 +127,10 @@ class SqliteAlerts(SqliteBase):
         self, lease: str, lease_ms: int, now_ms: int
     ) -> tuple[str, str] | None:
         # A read first: an idle evaluator's poll must not take the one writer's turn.
-        if await self._db.read(lambda c: c.execute(CLAIM_NEXT, (now_ms, now_ms)).fetchone()) is None:
+        if (
+            await self._db.read(lambda c: c.execute(CLAIM_NEXT, (now_ms, now_ms)).fetchone())
+            is None
+        ):
             return None
 
         def run(c: Conn) -> tuple[str, str] | None:
@@ -182,7 +185,9 @@ class SqliteAlerts(SqliteBase):
         return found
 
     async def alert_samples(self, app_id: str, name: str, since_ms: int) -> list[tuple[int, float]]:
-        rows = await self._db.read(lambda c: c.execute(SAMPLES, (app_id, name, since_ms)).fetchall())
+        rows = await self._db.read(
+            lambda c: c.execute(SAMPLES, (app_id, name, since_ms)).fetchall()
+        )
         return [(r[0], r[1]) for r in rows]
 
     async def alert_digest(
