@@ -80,7 +80,9 @@ class AlertRuleService:
         rows: list[tuple[str, int, float]] = []
         for i, s in enumerate(samples):
             value = s.get("value")
-            if type(value) not in (int, float) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput("value", "must be a finite number", (i,))
+            if not math.isfinite(value):
                 raise InvalidInput("value", "must be a finite number", (i,))
             at = s.get("timestamp")
             at = now if at is None else int(at)

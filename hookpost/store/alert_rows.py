@@ -3,7 +3,6 @@ the p95 sketch's cells)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -11,8 +10,7 @@ import orjson
 
 from hookpost.domain.alert_eval import Aggregate
 from hookpost.domain.alerts import AlertRule, RuleState
-
-Row = Mapping[str, Any]
+from hookpost.store.rows import Row
 
 
 def dumps(value: Any) -> str:

@@ -21,7 +21,7 @@ depends_on = None
 _ID = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 
-def _app_id() -> sa.Column:
+def _app_id() -> sa.Column[str]:
     return sa.Column(
         "app_id", _ID, sa.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False
     )
