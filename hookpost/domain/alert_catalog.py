@@ -123,26 +123,17 @@ _DIGEST_EXAMPLE = {
 
 def reserved_event_types(now_ms: int) -> list[EventType]:
     """The three reserved types, as written into the catalog with the first alert rule."""
+    described = (
+        (TRIGGERED, "an alert rule's condition started to hold (threshold or anomaly)"),
+        (RESOLVED, "an alert rule's condition no longer holds"),
+        (DIGEST, "a digest rule's periodic summary"),
+    )
+    schemas = {
+        TRIGGERED: _schema(TRIGGERED, _ALERT_DATA, _alert_example(TRIGGERED, True)),
+        RESOLVED: _schema(RESOLVED, _ALERT_DATA, _alert_example(RESOLVED, False)),
+        DIGEST: _schema(DIGEST, _DIGEST_DATA, _DIGEST_EXAMPLE),
+    }
     return [
-        EventType(
-            TRIGGERED,
-            "hookpost: an alert rule's condition started to hold (threshold or anomaly)",
-            _schema(TRIGGERED, _ALERT_DATA, _alert_example(TRIGGERED, True)),
-            created_at=now_ms,
-            updated_at=now_ms,
-        ),
-        EventType(
-            RESOLVED,
-            "hookpost: an alert rule's condition no longer holds",
-            _schema(RESOLVED, _ALERT_DATA, _alert_example(RESOLVED, False)),
-            created_at=now_ms,
-            updated_at=now_ms,
-        ),
-        EventType(
-            DIGEST,
-            "hookpost: a digest rule's periodic summary",
-            _schema(DIGEST, _DIGEST_DATA, _DIGEST_EXAMPLE),
-            created_at=now_ms,
-            updated_at=now_ms,
-        ),
+        EventType(name, f"hookpost: {what}", schemas[name], created_at=now_ms, updated_at=now_ms)
+        for name, what in described
     ]
