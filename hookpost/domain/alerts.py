@@ -84,6 +84,15 @@ class AlertRule:
     spec: dict[str, Any]
     created_at: int
     updated_at: int
+    # Which bucketed aggregates the rule reads: rules that select the same messages (or pushed
+    # metric) and field with the same bucket width share them. Computed once per rule read.
+    series: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        s = self.spec
+        key = [s.get("eventTypes"), s.get("payloadFilter"), s.get("field"), bucket_ms(self)]
+        digest = hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        object.__setattr__(self, "series", digest[:24])
 
     @property
     def name(self) -> str:
@@ -104,14 +113,6 @@ class AlertRule:
     @property
     def every_ms(self) -> int:
         return int(self.spec["evaluateEverySeconds"]) * 1000
-
-    @property
-    def series(self) -> str:
-        """Which bucketed aggregates the rule reads: rules that select the same messages (or
-        pushed metric) and field with the same bucket width share them."""
-        s = self.spec
-        key = [s.get("eventTypes"), s.get("payloadFilter"), s.get("field"), bucket_ms(self)]
-        return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
 
     def span_ms(self) -> int:
         """How far back the rule reads its data: its window, and the baseline's windows."""
