@@ -50,6 +50,8 @@ ALL_SCENARIOS = [
     "e2e-sdk",
     "ingest",
     "ingest-strict",
+    "ingest-alerts",
+    "e2e-alerts",
     "latency",
     "drain",
     "future-backlog",

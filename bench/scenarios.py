@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import alert_rules, due_backlog
 from bench import backlog as backlog_mod
-from bench import due_backlog
 from bench.common import EVENT_TYPE, LOOPBACK, ROOT, child_env, percentile, run
 from bench.nginx import LogLine, Receiver, worker_pids
 from bench.pg import PgDatabases
@@ -413,6 +413,7 @@ def e2e(
     client: str = "raw",
     idempotency_keys: bool = False,
     alongside: Callable[[Stack], Callable[[], dict[str, Any]]] | None = None,
+    rules: int = 0,
 ) -> dict[str, Any]:
     """Targets 1 and 3: N messages at max rate (64 API clients), round-robin over 8 apps with
     one endpoint each (one message = one delivery; 8 endpoints so that the per-endpoint
@@ -430,6 +431,8 @@ def e2e(
         ctx.step("started")
         prefix = f"/{label}/{backend}/"
         app = apps_one_endpoint_each(ctx, stack, prefix, n_endpoints)
+        if rules:  # issue 22: alert rules spread over the apps (bench.alert_rules)
+            run(alert_rules.create_rules(stack.api, app.split(","), rules))
         mark = ctx.receiver.mark()
         acct = Accounting(procs, db_name=stack.pg_db_name)
         acct.start()
@@ -560,11 +563,13 @@ BENCH_SCHEMA = {
 }
 
 
-def ingest(ctx: Ctx, backend: str, strict: bool = False) -> dict[str, Any]:
+def ingest(ctx: Ctx, backend: str, strict: bool = False, rules: int = 0) -> dict[str, Any]:
     """API ingest alone: an app with no endpoints, so no deliveries are created. ``strict``:
-    with HOOKPOST_STRICT_EVENT_TYPES=1 and the event type's JSON Schema (issue 19's cost)."""
+    with HOOKPOST_STRICT_EVENT_TYPES=1 and the event type's JSON Schema (issue 19's cost).
+    ``rules``: that many alert rules on the app (issue 22's cost, bench.alert_rules)."""
     s = ctx.sizes
-    stack = ctx.stack(backend, "ingest-strict" if strict else "ingest")
+    label = "ingest-strict" if strict else "ingest-alerts" if rules else "ingest"
+    stack = ctx.stack(backend, label)
     try:
         ctx.step("starting hookpost")
         extra = {"strict_event_types": "1"} if strict else None
@@ -573,6 +578,8 @@ def ingest(ctx: Ctx, backend: str, strict: bool = False) -> dict[str, Any]:
         if strict:
             run(stack.api.create_event_type(EVENT_TYPE, {"1": BENCH_SCHEMA}))
         app = run(stack.api.create_app("bench ingest"))
+        if rules:
+            run(alert_rules.create_rules(stack.api, [app], rules))
         acct = Accounting(procs, db_name=stack.pg_db_name)
         acct.start()
         gen = loadgen(
@@ -1094,6 +1101,11 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "ingest": ingest,
     # issue 19: the same with the strict catalog and a JSON Schema checked per message
     "ingest-strict": lambda ctx, backend: ingest(ctx, backend, strict=True),
+    # issue 22: the same two with 1,000 active alert rules on their apps
+    "ingest-alerts": lambda ctx, backend: ingest(ctx, backend, rules=alert_rules.RULES),
+    "e2e-alerts": lambda ctx, backend: e2e(
+        ctx, backend, label="e2e-alerts", rules=alert_rules.RULES
+    ),
     "latency": latency,
     "drain": lambda ctx, backend: drain(ctx, backend, 0),
     # target 4: the drain with a million deliveries scheduled for later

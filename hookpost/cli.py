@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hookpost import __version__, listen, logs
+from hookpost import __version__, cli_alerts, listen, logs
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
@@ -474,6 +474,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cleanup.set_defaults(fn=cmd_cleanup)
 
+    cli_alerts.register(sub, db_flag, _with_runtime)
     keygen = sub.add_parser("keygen", help="print a new HOOKPOST_MAIN_KEY")
     keygen.set_defaults(fn=cmd_keygen)
     listen.add_parser(sub)

@@ -29,6 +29,7 @@ from hookpost.delivery.worker import DeliveryWorker, WorkerConfig
 from hookpost.domain.errors import InvalidInput
 from hookpost.domain.relay import relay_token
 from hookpost.services import Services
+from hookpost.services.alert_evaluator import AlertRunner
 from hookpost.services.apps import AppService
 from hookpost.services.endpoints import EndpointService, UrlCheck
 from hookpost.services.event_types import EventTypeService
@@ -278,6 +279,7 @@ class Hookpost:
         self._key_purge: asyncio.Task[None] | None = None
         self._cleanup: asyncio.Task[None] | None = None
         self.tasks: TaskRunner | None = None
+        self.alerts: AlertRunner | None = None
 
     # the library surface
     @property
@@ -361,6 +363,8 @@ class Hookpost:
         self.tasks = TaskRunner(self.services.tasks, poll_s=max(s.poll_interval_s, 0.05))
         self.store.on_new_work(self.tasks.wake)
         self.tasks.start()
+        self.alerts = AlertRunner(self.services.alerts)  # alert rules: decision 0038
+        self.alerts.start()
         self._purge = asyncio.create_task(self._purge_deleted(), name="hookpost-purge")
         self._key_purge = asyncio.create_task(
             self.services.idempotency.purge_forever(), name="hookpost-key-purge"
@@ -391,6 +395,9 @@ class Hookpost:
         if self.tasks is not None:
             await self.tasks.stop()  # its task released: the next worker takes it at once
             self.tasks = None
+        if self.alerts is not None:
+            await self.alerts.stop()
+            self.alerts = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

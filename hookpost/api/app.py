@@ -38,6 +38,7 @@ from hookpost.api.permissions import check_declared
 from hookpost.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from hookpost.api.relay import RelayHub
 from hookpost.api.routes import (
+    alert_rules,
     applications,
     attempts,
     authentication,
@@ -68,6 +69,7 @@ ROUTE_MODULES = (
     authentication,
     operational,
     background_tasks,
+    alert_rules,
     health,
     relay,  # hookpost listen's relay (outside the OpenAPI document)
 )

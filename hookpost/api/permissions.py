@@ -92,6 +92,13 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.operational-webhook.endpoint.rotate-secret": P.MANAGE_OPERATIONAL_WEBHOOKS,
     "v1.operational-webhook.endpoint.get-headers": P.MANAGE_OPERATIONAL_WEBHOOKS,
     "v1.operational-webhook.endpoint.set-headers": P.MANAGE_OPERATIONAL_WEBHOOKS,
+    # alert rules and pushed metrics (hookpost extensions, decision 0038)
+    "v1.alert-rule.list": P.READ,
+    "v1.alert-rule.create": P.MANAGE_ENDPOINTS,
+    "v1.alert-rule.get": P.READ,
+    "v1.alert-rule.patch": P.MANAGE_ENDPOINTS,
+    "v1.alert-rule.delete": P.MANAGE_ENDPOINTS,
+    "v1.metric.push": P.CREATE_MESSAGE,
     # health
     "v1.health.get": None,
     "v1.health.head": None,

@@ -7,6 +7,8 @@ from typing import Any
 
 from hookpost.domain.limits import Limits
 from hookpost.domain.retention import RetentionPolicy
+from hookpost.services.alert_evaluator import AlertEvaluator
+from hookpost.services.alert_rules import AlertRuleService
 from hookpost.services.apps import AppService
 from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, now_ms
@@ -39,6 +41,8 @@ class Services:
     operational: OperationalWebhookService
     retention: RetentionService
     tasks: TaskService
+    alert_rules: AlertRuleService
+    alerts: AlertEvaluator
 
     @classmethod
     def build(
@@ -65,20 +69,21 @@ class Services:
             **options,
         )
         metrics = Metrics()
+        messages = MessageService(
+            store,
+            clock,
+            max_payload_bytes,
+            metrics,
+            limits.max_page_content_bytes,
+            strict_catalog=catalog if strict_event_types else None,
+            retention=retention,
+        )
         return cls(
             store=store,
             apps=AppService(store, clock),
             event_types=EventTypeService(store, clock, limits, catalog),
             endpoints=endpoints,
-            messages=MessageService(
-                store,
-                clock,
-                max_payload_bytes,
-                metrics,
-                limits.max_page_content_bytes,
-                strict_catalog=catalog if strict_event_types else None,
-                retention=retention,
-            ),
+            messages=messages,
             tokens=TokenService(store, clock),
             metrics=metrics,
             events=EventBus(),
@@ -87,4 +92,6 @@ class Services:
             operational=OperationalWebhookService(store, endpoints, clock),
             retention=RetentionService(store, retention, clock),
             tasks=TaskService(store, clock),
+            alert_rules=AlertRuleService(store, clock),
+            alerts=AlertEvaluator(store, messages, clock),
         )

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from hookpost.domain.alert_eval import Aggregate
+from hookpost.domain.alerts import AlertRule, RuleState
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -481,6 +483,102 @@ class Tasks(Protocol):
         ...
 
 
+class Alerts(Protocol):
+    """Alert rules (domain.alerts) and what their evaluator keeps: per application a cursor
+    over its messages and a lease, bucketed aggregates per series, pushed-metric samples.
+
+    Every write of an evaluation run is made only if the run's lease still holds the
+    application (checked in the write's transaction): a run that lost it writes nothing.
+    Leases are on the callers' clock, as background tasks' (docs/decisions/0038).
+    """
+
+    async def create_alert_rule(self, rule: AlertRule, state: RuleState, now_ms: int) -> None:
+        """NotFound for an unknown application. The application's cursor is created (at
+        ``now_ms``: earlier messages are never counted) or made due now."""
+        ...
+
+    async def get_alert_rule(self, app_id: str, rule_id: str) -> tuple[AlertRule, RuleState]: ...
+    async def list_alert_rules(
+        self, app_id: str, page: PageRequest
+    ) -> Page[tuple[AlertRule, RuleState]]: ...
+    async def alert_rules_of(self, app_id: str) -> list[tuple[AlertRule, RuleState]]:
+        """Every rule of the application, in id order."""
+        ...
+
+    async def update_alert_rule(self, rule: AlertRule, state: RuleState, now_ms: int) -> None:
+        """Its spec and state (NotFound if gone); the application's cursor is made due now."""
+        ...
+
+    async def delete_alert_rule(self, app_id: str, rule_id: str) -> None: ...
+    async def add_alert_samples(
+        self, app_id: str, samples: Sequence[tuple[str, int, float]]
+    ) -> None:
+        """Pushed-metric samples (name, at, value)."""
+        ...
+
+    async def claim_alert_app(
+        self, lease: str, lease_ms: int, now_ms: int
+    ) -> tuple[str, str] | None:
+        """(app id, cursor) of an application whose run is due and whose lease is free or
+        expired (its deleted ones never): ``lease``'s until ``now_ms + lease_ms``. One claimer
+        at a time gets it, across processes (PostgreSQL: SKIP LOCKED)."""
+        ...
+
+    async def scan_messages(
+        self, app_id: str, after_id: str, before_id: str, limit: int, with_payload: bool
+    ) -> list[tuple[str, str, bytes, int]]:
+        """(id, event type, payload, created_at) of up to ``limit`` messages of the application
+        with after_id < id < before_id, in id order (payloads ``b""`` unless ``with_payload``)."""
+        ...
+
+    async def add_alert_buckets(
+        self,
+        app_id: str,
+        lease: str,
+        cursor: str,
+        deltas: Mapping[tuple[str, int], Aggregate],
+    ) -> bool:
+        """If ``lease`` holds the application: merge each (series, bucket start) aggregate into
+        its bucket and move the cursor to ``cursor``, in one transaction."""
+        ...
+
+    async def alert_buckets(
+        self, app_id: str, series: Sequence[str], since_ms: int
+    ) -> dict[str, dict[int, Aggregate]]:
+        """The buckets of these series starting at or after ``since_ms``."""
+        ...
+
+    async def alert_samples(self, app_id: str, name: str, since_ms: int) -> list[tuple[int, float]]:
+        """(at, value) of the samples of metric ``name`` after ``since_ms``."""
+        ...
+
+    async def alert_digest(
+        self, app_id: str, since_ms: int, until_ms: int
+    ) -> tuple[dict[str, int], list[tuple[str, int]]]:
+        """Of the messages created in [since, until): their counts by event type (the
+        reserved ``hookpost.`` types left out), and per endpoint its deliveries of them that
+        failed, most first."""
+        ...
+
+    async def finish_alert_run(
+        self,
+        app_id: str,
+        lease: str,
+        states: Mapping[str, RuleState],
+        next_run_at: int,
+        now_ms: int,
+        keep_series: Mapping[str, int],
+        keep_samples: Mapping[str, int],
+    ) -> bool:
+        """If ``lease`` holds the application, in one transaction: the rules' states, the next
+        run (``now_ms`` instead if a rule was written during the run), the lease freed; buckets
+        of series not in ``keep_series`` or older than its cutoff deleted, samples likewise
+        (``keep_samples``: name -> cutoff). False, and nothing written, otherwise."""
+        ...
+
+    async def release_alert_app(self, app_id: str, lease: str) -> None: ...
+
+
 class Store(
     Lifecycle,
     Catalog,
@@ -491,6 +589,7 @@ class Store(
     Idempotency,
     Retention,
     Tasks,
+    Alerts,
     Protocol,
 ):
     """Every role: what a backend implements, and what the wiring hands out."""

@@ -263,3 +263,51 @@ background_tasks = Table(
         sqlite_where=text("status = 'running'"),
     ),
 )
+
+# Alert rules (domain.alerts, migration 0021): the rules, each application's evaluator cursor
+# and lease, the bucketed aggregates rules share (per series), and pushed-metric samples.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("app_id", Id, ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON: the rule's API fields
+    Column("state", Text, nullable=False, server_default="{}"),  # JSON: domain.alerts.RuleState
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_alert_rules_app", "app_id", "id"),
+)
+
+alert_cursors = Table(
+    "alert_cursors",
+    metadata,
+    Column("app_id", Id, ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True),
+    Column("cursor", Id, nullable=False),  # the last message id counted into the buckets
+    Column("next_run_at", BigInteger, nullable=False),
+    Column("lease", Text, nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Index("ix_alert_cursors_next_run", "next_run_at"),
+)
+
+alert_buckets = Table(
+    "alert_buckets",
+    metadata,
+    Column("app_id", Id, ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True),
+    Column("series", Text, primary_key=True),
+    Column("start", BigInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("low", Float, nullable=True),
+    Column("high", Float, nullable=True),
+    Column("cells", Text, nullable=True),  # JSON: the p95 sketch's cells, when a rule needs it
+)
+
+alert_samples = Table(
+    "alert_samples",
+    metadata,
+    Column("app_id", Id, ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_alert_samples", "app_id", "name", "at"),
+)

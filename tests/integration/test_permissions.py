@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from hookpost.api.permissions import ROUTE_PERMISSIONS
 from tests.integration.conftest import ServedApi
 from tests.integration.test_api_errors import assert_error
-from tests.integration.test_tenant_isolation import body_for, fill
+from tests.integration.test_tenant_isolation import ALERT_RULE, body_for, fill
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver
 from tests.unit.test_permission_table import KINDS, allowed, route_table
@@ -99,7 +99,10 @@ async def resources(
             return list((await admin.get(path)).json()["data"])
 
         attempt_id = (await eventually(attempts))[0]["id"]
+    rule = await admin.post(f"/api/v1/app/{app_id}/alert-rule", json=ALERT_RULE)
+    assert rule.status_code == 201, rule.text
     return {
+        "rule_id": rule.json()["id"],
         "app_id": app_id,
         "endpoint_id": ep.json()["id"],
         "msg_id": msg.json()["id"],

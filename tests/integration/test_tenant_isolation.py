@@ -108,6 +108,7 @@ class Tenant:
     event_type: str
     token_id: str  # an app-scoped token of the tenant's (not the one the tests use)
     task_id: str  # a background task (a recover of its endpoint)
+    rule_id: str  # an alert rule
 
     def params(self, by_uid: bool = False) -> dict[str, str]:
         return {
@@ -118,6 +119,7 @@ class Tenant:
             "event_type_name": self.event_type,
             "token_id": self.token_id,
             "task_id": self.task_id,
+            "rule_id": self.rule_id,
         }
 
 
@@ -129,6 +131,15 @@ class World:
     b: Tenant
     token_a: str
     operations: list[tuple[str, str, dict[str, Any]]]  # (METHOD, path template, operation)
+
+
+ALERT_RULE = {
+    "name": "too many",
+    "kind": "threshold",
+    "operator": "gt",
+    "value": 10,
+    "windowSeconds": 60,
+}
 
 
 def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
@@ -172,6 +183,9 @@ def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
         "v1.operational-webhook.endpoint.upsert": {"url": receiver.url(f"/ops-{tag}")},
         "v1.operational-webhook.endpoint.rotate-secret": {},
         "v1.operational-webhook.endpoint.set-headers": {"headers": {"X-Ops": tag}},
+        "v1.alert-rule.create": ALERT_RULE,
+        "v1.alert-rule.patch": {"value": 99},
+        "v1.metric.push": {"name": "queue.depth", "value": 3},
     }
     return bodies[operation_id]
 
@@ -247,6 +261,8 @@ async def make_tenant(http: httpx.AsyncClient, receiver: Receiver, name: str) ->
         json={"since": since.isoformat(), "until": until.isoformat()},
     )
     assert task.status_code == 202, task.text
+    rule = await http.post(f"/api/v1/app/{app_id}/alert-rule", json=ALERT_RULE)
+    assert rule.status_code == 201, rule.text
     return Tenant(
         app_id,
         f"tenant-{name}",
@@ -256,6 +272,7 @@ async def make_tenant(http: httpx.AsyncClient, receiver: Receiver, name: str) ->
         event_type,
         token.json()["id"],
         task.json()["id"],
+        rule.json()["id"],
     )
 
 

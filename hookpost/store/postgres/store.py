@@ -24,6 +24,7 @@ from collections.abc import Callable
 import asyncpg
 
 from hookpost.store.postgres import sql
+from hookpost.store.postgres.alerts import PostgresAlerts
 from hookpost.store.postgres.batching import GroupCommit
 from hookpost.store.postgres.catalog import PostgresCatalog
 from hookpost.store.postgres.core import log
@@ -65,6 +66,7 @@ class PostgresStore(
     PostgresIdempotency,
     PostgresRetention,
     PostgresTasks,
+    PostgresAlerts,
 ):
     def __init__(
         self,

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable
 
 from hookpost.store.rows import SecretBox
+from hookpost.store.sqlite.alerts import SqliteAlerts
 from hookpost.store.sqlite.catalog import SqliteCatalog
 from hookpost.store.sqlite.executor import SqliteExecutor
 from hookpost.store.sqlite.idempotency import SqliteIdempotency
@@ -42,6 +43,7 @@ class SqliteStore(
     SqliteIdempotency,
     SqliteRetention,
     SqliteTasks,
+    SqliteAlerts,
 ):
     def __init__(self, path: str, box: SecretBox, *, synchronous: str = "NORMAL") -> None:
         self.path = path
