@@ -133,10 +133,9 @@ async def test_malformed_bodies_and_bad_values_are_422_naming_the_field(
         "query",
         "with_content",
     )
-    assert_invalid(
-        await http.post(msg_path, json={"payload": {}}, headers={"content-type": "text/plain"}),
-        "body",
-    )
+    # A body that is not declared JSON: 415 (tests/integration/test_clear_errors.py).
+    plain = await http.post(msg_path, json={"payload": {}}, headers={"content-type": "text/plain"})
+    assert_error(plain, 415, "unsupported_media_type")
 
     ep_path = f"/api/v1/app/{app_id}/endpoint"
     assert_invalid(await http.post(ep_path, json={"url": "ftp://x"}), "body", "url")
