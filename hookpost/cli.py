@@ -244,7 +244,7 @@ def _run(settings: Settings, coro_fn: Callable[[], Coroutine[Any, Any, None]]) -
         import uvloop
 
         uvloop.run(coro_fn())
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+    except ImportError:  # pragma: no cover - a dependency wherever CPython runs (pyproject)
         asyncio.run(coro_fn())
 
 
