@@ -430,6 +430,12 @@ async def test_sdk_retries_are_deduplicated_by_its_idempotency_key(
 # --------------------------------------------------------------------------- 413
 
 
+def assert_too_large(response: httpx.Response) -> None:
+    """A 413 that quotes the configured limit and names its setting (not the body cap)."""
+    detail = assert_error(response, 413, "payload_too_large")["detail"]
+    assert f"{MAX_PAYLOAD} bytes" in detail and "HOOKPOST_MAX_PAYLOAD_BYTES" in detail, detail
+
+
 async def test_oversized_payloads_are_413(http: httpx.AsyncClient, app_id: str) -> None:
     path = f"/api/v1/app/{app_id}/msg"
     fits = await http.post(path, json={"eventType": "a.b", "payload": {"x": "y" * 1000}})
@@ -437,16 +443,16 @@ async def test_oversized_payloads_are_413(http: httpx.AsyncClient, app_id: str) 
 
     # Payload over the limit, body within the envelope allowance: refused after parsing.
     over = await http.post(path, json={"eventType": "a.b", "payload": {"x": "y" * MAX_PAYLOAD}})
-    assert_error(over, 413, "payload_too_large")
+    assert_too_large(over)
     # Through the FastAPI route as well.
     over_slow = await http.post(
         path + "?with_content=yes", json={"eventType": "a.b", "payload": {"x": "y" * MAX_PAYLOAD}}
     )
-    assert_error(over_slow, 413, "payload_too_large")
+    assert_too_large(over_slow)
 
     # A body far over the cap: refused from Content-Length, before it is read.
     huge = {"eventType": "a.b", "payload": {"x": "y" * (MAX_PAYLOAD + 128 * 1024)}}
-    assert_error(await http.post(path, json=huge), 413, "payload_too_large")
+    assert_too_large(await http.post(path, json=huge))
 
     # Chunked (no Content-Length): refused while streaming in.
     async def chunks() -> AsyncIterator[bytes]:
@@ -456,7 +462,7 @@ async def test_oversized_payloads_are_413(http: httpx.AsyncClient, app_id: str) 
         yield b'"}}'
 
     streamed = await http.post(path, content=chunks(), headers={"content-type": "application/json"})
-    assert_error(streamed, 413, "payload_too_large")
+    assert_too_large(streamed)
     assert len((await http.get(path)).json()["data"]) == 1
 
 

@@ -1,29 +1,13 @@
 """The errors a new user meets first say what is wrong (issue 24): a body without a JSON content
-type is a 415 that says so, and a 413 quotes the configured limit and the setting's name."""
+type is a 415 that says so. (Every 413 quoting the configured limit and its setting:
+test_api_errors.py's ``test_oversized_payloads_are_413``.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
-from tests.integration.test_api_harness import ApiServer, running_api
-
-MAX_PAYLOAD = 4096
-SETTING = "HOOKPOST_MAX_PAYLOAD_BYTES"
-
-
-@pytest.fixture
-async def api(fresh_sqlite_url: str) -> AsyncIterator[ApiServer]:
-    async with running_api(fresh_sqlite_url, max_payload_bytes=MAX_PAYLOAD) as server:
-        yield server
-
-
-@pytest.fixture
-async def http(api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with api.http() as client:
-        yield client
+# The same server as the error-shape tests.
+from tests.integration.test_api_errors import api, http  # noqa: F401
 
 
 def assert_not_json(response: httpx.Response, named: str) -> None:
@@ -65,7 +49,7 @@ async def test_a_body_without_a_json_content_type_is_a_415_that_says_so(
         assert sent.status_code == 202, (content_type, sent.text)
 
 
-async def test_a_post_without_a_body_needs_no_content_type(http: httpx.AsyncClient) -> None:
+async def test_an_empty_body_is_not_refused_for_its_content_type(http: httpx.AsyncClient) -> None:
     await http.post("/api/v1/app", json={"name": "Acme", "uid": "acme"})
     endpoint = await http.post("/api/v1/app/acme/endpoint", json={"url": "http://127.0.0.1:9/x"})
     assert endpoint.status_code == 201, endpoint.text
@@ -74,32 +58,3 @@ async def test_a_post_without_a_body_needs_no_content_type(http: httpx.AsyncClie
     empty = await http.post(rotate)
     assert empty.status_code == 422, empty.text
     assert empty.json()["detail"][0]["loc"][0] == "body"
-
-
-def assert_too_large(response: httpx.Response) -> None:
-    assert response.status_code == 413, response.text
-    body = response.json()
-    assert body["code"] == "payload_too_large"
-    assert f"{MAX_PAYLOAD} bytes" in body["detail"] and SETTING in body["detail"], body
-
-
-async def test_every_413_quotes_the_configured_limit_and_names_the_setting(
-    http: httpx.AsyncClient,
-) -> None:
-    await http.post("/api/v1/app", json={"name": "Acme", "uid": "acme"})
-    path = "/api/v1/app/acme/msg"
-    over = {"eventType": "a.b", "payload": {"x": "y" * MAX_PAYLOAD}}
-    assert_too_large(await http.post(path, json=over))  # front door, after parsing
-    assert_too_large(await http.post(path + "?with_content=yes", json=over))  # FastAPI's route
-    # Far over: refused from Content-Length, before the body is read.
-    huge = {"eventType": "a.b", "payload": {"x": "y" * (MAX_PAYLOAD + 128 * 1024)}}
-    assert_too_large(await http.post(path, json=huge))
-
-    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
-        yield b'{"eventType": "a.b", "payload": {"x": "'
-        for _ in range(40):
-            yield b"y" * 4096
-        yield b'"}}'
-
-    streamed = await http.post(path, content=chunks(), headers={"content-type": "application/json"})
-    assert_too_large(streamed)
