@@ -37,8 +37,14 @@ def uv() -> Path:
 
 
 def run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run a command (in an environment without this venv or PYTHONPATH); its stdout."""
     done = subprocess.run(
-        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [str(a) for a in args],
+        cwd=cwd,
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done.stdout
