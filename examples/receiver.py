@@ -40,7 +40,7 @@ def check(secret: str, body: bytes, headers: dict[str, str]) -> tuple[Any, list[
 
 def handler_for(secret: str, seen: SeenIds) -> type[BaseHTTPRequestHandler]:
     class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_POST(self) -> None:  # the standard library's name
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             headers = dict(self.headers.items())
             webhook_id = self.headers.get("webhook-id", "?")

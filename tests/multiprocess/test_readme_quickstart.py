@@ -116,8 +116,10 @@ def test_the_readme_quickstart_runs_as_written_and_its_delivery_verifies(tmp_pat
         assert not (venv / "pytest").exists(), "make run installed the dev tools"
         # The receiver's second check, with the reference library (not in the runtime lock).
         subprocess.run(
-            [venv / "uv", "pip", "install", "-q", "--python", venv / "python"]
-            + [f"standardwebhooks=={dev_lock_pin('standardwebhooks')}"],
+            [
+                *(venv / "uv", "pip", "install", "-q", "--python", venv / "python"),
+                f"standardwebhooks=={dev_lock_pin('standardwebhooks')}",
+            ],
             check=True,
             timeout=120,
         )

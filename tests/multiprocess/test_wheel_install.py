@@ -8,6 +8,7 @@ own dependencies need: no extra). The Dockerfile's health check runs against it 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -61,14 +62,41 @@ def healthcheck_command() -> list[str]:
 def build_wheel(tmp_path: Path) -> Path:
     source = checkout_copy(tmp_path / "src")
     out = tmp_path / "dist"
-    run(uv(), "build", "--wheel", "--python", sys.executable, "--out-dir", out, source, cwd=tmp_path)
+    run(
+        uv(), "build", "--wheel", "--python", sys.executable, "--out-dir", out, source, cwd=tmp_path
+    )
     (wheel,) = (tmp_path / "dist").glob("hookpost-*.whl")
     return wheel
 
 
-async def test_the_wheel_installs_serves_and_delivers_without_the_source_tree(
-    tmp_path: Path,
-) -> None:
+async def deliver_one(port: int) -> None:
+    """Through the API: an application, an endpoint on a loopback receiver, a message; the
+    request that arrives verifies with ``standardwebhooks``."""
+    receiver = await Receiver().start()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as api:
+            created = await api.post("/api/v1/app", json={"name": "Wheel", "uid": "wheel"})
+            assert created.status_code == 201, created.text
+            endpoint = await api.post(
+                "/api/v1/app/wheel/endpoint", json={"url": receiver.url("/hook"), "uid": "hook"}
+            )
+            assert endpoint.status_code == 201, endpoint.text
+            secret = (await api.get("/api/v1/app/wheel/endpoint/hook/secret")).json()["key"]
+            payload = {"id": "inv_1", "amount": 4200}
+            sent = await api.post(
+                "/api/v1/app/wheel/msg", json={"eventType": "invoice.paid", "payload": payload}
+            )
+            assert sent.status_code == 202, sent.text
+        await receiver.wait_for(1, "/hook", timeout=30)
+        (request,) = receiver.on("/hook")
+        assert request.webhook_id == sent.json()["id"]
+        assert Webhook(secret).verify(request.body, request.headers) == payload
+    finally:
+        await receiver.stop()
+
+
+def test_the_wheel_installs_serves_and_delivers_without_the_source_tree(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path)
     inside = set(zipfile.ZipFile(wheel).namelist())
     package_files = [f for f in tracked_files() if f.startswith("hookpost/")]
@@ -98,7 +126,8 @@ async def test_the_wheel_installs_serves_and_delivers_without_the_source_tree(
         timeout=60,
     )
     assert refused.returncode == 2, refused
-    assert "pip install 'hookpost[postgres]'" in refused.stderr and "Traceback" not in refused.stderr
+    assert "pip install 'hookpost[postgres]'" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr
 
     port = free_port()
     env = clean_env(
@@ -108,39 +137,19 @@ async def test_the_wheel_installs_serves_and_delivers_without_the_source_tree(
         HOOKPOST_ALLOW_SUBNETS="127.0.0.0/8",
         PYTHONUNBUFFERED="1",
     )
+    health_env = {**env, "HOOKPOST_HEALTHCHECK_URL": f"http://127.0.0.1:{port}/api/v1/health"}
+    check = healthcheck_command()
+    assert check[0] == "python"
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(
             [hookpost, "serve"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    receiver = await Receiver().start()
     try:
         wait_healthy(port, server, log, timeout=60)
-        health_env = {**env, "HOOKPOST_HEALTHCHECK_URL": f"http://127.0.0.1:{port}/api/v1/health"}
-        check = healthcheck_command()
-        assert check[0] == "python"
-        run(python, *check[1:], cwd=workdir, env=health_env)
-
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as api:
-            created = await api.post("/api/v1/app", json={"name": "Wheel", "uid": "wheel"})
-            assert created.status_code == 201, created.text
-            endpoint = await api.post(
-                "/api/v1/app/wheel/endpoint", json={"url": receiver.url("/hook"), "uid": "hook"}
-            )
-            assert endpoint.status_code == 201, endpoint.text
-            secret = (await api.get("/api/v1/app/wheel/endpoint/hook/secret")).json()["key"]
-            payload = {"id": "inv_1", "amount": 4200}
-            sent = await api.post(
-                "/api/v1/app/wheel/msg", json={"eventType": "invoice.paid", "payload": payload}
-            )
-            assert sent.status_code == 202, sent.text
-        await receiver.wait_for(1, "/hook", timeout=30)
-        (request,) = receiver.on("/hook")
-        assert request.webhook_id == sent.json()["id"]
-        assert Webhook(secret).verify(request.body, request.headers) == payload
+        run(python, *check[1:], cwd=workdir, env=health_env)  # the Dockerfile's health check
+        asyncio.run(deliver_one(port))
     finally:
-        await receiver.stop()
         code = stop(server, signal.SIGTERM)
     assert code == 0, log.read_text()
     # The health check fails once the server is gone.

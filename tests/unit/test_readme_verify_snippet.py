@@ -44,5 +44,5 @@ def test_every_library_in_the_snippet_gives_the_payload() -> None:
 
 
 def test_the_snippet_refuses_a_forged_body() -> None:
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         exec(snippet(), request(b'{"id":"inv_2"}', signed_body=b'{"id":"inv_1"}'))
