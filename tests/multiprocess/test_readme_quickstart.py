@@ -4,7 +4,8 @@ The blocks are read from README.md and run by bash in a copy of the checkout, as
 pastes them into three terminals: ``make run`` (which creates the venv with the runtime only),
 the receiver's terminal (an application, an endpoint, its secret, examples/receiver.py), the
 sender's. Then the Svix SDK block, twice (it must hold when run again). The only change made to
-the text: the ports (8071, 9999) become free ones, so that parallel runs do not collide.
+the text: the ports (8071, 9999) become free ones, so that parallel runs do not collide (the
+server's through HOOKPOST_PORT, which `make run` reads).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def test_the_readme_quickstart_runs_as_written_and_its_delivery_verifies(tmp_pat
     checkout = checkout_copy(tmp_path / "hookpost")
     env = clean_env()
     server_log, receiver_log = tmp_path / "terminal1.log", tmp_path / "terminal2.log"
-    server = start(here(server_block), checkout, env, server_log)
+    # make run serves on HOOKPOST_PORT (8071 by default): the free port instead.
+    server = start(here(server_block), checkout, {**env, "HOOKPOST_PORT": str(port)}, server_log)
     receiver = None
     try:
         wait_healthy(port, server, server_log, timeout=400)  # includes creating the venv
@@ -125,7 +127,8 @@ def test_the_readme_quickstart_runs_as_written_and_its_delivery_verifies(tmp_pat
         )
 
         receiver = start(here(receiver_block), checkout, env, receiver_log)
-        wait_for_line(receiver_log, receiver, lambda s: s.startswith("receiver on http"), 60)
+        # (after the curl answers, which end without a newline)
+        wait_for_line(receiver_log, receiver, lambda s: "receiver on http://" in s, 60)
 
         sent = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", here(sender_block)],

@@ -30,11 +30,10 @@ def checkout_copy(dest: Path) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without hookpost's settings or this venv: as a new shell."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HOOKPOST_", "VIRTUAL_ENV", "PYTHON"))
-    }
+    """This process's environment without hookpost's settings, this venv, or the variables of
+    a `make test` above this process (make exports its ARGS, and MAKEFLAGS): as a new
+    shell has it."""
+    dropped = ("HOOKPOST_", "VIRTUAL_ENV", "PYTHON", "MAKE", "MFLAGS", "ARGS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(extra)
     return env
