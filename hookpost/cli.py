@@ -29,6 +29,7 @@ from hookpost.settings import Settings
 from hookpost.wiring import (
     ConfigError,
     Hookpost,
+    address_policy,
     migrate_database,
     new_main_key,
     tune_process_for,
@@ -84,6 +85,7 @@ def _banner(
         host, port = metrics.address
         lines.append(f"  metrics:   http://{host}:{port}/metrics")
     lines.append(f"  database:  {_redact(settings.database_url)}")
+    lines.append(_receivers_line(settings))
     if token is not None:
         lines.append(f"  admin token (shown once, store it now): {token}")
     else:
@@ -94,6 +96,20 @@ def _banner(
         "(`hookpost token list` / `revoke` retire the old one)"
     )
     print("\n".join(lines), flush=True)
+
+
+def _receivers_line(settings: Settings) -> str:
+    """What the SSRF guard lets the worker reach: a new user's local receiver is refused."""
+    if not settings.ssrf_guard:
+        return "  receivers: any address (the SSRF guard is off: HOOKPOST_SSRF_GUARD=0)"
+    allowed = settings.allow_subnets.strip()
+    if address_policy(settings).is_allowed_by_list("127.0.0.1"):
+        return f"  receivers: public addresses and HOOKPOST_ALLOW_SUBNETS={allowed}"
+    also = f" and HOOKPOST_ALLOW_SUBNETS={allowed}" if allowed else ""
+    return (
+        f"  receivers: public addresses{also}; localhost and other private addresses are "
+        "refused until HOOKPOST_ALLOW_SUBNETS allows them (e.g. 127.0.0.0/8)"
+    )
 
 
 def _redact(url: str) -> str:
@@ -231,7 +247,7 @@ def _run(settings: Settings, coro_fn: Callable[[], Coroutine[Any, Any, None]]) -
         import uvloop
 
         uvloop.run(coro_fn())
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+    except ImportError:  # pragma: no cover - a dependency wherever CPython runs (pyproject)
         asyncio.run(coro_fn())
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import time
@@ -63,7 +64,15 @@ def is_postgres(database_url: str) -> bool:
 
 
 def check_database_url(database_url: str) -> None:
-    if sqlite_path(database_url) or is_postgres(database_url):
+    if sqlite_path(database_url):
+        return
+    if is_postgres(database_url):
+        # asyncpg is the `postgres` extra: SQLite-only installs do not have it.
+        if importlib.util.find_spec("asyncpg") is None:
+            raise ConfigError(
+                "a postgresql:// database needs the PostgreSQL driver, which is not installed: "
+                "pip install 'hookpost[postgres]'"
+            )
         return
     raise ConfigError(
         f"unsupported database URL {database_url!r}: use sqlite:///path/to/file.db "

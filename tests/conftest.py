@@ -378,11 +378,24 @@ class PostgresPolicy:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     # A tryfirst wrapper is the outermost one, so the banner comes after pytest's own
-    # "short test summary info" and just before the final "N passed, ..." line.
+    # "short test summary info" and just before the final "N passed, ..." line. The skipped
+    # PostgreSQL tests are out of the reporter's list while it writes that summary (-ra would
+    # print one SKIPPED line each), and back in it for the final counts.
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
-        yield
+        skipped: list[Any] = terminalreporter.stats.get("skipped", [])
+        ours = {id(r) for r in skipped if self._is_postgres_skip(r)}
+        if ours:
+            terminalreporter.stats["skipped"] = [r for r in skipped if id(r) not in ours]
+        try:
+            yield
+        finally:
+            if ours:
+                terminalreporter.stats["skipped"] = skipped
         self._banner(terminalreporter)
+
+    def _is_postgres_skip(self, report: Any) -> bool:
+        return bool(getattr(report, "hookpost_postgres", False)) or report.nodeid in self.skipped
 
     def _banner(self, tr: Any) -> None:
         required = require_postgres()

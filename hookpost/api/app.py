@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hookpost import dashboard
 from hookpost.api import metrics
 from hookpost.api.asgi import scope_header
-from hookpost.api.errors import error_response, install_error_handlers
+from hookpost.api.errors import error_response, install_error_handlers, payload_too_large_detail
 from hookpost.api.guards import without_idempotency_key
 from hookpost.api.idempotency import IdempotencyMiddleware
 from hookpost.api.observe import RequestObserver
@@ -181,7 +181,9 @@ def _build(settings: Settings, lifespan: Any = None) -> FastAPI:
     app.add_middleware(
         IdempotencyMiddleware, app_state=app.state, render_sent=messages.render_sent_for
     )
-    app.add_middleware(BodyLimitMiddleware, limit=body_limit)
+    app.add_middleware(
+        BodyLimitMiddleware, limit=body_limit, payload_limit=settings.max_payload_bytes
+    )
     if settings.api_rate_limit > 0:
         app.state.rate_limiter = TokenBuckets(settings.api_rate_limit)
         app.add_middleware(RateLimitMiddleware, app_state=app.state)
@@ -255,18 +257,20 @@ def _attach(app: FastAPI, hp: Runtime) -> None:
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is over the {limit}-byte limit")
+    def __init__(self, payload_limit: int) -> None:
+        super().__init__(413, payload_too_large_detail(payload_limit))
 
 
 class BodyLimitMiddleware:
     """Refuse request bodies over ``limit`` bytes with 413 ``payload_too_large`` before they
     are parsed: by ``Content-Length`` up front, and by counting the bytes as they stream in
-    (chunked uploads)."""
+    (chunked uploads). ``limit`` is the payload limit plus the envelope's allowance; the
+    answer quotes ``payload_limit``, the setting the operator knows."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, payload_limit: int) -> None:
         self.app = app
         self.limit = limit
+        self.payload_limit = payload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -283,7 +287,7 @@ class BodyLimitMiddleware:
                 response = error_response(
                     413,
                     "payload_too_large",
-                    f"the request body is over the {limit}-byte limit",
+                    payload_too_large_detail(self.payload_limit),
                     {"Connection": "close"},
                 )
                 await response(scope, receive, send)
@@ -296,7 +300,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(self.payload_limit)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -92,8 +92,27 @@ def conflict(detail: str) -> ApiError:
     return ApiError(409, "conflict", detail)
 
 
-def payload_too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"the request body is over the {limit}-byte limit")
+def payload_too_large_detail(payload_limit: int) -> str:
+    """The 413's detail: the configured limit, and the setting that sets it."""
+    return (
+        f"the message payload is over the limit of {payload_limit} bytes "
+        "(HOOKPOST_MAX_PAYLOAD_BYTES, the server's setting)"
+    )
+
+
+def payload_too_large(payload_limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", payload_too_large_detail(payload_limit))
+
+
+def not_json(content_type: str | None) -> ApiError:
+    """415 for a body that is not declared JSON (curl's ``-d`` alone sends a form type)."""
+    got = f"content-type {content_type[:100]!r}" if content_type else "no content-type"
+    return ApiError(
+        415,
+        "unsupported_media_type",
+        f"the request body must be JSON, sent with content-type: application/json "
+        f"(this request has {got})",
+    )
 
 
 def error_response(

@@ -1,4 +1,5 @@
-"""Error shapes, authentication and tenancy, idempotency keys and the request-size cap."""
+"""Error shapes, authentication and tenancy, idempotency keys, content types and the request-size
+cap."""
 
 from __future__ import annotations
 
@@ -133,10 +134,9 @@ async def test_malformed_bodies_and_bad_values_are_422_naming_the_field(
         "query",
         "with_content",
     )
-    assert_invalid(
-        await http.post(msg_path, json={"payload": {}}, headers={"content-type": "text/plain"}),
-        "body",
-    )
+    # A body that is not declared JSON: 415 (below).
+    plain = await http.post(msg_path, json={"payload": {}}, headers={"content-type": "text/plain"})
+    assert_error(plain, 415, "unsupported_media_type")
 
     ep_path = f"/api/v1/app/{app_id}/endpoint"
     assert_invalid(await http.post(ep_path, json={"url": "ftp://x"}), "body", "url")
@@ -157,6 +157,63 @@ async def test_malformed_bodies_and_bad_values_are_422_naming_the_field(
     assert_invalid(await http.post("/api/v1/app", json={"name": "x", "uid": "a b"}), "body", "uid")
     assert_invalid(await http.patch(f"/api/v1/app/{app_id}", json={"name": None}), "body", "name")
     assert_invalid(await http.get("/api/v1/app/bad%20id"), "path", "app_id")
+
+
+# --------------------------------------------------------------------------- 415
+
+
+def assert_not_json(response: httpx.Response, named: str) -> None:
+    assert response.status_code == 415, response.text
+    body = response.json()
+    assert body["code"] == "unsupported_media_type", body
+    assert "must be JSON" in body["detail"] and "content-type: application/json" in body["detail"]
+    assert named in body["detail"], body
+    assert "valid dictionary" not in response.text
+
+
+async def test_a_body_without_a_json_content_type_is_a_415_that_says_so(
+    http: httpx.AsyncClient,
+) -> None:
+    body = b'{"name": "Acme", "uid": "acme"}'
+    # httpx sends no content-type for raw bytes; curl's -d alone sends a form's.
+    assert_not_json(await http.post("/api/v1/app", content=body), "no content-type")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    assert_not_json(
+        await http.post("/api/v1/app", content=body, headers=form),
+        "'application/x-www-form-urlencoded'",
+    )
+    assert (await http.get("/api/v1/app")).json()["data"] == []  # nothing was created
+
+    created = await http.post(
+        "/api/v1/app", content=body, headers={"content-type": "application/json"}
+    )
+    assert created.status_code == 201, created.text
+    # The message route too, whichever way a request reaches it (front door or FastAPI's).
+    message = b'{"eventType": "a.b", "payload": {}}'
+    assert_not_json(await http.post("/api/v1/app/acme/msg", content=message), "no content-type")
+    assert_not_json(
+        await http.post(
+            "/api/v1/app/acme/msg", content=message, headers={"content-type": "text/plain"}
+        ),
+        "'text/plain'",
+    )
+    # JSON spelled otherwise is JSON.
+    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        sent = await http.post(
+            "/api/v1/app/acme/msg", content=message, headers={"content-type": content_type}
+        )
+        assert sent.status_code == 202, (content_type, sent.text)
+
+
+async def test_an_empty_body_is_not_refused_for_its_content_type(http: httpx.AsyncClient) -> None:
+    await http.post("/api/v1/app", json={"name": "Acme", "uid": "acme"})
+    endpoint = await http.post("/api/v1/app/acme/endpoint", json={"url": "http://127.0.0.1:9/x"})
+    assert endpoint.status_code == 201, endpoint.text
+    # A route whose body is required: no body is a 422 on the body, not a 415.
+    rotate = f"/api/v1/app/acme/endpoint/{endpoint.json()['id']}/secret/rotate"
+    empty = await http.post(rotate)
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["detail"][0]["loc"][0] == "body"
 
 
 async def test_query_parameters_are_validated(http: httpx.AsyncClient, app_id: str) -> None:
@@ -431,6 +488,12 @@ async def test_sdk_retries_are_deduplicated_by_its_idempotency_key(
 # --------------------------------------------------------------------------- 413
 
 
+def assert_too_large(response: httpx.Response) -> None:
+    """A 413 that quotes the configured limit and names its setting (not the body cap)."""
+    detail = assert_error(response, 413, "payload_too_large")["detail"]
+    assert f"{MAX_PAYLOAD} bytes" in detail and "HOOKPOST_MAX_PAYLOAD_BYTES" in detail, detail
+
+
 async def test_oversized_payloads_are_413(http: httpx.AsyncClient, app_id: str) -> None:
     path = f"/api/v1/app/{app_id}/msg"
     fits = await http.post(path, json={"eventType": "a.b", "payload": {"x": "y" * 1000}})
@@ -438,16 +501,16 @@ async def test_oversized_payloads_are_413(http: httpx.AsyncClient, app_id: str) 
 
     # Payload over the limit, body within the envelope allowance: refused after parsing.
     over = await http.post(path, json={"eventType": "a.b", "payload": {"x": "y" * MAX_PAYLOAD}})
-    assert_error(over, 413, "payload_too_large")
+    assert_too_large(over)
     # Through the FastAPI route as well.
     over_slow = await http.post(
         path + "?with_content=yes", json={"eventType": "a.b", "payload": {"x": "y" * MAX_PAYLOAD}}
     )
-    assert_error(over_slow, 413, "payload_too_large")
+    assert_too_large(over_slow)
 
     # A body far over the cap: refused from Content-Length, before it is read.
     huge = {"eventType": "a.b", "payload": {"x": "y" * (MAX_PAYLOAD + 128 * 1024)}}
-    assert_error(await http.post(path, json=huge), 413, "payload_too_large")
+    assert_too_large(await http.post(path, json=huge))
 
     # Chunked (no Content-Length): refused while streaming in.
     async def chunks() -> AsyncIterator[bytes]:
@@ -457,7 +520,7 @@ async def test_oversized_payloads_are_413(http: httpx.AsyncClient, app_id: str) 
         yield b'"}}'
 
     streamed = await http.post(path, content=chunks(), headers={"content-type": "application/json"})
-    assert_error(streamed, 413, "payload_too_large")
+    assert_too_large(streamed)
     assert len((await http.get(path)).json()["data"]) == 1
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ROOT, hookpost_env, spawn, stop
+from tests.support.processes import hookpost_env, spawn, stop
 
 pytestmark = pytest.mark.slow
 
@@ -146,45 +144,3 @@ def test_a_lease_shorter_than_a_request_is_refused(tmp_path: Path):
         assert "HOOKPOST_LEASE_S=20" in result.stderr, result.stderr
         assert "HOOKPOST_REQUEST_TIMEOUT_S=15" in result.stderr, result.stderr
         assert "at least 22.5" in result.stderr and "Traceback" not in result.stderr
-
-
-def _checkout_copy(dest: Path) -> None:
-    """The files a fresh clone would have (tracked + untracked-but-not-ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for raw in filter(None, listed):
-        src = ROOT / raw.decode()
-        if src.is_file():
-            target = dest / raw.decode()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
-
-
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_readme_run_command_from_a_fresh_checkout(tmp_path: Path):
-    """`make run` on a fresh checkout installs everything and serves on SQLite."""
-    checkout = tmp_path / "hookpost"
-    _checkout_copy(checkout)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKPOST_", "VIRTUAL_ENV"))}
-    env["HOOKPOST_PORT"] = str(port)
-    log = tmp_path / "make-run.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["make", "run"],
-            cwd=checkout,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_healthy(port, proc, log, timeout=300)  # includes creating the venv
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-    assert (checkout / "hookpost.db").exists()

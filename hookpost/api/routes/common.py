@@ -14,7 +14,13 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from hookpost.api.auth import Authenticator, authenticate, bearer_token, check_app_access
-from hookpost.api.errors import ValidationFailure, forbidden, not_found, validation_item
+from hookpost.api.errors import (
+    ValidationFailure,
+    forbidden,
+    not_found,
+    not_json,
+    validation_item,
+)
 from hookpost.api.fields import MAX_EVENT_TYPES
 from hookpost.api.mapping import to_ms
 from hookpost.api.permissions import route_permission
@@ -233,15 +239,31 @@ class StrictJsonRequest(Request):
         return self._json
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``: what FastAPI parses as JSON."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 class StrictJsonRoute(APIRoute):
     """Route class of every router: bodies are parsed by :func:`decode_json`, so a body that
-    is not strict JSON is a 422 ``json_invalid`` located at ``["body", <offset>]``."""
+    is not strict JSON is a 422 ``json_invalid`` located at ``["body", <offset>]``. A body
+    sent without a JSON content type is a 415 that says so (FastAPI would validate its bytes
+    as the model: "Input should be a valid dictionary")."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        takes_body = self.body_field is not None
 
         async def strict_json_handler(request: Request) -> Response:
-            return await handler(StrictJsonRequest(request.scope, request.receive))
+            strict = StrictJsonRequest(request.scope, request.receive)
+            if takes_body:
+                content_type = strict.headers.get("content-type")
+                if not is_json_media_type(content_type or "") and await strict.body():
+                    raise not_json(content_type)
+            return await handler(strict)
 
         return strict_json_handler
 

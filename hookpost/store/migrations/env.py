@@ -11,7 +11,6 @@ import asyncio
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from hookpost.store.schema import metadata
 
@@ -40,6 +39,9 @@ def _run_postgres(connection: Connection) -> None:
 
 
 async def _online_async(url: str) -> None:
+    # Here, not at the top: SQLAlchemy's asyncio layer is the `postgres` extra's (greenlet).
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
