@@ -497,7 +497,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # a database that cannot be opened: one line, not a traceback
-        problem = database_problem(exc, _database_url(args))
+        opens_database = hasattr(args, "db")  # the commands with --db
+        problem = database_problem(exc, _database_url(args)) if opens_database else None
         if problem is None:
             raise
         print(f"hookpost: {problem}", file=sys.stderr)

@@ -322,13 +322,15 @@ def _postgres_problem(error: BaseException, url: str) -> str | None:
 
     parts = urlsplit(url)
     host = parts.hostname or "the local socket"
-    where = f"{host}:{parts.port or 5432}" if parts.hostname else host
+    port = parts.port or 5432
+    where = f"{host}:{port}" if parts.hostname else host
+    server = f"-h {host} -p {port} " if parts.hostname else ""
     name = unquote(parts.path.lstrip("/")) or parts.username or "postgres"
     user = parts.username or "postgres"
     fix_url = "fix HOOKPOST_DATABASE_URL (or --db)"
     if isinstance(error, asyncpg.InvalidCatalogNameError):
         return (
-            f'PostgreSQL at {where} has no database "{name}": create it (`createdb -h {host} '
+            f'PostgreSQL at {where} has no database "{name}": create it (`createdb {server}'
             f"-U {user} {name}`), or {fix_url}; `hookpost migrate` then creates the schema"
         )
     if isinstance(
