@@ -76,14 +76,10 @@ async def check_database(settings: Settings) -> tuple[Check, Database]:
         return Check("database", FAIL, str(exc)), db
     shown = redact(url)
     path = sqlite_path(url)
-    if path is not None and not os.path.exists(path):
-        parent = Path(path).resolve().parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            why = "does not exist" if not parent.is_dir() else "is not writable"
-            fix = "create it, or point HOOKPOST_DATABASE_URL (or --db) elsewhere"
-            return Check("database", FAIL, f"{shown}: its directory {parent} {why}", fix), db
-        db.ok, db.revisions = True, []
-        return Check("database", OK, f"{shown} does not exist yet (created on first start)"), db
+    if path is not None and (missing := sqlite_file_missing(path, shown)) is not None:
+        if missing.status == OK:
+            db.ok, db.revisions = True, []
+        return missing, db
     try:
         if path is None:
             db.skew_s = await postgres_skew(url)
@@ -96,6 +92,18 @@ async def check_database(settings: Settings) -> tuple[Check, Database]:
         return Check("database", FAIL, problem), db
     db.ok = True
     return Check("database", OK, f"{shown} answers"), db
+
+
+def sqlite_file_missing(path: str, shown: str) -> Check | None:
+    """The check of a SQLite file that does not exist yet (None when it does)."""
+    if os.path.exists(path):
+        return None
+    parent = Path(path).resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        why = "does not exist" if not parent.is_dir() else "is not writable"
+        fix = "create it, or point HOOKPOST_DATABASE_URL (or --db) elsewhere"
+        return Check("database", FAIL, f"{shown}: its directory {parent} {why}", fix)
+    return Check("database", OK, f"{shown} does not exist yet (created on first start)")
 
 
 async def postgres_skew(url: str) -> float:
@@ -155,19 +163,10 @@ async def check_main_key(settings: Settings, db: Database) -> Check:
             keygen,
         )
     else:
-        key_file = Path(f"{path}.key")
-        source = f"the key file {key_file}"
-        if not key_file.exists():
-            return Check("main key", OK, f"{key_file} is generated on first start")
-        try:
-            key = parse_main_key(key_file.read_text())
-        except (OSError, ValueError) as exc:
-            return Check(
-                "main key",
-                FAIL,
-                f"{key_file}: {exc}",
-                "restore the key file from a backup (the secrets it sealed need it)",
-            )
+        found = key_file_key(Path(f"{path}.key"))
+        if isinstance(found, Check):
+            return found
+        key, source = found
     if not db.ok or db.revisions != [HEAD_REVISION]:
         return Check("main key", OK, f"from {source} (not tried on the database's secrets)")
     problem = await sealed_secrets_problem(settings, key)
@@ -179,6 +178,21 @@ async def check_main_key(settings: Settings, db: Database) -> Check:
             "use the key that sealed this database's secrets (the other processes' one)",
         )
     return Check("main key", OK, f"from {source}; opens this database's secrets")
+
+
+def key_file_key(key_file: Path) -> Check | tuple[bytes, str]:
+    """The SQLite key file's key and where it came from; or the check that ends there."""
+    if not key_file.exists():
+        return Check("main key", OK, f"{key_file} is generated on first start")
+    try:
+        return parse_main_key(key_file.read_text()), f"the key file {key_file}"
+    except (OSError, ValueError) as exc:
+        return Check(
+            "main key",
+            FAIL,
+            f"{key_file}: {exc}",
+            "restore the key file from a backup (the secrets it sealed need it)",
+        )
 
 
 async def sealed_secrets_problem(settings: Settings, key: bytes) -> str | None:
@@ -361,8 +375,7 @@ def _postgres_problem(error: BaseException, url: str) -> str | None:
 def _sqlite_problem(error: BaseException, path: str) -> str | None:
     fix = "check that the directory exists and that this user may write there, or fix "
     fix += "HOOKPOST_DATABASE_URL (or --db)"
-    named = str(getattr(error, "filename", None) or "")
-    if isinstance(error, OSError) and named and (named.startswith(path) or path.startswith(named)):
+    if isinstance(error, OSError) and _names(error.filename, path):
         return f"cannot open the SQLite database {path} ({error.strerror}): {fix}"
     if isinstance(error, sqlite3.DatabaseError):
         text = str(error)
@@ -371,6 +384,15 @@ def _sqlite_problem(error: BaseException, path: str) -> str | None:
         if "not a database" in text:
             return f"{path} is not a SQLite database ({text}): {fix}"
     return None
+
+
+def _names(filename: object, path: str) -> bool:
+    """Whether an OSError's ``filename`` is the database file, or a directory above it (or a
+    file beside it: its key file, its lock file)."""
+    if not isinstance(filename, str) or not filename:
+        return False
+    named, full = Path(os.path.abspath(filename)), Path(os.path.abspath(path))
+    return str(named).startswith(str(full)) or named in full.parents
 
 
 def redact(url: str) -> str:

@@ -117,20 +117,26 @@ def line(a: dict[str, Any]) -> str:
 
 
 class Follower:
-    """What ``tail`` has seen: each endpoint's newest attempt time, and the ids printed."""
+    """What ``tail`` has seen, per endpoint: the newest attempt's time, and the ids printed
+    within the margin (older ones are never asked for again)."""
 
     def __init__(self, lists: AttemptLists) -> None:
         self.lists = lists
         self.newest_ms: dict[str, int | None] = {}
-        self.seen: dict[str, int] = {}  # attempt id -> its time (ms)
+        self.seen: dict[str, dict[str, int]] = {}  # endpoint -> attempt id -> its time (ms)
 
     def note(self, endpoint: str, attempts: list[Any]) -> list[Any]:
         """The attempts not seen before, oldest first; remembered as seen."""
-        self.newest_ms.setdefault(endpoint, None)
-        fresh = [a for a in attempts if a["id"] not in self.seen]
+        seen = self.seen.setdefault(endpoint, {})
+        newest = self.newest_ms.setdefault(endpoint, None)
+        fresh = [a for a in attempts if a["id"] not in seen]
         for a in attempts:
-            self.seen[a["id"]] = ms = _ms(a)
-            self.newest_ms[endpoint] = max(ms, self.newest_ms.get(endpoint) or 0)
+            seen[a["id"]] = ms = _ms(a)
+            newest = max(ms, newest or 0)
+        self.newest_ms[endpoint] = newest
+        if newest is not None:
+            horizon = newest - 2 * LATE_MS
+            self.seen[endpoint] = {k: ms for k, ms in seen.items() if ms >= horizon}
         return sorted(fresh, key=_order)
 
     async def start(self, last: int) -> list[Any]:
@@ -151,7 +157,6 @@ class Follower:
             if ep in self.newest_ms
             for a in self.note(ep, page)
         ]
-        self._forget()
         return sorted(fresh, key=_order)
 
     async def _newer(self, endpoint: str) -> list[Any]:
@@ -163,12 +168,6 @@ class Follower:
                 raise
             del self.newest_ms[endpoint]  # deleted meanwhile
             return []
-
-    def _forget(self) -> None:
-        known = [ms for ms in self.newest_ms.values() if ms is not None]
-        if known:
-            horizon = min(known) - 2 * LATE_MS
-            self.seen = {k: ms for k, ms in self.seen.items() if ms >= horizon}
 
 
 async def tail_attempts(args: argparse.Namespace, api: Remote) -> None:

@@ -34,7 +34,7 @@ class ApiFailure(CommandError):
     """A non-2xx answer: the status, and the server's message with the field it names."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status} {message}")
+        super().__init__(message)  # error_line's: it starts with the status
         self.http_status = status
 
 
@@ -166,4 +166,3 @@ def _hint(status: int, line: str) -> str:
     if status == 401:
         return f"{line} (set --token or HOOKPOST_TOKEN to an admin or application token)"
     return line
-

@@ -14,7 +14,14 @@ import pytest
 from standardwebhooks import Webhook
 
 from hookpost.cli import main
-from tests.support.cli import Result, ThreadServer, hookpost, poll_until, thread_server
+from tests.support.cli import (
+    Result,
+    ThreadServer,
+    free_port,
+    hookpost,
+    poll_until,
+    thread_server,
+)
 from tests.support.receiver import always, fail_then_ok
 
 
@@ -38,6 +45,15 @@ def new_app(srv: ThreadServer, uid: str) -> str:
 def new_endpoint(srv: ThreadServer, app: str, path: str, *flags: str) -> dict:
     url = srv.receiver.url(path)
     return ok(srv.cli("endpoint", "create", app, url, "--json", *flags)).json()
+
+
+def wait_for_attempts(srv: ThreadServer, app: str, count: int) -> list[dict]:
+    """The application's attempts once there are ``count`` (written after their answers)."""
+
+    def attempts() -> list[dict]:
+        return ok(srv.cli("attempts", app, "--json")).json()
+
+    return poll_until(attempts, lambda found: len(found) == count)
 
 
 def test_bare_hookpost_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,7 +146,7 @@ def test_attempts_by_status_and_endpoint(srv: ThreadServer) -> None:
     def attempts(*flags: str) -> list[dict]:
         return ok(srv.cli("attempts", app, "--json", *flags)).json()
 
-    every = poll_until(attempts, lambda found: len(found) == 4)  # written after the answers
+    every = wait_for_attempts(srv, app, 4)
     assert {a["msgId"] for a in every} == {msg["id"]}
     assert [a["timestamp"] for a in every] == sorted((a["timestamp"] for a in every), reverse=True)
     failed = attempts("--status", "failed")
@@ -181,7 +197,9 @@ def test_replay_failed_deliveries_follows_the_task(srv: ThreadServer) -> None:
     assert lines[-1].endswith("finished: 1 messages sent again"), lines
     srv.run(srv.receiver.wait_for(4, "replay"))  # sent again, and answered 200 this time
 
-    dry = ok(srv.cli("replay", app, "replay", "--since", "1h", "--what", "all", "--dry-run", "--json"))
+    dry = ok(
+        srv.cli("replay", app, ep["id"], "--since", "1h", "--what", "all", "--dry-run", "--json")
+    )
     task = dry.json()
     assert task["status"] == "finished" and task["task"] == "endpoint.bulk-replay"
     assert task["data"]["messagesMatched"] == 1
@@ -196,7 +214,7 @@ def test_tail_prints_a_new_attempt_as_it_happens(srv: ThreadServer) -> None:
     app = new_app(srv, "tail-app")
     new_endpoint(srv, app, "tail")
     ok(srv.cli("send", app, "old.event", "--data", "{}"))
-    srv.run(srv.receiver.wait_for(1, "tail"))
+    wait_for_attempts(srv, app, 1)
 
     # tail runs on a thread of its own, with stdout redirected there: nothing else may run a
     # command (which redirects stdout too) until it ends; the new message goes in directly.
@@ -226,7 +244,7 @@ def test_tail_json_lines(srv: ThreadServer) -> None:
     new_endpoint(srv, app, "tail-json")
     for n in range(2):
         ok(srv.cli("send", app, "e.v", "--data", json.dumps({"n": n})))
-    srv.run(srv.receiver.wait_for(2, "tail-json"))
+    wait_for_attempts(srv, app, 2)
     result = ok(srv.cli("tail", app, "--json", "--last", "2", "--count", "0"))
     attempts = [json.loads(line) for line in result.out.splitlines()]
     assert len(attempts) == 2 and attempts[0]["timestamp"] <= attempts[1]["timestamp"]
@@ -264,13 +282,14 @@ def test_url_and_token_from_the_environment(
 
 def test_doctor_checks_the_server_clock_and_token(srv: ThreadServer, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'doctor.db'}"
-    result = srv.cli("doctor", "--db", db, "--port", "0", "--json")
+    port = srv.url.rsplit(":", 1)[1]
+    result = srv.cli("doctor", "--db", db, "--port", port, "--json")
     checks = {c["check"]: c for c in result.json()}
     assert result.code == 0, result.out
     assert checks["server"]["status"] == "ok" and checks["token"]["status"] == "ok"
     assert checks["clock"]["status"] == "ok"  # the server shares this host's clock
-    refused = srv.cli("doctor", "--db", db, "--port", "0", token="wrong")
+    assert checks["port"]["detail"] == f"127.0.0.1:{port} is taken by a hookpost that answers there"
+    refused = srv.cli("doctor", "--db", db, "--port", str(free_port()), token="wrong")
     assert refused.code == 1
     [line] = [x for x in refused.out.splitlines() if x.startswith("FAIL")]
     assert line.startswith("FAIL  token") and "hookpost token create" in line
-

@@ -15,16 +15,10 @@ from hookpost.domain.inputs import NewEndpoint
 from hookpost.store.secretbox import generate_main_key
 from hookpost.wiring import Hookpost
 from tests.conftest import with_database
-from tests.support.cli import Result, hookpost
+from tests.support.cli import Result, free_port, hookpost
 
 CHECKS = ["database", "migrations", "main key", "ssrf", "clock", "port"]
 Doctor = Callable[..., Result]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def lines(result: Result) -> dict[str, str]:
     for line in result.out.splitlines():
         status, rest = line[:4], line[6:]
         assert status in ("ok  ", "warn", "FAIL"), line
-        name = next(c for c in CHECKS + ["settings"] if rest.startswith(c))
+        name = next(c for c in [*CHECKS, "settings"] if rest.startswith(c))
         found[name] = line
     return found
 
@@ -61,8 +55,9 @@ def test_a_fresh_sqlite_deployment_passes(doctor: Doctor, fresh_sqlite_url: str)
     assert list(found) == CHECKS
     assert found["database"].startswith("ok    database    sqlite:///")
     assert "does not exist yet" in found["database"]
-    assert found["migrations"].startswith("warn") and "-> fix: run `hookpost migrate`" in (
-        found["migrations"]
+    assert (
+        found["migrations"].startswith("warn")
+        and "-> fix: run `hookpost migrate`" in (found["migrations"])
     )
     assert "generated on first start" in found["main key"]
     assert "HOOKPOST_ALLOW_SUBNETS=127.0.0.1/32" in found["ssrf"]
@@ -94,9 +89,9 @@ def test_missing_main_key_on_postgres_fails_with_the_fix(
     assert line.endswith(
         "-> fix: run `hookpost keygen` and set HOOKPOST_MAIN_KEY=<that value> in every process"
     )
-    assert lines(doctor(migrated_postgres_url, main_key=generate_main_key()))["main key"].startswith(
-        "ok"
-    )
+    assert lines(doctor(migrated_postgres_url, main_key=generate_main_key()))[
+        "main key"
+    ].startswith("ok")
 
 
 def test_unreachable_postgres_fails_in_one_line(doctor: Doctor) -> None:
@@ -111,14 +106,12 @@ def test_unreachable_postgres_fails_in_one_line(doctor: Doctor) -> None:
     assert found["clock"].startswith("warn")
 
 
-def test_missing_postgres_database_says_how_to_create_it(
-    doctor: Doctor, postgres_url: str
-) -> None:
+def test_missing_postgres_database_says_how_to_create_it(doctor: Doctor, postgres_url: str) -> None:
     url = with_database(postgres_url, "hookpost_doctor_missing")
     result = doctor(url, main_key=generate_main_key())
     assert result.code == 1
     line = lines(result)["database"]
-    assert line.startswith('FAIL  database    PostgreSQL at 127.0.0.1:') and (
+    assert line.startswith("FAIL  database    PostgreSQL at 127.0.0.1:") and (
         'has no database "hookpost_doctor_missing": create it (`createdb' in line
     )
 
@@ -127,20 +120,24 @@ def test_a_main_key_that_cannot_open_the_secrets(doctor: Doctor, migrated_sqlite
     key = generate_main_key()
 
     async def endpoint_sealed_with_key() -> None:
-        async with Hookpost.open(migrated_sqlite_url, main_key=key, allow_subnets="127.0.0.1") as hp:
+        async with Hookpost.open(
+            migrated_sqlite_url, main_key=key, allow_subnets="127.0.0.1"
+        ) as hp:
             app = await hp.services.apps.create("Acme")
             await hp.services.endpoints.create(app.id, NewEndpoint(url="http://127.0.0.1:9/"))
 
     asyncio.run(endpoint_sealed_with_key())
-    assert "opens this database's secrets" in lines(doctor(migrated_sqlite_url, main_key=key))[
-        "main key"
-    ]
+    assert (
+        "opens this database's secrets"
+        in lines(doctor(migrated_sqlite_url, main_key=key))["main key"]
+    )
     result = doctor(migrated_sqlite_url, main_key=generate_main_key())
     assert result.code == 1
     line = lines(result)["main key"]
     assert line.startswith("FAIL  main key    from HOOKPOST_MAIN_KEY: ")
-    assert line.endswith("-> fix: use the key that sealed this database's secrets (the other "
-                         "processes' one)")
+    assert line.endswith(
+        "-> fix: use the key that sealed this database's secrets (the other processes' one)"
+    )
 
 
 def test_migration_levels(doctor: Doctor, migrated_sqlite_url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -98,7 +99,9 @@ def thread_server(database_url: str, **settings: Any) -> Iterator[ThreadServer]:
         thread.join(30)
 
 
-def poll_until(probe: Callable[[], T], accept: Callable[[T], bool] = bool, timeout: float = 10.0) -> T:
+def poll_until(
+    probe: Callable[[], T], accept: Callable[[T], bool] = bool, timeout: float = 10.0
+) -> T:
     """``probe()`` again until ``accept`` takes its result; fails at the deadline (for sync
     tests, whose commands must not run on the server's loop)."""
     deadline = time.monotonic() + timeout
@@ -109,3 +112,9 @@ def poll_until(probe: Callable[[], T], accept: Callable[[T], bool] = bool, timeo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {result!r}")
         time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
