@@ -175,6 +175,8 @@ async def tail_attempts(args: argparse.Namespace, api: Remote) -> None:
     emit = print_json_line if args.json else (lambda a: print(line(a), flush=True))
     for attempt in await follower.start(args.last):
         emit(attempt)
+    if args.count == 0:
+        return
     if not args.json:
         print(f"following {args.app}'s attempts (Ctrl-C to stop)", flush=True)
     printed = 0

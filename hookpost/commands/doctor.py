@@ -8,6 +8,7 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -76,7 +77,8 @@ async def server_checks(url: str, token: str | None) -> list[Check]:
         if date := headers.get("Date"):
             # The Date header has whole seconds: allow for them.
             theirs = parsedate_to_datetime(date).timestamp() + 0.5
-            checks.append(clock_check(theirs - (before + after) / 2, f"{api.url}'s"))
+            skew = clock_check(theirs - (before + after) / 2, f"{api.url}'s")
+            checks.append(replace(skew, name="server clock"))
         checks.append(await token_check(api))
     return checks
 
@@ -94,7 +96,7 @@ async def token_check(api: Remote) -> Check:
 
 def check_line(check: Check) -> str:
     mark = {OK: "ok  ", WARN: "warn", FAIL: "FAIL"}[check.status]
-    line = f"{mark}  {check.name:<10}  {check.detail}"
+    line = f"{mark}  {check.name:<12}  {check.detail}"
     return f"{line} -> fix: {check.fix}" if check.fix else line
 
 

@@ -287,9 +287,9 @@ def test_doctor_checks_the_server_clock_and_token(srv: ThreadServer, tmp_path: P
     checks = {c["check"]: c for c in result.json()}
     assert result.code == 0, result.out
     assert checks["server"]["status"] == "ok" and checks["token"]["status"] == "ok"
-    assert checks["clock"]["status"] == "ok"  # the server shares this host's clock
+    assert checks["server clock"]["status"] == "ok"  # the server shares this host's clock
     assert checks["port"]["detail"] == f"127.0.0.1:{port} is taken by a hookpost that answers there"
     refused = srv.cli("doctor", "--db", db, "--port", str(free_port()), token="wrong")
     assert refused.code == 1
     [line] = [x for x in refused.out.splitlines() if x.startswith("FAIL")]
-    assert line.startswith("FAIL  token") and "hookpost token create" in line
+    assert line.startswith("FAIL  token         refused: 401") and "hookpost token create" in line

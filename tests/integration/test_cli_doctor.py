@@ -53,7 +53,7 @@ def test_a_fresh_sqlite_deployment_passes(doctor: Doctor, fresh_sqlite_url: str)
     assert result.code == 0, result.out
     found = lines(result)
     assert list(found) == CHECKS
-    assert found["database"].startswith("ok    database    sqlite:///")
+    assert found["database"].startswith("ok    database      sqlite:///")
     assert "does not exist yet" in found["database"]
     assert (
         found["migrations"].startswith("warn")
@@ -85,7 +85,7 @@ def test_missing_main_key_on_postgres_fails_with_the_fix(
     assert found["migrations"].startswith("ok")
     assert found["clock"].startswith("ok") and "the database's" in found["clock"]
     line = found["main key"]
-    assert line.startswith("FAIL  main key    HOOKPOST_MAIN_KEY is not set (PostgreSQL needs it")
+    assert line.startswith("FAIL  main key      HOOKPOST_MAIN_KEY is not set (PostgreSQL needs it")
     assert line.endswith(
         "-> fix: run `hookpost keygen` and set HOOKPOST_MAIN_KEY=<that value> in every process"
     )
@@ -99,7 +99,7 @@ def test_unreachable_postgres_fails_in_one_line(doctor: Doctor) -> None:
     assert result.code == 1 and result.err == ""
     found = lines(result)
     assert found["database"] == (
-        "FAIL  database    cannot reach PostgreSQL at 127.0.0.1:1 (connection refused): start "
+        "FAIL  database      cannot reach PostgreSQL at 127.0.0.1:1 (connection refused): start "
         "the server, or fix HOOKPOST_DATABASE_URL (or --db)"
     )
     assert found["migrations"].startswith("warn") and "not checked" in found["migrations"]
@@ -111,7 +111,7 @@ def test_missing_postgres_database_says_how_to_create_it(doctor: Doctor, postgre
     result = doctor(url, main_key=generate_main_key())
     assert result.code == 1
     line = lines(result)["database"]
-    assert line.startswith("FAIL  database    PostgreSQL at 127.0.0.1:") and (
+    assert line.startswith("FAIL  database      PostgreSQL at 127.0.0.1:") and (
         'has no database "hookpost_doctor_missing": create it (`createdb' in line
     )
 
@@ -134,7 +134,7 @@ def test_a_main_key_that_cannot_open_the_secrets(doctor: Doctor, migrated_sqlite
     result = doctor(migrated_sqlite_url, main_key=generate_main_key())
     assert result.code == 1
     line = lines(result)["main key"]
-    assert line.startswith("FAIL  main key    from HOOKPOST_MAIN_KEY: ")
+    assert line.startswith("FAIL  main key      from HOOKPOST_MAIN_KEY: ")
     assert line.endswith(
         "-> fix: use the key that sealed this database's secrets (the other processes' one)"
     )
@@ -149,24 +149,26 @@ def test_migration_levels(doctor: Doctor, migrated_sqlite_url: str) -> None:
 
     set_revision("0016")
     behind = lines(doctor(migrated_sqlite_url))["migrations"]
-    assert behind.startswith("warn  migrations  at revision 0016; this hookpost is at ")
+    assert behind.startswith("warn  migrations    at revision 0016; this hookpost is at ")
     assert "-> fix: run `hookpost migrate`" in behind
     set_revision("9999")
     result = doctor(migrated_sqlite_url)
     assert result.code == 1
     assert lines(result)["migrations"].startswith(
-        "FAIL  migrations  at revision 9999, which this hookpost does not know"
+        "FAIL  migrations    at revision 9999, which this hookpost does not know"
     )
 
 
 def test_ssrf_settings(doctor: Doctor, fresh_sqlite_url: str) -> None:
     bad = doctor(fresh_sqlite_url, allow_subnets="10.0.0.1/8")
     assert bad.code == 1
-    assert lines(bad)["ssrf"].startswith("FAIL  ssrf        HOOKPOST_ALLOW_SUBNETS: invalid subnet")
+    assert lines(bad)["ssrf"].startswith(
+        "FAIL  ssrf          HOOKPOST_ALLOW_SUBNETS: invalid subnet"
+    )
     allowed = lines(doctor(fresh_sqlite_url, allow_subnets="127.0.0.1"))["ssrf"]
     assert allowed.startswith("ok") and "127.0.0.1/32" in allowed
     off = doctor(fresh_sqlite_url, allow_subnets="", ssrf_guard="0")
-    assert off.code == 0 and lines(off)["ssrf"].startswith("warn  ssrf        the guard is off")
+    assert off.code == 0 and lines(off)["ssrf"].startswith("warn  ssrf          the guard is off")
     production = doctor(fresh_sqlite_url, ssrf_guard="0", production="1")
     found = lines(production)
     assert production.code == 1 and found["ssrf"].startswith("FAIL")
@@ -181,7 +183,7 @@ def test_a_port_taken_by_another_program(doctor: Doctor, fresh_sqlite_url: str) 
         result = hookpost("doctor", "--db", fresh_sqlite_url, "--port", str(port))
     assert result.code == 1
     assert lines(result)["port"] == (
-        f"FAIL  port        127.0.0.1:{port} is in use by another program -> fix: stop it, "
+        f"FAIL  port          127.0.0.1:{port} is in use by another program -> fix: stop it, "
         "or set HOOKPOST_PORT (or --port) to a free port"
     )
 
@@ -189,4 +191,4 @@ def test_a_port_taken_by_another_program(doctor: Doctor, fresh_sqlite_url: str) 
 def test_a_bad_setting_is_one_failed_check(doctor: Doctor, fresh_sqlite_url: str) -> None:
     result = doctor(fresh_sqlite_url, retry_schedule="1,soon")
     assert result.code == 1
-    assert result.out.startswith("FAIL  settings    HOOKPOST_RETRY_SCHEDULE='1,soon'")
+    assert result.out.startswith("FAIL  settings      HOOKPOST_RETRY_SCHEDULE='1,soon'")

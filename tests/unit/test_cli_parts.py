@@ -7,10 +7,12 @@ import argparse
 import io
 import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
 
+from hookpost.commands.attempts import Follower, _ms
 from hookpost.commands.options import parse_time, read_json_object
 from hookpost.commands.remote import CommandError, base_url, error_line
 from hookpost.diagnostics import FAIL, OK, WARN, clock_check, database_problem
@@ -104,3 +106,39 @@ def test_sqlite_problems_name_the_file() -> None:
     assert database_problem(elsewhere, url) is None  # not about the database
     not_db = sqlite3.DatabaseError("file is not a database")
     assert "is not a SQLite database" in (database_problem(not_db, url) or "")
+
+
+def attempt(n: int, ms: int) -> dict[str, Any]:
+    when = datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return {"id": f"atmpt_{n}", "timestamp": when}
+
+
+class Lists:
+    """One endpoint's attempts list, as the API pages it: newest first, after a time."""
+
+    only = None
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    async def endpoints(self) -> list[str]:
+        return ["ep_1"]
+
+    async def newest(self, endpoint: str, limit: int, after_ms: int | None = None) -> list[Any]:
+        rows = sorted(self.rows, key=lambda a: a["timestamp"], reverse=True)
+        if after_ms is None:
+            return rows[:limit]
+        return [a for a in rows if _ms(a) > after_ms]
+
+
+async def test_tail_prints_an_attempt_written_late_once() -> None:
+    lists = Lists()
+    lists.rows = [attempt(1, 1_000_000)]
+    follower = Follower(lists)  # type: ignore[arg-type]
+    assert [a["id"] for a in await follower.start(10)] == ["atmpt_1"]
+    lists.rows.append(attempt(3, 1_003_000))
+    assert [a["id"] for a in await follower.poll(False)] == ["atmpt_3"]
+    # Another worker commits an attempt made before atmpt_3, after atmpt_3 was printed.
+    lists.rows.append(attempt(2, 1_002_500))
+    assert [a["id"] for a in await follower.poll(False)] == ["atmpt_2"]
+    assert await follower.poll(False) == []  # each attempt once
