@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hookpost import __version__, logs
 from hookpost.commands import register_commands
-from hookpost.commands.options import duration_s
+from hookpost.commands.options import duration_s, iso_time
 from hookpost.diagnostics import database_problem
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
@@ -296,14 +296,7 @@ def parse_expiry(value: str, now: datetime | None = None) -> int:
     time (``2027-01-31T00:00:00Z``; UTC if it names no zone); seconds from now."""
     seconds = duration_s(value)
     if seconds is None:
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{value!r} is neither a duration (3600, 90m, 12h, 30d) nor an ISO 8601 time"
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+        when = iso_time(value, "a duration (3600, 90m, 12h, 30d)")
         seconds = int((when - (now or datetime.now(UTC))).total_seconds())
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not in the future")

@@ -9,6 +9,7 @@ from hookpost.commands.options import (
     Subparsers,
     command,
     fields,
+    list_flag,
     print_json,
     short_time,
     table,
@@ -31,20 +32,8 @@ def register(sub: Subparsers) -> None:
     create.add_argument("endpoint_url", metavar="url", help="where deliveries are POSTed")
     create.add_argument("--uid", help="your own id for it (unique in the application)")
     create.add_argument("--description", help="a description")
-    create.add_argument(
-        "--event-type",
-        action="append",
-        dest="event_types",
-        metavar="TYPE",
-        help="only these event types (repeat the flag; default: every type)",
-    )
-    create.add_argument(
-        "--channel",
-        action="append",
-        dest="channels",
-        metavar="CHANNEL",
-        help="only messages on these channels (repeat the flag)",
-    )
+    list_flag(create, "--event-type", "TYPE", "only these event types (default: every type)")
+    list_flag(create, "--channel", "CHANNEL", "only messages on these channels")
     create.add_argument("--disabled", action="store_true", help="create it disabled")
 
     for name, fn, helptext in (

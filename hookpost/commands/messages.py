@@ -8,6 +8,7 @@ from hookpost.commands.options import (
     Subparsers,
     command,
     fields,
+    list_flag,
     print_json,
     read_json_object,
     short_time,
@@ -25,13 +26,7 @@ def register(sub: Subparsers) -> None:
         help="the payload, a JSON object: inline ('{\"id\": 1}'), @file.json, or - (stdin)",
     )
     send.add_argument("--event-id", help="your id for the event: sending it twice sends once")
-    send.add_argument(
-        "--channel",
-        action="append",
-        dest="channels",
-        metavar="CHANNEL",
-        help="send on this channel (repeat the flag)",
-    )
+    list_flag(send, "--channel", "CHANNEL", "send on this channel")
 
     resend = command(sub, "resend", resend_message, "send a message again, now")
     resend.add_argument("app", help="the application's id or uid")

@@ -139,13 +139,27 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
     seconds = duration_s(value)
     if seconds is not None:
         return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+    return iso_time(value, "a duration ago (30m, 2h, 7d)")
+
+
+def iso_time(value: str, or_else: str) -> datetime:
+    """An ISO 8601 time, UTC when it names no zone; else an argparse error that says the
+    value is neither ``or_else`` nor such a time."""
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is neither a duration ago (30m, 2h, 7d) nor an ISO 8601 time"
+            f"{value!r} is neither {or_else} nor an ISO 8601 time"
         ) from None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def list_flag(p: argparse.ArgumentParser, flag: str, metavar: str, helptext: str) -> None:
+    """A flag that may be repeated, its values gathered in a list (``--channel a --channel b``)."""
+    dest = flag.removeprefix("--").replace("-", "_") + "s"
+    p.add_argument(
+        flag, action="append", dest=dest, metavar=metavar, help=f"{helptext} (repeat the flag)"
+    )
 
 
 def iso_z(when: datetime) -> str:

@@ -8,7 +8,14 @@ import asyncio
 import time
 from typing import Any
 
-from hookpost.commands.options import Subparsers, command, iso_z, parse_time, print_json
+from hookpost.commands.options import (
+    Subparsers,
+    command,
+    iso_z,
+    list_flag,
+    parse_time,
+    print_json,
+)
 from hookpost.commands.remote import API, ApiFailure, CommandError, Remote, segment
 
 # what: (the route, what it sends again)
@@ -45,13 +52,7 @@ def register(sub: Subparsers) -> None:
         help="; ".join(f"{k}: {v[1]}" for k, v in MODES.items()) + " (default: failed)",
     )
     p.add_argument("--status", choices=sorted(BULK_STATUS), help="with --what all: only these")
-    p.add_argument(
-        "--event-type",
-        action="append",
-        dest="event_types",
-        metavar="TYPE",
-        help="with --what all: only these event types (repeat the flag)",
-    )
+    list_flag(p, "--event-type", "TYPE", "with --what all: only these event types")
     p.add_argument(
         "--dry-run", action="store_true", help="with --what all: only count what it would send"
     )
