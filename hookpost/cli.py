@@ -370,7 +370,8 @@ def cmd_cleanup(args: argparse.Namespace) -> None:
             verb = "would delete" if args.dry_run else "deleted"
             print(
                 f"{verb} {done.messages} messages, {done.deliveries} deliveries, "
-                f"{done.attempts} attempts (never one still pending or sending)"
+                f"{done.attempts} attempts (never one still pending or sending), "
+                f"{done.tasks} finished background tasks"
             )
         return 0
 

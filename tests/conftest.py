@@ -23,7 +23,7 @@ import asyncio
 import os
 import secrets
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -235,6 +235,17 @@ def migrated_sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
 def fresh_sqlite_url(tmp_path: Path) -> str:
     """URL of a not-yet-existing SQLite database file in the test's tmp dir."""
     return f"sqlite:///{tmp_path / 'hookpost.db'}"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Any]:
+    """A loopback webhook receiver (``tests.support.receiver.Receiver``), the default a module
+    overrides by defining its own."""
+    from tests.support.receiver import Receiver
+
+    r = await Receiver().start()
+    yield r
+    await r.stop()
 
 
 # --------------------------------------------------------------------------- parallel runs

@@ -23,14 +23,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from hookpost.domain.disabled import (
+    CONSECUTIVE_FAILURES,
+    DISABLED_REASONS,
+    FAILING_TOO_LONG,
+    MANUAL,
+)
 from hookpost.domain.models import Attempt, AttemptResult, AttemptStatus, Endpoint
-
-# Why an endpoint is disabled (endpoints.disabled_reason, and the API's health.disabledReason).
-GONE_410 = "gone_410"
-FAILING_TOO_LONG = "failing_too_long"
-CONSECUTIVE_FAILURES = "consecutive_failures"
-MANUAL = "manual"
-DISABLED_REASONS = (GONE_410, FAILING_TOO_LONG, CONSECUTIVE_FAILURES, MANUAL)
 
 SUCCESS_REFRESH_MS = 1000
 # A failing endpoint that succeeded this recently is degraded, not failing.

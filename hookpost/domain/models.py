@@ -101,7 +101,7 @@ class Endpoint:
     # Health, maintained by the store when attempts are recorded.
     consecutive_failures: int = 0
     first_failure_at: int | None = None
-    disabled_reason: str | None = None  # domain.health.DISABLED_REASONS
+    disabled_reason: str | None = None  # domain.disabled.DISABLED_REASONS
     last_success_at: int | None = None  # at most domain.health.SUCCESS_REFRESH_MS behind
     last_failure_at: int | None = None
     last_status_code: int | None = None  # the last attempt's (0: no HTTP response)
@@ -202,7 +202,7 @@ class AttemptResult:
     lease: str
     next_status: DeliveryStatus
     next_attempt_at: int | None
-    disable_endpoint_reason: str | None = None  # domain.health.GONE_410
+    disable_endpoint_reason: str | None = None  # domain.disabled.GONE_410
     attempts: int = 0  # the delivery's attempt count after this attempt
     ordered: bool = False  # of an ordered endpoint: finishing it lets the next one go
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hookpost.domain.models import DeliveryStatus
+from hookpost.domain.tasks import RUNNING
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -65,6 +66,12 @@ def deletable(created_at_ms: int, statuses: Iterable[DeliveryStatus], before_ms:
     return created_at_ms < before_ms and not any(s in UNFINISHED for s in statuses)
 
 
+def task_deletable(status: str, updated_at_ms: int, before_ms: int) -> bool:
+    """Whether a background task is deleted by a horizon: done (finished or failed) and last
+    written before ``before_ms``; a running one is never."""
+    return status != RUNNING and updated_at_ms < before_ms
+
+
 @dataclass(slots=True)
 class CleanupCounts:
     """What a cleanup erased and deleted (or, dry, would)."""
@@ -73,9 +80,11 @@ class CleanupCounts:
     messages: int = 0
     deliveries: int = 0
     attempts: int = 0
+    tasks: int = 0  # finished background tasks
 
     def add(self, other: CleanupCounts) -> None:
         self.payloads += other.payloads
         self.messages += other.messages
         self.deliveries += other.deliveries
         self.attempts += other.attempts
+        self.tasks += other.tasks

@@ -6,8 +6,8 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from hookpost.domain.disabled import GONE_410
 from hookpost.domain.errors import InvalidInput
-from hookpost.domain.health import GONE_410
 from hookpost.domain.models import DeliveryStatus
 
 # Delays after the 1st, 2nd, ... failed attempt (seconds): 8 attempts over about 28 hours.

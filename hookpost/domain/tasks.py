@@ -8,9 +8,11 @@ so every kind is idempotent or resumable (docs/decisions/0034-background-tasks.m
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hookpost.domain.matching import ANY_EVENT_TYPE
+from hookpost.domain.models import DeliveryStatus
 
 RUNNING = "running"
 FINISHED = "finished"
@@ -39,6 +41,35 @@ KINDS = (
 LEASE_MS = 60_000
 # A task that failed this many runs (crashes or errors) is marked failed, not run again.
 MAX_RUNS = 5
+
+
+# A bulk replay queues final deliveries only: pending and sending ones are queued already.
+REPLAYABLE = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANCELED)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRange:
+    """What a bulk replay queues again: the endpoint's deliveries of messages created in
+    [since, until) whose status is one of ``statuses``, whose message's type is one of
+    ``event_types`` (None: any), last updated before ``before_ms`` (the task's creation, so
+    that a task run again after a crash does not queue twice what its first run queued)."""
+
+    app_id: str
+    endpoint_id: str
+    since_ms: int
+    until_ms: int | None
+    statuses: Sequence[DeliveryStatus]
+    event_types: Sequence[str] | None
+    before_ms: int
+
+    @property
+    def replayable(self) -> list[int]:
+        """The wanted statuses a replay can queue, as stored."""
+        return [int(s) for s in self.statuses if s in REPLAYABLE]
+
+    @property
+    def selects_nothing(self) -> bool:
+        return not self.replayable or (self.event_types is not None and not self.event_types)
 
 
 def check_status(value: str | None) -> None:

@@ -36,6 +36,17 @@ class Pace:
     def window_ms(self) -> float:
         return max(self.interval_ms, BURST_MS)
 
+    @property
+    def gather_ms(self) -> float:
+        """How long past ``throttle_at`` a claim waits to take from a busy fast endpoint: half
+        the room its window leaves, so that one claim takes several slots (a claim that moves
+        the pace costs the others a row lock and a write) and a late one still keeps the grid."""
+        return (self.window_ms - self.interval_ms) / 2
+
+    def ready_at(self) -> float | None:
+        """When a claim may next take from the endpoint (None: now, it was never sent to)."""
+        return None if self.throttle_at is None else self.throttle_at + self.gather_ms
+
     def base(self, now: float) -> float:
         """Where this claim's slots start."""
         if self.throttle_at is None or now - self.throttle_at > self.window_ms:
@@ -43,14 +54,22 @@ class Pace:
         return self.throttle_at
 
     def slots(self, now: float) -> int:
-        """How many deliveries a claim at ``now`` may take (0: not before ``throttle_at``)."""
-        if self.throttle_at is not None and self.throttle_at > now:
+        """How many deliveries a claim at ``now`` may take (0: not before ``ready_at``)."""
+        ready = self.ready_at()
+        if ready is not None and ready > now:
             return 0
         return math.floor((now - self.base(now)) / self.interval_ms) + 1
 
     def after(self, now: float, taken: int) -> float:
         """``throttle_at`` once a claim at ``now`` has taken ``taken`` of its slots."""
         return advance(self.base(now), taken, self.interval_ms)
+
+
+def gather_sql(rate: str, greatest: str) -> str:
+    """``Pace.gather_ms`` as SQL over a rate column (``greatest``: the dialect's two-argument
+    maximum), for the stores' next-due statements (tests/contract/test_throttle.py holds them
+    equal)."""
+    return f"({greatest}(0, {BURST_MS} - 1000.0 / {rate}) / 2)"
 
 
 def advance(base: float, taken: int, interval_ms: float) -> float:

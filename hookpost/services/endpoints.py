@@ -8,9 +8,9 @@ from dataclasses import replace
 from hookpost.domain import ids
 from hookpost.domain import operational as op
 from hookpost.domain.catalog import FieldWarning
+from hookpost.domain.disabled import MANUAL
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, SecretNotShown, StaleWrite
 from hookpost.domain.filters import validate_filter
-from hookpost.domain.health import MANUAL
 from hookpost.domain.inputs import UNSET, EndpointChanges, NewEndpoint
 from hookpost.domain.limits import Limits, check_timeout, check_url_length
 from hookpost.domain.models import (

@@ -66,6 +66,8 @@ class RetentionService:
                 if after is None:
                     break
                 await self._pause()
+            if before is not None:
+                done.tasks = await self._store.delete_finished_tasks(before)
         return done
 
     async def _pause(self) -> None:
@@ -79,13 +81,14 @@ class RetentionService:
             except Exception:  # tried again next time
                 log.warning("retention cleanup failed", exc_info=True)
             else:
-                if done.payloads or done.messages:
+                if done.payloads or done.messages or done.tasks:
                     log.info(
                         "retention: erased %d payloads; deleted %d messages, %d deliveries, "
-                        "%d attempts",
+                        "%d attempts, %d finished tasks",
                         done.payloads,
                         done.messages,
                         done.deliveries,
                         done.attempts,
+                        done.tasks,
                     )
             await asyncio.sleep(every_s)

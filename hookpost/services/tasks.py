@@ -232,7 +232,7 @@ class TaskService:
 
     async def _bulk_replay(self, task: BackgroundTask) -> dict[str, Any]:
         p = task.params
-        count = await self._store.replay_deliveries(
+        selection = t.ReplayRange(
             p["appId"],
             p["endpointId"],
             p["since"],
@@ -240,9 +240,8 @@ class TaskService:
             [DeliveryStatus(s) for s in p["statuses"]],
             p["eventTypes"],
             task.created_at,
-            self._clock(),
-            dry_run=p["dryRun"],
         )
+        count = await self._store.replay_deliveries(selection, self._clock(), p["dryRun"])
         if p["dryRun"]:
             return {"dryRun": True, "messagesMatched": count}
         return {"messagesSent": count}
@@ -277,6 +276,9 @@ for _kind in t.KINDS:
     WORK.setdefault(_kind, _unsupported)
 
 
+WAKE_GAP_S = 0.2  # the least time between two checks for tasks
+
+
 class TaskRunner:
     """A worker's loop over background tasks: one at a time, woken by the store's new-work
     signal (a task created in any process) or every ``poll_s``."""
@@ -302,8 +304,10 @@ class TaskRunner:
             self._task = None
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
+            checked = loop.time()
             try:
                 while await self._service.run_one(self._lease_ms):
                     pass
@@ -311,3 +315,6 @@ class TaskRunner:
                 log.warning("could not run background tasks", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
+            # The signal comes with every message too: a task claim (a write transaction on
+            # SQLite) per message would compete with the deliveries, so check at most this often.
+            await asyncio.sleep(max(0.0, checked + WAKE_GAP_S - loop.time()))

@@ -41,6 +41,7 @@ from hookpost.domain.queries import (
     QueueDepth,
 )
 from hookpost.domain.retention import CleanupCounts
+from hookpost.domain.tasks import ReplayRange
 from hookpost.domain.throttle import PaceState
 
 
@@ -371,9 +372,15 @@ class Retention(Protocol):
         at, for the next batch's ``after_id`` (None: nothing was left to look at)."""
         ...
 
+    async def delete_finished_tasks(self, before_ms: int) -> int:
+        """Delete the background tasks ``domain.retention.task_deletable`` holds for; how
+        many (few rows: one statement)."""
+        ...
+
     async def count_cleanup(self, now_ms: int, before_ms: int | None) -> CleanupCounts:
-        """What ``erase_expired_payloads`` at ``now_ms`` and ``delete_old_messages`` before
-        ``before_ms`` (None: no deleting) would do, written nowhere (a dry run)."""
+        """What ``erase_expired_payloads`` at ``now_ms``, and ``delete_old_messages`` and
+        ``delete_finished_tasks`` before ``before_ms`` (None: no deleting) would do, written
+        nowhere (a dry run)."""
         ...
 
     def cleanup_turn(self) -> AbstractAsyncContextManager[bool]:
@@ -450,23 +457,11 @@ class Tasks(Protocol):
         ...
 
     async def replay_deliveries(
-        self,
-        app_id: str,
-        endpoint_id: str,
-        since_ms: int,
-        until_ms: int | None,
-        statuses: Sequence[DeliveryStatus],
-        event_types: Sequence[str] | None,
-        before_ms: int,
-        now_ms: int,
-        dry_run: bool = False,
+        self, selection: ReplayRange, now_ms: int, dry_run: bool = False
     ) -> int:
-        """Queue again (trigger manual) the endpoint's deliveries of messages created in
-        [since, until) whose status is one of ``statuses`` (final ones only: pending and
-        sending are queued already), whose message's type is one of ``event_types`` (None:
-        any), and that were last updated before ``before_ms`` (so that a task run again after
-        a crash does not queue twice what its first run queued). ``batch_rows`` per
-        transaction; how many (``dry_run``: how many it would, writing nothing)."""
+        """Queue again (trigger manual) the deliveries ``selection`` names (its replayable
+        statuses only), ``batch_rows`` per transaction; how many (``dry_run``: how many it
+        would, writing nothing)."""
         ...
 
     async def app_usage(

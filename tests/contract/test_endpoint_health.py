@@ -6,7 +6,8 @@ Run once per backend, through the ``store`` fixture (``conftest``)."""
 
 from __future__ import annotations
 
-from hookpost.domain.health import GONE_410, SUCCESS_REFRESH_MS, Health, health_of, replay
+from hookpost.domain.disabled import GONE_410
+from hookpost.domain.health import SUCCESS_REFRESH_MS, Health, health_of, replay
 from hookpost.domain.models import AttemptResult, ClaimedDelivery, Endpoint, Message
 from hookpost.domain.queries import FinishOutcome
 from hookpost.store.base import Store

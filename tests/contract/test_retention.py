@@ -12,14 +12,17 @@ from dataclasses import dataclass
 
 import pytest
 
+from hookpost.domain import tasks as t
 from hookpost.domain.errors import NotFound
-from hookpost.domain.models import DeliveryStatus, PageRequest
+from hookpost.domain.ids import TASK, new_id
+from hookpost.domain.models import BackgroundTask, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
 from hookpost.domain.retention import (
     CleanupCounts,
     RetentionPolicy,
     deletable,
     payload_expired,
+    task_deletable,
 )
 from hookpost.services.retention import RetentionService
 from hookpost.store.base import Store
@@ -200,3 +203,31 @@ async def test_a_horizon_before_the_epoch_deletes_nothing(store: Store) -> None:
     huge = NOW + 1000 * DAY  # --older-than longer than time itself
     assert (await service.cleanup(older_than_ms=huge, dry_run=True)).messages == 0
     assert (await service.cleanup(older_than_ms=huge)).messages == 0
+
+
+async def test_finished_tasks_beyond_the_horizon_go_as_the_domain_rule_says(
+    store: Store,
+) -> None:
+    old, recent = NOW - HORIZON - HOUR, NOW - HORIZON + HOUR
+    tasks = [
+        BackgroundTask(new_id(TASK, at), t.RECOVER, status, at, {}, {}, at)
+        for status in (t.RUNNING, t.FINISHED, t.FAILED)
+        for at in (old, recent)
+    ]
+    for task in tasks:
+        await store.create_task(task)
+    service = RetentionService(
+        store, RetentionPolicy(horizon_days=30), clock=lambda: NOW, pause_s=0
+    )
+    before = NOW - HORIZON
+    expected = [x.id for x in tasks if task_deletable(x.status, x.updated_at, before)]
+    assert len(expected) == 2  # the old finished and failed ones; a running one never
+    assert (await service.cleanup(dry_run=True)).tasks == 2
+    assert (await service.cleanup()).tasks == 2
+    for task in tasks:
+        if task.id in expected:
+            with pytest.raises(NotFound):
+                await store.get_task(task.id)
+        else:
+            assert (await store.get_task(task.id)).status == task.status
+    assert (await service.cleanup()).tasks == 0

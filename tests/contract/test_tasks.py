@@ -12,7 +12,8 @@ from hookpost.domain import operational as op
 from hookpost.domain import tasks as t
 from hookpost.domain.errors import NotFound
 from hookpost.domain.ids import TASK, new_id
-from hookpost.domain.models import BackgroundTask, PageRequest
+from hookpost.domain.models import BackgroundTask, DeliveryStatus, PageRequest
+from hookpost.domain.tasks import ReplayRange
 from hookpost.store.base import Store
 
 from .support import (
@@ -149,16 +150,21 @@ class TestBulkReplay:
                 await finish(store, outcome(claimed[msg.id], status, at=T0 + 11), now=T0 + 11)
         await store.update_endpoint(replace(ep, updated_at=ep.updated_at + 1))
         final = [SUCCEEDED, FAILED, CANCELED]
-        args = (app.id, ep.id, T0, None)
-        assert await store.replay_deliveries(*args, final, None, T0 + 20, T0 + 20, True) == 4
-        assert await store.replay_deliveries(*args, [FAILED], None, T0 + 20, T0 + 20, True) == 2
-        assert await store.replay_deliveries(*args, final, ["t.0"], T0 + 20, T0 + 20, True) == 2
-        assert await store.replay_deliveries(*args, final, None, T0 + 5, T0 + 20, True) == 0
-        assert await store.replay_deliveries(*args, [PENDING], None, T0 + 20, T0 + 20) == 0
+
+        def replay(
+            statuses: list[DeliveryStatus], types: list[str] | None, before: int
+        ) -> ReplayRange:
+            return ReplayRange(app.id, ep.id, T0, None, statuses, types, before)
+
+        assert await store.replay_deliveries(replay(final, None, T0 + 20), T0 + 20, True) == 4
+        assert await store.replay_deliveries(replay([FAILED], None, T0 + 20), T0 + 20, True) == 2
+        assert await store.replay_deliveries(replay(final, ["t.0"], T0 + 20), T0 + 20, True) == 2
+        assert await store.replay_deliveries(replay(final, None, T0 + 5), T0 + 20, True) == 0
+        assert await store.replay_deliveries(replay([PENDING], None, T0 + 20), T0 + 20) == 0
         # nothing changed by the dry runs
         assert (await store.get_delivery(sent[0].id, ep.id)).status == SUCCEEDED
-        assert await store.replay_deliveries(*args, final, None, T0 + 20, T0 + 30) == 4
-        assert await store.replay_deliveries(*args, final, None, T0 + 20, T0 + 31) == 0
+        assert await store.replay_deliveries(replay(final, None, T0 + 20), T0 + 30) == 4
+        assert await store.replay_deliveries(replay(final, None, T0 + 20), T0 + 31) == 0
         for msg in sent[:4]:
             d = await store.get_delivery(msg.id, ep.id)
             assert d.status == PENDING
@@ -167,7 +173,7 @@ class TestBulkReplay:
         for c in again:
             await fail_final(store, c, T0 + 40)
         # the same task run again (a crash): what it sent since it was created is not resent
-        assert await store.replay_deliveries(*args, final, None, T0 + 20, T0 + 50) == 0
+        assert await store.replay_deliveries(replay(final, None, T0 + 20), T0 + 50) == 0
 
 
 class TestUsage:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+
+import pytest
 
 from hookpost.domain.throttle import Pace
 from hookpost.store.base import Store
@@ -39,10 +42,11 @@ async def test_a_claim_takes_the_free_slots_and_moves_the_pace_as_the_domain_say
     assert await claim(store, NOW, limit=100, max_per_endpoint=32) == []
     slot = state.throttle_at
     assert slot is not None
-    assert await claim(store, int(slot) - 1, limit=100, max_per_endpoint=32) == []
-    assert len(await claim(store, int(slot), limit=100, max_per_endpoint=32)) == 1
-    after = await store.endpoint_pace(ep, int(slot))
-    assert after.throttle_at == Pace(5, slot).after(int(slot), 1)
+    ready = math.ceil(Pace(5, slot).ready_at() or 0)
+    assert await claim(store, ready - 1, limit=100, max_per_endpoint=32) == []
+    assert len(await claim(store, ready, limit=100, max_per_endpoint=32)) == 1
+    after = await store.endpoint_pace(ep, ready)
+    assert after.throttle_at == Pace(5, slot).after(ready, 1)
 
 
 async def test_a_busy_fast_endpoint_takes_the_slots_since_its_last_in_one_claim(
@@ -52,11 +56,11 @@ async def test_a_busy_fast_endpoint_takes_the_slots_since_its_last_in_one_claim(
     assert len(await claim(store, NOW, limit=128, max_per_endpoint=None)) == 1
     pace = Pace(1000, (await store.endpoint_pace(ep, NOW)).throttle_at)
 
-    later = NOW + 40
+    later = NOW + 126  # past its gathering time (124.5 ms at 1,000/s)
     got = await claim(store, later, limit=128, max_per_endpoint=None)
 
-    assert len(got) == pace.slots(later) == 40
-    assert (await store.endpoint_pace(ep, later)).throttle_at == pace.after(later, 40)
+    assert len(got) == pace.slots(later) == 126
+    assert (await store.endpoint_pace(ep, later)).throttle_at == pace.after(later, 126)
 
 
 async def test_unthrottled_endpoints_beside_a_throttled_one_take_their_share(store: Store) -> None:
@@ -80,6 +84,19 @@ async def test_the_next_due_time_waits_for_the_next_slot(store: Store) -> None:
 
     # PostgreSQL's contract store runs on the tests' clock, so due times compare as given.
     assert await store.next_due_at(NOW) == int(slot) + (slot > int(slot))
+
+
+@pytest.mark.parametrize("rate", [20, 50, 1000])
+async def test_the_next_due_time_of_a_fast_endpoint_is_when_a_claim_may_take_from_it(
+    store: Store, rate: int
+) -> None:
+    _, ep = await _throttled(store, rate, 3)
+    await claim(store, NOW, limit=1)
+    pace = Pace(rate, (await store.endpoint_pace(ep, NOW)).throttle_at)
+    ready = pace.ready_at()
+    assert ready is not None and ready > pace.throttle_at  # type: ignore[operator]
+
+    assert await store.next_due_at(NOW) == math.ceil(ready)
 
 
 async def test_rate_limit_status_while_deliveries_wait_for_a_slot(store: Store) -> None:

@@ -8,6 +8,9 @@
 * ``any_database_url``: a fresh SQLite file, then an empty migrated PostgreSQL database (the
   latter marked ``postgres``: skipped without a server unless HOOKPOST_REQUIRE_POSTGRES=1).
   ``module_database_url`` is the same, shared by the tests of one module.
+* ``api`` (a ``running_api`` on ``any_database_url`` with a main key), ``http`` (its admin
+  client), ``svix`` (its svix SDK client), and ``app_id`` (an application "Acme"): the
+  defaults a module overrides by defining its own.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
+from svix.api import SvixAsync
+
+from hookpost.store.secretbox import generate_main_key
+from tests.integration.test_api_harness import ApiServer, close_svix, running_api
 
 
 @dataclass
@@ -118,3 +126,30 @@ def module_database_url(
         yield with_database(server_url, name)
     finally:
         run_sync(execute(server_url, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
+    # PostgreSQL needs a main key (keys sealed at rest); SQLite would keep one beside its file.
+    async with running_api(any_database_url, main_key=generate_main_key()) as server:
+        yield server
+
+
+@pytest.fixture
+async def http(api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with api.http() as client:
+        yield client
+
+
+@pytest.fixture
+async def svix(api: ApiServer) -> AsyncIterator[SvixAsync]:
+    client = api.svix()
+    yield client
+    await close_svix(client)
+
+
+@pytest.fixture
+async def app_id(http: httpx.AsyncClient) -> str:
+    response = await http.post("/api/v1/app", json={"name": "Acme"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

@@ -11,7 +11,7 @@ import pytest
 from svix.api import ApplicationIn, EndpointIn, MessageIn, SvixAsync
 from svix.exceptions import HttpError, HTTPValidationError
 
-from tests.integration.test_api_harness import ADMIN_TOKEN, ApiServer, close_svix, running_api
+from tests.integration.test_api_harness import ADMIN_TOKEN, ApiServer, running_api
 
 MAX_PAYLOAD = 4096
 
@@ -20,19 +20,6 @@ MAX_PAYLOAD = 4096
 async def api(fresh_sqlite_url: str) -> AsyncIterator[ApiServer]:
     async with running_api(fresh_sqlite_url, max_payload_bytes=MAX_PAYLOAD) as server:
         yield server
-
-
-@pytest.fixture
-async def http(api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with api.http() as client:
-        yield client
-
-
-@pytest.fixture
-async def svix(api: ApiServer) -> AsyncIterator[SvixAsync]:
-    client = api.svix()
-    yield client
-    await close_svix(client)
 
 
 @pytest.fixture

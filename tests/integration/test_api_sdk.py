@@ -50,20 +50,6 @@ async def api(fresh_sqlite_url: str) -> AsyncIterator[ApiServer]:
         yield server
 
 
-@pytest.fixture
-async def svix(api: ApiServer) -> AsyncIterator[SvixAsync]:
-    client = api.svix()
-    yield client
-    await close_svix(client)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 # --------------------------------------------------------------------------- applications
 
 

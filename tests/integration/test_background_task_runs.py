@@ -24,13 +24,6 @@ pytestmark = pytest.mark.timeout(90)
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 @asynccontextmanager
 async def running(url: str, key: str, *, worker: bool) -> AsyncIterator[Hookpost]:
     settings = Settings(

@@ -6,7 +6,6 @@ ending with ``background_task.finished``; and the routes of issue 21 served besi
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,33 +33,11 @@ from svix.api import (
 from svix.exceptions import HttpError, HTTPValidationError
 from svix.webhooks import Webhook
 
-from hookpost.store.secretbox import generate_main_key
-from tests.integration.test_api_harness import ApiServer, close_svix, running_api
+from tests.integration.test_api_harness import ApiServer, close_svix
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    extra = {} if any_database_url.startswith("sqlite") else {"main_key": generate_main_key()}
-    async with running_api(any_database_url, **extra) as server:
-        yield server
-
-
-@pytest.fixture
-async def svix(api: ApiServer) -> AsyncIterator[SvixAsync]:
-    client = api.svix()
-    yield client
-    await close_svix(client)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 def ago(minutes: int = 5) -> datetime:

@@ -6,7 +6,6 @@ against what a real receiver on 127.0.0.1 got."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -28,13 +27,6 @@ SCHEMA = {
     },
     "required": ["amount"],
 }
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 def _loc(response: httpx.Response) -> list[Any]:

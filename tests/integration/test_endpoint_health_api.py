@@ -48,13 +48,6 @@ async def svix(api: ServedApi) -> AsyncIterator[SvixAsync]:
     await close_svix(client)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 async def _endpoint(svix: SvixAsync, url: str) -> tuple[str, str]:
     app = await svix.application.create(ApplicationIn(name="Acme"))
     ep = await svix.endpoint.create(app.id, EndpointIn(url=url))

@@ -7,20 +7,13 @@ from collections.abc import AsyncIterator
 import pytest
 from standardwebhooks import Webhook
 
-from hookpost.domain.health import FAILING_TOO_LONG, GONE_410
+from hookpost.domain.disabled import FAILING_TOO_LONG, GONE_410
 from hookpost.domain.inputs import NewEndpoint
 from hookpost.domain.models import AttemptStatus, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
 from hookpost.wiring import Hookpost
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always, fail_then_ok
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture

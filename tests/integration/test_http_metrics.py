@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import ServedApi
 from tests.integration.test_rate_limit import ManualClock
-from tests.integration.test_secrets_at_rest import receiver as receiver
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always
 

@@ -29,13 +29,6 @@ RECEIVER_DELAY_S = 2.0
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 @asynccontextmanager
 async def opened(database_url: str) -> AsyncIterator[Hookpost]:
     extra = {} if database_url.startswith("sqlite") else {"main_key": generate_main_key()}

@@ -5,7 +5,6 @@ the endpoint's filters match it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,8 +19,7 @@ from svix.api import (
 from svix.exceptions import HTTPValidationError
 from svix.webhooks import Webhook
 
-from hookpost.store.secretbox import generate_main_key
-from tests.integration.test_api_harness import ApiServer, close_svix, running_api
+from tests.integration.test_api_harness import ApiServer
 from tests.support.receiver import Receiver
 
 EXAMPLE = {
@@ -29,26 +27,6 @@ EXAMPLE = {
     "currency": {"$in": ["EUR", "USD"]},
     "$or": [{"customer.tier": "gold"}, {"flagged": True}],
 }
-
-
-@pytest.fixture
-async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    async with running_api(any_database_url, main_key=generate_main_key()) as server:
-        yield server
-
-
-@pytest.fixture
-async def svix(api: ApiServer) -> AsyncIterator[SvixAsync]:
-    client = api.svix()
-    yield client
-    await close_svix(client)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def test_event_type_patterns_through_the_sdk(svix: SvixAsync, receiver: Receiver) -> None:

@@ -36,13 +36,6 @@ OPS = "/ops"
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def api(any_database_url: str, serve_api: Any) -> AsyncIterator[ServedApi]:
     async with serve_api(
         any_database_url,

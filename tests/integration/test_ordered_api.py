@@ -3,36 +3,13 @@ shown, left alone by the svix SDK's PUT, and documented in hookpost's OpenAPI.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from svix.api import EndpointIn, EndpointPatch, EndpointUpsertIn
 
-from hookpost.store.secretbox import generate_main_key
 from tests.integration.test_api_errors import assert_invalid
-from tests.integration.test_api_harness import ApiServer, running_api, svix_client
+from tests.integration.test_api_harness import ApiServer, svix_client
 
 URL = "http://127.0.0.1:9/"
-
-
-@pytest.fixture
-async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    async with running_api(any_database_url, main_key=generate_main_key()) as server:
-        yield server
-
-
-@pytest.fixture
-async def http(api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with api.http() as client:
-        yield client
-
-
-@pytest.fixture
-async def app_id(http: httpx.AsyncClient) -> str:
-    response = await http.post("/api/v1/app", json={"name": "Acme"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def test_ordered_round_trip_and_the_svix_sdk(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -30,13 +29,6 @@ PAYLOAD = {"card": "4242", "amount": 42}
 
 def _settings(url: str) -> dict[str, Any]:
     return {} if url.startswith("sqlite") else {"main_key": generate_main_key()}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def test_a_retention_period_erases_the_payload_and_the_responses(

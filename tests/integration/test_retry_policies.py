@@ -4,7 +4,6 @@ in the attempts the engine records against real receivers on 127.0.0.1."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,13 +18,6 @@ from tests.support.receiver import Receiver, always
 
 LATENCY_S = 0.9  # claim polling, the request and the write, on a busy 2-core machine
 JITTER = 0.2
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def _attempt_times(hp: Hookpost, app_id: str, msg_id: str, ep_id: str) -> list[int]:

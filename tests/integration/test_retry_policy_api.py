@@ -3,15 +3,11 @@ through the API: plain HTTP for hookpost's fields, the svix SDK for what it know
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from svix.api import EndpointUpsertIn, EventTypeIn, EventTypeUpsertIn
 
-from hookpost.store.secretbox import generate_main_key
 from tests.integration.test_api_errors import assert_invalid
-from tests.integration.test_api_harness import ApiServer, running_api, svix_client
+from tests.integration.test_api_harness import ApiServer, svix_client
 
 URL = "http://127.0.0.1:9/"
 EXPONENTIAL = {
@@ -21,25 +17,6 @@ EXPONENTIAL = {
     "maxDelaySeconds": 3600,
     "maxAttempts": 6,
 }
-
-
-@pytest.fixture
-async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    async with running_api(any_database_url, main_key=generate_main_key()) as server:
-        yield server
-
-
-@pytest.fixture
-async def http(api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with api.http() as client:
-        yield client
-
-
-@pytest.fixture
-async def app_id(http: httpx.AsyncClient) -> str:
-    response = await http.post("/api/v1/app", json={"name": "Acme"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def test_policy_and_timeout_are_stored_shown_and_survive_an_sdk_put(

@@ -56,13 +56,6 @@ def _no_hookpost_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 def new_secret(nbytes: int = 32) -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(nbytes)).decode()
 

@@ -15,7 +15,6 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -161,13 +160,6 @@ async def test_keys_sealed_before_binding_still_open_and_are_bound_when_written(
     finally:
         conn.close()
     assert sealed.startswith("v2:")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def stored_headers(url: str, endpoint_id: str) -> str:

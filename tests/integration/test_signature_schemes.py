@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,40 +20,11 @@ from svix.api import EndpointUpsertIn, SvixAsync
 
 from hookpost.domain.errors import InvalidInput
 from hookpost.domain.inputs import NewEndpoint
-from hookpost.store.secretbox import generate_main_key
 from hookpost.verify import BadSignature, verify
 from hookpost.wiring import Hookpost
 from tests.integration.test_api_errors import assert_invalid
-from tests.integration.test_api_harness import ApiServer, close_svix, running_api
+from tests.integration.test_api_harness import ApiServer, close_svix
 from tests.support.receiver import Received, Receiver, fail_then_ok
-
-
-@pytest.fixture
-async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    # PostgreSQL needs a main key (keys sealed at rest); SQLite keeps one beside its file.
-    async with running_api(any_database_url, main_key=generate_main_key()) as server:
-        yield server
-
-
-@pytest.fixture
-async def http(api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with api.http() as client:
-        yield client
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def app_id(http: httpx.AsyncClient) -> str:
-    response = await http.post("/api/v1/app", json={"name": "Acme"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
 
 # --------------------------------------------------------------------------- verifiers
 # Each raises on a request that the key did not sign. None of them is hookpost code.

@@ -31,13 +31,6 @@ INSTANT_MS = 500  # a refusal needs no network round trip, let alone a timeout
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def v6_listener() -> AsyncIterator[tuple[int, list[int]]]:
     """A TCP listener on [::1] that counts connections: (port, [count])."""
     count = [0]

@@ -4,23 +4,12 @@ write lock that ``serve``'s API process waits for), instead of two back to back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from hookpost.domain.inputs import NewEndpoint
 from hookpost.wiring import Hookpost
 from tests.support.receiver import Receiver
 
 POOL = 2
 MESSAGES = 12
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 class Calls:

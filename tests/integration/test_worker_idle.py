@@ -4,20 +4,10 @@ its in-flight limit, and must still wake for a retry before the next poll."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from hookpost.domain.inputs import NewEndpoint
 from hookpost.wiring import Hookpost
 from tests.support.receiver import Receiver, fail_then_ok
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 class Counted:

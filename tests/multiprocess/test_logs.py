@@ -24,7 +24,6 @@ import pytest
 from hookpost.store.secretbox import generate_main_key
 from tests.integration.test_secrets_at_rest import _no_hookpost_env as _no_hookpost_env
 from tests.integration.test_secrets_at_rest import new_secret
-from tests.integration.test_secrets_at_rest import receiver as receiver
 from tests.multiprocess.test_cli import run_cli
 from tests.multiprocess.test_serve_output_secrets import free_port
 from tests.support.polling import eventually

@@ -5,7 +5,7 @@ with the svix library."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,13 +19,6 @@ from tests.support.processes import stop
 from tests.support.receiver import Receiver, always
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def gone_endpoint_is_reported(api: httpx.AsyncClient, receiver: Receiver) -> None:

@@ -13,7 +13,6 @@ from standardwebhooks import Webhook
 
 from tests.integration.test_secrets_at_rest import _no_hookpost_env as _no_hookpost_env
 from tests.integration.test_secrets_at_rest import new_secret
-from tests.integration.test_secrets_at_rest import receiver as receiver
 from tests.support.polling import eventually
 from tests.support.processes import hookpost_env, spawn, stop
 from tests.support.receiver import Receiver, always

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,13 +71,6 @@ class Served:
         kids = children_of(self.proc.pid)
         assert len(kids) == 1, (kids, self.log.read_text())
         return kids[0]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def serve(tmp_path: Path, mode: str = "process", **settings: str) -> Served:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 
 from tests.support.cluster import Cluster
 from tests.support.polling import eventually
 from tests.support.processes import hookpost_env, spawn, stop
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -32,50 +32,38 @@ WINDOW_S = 5.0
 JITTER_S = 0.2
 
 
-class StampingReceiver:
-    """Records when each (path, webhook-id) arrives."""
+class LoopLag:
+    """Samples this process's event-loop lag: a machine too busy to wake a sleeper on time is
+    too busy to wake the workers on time, and their missed slots are not the throttle's."""
+
+    PERIOD_S = 0.02
+    STARVED_S = 0.1  # a lag above this marks the machine starved at that instant
 
     def __init__(self) -> None:
-        self.arrivals: dict[str, list[tuple[float, str]]] = {}
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.late: list[float] = []  # wall-clock instants of starved samples
+        self._task: asyncio.Task[None] | None = None
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    async def _run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.PERIOD_S)
+            if time.monotonic() - before - self.PERIOD_S > self.STARVED_S:
+                self.late.append(time.time())
 
-    async def start(self) -> StampingReceiver:
-        app = web.Application()
-        app.router.add_route("POST", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    def __enter__(self) -> LoopLag:
+        self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        await request.read()
-        stamp = (time.monotonic(), request.headers.get("webhook-id", ""))
-        self.arrivals.setdefault(request.path, []).append(stamp)
-        return web.Response(text="ok")
-
-    def unique(self, path: str) -> int:
-        return len({msg for _, msg in self.arrivals.get(path, [])})
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[StampingReceiver]:
-    r = await StampingReceiver().start()
-    yield r
-    await r.stop()
+    def starved(self, start: float, end: float) -> bool:
+        return any(start - 1.0 <= t <= end for t in self.late)
 
 
 async def throttled_run(
-    api: httpx.AsyncClient, receiver: StampingReceiver, explain: Callable[[], str]
+    api: httpx.AsyncClient, receiver: Receiver, explain: Callable[[], str]
 ) -> list[str]:
     """Send MESSAGES to a throttled and an unthrottled endpoint; check what arrives when.
     Returns the rate-limit statuses read while the throttled backlog drained."""
@@ -95,27 +83,30 @@ async def throttled_run(
         assert r.status_code == 202, r.text
         return str(r.json()["id"])
 
-    # All at once (a burst), so that the endpoint has a backlog from its first delivery on.
-    sent = list(await asyncio.gather(*(send(n) for n in range(MESSAGES))))
-    started = time.monotonic()
+    def unique(path: str) -> int:
+        return len({r.webhook_id for r in receiver.on(path)})
 
-    statuses: list[str] = []
+    with LoopLag() as lag:
+        # All at once (a burst), so that the endpoint has a backlog from its first delivery on.
+        sent = list(await asyncio.gather(*(send(n) for n in range(MESSAGES))))
+        started = time.time()
+        statuses: list[str] = []
 
-    async def slow_done() -> int:
-        statuses.append((await api.get(status_url)).json()["status"])
-        return receiver.unique("/slow")
+        async def slow_done() -> int:
+            statuses.append((await api.get(status_url)).json()["status"])
+            return unique("/slow")
 
-    async def fast_count() -> int:
-        return receiver.unique("/fast")
+        async def fast_count() -> int:
+            return unique("/fast")
 
-    await eventually(fast_count, lambda n: n == MESSAGES, timeout=30)
-    fast_done_after = time.monotonic() - started
-    await eventually(slow_done, lambda n: n == MESSAGES, timeout=60)
+        await eventually(fast_count, lambda n: n == MESSAGES, timeout=30)
+        fast_done_after = time.time() - started
+        await eventually(slow_done, lambda n: n == MESSAGES, timeout=60)
     final = (await api.get(status_url)).json()
 
-    slow_arrivals = sorted(receiver.arrivals["/slow"])
-    times = [t for t, _ in slow_arrivals]
-    assert sorted({m for _, m in slow_arrivals}) == sorted(sent), explain()  # none lost
+    slow_arrivals = receiver.on("/slow")
+    times = sorted(r.at for r in slow_arrivals)
+    assert sorted({r.webhook_id for r in slow_arrivals}) == sorted(sent), explain()  # none lost
     assert len(times) == MESSAGES, "a throttled delivery arrived twice"
     span = times[-1] - times[0]
     assert span >= (MESSAGES - 1) / RATE - JITTER_S, (span, explain())
@@ -123,10 +114,11 @@ async def throttled_run(
     for i, start in enumerate(times):
         in_window = sum(start <= t < start + WINDOW_S for t in times[i:])
         assert in_window <= limit * 1.1, (start - times[0], in_window)
-        # A window wholly inside the run, once every message was accepted (before, the
-        # backlog was still being sent: the rate is the API's, not the throttle's).
-        if start >= started and start + WINDOW_S <= times[-1]:
-            assert in_window >= limit * 0.9, (start - times[0], in_window)
+        # The lower bound holds for a window wholly inside the run, once every message was
+        # accepted (before, the rate is the API's), on a machine that woke sleepers on time.
+        inside = start >= started and start + WINDOW_S <= times[-1]
+        if inside and not lag.starved(start, start + WINDOW_S):
+            assert in_window >= limit * 0.9, (start - times[0], in_window, explain())
     # the throttled endpoint did not hold the other back
     assert fast_done_after < (MESSAGES - 1) / RATE / 2, fast_done_after
     assert final == {"status": "Ok", "throttledSince": None}
@@ -135,7 +127,7 @@ async def throttled_run(
 
 @pytest.mark.timeout(180)
 async def test_two_workers_on_postgres_keep_a_throttled_endpoint_to_its_rate(
-    fresh_postgres_url: str, make_cluster: Callable[..., Cluster], receiver: StampingReceiver
+    fresh_postgres_url: str, make_cluster: Callable[..., Cluster], receiver: Receiver
 ) -> None:
     cluster = make_cluster(fresh_postgres_url, poll_interval_s="1")
     cluster.migrate()
@@ -150,7 +142,7 @@ async def test_two_workers_on_postgres_keep_a_throttled_endpoint_to_its_rate(
 
 @pytest.mark.timeout(180)
 async def test_serves_worker_child_on_sqlite_keeps_a_throttled_endpoint_to_its_rate(
-    tmp_path: Path, receiver: StampingReceiver
+    tmp_path: Path, receiver: Receiver
 ) -> None:
     port = _free_port()
     token = "hpk_throttle-test"

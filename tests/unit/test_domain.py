@@ -11,13 +11,15 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from hookpost.domain import ids
-from hookpost.domain.errors import InvalidInput
-from hookpost.domain.health import (
+from hookpost.domain.disabled import (
     CONSECUTIVE_FAILURES,
     DISABLED_REASONS,
     FAILING_TOO_LONG,
     GONE_410,
     MANUAL,
+)
+from hookpost.domain.errors import InvalidInput
+from hookpost.domain.health import (
     Health,
     HealthState,
     disabled_reason,

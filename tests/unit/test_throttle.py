@@ -22,8 +22,19 @@ def test_a_claim_takes_one_slot_and_the_next_waits_an_interval() -> None:
     assert pace.slots(1_000) == 1
     after = pace.after(1_000, 1)
     assert after == 1_200
-    assert Pace(5, after).slots(1_199) == 0
-    assert Pace(5, after).slots(1_200) == 1
+    assert Pace(5, after).gather_ms == 25  # (250 ms window - 200 ms interval) / 2
+    assert Pace(5, after).slots(1_224) == 0
+    assert Pace(5, after).slots(1_225) == 1
+
+
+def test_a_busy_fast_endpoint_is_taken_from_in_fewer_larger_claims() -> None:
+    # 50/s: a claim waits 115 ms past the slot and takes 6 slots, not one every 20 ms
+    pace = Pace(50, 1_000.0)
+    assert pace.ready_at() == 1_115
+    assert pace.slots(1_114) == 0
+    assert pace.slots(1_115) == 6
+    # slow rates (an interval of 250 ms or more) do not wait
+    assert Pace(4, 1_000.0).ready_at() == 1_000
 
 
 def test_late_claims_keep_the_grid_so_the_rate_does_not_sag() -> None:
@@ -41,7 +52,7 @@ def test_late_claims_keep_the_grid_so_the_rate_does_not_sag() -> None:
 def test_an_idle_endpoint_saves_up_no_burst() -> None:
     assert Pace(5, 1_000.0).slots(60_000) == 1  # a minute idle: one slot, not 300
     assert Pace(1000, 1_000.0).slots(60_000) == 1
-    assert Pace(1000, 59_960.0).slots(60_000) == 41  # busy and fast: the slots since its last
+    assert Pace(1000, 59_860.0).slots(60_000) == 141  # busy and fast: the slots since its last
 
 
 def test_fast_rates_take_several_slots_per_claim_and_keep_the_rate() -> None:
@@ -67,13 +78,13 @@ def test_a_paced_endpoint_is_ready_only_with_a_free_slot_and_takes_at_most_its_s
 
 
 def test_paced_shares_get_no_top_up_and_report_where_their_pace_moves() -> None:
-    fast = Pace(1000, 4_960.0)  # 41 slots at 5,000
+    fast = Pace(100, 4_880.0)  # 13 slots at 5,000
     rounds = ClaimRounds([Head("a", 10, pace=fast), Head("b", 20)], 100, now=5_000)
-    assert rounds.first == [Share("a", 41, 0, pace=fast), Share("b", 50, 1)]
-    more = rounds.next(["a"] * 41 + ["b"] * 50)
-    assert more == [Share("b", 9, 1)]  # the rest of the claim: to b only
-    rounds.next(["b"] * 9)
-    assert rounds.paced() == [("a", 4_960.0 + 41 * 1.0)]
+    assert rounds.first == [Share("a", 13, 0, pace=fast), Share("b", 50, 1)]
+    more = rounds.next(["a"] * 13 + ["b"] * 50)
+    assert more == [Share("b", 37, 1)]  # the rest of the claim: to b only
+    rounds.next(["b"] * 37)
+    assert rounds.paced() == [("a", 4_880.0 + 13 * 10.0)]
 
 
 def test_rate_limit_status() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hookpost.domain.health import SUCCESS_REFRESH_MS
+from hookpost.domain.throttle import gather_sql
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -553,7 +554,9 @@ ENDPOINT_PACE = (
 )
 # A throttled endpoint's head is due no sooner than its next slot (domain.throttle).
 _NEXT = (
-    "ceil(min(greatest(ep.due_at, coalesce(e.throttle_at, 0))){to_caller})::bigint"
+    "ceil(min(greatest(ep.due_at, coalesce(e.throttle_at + "
+    + gather_sql("e.throttle_rate", "greatest")
+    + ", 0))){to_caller})::bigint"
     " FROM ep JOIN endpoints e ON e.id = ep.endpoint_id"
 )
 NEXT_DUE = f"{_HEADS}SELECT {_NEXT.format(to_caller='')}"

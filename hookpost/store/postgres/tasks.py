@@ -10,8 +10,9 @@ import orjson
 
 from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
-from hookpost.domain.models import BackgroundTask, DeliveryStatus, Message, Page, PageRequest
+from hookpost.domain.models import BackgroundTask, Message, Page, PageRequest
 from hookpost.domain.operational import OPERATIONAL_APP_ID, OperationalEvent
+from hookpost.domain.tasks import ReplayRange
 from hookpost.store.paging import finish_page
 from hookpost.store.postgres.core import Args, PostgresBase, command_status_count, paged_query
 from hookpost.store.postgres.errors import wrap_exceptions
@@ -67,7 +68,6 @@ USAGE = (
     " WHERE e.app_id = a.id) AS n FROM applications a WHERE NOT a.deleted AND a.id <> $3"
     " AND ($4::text[] IS NULL OR a.id = ANY($4)) ORDER BY a.id"
 )
-_FINAL = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANCELED)
 
 
 def _json(value: Any) -> str:
@@ -187,21 +187,13 @@ class PostgresTasks(PostgresBase):
 
     @wrap_exceptions
     async def replay_deliveries(
-        self,
-        app_id: str,
-        endpoint_id: str,
-        since_ms: int,
-        until_ms: int | None,
-        statuses: Sequence[DeliveryStatus],
-        event_types: Sequence[str] | None,
-        before_ms: int,
-        now_ms: int,
-        dry_run: bool = False,
+        self, selection: ReplayRange, now_ms: int, dry_run: bool = False
     ) -> int:
-        wanted = [int(s) for s in statuses if s in _FINAL]
-        if not wanted or (event_types is not None and not event_types):
+        r = selection
+        if r.selects_nothing:
             return 0
-        args = Args([endpoint_id, app_id, wanted, before_ms, ids.id_floor(ids.MESSAGE, since_ms)])
+        since = ids.id_floor(ids.MESSAGE, r.since_ms)
+        args = Args([r.endpoint_id, r.app_id, r.replayable, r.before_ms, since])
         where = [
             "d.endpoint_id = $1",
             "d.app_id = $2",
@@ -209,10 +201,10 @@ class PostgresTasks(PostgresBase):
             "d.updated_at < $4",
             "d.message_id >= $5",
         ]
-        if until_ms is not None:
-            where.append(f"d.message_id < {args.add(ids.id_floor(ids.MESSAGE, until_ms))}")
-        if event_types is not None:
-            where.append(f"m.event_type = ANY({args.add(list(event_types))}::text[])")
+        if r.until_ms is not None:
+            where.append(f"d.message_id < {args.add(ids.id_floor(ids.MESSAGE, r.until_ms))}")
+        if r.event_types is not None:
+            where.append(f"m.event_type = ANY({args.add(list(r.event_types))}::text[])")
         base = "FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE " + " AND ".join(
             where
         )

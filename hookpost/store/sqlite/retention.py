@@ -14,6 +14,7 @@ import orjson
 
 from hookpost.domain import ids
 from hookpost.domain.retention import UNFINISHED, CleanupCounts
+from hookpost.domain.tasks import RUNNING
 from hookpost.store.sqlite.core import Conn, SqliteBase
 
 _IDS = "SELECT value FROM json_each(?)"
@@ -55,6 +56,9 @@ COUNT_OLD = (
     f" (SELECT count(*) FROM attempts WHERE message_id IN (SELECT m.id {_DELETABLE}))"
 )
 
+# domain.retention.task_deletable (tests/contract/test_retention.py holds the two equal)
+_OLD_TASKS = f"FROM background_tasks WHERE status <> '{RUNNING}' AND updated_at < ?"
+
 
 class SqliteRetention(SqliteBase):
     _cleanup_lock: asyncio.Lock | None = None
@@ -89,6 +93,13 @@ class SqliteRetention(SqliteBase):
 
         return await self._db.write(run)
 
+    async def delete_finished_tasks(self, before_ms: int) -> int:
+        def run(c: Conn) -> int:
+            return c.execute(f"DELETE {_OLD_TASKS}", (before_ms,)).rowcount
+
+        deleted: int = await self._db.write(run)
+        return deleted
+
     async def count_cleanup(self, now_ms: int, before_ms: int | None) -> CleanupCounts:
         def run(c: Conn) -> CleanupCounts:
             counts = CleanupCounts(payloads=c.execute(COUNT_EXPIRED, (now_ms,)).fetchone()[0])
@@ -96,6 +107,9 @@ class SqliteRetention(SqliteBase):
                 floor = ids.id_floor(ids.MESSAGE, before_ms)
                 row = c.execute(COUNT_OLD, (floor, floor, floor)).fetchone()
                 counts.messages, counts.deliveries, counts.attempts = row
+                counts.tasks = c.execute(f"SELECT count(*) {_OLD_TASKS}", (before_ms,)).fetchone()[
+                    0
+                ]
             return counts
 
         return await self._db.read(run)

@@ -7,6 +7,7 @@ list are ``column1``, ``column2``...
 from __future__ import annotations
 
 from hookpost.domain.health import SUCCESS_REFRESH_MS
+from hookpost.domain.throttle import gather_sql
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -224,7 +225,8 @@ QUEUE_SCHEDULED = (
 # The oldest of the endpoints' heads (there is no global due index: decision 0023), a
 # throttled endpoint's no sooner than its next slot (domain.throttle).
 NEXT_DUE = (
-    f"{_HEADS}SELECT min(max(h.head, coalesce(e.throttle_at, 0)))"
+    f"{_HEADS}SELECT min(max(h.head, coalesce(e.throttle_at + "
+    f"{gather_sql('e.throttle_rate', 'max')}, 0)))"
     " FROM heads h JOIN endpoints e ON e.id = h.id"
 )
 

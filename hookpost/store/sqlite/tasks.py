@@ -10,8 +10,9 @@ import orjson
 
 from hookpost.domain import ids
 from hookpost.domain.errors import NotFound
-from hookpost.domain.models import BackgroundTask, DeliveryStatus, Message, Page, PageRequest
+from hookpost.domain.models import BackgroundTask, Message, Page, PageRequest
 from hookpost.domain.operational import OPERATIONAL_APP_ID, OperationalEvent
+from hookpost.domain.tasks import ReplayRange
 from hookpost.store.paging import finish_page
 from hookpost.store.rows import loads_opt, message_from_row, message_head, task_from_row
 from hookpost.store.sqlite.core import Conn, SqliteBase, id_range, paged
@@ -61,7 +62,6 @@ USAGE = (
     " ON d.endpoint_id = e.id AND d.message_id >= ? AND d.message_id < ?"
     " WHERE e.app_id = a.id) FROM applications a WHERE NOT a.deleted AND a.id <> ?"
 )
-_FINAL = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANCELED)
 
 
 def _json(value: Any) -> str:
@@ -187,19 +187,10 @@ class SqliteTasks(SqliteBase):
         return count
 
     async def replay_deliveries(
-        self,
-        app_id: str,
-        endpoint_id: str,
-        since_ms: int,
-        until_ms: int | None,
-        statuses: Sequence[DeliveryStatus],
-        event_types: Sequence[str] | None,
-        before_ms: int,
-        now_ms: int,
-        dry_run: bool = False,
+        self, selection: ReplayRange, now_ms: int, dry_run: bool = False
     ) -> int:
-        wanted = [int(s) for s in statuses if s in _FINAL]
-        if not wanted or (event_types is not None and not event_types):
+        r = selection
+        if r.selects_nothing:
             return 0
         where = [
             "d.endpoint_id = ?",
@@ -207,11 +198,11 @@ class SqliteTasks(SqliteBase):
             "d.status IN (SELECT value FROM json_each(?))",
             "d.updated_at < ?",
         ]
-        params: list[Any] = [endpoint_id, app_id, _json(wanted), before_ms]
-        id_range(where, params, "d.message_id", ids.MESSAGE, until_ms, since_ms - 1)
-        if event_types is not None:
+        params: list[Any] = [r.endpoint_id, r.app_id, _json(r.replayable), r.before_ms]
+        id_range(where, params, "d.message_id", ids.MESSAGE, r.until_ms, r.since_ms - 1)
+        if r.event_types is not None:
             where.append("m.event_type IN (SELECT value FROM json_each(?))")
-            params.append(_json(list(event_types)))
+            params.append(_json(list(r.event_types)))
         base = "FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE " + " AND ".join(
             where
         )
