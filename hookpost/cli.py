@@ -23,6 +23,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hookpost import __version__, cli_alerts, listen, logs
+from hookpost.commands import register_commands
+from hookpost.commands.options import duration_s, iso_time
+from hookpost.diagnostics import database_problem
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
 from hookpost.settings import Settings
@@ -299,20 +302,9 @@ def _with_runtime(args: argparse.Namespace, fn: Callable[[Hookpost], Awaitable[i
         sys.exit(status)
 
 
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration_s(value: str) -> int | None:
-    """``3600``, ``90m``, ``12h`` or ``30d`` in seconds (None: not a duration)."""
-    text = value.strip().lower()
-    unit = DURATION_UNITS.get(text[-1:], 0) if text else 0
-    number = text[:-1] if unit else text
-    return int(number) * (unit or 1) if number.isdigit() else None
-
-
 def parse_age(value: str) -> int:
     """``--older-than``: a duration (``30d``, ``12h``, ``3600``), in milliseconds."""
-    seconds = _duration_s(value)
+    seconds = duration_s(value)
     if seconds is None or seconds <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration (3600, 90m, 12h, 30d)")
     return seconds * 1000
@@ -321,16 +313,9 @@ def parse_age(value: str) -> int:
 def parse_expiry(value: str, now: datetime | None = None) -> int:
     """``--expires``: a duration (``3600``, ``90m``, ``12h``, ``30d``) or an ISO 8601 date and
     time (``2027-01-31T00:00:00Z``; UTC if it names no zone); seconds from now."""
-    seconds = _duration_s(value)
+    seconds = duration_s(value)
     if seconds is None:
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{value!r} is neither a duration (3600, 90m, 12h, 30d) nor an ISO 8601 time"
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+        when = iso_time(value, "a duration (3600, 90m, 12h, 30d)")
         seconds = int((when - (now or datetime.now(UTC))).total_seconds())
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not in the future")
@@ -417,9 +402,15 @@ def cmd_keygen(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hookpost", description="Self-hosted webhook delivery.")
+    parser = argparse.ArgumentParser(
+        prog="hookpost",
+        description="Self-hosted webhook delivery.",
+        epilog="The daily-work commands (app ... replay) talk to a hookpost server: --url or "
+        "HOOKPOST_URL (default http://127.0.0.1:8071), --token or HOOKPOST_TOKEN. "
+        "`hookpost COMMAND --help` for each; docs/cli.md for all.",
+    )
     parser.add_argument("--version", action="version", version=f"hookpost {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")
 
     def db_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", help="database URL (HOOKPOST_DATABASE_URL; sqlite:///hookpost.db)")
@@ -494,11 +485,16 @@ def _parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="print a new HOOKPOST_MAIN_KEY")
     keygen.set_defaults(fn=cmd_keygen)
     listen.add_parser(sub)
+    register_commands(sub)  # hookpost/commands/: the daily-work commands and doctor
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `hookpost`
+        parser.print_help()
+        return
     try:
         # Logging from the environment alone (no flag changes it): `serve`'s worker child,
         # which inherits that environment, logs the same way.
@@ -515,6 +511,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         pass
+    except Exception as exc:  # a database that cannot be opened: one line, not a traceback
+        opens_database = hasattr(args, "db")  # the commands with --db
+        problem = database_problem(exc, _database_url(args)) if opens_database else None
+        if problem is None:
+            raise
+        print(f"hookpost: {problem}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    try:
+        return _settings(args).database_url
+    except ValueError:
+        return ""
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any, TextIO
 import aiohttp
 import orjson
 
+from hookpost.commands.options import default_token, default_url
 from hookpost.domain.relay import DEFAULT_RELAY_UID
 
 MAX_READ_BYTES = 64 * 1024  # of a local answer (the worker stores 4 KiB of it)
@@ -205,15 +205,6 @@ async def _detail(resp: aiohttp.ClientResponse) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-def default_server() -> str:
-    host = os.environ.get("HOOKPOST_HOST") or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return (
-        os.environ.get("HOOKPOST_URL") or f"http://{host}:{os.environ.get('HOOKPOST_PORT') or 8071}"
-    )
-
-
 def add_parser(sub: Any) -> None:
     """Register ``hookpost listen`` on the CLI's subparsers."""
     p = sub.add_parser(
@@ -238,14 +229,12 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_listen(args: argparse.Namespace) -> None:
-    token = args.token or os.environ.get("HOOKPOST_TOKEN") or os.environ.get("HOOKPOST_ADMIN_TOKEN")
+    token = args.token or default_token()
     if not token:
         print("hookpost listen: give --token or set HOOKPOST_TOKEN", file=sys.stderr)
         sys.exit(2)
     types = [t.strip() for t in (args.event_types or "").split(",") if t.strip()] or None
-    listen = Listen(
-        args.url or default_server(), token, args.app, args.forward, args.endpoint, types
-    )
+    listen = Listen(args.url or default_url(), token, args.app, args.forward, args.endpoint, types)
 
     async def main() -> None:
         stop = asyncio.Event()

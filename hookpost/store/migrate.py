@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -62,22 +63,28 @@ def _upgrade(database_url: str, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-def _sqlite_versions(path: str) -> list[tuple[str, ...]]:
+def _sqlite_versions(path: str) -> list[str]:
     if not os.path.exists(path):
         return []
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return [tuple(r) for r in conn.execute(_VERSION_QUERY).fetchall()]
+        return [r[0] for r in conn.execute(_VERSION_QUERY).fetchall()]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
     finally:
         conn.close()
 
 
-async def _postgres_versions(database_url: str) -> list[tuple[str, ...]]:
+async def _postgres_versions(database_url: str) -> list[str]:
     import asyncpg
 
     conn = await asyncpg.connect(database_url, timeout=10)
     try:
-        return [tuple(r) for r in await conn.fetch(_VERSION_QUERY)]
+        return [r[0] for r in await conn.fetch(_VERSION_QUERY)]
+    except asyncpg.UndefinedTableError:
+        return []
     finally:
         await conn.close()
 
@@ -85,14 +92,30 @@ async def _postgres_versions(database_url: str) -> list[tuple[str, ...]]:
 _VERSION_QUERY = "SELECT version_num FROM alembic_version"
 
 
+async def current_revisions(database_url: str) -> list[str]:
+    """The revisions the database is at (one, or none when it was never migrated); the
+    driver's error when it cannot be read."""
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        return await asyncio.to_thread(_sqlite_versions, path)
+    return await _postgres_versions(database_url)
+
+
 async def is_current(database_url: str) -> bool:
     """True when the database is already at HEAD_REVISION (cheap: one query, no Alembic)."""
     try:
-        if database_url.startswith("sqlite:///"):
-            path = database_url.removeprefix("sqlite:///")
-            versions = await asyncio.to_thread(_sqlite_versions, path)
-        else:
-            versions = await _postgres_versions(database_url)
-    except Exception:  # no table yet, or anything odd: let Alembic decide
+        return await current_revisions(database_url) == [HEAD_REVISION]
+    except Exception:  # anything odd: let Alembic decide
         return False
-    return versions == [(HEAD_REVISION,)]
+
+
+_REVISION_LINE = re.compile(r"^revision\s*(?::\s*str\s*)?=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+
+
+def known_revisions() -> set[str]:
+    """The revisions this hookpost's migrations define (without importing Alembic)."""
+    found = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        if match := _REVISION_LINE.search(path.read_text(encoding="utf-8")):
+            found.add(match[1])
+    return found
