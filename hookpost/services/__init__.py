@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookpost.domain.limits import Limits
 from hookpost.domain.retention import RetentionPolicy
@@ -23,6 +23,9 @@ from hookpost.services.tasks import TaskService
 from hookpost.services.tokens import TokenService
 from hookpost.store.base import Store
 
+if TYPE_CHECKING:
+    from hookpost.services.tracing import Tracing
+
 
 @dataclass
 class Services:
@@ -39,6 +42,7 @@ class Services:
     operational: OperationalWebhookService
     retention: RetentionService
     tasks: TaskService
+    tracing: Tracing | None = None  # OTEL_* tracing (services.tracing_env); None: off
 
     @classmethod
     def build(
@@ -52,6 +56,7 @@ class Services:
         strict_event_types: bool = False,
         reveal_secrets: bool = True,
         retention: RetentionPolicy = RetentionPolicy(),
+        tracing: Tracing | None = None,
     ) -> Services:
         catalog = CatalogCache(store)
         options: dict[str, Any] = {} if url_check is None else {"url_check": url_check}
@@ -78,6 +83,7 @@ class Services:
                 limits.max_page_content_bytes,
                 strict_catalog=catalog if strict_event_types else None,
                 retention=retention,
+                tracing=tracing,
             ),
             tokens=TokenService(store, clock),
             metrics=metrics,
@@ -87,4 +93,5 @@ class Services:
             operational=OperationalWebhookService(store, endpoints, clock),
             retention=RetentionService(store, retention, clock),
             tasks=TaskService(store, clock),
+            tracing=tracing,
         )

@@ -263,3 +263,15 @@ background_tasks = Table(
         sqlite_where=text("status = 'running'"),
     ),
 )
+
+# The W3C trace context of the request that created a message, written only while tracing is
+# on; no foreign key: written just before its message (docs/decisions/0035-tracing.md).
+message_traces = Table(
+    "message_traces",
+    metadata,
+    Column("id", Id, primary_key=True),  # the message's id
+    Column("app_id", Id, nullable=False),
+    Column("traceparent", Text, nullable=False),
+    Column("tracestate", Text, nullable=True),
+    Index("ix_message_traces_app_id", "app_id"),
+)

@@ -36,6 +36,7 @@ from hookpost.store.postgres.queue import PostgresQueue
 from hookpost.store.postgres.retention import PostgresRetention
 from hookpost.store.postgres.tasks import PostgresTasks
 from hookpost.store.postgres.tokens import PostgresTokens
+from hookpost.store.postgres.traces import PostgresTraces
 from hookpost.store.rows import SecretBox
 
 APPLICATION_NAME = "hookpost"
@@ -65,6 +66,7 @@ class PostgresStore(
     PostgresIdempotency,
     PostgresRetention,
     PostgresTasks,
+    PostgresTraces,
 ):
     def __init__(
         self,

@@ -18,6 +18,7 @@ from hookpost.store.sqlite.queue import SqliteQueue
 from hookpost.store.sqlite.retention import SqliteRetention
 from hookpost.store.sqlite.tasks import SqliteTasks
 from hookpost.store.sqlite.tokens import SqliteTokens
+from hookpost.store.sqlite.traces import SqliteTraces
 
 MIN_SQLITE = (3, 33, 0)  # UPDATE ... FROM (multirow)
 
@@ -42,6 +43,7 @@ class SqliteStore(
     SqliteIdempotency,
     SqliteRetention,
     SqliteTasks,
+    SqliteTraces,
 ):
     def __init__(self, path: str, box: SecretBox, *, synchronous: str = "NORMAL") -> None:
         self.path = path
