@@ -126,6 +126,7 @@ class DeliveryWorker:
         # timeout), refreshed by _options_loop; empty when none is set anywhere.
         self._type_schedules: dict[str, tuple[int, ...]] = {}
         self._timeouts: dict[str, float] = {}
+        self._traceparent: dict[str, bool] = {}  # endpoint id -> its sendTraceparent, where set
         self._draining = False
         # Loop time until which every in-flight lease surely holds (claims and renewals move
         # it); and when the claim under way, if any, began (its leases begin no earlier).
@@ -348,6 +349,7 @@ class DeliveryWorker:
                 log.warning("reading the delivery options failed: %s", exc)
             else:
                 self._type_schedules = options.type_schedules
+                self._traceparent = options.endpoint_traceparent
                 # Clamped so that a request never outlives its lease (wiring.check_lease).
                 self._timeouts = {
                     ep: min(float(t), longest) for ep, t in options.endpoint_timeouts.items()
@@ -441,7 +443,7 @@ class DeliveryWorker:
                 d.message_id, timestamp, d.payload, active, d.event_type, attempts
             ),
         }
-        if span is not None and self._config.send_traceparent:
+        if span is not None and self._traceparent.get(d.endpoint_id, self._config.send_traceparent):
             span.inject(headers)
         timeout = self._timeouts.get(d.endpoint_id) if self._timeouts else None
         if timeout is None:

@@ -7,7 +7,8 @@ exporter: a real API over uvicorn, a real worker and a loopback receiver, on bot
 * The attempt span holds the ids of the app, endpoint, message and attempt (as the API lists
   them) and the status code; a failed attempt's span is an error.
 * ``HOOKPOST_SEND_TRACEPARENT`` sends the attempt span's context to the receiver; by
-  default no ``traceparent`` goes out.
+  default no ``traceparent`` goes out. An endpoint's ``sendTraceparent`` overrides the
+  setting either way (null: the setting), and a PUT without it keeps it.
 """
 
 from __future__ import annotations
@@ -58,9 +59,27 @@ async def _app_and_endpoint(http: httpx.AsyncClient, url: str) -> tuple[str, str
     app = await http.post("/api/v1/app", json={"name": "Acme"})
     assert app.status_code == 201, app.text
     app_id = app.json()["id"]
-    ep = await http.post(f"/api/v1/app/{app_id}/endpoint", json={"url": url})
+    return app_id, await _endpoint(http, app_id, url)
+
+
+async def _endpoint(http: httpx.AsyncClient, app_id: str, url: str, **fields: Any) -> str:
+    ep = await http.post(f"/api/v1/app/{app_id}/endpoint", json={"url": url, **fields})
     assert ep.status_code == 201, ep.text
-    return app_id, ep.json()["id"]
+    assert ep.json()["sendTraceparent"] == fields.get("sendTraceparent")
+    return str(ep.json()["id"])
+
+
+async def _worker_sees(api: Any, wanted: dict[str, bool]) -> None:
+    """Until the worker's cached endpoint options (refreshed every 0.05 s here) are these."""
+
+    async def probe() -> dict[str, bool]:
+        return dict(api.hp.worker._traceparent)
+
+    await eventually(probe, lambda seen: seen == wanted)
+
+
+def _headers(request: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
 
 
 async def _send(http: httpx.AsyncClient, app_id: str, **headers: str) -> str:
@@ -103,14 +122,19 @@ async def test_the_request_that_created_a_message_and_its_attempt_are_linked(
     exporter: InMemorySpanExporter,
     receiver: Receiver,
 ) -> None:
-    async with running_api(any_database_url, tracing=tracing) as api, api.http() as http:
+    async with (
+        running_api(any_database_url, tracing=tracing, options_refresh_s=0.05) as api,
+        api.http() as http,
+    ):
         app_id, ep_id = await _app_and_endpoint(http, receiver.url("/hook"))
+        traced = await _endpoint(http, app_id, receiver.url("/traced"), sendTraceparent=True)
+        await _worker_sees(api, {traced: True})
         msg_id = await _send(http, app_id, traceparent=CALLER)
-        await receiver.wait_for(1)
-        (attempt_span,) = await _attempts_traced(exporter, 1)
+        await receiver.wait_for(2)
+        spans = await _attempts_traced(exporter, 2)
         listed = await http.get(f"/api/v1/app/{app_id}/attempt/msg/{msg_id}")
         assert listed.status_code == 200, listed.text
-        (attempt,) = listed.json()["data"]
+        attempts = {a["endpointId"]: a for a in listed.json()["data"]}
 
     request_span = _message_request_span(exporter.get_finished_spans())
     route = request_span.attributes["http.route"]  # type: ignore[index]
@@ -122,6 +146,9 @@ async def test_the_request_that_created_a_message_and_its_attempt_are_linked(
     assert request_span.context.trace_id == CALLER_TRACE
     assert request_span.parent.span_id == CALLER_SPAN
 
+    by_endpoint = {s.attributes["hookpost.endpoint_id"]: s for s in spans}  # type: ignore[index]
+    assert set(by_endpoint) == {ep_id, traced}
+    attempt_span = by_endpoint[ep_id]
     # The attempt is a trace of its own, linked to the request that created the message.
     assert attempt_span.kind == SpanKind.CLIENT
     assert attempt_span.parent is None and attempt_span.context is not None
@@ -133,13 +160,52 @@ async def test_the_request_that_created_a_message_and_its_attempt_are_linked(
     assert attrs["hookpost.app_id"] == app_id
     assert attrs["hookpost.endpoint_id"] == ep_id
     assert attrs["hookpost.message_id"] == msg_id
-    assert attrs["hookpost.attempt_id"] == attempt["id"]
+    assert attrs["hookpost.attempt_id"] == attempts[ep_id]["id"]
     assert attrs["hookpost.attempt_number"] == 1
     assert attrs["http.response.status_code"] == 200
     assert attempt_span.status.status_code != StatusCode.ERROR
 
-    # Off by default: the receiver sees no trace context.
-    assert "traceparent" not in {k.lower() for k in receiver.requests[0].headers}
+    (link,) = by_endpoint[traced].links
+    assert link.context.span_id == request_span.context.span_id
+
+    # Off by default: that endpoint sees no trace context; the one that asks for it does.
+    assert "traceparent" not in _headers(receiver.on("/hook")[0])
+    sent = parse_traceparent(_headers(receiver.on("/traced")[0])["traceparent"])
+    context = by_endpoint[traced].context
+    assert context is not None and sent == (context.trace_id, context.span_id, True)
+
+
+async def test_an_endpoint_can_refuse_the_traceparent_the_setting_sends(
+    any_database_url: str, tracing: Tracing, receiver: Receiver
+) -> None:
+    settings = {"send_traceparent": True, "options_refresh_s": 0.05}
+    async with (
+        running_api(any_database_url, tracing=tracing, **settings) as api,
+        api.http() as http,
+    ):
+        app_id, default = await _app_and_endpoint(http, receiver.url("/default"))
+        quiet = await _endpoint(http, app_id, receiver.url("/quiet"), sendTraceparent=False)
+        path = f"/api/v1/app/{app_id}/endpoint/{quiet}"
+        # A PUT without the field (as the svix SDKs send it) keeps it.
+        put = await http.put(path, json={"url": receiver.url("/quiet")})
+        assert put.status_code == 200 and put.json()["sendTraceparent"] is False, put.text
+        got = await http.get(f"/api/v1/app/{app_id}/endpoint/{default}")
+        assert got.json()["sendTraceparent"] is None
+        await _worker_sees(api, {quiet: False})
+        await _send(http, app_id)
+        await receiver.wait_for(2)
+        assert "traceparent" in _headers(receiver.on("/default")[0])
+        assert "traceparent" not in _headers(receiver.on("/quiet")[0])
+
+        # PATCH null: the setting again.
+        patched = await http.patch(path, json={"sendTraceparent": None})
+        assert patched.status_code == 200 and patched.json()["sendTraceparent"] is None
+        await _worker_sees(api, {})
+        await _send(http, app_id)
+        await receiver.wait_for(2, "/quiet")
+        assert "traceparent" in _headers(receiver.on("/quiet")[1])
+        bad = await http.patch(path, json={"sendTraceparent": "yes"})
+        assert bad.status_code == 422 and "sendTraceparent" in bad.text
 
 
 async def test_traceparent_goes_out_when_asked_and_retries_link_to_the_same_request(
@@ -169,7 +235,6 @@ async def test_traceparent_goes_out_when_asked_and_retries_link_to_the_same_requ
         # Each attempt links to the request, and sends its own context.
         (link,) = span.links
         assert link.context.span_id == request_span.context.span_id
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        parsed = parse_traceparent(headers["traceparent"])
+        parsed = parse_traceparent(_headers(request)["traceparent"])
         assert span.context is not None and parsed is not None
         assert parsed == (span.context.trace_id, span.context.span_id, True)

@@ -1,4 +1,5 @@
-"""message_traces: the W3C trace context of the request that created a message
+"""message_traces: the W3C trace context of the request that created a message;
+endpoints.send_traceparent
 
 Revision ID: 0020
 Revises: 0018
@@ -32,8 +33,20 @@ def upgrade() -> None:
         sa.Column("tracestate", sa.Text(), nullable=True),
     )
     op.create_index("ix_message_traces_app_id", "message_traces", ["app_id"])
+    op.add_column("endpoints", sa.Column("send_traceparent", sa.Boolean(), nullable=True))
+    where = sa.text("send_traceparent IS NOT NULL")
+    op.create_index(
+        "ix_endpoints_traceparent",
+        "endpoints",
+        ["id"],
+        postgresql_where=where,
+        sqlite_where=where,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_endpoints_traceparent", table_name="endpoints")
+    with op.batch_alter_table("endpoints") as batch_op:
+        batch_op.drop_column("send_traceparent")
     op.drop_index("ix_message_traces_app_id", table_name="message_traces")
     op.drop_table("message_traces")
