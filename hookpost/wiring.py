@@ -255,8 +255,8 @@ class Hookpost:
     """The assembled runtime: a store, the services over it, and optionally a worker."""
 
     def __init__(self, settings: Settings, *, tracing: Tracing | None = None) -> None:
-        """``tracing``: the caller's (which it shuts down); else the ``OTEL_*`` environment's
-        (services.tracing_env), None when it asks for none."""
+        """``tracing``: the caller's (the caller shuts it down); else the ``OTEL_*``
+        environment's (services.tracing_env), None when it asks for none."""
         self.settings = settings
         check_lease(settings)
         check_admin_token(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -172,12 +173,14 @@ class MessageService:
         if context is None:
             return await self._store.create_message(message, now, endpoint_ids, recorded)
         await self._store.save_trace_context(message.app_id, message.id, context)
-        created = None
         try:
             created = await self._store.create_message(message, now, endpoint_ids, recorded)
-        finally:
-            if created is None or not created.created:
+        except Exception:
+            with contextlib.suppress(Exception):  # the create's error is the one to tell
                 await self._store.delete_trace_context(message.id)
+            raise
+        if not created.created:
+            await self._store.delete_trace_context(message.id)
         return created
 
     # -- reads and operations: ``app_id`` is an application's id (see ``AppService.resolve``),

@@ -93,7 +93,7 @@ class Tracing:
     # -- API requests ------------------------------------------------------------------------
     def start_request(self, scope: Mapping[str, Any]) -> RequestSpan:
         method = scope["method"]
-        carrier = {}
+        carrier: dict[str, str] = {}
         for name, value in scope["headers"]:
             if name in (b"traceparent", b"tracestate"):
                 carrier[name.decode()] = value.decode("latin-1")

@@ -110,7 +110,7 @@ def _message_request_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
         if s.kind == SpanKind.SERVER
         and s.attributes is not None
         and s.attributes.get("http.request.method") == "POST"
-        and str(s.attributes.get("http.route", "")).endswith("/msg")
+        and str(s.attributes.get("http.route", "")).rstrip("/").endswith("/msg")
     ]
     assert len(found) == 1, [s.name for s in spans]
     return found[0]
