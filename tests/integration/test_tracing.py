@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from hookpost.domain.tracecontext import parse_traceparent
 from hookpost.services.tracing import ATTEMPT_SPAN, Tracing
+from hookpost.store.secretbox import generate_main_key
 from tests.integration.test_api_harness import running_api
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, fail_then_ok
@@ -92,6 +93,11 @@ async def _send(http: httpx.AsyncClient, app_id: str, **headers: str) -> str:
     return str(sent.json()["id"])
 
 
+def _api(url: str, tracing: Tracing, **settings: Any) -> Any:
+    """``running_api`` with this tracing (and a main key, which PostgreSQL needs)."""
+    return running_api(url, tracing=tracing, main_key=generate_main_key(), **settings)
+
+
 def _attempt_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name == ATTEMPT_SPAN]
 
@@ -123,7 +129,7 @@ async def test_the_request_that_created_a_message_and_its_attempt_are_linked(
     receiver: Receiver,
 ) -> None:
     async with (
-        running_api(any_database_url, tracing=tracing, options_refresh_s=0.05) as api,
+        _api(any_database_url, tracing, options_refresh_s=0.05) as api,
         api.http() as http,
     ):
         app_id, ep_id = await _app_and_endpoint(http, receiver.url("/hook"))
@@ -132,9 +138,13 @@ async def test_the_request_that_created_a_message_and_its_attempt_are_linked(
         msg_id = await _send(http, app_id, traceparent=CALLER)
         await receiver.wait_for(2)
         spans = await _attempts_traced(exporter, 2)
-        listed = await http.get(f"/api/v1/app/{app_id}/attempt/msg/{msg_id}")
-        assert listed.status_code == 200, listed.text
-        attempts = {a["endpointId"]: a for a in listed.json()["data"]}
+
+        async def listed() -> dict[str, Any]:  # recorded after their spans end
+            got = await http.get(f"/api/v1/app/{app_id}/attempt/msg/{msg_id}")
+            assert got.status_code == 200, got.text
+            return {a["endpointId"]: a for a in got.json()["data"]}
+
+        attempts = await eventually(listed, lambda found: len(found) == 2)
 
     request_span = _message_request_span(exporter.get_finished_spans())
     route = request_span.attributes["http.route"]  # type: ignore[index]
@@ -180,7 +190,7 @@ async def test_an_endpoint_can_refuse_the_traceparent_the_setting_sends(
 ) -> None:
     settings = {"send_traceparent": True, "options_refresh_s": 0.05}
     async with (
-        running_api(any_database_url, tracing=tracing, **settings) as api,
+        _api(any_database_url, tracing, **settings) as api,
         api.http() as http,
     ):
         app_id, default = await _app_and_endpoint(http, receiver.url("/default"))
@@ -216,7 +226,7 @@ async def test_traceparent_goes_out_when_asked_and_retries_link_to_the_same_requ
 ) -> None:
     receiver.respond("/hook", fail_then_ok(1, status=503))
     async with (
-        running_api(any_database_url, tracing=tracing, send_traceparent=True) as api,
+        _api(any_database_url, tracing, send_traceparent=True) as api,
         api.http() as http,
     ):
         app_id, _ = await _app_and_endpoint(http, receiver.url("/hook"))
