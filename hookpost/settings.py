@@ -84,6 +84,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     access_log: bool = False
+    # tracing (OTEL_* variables turn it on: docs/decisions/0035-tracing.md): send each
+    # attempt's W3C trace context to the endpoint as a `traceparent` header
+    send_traceparent: bool = False
     # retention (domain.retention): how long a payload is kept unless its message says; a
     # horizon beyond which messages are deleted (0: none); how often a worker cleans up
     payload_retention_days: int = DEFAULT_PAYLOAD_RETENTION_DAYS

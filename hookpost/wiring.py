@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookpost.delivery.http import HttpSender
 from hookpost.delivery.relay import RelayRoutingSender
@@ -36,6 +36,8 @@ from hookpost.services.endpoints import EndpointService, UrlCheck
 from hookpost.services.event_types import EventTypeService
 from hookpost.services.messages import MessageService
 from hookpost.services.tasks import TaskRunner
+from hookpost.services.tracing_env import TracingConfigError
+from hookpost.services.tracing_env import load as load_tracing
 from hookpost.settings import Settings
 from hookpost.store.base import Store
 from hookpost.store.migrate import is_current
@@ -45,6 +47,9 @@ from hookpost.store.secretbox import (
     generate_main_key,
     parse_main_key,
 )
+
+if TYPE_CHECKING:
+    from hookpost.services.tracing import Tracing
 
 log = logging.getLogger("hookpost")
 
@@ -258,13 +263,16 @@ def worker_config(settings: Settings) -> WorkerConfig:
         signature_header_prefix=settings.signature_header_prefix,
         max_request_timeout_s=longest_request_s(settings.lease_s),
         options_refresh_s=settings.options_refresh_s,
+        send_traceparent=settings.send_traceparent,
     )
 
 
 class Hookpost:
     """The assembled runtime: a store, the services over it, and optionally a worker."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracing: Tracing | None = None) -> None:
+        """``tracing``: the caller's (the caller shuts it down); else the ``OTEL_*``
+        environment's (services.tracing_env), None when it asks for none."""
         self.settings = settings
         check_lease(settings)
         check_admin_token(settings)
@@ -273,6 +281,12 @@ class Hookpost:
         check_database_url(settings.database_url)
         self.box = AeadBox(resolve_main_key(settings))
         self.store = build_store(settings, self.box)
+        self._own_tracing = tracing is None
+        if tracing is None:
+            try:
+                tracing = load_tracing(os.environ)
+            except TracingConfigError as exc:
+                raise ConfigError(str(exc)) from None
         self.services = Services.build(
             self.store,
             url_check=url_checker(settings, self.policy),
@@ -281,6 +295,7 @@ class Hookpost:
             strict_event_types=settings.strict_event_types,
             reveal_secrets=settings.reveal_secrets,
             retention=settings.retention(),
+            tracing=tracing,
         )
         self.worker: DeliveryWorker | None = None
         self._sender: HttpSender | None = None
@@ -367,6 +382,8 @@ class Hookpost:
             worker_config(s),
             metrics=self.services.metrics,
             events=self.services.events,
+            tracing=self.services.tracing,
+            traces=self.store,
         )
         self.worker.start()
         self.tasks = TaskRunner(self.services.tasks, poll_s=max(s.poll_interval_s, 0.05))
@@ -417,6 +434,8 @@ class Hookpost:
     async def stop(self) -> None:
         await self.stop_worker()
         await self.store.close()
+        if self._own_tracing and self.services.tracing is not None:
+            await asyncio.to_thread(self.services.tracing.shutdown)  # exports what is left
 
 
 def asgi_app(settings: Settings | None = None, worker: bool = True) -> Any:

@@ -249,7 +249,11 @@ def _attach(app: FastAPI, hp: Runtime) -> None:
         # match a request without naming its route).
         routes = [r for m in ROUTE_MODULES for r in m.router.routes]
         app.observer = RequestObserver(
-            hp.services.metrics, routes, messages.router.prefix, hp.settings.access_log
+            hp.services.metrics,
+            routes,
+            messages.router.prefix,
+            hp.settings.access_log,
+            tracing=hp.services.tracing,
         )
 
 

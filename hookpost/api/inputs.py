@@ -74,6 +74,7 @@ def new_endpoint(
         retry_policy=retry_policy(body.retry_policy) if "retry_policy" in sent else UNSET,
         timeout_s=body.timeout_seconds if "timeout_seconds" in sent else UNSET,
         ordered=body.ordered if "ordered" in sent else UNSET,
+        send_traceparent=body.send_traceparent if "send_traceparent" in sent else UNSET,
     )
 
 

@@ -164,6 +164,7 @@ def endpoint_out(ep: Endpoint, now_ms: int | None = None) -> dict[str, Any]:
     out["retryPolicy"] = None if ep.retry_policy is None else ep.retry_policy.as_dict()
     out["timeoutSeconds"] = ep.timeout_s
     out["ordered"] = ep.ordered
+    out["sendTraceparent"] = ep.send_traceparent
     out["health"] = endpoint_health_out(ep, now_ms)
     return out
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute, Match
 from starlette.types import Message, Receive, Scope, Send
 
 from hookpost.services.metrics import Metrics
+
+if TYPE_CHECKING:
+    from hookpost.services.tracing import Tracing
 
 access_log = logging.getLogger("hookpost.access")
 
@@ -38,7 +41,9 @@ class RequestObserver:
         taken_route: str,
         log_access: bool,
         clock: Callable[[], float] = time.perf_counter,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing  # a span per request when OTEL_* asks for traces
         self._metrics = metrics
         self._routes = routes
         self._taken_route = taken_route
@@ -66,12 +71,15 @@ class RequestObserver:
             await send(message)
 
         taken = False
+        span = None if self._tracing is None else self._tracing.start_request(scope)
         try:
             taken = await call(scope, receive, sending)
         finally:
-            self._record(scope, taken, status, self._clock() - started)
+            route = self._record(scope, taken, status, self._clock() - started)
+            if span is not None:
+                span.end(scope["method"], None if route == UNMATCHED else route, status)
 
-    def _record(self, scope: Scope, taken: bool, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, taken: bool, status: int, seconds: float) -> str:
         route = self._taken_route if taken else self.template(scope)
         method = scope["method"]
         key = (route, method, status)
@@ -101,6 +109,7 @@ class RequestObserver:
                     "duration_ms": duration_ms,
                 },
             )
+        return route
 
     def template(self, scope: Scope) -> str:
         route: Any = scope.get("route")

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from hookpost.delivery.http import STORED_BYTES, HttpSender
 from hookpost.domain import ids
@@ -48,7 +49,11 @@ from hookpost.services.events import (
     OperationalEvent,
 )
 from hookpost.services.metrics import Metrics
-from hookpost.store.base import DeliveryQueue
+from hookpost.store.base import DeliveryQueue, Traces
+
+if TYPE_CHECKING:
+    from hookpost.domain.tracecontext import TraceContext
+    from hookpost.services.tracing import Tracing
 
 log = logging.getLogger("hookpost.worker")
 
@@ -71,6 +76,8 @@ class WorkerConfig:
     # the longest request timeout the lease allows (wiring.longest_request_s).
     options_refresh_s: float = 5.0
     max_request_timeout_s: float = 40.0
+    # HOOKPOST_SEND_TRACEPARENT: the attempt span's context goes out as `traceparent`
+    send_traceparent: bool = False
 
 
 class DeliveryWorker:
@@ -83,8 +90,13 @@ class DeliveryWorker:
         metrics: Metrics | None = None,
         events: EventBus | None = None,
         clock: Callable[[], int] = now_ms,
+        tracing: Tracing | None = None,
+        traces: Traces | None = None,
     ) -> None:
         self._store = store
+        # OTEL_* tracing (docs/decisions/0035-tracing.md); None: no span, no lookup
+        self._tracing = tracing
+        self._traces = traces
         self._sender = sender
         self._config = config
         self._metrics = metrics or Metrics()
@@ -114,6 +126,7 @@ class DeliveryWorker:
         # timeout), refreshed by _options_loop; empty when none is set anywhere.
         self._type_schedules: dict[str, tuple[int, ...]] = {}
         self._timeouts: dict[str, float] = {}
+        self._traceparent: dict[str, bool] = {}  # endpoint id -> its sendTraceparent, where set
         self._draining = False
         # Loop time until which every in-flight lease surely holds (claims and renewals move
         # it); and when the claim under way, if any, began (its leases begin no earlier).
@@ -277,6 +290,7 @@ class DeliveryWorker:
         loop_now = asyncio.get_running_loop().time()
         extra = []
         filled = False  # an endpoint reached its limit: the cap may have left rows behind
+        links = await self._created_in(batch) if self._tracing is not None and batch else None
         for delivery in batch:
             if self._per_endpoint[delivery.endpoint_id] >= limit:
                 extra.append((delivery.delivery_id, delivery.lease))  # only if the store
@@ -285,7 +299,7 @@ class DeliveryWorker:
             self._claimed_at[delivery.delivery_id] = loop_now
             self._per_endpoint[delivery.endpoint_id] += 1
             filled = filled or self._per_endpoint[delivery.endpoint_id] >= limit
-            task = asyncio.create_task(self._deliver(delivery))
+            task = asyncio.create_task(self._deliver(delivery, links))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if extra:
@@ -293,6 +307,16 @@ class DeliveryWorker:
         # Claim again at once if the batch was full, or if an endpoint just filled up: the
         # next claim excludes it and reaches the rows behind its surplus.
         return len(batch) >= want or filled
+
+    async def _created_in(self, batch: list[ClaimedDelivery]) -> dict[str, TraceContext]:
+        """The trace contexts the batch's messages were created in (tracing on only)."""
+        if self._traces is None:
+            return {}
+        try:
+            return await self._traces.trace_contexts([d.message_id for d in batch])
+        except Exception as exc:  # the attempts go out unlinked rather than not at all
+            log.warning("reading %d trace contexts failed: %s", len(batch), exc)
+            return {}
 
     async def _slow_loop(self) -> None:
         """Move requests unanswered for SLOW_AFTER_S to the second pool (at most
@@ -325,6 +349,7 @@ class DeliveryWorker:
                 log.warning("reading the delivery options failed: %s", exc)
             else:
                 self._type_schedules = options.type_schedules
+                self._traceparent = options.endpoint_traceparent
                 # Clamped so that a request never outlives its lease (wiring.check_lease).
                 self._timeouts = {
                     ep: min(float(t), longest) for ep, t in options.endpoint_timeouts.items()
@@ -391,7 +416,14 @@ class DeliveryWorker:
             await asyncio.wait_for(event.wait(), at_most_s)
 
     # -- sending -----------------------------------------------------------------------------
-    async def _deliver(self, d: ClaimedDelivery) -> None:
+    async def _deliver(
+        self, d: ClaimedDelivery, links: dict[str, TraceContext] | None = None
+    ) -> None:
+        tracing = self._tracing
+        span = None
+        if tracing is not None:
+            created_in = links.get(d.message_id) if links else None
+            span = tracing.start_attempt(d, d.attempts + 1, created_in)
         now = self._clock()
         timestamp = now // 1000
         scheme = (
@@ -411,6 +443,8 @@ class DeliveryWorker:
                 d.message_id, timestamp, d.payload, active, d.event_type, attempts
             ),
         }
+        if span is not None and self._traceparent.get(d.endpoint_id, self._config.send_traceparent):
+            span.inject(headers)
         timeout = self._timeouts.get(d.endpoint_id) if self._timeouts else None
         if timeout is None:
             response = await self._sender.post(d.url, d.payload, headers)
@@ -447,6 +481,9 @@ class DeliveryWorker:
         )
         self._metrics.attempt_seconds.observe(response.duration_ms / 1000)
         outcome = response.outcome
+        if span is not None:
+            failed_as = None if ok else error_class(outcome.error or str(outcome.status_code))
+            span.end(attempt, failed_as)
         self._metrics.attempts_by_class[outcome_class(outcome.status_code, outcome.error)].inc()
         result = AttemptResult(
             attempt=attempt,

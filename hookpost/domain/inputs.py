@@ -109,6 +109,7 @@ class NewEndpoint:
     retry_policy: RetryPolicy | Unset | None = UNSET
     timeout_s: int | Unset | None = UNSET
     ordered: bool | Unset = UNSET  # False when created without it
+    send_traceparent: bool | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,7 @@ class EndpointChanges(Changes):
     retry_policy: RetryPolicy | Unset | None = UNSET
     timeout_s: int | Unset | None = UNSET
     ordered: bool | Unset = UNSET
+    send_traceparent: bool | Unset | None = UNSET
 
 
 # --------------------------------------------------------------------------- list queries

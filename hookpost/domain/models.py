@@ -98,6 +98,8 @@ class Endpoint:
     retry_policy: RetryPolicy | None = None
     timeout_s: int | None = None  # the total request timeout
     ordered: bool = False  # FIFO, one delivery at a time (domain.ordering)
+    # With tracing on, send the attempt's `traceparent` (None: HOOKPOST_SEND_TRACEPARENT)
+    send_traceparent: bool | None = None
     # Health, maintained by the store when attempts are recorded.
     consecutive_failures: int = 0
     first_failure_at: int | None = None
@@ -191,6 +193,7 @@ class DeliveryOptions:
 
     type_schedules: dict[str, tuple[int, ...]] = field(default_factory=dict)
     endpoint_timeouts: dict[str, int] = field(default_factory=dict)
+    endpoint_traceparent: dict[str, bool] = field(default_factory=dict)  # sendTraceparent
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookpost.domain.limits import Limits
 from hookpost.domain.retention import RetentionPolicy
@@ -25,6 +25,9 @@ from hookpost.services.tasks import TaskService
 from hookpost.services.tokens import TokenService
 from hookpost.store.base import Store
 
+if TYPE_CHECKING:
+    from hookpost.services.tracing import Tracing
+
 
 @dataclass
 class Services:
@@ -43,6 +46,7 @@ class Services:
     tasks: TaskService
     alert_rules: AlertRuleService
     alerts: AlertEvaluator
+    tracing: Tracing | None = None  # OTEL_* tracing (services.tracing_env); None: off
 
     @classmethod
     def build(
@@ -56,6 +60,7 @@ class Services:
         strict_event_types: bool = False,
         reveal_secrets: bool = True,
         retention: RetentionPolicy = RetentionPolicy(),
+        tracing: Tracing | None = None,
     ) -> Services:
         catalog = CatalogCache(store)
         options: dict[str, Any] = {} if url_check is None else {"url_check": url_check}
@@ -77,6 +82,7 @@ class Services:
             limits.max_page_content_bytes,
             strict_catalog=catalog if strict_event_types else None,
             retention=retention,
+            tracing=tracing,
         )
         return cls(
             store=store,
@@ -94,4 +100,5 @@ class Services:
             tasks=TaskService(store, clock),
             alert_rules=AlertRuleService(store, clock),
             alerts=AlertEvaluator(store, messages, clock),
+            tracing=tracing,
         )

@@ -136,6 +136,9 @@ class EndpointService:
                 retry_policy=policy,
                 timeout_s=timeout,
                 ordered=False if endpoint.ordered is UNSET else endpoint.ordered,
+                send_traceparent=(
+                    None if endpoint.send_traceparent is UNSET else endpoint.send_traceparent
+                ),
                 created_at=now,
                 updated_at=now,
             )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -25,13 +26,21 @@ from hookpost.domain.models import (
     PageRequest,
 )
 from hookpost.domain.provenance import payload_sha256
-from hookpost.domain.queries import AttemptFilter, CreatedMessage, MessageFilter
+from hookpost.domain.queries import (
+    AttemptFilter,
+    CreatedMessage,
+    IdempotencyKey,
+    MessageFilter,
+)
 from hookpost.domain.retention import RetentionPolicy, payload_expires_at, retention_ms
 from hookpost.services.catalog import CatalogCache
 from hookpost.services.common import Clock, filtered, now_ms
 from hookpost.services.idempotency import HeldKey
 from hookpost.services.metrics import Metrics
 from hookpost.store.base import Store
+
+if TYPE_CHECKING:
+    from hookpost.services.tracing import Tracing
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 COUNT_PAGE = 250  # attempts read per page when counting them
@@ -61,8 +70,10 @@ class MessageService:
         max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
         strict_catalog: CatalogCache | None = None,
         retention: RetentionPolicy = RetentionPolicy(),
+        tracing: Tracing | None = None,
     ) -> None:
         self._store = store
+        self._tracing = tracing  # None unless OTEL_* asks for traces: no work then
         self._retention = retention
         # HOOKPOST_STRICT_EVENT_TYPES: the cached catalog every message is checked against;
         # None (the default): no check, and no work on the create path.
@@ -138,11 +149,38 @@ class MessageService:
             ),
         )
         recorded = None if key is None else key.for_message(now)
-        created = await self._store.create_message(message, now, endpoint_ids, recorded)
+        if self._tracing is None:
+            created = await self._store.create_message(message, now, endpoint_ids, recorded)
+        else:
+            created = await self._create_traced(self._tracing, message, now, endpoint_ids, recorded)
         if key is not None:
             key.written(created)
         if created.created and self._metrics is not None:
             self._metrics.messages.inc()
+        return created
+
+    async def _create_traced(
+        self,
+        tracing: Tracing,
+        message: Message,
+        now: int,
+        endpoint_ids: Sequence[str] | None,
+        recorded: IdempotencyKey | None,
+    ) -> CreatedMessage:
+        """``create_message`` with the current trace context stored first (a worker may claim
+        the message as soon as it commits), and removed if no message was created after all."""
+        context = tracing.current_context()
+        if context is None:
+            return await self._store.create_message(message, now, endpoint_ids, recorded)
+        await self._store.save_trace_context(message.app_id, message.id, context)
+        try:
+            created = await self._store.create_message(message, now, endpoint_ids, recorded)
+        except Exception:
+            with contextlib.suppress(Exception):  # the create's error is the one to tell
+                await self._store.delete_trace_context(message.id)
+            raise
+        if not created.created:
+            await self._store.delete_trace_context(message.id)
         return created
 
     # -- reads and operations: ``app_id`` is an application's id (see ``AppService.resolve``),

@@ -45,6 +45,7 @@ from hookpost.domain.queries import (
 from hookpost.domain.retention import CleanupCounts
 from hookpost.domain.tasks import ReplayRange
 from hookpost.domain.throttle import PaceState
+from hookpost.domain.tracecontext import TraceContext
 
 
 class Lifecycle(Protocol):
@@ -579,6 +580,26 @@ class Alerts(Protocol):
     async def release_alert_app(self, app_id: str, lease: str) -> None: ...
 
 
+class Traces(Protocol):
+    """The W3C trace context of the request that created each message, written only while
+    tracing is on, and read by the worker only then (docs/decisions/0035-tracing.md): no
+    statement of the create, the claim or the finish touches it. Deleted with the message
+    (retention, the application's purge)."""
+
+    async def save_trace_context(self, app_id: str, message_id: str, ctx: TraceContext) -> None:
+        """Written before the message itself, which a worker may claim as soon as it commits;
+        a second write for one id keeps the first."""
+        ...
+
+    async def delete_trace_context(self, message_id: str) -> None:
+        """For a message that was not created after all."""
+        ...
+
+    async def trace_contexts(self, message_ids: Sequence[str]) -> dict[str, TraceContext]:
+        """The contexts of those of these messages that have one."""
+        ...
+
+
 class Store(
     Lifecycle,
     Catalog,
@@ -590,6 +611,7 @@ class Store(
     Retention,
     Tasks,
     Alerts,
+    Traces,
     Protocol,
 ):
     """Every role: what a backend implements, and what the wiring hands out."""

@@ -18,7 +18,8 @@ BATCH_ROWS = 1000  # rows per transaction of a batched write (deletes, recover)
 
 # (table, column): the rows whose ``column`` holds the deleted row's id, in deletion order.
 ENDPOINT_ROWS = (("attempts", "endpoint_id"), ("deliveries", "endpoint_id"))
-APP_ROWS = (("messages", "app_id"),)  # after each of its endpoints' rows
+# After each of its endpoints' rows; message_traces has no foreign key (0035-tracing).
+APP_ROWS = (("message_traces", "app_id"), ("messages", "app_id"))
 
 
 class BatchedDeletes:

@@ -109,6 +109,8 @@ endpoints = Table(
     Column("throttle_at", Float, nullable=True),
     # FIFO delivery (domain.ordering): one live delivery at a time, the others parked.
     Column("ordered", Boolean, nullable=False, server_default=text("false")),
+    # sendTraceparent (docs/decisions/0035-tracing.md); NULL: HOOKPOST_SEND_TRACEPARENT
+    Column("send_traceparent", Boolean, nullable=True),
     UniqueConstraint("app_id", "uid", name="uq_endpoints_app_uid"),
     Index("ix_endpoints_app_id", "app_id", "id"),
     Index(  # the worker's delivery_options reads the few endpoints with a timeout
@@ -116,6 +118,12 @@ endpoints = Table(
         "id",
         postgresql_where=text("timeout_s IS NOT NULL"),
         sqlite_where=text("timeout_s IS NOT NULL"),
+    ),
+    Index(  # and those with sendTraceparent
+        "ix_endpoints_traceparent",
+        "id",
+        postgresql_where=text("send_traceparent IS NOT NULL"),
+        sqlite_where=text("send_traceparent IS NOT NULL"),
     ),
     Index(
         "ix_endpoints_deleted",
@@ -310,4 +318,16 @@ alert_samples = Table(
     Column("at", BigInteger, nullable=False),
     Column("value", Float, nullable=False),
     Index("ix_alert_samples", "app_id", "name", "at"),
+)
+
+# The W3C trace context of the request that created a message, written only while tracing is
+# on; no foreign key: written just before its message (docs/decisions/0035-tracing.md).
+message_traces = Table(
+    "message_traces",
+    metadata,
+    Column("id", Id, primary_key=True),  # the message's id
+    Column("app_id", Id, nullable=False),
+    Column("traceparent", Text, nullable=False),
+    Column("tracestate", Text, nullable=True),
+    Index("ix_message_traces_app_id", "app_id"),
 )

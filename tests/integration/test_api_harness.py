@@ -91,7 +91,9 @@ async def close_svix(client: SvixAsync) -> None:
 
 
 @asynccontextmanager
-async def running_api(database_url: str, **overrides: Any) -> AsyncIterator[ApiServer]:
+async def running_api(
+    database_url: str, *, tracing: Any = None, **overrides: Any
+) -> AsyncIterator[ApiServer]:
     settings = Settings(
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
@@ -100,7 +102,7 @@ async def running_api(database_url: str, **overrides: Any) -> AsyncIterator[ApiS
         poll_interval_s=0.05,
         **overrides,
     )
-    hp = Hookpost(settings)
+    hp = Hookpost(settings, tracing=tracing)  # tracing: a services.tracing.Tracing
     await hp.start(worker=True)
     await hp.services.tokens.ensure_admin(settings.admin_token)
     config = uvicorn.Config(

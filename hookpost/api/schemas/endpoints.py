@@ -45,6 +45,7 @@ from hookpost.api.schemas.base import (
     _Model,
     _PatchModel,
 )
+from hookpost.api.tracing_fields import SendTraceparent
 from hookpost.domain import retry
 from hookpost.domain.limits import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 
@@ -186,6 +187,7 @@ class EndpointUpdate(_Model):
     retry_policy: Annotated[RetryPolicyIn | None, Field(description=_POLICY_DESCRIPTION)] = None
     timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
     ordered: Annotated[StrictBool, Field(description=_ORDERED_DESCRIPTION)] = False
+    send_traceparent: SendTraceparent = None
 
 
 class EndpointIn(EndpointUpdate):
@@ -230,6 +232,7 @@ class EndpointPatch(_PatchModel):
     ordered: Annotated[
         StrictBool | SkipJsonSchema[None], NotNull, Field(description=_ORDERED_DESCRIPTION)
     ] = None
+    send_traceparent: SendTraceparent = None
 
 
 class _EndpointOutBase(_Model):
@@ -310,6 +313,7 @@ class EndpointOut(_EndpointOutBase):
     retry_policy: Annotated[RetryPolicyOut | None, Field(description=_POLICY_DESCRIPTION)] = None
     timeout_seconds: Annotated[int | None, Field(description=_TIMEOUT_DESCRIPTION)] = None
     ordered: Annotated[bool, Field(description=_ORDERED_DESCRIPTION)] = False
+    send_traceparent: SendTraceparent = None
     health: EndpointHealthOut
 
 

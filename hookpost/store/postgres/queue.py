@@ -286,9 +286,11 @@ class PostgresQueue(PostgresBase):
     async def delivery_options(self) -> DeliveryOptions:
         types = await self._db.fetch(sql.OPTION_TYPE_SCHEDULES)
         timeouts = await self._db.fetch(sql.OPTION_TIMEOUTS)
+        traceparent = await self._db.fetch(sql.OPTION_TRACEPARENT)
         return DeliveryOptions(
             type_schedules={r[0]: tuple(orjson.loads(r[1])) for r in types},
             endpoint_timeouts={r[0]: r[1] for r in timeouts},
+            endpoint_traceparent={r[0]: r[1] for r in traceparent},
         )
 
     @wrap_exceptions

@@ -39,6 +39,7 @@ DELIVERIES = "SELECT message_id, status FROM deliveries WHERE message_id = ANY($
 DELETES = (
     ("attempts", "DELETE FROM attempts WHERE message_id = ANY($1)"),
     ("deliveries", "DELETE FROM deliveries WHERE message_id = ANY($1)"),
+    ("message_traces", "DELETE FROM message_traces WHERE id = ANY($1)"),
     ("messages", "DELETE FROM messages WHERE id = ANY($1)"),
 )
 _DELETABLE = (

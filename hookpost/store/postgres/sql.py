@@ -731,3 +731,4 @@ OPTION_TYPE_SCHEDULES = (
     "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"
 )
 OPTION_TIMEOUTS = "SELECT id, timeout_s FROM endpoints WHERE timeout_s IS NOT NULL"
+OPTION_TRACEPARENT = "SELECT id, send_traceparent FROM endpoints WHERE send_traceparent IS NOT NULL"

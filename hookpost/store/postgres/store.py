@@ -37,6 +37,7 @@ from hookpost.store.postgres.queue import PostgresQueue
 from hookpost.store.postgres.retention import PostgresRetention
 from hookpost.store.postgres.tasks import PostgresTasks
 from hookpost.store.postgres.tokens import PostgresTokens
+from hookpost.store.postgres.traces import PostgresTraces
 from hookpost.store.rows import SecretBox
 
 APPLICATION_NAME = "hookpost"
@@ -67,6 +68,7 @@ class PostgresStore(
     PostgresRetention,
     PostgresTasks,
     PostgresAlerts,
+    PostgresTraces,
 ):
     def __init__(
         self,

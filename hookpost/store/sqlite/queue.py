@@ -54,6 +54,7 @@ from hookpost.store.sqlite.sql import (
     LEASES_HELD,
     NEXT_DUE,
     OPTION_TIMEOUTS,
+    OPTION_TRACEPARENT,
     OPTION_TYPE_SCHEDULES,
     ORDER_CANCEL_PARKED,
     QUEUE_DUE,
@@ -290,9 +291,11 @@ class SqliteQueue(SqliteBase):
         def run(c: Conn) -> DeliveryOptions:
             types = c.execute(OPTION_TYPE_SCHEDULES).fetchall()
             timeouts = c.execute(OPTION_TIMEOUTS).fetchall()
+            traceparent = c.execute(OPTION_TRACEPARENT).fetchall()
             return DeliveryOptions(
                 type_schedules={r[0]: tuple(orjson.loads(r[1])) for r in types},
                 endpoint_timeouts={r[0]: r[1] for r in timeouts},
+                endpoint_traceparent={r[0]: bool(r[1]) for r in traceparent},
             )
 
         return await self._db.read(run)

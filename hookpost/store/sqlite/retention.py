@@ -41,6 +41,7 @@ KEPT = (
 DELETES = (
     ("attempts", f"DELETE FROM attempts WHERE message_id IN ({_IDS})"),
     ("deliveries", f"DELETE FROM deliveries WHERE message_id IN ({_IDS})"),
+    ("message_traces", f"DELETE FROM message_traces WHERE id IN ({_IDS})"),
     ("messages", f"DELETE FROM messages WHERE id IN ({_IDS})"),
 )
 _DELETABLE = (

@@ -324,6 +324,7 @@ OPTION_TYPE_SCHEDULES = (
     "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"
 )
 OPTION_TIMEOUTS = "SELECT id, timeout_s FROM endpoints WHERE timeout_s IS NOT NULL"
+OPTION_TRACEPARENT = "SELECT id, send_traceparent FROM endpoints WHERE send_traceparent IS NOT NULL"
 
 # -- ordered endpoints (domain.ordering; docs/decisions/0031-ordered-delivery.md) -------------
 # An endpoint's queue as domain.ordering.settle reads it: whether it is ordered and its oldest

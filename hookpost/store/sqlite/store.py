@@ -19,6 +19,7 @@ from hookpost.store.sqlite.queue import SqliteQueue
 from hookpost.store.sqlite.retention import SqliteRetention
 from hookpost.store.sqlite.tasks import SqliteTasks
 from hookpost.store.sqlite.tokens import SqliteTokens
+from hookpost.store.sqlite.traces import SqliteTraces
 
 MIN_SQLITE = (3, 33, 0)  # UPDATE ... FROM (multirow)
 
@@ -44,6 +45,7 @@ class SqliteStore(
     SqliteRetention,
     SqliteTasks,
     SqliteAlerts,
+    SqliteTraces,
 ):
     def __init__(self, path: str, box: SecretBox, *, synchronous: str = "NORMAL") -> None:
         self.path = path
