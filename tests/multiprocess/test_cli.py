@@ -57,8 +57,9 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path):
     log = tmp_path / "serve.log"
     proc = spawn(["serve"], env, log)
     try:
-        took = wait_healthy(port, proc, log, timeout=20)
-        assert took < 10
+        # About 2 s on a quiet machine; 10-13 s under the suite's four workers on two cores.
+        took = wait_healthy(port, proc, log, timeout=30)
+        assert took < 20
     finally:
         code = stop(proc, signal.SIGTERM)
     out = log.read_text()

@@ -112,8 +112,12 @@ def test_the_readme_quickstart_runs_as_written_and_its_delivery_verifies(tmp_pat
     receiver = None
     try:
         wait_healthy(port, server, server_log, timeout=400)  # includes creating the venv
-        banner = server_log.read_text()
-        assert "receivers: public addresses and HOOKPOST_ALLOW_SUBNETS=127.0.0.0/8" in banner
+        # The banner may be written just after the server starts answering.
+        line = "receivers: public addresses and HOOKPOST_ALLOW_SUBNETS=127.0.0.0/8"
+        deadline = time.monotonic() + 30
+        while line not in server_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert line in server_log.read_text(), server_log.read_text()
         venv = checkout / ".venv" / "bin"
         assert not (venv / "pytest").exists(), "make run installed the dev tools"
         # The receiver's second check, with the reference library (not in the runtime lock).
