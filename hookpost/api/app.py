@@ -46,6 +46,7 @@ from hookpost.api.routes import (
     messages,
     operational,
     relay,
+    stats,
 )
 from hookpost.api.routes.common import ApiState, Runtime
 from hookpost.settings import Settings
@@ -66,6 +67,7 @@ ROUTE_MODULES = (
     authentication,
     operational,
     background_tasks,
+    stats,
     health,
     relay,  # hookpost listen's relay (outside the OpenAPI document)
 )

@@ -18,6 +18,7 @@ from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
 from hookpost.services.operational import OperationalWebhookService
 from hookpost.services.retention import RetentionService
+from hookpost.services.stats import StatsService
 from hookpost.services.status import StatusService
 from hookpost.services.tasks import TaskService
 from hookpost.services.tokens import TokenService
@@ -39,6 +40,7 @@ class Services:
     operational: OperationalWebhookService
     retention: RetentionService
     tasks: TaskService
+    stats: StatsService
 
     @classmethod
     def build(
@@ -87,4 +89,5 @@ class Services:
             operational=OperationalWebhookService(store, endpoints, clock),
             retention=RetentionService(store, retention, clock),
             tasks=TaskService(store, clock),
+            stats=StatsService(store, clock),
         )

@@ -263,3 +263,50 @@ background_tasks = Table(
         sqlite_where=text("status = 'running'"),
     ),
 )
+
+# Attempt statistics (domain.stats): hourly rollups of the attempts table, filled for closed
+# hours by a background pass (docs/decisions/0033-stats.md); nothing on the delivery path
+# writes them. Keyed by application first (its queries), with an index per endpoint.
+stats_hourly = Table(
+    "stats_hourly",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("endpoint_id", Id, primary_key=True),
+    Column("event_type", Id, primary_key=True),
+    Column("succeeded", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+    Index("ix_stats_hourly_endpoint", "endpoint_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+stats_latency = Table(  # attempts per latency bucket (domain.stats.LATENCY_BOUNDS)
+    "stats_latency",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("endpoint_id", Id, primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    Index("ix_stats_latency_endpoint", "endpoint_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+stats_failures = Table(  # failed attempts per reason (domain.stats.failure_reason)
+    "stats_failures",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("endpoint_id", Id, primary_key=True),
+    Column("reason", Text, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    Index("ix_stats_failures_endpoint", "endpoint_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+stats_rollup_state = Table(  # one row: every hour before rolled_until is in the rollups
+    "stats_rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("rolled_until", BigInteger, nullable=False),
+)

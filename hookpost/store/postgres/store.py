@@ -34,6 +34,7 @@ from hookpost.store.postgres.log import PostgresLog
 from hookpost.store.postgres.messages import PostgresMessages
 from hookpost.store.postgres.queue import PostgresQueue
 from hookpost.store.postgres.retention import PostgresRetention
+from hookpost.store.postgres.stats import PostgresStats
 from hookpost.store.postgres.tasks import PostgresTasks
 from hookpost.store.postgres.tokens import PostgresTokens
 from hookpost.store.rows import SecretBox
@@ -65,6 +66,7 @@ class PostgresStore(
     PostgresIdempotency,
     PostgresRetention,
     PostgresTasks,
+    PostgresStats,
 ):
     def __init__(
         self,

@@ -16,6 +16,7 @@ from hookpost.store.sqlite.log import SqliteLog
 from hookpost.store.sqlite.messages import SqliteMessages
 from hookpost.store.sqlite.queue import SqliteQueue
 from hookpost.store.sqlite.retention import SqliteRetention
+from hookpost.store.sqlite.stats import SqliteStats
 from hookpost.store.sqlite.tasks import SqliteTasks
 from hookpost.store.sqlite.tokens import SqliteTokens
 
@@ -42,6 +43,7 @@ class SqliteStore(
     SqliteIdempotency,
     SqliteRetention,
     SqliteTasks,
+    SqliteStats,
 ):
     def __init__(self, path: str, box: SecretBox, *, synchronous: str = "NORMAL") -> None:
         self.path = path
