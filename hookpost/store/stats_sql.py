@@ -40,12 +40,12 @@ def cells_select(error_class: str) -> str:
 CELLS_GROUP = " GROUP BY 1, 2, 3, 4, 5, 6, 7"
 # The rollups' marginals; "{where}" is the scope and the hours.
 BY_TYPE = (
-    "SELECT event_type, sum(succeeded), sum(failed) FROM stats_hourly{where} GROUP BY event_type"
+    "SELECT event_type, CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT) FROM stats_hourly{where} GROUP BY event_type"
 )
-BY_HOUR = "SELECT hour, sum(succeeded), sum(failed) FROM stats_hourly{where} GROUP BY hour"
+BY_HOUR = "SELECT hour, CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT) FROM stats_hourly{where} GROUP BY hour"
 BY_ENDPOINT = (
-    "SELECT endpoint_id, sum(succeeded), sum(failed) FROM stats_hourly{where}"
+    "SELECT endpoint_id, CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT) FROM stats_hourly{where}"
     " GROUP BY endpoint_id"
 )
-LATENCY = "SELECT bucket, sum(attempts) FROM stats_latency{where} GROUP BY bucket"
-REASONS = "SELECT reason, sum(attempts) FROM stats_failures{where} GROUP BY reason"
+LATENCY = "SELECT bucket, CAST(sum(attempts) AS BIGINT) FROM stats_latency{where} GROUP BY bucket"
+REASONS = "SELECT reason, CAST(sum(attempts) AS BIGINT) FROM stats_failures{where} GROUP BY reason"

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from hookpost.api.mapping import iso, to_ms
-from hookpost.api.routes.common import ERRORS, AppCtx, EndpointId, StrictJsonRoute, json_response
+from hookpost.api.routes.common import (
+    ERRORS,
+    AppCtx,
+    EndpointId,
+    EventTypesQuery,
+    StrictJsonRoute,
+    event_types_filter,
+    json_response,
+)
 from hookpost.api.stats_schemas import AppAttemptStatsOut, DeliveryStatsOut
 from hookpost.domain.stats import LATENCY_ERROR, StatsReport
 
@@ -18,10 +26,6 @@ router = APIRouter(tags=["Statistics"], responses=ERRORS, route_class=StrictJson
 
 Since = Annotated[datetime, Query(description="The range's start (inclusive).")]
 Until = Annotated[datetime, Query(description="The range's end (exclusive).")]
-EventTypes = Annotated[
-    list[Annotated[str, Query(max_length=256, pattern=r"^[a-zA-Z0-9\-_.]+$")]] | None,
-    Query(max_length=1000, description="Only these event types."),
-]
 
 
 @router.get(
@@ -35,10 +39,10 @@ EventTypes = Annotated[
     ),
 )
 async def app_attempt_stats(
-    app: AppCtx, since: Since, until: Until, event_types: EventTypes = None
+    app: AppCtx, since: Since, until: Until, event_types: EventTypesQuery = None
 ) -> Response:
     stats = await app.services.stats.app_attempts(
-        app.id, to_ms(since), to_ms(until), event_types
+        app.id, to_ms(since), to_ms(until), event_types_filter(event_types)
     )
     return json_response(
         {
