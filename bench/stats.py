@@ -63,7 +63,8 @@ def fill_sqlite(path: str, attempts: int, now: int) -> None:
         p = {"m": m, "start": start, "span": span, "live": m - LIVE}
         conn.execute(
             "INSERT INTO messages (id, app_id, event_type, payload, created_at)"
-            f" SELECT hp_id('msg', at, n), '{APP}', 'bench.t' || (n % {TYPES}), x'7b7d', at"
+            f" SELECT hp_id('msg', at, n), '{APP}', 'bench.t' || ((n / {ENDPOINTS}) % {TYPES}),"
+            " x'7b7d', at"
             f" FROM ({gen})",
             p,
         )
@@ -116,7 +117,7 @@ def _pg_rows(attempts: int, now: int) -> dict[str, Iterator[tuple[Any, ...]]]:
 
     def messages() -> Iterator[tuple[Any, ...]]:
         for n, at, mid in times():
-            yield mid, APP, f"bench.t{n % TYPES}", b"{}", at
+            yield mid, APP, f"bench.t{(n // ENDPOINTS) % TYPES}", b"{}", at
 
     def deliveries() -> Iterator[tuple[Any, ...]]:
         for n, at, mid in times():

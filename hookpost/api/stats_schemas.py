@@ -11,9 +11,9 @@ from pydantic.alias_generators import to_camel
 
 
 class AppAttemptEventTypeStats(BaseModel):
-    success: int = Field(ge=0)
-    failure: int = Field(ge=0)
-    canceled: int = Field(ge=0)
+    success: int
+    failure: int
+    canceled: int
 
 
 class AppAttemptStatsOut(BaseModel):
@@ -21,9 +21,9 @@ class AppAttemptStatsOut(BaseModel):
     messages created in it, in all and per event type."""
 
     by_event_type: dict[str, AppAttemptEventTypeStats]
-    total_success: int = Field(ge=0)
-    total_failure: int = Field(ge=0)
-    total_canceled: int = Field(ge=0)
+    total_success: int
+    total_failure: int
+    total_canceled: int
     since: datetime
     until: datetime
 

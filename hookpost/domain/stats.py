@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from hookpost.domain.errors import InvalidInput
 from hookpost.domain.retry import error_class
@@ -29,6 +29,7 @@ ROLLUP_GRACE_MS = 10 * 60_000
 HOURLY_UP_TO_MS = 48 * HOUR_MS  # ranges up to this long are broken down by hour, longer by day
 MAX_RANGE_MS = 366 * DAY_MS
 TOP_REASONS = 10
+K = TypeVar("K")
 
 SUCCESS = 0  # AttemptStatus.SUCCESS
 FAIL = 1
@@ -134,6 +135,14 @@ class Rollup:
 
     def latency_rows(self) -> list[tuple[int, str, str, int, int]]:
         return sorted((*k, v) for k, v in self.latency.items())
+
+    def app_latency_rows(self) -> list[tuple[int, str, int, int]]:
+        """The latency histogram per application (its endpoints' summed): what an
+        application's report reads, a row per bucket instead of one per endpoint and bucket."""
+        per_app: Counter[tuple[int, str, int]] = Counter()
+        for (hour, app_id, _endpoint, bucket), n in self.latency.items():
+            per_app[(hour, app_id, bucket)] += n
+        return sorted((*k, v) for k, v in per_app.items())
 
     def failure_rows(self) -> list[tuple[int, str, str, str, int]]:
         return sorted((*k, v) for k, v in self.failures.items())
@@ -252,29 +261,23 @@ class Tally:
     latency: Counter[int] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
-    @staticmethod
-    def _add(into: dict[str, list[int]] | dict[int, list[int]], key: object, s: int, f: int) -> None:
-        pair = into.setdefault(key, [0, 0])  # type: ignore[arg-type]
-        pair[0] += s
-        pair[1] += f
-
     def add_cells(self, cells: Iterable[Cell]) -> None:
         for c in cells:
             s, f = (c.n, 0) if c.status == SUCCESS else (0, c.n)
-            self._add(self.by_type, c.event_type, s, f)
-            self._add(self.by_hour, c.hour, s, f)
-            self._add(self.by_endpoint, c.endpoint_id, s, f)
+            _add(self.by_type, c.event_type, s, f)
+            _add(self.by_hour, c.hour, s, f)
+            _add(self.by_endpoint, c.endpoint_id, s, f)
             self.latency[c.bucket] += c.n
             if c.status != SUCCESS:
                 self.reasons[c.reason] += c.n
 
     def add_marginals(self, m: Marginals) -> None:
         for key, s, f in m.by_type:
-            self._add(self.by_type, key, s, f)
+            _add(self.by_type, key, s, f)
         for hour, s, f in m.by_hour:
-            self._add(self.by_hour, hour, s, f)
+            _add(self.by_hour, hour, s, f)
         for endpoint, s, f in m.by_endpoint:
-            self._add(self.by_endpoint, endpoint, s, f)
+            _add(self.by_endpoint, endpoint, s, f)
         for bucket, n in m.latency:
             self.latency[bucket] += n
         for reason, n in m.reasons:
@@ -312,6 +315,12 @@ class Tally:
             by_endpoint=_counted(self.by_endpoint),
             failure_reasons=reasons,
         )
+
+
+def _add(into: dict[K, list[int]], key: K, s: int, f: int) -> None:
+    pair = into.setdefault(key, [0, 0])
+    pair[0] += s
+    pair[1] += f
 
 
 def _counted(values: dict[str, list[int]]) -> list[Counted]:

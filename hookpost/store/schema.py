@@ -292,6 +292,16 @@ stats_latency = Table(  # attempts per latency bucket (domain.stats.LATENCY_BOUN
     sqlite_with_rowid=False,
 )
 
+stats_latency_app = Table(  # the same summed over the application's endpoints
+    "stats_latency_app",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 stats_failures = Table(  # failed attempts per reason (domain.stats.failure_reason)
     "stats_failures",
     metadata,

@@ -48,4 +48,8 @@ BY_ENDPOINT = (
     " GROUP BY endpoint_id"
 )
 LATENCY = "SELECT bucket, CAST(sum(attempts) AS BIGINT) FROM stats_latency{where} GROUP BY bucket"
+# An application's: the per-application table, a row per hour and bucket.
+APP_LATENCY = (
+    "SELECT bucket, CAST(sum(attempts) AS BIGINT) FROM stats_latency_app{where} GROUP BY bucket"
+)
 REASONS = "SELECT reason, CAST(sum(attempts) AS BIGINT) FROM stats_failures{where} GROUP BY reason"

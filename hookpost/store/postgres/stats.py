@@ -16,6 +16,7 @@ from hookpost.domain.stats import HOUR_MS, Cell, Marginals, Scope, closed_until,
 from hookpost.store.postgres.core import PostgresBase
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.stats_sql import (
+    APP_LATENCY,
     BY_ENDPOINT,
     BY_HOUR,
     BY_TYPE,
@@ -45,6 +46,10 @@ PUT_COUNTS = (
 PUT_LATENCY = (
     "INSERT INTO stats_latency (hour, app_id, endpoint_id, bucket, attempts)"
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[])"
+)
+PUT_APP_LATENCY = (
+    "INSERT INTO stats_latency_app (hour, app_id, bucket, attempts)"
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::bigint[])"
 )
 PUT_FAILURES = (
     "INSERT INTO stats_failures (hour, app_id, endpoint_id, reason, attempts)"
@@ -113,6 +118,7 @@ class PostgresStats(PostgresBase):
             if rows:
                 await conn.execute(PUT_COUNTS, *_columns(rollup.count_rows(), 6))
                 await conn.execute(PUT_LATENCY, *_columns(rollup.latency_rows(), 5))
+                await conn.execute(PUT_APP_LATENCY, *_columns(rollup.app_latency_rows(), 4))
                 if rollup.failures:
                     await conn.execute(PUT_FAILURES, *_columns(rollup.failure_rows(), 5))
             await conn.execute(MARK, mark)
@@ -133,7 +139,13 @@ class PostgresStats(PostgresBase):
         ):
             q = [
                 [tuple(r) for r in await conn.fetch(s.format(where=where), *args)]
-                for s in (BY_TYPE, BY_HOUR, BY_ENDPOINT, LATENCY, REASONS)
+                for s in (
+                    BY_TYPE,
+                    BY_HOUR,
+                    BY_ENDPOINT,
+                    APP_LATENCY if scope.endpoint_id is None else LATENCY,
+                    REASONS,
+                )
             ]
         return Marginals(*q)  # type: ignore[arg-type]
 

@@ -23,6 +23,7 @@ from hookpost.domain.stats import (
 )
 from hookpost.store.sqlite.core import Conn, SqliteBase, snapshot
 from hookpost.store.stats_sql import (
+    APP_LATENCY,
     BY_ENDPOINT,
     BY_HOUR,
     BY_TYPE,
@@ -50,6 +51,9 @@ PUT_COUNTS = (
 )
 PUT_LATENCY = (
     "INSERT INTO stats_latency (hour, app_id, endpoint_id, bucket, attempts) VALUES (?, ?, ?, ?, ?)"
+)
+PUT_APP_LATENCY = (
+    "INSERT INTO stats_latency_app (hour, app_id, bucket, attempts) VALUES (?, ?, ?, ?)"
 )
 PUT_FAILURES = (
     "INSERT INTO stats_failures (hour, app_id, endpoint_id, reason, attempts)"
@@ -101,6 +105,7 @@ def _write_hour(conn: Conn, hour: int, mark: int, rollup: Rollup) -> bool:
         return False  # another process's pass wrote it
     conn.executemany(PUT_COUNTS, rollup.count_rows())
     conn.executemany(PUT_LATENCY, rollup.latency_rows())
+    conn.executemany(PUT_APP_LATENCY, rollup.app_latency_rows())
     conn.executemany(PUT_FAILURES, rollup.failure_rows())
     conn.execute(MARK, (mark,))
     return True
@@ -149,9 +154,11 @@ class SqliteStats(SqliteBase):
         where += " AND hour >= ? AND hour < ?"
         params += [from_hour, to_hour]
 
+        queries = _APP_MARGINALS if scope.endpoint_id is None else _MARGINALS
+
         def run(c: Conn) -> Marginals:
             with snapshot(c):
-                q = [c.execute(s.format(where=where), params).fetchall() for s in _MARGINALS]
+                q = [c.execute(s.format(where=where), params).fetchall() for s in queries]
             return Marginals(*q)
 
         return await self._db.read(run)
@@ -190,3 +197,4 @@ class SqliteStats(SqliteBase):
 
 
 _MARGINALS = (BY_TYPE, BY_HOUR, BY_ENDPOINT, LATENCY, REASONS)
+_APP_MARGINALS = (BY_TYPE, BY_HOUR, BY_ENDPOINT, APP_LATENCY, REASONS)

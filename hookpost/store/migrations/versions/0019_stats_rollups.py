@@ -1,4 +1,4 @@
-"""stats_hourly, stats_latency, stats_failures: hourly rollups of the attempts
+"""stats_hourly, stats_latency(_app), stats_failures: hourly rollups of the attempts
 
 Revision ID: 0019
 Revises: 0018
@@ -21,28 +21,45 @@ depends_on = None
 _ID = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 
-def _keyed(name: str, last: tuple[str, sa.types.TypeEngine[object]], value: str) -> None:
+def _by_endpoint(name: str, *columns: sa.Column[object]) -> None:
+    """A rollup keyed by application, hour, endpoint and ``columns[0]``, with an index for
+    the endpoint's reports."""
     op.create_table(
         name,
         sa.Column("app_id", _ID, primary_key=True),
         sa.Column("hour", sa.BigInteger(), primary_key=True),
         sa.Column("endpoint_id", _ID, primary_key=True),
-        sa.Column(last[0], last[1], primary_key=True),
-        *(
-            [sa.Column("succeeded", sa.BigInteger(), nullable=False)]
-            if value == "counts"
-            else []
-        ),
-        sa.Column("failed" if value == "counts" else "attempts", sa.BigInteger(), nullable=False),
+        *columns,
         sqlite_with_rowid=False,
     )
     op.create_index(f"ix_{name}_endpoint", name, ["endpoint_id", "hour"])
 
 
 def upgrade() -> None:
-    _keyed("stats_hourly", ("event_type", _ID), "counts")
-    _keyed("stats_latency", ("bucket", sa.SmallInteger()), "attempts")
-    _keyed("stats_failures", ("reason", sa.Text()), "attempts")
+    _by_endpoint(
+        "stats_hourly",
+        sa.Column("event_type", _ID, primary_key=True),
+        sa.Column("succeeded", sa.BigInteger(), nullable=False),
+        sa.Column("failed", sa.BigInteger(), nullable=False),
+    )
+    _by_endpoint(
+        "stats_latency",
+        sa.Column("bucket", sa.SmallInteger(), primary_key=True),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "stats_latency_app",
+        sa.Column("app_id", _ID, primary_key=True),
+        sa.Column("hour", sa.BigInteger(), primary_key=True),
+        sa.Column("bucket", sa.SmallInteger(), primary_key=True),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    _by_endpoint(
+        "stats_failures",
+        sa.Column("reason", sa.Text(), primary_key=True),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+    )
     op.create_table(
         "stats_rollup_state",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -52,6 +69,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("stats_rollup_state")
+    op.drop_table("stats_latency_app")
     for name in ("stats_failures", "stats_latency", "stats_hourly"):
         op.drop_index(f"ix_{name}_endpoint", table_name=name)
         op.drop_table(name)
