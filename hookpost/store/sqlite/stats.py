@@ -193,7 +193,7 @@ class SqliteStats(SqliteBase):
         endpoints, params = _endpoints(scope)
         params += _msg_bounds(since_ms, until_ms)
         query = CANCELED.format(endpoints=endpoints)
-        return await self._db.read(lambda c: [tuple(r) for r in c.execute(query, params)])
+        return await self._db.read(lambda c: [(r[0], r[1]) for r in c.execute(query, params)])
 
 
 _MARGINALS = (BY_TYPE, BY_HOUR, BY_ENDPOINT, LATENCY, REASONS)
