@@ -144,13 +144,29 @@ def _pg_rows(attempts: int, now: int) -> dict[str, Iterator[tuple[Any, ...]]]:
 COLUMNS = {
     "messages": ["id", "app_id", "event_type", "payload", "created_at"],
     "deliveries": [
-        "app_id", "message_id", "endpoint_id", "status", "attempts", "trigger", "due_at",
+        "app_id",
+        "message_id",
+        "endpoint_id",
+        "status",
+        "attempts",
+        "trigger",
+        "due_at",
         "updated_at",
-    ],  # fmt: skip
+    ],
     "attempts": [
-        "id", "app_id", "message_id", "endpoint_id", "url", "status", "trigger",
-        "response_status_code", "response", "duration_ms", "error", "created_at",
-    ],  # fmt: skip
+        "id",
+        "app_id",
+        "message_id",
+        "endpoint_id",
+        "url",
+        "status",
+        "trigger",
+        "response_status_code",
+        "response",
+        "duration_ms",
+        "error",
+        "created_at",
+    ],
 }
 
 

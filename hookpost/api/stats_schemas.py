@@ -70,8 +70,10 @@ class StatsEndpointOut(_Camel):
 
 
 class StatsFailureReasonOut(_Camel):
-    reason: str = Field(description="The response's status code (`\"500\"`), or the error's class "
-                        "when no response came back (`timeout`, `connection error`...).")
+    reason: str = Field(
+        description="The response's status code (`\"500\"`), or the error's class "
+        "when no response came back (`timeout`, `connection error`...)."
+    )
     count: int
 
 

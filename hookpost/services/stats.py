@@ -97,11 +97,7 @@ class StatsService:
         return AppAttemptStats(
             since_ms,
             until_ms,
-            {
-                k: TypeCounts(*v)
-                for k, v in sorted(counts.items())
-                if wanted is None or k in wanted
-            },
+            {k: TypeCounts(*v) for k, v in sorted(counts.items()) if wanted is None or k in wanted},
         )
 
     # -- the rollup pass ----------------------------------------------------------------------

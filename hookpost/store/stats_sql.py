@@ -39,17 +39,12 @@ def cells_select(error_class: str) -> str:
 
 CELLS_GROUP = " GROUP BY 1, 2, 3, 4, 5, 6, 7"
 # The rollups' marginals; "{where}" is the scope and the hours.
-BY_TYPE = (
-    "SELECT event_type, CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT) FROM stats_hourly{where} GROUP BY event_type"
-)
-BY_HOUR = "SELECT hour, CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT) FROM stats_hourly{where} GROUP BY hour"
-BY_ENDPOINT = (
-    "SELECT endpoint_id, CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT) FROM stats_hourly{where}"
-    " GROUP BY endpoint_id"
-)
-LATENCY = "SELECT bucket, CAST(sum(attempts) AS BIGINT) FROM stats_latency{where} GROUP BY bucket"
+_SUMS = "CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT)"
+_ATTEMPTS = "CAST(sum(attempts) AS BIGINT)"
+BY_TYPE = f"SELECT event_type, {_SUMS} FROM stats_hourly{{where}} GROUP BY event_type"
+BY_HOUR = f"SELECT hour, {_SUMS} FROM stats_hourly{{where}} GROUP BY hour"
+BY_ENDPOINT = f"SELECT endpoint_id, {_SUMS} FROM stats_hourly{{where}} GROUP BY endpoint_id"
+LATENCY = f"SELECT bucket, {_ATTEMPTS} FROM stats_latency{{where}} GROUP BY bucket"
 # An application's: the per-application table, a row per hour and bucket.
-APP_LATENCY = (
-    "SELECT bucket, CAST(sum(attempts) AS BIGINT) FROM stats_latency_app{where} GROUP BY bucket"
-)
-REASONS = "SELECT reason, CAST(sum(attempts) AS BIGINT) FROM stats_failures{where} GROUP BY reason"
+APP_LATENCY = f"SELECT bucket, {_ATTEMPTS} FROM stats_latency_app{{where}} GROUP BY bucket"
+REASONS = f"SELECT reason, {_ATTEMPTS} FROM stats_failures{{where}} GROUP BY reason"

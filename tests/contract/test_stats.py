@@ -254,6 +254,11 @@ async def test_rolled_hours_and_the_open_tail_add_up_as_time_moves_on(store: Sto
     clock[0] = H + 7 * HOUR_MS + ROLLUP_GRACE_MS
     assert await service.roll_up(pause_s=0) > 0
     await check(H + 7 * HOUR_MS)
+    # the rolled hours are read from the rollups: they outlive the attempts (retention)
+    deleted, _ = await store.delete_old_messages(H + 7 * HOUR_MS, 10_000)
+    assert deleted.attempts == len(w.rows)
+    w.rows = [r for r in w.rows if r.created_at >= H + HOUR_MS]  # the raw first half hour: gone
+    await check(H + 7 * HOUR_MS)
 
 
 async def test_live_and_canceled_deliveries(store: Store) -> None:

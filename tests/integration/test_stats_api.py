@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from svix.api import (
-    AppUsageStatsIn,
     ApplicationIn,
+    AppUsageStatsIn,
     EndpointIn,
     MessageAttemptListByEndpointOptions,
     MessageIn,
@@ -28,6 +28,7 @@ from svix.api.common import serialize_params
 from svix.models import BackgroundTaskOut
 
 from hookpost.domain.stats import HOUR_MS, ROLLUP_GRACE_MS, closed_until
+from hookpost.store.secretbox import generate_main_key
 from tests.integration.test_api_harness import ApiServer, close_svix, running_api
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always, fail_then_ok
@@ -57,7 +58,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    async with running_api(any_database_url) as server:  # retry schedule (0, 0): 3 attempts
+    key = {} if any_database_url.startswith("sqlite") else {"main_key": generate_main_key()}
+    async with running_api(any_database_url, **key) as server:  # retry schedule (0, 0): 3 tries
         yield server
 
 
@@ -93,10 +95,13 @@ async def test_stats_equal_the_attempts_the_test_caused(
     start = int(time.time() * 1000)
     for i in range(MESSAGES):
         event_type = TYPES[i % 2]
-        await svix.message.create(app.id, MessageIn(event_type=event_type, payload={"t": event_type}))
+        await svix.message.create(
+            app.id, MessageIn(event_type=event_type, payload={"t": event_type})
+        )
 
-    # every delivery final: ok 6, bad 6 x 3, flaky 6 x 2 requests; dead 6 x 3 attempts
-    await receiver.wait_for(MESSAGES * (1 + 3 + 2), timeout=30.0)
+    # every delivery final: ok 6, bad 6 x 3, flaky 6 + 1 (its first request fails) requests;
+    # dead 6 x 3 attempts
+    await receiver.wait_for(MESSAGES * (1 + 3 + 1) + 1, timeout=30.0)
     dead_id = endpoints["dead"].id
 
     async def dead_attempts() -> list[Any]:
@@ -127,7 +132,7 @@ async def test_stats_equal_the_attempts_the_test_caused(
         reasons["connection error"] += 1
     succeeded = sum(c["succeeded"] for c in by_type.values())
     failed = sum(c["failed"] for c in by_type.values())
-    assert (succeeded, failed) == (12, 42)
+    assert (succeeded, failed) == (12, 37)
 
     since, until = start - HOUR_MS, int(time.time() * 1000) + HOUR_MS
 
@@ -137,7 +142,9 @@ async def test_stats_equal_the_attempts_the_test_caused(
         )
 
     # the last results may still be on their way to the store
-    await eventually(report_now, lambda r: sum(r["totals"].values()) >= succeeded + failed, timeout=30.0)
+    await eventually(
+        report_now, lambda r: sum(r["totals"].values()) >= succeeded + failed, timeout=30.0
+    )
 
     async def check() -> None:
         report = await report_now()
@@ -166,8 +173,8 @@ async def test_stats_equal_the_attempts_the_test_caused(
             f"/api/v1/app/{app.id}/endpoint/{flaky}/stats/delivery",
             {"since": iso(since), "until": iso(until)},
         )
-        assert (one["totals"]["succeeded"], one["totals"]["failed"]) == (MESSAGES, MESSAGES)
-        assert one["failureReasons"] == [{"reason": "503", "count": MESSAGES}]
+        assert (one["totals"]["succeeded"], one["totals"]["failed"]) == (MESSAGES, 1)
+        assert one["failureReasons"] == [{"reason": "503", "count": 1}]
 
         svix_stats = await get(
             svix, f"/api/v1/app/{app.id}/stats/attempts", {"since": iso(since), "until": iso(until)}
@@ -207,8 +214,10 @@ async def test_bad_ranges_are_422_naming_the_field(api: ApiServer, svix: SvixAsy
     now = int(time.time() * 1000)
     async with api.http() as http:
         doc = (await http.get("/api/v1/openapi.json")).json()
-        for path in ("/api/v1/app/{app_id}/stats/delivery",
-                     "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats/delivery"):
+        for path in (
+            "/api/v1/app/{app_id}/stats/delivery",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats/delivery",
+        ):
             assert "get" in doc["paths"][path]
         fields = doc["components"]["schemas"]["DeliveryStatsOut"]["properties"]
         assert {"successRate", "byEventType", "byEndpoint", "failureReasons"} <= set(fields)
@@ -229,14 +238,17 @@ async def test_usage_tasks_data_have_svix_shapes(
     api: ApiServer, svix: SvixAsync, receiver: Receiver
 ) -> None:
     app = await svix.application.create(ApplicationIn(name="usage", uid="usage-app"))
-    await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("ok"), filter_types=[TYPES[0]]))
+    await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("ok"), event_types=[TYPES[0]]))
     await svix.endpoint.create(app.id, EndpointIn(url=receiver.url("ok")))
     start = datetime.now(UTC)
     for _ in range(3):
         await svix.message.create(app.id, MessageIn(event_type=TYPES[0], payload={}))
     created = await svix.statistics.aggregate_app_stats(
-        AppUsageStatsIn(since=start.replace(year=start.year - 1), until=datetime.now(UTC),
-                        app_ids=[app.id, "nothere"])
+        AppUsageStatsIn(
+            since=start.replace(year=start.year - 1),
+            until=datetime.now(UTC),
+            app_ids=[app.id, "nothere"],
+        )
     )
     assert created.unresolved_app_ids == ["nothere"]
     aggregate = await svix.statistics.aggregate_event_types()
@@ -252,5 +264,8 @@ async def test_usage_tasks_data_have_svix_shapes(
     }
     types = await finished(aggregate.id)
     assert types.task == "event-type.aggregate"
-    assert {"appId": app.id, "explicitlySubscribedEventTypes": [TYPES[0]],
-            "hasCatchAllEndpoint": True} in types.data["event_types"]
+    assert {
+        "appId": app.id,
+        "explicitlySubscribedEventTypes": [TYPES[0]],
+        "hasCatchAllEndpoint": True,
+    } in types.data["event_types"]

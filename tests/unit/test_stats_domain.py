@@ -124,4 +124,8 @@ def test_a_report_is_hourly_up_to_48_hours_and_daily_beyond() -> None:
     assert short.p50_ms == LATENCY_BOUNDS[10] and short.p95_ms == LATENCY_BOUNDS[20]
     long = t.report(H0 + HOUR_MS // 2, H0 + 3 * DAY_MS, pending=0, sending=0)
     assert long.period == "day"
-    assert [tuple(p) for p in long.by_period] == [(H0, 3, 2), (H0 + DAY_MS, 0, 1), (H0 + 2 * DAY_MS, 0, 0)]
+    assert [tuple(p) for p in long.by_period] == [
+        (H0, 3, 2),
+        (H0 + DAY_MS, 0, 1),
+        (H0 + 2 * DAY_MS, 0, 0),
+    ]

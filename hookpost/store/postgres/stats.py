@@ -126,16 +126,18 @@ class PostgresStats(PostgresBase):
 
     @wrap_exceptions
     async def stats_rollups(self, scope: Scope, from_hour: int, to_hour: int) -> Marginals:
+        args: list[Any] = [scope.app_id]
         if scope.endpoint_id is None:
-            where, args = " WHERE app_id = $1", [scope.app_id]
+            where = " WHERE app_id = $1"
         else:
-            where, args = " WHERE endpoint_id = $2 AND app_id = $1", [scope.app_id]
+            where = " WHERE endpoint_id = $2 AND app_id = $1"
             args.append(scope.endpoint_id)
         n = len(args)
         where += f" AND hour >= ${n + 1} AND hour < ${n + 2}"
         args += [from_hour, to_hour]
-        async with self._db.acquire() as conn, conn.transaction(
-            isolation="repeatable_read", readonly=True
+        async with (
+            self._db.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             q = [
                 [tuple(r) for r in await conn.fetch(s.format(where=where), *args)]
@@ -147,7 +149,7 @@ class PostgresStats(PostgresBase):
                     REASONS,
                 )
             ]
-        return Marginals(*q)  # type: ignore[arg-type]
+        return Marginals(*q)
 
     @wrap_exceptions
     async def stats_cells(self, scope: Scope, since_ms: int, until_ms: int) -> list[Cell]:
