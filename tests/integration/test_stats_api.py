@@ -28,8 +28,7 @@ from svix.api.common import serialize_params
 from svix.models import BackgroundTaskOut
 
 from hookpost.domain.stats import HOUR_MS, ROLLUP_GRACE_MS, closed_until
-from hookpost.store.secretbox import generate_main_key
-from tests.integration.test_api_harness import ApiServer, close_svix, running_api
+from tests.integration.test_api_harness import ApiServer
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver, always, fail_then_ok
 
@@ -54,20 +53,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         r.respond(path, responder)
     yield r
     await r.stop()
-
-
-@pytest.fixture
-async def api(any_database_url: str) -> AsyncIterator[ApiServer]:
-    key = {} if any_database_url.startswith("sqlite") else {"main_key": generate_main_key()}
-    async with running_api(any_database_url, **key) as server:  # retry schedule (0, 0): 3 tries
-        yield server
-
-
-@pytest.fixture
-async def svix(api: ApiServer) -> AsyncIterator[SvixAsync]:
-    client = api.svix()
-    yield client
-    await close_svix(client)
 
 
 def iso(ms: int) -> str:

@@ -19,7 +19,7 @@ from hookpost.api.routes.common import (
     event_types_filter,
     json_response,
 )
-from hookpost.api.stats_schemas import AppAttemptStatsOut, DeliveryStatsOut
+from hookpost.api.schemas.stats import AppAttemptStatsOut, DeliveryStatsOut
 from hookpost.domain.stats import LATENCY_ERROR, StatsReport
 
 router = APIRouter(tags=["Statistics"], responses=ERRORS, route_class=StrictJsonRoute)

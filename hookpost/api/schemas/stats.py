@@ -1,4 +1,4 @@
-"""Bodies of the statistics routes (routes/stats.py): Svix's ``AppAttemptStatsOut``, whose JSON
+"""Bodies of the statistics routes (api/routes/stats.py): Svix's ``AppAttemptStatsOut``, whose JSON
 fields are snake_case in the reference, and hookpost's delivery statistics (camelCase)."""
 
 from __future__ import annotations
