@@ -39,11 +39,11 @@ def cells_select(error_class: str) -> str:
 
 CELLS_GROUP = " GROUP BY 1, 2, 3, 4, 5, 6, 7"
 # The rollups' marginals; "{where}" is the scope and the hours.
-_SUMS = "CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT)"
+SUMS = "CAST(sum(succeeded) AS BIGINT), CAST(sum(failed) AS BIGINT)"  # (PostgreSQL's too)
 _ATTEMPTS = "CAST(sum(attempts) AS BIGINT)"
-BY_TYPE = f"SELECT event_type, {_SUMS} FROM stats_hourly{{where}} GROUP BY event_type"
-BY_HOUR = f"SELECT hour, {_SUMS} FROM stats_hourly{{where}} GROUP BY hour"
-BY_ENDPOINT = f"SELECT endpoint_id, {_SUMS} FROM stats_hourly{{where}} GROUP BY endpoint_id"
+BY_TYPE = f"SELECT event_type, {SUMS} FROM stats_hourly{{where}} GROUP BY event_type"
+BY_HOUR = f"SELECT hour, {SUMS} FROM stats_hourly{{where}} GROUP BY hour"
+BY_ENDPOINT = f"SELECT endpoint_id, {SUMS} FROM stats_hourly{{where}} GROUP BY endpoint_id"
 LATENCY = f"SELECT bucket, {_ATTEMPTS} FROM stats_latency{{where}} GROUP BY bucket"
 # An application's: the per-application table, a row per hour and bucket.
 APP_LATENCY = f"SELECT bucket, {_ATTEMPTS} FROM stats_latency_app{{where}} GROUP BY bucket"

@@ -16,10 +16,8 @@ from hookpost.domain.stats import HOUR_MS, Cell, Marginals, Scope, closed_until,
 from hookpost.store.postgres.core import PostgresBase
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.stats_sql import (
+    SUMS,
     APP_LATENCY,
-    BY_ENDPOINT,
-    BY_HOUR,
-    BY_TYPE,
     CELLS_GROUP,
     LATENCY,
     REASONS,
@@ -54,6 +52,12 @@ PUT_APP_LATENCY = (
 PUT_FAILURES = (
     "INSERT INTO stats_failures (hour, app_id, endpoint_id, reason, attempts)"
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])"
+)
+# The three breakdowns of stats_hourly in one scan; GROUPING() tells them apart (a bit set for
+# each column not grouped by): 3 by event type, 5 by hour, 6 by endpoint.
+BREAKDOWNS = (
+    f"SELECT GROUPING(event_type, hour, endpoint_id), event_type, hour, endpoint_id, {SUMS}"
+    " FROM stats_hourly{where} GROUP BY GROUPING SETS ((event_type), (hour), (endpoint_id))"
 )
 _APP_ENDPOINTS = "SELECT id FROM endpoints WHERE app_id = $1"
 # The queue's partial indexes (ix_deliveries_endpoint_due, ix_deliveries_parked) hold what is
@@ -139,17 +143,21 @@ class PostgresStats(PostgresBase):
             self._db.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            q = [
-                [tuple(r) for r in await conn.fetch(s.format(where=where), *args)]
-                for s in (
-                    BY_TYPE,
-                    BY_HOUR,
-                    BY_ENDPOINT,
-                    APP_LATENCY if scope.endpoint_id is None else LATENCY,
-                    REASONS,
-                )
-            ]
-        return Marginals(*q)
+            breakdowns = await conn.fetch(BREAKDOWNS.format(where=where), *args)
+            latency = APP_LATENCY if scope.endpoint_id is None else LATENCY
+            buckets = await conn.fetch(latency.format(where=where), *args)
+            reasons = await conn.fetch(REASONS.format(where=where), *args)
+        column = {3: 1, 5: 2, 6: 3}  # GROUPING() -> the column grouped by
+        parts: dict[int, list[Any]] = {3: [], 5: [], 6: []}
+        for r in breakdowns:
+            parts[r[0]].append((r[column[r[0]]], r[4], r[5]))
+        return Marginals(
+            parts[3],
+            parts[5],
+            parts[6],
+            [(r[0], r[1]) for r in buckets],
+            [(r[0], r[1]) for r in reasons],
+        )
 
     @wrap_exceptions
     async def stats_cells(self, scope: Scope, since_ms: int, until_ms: int) -> list[Cell]:
