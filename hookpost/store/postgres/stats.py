@@ -16,11 +16,11 @@ from hookpost.domain.stats import HOUR_MS, Cell, Marginals, Scope, closed_until,
 from hookpost.store.postgres.core import PostgresBase
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.stats_sql import (
-    SUMS,
     APP_LATENCY,
     CELLS_GROUP,
     LATENCY,
     REASONS,
+    SUMS,
     cells_select,
 )
 
