@@ -170,27 +170,25 @@ class PostgresStats(PostgresBase):
         rows = await self._db.fetch(query + CELLS_GROUP, *args)
         return [Cell(*r) for r in rows]
 
+    async def _deliveries(
+        self, query: str, scope: Scope, since_ms: int, until_ms: int
+    ) -> list[asyncpg.Record]:
+        """``query``'s rows over the scope's deliveries of messages created in [since, until)."""
+        endpoints, first = _endpoints(scope)
+        bounds = (ids.id_floor(ids.MESSAGE, since_ms), ids.id_floor(ids.MESSAGE, until_ms))
+        rows: list[asyncpg.Record] = await self._db.fetch(
+            query.format(endpoints=endpoints), first, *bounds
+        )
+        return rows
+
     @wrap_exceptions
     async def stats_live(self, scope: Scope, since_ms: int, until_ms: int) -> tuple[int, int]:
-        endpoints, first = _endpoints(scope)
-        rows = await self._db.fetch(
-            LIVE.format(endpoints=endpoints),
-            first,
-            ids.id_floor(ids.MESSAGE, since_ms),
-            ids.id_floor(ids.MESSAGE, until_ms),
-        )
-        counts = {r[0]: r[1] for r in rows}
+        counts = {r[0]: r[1] for r in await self._deliveries(LIVE, scope, since_ms, until_ms)}
         return counts.get(0, 0) + counts.get(5, 0), counts.get(1, 0)
 
     @wrap_exceptions
     async def stats_canceled(
         self, scope: Scope, since_ms: int, until_ms: int
     ) -> list[tuple[str, int]]:
-        endpoints, first = _endpoints(scope)
-        rows = await self._db.fetch(
-            CANCELED.format(endpoints=endpoints),
-            first,
-            ids.id_floor(ids.MESSAGE, since_ms),
-            ids.id_floor(ids.MESSAGE, until_ms),
-        )
+        rows = await self._deliveries(CANCELED, scope, since_ms, until_ms)
         return [(r[0], r[1]) for r in rows]
