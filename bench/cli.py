@@ -131,7 +131,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="all",
         help=f"comma-separated subset of: {', '.join(ALL_SCENARIOS)} (default all), or "
         "`sustained` (10 minutes at 1,000 msg/s per stack: on request only), or `cleanup` "
-        "(e2e with and without a cleanup of 300,000 old messages: on request only)",
+        "(e2e with and without a cleanup of 300,000 old messages: on request only), or `stats` "
+        "(a 30-day stats report over 5 million attempts: on request only)",
     )
     r.add_argument("--out", help="JSON path (default bench/results/<timestamp>.json)")
     r.add_argument(

@@ -54,6 +54,7 @@ class Sizes:
     repeats: int  # rounds of drain / backlog / isolation (their median is reported)
     wait_s: float  # the longest the bench waits for deliveries to arrive, per scenario
     cleanup_old: int  # `cleanup`: old messages (x4 rows with their delivery and attempts)
+    stats_attempts: int  # `stats`: attempts over 30 days (with half as many messages)
 
     @classmethod
     def full(cls) -> Sizes:
@@ -91,6 +92,7 @@ class Sizes:
             repeats=4,
             wait_s=120.0,
             cleanup_old=300_000,  # 1.2 M rows: the cleanup outlasts the e2e load
+            stats_attempts=5_000_000,
         )
 
     @classmethod
@@ -125,6 +127,7 @@ class Sizes:
             repeats=1,
             wait_s=30.0,
             cleanup_old=5_000,
+            stats_attempts=20_000,
         )
 
 
@@ -1088,6 +1091,19 @@ def e2e_inline(ctx: Ctx, backend: str) -> dict[str, Any]:
     return e2e(ctx, backend, extra={"serve_worker": "inline"}, label="e2e-inline")
 
 
+def stats(ctx: Ctx, backend: str) -> dict[str, Any]:
+    """Issue 21: a 30-day application stats report over `stats_attempts` attempts written
+    straight into a fresh database (bench/stats.py): the rollup pass's catch-up, then the
+    report's time (first and median of five), beside the raw read the rollups replace."""
+    stack = ctx.stack(backend, "stats")
+    try:
+        n = ctx.sizes.stats_attempts
+        ctx.step(f"writing {n:,} attempts, rolling them up, timing the 30-day report")
+        return child(["bench.stats", "--db", stack.db_url, "--attempts", str(n)], 3600)
+    finally:
+        stack.close()
+
+
 SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "e2e": e2e,
     # the same with ONE endpoint: capped by MAX_IN_FLIGHT_PER_ENDPOINT rather than the total
@@ -1122,6 +1138,8 @@ SCENARIOS: dict[str, Callable[[Ctx, str], dict[str, Any]]] = {
     "fanout-filtered": lambda ctx, backend: fanout(ctx, backend, filtered=True),
     # issue 21: e2e while a cleanup deletes an old backlog (bench/cleanup.py)
     "cleanup": cleanup,
+    # issue 21: a 30-day stats report over 5 million attempts (bench/stats.py)
+    "stats": stats,
 }
 
 

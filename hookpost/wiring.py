@@ -302,6 +302,7 @@ class Hookpost:
         self._purge: asyncio.Task[None] | None = None
         self._key_purge: asyncio.Task[None] | None = None
         self._cleanup: asyncio.Task[None] | None = None
+        self._rollup: asyncio.Task[None] | None = None
         self.tasks: TaskRunner | None = None
         self.alerts: AlertRunner | None = None
 
@@ -399,6 +400,10 @@ class Hookpost:
         self._cleanup = asyncio.create_task(
             self.services.retention.cleanup_forever(s.cleanup_every_s), name="hookpost-cleanup"
         )
+        # Stats rollups: every worker process too, one at a time (decision 0033).
+        self._rollup = asyncio.create_task(
+            self.services.stats.roll_up_forever(), name="hookpost-stats-rollup"
+        )
         return self.worker
 
     async def _purge_deleted(self) -> None:
@@ -412,12 +417,12 @@ class Hookpost:
             log.info("finished %d interrupted deletions", purged)
 
     async def stop_worker(self) -> None:
-        for task in (self._purge, self._key_purge, self._cleanup):
+        for task in (self._purge, self._key_purge, self._cleanup, self._rollup):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._purge = self._key_purge = self._cleanup = None
+        self._purge = self._key_purge = self._cleanup = self._rollup = None
         if self.tasks is not None:
             await self.tasks.stop()  # its task released: the next worker takes it at once
             self.tasks = None

@@ -49,6 +49,7 @@ from hookpost.api.routes import (
     messages,
     operational,
     relay,
+    stats,
 )
 from hookpost.api.routes.common import ApiState, Runtime
 from hookpost.settings import Settings
@@ -70,6 +71,7 @@ ROUTE_MODULES = (
     operational,
     background_tasks,
     alert_rules,
+    stats,
     health,
     relay,  # hookpost listen's relay (outside the OpenAPI document)
 )

@@ -82,6 +82,10 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.background-task.get": P.MANAGE_APPS,
     "v1.statistics.aggregate-app-stats": P.MANAGE_APPS,
     "v1.statistics.aggregate-event-types": P.MANAGE_APPS,
+    # attempt statistics (routes/stats.py)
+    "v1.application.stats.attempts": P.READ,
+    "v1.stats.app-delivery": P.READ,
+    "v1.stats.endpoint-delivery": P.READ,
     # operational webhook endpoints (admin tokens only: they hear about every application)
     "v1.operational-webhook.endpoint.list": P.MANAGE_OPERATIONAL_WEBHOOKS,
     "v1.operational-webhook.endpoint.create": P.MANAGE_OPERATIONAL_WEBHOOKS,

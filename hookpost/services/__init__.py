@@ -20,6 +20,7 @@ from hookpost.services.messages import DEFAULT_MAX_PAYLOAD, MessageService
 from hookpost.services.metrics import Metrics
 from hookpost.services.operational import OperationalWebhookService
 from hookpost.services.retention import RetentionService
+from hookpost.services.stats import StatsService
 from hookpost.services.status import StatusService
 from hookpost.services.tasks import TaskService
 from hookpost.services.tokens import TokenService
@@ -46,6 +47,7 @@ class Services:
     tasks: TaskService
     alert_rules: AlertRuleService
     alerts: AlertEvaluator
+    stats: StatsService
     tracing: Tracing | None = None  # OTEL_* tracing (services.tracing_env); None: off
 
     @classmethod
@@ -100,5 +102,6 @@ class Services:
             tasks=TaskService(store, clock),
             alert_rules=AlertRuleService(store, clock),
             alerts=AlertEvaluator(store, messages, clock),
+            stats=StatsService(store, clock),
             tracing=tracing,
         )

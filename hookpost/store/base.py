@@ -43,6 +43,7 @@ from hookpost.domain.queries import (
     QueueDepth,
 )
 from hookpost.domain.retention import CleanupCounts
+from hookpost.domain.stats import Cell, Marginals, Scope
 from hookpost.domain.tasks import ReplayRange
 from hookpost.domain.throttle import PaceState
 from hookpost.domain.tracecontext import TraceContext
@@ -597,6 +598,41 @@ class Traces(Protocol):
 
     async def trace_contexts(self, message_ids: Sequence[str]) -> dict[str, TraceContext]:
         """The contexts of those of these messages that have one."""
+
+
+class Stats(Protocol):
+    """Attempt statistics (domain.stats): hourly rollups filled from the attempts table by a
+    background pass, and the raw reads that answer the hours not rolled up."""
+
+    async def roll_up_next(self, now_ms: int) -> int | None:
+        """Roll up the oldest hour not rolled up yet if it is closed at ``now_ms``
+        (``domain.stats.closed_until``), in one transaction with the progress mark (hours
+        without attempts are stepped over at once). The new mark; None when there was nothing
+        to do, or another process's pass has the turn (PostgreSQL: an advisory lock)."""
+        ...
+
+    async def rolled_until(self) -> int:
+        """Every hour before this is in the rollups (0: no pass has run)."""
+        ...
+
+    async def stats_rollups(self, scope: Scope, from_hour: int, to_hour: int) -> Marginals:
+        """What the rollups of the scope's hours [from_hour, to_hour) add up to."""
+        ...
+
+    async def stats_cells(self, scope: Scope, since_ms: int, until_ms: int) -> list[Cell]:
+        """The scope's attempts of [since, until) as ``domain.stats.cells_of`` reduces them."""
+        ...
+
+    async def stats_live(self, scope: Scope, since_ms: int, until_ms: int) -> tuple[int, int]:
+        """(pending, sending): the scope's deliveries of messages created in [since, until)
+        that are pending or sending now (read from the queue's indexes)."""
+        ...
+
+    async def stats_canceled(
+        self, scope: Scope, since_ms: int, until_ms: int
+    ) -> list[tuple[str, int]]:
+        """(event type, deliveries) canceled of messages created in [since, until). Not
+        rolled up: it reads the scope's deliveries of the range."""
         ...
 
 
@@ -612,6 +648,7 @@ class Store(
     Tasks,
     Alerts,
     Traces,
+    Stats,
     Protocol,
 ):
     """Every role: what a backend implements, and what the wiring hands out."""

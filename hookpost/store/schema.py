@@ -331,3 +331,60 @@ message_traces = Table(
     Column("tracestate", Text, nullable=True),
     Index("ix_message_traces_app_id", "app_id"),
 )
+
+# Attempt statistics (domain.stats): hourly rollups of the attempts table, filled for closed
+# hours by a background pass (docs/decisions/0033-stats.md); nothing on the delivery path
+# writes them. Keyed by application first (its queries), with an index per endpoint.
+stats_hourly = Table(
+    "stats_hourly",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("endpoint_id", Id, primary_key=True),
+    Column("event_type", Id, primary_key=True),
+    Column("succeeded", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+    Index("ix_stats_hourly_endpoint", "endpoint_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+stats_latency = Table(  # attempts per latency bucket (domain.stats.LATENCY_BOUNDS)
+    "stats_latency",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("endpoint_id", Id, primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    Index("ix_stats_latency_endpoint", "endpoint_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+stats_latency_app = Table(  # the same summed over the application's endpoints
+    "stats_latency_app",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+stats_failures = Table(  # failed attempts per reason (domain.stats.failure_reason)
+    "stats_failures",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("endpoint_id", Id, primary_key=True),
+    Column("reason", Text, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    Index("ix_stats_failures_endpoint", "endpoint_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+stats_rollup_state = Table(  # one row: every hour before rolled_until is in the rollups
+    "stats_rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("rolled_until", BigInteger, nullable=False),
+)

@@ -54,6 +54,7 @@ SVIX_OPERATIONS = {
     "/api/v1/event-type/{event_type_name}": {"delete", "get", "patch", "put"},
     "/api/v1/health": {"get", "head"},
     "/api/v1/health/ping": {"get", "head"},
+    "/api/v1/app/{app_id}/stats/attempts": {"get"},  # AppAttemptStatsOut (issue 21)
     # background tasks and what runs as one (issue 21)
     "/api/v1/background-task": {"get"},
     "/api/v1/background-task/{task_id}": {"get"},

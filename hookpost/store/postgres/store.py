@@ -35,6 +35,7 @@ from hookpost.store.postgres.log import PostgresLog
 from hookpost.store.postgres.messages import PostgresMessages
 from hookpost.store.postgres.queue import PostgresQueue
 from hookpost.store.postgres.retention import PostgresRetention
+from hookpost.store.postgres.stats import PostgresStats
 from hookpost.store.postgres.tasks import PostgresTasks
 from hookpost.store.postgres.tokens import PostgresTokens
 from hookpost.store.postgres.traces import PostgresTraces
@@ -69,6 +70,7 @@ class PostgresStore(
     PostgresTasks,
     PostgresAlerts,
     PostgresTraces,
+    PostgresStats,
 ):
     def __init__(
         self,

@@ -17,6 +17,7 @@ from hookpost.store.sqlite.log import SqliteLog
 from hookpost.store.sqlite.messages import SqliteMessages
 from hookpost.store.sqlite.queue import SqliteQueue
 from hookpost.store.sqlite.retention import SqliteRetention
+from hookpost.store.sqlite.stats import SqliteStats
 from hookpost.store.sqlite.tasks import SqliteTasks
 from hookpost.store.sqlite.tokens import SqliteTokens
 from hookpost.store.sqlite.traces import SqliteTraces
@@ -46,6 +47,7 @@ class SqliteStore(
     SqliteTasks,
     SqliteAlerts,
     SqliteTraces,
+    SqliteStats,
 ):
     def __init__(self, path: str, box: SecretBox, *, synchronous: str = "NORMAL") -> None:
         self.path = path
