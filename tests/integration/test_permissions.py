@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from hookpost.api.permissions import ROUTE_PERMISSIONS
 from tests.integration.conftest import ServedApi
 from tests.integration.test_api_errors import assert_error
-from tests.integration.test_tenant_isolation import ALERT_RULE, body_for, fill
+from tests.integration.test_tenant_isolation import ALERT_RULE, body_for, fill, query_for
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver
 from tests.unit.test_permission_table import KINDS, allowed, route_table
@@ -139,7 +139,7 @@ async def test_operation_answers_as_the_matrix_says(
         body = orjson.dumps(body_for(op, served.receiver, tag))
     async with served.api.http(token) as client:
         response = await client.request(
-            method, fill(route.path, params), content=body, headers=SLOW
+            method, fill(route.path, params), content=body, headers=SLOW, params=query_for(op)
         )
     if allowed(kind, ROUTE_PERMISSIONS[op]):
         assert 200 <= response.status_code < 300, (op, kind, response.status_code, response.text)

@@ -142,6 +142,17 @@ ALERT_RULE = {
 }
 
 
+def query_for(operation_id: str) -> dict[str, str]:
+    """The query parameters the operation requires, valid (none for most)."""
+    last_hour = {"since": "2026-01-01T00:00:00Z", "until": "2026-01-01T01:00:00Z"}
+    queries = {
+        "v1.application.stats.attempts": last_hour,
+        "v1.stats.app-delivery": last_hour,
+        "v1.stats.endpoint-delivery": last_hour,
+    }
+    return queries.get(operation_id, {})
+
+
 def body_for(operation_id: str, receiver: Receiver, tag: str) -> Any:
     """A plausible, valid request body for the operation (``tag`` keeps names unique)."""
     url = receiver.url(f"/intruder-{tag}")
@@ -210,7 +221,15 @@ async def call(
             body = body_for(op_id, receiver, tag)
         except KeyError:
             pytest.fail(f"{op_id} ({method} {template}) is new: add a valid body to body_for()")
-    return await client.request(method, fill(template, values), json=body)
+    query = query_for(operation["operationId"])
+    required = {
+        p["name"]
+        for p in operation.get("parameters", [])
+        if p["in"] == "query" and p.get("required")
+    }
+    if not required <= set(query):
+        pytest.fail(f"{operation['operationId']} requires {required}: add them to query_for()")
+    return await client.request(method, fill(template, values), json=body, params=query)
 
 
 def without(text: str, *ids: str) -> str:
