@@ -2,7 +2,7 @@
 #
 #   make run         start the service (SQLite by default); installs the runtime only
 #   make test        THE test command (what CI and the README use)
-#   make test-quick  the tests that start no processes and are not marked slow (< 2 minutes)
+#   make test-quick  in-process tests on SQLite: no processes, browser, PostgreSQL or slow ones (~1.5 min)
 #   make lint        ruff check, ruff format --check, mypy, import-linter
 #   make install     create/refresh .venv with the runtime and the dev tools (idempotent)
 #   make lock        regenerate both lock files from pyproject.toml
@@ -67,7 +67,7 @@ test: install
 
 # No test that starts processes (tests/multiprocess) and none marked slow.
 test-quick: install
-	$(call PYTEST,-m "not slow" --ignore=tests/multiprocess)
+	$(call PYTEST,-m "not slow and not browser and not postgres" --ignore=tests/multiprocess)
 
 # Runs every linter even if an earlier one fails, then fails if any did.
 lint: install

@@ -96,4 +96,5 @@ def test_make_run_installs_the_runtime_lock_and_make_test_the_dev_lock() -> None
     for target in ("test", "test-quick", "lint"):
         assert f"-r {DEV_LOCK}" in planned(target), target
     quick = planned("test-quick")
-    assert '-m "not slow"' in quick and "--ignore=tests/multiprocess" in quick, quick
+    assert '-m "not slow and not browser and not postgres"' in quick, quick
+    assert "--ignore=tests/multiprocess" in quick, quick
