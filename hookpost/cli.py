@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from hookpost import __version__, cli_alerts, listen, logs
 from hookpost.commands import register_commands
-from hookpost.commands.options import duration_s, iso_time
+from hookpost.commands.options import duration_s, iso_time, verb_group
 from hookpost.diagnostics import database_problem
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.models import PageRequest
@@ -441,9 +441,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
             p.add_argument("--metrics-socket", help=argparse.SUPPRESS)
 
-    token = sub.add_parser("token", help="API tokens").add_subparsers(
-        dest="token_cmd", required=True
-    )
+    token = verb_group(sub, "token", "API tokens")
     create = token.add_parser("create", help="create an API token and print it once")
     db_flag(create)
     create.add_argument("--app", help="scope the token to this application (id or uid)")

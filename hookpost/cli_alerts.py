@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from hookpost.commands.options import verb_group
 from hookpost.domain.errors import InvalidInput
 from hookpost.domain.models import PageRequest
 from hookpost.services.alert_rules import rule_out
@@ -63,9 +64,7 @@ def _command(args: argparse.Namespace) -> Callable[[Hookpost], Awaitable[int]]:
 
 def register(sub: Any, db_flag: Callable[[argparse.ArgumentParser], None], run: Runner) -> None:
     """Add ``alert-rule`` and its commands to the CLI's subparsers."""
-    group = sub.add_parser("alert-rule", help="an application's alert rules").add_subparsers(
-        dest="alert_cmd", required=True
-    )
+    group = verb_group(sub, "alert-rule", "an application's alert rules", dest="alert_cmd")
     spec_help = (
         'the rule\'s fields as JSON, e.g. \'{"name": "failures", "kind": "threshold", ...}\''
     )

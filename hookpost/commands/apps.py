@@ -12,13 +12,13 @@ from hookpost.commands.options import (
     print_json,
     short_time,
     table,
+    verb_group,
 )
 from hookpost.commands.remote import API, Remote, segment
 
 
 def register(sub: Subparsers) -> None:
-    app = sub.add_parser("app", help="applications: list, create, get")
-    verbs = app.add_subparsers(dest="app_cmd", required=True, metavar="{list,create,get}")
+    verbs = verb_group(sub, "app", "applications: list, create, get", metavar="{list,create,get}")
 
     listing = command(verbs, "list", app_list, "list the applications")
     listing.add_argument("--limit", type=int, help="at most this many (default: all)")

@@ -13,14 +13,17 @@ from hookpost.commands.options import (
     print_json,
     short_time,
     table,
+    verb_group,
 )
 from hookpost.commands.remote import API, Remote, segment
 
 
 def register(sub: Subparsers) -> None:
-    endpoint = sub.add_parser("endpoint", help="endpoints: list, create, get, disable, enable")
-    verbs = endpoint.add_subparsers(
-        dest="endpoint_cmd", required=True, metavar="{list,create,get,disable,enable}"
+    verbs = verb_group(
+        sub,
+        "endpoint",
+        "endpoints: list, create, get, disable, enable",
+        metavar="{list,create,get,disable,enable}",
     )
 
     listing = command(verbs, "list", endpoint_list, "list an application's endpoints")

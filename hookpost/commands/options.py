@@ -49,6 +49,14 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
+def verb_group(sub: Subparsers, name: str, helptext: str, **kwargs: Any) -> Subparsers:
+    """``hookpost NAME VERB ...``: the group's verbs; ``hookpost NAME`` alone prints its help."""
+    group = sub.add_parser(name, help=helptext)
+    group.set_defaults(fn=lambda _args: group.print_help())
+    kwargs.setdefault("dest", f"{name.replace('-', '_')}_cmd")
+    return group.add_subparsers(**kwargs)
+
+
 def command(
     sub: Subparsers, name: str, fn: Command, helptext: str, **kwargs: Any
 ) -> argparse.ArgumentParser:

@@ -293,3 +293,11 @@ def test_doctor_checks_the_server_clock_and_token(srv: ThreadServer, tmp_path: P
     assert refused.code == 1
     [line] = [x for x in refused.out.splitlines() if x.startswith("FAIL")]
     assert line.startswith("FAIL  token         refused: 401") and "hookpost token create" in line
+
+
+@pytest.mark.parametrize("group", ["app", "endpoint", "token", "alert-rule"])
+def test_a_command_group_alone_prints_its_help(
+    group: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main([group])  # returns: exit status 0, as bare `hookpost` does
+    assert capsys.readouterr().out.startswith(f"usage: hookpost {group} ")
