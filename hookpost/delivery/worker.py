@@ -49,7 +49,8 @@ from hookpost.services.events import (
     OperationalEvent,
 )
 from hookpost.services.metrics import Metrics
-from hookpost.store.base import DeliveryQueue, Traces
+from hookpost.store.base import DeliveryQueue
+from hookpost.store.operator_ports import Traces
 
 if TYPE_CHECKING:
     from hookpost.domain.tracecontext import TraceContext

@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from hookpost.domain.alert_eval import Aggregate
-from hookpost.domain.alerts import AlertRule, RuleState
 from hookpost.domain.models import (
     ApiToken,
     Application,
@@ -43,10 +41,9 @@ from hookpost.domain.queries import (
     QueueDepth,
 )
 from hookpost.domain.retention import CleanupCounts
-from hookpost.domain.stats import Cell, Marginals, Scope
 from hookpost.domain.tasks import ReplayRange
 from hookpost.domain.throttle import PaceState
-from hookpost.domain.tracecontext import TraceContext
+from hookpost.store.operator_ports import Alerts, Stats, Traces
 
 
 class Lifecycle(Protocol):
@@ -482,157 +479,6 @@ class Tasks(Protocol):
     async def expunge_all_contents(self, app_id: str) -> int:
         """Expunge every message of the application, ``batch_rows`` per transaction: how
         many were not expunged already."""
-        ...
-
-
-class Alerts(Protocol):
-    """Alert rules (domain.alerts) and what their evaluator keeps: per application a cursor
-    over its messages and a lease, bucketed aggregates per series, pushed-metric samples.
-
-    Every write of an evaluation run is made only if the run's lease still holds the
-    application (checked in the write's transaction): a run that lost it writes nothing.
-    Leases are on the callers' clock, as background tasks' (docs/decisions/0038).
-    """
-
-    async def create_alert_rule(self, rule: AlertRule, state: RuleState, now_ms: int) -> None:
-        """NotFound for an unknown application. The application's cursor is created (at
-        ``now_ms``: earlier messages are never counted) or made due now."""
-        ...
-
-    async def get_alert_rule(self, app_id: str, rule_id: str) -> tuple[AlertRule, RuleState]: ...
-    async def list_alert_rules(
-        self, app_id: str, page: PageRequest
-    ) -> Page[tuple[AlertRule, RuleState]]: ...
-    async def alert_rules_of(self, app_id: str) -> list[tuple[AlertRule, RuleState]]:
-        """Every rule of the application, in id order."""
-        ...
-
-    async def update_alert_rule(self, rule: AlertRule, state: RuleState, now_ms: int) -> None:
-        """Its spec and state (NotFound if gone); the application's cursor is made due now."""
-        ...
-
-    async def delete_alert_rule(self, app_id: str, rule_id: str) -> None: ...
-    async def add_alert_samples(
-        self, app_id: str, samples: Sequence[tuple[str, int, float]]
-    ) -> None:
-        """Pushed-metric samples (name, at, value)."""
-        ...
-
-    async def claim_alert_app(
-        self, lease: str, lease_ms: int, now_ms: int
-    ) -> tuple[str, str] | None:
-        """(app id, cursor) of an application whose run is due and whose lease is free or
-        expired (its deleted ones never): ``lease``'s until ``now_ms + lease_ms``. One claimer
-        at a time gets it, across processes (PostgreSQL: SKIP LOCKED)."""
-        ...
-
-    async def scan_messages(
-        self, app_id: str, after_id: str, before_id: str, limit: int, with_payload: bool
-    ) -> list[tuple[str, str, bytes, int]]:
-        """(id, event type, payload, created_at) of up to ``limit`` messages of the application
-        with after_id < id < before_id, in id order (payloads ``b""`` unless ``with_payload``)."""
-        ...
-
-    async def add_alert_buckets(
-        self,
-        app_id: str,
-        lease: str,
-        cursor: str,
-        deltas: Mapping[tuple[str, int], Aggregate],
-    ) -> bool:
-        """If ``lease`` holds the application: merge each (series, bucket start) aggregate into
-        its bucket and move the cursor to ``cursor``, in one transaction."""
-        ...
-
-    async def alert_buckets(
-        self, app_id: str, series: Sequence[str], since_ms: int
-    ) -> dict[str, dict[int, Aggregate]]:
-        """The buckets of these series starting at or after ``since_ms``."""
-        ...
-
-    async def alert_samples(self, app_id: str, name: str, since_ms: int) -> list[tuple[int, float]]:
-        """(at, value) of the samples of metric ``name`` after ``since_ms``."""
-        ...
-
-    async def alert_digest(
-        self, app_id: str, since_ms: int, until_ms: int
-    ) -> tuple[dict[str, int], list[tuple[str, int]]]:
-        """Of the messages created in [since, until): their counts by event type (the
-        reserved ``hookpost.`` types left out), and per endpoint its deliveries of them that
-        failed, most first."""
-        ...
-
-    async def finish_alert_run(
-        self,
-        app_id: str,
-        lease: str,
-        states: Mapping[str, RuleState],
-        next_run_at: int,
-        now_ms: int,
-        keep_series: Mapping[str, int],
-        keep_samples: Mapping[str, int],
-    ) -> bool:
-        """If ``lease`` holds the application, in one transaction: the rules' states, the next
-        run (``now_ms`` instead if a rule was written during the run), the lease freed; buckets
-        of series not in ``keep_series`` or older than its cutoff deleted, samples likewise
-        (``keep_samples``: name -> cutoff). False, and nothing written, otherwise."""
-        ...
-
-    async def release_alert_app(self, app_id: str, lease: str) -> None: ...
-
-
-class Traces(Protocol):
-    """The W3C trace context of the request that created each message, written only while
-    tracing is on, and read by the worker only then (docs/decisions/0035-tracing.md): no
-    statement of the create, the claim or the finish touches it. Deleted with the message
-    (retention, the application's purge)."""
-
-    async def save_trace_context(self, app_id: str, message_id: str, ctx: TraceContext) -> None:
-        """Written before the message itself, which a worker may claim as soon as it commits;
-        a second write for one id keeps the first."""
-        ...
-
-    async def delete_trace_context(self, message_id: str) -> None:
-        """For a message that was not created after all."""
-        ...
-
-    async def trace_contexts(self, message_ids: Sequence[str]) -> dict[str, TraceContext]:
-        """The contexts of those of these messages that have one."""
-
-
-class Stats(Protocol):
-    """Attempt statistics (domain.stats): hourly rollups filled from the attempts table by a
-    background pass, and the raw reads that answer the hours not rolled up."""
-
-    async def roll_up_next(self, now_ms: int) -> int | None:
-        """Roll up the oldest hour not rolled up yet if it is closed at ``now_ms``
-        (``domain.stats.closed_until``), in one transaction with the progress mark (hours
-        without attempts are stepped over at once). The new mark; None when there was nothing
-        to do, or another process's pass has the turn (PostgreSQL: an advisory lock)."""
-        ...
-
-    async def rolled_until(self) -> int:
-        """Every hour before this is in the rollups (0: no pass has run)."""
-        ...
-
-    async def stats_rollups(self, scope: Scope, from_hour: int, to_hour: int) -> Marginals:
-        """What the rollups of the scope's hours [from_hour, to_hour) add up to."""
-        ...
-
-    async def stats_cells(self, scope: Scope, since_ms: int, until_ms: int) -> list[Cell]:
-        """The scope's attempts of [since, until) as ``domain.stats.cells_of`` reduces them."""
-        ...
-
-    async def stats_live(self, scope: Scope, since_ms: int, until_ms: int) -> tuple[int, int]:
-        """(pending, sending): the scope's deliveries of messages created in [since, until)
-        that are pending or sending now (read from the queue's indexes)."""
-        ...
-
-    async def stats_canceled(
-        self, scope: Scope, since_ms: int, until_ms: int
-    ) -> list[tuple[str, int]]:
-        """(event type, deliveries) canceled of messages created in [since, until). Not
-        rolled up: it reads the scope's deliveries of the range."""
         ...
 
 

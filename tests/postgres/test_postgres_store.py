@@ -34,7 +34,7 @@ from hookpost.domain.models import (
 )
 from hookpost.domain.queries import IdempotencyKey, SentMessage
 from hookpost.store.migrate import upgrade
-from hookpost.store.postgres import sql
+from hookpost.store.postgres import sql, sql_tokens
 from hookpost.store.postgres.store import APPLICATION_NAME, AUTOVACUUM_OFF, PostgresStore
 from hookpost.store.rows import PlainBox
 from hookpost.store.sqlite.store import SqliteStore
@@ -469,7 +469,7 @@ async def test_a_failed_key_write_does_not_fail_an_accepted_message(
     idempotency key recorded after its own statement: if that write fails, the message is
     still accepted (an error would make the client resend it)."""
     app = await store.create_app(_app())
-    monkeypatch.setattr(sql, "IDEMPOTENT_PUT", _FAILING_PUT)
+    monkeypatch.setattr(sql_tokens, "IDEMPOTENT_PUT", _FAILING_PUT)
     key = IdempotencyKey("tok", "key", NOW + 1000)
     created = await store.create_message(_message(app.id, channels=["a\x00b"]), NOW, None, key)
     assert created.created
@@ -486,8 +486,8 @@ async def test_keyed_creates_record_their_keys_in_the_group_statement(
     app = await store.create_app(_app())
     await store.create_endpoint(_endpoint(app.id))
     failing = "SELECT * FROM no_such_table WHERE $1::text = $2::text AND $3::bigint > 0"
-    monkeypatch.setattr(sql, "IDEMPOTENT_GET", failing)
-    monkeypatch.setattr(sql, "IDEMPOTENT_PUT", _FAILING_PUT)
+    monkeypatch.setattr(sql_tokens, "IDEMPOTENT_GET", failing)
+    monkeypatch.setattr(sql_tokens, "IDEMPOTENT_PUT", _FAILING_PUT)
     keys = [IdempotencyKey("tok", f"k{i}", NOW + 1000) for i in range(8)]
     made = await asyncio.gather(
         *(store.create_message(_message(app.id), NOW, None, k) for k in keys)

@@ -9,7 +9,7 @@ from hookpost.domain.limits import too_many_endpoints, too_many_event_types
 from hookpost.domain.models import Application, Endpoint, EventType, Page, PageRequest
 from hookpost.domain.operational import OperationalEvent
 from hookpost.store.paging import finish_page
-from hookpost.store.postgres import sql
+from hookpost.store.postgres import sql_catalog
 from hookpost.store.postgres.core import Args, PostgresBase, command_status_count, paged_query
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.postgres.ordering import settle_endpoints
@@ -31,7 +31,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
     @wrap_exceptions
     async def create_app(self, app: Application) -> Application:
         await self._db.execute(
-            sql.APP_INSERT,
+            sql_catalog.APP_INSERT,
             app.id,
             app.uid,
             app.name,
@@ -44,7 +44,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
 
     @wrap_exceptions
     async def get_app(self, app_id_or_uid: str) -> Application:
-        row = await self._db.fetchrow(sql.APP_GET, app_id_or_uid)
+        row = await self._db.fetchrow(sql_catalog.APP_GET, app_id_or_uid)
         if row is None:
             raise NotFound("application", app_id_or_uid)
         return app_from_row(row)
@@ -59,7 +59,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
     @wrap_exceptions
     async def update_app(self, app: Application) -> Application:
         status = await self._db.execute(
-            sql.APP_UPDATE,
+            sql_catalog.APP_UPDATE,
             app.id,
             app.uid,
             app.name,
@@ -76,18 +76,18 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
     async def _flag_app(self, app_id: str) -> list[str]:
         # Statements apart: each sees the rows committed while the one before waited for locks.
         async with self._db.acquire() as conn, conn.transaction():
-            if command_status_count(await conn.execute(sql.APP_FLAG, app_id)) == 0:
+            if command_status_count(await conn.execute(sql_catalog.APP_FLAG, app_id)) == 0:
                 raise NotFound("application", app_id)
-            await conn.execute(sql.APP_ENDPOINTS_FLAG, app_id)
-            await conn.execute(sql.APP_TOKENS_DELETE, app_id)
-            return [r["id"] for r in await conn.fetch(sql.APP_ENDPOINT_IDS, app_id)]
+            await conn.execute(sql_catalog.APP_ENDPOINTS_FLAG, app_id)
+            await conn.execute(sql_catalog.APP_TOKENS_DELETE, app_id)
+            return [r["id"] for r in await conn.fetch(sql_catalog.APP_ENDPOINT_IDS, app_id)]
 
     @wrap_exceptions
     async def _flag_endpoint(
         self, app_id: str, endpoint_id: str, notify: Sequence[OperationalEvent] = ()
     ) -> None:
         async with self._db.acquire() as conn, conn.transaction():
-            status = await conn.execute(sql.ENDPOINT_FLAG, app_id, endpoint_id)
+            status = await conn.execute(sql_catalog.ENDPOINT_FLAG, app_id, endpoint_id)
             if command_status_count(status) == 0:
                 raise NotFound("endpoint", endpoint_id)
             notified = await write_events(conn, self._sql, notify)
@@ -107,9 +107,11 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
 
     @wrap_exceptions
     async def _flagged(self) -> tuple[dict[str, list[str]], list[str]]:
-        apps: dict[str, list[str]] = {r["id"]: [] for r in await self._db.fetch(sql.FLAGGED_APPS)}
+        apps: dict[str, list[str]] = {
+            r["id"]: [] for r in await self._db.fetch(sql_catalog.FLAGGED_APPS)
+        }
         alone: list[str] = []
-        for r in await self._db.fetch(sql.FLAGGED_ENDPOINTS):
+        for r in await self._db.fetch(sql_catalog.FLAGGED_ENDPOINTS):
             apps.get(r["app_id"], alone).append(r["id"])
         return apps, alone
 
@@ -121,12 +123,12 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
         et = event_type
         async with self._db.acquire() as conn, conn.transaction():
             if max_count is not None:
-                await conn.execute(sql.EVENT_TYPES_LOCK)
-                if await conn.fetchval(sql.EVENT_TYPE_COUNT) >= max_count:
-                    if await conn.fetchrow(sql.EVENT_TYPE_GET, et.name) is None:
+                await conn.execute(sql_catalog.EVENT_TYPES_LOCK)
+                if await conn.fetchval(sql_catalog.EVENT_TYPE_COUNT) >= max_count:
+                    if await conn.fetchrow(sql_catalog.EVENT_TYPE_GET, et.name) is None:
                         raise too_many_event_types(max_count)  # else: the insert's Conflict
             await conn.execute(
-                sql.EVENT_TYPE_INSERT,
+                sql_catalog.EVENT_TYPE_INSERT,
                 et.name,
                 et.description,
                 dumps_opt(et.schemas),
@@ -140,7 +142,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
 
     @wrap_exceptions
     async def get_event_type(self, name: str) -> EventType:
-        row = await self._db.fetchrow(sql.EVENT_TYPE_GET, name)
+        row = await self._db.fetchrow(sql_catalog.EVENT_TYPE_GET, name)
         if row is None:
             raise NotFound("event type", name)
         return event_type_from_row(row)
@@ -159,7 +161,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
     async def update_event_type(self, event_type: EventType) -> EventType:
         et = event_type
         status = await self._db.execute(
-            sql.EVENT_TYPE_UPDATE,
+            sql_catalog.EVENT_TYPE_UPDATE,
             et.name,
             et.description,
             dumps_opt(et.schemas),
@@ -175,7 +177,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
 
     @wrap_exceptions
     async def delete_event_type(self, name: str) -> None:
-        if command_status_count(await self._db.execute(sql.EVENT_TYPE_DELETE, name)) == 0:
+        if command_status_count(await self._db.execute(sql_catalog.EVENT_TYPE_DELETE, name)) == 0:
             raise NotFound("event type", name)
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -190,12 +192,12 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
         app_id = endpoint.app_id
         async with self._db.acquire() as conn, conn.transaction():
             # The count is read after taking the lock, so it holds every earlier create.
-            if await conn.fetchval(sql.APP_LOCK, app_id) is None:
+            if await conn.fetchval(sql_catalog.APP_LOCK, app_id) is None:
                 raise NotFound("application", app_id)
             if max_per_app is not None:
-                if await conn.fetchval(sql.ENDPOINT_COUNT, app_id) >= max_per_app:
+                if await conn.fetchval(sql_catalog.ENDPOINT_COUNT, app_id) >= max_per_app:
                     raise too_many_endpoints(max_per_app)
-            await conn.execute(sql.ENDPOINT_INSERT, *(values[c] for c in ENDPOINT_COLUMNS))
+            await conn.execute(sql_catalog.ENDPOINT_INSERT, *(values[c] for c in ENDPOINT_COLUMNS))
             notified = await write_events(conn, self._sql, notify)
         if notified:
             self._notifier.poke()
@@ -203,7 +205,7 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
 
     @wrap_exceptions
     async def get_endpoint(self, app_id: str, endpoint_id_or_uid: str) -> Endpoint:
-        row = await self._db.fetchrow(sql.ENDPOINT_GET, app_id, endpoint_id_or_uid)
+        row = await self._db.fetchrow(sql_catalog.ENDPOINT_GET, app_id, endpoint_id_or_uid)
         if row is None:
             raise NotFound("endpoint", endpoint_id_or_uid)
         return endpoint_from_row(row, self._box)
@@ -226,12 +228,12 @@ class PostgresCatalog(PostgresBase, BatchedDeletes):
         values = endpoint_values(endpoint, self._box)
         async with self._db.acquire() as conn, conn.transaction():
             status = await conn.execute(
-                sql.ENDPOINT_UPDATE,
-                *(values[c] for c in sql.ENDPOINT_UPDATE_COLUMNS),
+                sql_catalog.ENDPOINT_UPDATE,
+                *(values[c] for c in sql_catalog.ENDPOINT_UPDATE_COLUMNS),
                 expected_updated_at,
             )
             if command_status_count(status) == 0:
-                if await conn.fetchval(sql.ENDPOINT_EXISTS, endpoint.app_id, endpoint.id):
+                if await conn.fetchval(sql_catalog.ENDPOINT_EXISTS, endpoint.app_id, endpoint.id):
                     raise StaleWrite(f"endpoint {endpoint.id} changed since it was read")
                 raise NotFound("endpoint", endpoint.id)
             notified = await write_events(conn, self._sql, notify)

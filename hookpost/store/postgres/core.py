@@ -13,9 +13,9 @@ from hookpost.domain import ids
 from hookpost.domain.models import Message, PageRequest
 from hookpost.store.paging import content_rows, keyset
 from hookpost.store.postgres import sql
+from hookpost.store.postgres.clocked import Clocked
 from hookpost.store.postgres.listener import Notifier
 from hookpost.store.postgres.ordering import settle_endpoints
-from hookpost.store.postgres.sql import Clocked
 from hookpost.store.purge import BATCH_ROWS
 from hookpost.store.rows import SecretBox, message_from_row
 

@@ -8,7 +8,7 @@ import asyncpg
 
 from hookpost.domain.ordering import QueueState, settle
 from hookpost.store.postgres import sql
-from hookpost.store.postgres.sql import Clocked
+from hookpost.store.postgres.clocked import Clocked
 
 
 async def settle_endpoints(

@@ -20,7 +20,7 @@ from hookpost.domain.operational import (
 )
 from hookpost.domain.provenance import payload_sha256
 from hookpost.domain.retention import DEFAULT_RETENTION_MS, payload_expires_at
-from hookpost.store.postgres.sql import Clocked
+from hookpost.store.postgres.clocked import Clocked
 from hookpost.store.rows import loads_opt
 
 OPERATIONAL_ENDPOINTS = (

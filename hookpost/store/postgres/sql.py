@@ -1,4 +1,6 @@
-"""The fixed SQL of the PostgreSQL store (dynamic list queries are built in store.py).
+"""The fixed SQL of the PostgreSQL store (dynamic list queries are built in store.py); the
+catalog's is in ``sql_catalog``, tokens' and idempotency keys' in ``sql_tokens``, and
+``clocked`` binds the statements that read the clock.
 
 Hot paths are single statements where the semantics allow it: one round trip and, outside an
 explicit transaction, one implicit transaction each. Data-modifying CTEs always run to
@@ -7,87 +9,17 @@ completion, even when the main query does not read them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hookpost.domain.health import SUCCESS_REFRESH_MS
 from hookpost.domain.throttle import gather_sql
 from hookpost.store.rows import (
     ATTEMPT_COLUMNS,
-    ENDPOINT_COLUMNS,
-    ENDPOINT_UPDATE_PARAMS,
     HEALTH_FIELDS,
-    endpoint_update_sql,
     message_head,
 )
 
 NOTIFY_CHANNEL = "hookpost_work"
 # The database's clock, in ms: due times and leases follow it (see Clocked).
 DB_NOW = "(SELECT floor(extract(epoch from now()) * 1000)::bigint)"  # once per statement
-
-# -- applications / event types / endpoints -------------------------------------------------
-APP_INSERT = (
-    "INSERT INTO applications (id, uid, name, metadata, throttle_rate, created_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
-# The id wins over another row's uid (one written before such uids were refused).
-APP_GET = (
-    "SELECT * FROM applications WHERE (id = $1 OR uid = $1) AND NOT deleted"
-    " ORDER BY id = $1 DESC LIMIT 1"
-)
-APP_UPDATE = (
-    "UPDATE applications SET uid = $2, name = $3, metadata = $4, throttle_rate = $5, "
-    "updated_at = $6 WHERE id = $1 AND NOT deleted"
-)
-# Taken to create an endpoint: concurrent creates in one application count one after the other.
-# NO KEY UPDATE does not block the key-share locks that inserting its messages takes.
-APP_LOCK = "SELECT 1 FROM applications WHERE id = $1 AND NOT deleted FOR NO KEY UPDATE"
-# Deleting an application or an endpoint (store.purge): flag it, then delete its rows.
-APP_FLAG = "UPDATE applications SET deleted = true, uid = NULL WHERE id = $1 AND NOT deleted"
-APP_ENDPOINTS_FLAG = (
-    "UPDATE endpoints SET deleted = true, disabled = true, uid = NULL WHERE app_id = $1"
-)
-APP_TOKENS_DELETE = "DELETE FROM api_tokens WHERE app_id = $1"
-APP_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE app_id = $1"
-FLAGGED_APPS = "SELECT id FROM applications WHERE deleted"
-FLAGGED_ENDPOINTS = "SELECT app_id, id FROM endpoints WHERE deleted"
-
-EVENT_TYPE_INSERT = (
-    "INSERT INTO event_types (name, description, schemas, archived, deprecated, feature_flag, "
-    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-)
-EVENT_TYPE_GET = "SELECT * FROM event_types WHERE name = $1"
-EVENT_TYPE_UPDATE = (
-    "UPDATE event_types SET description = $2, schemas = $3, archived = $4, deprecated = $5, "
-    "feature_flag = $6, updated_at = $7, retry_schedule = $8 WHERE name = $1"
-)
-EVENT_TYPE_DELETE = "DELETE FROM event_types WHERE name = $1"
-# Taken to create an event type under a cap: creates count one after the other (reads go on).
-EVENT_TYPES_LOCK = "LOCK TABLE event_types IN SHARE ROW EXCLUSIVE MODE"
-EVENT_TYPE_COUNT = "SELECT count(*) FROM event_types"
-
-ENDPOINT_INSERT = (
-    f"INSERT INTO endpoints ({', '.join(ENDPOINT_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(ENDPOINT_COLUMNS) + 1))})"
-)
-# Parameters: ENDPOINT_UPDATE_PARAMS in order.
-ENDPOINT_UPDATE_COLUMNS = ENDPOINT_UPDATE_PARAMS
-# ... and then the updated_at the row must still have (NULL: any).
-ENDPOINT_UPDATE = endpoint_update_sql(
-    lambda column: f"${ENDPOINT_UPDATE_PARAMS.index(column) + 1}",
-    f"${len(ENDPOINT_UPDATE_PARAMS) + 1}::bigint",
-)
-ENDPOINT_EXISTS = (
-    "SELECT EXISTS (SELECT 1 FROM endpoints WHERE app_id = $1 AND id = $2 AND NOT deleted)"
-)
-ENDPOINT_GET = (
-    "SELECT * FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) AND NOT deleted"
-    " ORDER BY id = $2 DESC LIMIT 1"
-)
-ENDPOINT_COUNT = "SELECT count(*) FROM endpoints WHERE app_id = $1 AND NOT deleted"
-ENDPOINT_FLAG = (
-    "UPDATE endpoints SET deleted = true, disabled = true, uid = NULL"
-    " WHERE app_id = $1 AND id = $2 AND NOT deleted"
-)
 
 # -- messages -------------------------------------------------------------------------------
 # Inserts the message unless its eventId is taken (then no row comes back at all), and reads
@@ -189,7 +121,7 @@ MESSAGE_CREATE = (
     f"SELECT fb.fallback, {_CREATED} FROM fb"
 )
 # An idempotency key's row replaced whole: what an expired key held goes.
-_KEY_UPDATE = (
+KEY_UPDATE = (
     "status = excluded.status, body = excluded.body, message_id = excluded.message_id,"
     " app_id = excluded.app_id, expires_at = excluded.expires_at"
 )
@@ -241,7 +173,7 @@ MESSAGE_CREATE_MANY = (
     " SELECT b.key_scope, b.key_key, b.id, b.key_expires_at"
     " FROM ins JOIN b ON b.id = ins.id WHERE b.key_key IS NOT NULL"
     " ORDER BY b.key_scope, b.key_key"
-    f" ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE}), "
+    f" ON CONFLICT (scope, key) DO UPDATE SET {KEY_UPDATE}), "
     "dl AS ("
     f" INSERT INTO {_DELIVERY_COLUMNS}"
     f" SELECT ins.app_id, ins.id, eps.id, 0, 0, 0, {_due_unless('eps.ordered')}, {DB_NOW}, b.now"
@@ -616,57 +548,6 @@ ORDER_UNSETTLED = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Clocked:
-    """The statements that read the clock, on the database's, or on their callers' (a store
-    told so: tests that drive time through now_ms) with each one's now_ms parameter."""
-
-    database_clock: bool
-    claim_heads: str
-    claim: str
-    finish_successes: str
-    finish_with_failures: str
-    release: str
-    renew: str
-    resend: str
-    recover: str
-    message_create: str
-    message_create_many: str
-    message_create_for: str
-    deliveries_insert: str
-    queue_depth: str
-    next_due_for: str
-    endpoint_pace: str
-    order_promote: str
-    now: str  # for statements built per call: the database's clock, or $1
-
-    @classmethod
-    def on(cls, database_clock: bool) -> Clocked:
-        def at(statement: str, now_ms: str) -> str:
-            return statement if database_clock else statement.replace(DB_NOW, f"{now_ms}::bigint")
-
-        return cls(
-            database_clock=database_clock,
-            claim_heads=at(CLAIM_HEADS, "$1"),
-            claim=at(CLAIM, "$1"),
-            finish_successes=at(FINISH_SUCCESSES, "$13"),
-            finish_with_failures=at(FINISH_WITH_FAILURES, "$13"),
-            release=at(RELEASE, "$1"),
-            renew=at(RENEW, "$4"),
-            resend=at(RESEND, "$4"),
-            recover=at(RECOVER, "$1"),
-            message_create=at(MESSAGE_CREATE, "$8"),
-            message_create_many=at(MESSAGE_CREATE_MANY, "b.now"),
-            message_create_for=at(MESSAGE_CREATE_FOR, "$8"),
-            deliveries_insert=at(DELIVERIES_INSERT, "$4"),
-            queue_depth=at(QUEUE_DEPTH, "$1"),
-            next_due_for=at(NEXT_DUE_FOR, "$1"),
-            endpoint_pace=at(ENDPOINT_PACE, "$2"),
-            order_promote=at(ORDER_PROMOTE, "$1"),
-            now=at(DB_NOW, "$1"),
-        )
-
-
 # -- attempts and delivery views ------------------------------------------------------------
 ATTEMPT_GET = "SELECT * FROM attempts WHERE app_id = $1 AND message_id = $2 AND id = $3"
 ATTEMPT_EXPUNGE = (
@@ -685,47 +566,7 @@ DELIVERIES_OF_ENDPOINT = (  # the messages without their payloads (store.paging.
     "FROM deliveries d JOIN messages m ON m.id = d.message_id"
 )
 
-# -- tokens and idempotency -----------------------------------------------------------------
-TOKEN_INSERT = (
-    "INSERT INTO api_tokens (id, token_hash, app_id, name, created_at, expires_at, hint) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
-TOKEN_FIND = "SELECT * FROM api_tokens WHERE token_hash = $1"
-TOKEN_DELETE = "DELETE FROM api_tokens WHERE token_hash = $1"
-TOKEN_DELETE_ID = "DELETE FROM api_tokens WHERE id = $1 RETURNING *"
-# One statement: delete the other admin tokens under the reserved name of HOOKPOST_ADMIN_TOKEN's
-# (domain.permissions, $4), store this one unless its hash is there; how many were deleted.
-ENV_TOKEN_REPLACE = (
-    "WITH gone AS (DELETE FROM api_tokens WHERE app_id IS NULL AND name = $4 "
-    "AND token_hash <> $2 RETURNING 1), "
-    "added AS (INSERT INTO api_tokens "
-    "(id, token_hash, app_id, name, created_at, expires_at, hint) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (token_hash) DO NOTHING RETURNING 1) "
-    "SELECT count(*) FROM gone"
-)
-ADMIN_TOKENS = "SELECT count(*) FROM api_tokens WHERE app_id IS NULL"
-# What a key holds: a request's answer (status, body), or the message its send created.
-# A batch of keys, expired ones or those of a deleted application (their rows, by ctid).
-KEYS_EXPIRED_DELETE = (
-    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2))"
-)
-KEYS_OF_APP_DELETE = (
-    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM idempotency_keys WHERE app_id = $1 LIMIT $2))"
-)
-IDEMPOTENT_GET = (
-    "SELECT status, body, message_id FROM idempotency_keys"
-    " WHERE scope = $1 AND key = $2 AND expires_at > $3"
-)
-# A request's answer ($3, $4) or a send's message ($5), unless the key holds something
-# unexpired at $7 already (the first answer wins): no row then.
-IDEMPOTENT_PUT = (
-    "INSERT INTO idempotency_keys (scope, key, status, body, message_id, expires_at, app_id) "
-    f"VALUES ($1, $2, $3, $4, $5, $6, $8) ON CONFLICT (scope, key) DO UPDATE SET {_KEY_UPDATE} "
-    "WHERE idempotency_keys.expires_at <= $7 RETURNING 1"
-)
-
+# -- worker options ------------------------------------------------------------------------
 # delivery_options: the few rows with an option set (a partial index serves the endpoints').
 OPTION_TYPE_SCHEDULES = (
     "SELECT name, retry_schedule FROM event_types WHERE retry_schedule IS NOT NULL"

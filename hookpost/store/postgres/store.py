@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from hookpost.store.postgres import sql
+from hookpost.store.postgres import clocked, sql
 from hookpost.store.postgres.alerts import PostgresAlerts
 from hookpost.store.postgres.batching import GroupCommit
 from hookpost.store.postgres.catalog import PostgresCatalog
@@ -93,7 +93,7 @@ class PostgresStore(
         self._connect_timeout = connect_timeout
         self._pool = None
         self._callbacks: list[Callable[[], None]] = []
-        self._sql = sql.Clocked.on(database_clock)
+        self._sql = clocked.Clocked.on(database_clock)
         self._listener = NotifyListener(
             dsn, sql.NOTIFY_CHANNEL, self._callbacks, connect_timeout=connect_timeout
         )

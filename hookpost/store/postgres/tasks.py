@@ -39,7 +39,7 @@ TASK_FINISH = (
     "UPDATE background_tasks SET status = $3, data = $4, updated_at = $5, lease = NULL,"
     " lease_until = NULL WHERE id = $1 AND lease = $2 AND status = 'running'"
 )
-# {now}: the database's clock, or $1 (sql.Clocked.now); $1 is the caller's now either way.
+# {now}: the database's clock, or $1 (clocked.Clocked.now); $1 is the caller's now either way.
 QUEUE_MISSING = (
     "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, attempts, trigger,"
     " due_at, next_attempt_at, updated_at)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hookpost.domain.models import ApiToken, Page, PageRequest
 from hookpost.domain.permissions import is_env_admin_token
 from hookpost.store.paging import finish_page
-from hookpost.store.postgres import sql
+from hookpost.store.postgres import sql_tokens
 from hookpost.store.postgres.core import Args, PostgresBase, command_status_count, paged_query
 from hookpost.store.postgres.errors import wrap_exceptions
 from hookpost.store.rows import token_from_row
@@ -16,7 +16,7 @@ class PostgresTokens(PostgresBase):
     async def create_token(self, token: ApiToken) -> None:
         t = token
         await self._db.execute(
-            sql.TOKEN_INSERT,
+            sql_tokens.TOKEN_INSERT,
             t.id,
             t.token_hash,
             t.app_id,
@@ -28,7 +28,7 @@ class PostgresTokens(PostgresBase):
 
     @wrap_exceptions
     async def find_token(self, token_hash: str) -> ApiToken | None:
-        row = await self._db.fetchrow(sql.TOKEN_FIND, token_hash)
+        row = await self._db.fetchrow(sql_tokens.TOKEN_FIND, token_hash)
         return None if row is None else token_from_row(row)
 
     @wrap_exceptions
@@ -41,7 +41,7 @@ class PostgresTokens(PostgresBase):
 
     @wrap_exceptions
     async def delete_token_by_id(self, token_id: str) -> ApiToken | None:
-        row = await self._db.fetchrow(sql.TOKEN_DELETE_ID, token_id)
+        row = await self._db.fetchrow(sql_tokens.TOKEN_DELETE_ID, token_id)
         return None if row is None else token_from_row(row)
 
     @wrap_exceptions
@@ -49,7 +49,7 @@ class PostgresTokens(PostgresBase):
         assert is_env_admin_token(token)
         t = token
         gone: int = await self._db.fetchval(
-            sql.ENV_TOKEN_REPLACE,
+            sql_tokens.ENV_TOKEN_REPLACE,
             t.id,
             t.token_hash,
             t.app_id,
@@ -62,9 +62,9 @@ class PostgresTokens(PostgresBase):
 
     @wrap_exceptions
     async def delete_token(self, token_hash: str) -> bool:
-        return command_status_count(await self._db.execute(sql.TOKEN_DELETE, token_hash)) > 0
+        return command_status_count(await self._db.execute(sql_tokens.TOKEN_DELETE, token_hash)) > 0
 
     @wrap_exceptions
     async def count_admin_tokens(self) -> int:
-        count: int = await self._db.fetchval(sql.ADMIN_TOKENS)
+        count: int = await self._db.fetchval(sql_tokens.ADMIN_TOKENS)
         return count
