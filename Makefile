@@ -31,6 +31,9 @@ RUNTIME_STAMP := $(VENV)/.install-stamp-runtime
 DEV_STAMP     := $(VENV)/.install-stamp-dev
 UV_PIP        := $(BIN)/uv pip install --python $(BIN)/python
 ARGS          ?=
+# Keep ARGS=... (a command-line variable) out of MAKEFLAGS: a test that runs `make` itself (the
+# README quickstart test) would otherwise inherit it through the environment.
+MAKEOVERRIDES :=
 
 .PHONY: help run install install-runtime test test-quick lint lock clean
 

@@ -153,16 +153,19 @@ class _Timed:
     def __init__(self, store: Any) -> None:
         self._store = store
         self.batches: list[float] = []
+        self.longest: tuple[float, float] = (0.0, 0.0)  # (duration, wall-clock start)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
     async def _timed(self, coro: Any) -> Any:
-        t0 = time.perf_counter()
+        t0, wall = time.perf_counter(), time.time()
         try:
             return await coro
         finally:
-            self.batches.append(time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            self.batches.append(took)
+            self.longest = max(self.longest, (took, wall))
 
     async def erase_expired_payloads(self, now_ms: int, limit: int) -> int:
         result: int = await self._timed(self._store.erase_expired_payloads(now_ms, limit))
@@ -172,13 +175,70 @@ class _Timed:
         return await self._timed(self._store.delete_old_messages(*args))
 
 
-async def _probe_claims(store: Any, stop: asyncio.Event, out: list[float]) -> None:
-    """Claim (nothing is due on the probe's disabled endpoint) and time it, every 10 ms."""
+async def _probe_claims(
+    store: Any, url: str, stop: asyncio.Event, out: list[float], longest: list[tuple[float, float]]
+) -> None:
+    """Claim on the backlog's own endpoint (disabled: nothing is due there) and time it, every
+    10 ms; ``longest`` keeps the longest claim's (duration, wall-clock start). Every other
+    endpoint is excluded, so the probe never takes a delivery of the e2e load from its worker
+    (the claim still reads every endpoint's head, as a worker's does)."""
+    conn = await asyncpg.connect(url)
+    try:
+        while not stop.is_set():
+            others = [
+                r["id"]
+                for r in await conn.fetch("SELECT id FROM endpoints WHERE id <> 'ep_bench_cleanup'")
+            ]
+            t0, wall = time.perf_counter(), time.time()
+            await store.claim_due(1, 1000, int(time.time() * 1000), exclude_endpoints=others)
+            took = time.perf_counter() - t0
+            out.append(took)
+            if took > longest[0][0]:
+                longest[0] = (took, wall)
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
+async def _sample_waits(url: str, stop: asyncio.Event, out: list[tuple[float, str]]) -> None:
+    """What PostgreSQL's active backends wait on, every 50 ms, with the wall-clock time: to
+    tell a lock from I/O when a claim stalls."""
+    conn = await asyncpg.connect(url)
+    try:
+        while not stop.is_set():
+            rows = await conn.fetch(
+                "SELECT backend_type, wait_event_type, wait_event, left(query, 40) AS q"
+                " FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                " AND (state = 'active' OR backend_type <> 'client backend')"
+                " AND wait_event IS NOT NULL"
+            )
+            now = time.time()
+            out.extend(
+                (now, f"{r['backend_type']}:{r['wait_event_type']}:{r['wait_event']}:{r['q']}")
+                for r in rows
+            )
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def _loop_lag(stop: asyncio.Event, worst: list[tuple[float, float]]) -> None:
+    """How late this process's event loop wakes a 10-ms sleep: a stall measured in the batches
+    and claims that is this process's own (not the server's) shows here."""
     while not stop.is_set():
-        t0 = time.perf_counter()
-        await store.claim_due(1, 1000, int(time.time() * 1000), exclude_endpoints=())
-        out.append(time.perf_counter() - t0)
+        t0, wall = time.perf_counter(), time.time()
         await asyncio.sleep(0.01)
+        late = time.perf_counter() - t0 - 0.01
+        if late > worst[0][0]:
+            worst[0] = (late, wall)
+
+
+def _waits_during(samples: list[tuple[float, str]], start: float, seconds: float) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for at, what in samples:
+        if start <= at <= start + seconds:
+            counts[what] = counts.get(what, 0) + 1
+    return counts
 
 
 async def run_cleanup(url: str, older_than_days: int, batch: int) -> dict[str, Any]:
@@ -195,15 +255,20 @@ async def run_cleanup(url: str, older_than_days: int, batch: int) -> dict[str, A
         timed = _Timed(store)
         service = RetentionService(timed, RetentionPolicy(), batch=batch)  # type: ignore[arg-type]
         claims: list[float] = []
+        longest_claim = [(0.0, 0.0)]
+        waits: list[tuple[float, str]] = []
+        lag = [(0.0, 0.0)]
         stop = asyncio.Event()
-        probe = None
+        probes = [asyncio.create_task(_loop_lag(stop, lag))]
         if not url.startswith("sqlite"):
-            probe = asyncio.create_task(_probe_claims(store, stop, claims))
+            probe = _probe_claims(store, url, stop, claims, longest_claim)
+            probes.append(asyncio.create_task(probe))
+            probes.append(asyncio.create_task(_sample_waits(url, stop, waits)))
         t0 = time.perf_counter()
         done = await service.cleanup(older_than_days * DAY_MS)
         seconds = time.perf_counter() - t0
         stop.set()
-        if probe is not None:
+        for probe in probes:
             await probe
         batches = sorted(timed.batches)
         claims.sort()
@@ -223,9 +288,22 @@ async def run_cleanup(url: str, older_than_days: int, batch: int) -> dict[str, A
             "claim_probe_p99_ms": round(claims[int(len(claims) * 0.99)] * 1000, 1)
             if claims
             else None,
+            # When the longest batch and claim started (UTC, to match the server's log), and
+            # what the server's backends waited on meanwhile (samples every 50 ms).
+            "longest_batch_at": _utc(timed.longest[1]),
+            "longest_claim_at": _utc(longest_claim[0][1]) if claims else None,
+            "waits_during_longest_claim": _waits_during(waits, *reversed(longest_claim[0]))
+            if claims
+            else None,
+            "loop_lag_max_ms": round(lag[0][0] * 1000, 1),
+            "loop_lag_max_at": _utc(lag[0][1]),
         }
     finally:
         await store.close()
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}"
 
 
 def main() -> None:

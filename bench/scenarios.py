@@ -8,6 +8,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -514,18 +515,26 @@ def cleanup(ctx: Ctx, backend: str) -> dict[str, Any]:
                     **{f"HOOKPOST_{k.upper()}": str(v) for k, v in stack.settings.items()},
                 }
             )
+            # stderr to a file, not a pipe: a pipe nobody reads until the end fills up, and
+            # the child then blocks on a log line (once seen as a "4-s claim stall").
+            errors = tempfile.TemporaryFile(mode="w+")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.cleanup", "run", "--db", stack.db_url],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=errors,
                 text=True,
             )
 
             def collect() -> dict[str, Any]:
-                out, err = proc.communicate(timeout=1800)
+                out, _ = proc.communicate(timeout=1800)
+                errors.seek(0)
+                err = errors.read()
+                errors.close()
                 lines = out.strip().splitlines()
+                if err.strip():
+                    print(f"bench.cleanup run stderr: {err.strip()[-800:]}", file=sys.stderr)
                 if proc.returncode != 0 or not lines:
                     raise RuntimeError(f"bench.cleanup run failed: {err.strip()[-800:]}")
                 result: dict[str, Any] = json.loads(lines[-1])

@@ -383,6 +383,8 @@ def cmd_cleanup(args: argparse.Namespace) -> None:
         done = await retention.cleanup(args.older_than, dry_run=args.dry_run)
         verb = "would erase" if args.dry_run else "erased"
         print(f"{verb} {done.payloads} expired payloads")
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{verb} {done.tokens} API tokens expired more than 7 days ago")
         if args.older_than is None and retention.policy.horizon_days is None:
             print("no horizon (--older-than or HOOKPOST_RETENTION_DAYS): no message deleted")
         else:

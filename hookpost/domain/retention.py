@@ -72,6 +72,18 @@ def task_deletable(status: str, updated_at_ms: int, before_ms: int) -> bool:
     return status != RUNNING and updated_at_ms < before_ms
 
 
+# A token stays listed (``hookpost token list``) this long after it expired, so that an operator
+# can still see why a client stopped working; then every cleanup deletes it.
+EXPIRED_TOKEN_KEPT_MS = 7 * DAY_MS
+
+
+def token_deletable(expires_at_ms: int | None, now_ms: int) -> bool:
+    """Whether an API token (an expiring one, e.g. a portal or dashboard session's) is deleted
+    by a cleanup at ``now_ms``: expired more than ``EXPIRED_TOKEN_KEPT_MS`` ago. Unlike the
+    horizon, this needs no setting: an expired token can never be used again."""
+    return expires_at_ms is not None and expires_at_ms + EXPIRED_TOKEN_KEPT_MS <= now_ms
+
+
 @dataclass(slots=True)
 class CleanupCounts:
     """What a cleanup erased and deleted (or, dry, would)."""
@@ -81,6 +93,7 @@ class CleanupCounts:
     deliveries: int = 0
     attempts: int = 0
     tasks: int = 0  # finished background tasks
+    tokens: int = 0  # API tokens long expired
 
     def add(self, other: CleanupCounts) -> None:
         self.payloads += other.payloads
@@ -88,3 +101,4 @@ class CleanupCounts:
         self.deliveries += other.deliveries
         self.attempts += other.attempts
         self.tasks += other.tasks
+        self.tokens += other.tokens

@@ -68,6 +68,7 @@ class RetentionService:
                 await self._pause()
             if before is not None:
                 done.tasks = await self._store.delete_finished_tasks(before)
+            done.tokens = await self._store.delete_expired_tokens(now)
         return done
 
     async def _pause(self) -> None:
@@ -81,14 +82,15 @@ class RetentionService:
             except Exception:  # tried again next time
                 log.warning("retention cleanup failed", exc_info=True)
             else:
-                if done.payloads or done.messages or done.tasks:
+                if done.payloads or done.messages or done.tasks or done.tokens:
                     log.info(
                         "retention: erased %d payloads; deleted %d messages, %d deliveries, "
-                        "%d attempts, %d finished tasks",
+                        "%d attempts, %d finished tasks, %d expired tokens",
                         done.payloads,
                         done.messages,
                         done.deliveries,
                         done.attempts,
                         done.tasks,
+                        done.tokens,
                     )
             await asyncio.sleep(every_s)

@@ -378,10 +378,15 @@ class Retention(Protocol):
         many (few rows: one statement)."""
         ...
 
+    async def delete_expired_tokens(self, now_ms: int) -> int:
+        """Delete the API tokens ``domain.retention.token_deletable`` holds for at ``now_ms``;
+        how many (few rows: one statement)."""
+        ...
+
     async def count_cleanup(self, now_ms: int, before_ms: int | None) -> CleanupCounts:
-        """What ``erase_expired_payloads`` at ``now_ms``, and ``delete_old_messages`` and
-        ``delete_finished_tasks`` before ``before_ms`` (None: no deleting) would do, written
-        nowhere (a dry run)."""
+        """What ``erase_expired_payloads`` and ``delete_expired_tokens`` at ``now_ms``, and
+        ``delete_old_messages`` and ``delete_finished_tasks`` before ``before_ms`` (None: no
+        deleting) would do, written nowhere (a dry run)."""
         ...
 
     def cleanup_turn(self) -> AbstractAsyncContextManager[bool]:

@@ -14,15 +14,17 @@ import pytest
 
 from hookpost.domain import tasks as t
 from hookpost.domain.errors import NotFound
-from hookpost.domain.ids import TASK, new_id
-from hookpost.domain.models import BackgroundTask, DeliveryStatus, PageRequest
+from hookpost.domain.ids import TASK, TOKEN, new_id
+from hookpost.domain.models import ApiToken, BackgroundTask, DeliveryStatus, PageRequest
 from hookpost.domain.queries import AttemptFilter
 from hookpost.domain.retention import (
+    EXPIRED_TOKEN_KEPT_MS,
     CleanupCounts,
     RetentionPolicy,
     deletable,
     payload_expired,
     task_deletable,
+    token_deletable,
 )
 from hookpost.services.retention import RetentionService
 from hookpost.store.base import Store
@@ -40,6 +42,7 @@ from .support import (
     claim,
     finish,
     mk_message,
+    new_app,
     outcome,
 )
 
@@ -231,3 +234,28 @@ async def test_finished_tasks_beyond_the_horizon_go_as_the_domain_rule_says(
         else:
             assert (await store.get_task(task.id)).status == task.status
     assert (await service.cleanup()).tasks == 0
+
+
+async def test_long_expired_tokens_go_as_the_domain_rule_says(store: Store) -> None:
+    # Around the rule's edge, and never a token without an expiry; no horizon is needed.
+    edge = NOW - EXPIRED_TOKEN_KEPT_MS
+    app_id = (await new_app(store)).id
+    tokens = [
+        ApiToken(new_id(TOKEN), f"hash-{i}", app, "t", T0, expires_at)
+        for i, (app, expires_at) in enumerate(
+            (app, at)
+            for app in (None, app_id)
+            for at in (None, edge - 1, edge, edge + 1, NOW + HOUR)
+        )
+    ]
+    for token in tokens:
+        await store.create_token(token)
+    expected = {x.token_hash for x in tokens if token_deletable(x.expires_at, NOW)}
+    assert len(expected) == 4  # expired at or before the edge, admin and app tokens alike
+    service = RetentionService(store, RetentionPolicy(), clock=lambda: NOW, pause_s=0)
+    assert (await service.cleanup(dry_run=True)).tokens == 4
+    assert (await service.cleanup()).tokens == 4
+    for token in tokens:
+        found = await store.find_token(token.token_hash)
+        assert (found is None) == (token.token_hash in expected)
+    assert (await service.cleanup()).tokens == 0

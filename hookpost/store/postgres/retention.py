@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from hookpost.domain import ids
-from hookpost.domain.retention import UNFINISHED, CleanupCounts
+from hookpost.domain.retention import EXPIRED_TOKEN_KEPT_MS, UNFINISHED, CleanupCounts
 from hookpost.domain.tasks import RUNNING
 from hookpost.store.postgres.core import PostgresBase, command_status_count
 from hookpost.store.postgres.errors import wrap_exceptions
@@ -17,6 +17,8 @@ _UNFINISHED = ", ".join(str(int(s)) for s in sorted(UNFINISHED))
 # One cleanup at a time across every process: a session lock, tried, never waited for.
 # domain.retention.task_deletable (tests/contract/test_retention.py holds the two equal)
 _OLD_TASKS = f"FROM background_tasks WHERE status <> '{RUNNING}' AND updated_at < $1"
+# domain.retention.token_deletable (the same contract test)
+_EXPIRED_TOKENS = f"FROM api_tokens WHERE expires_at + {EXPIRED_TOKEN_KEPT_MS} <= $1"
 CLEANUP_LOCK_KEY = 0x686F6F6B_636C6E  # "hook" "cln"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
@@ -88,11 +90,16 @@ class PostgresRetention(PostgresBase):
         return command_status_count(await self._db.execute(f"DELETE {_OLD_TASKS}", before_ms))
 
     @wrap_exceptions
+    async def delete_expired_tokens(self, now_ms: int) -> int:
+        return command_status_count(await self._db.execute(f"DELETE {_EXPIRED_TOKENS}", now_ms))
+
+    @wrap_exceptions
     async def count_cleanup(self, now_ms: int, before_ms: int | None) -> CleanupCounts:
         # Without a horizon, a floor no id is below.
         floor = "" if before_ms is None else ids.id_floor(ids.MESSAGE, before_ms)
         row = await self._db.fetchrow(COUNT, now_ms, floor)
         counts = CleanupCounts(row["payloads"], row["messages"], row["deliveries"], row["attempts"])
+        counts.tokens = await self._db.fetchval(f"SELECT count(*) {_EXPIRED_TOKENS}", now_ms)
         if before_ms is not None:
             counts.tasks = await self._db.fetchval(f"SELECT count(*) {_OLD_TASKS}", before_ms)
         return counts

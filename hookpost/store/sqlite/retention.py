@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import orjson
 
 from hookpost.domain import ids
-from hookpost.domain.retention import UNFINISHED, CleanupCounts
+from hookpost.domain.retention import EXPIRED_TOKEN_KEPT_MS, UNFINISHED, CleanupCounts
 from hookpost.domain.tasks import RUNNING
 from hookpost.store.sqlite.core import Conn, SqliteBase
 
@@ -59,6 +59,8 @@ COUNT_OLD = (
 
 # domain.retention.task_deletable (tests/contract/test_retention.py holds the two equal)
 _OLD_TASKS = f"FROM background_tasks WHERE status <> '{RUNNING}' AND updated_at < ?"
+# domain.retention.token_deletable (the same contract test)
+_EXPIRED_TOKENS = f"FROM api_tokens WHERE expires_at + {EXPIRED_TOKEN_KEPT_MS} <= ?"
 
 
 class SqliteRetention(SqliteBase):
@@ -101,9 +103,17 @@ class SqliteRetention(SqliteBase):
         deleted: int = await self._db.write(run)
         return deleted
 
+    async def delete_expired_tokens(self, now_ms: int) -> int:
+        def run(c: Conn) -> int:
+            return c.execute(f"DELETE {_EXPIRED_TOKENS}", (now_ms,)).rowcount
+
+        deleted: int = await self._db.write(run)
+        return deleted
+
     async def count_cleanup(self, now_ms: int, before_ms: int | None) -> CleanupCounts:
         def run(c: Conn) -> CleanupCounts:
             counts = CleanupCounts(payloads=c.execute(COUNT_EXPIRED, (now_ms,)).fetchone()[0])
+            counts.tokens = c.execute(f"SELECT count(*) {_EXPIRED_TOKENS}", (now_ms,)).fetchone()[0]
             if before_ms is not None:
                 floor = ids.id_floor(ids.MESSAGE, before_ms)
                 row = c.execute(COUNT_OLD, (floor, floor, floor)).fetchone()
