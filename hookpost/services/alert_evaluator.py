@@ -48,6 +48,7 @@ from hookpost.domain.filters import Payload
 from hookpost.domain.operational import iso
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.messages import MessageService
+from hookpost.services.poller import Poller
 from hookpost.store.base import Store
 
 log = logging.getLogger("hookpost.alerts")
@@ -217,29 +218,10 @@ def _reads_buckets(rule: AlertRule) -> bool:
     return rule.kind != DIGEST_RULE and "pushedMetric" not in rule.spec
 
 
-class AlertRunner:
+class AlertRunner(Poller):
     """A worker's loop over the applications' alert runs, every ``poll_s``."""
 
     def __init__(self, evaluator: AlertEvaluator, poll_s: float = 1.0) -> None:
-        self._evaluator = evaluator
-        self._poll_s = poll_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="hookpost-alerts")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                while await self._evaluator.run_once():
-                    pass
-            except Exception:  # the store is down: try again at the next poll
-                log.warning("could not evaluate alert rules", exc_info=True)
-            await asyncio.sleep(self._poll_s)
+        super().__init__(
+            "hookpost-alerts", evaluator.run_once, poll_s, log, "could not evaluate alert rules"
+        )
