@@ -41,8 +41,8 @@ from hookpost.domain.alerts import (
     AlertRule,
     RuleState,
     bucket_ms,
-    last_run_at_or_before,
     next_run_ms,
+    runs_between,
 )
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.filters import Payload
@@ -63,6 +63,9 @@ SCAN_ROWS = 1_000
 FLUSH_PAGES = 20  # a long catch-up writes its counts and moves the cursor this often
 IDLE_RUN_MS = 60_000  # an application with no enabled rule is looked at again after this
 TOP_FAILING = 5
+# A digest rule back from a long outage sends the digests of at most this many missed periods
+# (the latest); the older ones are skipped, with a warning.
+MAX_MISSED_DIGESTS = 24
 
 
 class LeaseLost(Exception):
@@ -102,6 +105,7 @@ class AlertEvaluator:
         lease_ms: int = LEASE_MS,
         settle_ms: int = SETTLE_MS,
         scan_rows: int = SCAN_ROWS,
+        max_missed_digests: int = MAX_MISSED_DIGESTS,
     ) -> None:
         self._store = store
         self._messages = messages
@@ -109,6 +113,7 @@ class AlertEvaluator:
         self._lease_ms = lease_ms
         self._settle_ms = settle_ms
         self._scan_rows = scan_rows
+        self._max_missed_digests = max_missed_digests
 
     async def run_once(self) -> bool:
         """Claim one application whose run is due and run it: False if none was due."""
@@ -142,7 +147,7 @@ class AlertEvaluator:
         for rule, state in due:
             await hold.keep()
             if rule.kind == DIGEST_RULE:
-                await self._digest(rule, state, now, end)
+                await self._digest(hold, rule, state, now, end)
             else:
                 reading = await self._read(rule, buckets, now, end)
                 if reading is not None:
@@ -227,11 +232,23 @@ class AlertEvaluator:
         await self._send(rule, payload, event_id(rule.id, kind, transition.seq))
         apply(state, transition, now)
 
-    async def _digest(self, rule: AlertRule, state: RuleState, now: int, end: int) -> None:
+    async def _digest(
+        self, hold: Hold, rule: AlertRule, state: RuleState, now: int, end: int
+    ) -> None:
+        """A digest per scheduled period ended since the last one (at most the latest
+        ``max_missed_digests``), each with its own period's counts and eventId."""
         schedule = rule.spec["schedule"]
         start = rule.created_at if state.period_start is None else state.period_start
-        until = last_run_at_or_before(schedule, start, end)
-        if until is not None:
+        ends = runs_between(schedule, start, end, self._max_missed_digests + 1)
+        if len(ends) > self._max_missed_digests:
+            log.warning(
+                "digest rule %s: the periods from %s to %s are skipped (at most the latest %d"
+                " missed periods are sent)",
+                rule.id, iso(start), iso(ends[0]), self._max_missed_digests,
+            )  # fmt: skip
+            start, ends = ends[0], ends[1:]
+        for until in ends:
+            await hold.keep()
             by_type, failing = await self._store.alert_digest(rule.app_id, start, until)
             failed = sum(n for _, n in failing)
             payload = digest_payload(

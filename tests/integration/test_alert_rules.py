@@ -7,6 +7,7 @@ the only one, so each evaluation happens exactly when the test says."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -379,6 +380,58 @@ async def test_a_run_whose_lease_was_taken_stops_and_sends_nothing(
     await world.evaluate_at(world.clock.now + 10_000)
     (alert,) = await world.received(1)
     assert alert["type"] == TRIGGERED
+
+
+async def test_a_digest_run_that_dies_resumes_with_one_digest_per_period(world: World) -> None:
+    t0 = world.clock.now  # on a minute: "30s" periods end at t0 + 30, 60, 90 s
+    await world.rule(name="summary", kind="digest", schedule="30s")
+    world.clock.at(t0 + 1_000)
+    for _ in range(3):
+        await world.send("a.created")
+    world.clock.at(t0 + 31_000)
+    for _ in range(2):
+        await world.send("b.updated")
+    world.clock.at(t0 + 32_000)
+    dying = AlertEvaluator(
+        DiesBeforeFinishing(world.api.hp.store), world.services.messages, world.clock
+    )
+    with pytest.raises(Died):  # after sending the first period's digest
+        await dying.run_once()
+    assert len(await world.stored(DIGEST)) == 1
+    await world.evaluate_at(t0 + 95_000)  # three periods over: the first is not sent again
+    digests = sorted(await world.received(3), key=lambda d: d["data"]["periodEnd"])
+    assert len(await world.stored(DIGEST)) == 3
+    assert [d["data"]["countsByEventType"] for d in digests] == [
+        {"a.created": 3},
+        {"b.updated": 2},
+        {},
+    ]
+    assert [d["data"]["messages"] for d in digests] == [3, 2, 0]
+    for before, after in itertools.pairwise(digests):
+        assert after["data"]["periodStart"] == before["data"]["periodEnd"]
+
+
+async def test_a_digest_back_from_a_long_outage_sends_the_latest_periods_only(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hookpost.alerts")
+    t0 = world.clock.now
+    await world.rule(name="summary", kind="digest", schedule="30s")
+    world.clock.at(t0 + 1_000)
+    await world.send("old.event")  # in the first period: skipped
+    world.clock.at(t0 + 91_000)
+    await world.send("new.event")  # in the fourth
+    world.clock.at(t0 + 122_000)
+    evaluator = AlertEvaluator(
+        world.api.hp.store, world.services.messages, world.clock, max_missed_digests=2
+    )
+    while await evaluator.run_once():
+        pass
+    digests = sorted(await world.received(2), key=lambda d: d["data"]["periodEnd"])
+    assert [d["data"]["countsByEventType"] for d in digests] == [{}, {"new.event": 1}]
+    assert digests[0]["data"]["periodEnd"] == digests[1]["data"]["periodStart"]
+    assert "are skipped" in caplog.text
+    assert len(await world.stored(DIGEST)) == 2
 
 
 async def test_api_routes_and_errors_naming_the_field(world: World) -> None:
