@@ -11,6 +11,7 @@ INGEST_MIN = 2000.0
 BACKLOG_MIN_RATIO = 0.80
 BACKLOG_RSS_MB = 300.0
 ISOLATION_MAX_DROP = 0.10
+ALERT_RULES_MAX_COST = 0.10  # issue 22: ingest and e2e cost with 1,000 rules, over without
 
 
 def _get(d: dict[str, Any], *path: str) -> Any:
@@ -239,6 +240,35 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 None,
                 ing,
                 "ingest-strict",
+            )
+        for plain, with_rules, key, unit in (
+            ("ingest", "ingest-alerts", "cpu_s_per_1k_messages_with_db", "messages"),
+            ("e2e", "e2e-alerts", "cpu_s_per_1k_with_db", "deliveries"),
+        ):
+            # Issue 22: the CPU with 1,000 rules counted until the evaluator has counted every
+            # message; "less idle" takes off what hookpost uses idle over that wait.
+            a, b = _get(sc, with_rules, key), _get(sc, plain, key)
+            if with_rules not in sc or plain not in sc:
+                continue
+            ev = _get(sc, with_rules, "evaluator") or {}
+            less = ev.get("cpu_s_per_1k_with_db_less_idle")
+            ok_ = None if less is None or not b else less / b - 1 <= ALERT_RULES_MAX_COST
+            caught = ev.get("caught_up_s")
+            after = "never caught up" if caught is None else f"caught up {caught} s after"
+            row(
+                "22",
+                backend,
+                f"1,000 alert rules: CPU s / 1,000 {unit} vs `{plain}`, {label}",
+                f"{a:.3f} vs {b:.3f} = {a / b - 1:+.0%}; less idle {less:.3f} = "
+                f"{less / b - 1:+.0%}; evaluator {after}"
+                if a and b and less is not None
+                else "error",
+                None,
+                f"<= +{ALERT_RULES_MAX_COST:.0%} (less idle)",
+                ok_,
+                None if not a or not b else round(a / b, 3),
+                with_rules,
+                plain,
             )
         if "future-backlog" in sc and "drain" in sc:
             b = _get(sc, "future-backlog", "deliveries_per_s")

@@ -173,18 +173,24 @@ def next_run_ms(schedule: str, after_ms: int) -> int:
     return int(croniter(schedule, start).get_next(float) * 1000)
 
 
-def last_run_at_or_before(schedule: str, since_ms: int, until_ms: int) -> int | None:
-    """The latest scheduled time in (since, until], or None."""
+def runs_between(schedule: str, since_ms: int, until_ms: int, limit: int) -> list[int]:
+    """The scheduled times in (since, until], oldest first: the latest ``limit`` of them (a
+    cron expression is walked back from ``until``, so a long gap costs ``limit`` steps)."""
     step = interval_s(schedule)
     if step is not None:
-        last = until_ms // (step * 1000) * step * 1000
-        return last if last > since_ms else None
-    found = None
-    t = next_run_ms(schedule, since_ms)
-    while t <= until_ms:
-        found = t
-        t = next_run_ms(schedule, t)
-    return found
+        step_ms = step * 1000
+        last = until_ms // step_ms * step_ms
+        first = max((since_ms // step_ms + 1) * step_ms, last - (limit - 1) * step_ms)
+        return list(range(first, last + 1, step_ms))
+    found: list[int] = []
+    # croniter's get_prev is strictly before its start: 1 ms past ``until`` includes it
+    walk = croniter(schedule, datetime.fromtimestamp((until_ms + 1) / 1000, UTC))
+    while len(found) < limit:
+        t = round(walk.get_prev(float) * 1000)
+        if t <= since_ms:
+            break
+        found.append(t)
+    return found[::-1]
 
 
 def _check_schedule(schedule: Any) -> None:

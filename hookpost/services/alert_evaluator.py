@@ -5,8 +5,9 @@ evaluates the rules that are due and sends their alerts as messages of the reser
 
 Exactly once per crossing: the alert's eventId is the rule's id and the crossing's number, and
 the store creates a message once per eventId; the rule's state is written only while the lease
-holds. A run that crashes (or loses its lease) after sending is run again by the next holder,
-which reaches the same crossing and the same eventId: nothing is sent twice.
+holds, and a long run renews it as it goes. A run that crashes (or loses its lease) after
+sending is run again by the next holder, which reaches the same crossing and the same eventId:
+nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -40,27 +41,59 @@ from hookpost.domain.alerts import (
     AlertRule,
     RuleState,
     bucket_ms,
-    last_run_at_or_before,
     next_run_ms,
+    runs_between,
 )
 from hookpost.domain.errors import InvalidInput, NotFound
 from hookpost.domain.filters import Payload
 from hookpost.domain.operational import iso
 from hookpost.services.common import Clock, now_ms
 from hookpost.services.messages import MessageService
+from hookpost.services.poller import Poller
 from hookpost.store.base import Store
 
 log = logging.getLogger("hookpost.alerts")
 
-LEASE_MS = 15_000  # an application's run is short: a page of messages and its rules
+LEASE_MS = 15_000  # renewed at a run's steps once a third of it has passed
 # Messages are counted once their id's time is this far behind: a message whose transaction
 # commits later than that after its id was made is not counted (PostgreSQL's concurrent
 # writers commit out of id order; the decision record bounds it).
 SETTLE_MS = 2_000
 SCAN_ROWS = 1_000
-MAX_PAGES = 20  # per run; the rest is counted by the next run, straight after
+FLUSH_PAGES = 20  # a long catch-up writes its counts and moves the cursor this often
 IDLE_RUN_MS = 60_000  # an application with no enabled rule is looked at again after this
 TOP_FAILING = 5
+# A digest rule back from a long outage sends the digests of at most this many missed periods
+# (the latest); the older ones are skipped, with a warning.
+MAX_MISSED_DIGESTS = 24
+
+
+class LeaseLost(Exception):
+    """Another evaluator holds the application now (this run's lease expired between two
+    steps): it redoes the run, so this one stops."""
+
+
+class Hold:
+    """A run's lease on its application, renewed (on the evaluator's clock) at each step of
+    the run (a page of messages, a rule) once a third of it has passed."""
+
+    def __init__(
+        self, store: Store, app_id: str, lease: str, lease_ms: int, clock: Clock, now: int
+    ) -> None:
+        self.store = store
+        self.app_id = app_id
+        self.lease = lease
+        self._lease_ms = lease_ms
+        self._clock = clock
+        self._renewed = now
+
+    async def keep(self) -> None:
+        now = self._clock()
+        if now - self._renewed < self._lease_ms // 3:
+            return
+        if not await self.store.renew_alert_app(self.app_id, self.lease, self._lease_ms, now):
+            raise LeaseLost
+        self._renewed = now
 
 
 class AlertEvaluator:
@@ -71,12 +104,16 @@ class AlertEvaluator:
         clock: Clock = now_ms,
         lease_ms: int = LEASE_MS,
         settle_ms: int = SETTLE_MS,
+        scan_rows: int = SCAN_ROWS,
+        max_missed_digests: int = MAX_MISSED_DIGESTS,
     ) -> None:
         self._store = store
         self._messages = messages
         self._clock = clock
         self._lease_ms = lease_ms
         self._settle_ms = settle_ms
+        self._scan_rows = scan_rows
+        self._max_missed_digests = max_missed_digests
 
     async def run_once(self) -> bool:
         """Claim one application whose run is due and run it: False if none was due."""
@@ -86,27 +123,31 @@ class AlertEvaluator:
         if claimed is None:
             return False
         app_id, cursor = claimed
+        hold = Hold(self._store, app_id, lease, self._lease_ms, self._clock, now)
         try:
-            await self._run(app_id, cursor, lease, now)
+            await self._run(hold, cursor, now)
+        except LeaseLost:
+            log.warning("alert run of %s: lease lost before it finished", app_id)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):  # else its lease runs out
                 await self._store.release_alert_app(app_id, lease)
             raise
         return True
 
-    async def _run(self, app_id: str, cursor: str, lease: str, now: int) -> None:
+    async def _run(self, hold: Hold, cursor: str, now: int) -> None:
+        app_id = hold.app_id
         rules = [(r, s) for r, s in await self._store.alert_rules_of(app_id) if r.enabled]
-        end = await self._count(app_id, cursor, lease, now, [r for r, _ in rules])
-        if end is None:
-            return  # the lease was lost: the new holder counts and evaluates
+        end = now - self._settle_ms  # every message before it is counted by the end of _count
+        await self._count(hold, cursor, end, [r for r, _ in rules])
         states: dict[str, RuleState] = {}
         due = [(r, s) for r, s in rules if s.next_eval_at <= now]
         series = sorted({r.series for r, _ in due if _reads_buckets(r)})
         since = min((end - r.span_ms() - bucket_ms(r) for r, _ in due), default=end)
         buckets = await self._store.alert_buckets(app_id, series, since) if series else {}
         for rule, state in due:
+            await hold.keep()
             if rule.kind == DIGEST_RULE:
-                await self._digest(rule, state, now, end)
+                await self._digest(hold, rule, state, now, end)
             else:
                 reading = await self._read(rule, buckets, now, end)
                 if reading is not None:
@@ -114,8 +155,6 @@ class AlertEvaluator:
                 state.next_eval_at = now + rule.every_ms
             states[rule.id] = state
         next_run = min((s.next_eval_at for _, s in rules), default=now + IDLE_RUN_MS)
-        if end < now - self._settle_ms:
-            next_run = now  # messages are left to count: the next run comes straight after
         keep_series: dict[str, int] = {}
         keep_samples: dict[str, int] = {}
         for r, _ in rules:
@@ -127,40 +166,42 @@ class AlertEvaluator:
                 keep_samples[name] = min(keep_samples.get(name, cutoff), cutoff)
             else:
                 keep_series[r.series] = min(keep_series.get(r.series, cutoff), cutoff)
-        done = await self._store.finish_alert_run(
-            app_id, lease, states, max(next_run, now + 1), now, keep_series, keep_samples
-        )
-        if not done:
-            log.warning("alert run of %s: lease lost before it finished", app_id)
+        # The time now, not the run's start: a rule written during a long run is still
+        # written before it, so the next run is made due at once (Alerts.finish_alert_run).
+        if not await self._store.finish_alert_run(
+            app_id, hold.lease, states, max(next_run, now + 1), self._clock(), keep_series,
+            keep_samples,
+        ):  # fmt: skip
+            raise LeaseLost
 
-    async def _count(
-        self, app_id: str, cursor: str, lease: str, now: int, rules: Sequence[AlertRule]
-    ) -> int | None:
-        """Count the messages after the cursor into the buckets: the time up to which they
-        are all counted (None: the lease was lost)."""
-        end = now - self._settle_ms
+    async def _count(self, hold: Hold, cursor: str, end: int, rules: Sequence[AlertRule]) -> None:
+        """Count the messages after the cursor and before ``end`` into the buckets, however
+        many pages they take, writing the counts and moving the cursor every FLUSH_PAGES."""
         counter = SeriesCounter(r for r in rules if _reads_buckets(r))
         if not counter:
-            return end
+            return
         before = ids.id_floor(ids.MESSAGE, end)
         with_payload = counter.needs_payload
         deltas: dict[tuple[str, int], Aggregate] = {}
         after = cursor
-        for _ in range(MAX_PAGES):
-            rows = await self._store.scan_messages(app_id, after, before, SCAN_ROWS, with_payload)
+        pages = 0
+        while True:
+            await hold.keep()
+            rows = await self._store.scan_messages(
+                hold.app_id, after, before, self._scan_rows, with_payload
+            )
             for _id, event_type, body, created in rows:
                 counter.observe(event_type, Payload(body), created, deltas)
             if rows:
                 after = rows[-1][0]
-            if len(rows) < SCAN_ROWS:
-                break
-        else:  # not caught up: what is counted ends at the last message read
-            end = ids.id_time_ms(after)
-        if after != cursor and not await self._store.add_alert_buckets(
-            app_id, lease, after, deltas
-        ):
-            return None
-        return end
+            pages += 1
+            last = len(rows) < self._scan_rows
+            if after != cursor and (last or pages % FLUSH_PAGES == 0):
+                if not await self._store.add_alert_buckets(hold.app_id, hold.lease, after, deltas):
+                    raise LeaseLost
+                cursor, deltas = after, {}
+            if last:
+                return
 
     async def _read(
         self, rule: AlertRule, buckets: dict[str, dict[int, Aggregate]], now: int, end: int
@@ -191,11 +232,23 @@ class AlertEvaluator:
         await self._send(rule, payload, event_id(rule.id, kind, transition.seq))
         apply(state, transition, now)
 
-    async def _digest(self, rule: AlertRule, state: RuleState, now: int, end: int) -> None:
+    async def _digest(
+        self, hold: Hold, rule: AlertRule, state: RuleState, now: int, end: int
+    ) -> None:
+        """A digest per scheduled period ended since the last one (at most the latest
+        ``max_missed_digests``), each with its own period's counts and eventId."""
         schedule = rule.spec["schedule"]
         start = rule.created_at if state.period_start is None else state.period_start
-        until = last_run_at_or_before(schedule, start, end)
-        if until is not None:
+        ends = runs_between(schedule, start, end, self._max_missed_digests + 1)
+        if len(ends) > self._max_missed_digests:
+            log.warning(
+                "digest rule %s: the periods from %s to %s are skipped (at most the latest %d"
+                " missed periods are sent)",
+                rule.id, iso(start), iso(ends[0]), self._max_missed_digests,
+            )  # fmt: skip
+            start, ends = ends[0], ends[1:]
+        for until in ends:
+            await hold.keep()
             by_type, failing = await self._store.alert_digest(rule.app_id, start, until)
             failed = sum(n for _, n in failing)
             payload = digest_payload(
@@ -217,29 +270,10 @@ def _reads_buckets(rule: AlertRule) -> bool:
     return rule.kind != DIGEST_RULE and "pushedMetric" not in rule.spec
 
 
-class AlertRunner:
+class AlertRunner(Poller):
     """A worker's loop over the applications' alert runs, every ``poll_s``."""
 
     def __init__(self, evaluator: AlertEvaluator, poll_s: float = 1.0) -> None:
-        self._evaluator = evaluator
-        self._poll_s = poll_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="hookpost-alerts")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                while await self._evaluator.run_once():
-                    pass
-            except Exception:  # the store is down: try again at the next poll
-                log.warning("could not evaluate alert rules", exc_info=True)
-            await asyncio.sleep(self._poll_s)
+        super().__init__(
+            "hookpost-alerts", evaluator.run_once, poll_s, log, "could not evaluate alert rules"
+        )

@@ -20,6 +20,7 @@ from hookpost.domain.matching import filters_match
 from hookpost.domain.models import BackgroundTask, DeliveryStatus, Page, PageRequest
 from hookpost.domain.operational import iso, task_finished
 from hookpost.services.common import Clock, now_ms
+from hookpost.services.poller import Poller
 from hookpost.store.base import Store
 
 log = logging.getLogger("hookpost.tasks")
@@ -279,42 +280,18 @@ for _kind in t.KINDS:
 WAKE_GAP_S = 0.2  # the least time between two checks for tasks
 
 
-class TaskRunner:
+class TaskRunner(Poller):
     """A worker's loop over background tasks: one at a time, woken by the store's new-work
     signal (a task created in any process) or every ``poll_s``."""
 
     def __init__(self, service: TaskService, poll_s: float, lease_ms: int = t.LEASE_MS) -> None:
-        self._service = service
-        self._poll_s = poll_s
-        self._lease_ms = lease_ms
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="hookpost-tasks")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._wake.clear()
-            checked = loop.time()
-            try:
-                while await self._service.run_one(self._lease_ms):
-                    pass
-            except Exception:  # the store is down: try again at the next poll
-                log.warning("could not run background tasks", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+        super().__init__(
+            "hookpost-tasks",
+            lambda: service.run_one(lease_ms),
+            poll_s,
+            log,
+            "could not run background tasks",
             # The signal comes with every message too: a task claim (a write transaction on
             # SQLite) per message would compete with the deliveries, so check at most this often.
-            await asyncio.sleep(max(0.0, checked + WAKE_GAP_S - loop.time()))
+            min_gap_s=WAKE_GAP_S,
+        )

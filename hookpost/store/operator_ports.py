@@ -58,6 +58,11 @@ class Alerts(Protocol):
         at a time gets it, across processes (PostgreSQL: SKIP LOCKED)."""
         ...
 
+    async def renew_alert_app(self, app_id: str, lease: str, lease_ms: int, now_ms: int) -> bool:
+        """If ``lease`` holds the application: hold it until ``now_ms + lease_ms`` (a long run
+        renews it as it goes). A rule written meanwhile still makes the next run due at once."""
+        ...
+
     async def scan_messages(
         self, app_id: str, after_id: str, before_id: str, limit: int, with_payload: bool
     ) -> list[tuple[str, str, bytes, int]]:

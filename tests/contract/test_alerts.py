@@ -70,6 +70,27 @@ async def test_one_claimer_per_application_until_its_lease_expires(store: Store)
     assert third == (app.id, ids.id_floor(ids.MESSAGE, T0 + 5))  # the cursor moved
 
 
+async def test_a_renewed_lease_keeps_others_out_until_it_expires(store: Store) -> None:
+    app = await new_app(store)
+    await new_rule(store, app.id)
+    assert await store.claim_alert_app("one", LEASE_MS, T0)
+    assert await store.renew_alert_app(app.id, "one", LEASE_MS, T0 + 10_000)
+    assert not await store.renew_alert_app(app.id, "two", LEASE_MS, T0 + 10_000)  # not its own
+    assert await store.claim_alert_app("two", LEASE_MS, T0 + LEASE_MS) is None  # still held
+    assert await store.claim_alert_app("two", LEASE_MS, T0 + 10_000 + LEASE_MS) is not None
+    assert not await store.renew_alert_app(app.id, "one", LEASE_MS, T0 + 30_000)  # taken
+
+
+async def test_a_rule_written_during_a_renewed_run_makes_the_next_run_due(store: Store) -> None:
+    app = await new_app(store)
+    await new_rule(store, app.id)
+    assert await store.claim_alert_app("one", LEASE_MS, T0)
+    await new_rule(store, app.id, at=T0 + 10)
+    assert await store.renew_alert_app(app.id, "one", LEASE_MS, T0 + 10_000)
+    assert await store.finish_alert_run(app.id, "one", {}, T0 + 60_000, T0 + 10_020, {}, {})
+    assert await store.claim_alert_app("two", LEASE_MS, T0 + 10_020) is not None
+
+
 async def test_a_rule_written_during_a_run_makes_the_next_run_due_at_once(store: Store) -> None:
     app = await new_app(store)
     await new_rule(store, app.id)

@@ -7,8 +7,10 @@ the only one, so each evaluation happens exactly when the test says."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -297,6 +299,139 @@ async def test_a_run_that_dies_after_sending_is_not_sent_again(world: World) -> 
     await world.evaluate_at(t0 + 100_000)
     alerts = await world.received(2)
     assert [a["type"] for a in alerts] == [TRIGGERED, RESOLVED]
+
+
+class SlowPages:
+    """A store on which each page of messages takes ``step_ms`` of the test's clock (and page
+    ``at`` ``stall_ms`` more); at page ``at`` it runs ``meanwhile`` (another evaluator)."""
+
+    def __init__(
+        self,
+        store: Any,
+        clock: Clock,
+        at: int,
+        meanwhile: Callable[[], Awaitable[bool]],
+        step_ms: int = 0,
+        stall_ms: int = 0,
+    ) -> None:
+        self._store, self._clock, self._at, self._meanwhile = store, clock, at, meanwhile
+        self._step_ms, self._stall_ms = step_ms, stall_ms
+        self.pages = 0
+        self.other_claimed: bool | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def scan_messages(self, *args: Any) -> Any:
+        self.pages += 1
+        self._clock.at(self._clock.now + self._step_ms)
+        if self.pages == self._at:
+            self._clock.at(self._clock.now + self._stall_ms)
+            self.other_claimed = await self._meanwhile()
+        return await self._store.scan_messages(*args)
+
+
+async def test_a_catch_up_longer_than_its_lease_is_one_run_and_fires_once(world: World) -> None:
+    t0 = world.clock.now
+    await world.rule(name="backlog", kind="threshold", operator="gte", value=50, windowSeconds=600)
+    world.clock.at(t0 + 1_000)
+    for _ in range(50):
+        await world.send("x.happened")
+    started = t0 + 10_000
+    world.clock.at(started)
+    other = AlertEvaluator(world.api.hp.store, world.services.messages, world.clock)
+    # 2 messages a page: 25 pages and an empty one, 2 s of the clock each; at page 12 (24 s
+    # in, past the claim's lease) a second evaluator tries to take the application.
+    slow = SlowPages(world.api.hp.store, world.clock, 12, other.run_once, step_ms=2_000)
+    first = AlertEvaluator(slow, world.services.messages, world.clock, scan_rows=2)
+    assert await first.run_once()
+    assert slow.pages == 26 and world.clock.now - started > 3 * LEASE_MS  # one run
+    assert slow.other_claimed is False  # the lease was renewed: still held
+    (fired,) = await world.stored(TRIGGERED)
+    assert fired["data"]["value"] == 50  # every page counted
+    await world.evaluate_at(world.clock.now + 10_000)  # still above: no second alert
+    (alert,) = await world.received(1)
+    assert alert["type"] == TRIGGERED and len(await world.stored(TRIGGERED)) == 1
+
+
+async def test_a_run_whose_lease_was_taken_stops_and_sends_nothing(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hookpost.alerts")
+    t0 = world.clock.now
+    await world.rule(name="taken", kind="threshold", operator="gte", value=10, windowSeconds=600)
+    world.clock.at(t0 + 1_000)
+    for _ in range(10):
+        await world.send("x.happened")
+    world.clock.at(t0 + 10_000)
+    other = AlertEvaluator(world.api.hp.store, world.services.messages, world.clock)
+    # The first run stalls on its second page for longer than its lease: the other evaluator
+    # takes the application, counts everything and fires.
+    slow = SlowPages(world.api.hp.store, world.clock, 2, other.run_once, stall_ms=LEASE_MS + 1)
+    first = AlertEvaluator(slow, world.services.messages, world.clock, scan_rows=2)
+    assert await first.run_once()
+    assert slow.other_claimed is True
+    assert slow.pages == 2  # it read no page after its lease was taken
+    assert "lease lost" in caplog.text
+    (fired,) = await world.stored(TRIGGERED)
+    assert fired["data"]["value"] == 10
+    rule_state = (await world.services.alert_rules.list(world.app_id, PageRequest())).items[0][1]
+    assert rule_state.firing and rule_state.fired == 1
+    await world.evaluate_at(world.clock.now + 10_000)
+    (alert,) = await world.received(1)
+    assert alert["type"] == TRIGGERED
+
+
+async def test_a_digest_run_that_dies_resumes_with_one_digest_per_period(world: World) -> None:
+    t0 = world.clock.now  # on a minute: "30s" periods end at t0 + 30, 60, 90 s
+    await world.rule(name="summary", kind="digest", schedule="30s")
+    world.clock.at(t0 + 1_000)
+    for _ in range(3):
+        await world.send("a.created")
+    world.clock.at(t0 + 31_000)
+    for _ in range(2):
+        await world.send("b.updated")
+    world.clock.at(t0 + 32_000)
+    dying = AlertEvaluator(
+        DiesBeforeFinishing(world.api.hp.store), world.services.messages, world.clock
+    )
+    with pytest.raises(Died):  # after sending the first period's digest
+        await dying.run_once()
+    assert len(await world.stored(DIGEST)) == 1
+    await world.evaluate_at(t0 + 95_000)  # three periods over: the first is not sent again
+    digests = sorted(await world.received(3), key=lambda d: d["data"]["periodEnd"])
+    assert len(await world.stored(DIGEST)) == 3
+    assert [d["data"]["countsByEventType"] for d in digests] == [
+        {"a.created": 3},
+        {"b.updated": 2},
+        {},
+    ]
+    assert [d["data"]["messages"] for d in digests] == [3, 2, 0]
+    for before, after in itertools.pairwise(digests):
+        assert after["data"]["periodStart"] == before["data"]["periodEnd"]
+
+
+async def test_a_digest_back_from_a_long_outage_sends_the_latest_periods_only(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hookpost.alerts")
+    t0 = world.clock.now
+    await world.rule(name="summary", kind="digest", schedule="30s")
+    world.clock.at(t0 + 1_000)
+    await world.send("old.event")  # in the first period: skipped
+    world.clock.at(t0 + 91_000)
+    await world.send("new.event")  # in the fourth
+    world.clock.at(t0 + 122_000)
+    evaluator = AlertEvaluator(
+        world.api.hp.store, world.services.messages, world.clock, max_missed_digests=2
+    )
+    while await evaluator.run_once():
+        pass
+    digests = sorted(await world.received(2), key=lambda d: d["data"]["periodEnd"])
+    assert [d["data"]["countsByEventType"] for d in digests] == [{}, {"new.event": 1}]
+    assert digests[0]["data"]["periodEnd"] == digests[1]["data"]["periodStart"]
+    assert "are skipped" in caplog.text
+    assert len(await world.stored(DIGEST)) == 2
 
 
 async def test_api_routes_and_errors_naming_the_field(world: World) -> None:

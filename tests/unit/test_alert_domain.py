@@ -22,9 +22,9 @@ from hookpost.domain.alerts import (
     TRIGGERED,
     AlertRule,
     RuleState,
-    last_run_at_or_before,
     merged_spec,
     next_run_ms,
+    runs_between,
     validate_spec,
 )
 from hookpost.domain.errors import InvalidInput
@@ -73,9 +73,16 @@ def test_digest_schedules() -> None:
     assert next_run_ms("0 9 * * *", 0) == 9 * 3_600_000
     assert next_run_ms("0 9 * * *", 9 * 3_600_000) == day + 9 * 3_600_000
     assert next_run_ms("1h", 1) == 3_600_000
-    assert last_run_at_or_before("1h", 0, 3 * 3_600_000 + 5) == 3 * 3_600_000
-    assert last_run_at_or_before("1h", 3 * 3_600_000, 3 * 3_600_000 + 5) is None
-    assert last_run_at_or_before("0 * * * *", 0, 2 * 3_600_000 + 5) == 2 * 3_600_000
+
+
+@pytest.mark.parametrize("schedule", ["1h", "0 * * * *"])
+def test_the_scheduled_times_of_a_gap_the_latest_first_kept(schedule: str) -> None:
+    hour = 3_600_000
+    assert runs_between(schedule, 0, 3 * hour + 5, 24) == [hour, 2 * hour, 3 * hour]
+    assert runs_between(schedule, 0, 3 * hour, 24) == [hour, 2 * hour, 3 * hour]  # until: in
+    assert runs_between(schedule, hour, 3 * hour - 1, 24) == [2 * hour]  # since: out
+    assert runs_between(schedule, 3 * hour, 3 * hour + 5, 24) == []
+    assert runs_between(schedule, 0, 10 * hour, 2) == [9 * hour, 10 * hour]
 
 
 def test_patch_to_another_kind_drops_what_it_does_not_take() -> None:

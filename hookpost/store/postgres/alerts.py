@@ -46,6 +46,13 @@ CLAIM = (
     " AND (c.lease_until IS NULL OR c.lease_until <= $2) AND NOT a.deleted"
     " ORDER BY c.next_run_at LIMIT 1 FOR UPDATE OF c SKIP LOCKED) RETURNING app_id, cursor"
 )
+# next_run_at follows lease_until, as the claim set it, unless a rule written during the run
+# made it due sooner (then FINISH makes the next run due at once).
+RENEW = (
+    "UPDATE alert_cursors SET lease_until = $3::bigint + $4::bigint, next_run_at = CASE WHEN"
+    " next_run_at = lease_until THEN $3::bigint + $4::bigint ELSE next_run_at END"
+    " WHERE app_id = $1 AND lease = $2"
+)
 MOVE_CURSOR = "UPDATE alert_cursors SET cursor = $1 WHERE app_id = $2 AND lease = $3"
 BUCKETS_OF = (
     "SELECT b.* FROM alert_buckets b JOIN unnest($2::text[], $3::bigint[]) AS k(series, start)"
@@ -156,6 +163,12 @@ class PostgresAlerts(PostgresBase):
     ) -> tuple[str, str] | None:
         row = await self._db.fetchrow(CLAIM, lease, now_ms, lease_ms)
         return None if row is None else (row["app_id"], row["cursor"])
+
+    @wrap_exceptions
+    async def renew_alert_app(self, app_id: str, lease: str, lease_ms: int, now_ms: int) -> bool:
+        return (
+            command_status_count(await self._db.execute(RENEW, app_id, lease, now_ms, lease_ms)) > 0
+        )
 
     @wrap_exceptions
     async def scan_messages(

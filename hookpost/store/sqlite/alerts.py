@@ -43,6 +43,13 @@ CLAIM_NEXT = (
     " AND NOT a.deleted ORDER BY c.next_run_at LIMIT 1"
 )
 CLAIM_TAKE = "UPDATE alert_cursors SET lease = ?, lease_until = ?, next_run_at = ? WHERE app_id = ?"
+# next_run_at follows lease_until, as the claim set it, unless a rule written during the run
+# made it due sooner (then FINISH makes the next run due at once).
+RENEW = (
+    "UPDATE alert_cursors SET lease_until = ?1,"
+    " next_run_at = CASE WHEN next_run_at = lease_until THEN ?1 ELSE next_run_at END"
+    " WHERE app_id = ?2 AND lease = ?3"
+)
 MOVE_CURSOR = "UPDATE alert_cursors SET cursor = ? WHERE app_id = ? AND lease = ?"
 BUCKET_GET = "SELECT * FROM alert_buckets WHERE app_id = ? AND series = ? AND start = ?"
 BUCKET_PUT = (
@@ -142,6 +149,10 @@ class SqliteAlerts(SqliteBase):
             return row[0], row[1]
 
         return await self._db.write(run)
+
+    async def renew_alert_app(self, app_id: str, lease: str, lease_ms: int, now_ms: int) -> bool:
+        args = (now_ms + lease_ms, app_id, lease)
+        return bool(await self._db.write(lambda c: c.execute(RENEW, args).rowcount))
 
     async def scan_messages(
         self, app_id: str, after_id: str, before_id: str, limit: int, with_payload: bool
