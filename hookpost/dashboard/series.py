@@ -117,13 +117,16 @@ async def app_stats(
         "p50": [],
         "p95": [],
     }
+    busy = [p for p in report.by_period if p.succeeded + p.failed]
     for period in report.by_period:
         t.append(period.start // 1000)
         columns["ok"].append(period.succeeded)
         columns["failed"].append(period.failed)
         columns["rate"].append(rate(period.succeeded, period.failed))
         p50 = p95 = None
-        if period.succeeded + period.failed:
+        if busy == [period]:  # the only period with attempts: the range's percentiles
+            p50, p95 = report.p50_ms, report.p95_ms
+        elif period.succeeded + period.failed:
             one = await stats.app(app_id, period.start, period.start + step)
             p50, p95 = one.p50_ms, one.p95_ms
         columns["p50"].append(p50)

@@ -204,7 +204,7 @@ async def test_portal_stats_charts_come_from_the_stats_service(
 
     context = await stack.context()
     page = await open_portal(stack, app.id, context)
-    await page.get_by_role("link", name="Stats").click()
+    await page.get_by_role("link", name="Stats", exact=True).click()
     await expect(page.get_by_role("heading", name="Stats")).to_be_visible()
     assert stats_calls and set(stats_calls) == {app.id} and app.id not in scans
 

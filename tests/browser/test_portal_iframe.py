@@ -93,9 +93,9 @@ async def embed_page(request: Request) -> HTMLResponse:
     frames = [("portal", request.query_params["src"])]
     if "probe" in request.query_params:
         frames.append(("probe", request.query_params["probe"]))
+    size = {"portal": "width='1200' height='900'", "probe": "width='300' height='60'"}
     iframes = "".join(
-        f"<iframe id='{name}' src='{html.escape(src)}' title='{name}' width='1200' height='900'>"
-        "</iframe>"
+        f"<iframe id='{name}' src='{html.escape(src)}' title='{name}' {size[name]}></iframe>"
         for name, src in frames
     )
     return HTMLResponse(

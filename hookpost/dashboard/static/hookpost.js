@@ -1,6 +1,7 @@
 // Charts (uPlot) from the JSON the server renders in data-json attributes (htmx drops
-// <script> elements from swapped content, JSON ones too), re-drawn after each htmx swap,
-// the alert-rule form's kinds, and confirmation of destructive forms. No inline script anywhere (strict CSP).
+// <script> elements from swapped content, JSON ones too), re-drawn after each htmx swap;
+// the alert-rule form's kinds; confirmation of destructive forms. No inline script anywhere
+// (strict CSP).
 (function () {
   "use strict";
   var COLORS = ["#1f5fbf", "#c2410c", "#15803d", "#7c3aed"];
@@ -14,7 +15,10 @@
     var series = [{}];
     var columns = [data.t];
     names.forEach(function (name, i) {
-      series.push({ label: labels[i] || name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false });
+      var line = { label: labels[i] || name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false };
+      // data-dots: mark every value (a lone value between gaps draws no line).
+      if (figure.dataset.dots) line.points = { show: true, size: 7, fill: COLORS[i % COLORS.length] };
+      series.push(line);
       columns.push(data[name]);
     });
     var old = figure.querySelector(".uplot");
