@@ -1,5 +1,6 @@
 """The operator dashboard at ``/dashboard``: admin-token login, overview, applications (the
-portal's views for any of them), tokens and operational webhooks."""
+portal's views for any of them), tokens, and operations (operational webhooks and every
+application's alert rules)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hookpost.dashboard import series, sessions
+from hookpost.dashboard import alert_form, series, sessions
 from hookpost.dashboard.views import View, app_routes, next_iterator
 from hookpost.dashboard.web import error_status, error_text, form, redirect, render
 from hookpost.domain.errors import HookpostError, InvalidInput, NotFound
 from hookpost.domain.inputs import NewEndpoint
-from hookpost.domain.models import PageRequest
+from hookpost.domain.models import Application, PageRequest
 from hookpost.domain.operational import EVENT_TYPES as OPERATIONAL_TYPES
 from hookpost.domain.operational import OPERATIONAL_APP_ID
 from hookpost.domain.queries import MessageFilter
@@ -27,6 +28,8 @@ from hookpost.settings import Settings
 PREFIX = "/dashboard"
 LOGIN = PREFIX + "/login"
 APP_SEARCH_LIMIT = 1000
+RULES_APPS = 100
+RULES_PER_APP = 50
 
 
 def _services(request: Request) -> Services:
@@ -216,8 +219,33 @@ async def token_revoke(request: Request, session: sessions.Session, _: object) -
 
 
 async def operations(request: Request, session: sessions.Session, _: object) -> Response:
-    page = await _services(request).operational.list(PageRequest(limit=100))
-    return _page("operations.html", session, endpoints=page.items, types=OPERATIONAL_TYPES)
+    services = _services(request)
+    page = await services.operational.list(PageRequest(limit=100))
+    rules, partial = await _alert_rules(services)
+    return _page(
+        "operations.html",
+        session,
+        endpoints=page.items,
+        types=OPERATIONAL_TYPES,
+        rules=rules,
+        rules_partial=partial,
+        condition=alert_form.condition,
+    )
+
+
+async def _alert_rules(services: Services) -> tuple[list[tuple[Application, Any, Any]], bool]:
+    """Every application's alert rules, bounded (a query per application): the first
+    ``RULES_APPS`` applications and ``RULES_PER_APP`` rules of each; True if a bound was hit."""
+    found: list[tuple[Application, Any, Any]] = []
+    apps = await services.apps.list(PageRequest(limit=RULES_APPS))
+    partial = not apps.done
+    for app in apps.items:
+        if app.id == OPERATIONAL_APP_ID:
+            continue
+        page = await services.alert_rules.list(app.id, PageRequest(limit=RULES_PER_APP))
+        partial |= not page.done
+        found += [(app, rule, state) for rule, state in page.items]
+    return found, partial
 
 
 async def operational_create(

@@ -1,4 +1,4 @@
-"""The application views (endpoints, messages, catalog, stats) that the portal and the
+"""The application views (endpoints, messages, catalog, stats, alert rules) that the portal and the
 dashboard share: the same handlers, mounted twice, each given a ``View`` whose application the
 session decides (the portal's token) or the operator chose (the dashboard)."""
 
@@ -71,9 +71,10 @@ def wrap(handler: Handler, view_for: ViewFor) -> Callable[[Request], Awaitable[R
 
 
 def app_routes(prefix: str, view_for: ViewFor) -> list[Route]:
-    from hookpost.dashboard import endpoint_views, message_views
+    from hookpost.dashboard import alert_views, endpoint_views, message_views
 
     routes = []
-    for path, handler, methods in (*endpoint_views.ROUTES, *message_views.ROUTES):
+    views = (*endpoint_views.ROUTES, *message_views.ROUTES, *alert_views.ROUTES)
+    for path, handler, methods in views:
         routes.append(Route(prefix + path, wrap(handler, view_for), methods=methods))
     return routes

@@ -93,8 +93,13 @@ async def close_svix(client: SvixAsync) -> None:
 
 @asynccontextmanager
 async def running_api(
-    database_url: str, *, tracing: Any = None, **overrides: Any
+    database_url: str,
+    *,
+    tracing: Any = None,
+    tls: tuple[str, str] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[ApiServer]:
+    """``tls``: (certificate file, key file) to serve HTTPS instead of HTTP."""
     settings = Settings(
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
@@ -113,13 +118,15 @@ async def running_api(
         log_level="warning",
         access_log=False,
         lifespan="off",
+        ssl_certfile=None if tls is None else tls[0],
+        ssl_keyfile=None if tls is None else tls[1],
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
         await until_serving(server, task)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield ApiServer(f"http://127.0.0.1:{port}", hp)
+        yield ApiServer(f"{'http' if tls is None else 'https'}://127.0.0.1:{port}", hp)
     finally:
         server.should_exit = True
         await task

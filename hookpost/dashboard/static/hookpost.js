@@ -1,6 +1,7 @@
 // Charts (uPlot) from the JSON the server renders in data-json attributes (htmx drops
-// <script> elements from swapped content, JSON ones too), re-drawn after each htmx swap,
-// and confirmation of destructive forms. No inline script anywhere (strict CSP).
+// <script> elements from swapped content, JSON ones too), re-drawn after each htmx swap;
+// the alert-rule form's kinds; confirmation of destructive forms. No inline script anywhere
+// (strict CSP).
 (function () {
   "use strict";
   var COLORS = ["#1f5fbf", "#c2410c", "#15803d", "#7c3aed"];
@@ -14,7 +15,10 @@
     var series = [{}];
     var columns = [data.t];
     names.forEach(function (name, i) {
-      series.push({ label: labels[i] || name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false });
+      var line = { label: labels[i] || name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false };
+      // data-dots: mark every value (a lone value between gaps draws no line).
+      if (figure.dataset.dots) line.points = { show: true, size: 7, fill: COLORS[i % COLORS.length] };
+      series.push(line);
       columns.push(data[name]);
     });
     var old = figure.querySelector(".uplot");
@@ -36,7 +40,25 @@
     (root || document).querySelectorAll("figure[data-chart]").forEach(draw);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
+  // The alert-rule form shows the fieldsets of the chosen kind only; the others are disabled
+  // too, so their fields are not sent (without script every fieldset shows, blanks are ignored).
+  function kinds(root) {
+    (root || document).querySelectorAll("form.alert-form").forEach(function (form) {
+      var select = form.querySelector("select[name=kind]");
+      if (!select) return;
+      function apply() {
+        form.querySelectorAll("fieldset[data-kinds]").forEach(function (fieldset) {
+          var on = fieldset.dataset.kinds.split(" ").indexOf(select.value) >= 0;
+          fieldset.hidden = !on;
+          fieldset.disabled = !on;
+        });
+      }
+      select.addEventListener("change", apply);
+      apply();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { drawAll(document); kinds(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawAll(event.target); });
   document.addEventListener("submit", function (event) {
     if (event.target.hasAttribute("hx-post")) return; // htmx:confirm asks for those
