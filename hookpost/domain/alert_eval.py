@@ -153,12 +153,14 @@ class Selector:
 
 class SeriesCounter:
     """Counts messages into the bucket deltas of many series: each distinct selection (types
-    and filter) is matched once per message, each field read once, whatever the number of
-    rules and window widths that share them."""
+    and filter) is matched once per message, each field read once, and each value added once
+    per selection, field and sketch, into a bucket as fine as all their series' widths allow
+    (their greatest common divisor). ``drain_into`` then merges those few fine buckets into
+    every series' buckets: the cost per message does not grow with the number of series."""
 
     def __init__(self, rules: Iterable[AlertRule]) -> None:
         # (types, filter) -> (selector, field -> [(series, width, sketch)])
-        self._groups: dict[str, tuple[Selector, dict[str | None, list[tuple[str, int, bool]]]]] = {}
+        groups: dict[str, tuple[Selector, dict[str | None, list[tuple[str, int, bool]]]]] = {}
         seen: set[str] = set()
         for rule in rules:
             if rule.series in seen:
@@ -166,36 +168,58 @@ class SeriesCounter:
             seen.add(rule.series)
             sel = Selector(rule)
             key = repr((sel.types, sel.filter))
-            group = self._groups.setdefault(key, (sel, {}))
+            group = groups.setdefault(key, (sel, {}))
             group[1].setdefault(sel.field, []).append((rule.series, bucket_ms(rule), sel.sketch))
+        # per selection: (selector, [(field, fine width, sketch kinds, index of the fine key)])
+        self._groups: list[tuple[Selector, list[tuple[str | None, int, tuple[bool, ...]]]]] = []
+        self._series: dict[tuple[int, str | None, bool], list[tuple[str, int]]] = {}
+        for gi, (sel, fields) in enumerate(groups.values()):
+            plan = []
+            for field_path, series in fields.items():
+                kinds = tuple(sorted({sketch for _, _, sketch in series}))
+                plan.append((field_path, math.gcd(*(w for _, w, _ in series)), kinds))
+                for sketch in kinds:
+                    self._series[(gi, field_path, sketch)] = [
+                        (key, w) for key, w, s in series if s == sketch
+                    ]
+            self._groups.append((sel, plan))
+        # (selection, field, sketch, fine bucket start) -> what was added since the last drain
+        self._fine: dict[tuple[int, str | None, bool, int], Aggregate] = {}
         self.needs_payload = any(
-            g[0].filter is not None or any(f is not None for f in g[1])
-            for g in self._groups.values()
+            sel.filter is not None or any(f is not None for f, _, _ in plan)
+            for sel, plan in self._groups
         )
 
     def __bool__(self) -> bool:
         return bool(self._groups)
 
-    def observe(
-        self,
-        event_type: str,
-        payload: Payload,
-        created_ms: int,
-        deltas: dict[tuple[str, int], Aggregate],
-    ) -> None:
-        for sel, fields in self._groups.values():
+    def observe(self, event_type: str, payload: Payload, created_ms: int) -> None:
+        fine = self._fine
+        for gi, (sel, plan) in enumerate(self._groups):
             if not sel.selects(event_type, payload):
                 continue
-            for field_path, series in fields.items():
+            for field_path, width, kinds in plan:
                 value = None if field_path is None else field_value(payload.doc, field_path)
                 if field_path is not None and value is None:
                     continue
-                for key, width, sketch in series:
-                    bucket = (key, created_ms // width * width)
-                    agg = deltas.get(bucket)
+                start = created_ms // width * width
+                for sketch in kinds:
+                    key = (gi, field_path, sketch, start)
+                    agg = fine.get(key)
                     if agg is None:
-                        agg = deltas[bucket] = Aggregate()
+                        agg = fine[key] = Aggregate()
                     agg.add(value, sketch)
+
+    def drain_into(self, deltas: dict[tuple[str, int], Aggregate]) -> None:
+        """Merge what ``observe`` counted into ``deltas`` (series, bucket start) and forget it."""
+        for (gi, field_path, sketch, start), agg in self._fine.items():
+            for key, width in self._series[(gi, field_path, sketch)]:
+                bucket = (key, start // width * width)
+                into = deltas.get(bucket)
+                if into is None:
+                    into = deltas[bucket] = Aggregate()
+                into.merge(agg)
+        self._fine.clear()
 
 
 def window_aggregate(

@@ -191,7 +191,8 @@ class AlertEvaluator:
                 hold.app_id, after, before, self._scan_rows, with_payload
             )
             for _id, event_type, body, created in rows:
-                counter.observe(event_type, Payload(body), created, deltas)
+                counter.observe(event_type, Payload(body), created)
+            counter.drain_into(deltas)
             if rows:
                 after = rows[-1][0]
             pages += 1
