@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from hookpost.delivery.config import WorkerConfig
 from hookpost.delivery.http import STORED_BYTES, HttpSender
-from hookpost.domain import ids
+from hookpost.domain import attempt_headers, ids
 from hookpost.domain.models import (
     Attempt,
     AttemptResult,
@@ -98,8 +98,8 @@ class Sending:
         attempts = d.attempts + 1
         headers = {
             **d.headers,
-            "content-type": "application/json",
-            "user-agent": "hookpost/0.1",
+            "content-type": attempt_headers.CONTENT_TYPE,
+            "user-agent": attempt_headers.USER_AGENT,
             **scheme.sign_headers(
                 d.message_id, timestamp, d.payload, active, d.event_type, attempts
             ),
@@ -135,6 +135,10 @@ class Sending:
             duration_ms=response.duration_ms,
             error=response.outcome.error,
             created_at=finished,
+            # What was sent, sensitive endpoint headers redacted (docs/decisions/0046)
+            headers=attempt_headers.encode_headers(
+                headers, d.message_id, d.headers, response.headers
+            ),
         )
         self._metrics.attempt_seconds.observe(response.duration_ms / 1000)
         outcome = response.outcome
