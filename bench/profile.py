@@ -113,9 +113,10 @@ def _short(frame: str) -> str:
 CATEGORIES = (
     ("signing", "sign_headers"),
     ("delivery: outbound HTTP (aiohttp client)", "HttpSender.post"),
+    ("delivery: worker bookkeeping (attempt, retry decision, ids)", "Sending.attempt"),
     ("delivery: worker bookkeeping (attempt, retry decision, ids)", "DeliveryWorker._deliver"),
     ("delivery: claim loop", "DeliveryWorker._claim"),
-    ("delivery: recording results", "DeliveryWorker._flush_loop"),
+    ("delivery: recording results", "ResultWriter.run"),
     ("store: SQLite writer thread", "hookpost-sqlite-write"),
     ("store: SQLite reader threads", "hookpost-sqlite-read"),
     ("API: create-message handler", "CreateMessageFrontDoor"),

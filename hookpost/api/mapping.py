@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from hookpost.domain import health
+from hookpost.domain.attempt_headers import AttemptHeaders
 from hookpost.domain.catalog import FieldWarning
 from hookpost.domain.headers import is_sensitive_header
 from hookpost.domain.models import (
@@ -274,6 +275,15 @@ def attempt_out(attempt: Attempt, with_content: bool = True) -> dict[str, Any]:
         "statusText": STATUS_TEXT[status],
         "triggerType": int(attempt.trigger),
         "timestamp": iso(attempt.created_at),
+    }
+
+
+def attempt_headers_out(h: AttemptHeaders) -> dict[str, Any]:
+    return {
+        "sentHeaders": h.sent,
+        "responseHeaders": None if h.response is None else [list(p) for p in h.response],
+        "sensitive": h.sensitive,
+        "recorded": h.recorded,
     }
 
 

@@ -59,6 +59,7 @@ ROUTE_PERMISSIONS: dict[str, Permission | None] = {
     "v1.message-attempt.list-attempted-messages": P.READ,
     "v1.message-attempt.list-attempted-destinations": P.READ,
     "v1.message-attempt.get": P.READ,
+    "v1.message-attempt.get-headers": P.READ,
     "v1.message-attempt.expunge-content": P.EXPUNGE_CONTENT,
     "v1.message-attempt.resend": P.REPLAY,
     # the event-type catalog (shared by every application)

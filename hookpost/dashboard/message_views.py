@@ -84,12 +84,15 @@ async def message_detail(request: Request, v: View) -> Response:
 
 
 async def message_attempts(request: Request, v: View) -> Response:
-    """The message's attempts, newest first: a fragment the message page polls."""
-    message = await v.services.messages.get(v.app_id, request.path_params["message_id"])
-    page = await v.services.messages.list_attempts(
+    """The message's attempts, newest first, each with the headers it sent: a fragment the
+    message page polls."""
+    messages = v.services.messages
+    message = await messages.get(v.app_id, request.path_params["message_id"])
+    page = await messages.list_attempts(
         v.app_id, PageRequest(limit=100, descending=True), AttemptQuery(message=message.id)
     )
-    return v.page("attempts_fragment.html", attempts=page.items)
+    headers = {a.id: messages.headers_of(a) for a in page.items}
+    return v.page("attempts_fragment.html", attempts=page.items, headers=headers)
 
 
 async def message_resend(request: Request, v: View, fields: dict[str, str]) -> Response:

@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 
 from hookpost.delivery.ssrf import AddressPolicy, find_blocked_error, make_connector
+from hookpost.domain.attempt_headers import USER_AGENT, capped_response
 from hookpost.domain.retry import Outcome, parse_retry_after
 
 MAX_READ_BYTES = 64 * 1024  # never read more of a response than this
 STORED_BYTES = 4 * 1024  # keep at most this much of it in the attempt log
-USER_AGENT = "hookpost/0.1"
 
 
 @dataclass(slots=True)
@@ -26,6 +26,9 @@ class Response:
     outcome: Outcome
     body: str  # the first STORED_BYTES of the response, or the error text
     duration_ms: int
+    # A non-2xx answer's headers, capped (domain.attempt_headers); None for a 2xx or no answer:
+    # the successes, nearly every attempt, keep none (docs/decisions/0046-attempt-headers.md).
+    headers: list[tuple[str, str]] | None = None
 
 
 class HttpSender:
@@ -113,9 +116,10 @@ class HttpSender:
                     status_code=resp.status,
                     retry_after_s=parse_retry_after(resp.headers.get("Retry-After")),
                 )
+                kept = None if 200 <= resp.status < 300 else capped_response(resp.headers.items())
         except Exception as exc:  # every failure is a failed attempt, never a crash
             return self._failed(exc, started, timeout_s)
-        return Response(outcome, text, _elapsed_ms(started))
+        return Response(outcome, text, _elapsed_ms(started), kept)
 
     def _failed(self, exc: BaseException, started: float, timeout_s: float | None) -> Response:
         error = storable(describe_error(exc, timeout_s or self._total_timeout_s))

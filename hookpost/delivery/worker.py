@@ -1,4 +1,5 @@
-"""The delivery loop: claim due deliveries, sign and POST them, record the outcomes in batches.
+"""The delivery loop: claim due deliveries and keep their slots and leases; each is sent by
+``sending.Sending`` and its outcome recorded in batches by ``recording.ResultWriter``.
 
 Backpressure: a delivery holds one in-flight slot from its claim until its result is handed to
 the store, so a slow database slows claiming instead of piling up unwritten results in memory
@@ -20,34 +21,18 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from hookpost.delivery.http import STORED_BYTES, HttpSender
-from hookpost.domain import ids
-from hookpost.domain import operational as op
+from hookpost.delivery.config import WorkerConfig
+from hookpost.delivery.http import HttpSender
+from hookpost.delivery.recording import Batch, ResultWriter
+from hookpost.delivery.sending import Sending
 from hookpost.domain.errors import StoreUnavailable
-from hookpost.domain.models import (
-    Attempt,
-    AttemptResult,
-    AttemptStatus,
-    ClaimedDelivery,
-    DeliveryStatus,
-)
-from hookpost.domain.queries import FinishOutcome
-from hookpost.domain.retry import decide, error_class, outcome_class, schedule_for
-from hookpost.domain.signing import DEFAULT_SCHEME, StandardWebhooksV1, scheme_for
+from hookpost.domain.models import ClaimedDelivery
 from hookpost.services.common import now_ms
-from hookpost.services.events import (
-    DELIVERY_EXHAUSTED,
-    ENDPOINT_DISABLED,
-    EventBus,
-    OperationalEvent,
-)
+from hookpost.services.events import EventBus
 from hookpost.services.metrics import Metrics
 from hookpost.store.base import DeliveryQueue
 from hookpost.store.operator_ports import Traces
@@ -56,29 +41,11 @@ if TYPE_CHECKING:
     from hookpost.domain.tracecontext import TraceContext
     from hookpost.services.tracing import Tracing
 
+__all__ = ["SLOW_AFTER_S", "DeliveryWorker", "WorkerConfig"]
+
 log = logging.getLogger("hookpost.worker")
 
 SLOW_AFTER_S = 0.5  # healthy receivers answer well within this; a held slot is then idle
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    retry_schedule: tuple[int, ...]
-    max_in_flight: int = 256
-    max_in_flight_per_endpoint: int = 32
-    lease_s: float = 60.0
-    poll_interval_s: float = 1.0
-    claim_batch: int = 128
-    disable_after_s: float = 5 * 24 * 3600.0
-    disable_after_failures: int = 0  # domain.health; 0: off
-    shutdown_grace_s: float = 10.0
-    signature_header_prefix: str = "webhook"
-    # How stale the cached event-type schedules and endpoint timeouts may be (seconds), and
-    # the longest request timeout the lease allows (wiring.longest_request_s).
-    options_refresh_s: float = 5.0
-    max_request_timeout_s: float = 40.0
-    # HOOKPOST_SEND_TRACEPARENT: the attempt span's context goes out as `traceparent`
-    send_traceparent: bool = False
 
 
 class DeliveryWorker:
@@ -95,15 +62,13 @@ class DeliveryWorker:
         traces: Traces | None = None,
     ) -> None:
         self._store = store
-        # OTEL_* tracing (docs/decisions/0035-tracing.md); None: no span, no lookup
-        self._tracing = tracing
-        self._traces = traces
-        self._sender = sender
         self._config = config
-        self._metrics = metrics or Metrics()
-        self._events = events or EventBus()
         self._clock = clock
-        self._rng = random.Random()
+        metrics = metrics or Metrics()
+        self._sending = Sending(sender, config, metrics, clock, tracing=tracing, traces=traces)
+        self._writer = ResultWriter(
+            store, config, self, metrics=metrics, events=events or EventBus(), clock=clock
+        )
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -113,27 +78,18 @@ class DeliveryWorker:
         self._slow: set[int] = set()  # in flight for over SLOW_AFTER_S: in the second pool
         self._per_endpoint: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._results: list[tuple[AttemptResult, ClaimedDelivery]] = []
         self._writing = 0  # results being written: in _in_flight, but their slots are free
         self._claiming = asyncio.Lock()
-        self._results_ready = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._slow_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
         self._options_task: asyncio.Task[None] | None = None
         self._options_loaded = asyncio.Event()
-        # The options the claim does not read (event name -> schedule, endpoint id ->
-        # timeout), refreshed by _options_loop; empty when none is set anywhere.
-        self._type_schedules: dict[str, tuple[int, ...]] = {}
-        self._timeouts: dict[str, float] = {}
-        self._traceparent: dict[str, bool] = {}  # endpoint id -> its sendTraceparent, where set
-        self._draining = False
         # Loop time until which every in-flight lease surely holds (claims and renewals move
         # it); and when the claim under way, if any, began (its leases begin no earlier).
         self._leases_hold_until = math.inf
         self._claim_started: float | None = None
-        self._scheme_default = StandardWebhooksV1(header_prefix=config.signature_header_prefix)
         # For _idle_timeout: the last claim (when, whether it excluded anything), and the
         # queue's next due time as last read from the store (and when it was read).
         self._last_claim: tuple[int, bool] = (0, False)
@@ -145,7 +101,7 @@ class DeliveryWorker:
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="hookpost-claim")
         self._slow_task = asyncio.create_task(self._slow_loop(), name="hookpost-slow")
-        self._flush_task = asyncio.create_task(self._flush_loop(), name="hookpost-flush")
+        self._flush_task = asyncio.create_task(self._writer.run(), name="hookpost-flush")
         self._renew_task = asyncio.create_task(self._renew_loop(), name="hookpost-renew")
         self._options_task = asyncio.create_task(self._options_loop(), name="hookpost-options")
 
@@ -168,8 +124,7 @@ class DeliveryWorker:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._draining = True
-        self._results_ready.set()
+        self._writer.drain()
         if self._flush_task is not None:
             await self._flush_task
         for background in (self._renew_task, self._options_task):
@@ -231,7 +186,7 @@ class DeliveryWorker:
                 continue  # more may be due right now
             await self._wait(self._wake, await self._idle_timeout())
 
-    async def _claim_alongside(self) -> None:
+    async def claim_alongside(self) -> None:
         """Claim into the slots a write is handing back, at the same time as that write: with
         SQLite both join one transaction (one commit instead of two, and one turn of the write
         lock that the API process waits for). Left to the claim loop while that is claiming:
@@ -291,7 +246,7 @@ class DeliveryWorker:
         loop_now = asyncio.get_running_loop().time()
         extra = []
         filled = False  # an endpoint reached its limit: the cap may have left rows behind
-        links = await self._created_in(batch) if self._tracing is not None and batch else None
+        links = await self._sending.trace_links(batch)
         for delivery in batch:
             if self._per_endpoint[delivery.endpoint_id] >= limit:
                 extra.append((delivery.delivery_id, delivery.lease))  # only if the store
@@ -308,16 +263,6 @@ class DeliveryWorker:
         # Claim again at once if the batch was full, or if an endpoint just filled up: the
         # next claim excludes it and reaches the rows behind its surplus.
         return len(batch) >= want or filled
-
-    async def _created_in(self, batch: list[ClaimedDelivery]) -> dict[str, TraceContext]:
-        """The trace contexts the batch's messages were created in (tracing on only)."""
-        if self._traces is None:
-            return {}
-        try:
-            return await self._traces.trace_contexts([d.message_id for d in batch])
-        except Exception as exc:  # the attempts go out unlinked rather than not at all
-            log.warning("reading %d trace contexts failed: %s", len(batch), exc)
-            return {}
 
     async def _slow_loop(self) -> None:
         """Move requests unanswered for SLOW_AFTER_S to the second pool (at most
@@ -342,19 +287,13 @@ class DeliveryWorker:
         """Re-read the event types' schedules and the endpoints' timeouts every
         ``options_refresh_s``: one store call, off the delivery path (docs/decisions/0027).
         And sweep the ordered endpoints (DeliveryQueue.settle_ordered): one more, as cheap."""
-        longest = self._config.max_request_timeout_s
         while True:
             try:
                 options = await self._store.delivery_options()
             except Exception as exc:  # keep the last ones; the next round tries again
                 log.warning("reading the delivery options failed: %s", exc)
             else:
-                self._type_schedules = options.type_schedules
-                self._traceparent = options.endpoint_traceparent
-                # Clamped so that a request never outlives its lease (wiring.check_lease).
-                self._timeouts = {
-                    ep: min(float(t), longest) for ep, t in options.endpoint_timeouts.items()
-                }
+                self._sending.use_options(options)
             self._options_loaded.set()
             try:
                 await self._store.settle_ordered(self._clock())
@@ -407,7 +346,7 @@ class DeliveryWorker:
         claimed_at, excluded = self._last_claim
         if due is None or (excluded and due <= claimed_at):
             # Nothing scheduled, or what was already due waits for endpoints at their limit or
-            # is ours, in flight: a freed slot wakes the loop (_claim_alongside). Claiming again
+            # is ours, in flight: a freed slot wakes the loop (claim_alongside). Claiming again
             # at once would spin.
             return self._config.poll_interval_s
         return max(0.0, min(self._config.poll_interval_s, (due - self._clock()) / 1000))
@@ -416,103 +355,20 @@ class DeliveryWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), at_most_s)
 
-    # -- sending -----------------------------------------------------------------------------
+    # -- sending and recording (sending.py, recording.py) -------------------------------------
     async def _deliver(
         self, d: ClaimedDelivery, links: dict[str, TraceContext] | None = None
     ) -> None:
-        tracing = self._tracing
-        span = None
-        if tracing is not None:
-            created_in = links.get(d.message_id) if links else None
-            span = tracing.start_attempt(d, d.attempts + 1, created_in)
-        now = self._clock()
-        timestamp = now // 1000
-        scheme = (
-            self._scheme_default
-            if d.signature_scheme == DEFAULT_SCHEME
-            else scheme_for(
-                d.signature_scheme, d.signature_header, self._config.signature_header_prefix
-            )
-        )
-        active = [k.secret for k in d.keys if k.active(now)]
-        attempts = d.attempts + 1
-        headers = {
-            **d.headers,
-            "content-type": "application/json",
-            "user-agent": "hookpost/0.1",
-            **scheme.sign_headers(
-                d.message_id, timestamp, d.payload, active, d.event_type, attempts
-            ),
-        }
-        if span is not None and self._traceparent.get(d.endpoint_id, self._config.send_traceparent):
-            span.inject(headers)
-        timeout = self._timeouts.get(d.endpoint_id) if self._timeouts else None
-        if timeout is None:
-            response = await self._sender.post(d.url, d.payload, headers)
-        else:
-            response = await self._sender.post(d.url, d.payload, headers, timeout)
-        finished = self._clock()
-        if self._type_schedules:  # some event type has a schedule: the whole precedence
-            schedule = schedule_for(
-                d.retry_schedule, self._type_schedules, d.event_type, self._config.retry_schedule
-            )
-        else:  # the usual case: the endpoint's policy or the global schedule, as before
-            schedule = (
-                d.retry_schedule if d.retry_schedule is not None else self._config.retry_schedule
-            )
-        decision = decide(response.outcome, attempts, schedule, finished, self._rng)
-        retry_at = decision.next_attempt_at
+        result = await self._sending.attempt(d, links)
+        retry_at = result.next_attempt_at
         if retry_at is not None and (self._next_due is None or retry_at < self._next_due):
             self._next_due = retry_at  # keeps _idle_timeout's cached due time honest
             self._wake.set()  # so that an idle claim loop shortens its sleep
-        ok = response.outcome.succeeded
-        attempt = Attempt(
-            id=ids.new_id(ids.ATTEMPT, finished),
-            app_id=d.app_id,
-            message_id=d.message_id,
-            endpoint_id=d.endpoint_id,
-            url=d.url,
-            status=AttemptStatus.SUCCESS if ok else AttemptStatus.FAIL,
-            trigger=d.trigger,
-            response_status_code=response.outcome.status_code,
-            response=response.body[:STORED_BYTES],
-            duration_ms=response.duration_ms,
-            error=response.outcome.error,
-            created_at=finished,
-        )
-        self._metrics.attempt_seconds.observe(response.duration_ms / 1000)
-        outcome = response.outcome
-        if span is not None:
-            failed_as = None if ok else error_class(outcome.error or str(outcome.status_code))
-            span.end(attempt, failed_as)
-        self._metrics.attempts_by_class[outcome_class(outcome.status_code, outcome.error)].inc()
-        result = AttemptResult(
-            attempt=attempt,
-            delivery_id=d.delivery_id,
-            lease=d.lease,
-            next_status=decision.status,
-            next_attempt_at=decision.next_attempt_at,
-            disable_endpoint_reason=decision.disable_endpoint_reason,
-            attempts=attempts,
-            ordered=d.ordered,
-        )
-        self._results.append((result, d))
-        self._results_ready.set()
+        self._writer.put(result, d)
 
-    # -- recording ---------------------------------------------------------------------------
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._results_ready.wait()
-            self._results_ready.clear()
-            while self._results:
-                batch, self._results = self._results, []
-                self._hand_back_slots(batch)
-                await asyncio.gather(self._write(batch), self._claim_alongside())
-            if self._draining:
-                return
-
-    def _hand_back_slots(self, batch: list[tuple[AttemptResult, ClaimedDelivery]]) -> None:
-        """Free the slots of results about to be written, for _claim_alongside. Memory stays
+    # The writer's Slots: its batches hand their slots back here, and are claimed into.
+    def hand_back_slots(self, batch: Batch) -> None:
+        """Free the slots of results about to be written, for claim_alongside. Memory stays
         bounded: what is being written is at most one pool's worth."""
         for _, delivery in batch:
             self._claimed_at.pop(delivery.delivery_id, None)
@@ -522,130 +378,6 @@ class DeliveryWorker:
                 del self._per_endpoint[delivery.endpoint_id]
         self._writing += len(batch)
 
-    async def _write(self, batch: list[tuple[AttemptResult, ClaimedDelivery]]) -> None:
-        outcome = await self._record([r for r, _ in batch], _attempt_events(batch))
-        if outcome is None and len(batch) > 1 and not self._draining:
-            # One result the store will not take must not hold back the others.
-            for item in batch:
-                await self._write([item])
-            return
-        for result, delivery in batch:
-            # Unrecorded (outcome None), it keeps its lease: it is sent again when that expires.
-            self._in_flight.pop(delivery.delivery_id, None)
-            self._writing -= 1
-            if outcome is not None:
-                self._count(result, delivery)
-        for app_id, endpoint_id, reason in outcome.disabled_endpoints if outcome else ():
-            self._metrics.endpoints_disabled.inc()
-            self._events.emit(
-                OperationalEvent(
-                    ENDPOINT_DISABLED, app_id, {"endpointId": endpoint_id, "reason": reason}
-                )
-            )
-
-    async def _record(
-        self, results: list[AttemptResult], notify: list[op.OperationalEvent]
-    ) -> FinishOutcome | None:
-        """Write the results; None if they could not be written.
-
-        A result that is not written is not lost: its delivery keeps its lease, the lease
-        expires, and the delivery is sent again (at-least-once).
-        """
-        backoff = 0.1
-        while True:
-            try:
-                return await self._store.finish_attempts(
-                    results,
-                    self._clock(),
-                    int(self._config.disable_after_s * 1000),
-                    self._config.disable_after_failures,
-                    notify=notify,
-                )
-            except StoreUnavailable as exc:
-                # The database is away: keep the results (and their slots) until it is back,
-                # except when shutting down.
-                if self._draining:
-                    log.error("%d attempt results unrecorded at shutdown: %s", len(results), exc)
-                    return None
-                log.warning("recording %d attempts failed, retrying: %s", len(results), exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:
-                log.exception("the store refused %d attempt results", len(results))
-                return None
-
-    def _count(self, result: AttemptResult, delivery: ClaimedDelivery) -> None:
-        if result.attempt.status != AttemptStatus.SUCCESS:
-            _log_failed(result)
-        if result.next_status == DeliveryStatus.SUCCEEDED:
-            self._metrics.deliveries.labels("succeeded").inc()
-        elif result.next_status == DeliveryStatus.PENDING:
-            self._metrics.deliveries.labels("retried").inc()
-        else:
-            self._metrics.deliveries.labels("failed").inc()
-            self._events.emit(
-                OperationalEvent(
-                    DELIVERY_EXHAUSTED,
-                    delivery.app_id,
-                    {"msgId": delivery.message_id, "endpointId": delivery.endpoint_id},
-                )
-            )
-
-
-def _log_failed(result: AttemptResult) -> None:
-    """One WARNING line per failed attempt, once it is recorded: what failed (the status code
-    or the error's class: never the URL nor the response), and what happens next."""
-    a = result.attempt
-    cause = f"HTTP {a.response_status_code}" if a.error is None else error_class(a.error)
-    retry_at = result.next_attempt_at if result.next_status == DeliveryStatus.PENDING else None
-    if retry_at is not None:
-        iso = datetime.fromtimestamp(retry_at / 1000, UTC).isoformat(timespec="seconds")
-        then = "next retry at " + iso.replace("+00:00", "Z")
-    else:
-        then = "exhausted" if result.next_status == DeliveryStatus.FAILED else "no retry"
-    log.warning(
-        "attempt %d of message %s to endpoint %s failed (%s); %s",
-        result.attempts,
-        a.message_id,
-        a.endpoint_id,
-        cause,
-        then,
-        extra={
-            "app_id": a.app_id,
-            "endpoint_id": a.endpoint_id,
-            "message_id": a.message_id,
-            "attempt_id": a.id,
-            "attempt": result.attempts,
-            "status_code": a.response_status_code or None,
-            "error_class": None if a.error is None else cause,
-            "next_attempt_at": retry_at,
-        },
-    )
-
-
-def _attempt_events(
-    batch: list[tuple[AttemptResult, ClaimedDelivery]],
-) -> list[op.OperationalEvent]:
-    """message.attempt.exhausted, .failing and .recovered of a batch of results: written with
-    them (the store drops those no operational endpoint wants)."""
-    events = []
-    for result, delivery in batch:
-        succeeded = result.next_status == DeliveryStatus.SUCCEEDED
-        if succeeded and result.attempts <= op.FAILING_AFTER_ATTEMPTS:
-            continue  # the hot path: a success with nothing to report
-        failed = result.next_status == DeliveryStatus.FAILED
-        kind = op.attempt_event_type(succeeded, failed, result.attempts)
-        if kind is not None:
-            a = result.attempt
-            events.append(
-                op.attempt_event(
-                    kind,
-                    app_id=delivery.app_id,
-                    msg_id=delivery.message_id,
-                    endpoint_id=delivery.endpoint_id,
-                    attempt_id=a.id,
-                    status_code=a.response_status_code,
-                    at_ms=a.created_at,
-                )
-            )
-    return events
+    def written(self, delivery: ClaimedDelivery) -> None:
+        self._in_flight.pop(delivery.delivery_id, None)
+        self._writing -= 1

@@ -160,6 +160,9 @@ class Attempt:
     duration_ms: int
     error: str | None = None
     created_at: int = 0
+    # The request's headers as sent (and a failed answer's), in domain.attempt_headers' stored
+    # form; None for attempts recorded before hookpost kept them.
+    headers: str | None = None
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from hookpost.domain import ids
+from hookpost.domain.attempt_headers import AttemptHeaders, decode_headers
 from hookpost.domain.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from hookpost.domain.examples import example_payload
 from hookpost.domain.inputs import AttemptQuery, status_code_class
@@ -295,6 +296,16 @@ class MessageService:
     async def get_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> Attempt:
         message = await self.get(app_id, msg_id)
         return await self._store.get_attempt(message.app_id, message.id, attempt_id)
+
+    async def attempt_headers(self, app_id: str, msg_id: str, attempt_id: str) -> AttemptHeaders:
+        """The headers the attempt sent (sensitive ones named, not shown) and a failed
+        answer's headers (docs/decisions/0046-attempt-headers.md)."""
+        return self.headers_of(await self.get_attempt(app_id, msg_id, attempt_id))
+
+    @staticmethod
+    def headers_of(attempt: Attempt) -> AttemptHeaders:
+        """The headers of an attempt already read (a list's), without another read."""
+        return decode_headers(attempt.headers, attempt.message_id)
 
     async def expunge_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> None:
         attempt = await self.get_attempt(app_id, msg_id, attempt_id)

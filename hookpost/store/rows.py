@@ -394,6 +394,7 @@ def attempt_from_row(r: Row) -> Attempt:
         duration_ms=r["duration_ms"],
         error=r["error"],
         created_at=r["created_at"],
+        headers=r["headers"],
     )
 
 
@@ -411,6 +412,7 @@ def attempt_values(a: Attempt) -> tuple[Any, ...]:
         a.duration_ms,
         a.error,
         a.created_at,
+        a.headers,
     )
 
 
@@ -427,6 +429,7 @@ ATTEMPT_COLUMNS = (
     "duration_ms",
     "error",
     "created_at",
+    "headers",  # last: PostgreSQL's finish statements take it as their last parameter
 )
 
 

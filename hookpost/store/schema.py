@@ -212,6 +212,9 @@ attempts = Table(
     Column("duration_ms", Integer, nullable=False),
     Column("error", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # The request's headers as sent, in domain.attempt_headers' compact form (migration 0023;
+    # NULL for the attempts recorded before).
+    Column("headers", Text, nullable=True),
     Index("ix_attempts_message", "message_id", "id"),
     Index("ix_attempts_endpoint", "endpoint_id", "id"),
 )

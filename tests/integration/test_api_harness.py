@@ -45,6 +45,7 @@ SVIX_OPERATIONS = {
     "/api/v1/app/{app_id}/msg/{msg_id}": {"get"},
     "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}": {"get"},
     "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content": {"delete"},
+    "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/headers": {"get"},  # issue 23
     "/api/v1/app/{app_id}/msg/{msg_id}/content": {"delete"},
     "/api/v1/app/{app_id}/msg/{msg_id}/endpoint": {"get"},
     "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend": {"post"},

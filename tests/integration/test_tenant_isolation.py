@@ -349,6 +349,7 @@ async def snapshot(admin: httpx.AsyncClient, t: Tenant) -> dict[str, Any]:
         "destinations": f"{base}/msg/{t.msg_id}/endpoint",
         "attempts": f"{base}/attempt/endpoint/{t.endpoint_id}",
         "attempt": f"{base}/msg/{t.msg_id}/attempt/{t.attempt_id}",
+        "attempt_headers": f"{base}/msg/{t.msg_id}/attempt/{t.attempt_id}/headers",
         "event_types": "/api/v1/event-type?include_archived=true&with_content=true",
         "apps": "/api/v1/app?limit=250",
     }

@@ -74,7 +74,7 @@ async def _worker_sees(api: Any, wanted: dict[str, bool]) -> None:
     """Until the worker's cached endpoint options (refreshed every 0.05 s here) are these."""
 
     async def probe() -> dict[str, bool]:
-        return dict(api.hp.worker._traceparent)
+        return dict(api.hp.worker._sending.traceparent)
 
     await eventually(probe, lambda seen: seen == wanted)
 

@@ -59,7 +59,7 @@ async def test_timeouts_reach_the_sender_clamped_and_refreshed() -> None:
         # 60 s would outlive a 60 s lease should a renewal be late: capped at 40 s.
         assert sender.timeouts == {"msg_1": 40.0, "msg_2": 3.0, "msg_3": None}
         queue.options = DeliveryOptions(endpoint_timeouts={"ep_c": 9})
-        await eventually(lambda: _value(worker._timeouts), lambda t: t == {"ep_c": 9.0})
+        await eventually(lambda: _value(worker._sending.timeouts), lambda t: t == {"ep_c": 9.0})
         queue.add(claimed(4, "ep_c", due_at=now_ms()))
         await eventually(lambda: _value(sender.timeouts.get("msg_4")), lambda t: t == 9.0)
     finally:

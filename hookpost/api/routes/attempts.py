@@ -40,6 +40,7 @@ from hookpost.api.schemas import (
     ListResponseEndpointMessageOut,
     ListResponseMessageAttemptOut,
     ListResponseMessageEndpointOut,
+    MessageAttemptHeadersOut,
     MessageAttemptOut,
     MessageStatus,
 )
@@ -312,6 +313,20 @@ async def list_attempted_destinations(
 async def get_attempt(app: AppCtx, msg_id: MsgId, attempt_id: AttemptId) -> Response:
     attempt = await app.services.messages.get_attempt(app.id, msg_id, attempt_id)
     return json_response(mapping.attempt_out(attempt))
+
+
+@router.get(
+    "/msg/{msg_id}/attempt/{attempt_id}/headers",
+    response_model=MessageAttemptHeadersOut,
+    operation_id="v1.message-attempt.get-headers",
+    summary="Get Attempt Headers",
+    description="The headers the attempt sent, as stored with it: a sensitive endpoint header "
+    "is named in `sensitive`, its value never stored. An attempt recorded before hookpost "
+    "stored headers answers `recorded: false` with the headers every version sent.",
+)
+async def get_attempt_headers(app: AppCtx, msg_id: MsgId, attempt_id: AttemptId) -> Response:
+    headers = await app.services.messages.attempt_headers(app.id, msg_id, attempt_id)
+    return json_response(mapping.attempt_headers_out(headers))
 
 
 @router.delete(

@@ -58,6 +58,7 @@ from hookpost.api.schemas.endpoints import (
 )
 from hookpost.api.schemas.messages import (
     EndpointMessageOut,
+    MessageAttemptHeadersOut,
     MessageAttemptOut,
     MessageIn,
     MessageOut,
@@ -145,6 +146,7 @@ __all__ = [
     "ListResponseMessageEndpointOut",
     "ListResponseMessageOut",
     "ListResponseOperationalWebhookEndpointOut",
+    "MessageAttemptHeadersOut",
     "MessageAttemptOut",
     "MessageAttemptTriggerType",
     "MessageEndpointOut",

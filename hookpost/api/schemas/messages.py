@@ -112,3 +112,28 @@ class MessageAttemptOut(_Model):
     status_text: MessageStatusText
     trigger_type: MessageAttemptTriggerType
     timestamp: UtcDatetime
+
+
+class MessageAttemptHeadersOut(_Model):
+    """The headers an attempt sent and, when it failed with an answer, the answer's headers
+    (Svix's shape, plus ``recorded``)."""
+
+    sent_headers: dict[str, str] = Field(
+        description="The request's headers as hookpost set them (the HTTP client adds `host`, "
+        "`content-length`, `accept` and `accept-encoding`). A sensitive endpoint header "
+        "(`Authorization`, `*-Token` ...) is never stored: its name is in `sensitive` instead."
+    )
+    response_headers: list[Annotated[list[str], Field(min_length=2, max_length=2)]] | None = Field(
+        description="A non-2xx answer's headers as `[name, value]` pairs, in order, kept up to "
+        "2 KiB and 32 headers, sensitive ones (`set-cookie` ...) left out; null for a 2xx "
+        "answer, no answer, or an attempt recorded before hookpost kept headers."
+    )
+    sensitive: list[str] = Field(
+        description="Names of the sensitive endpoint headers that were sent, values redacted."
+    )
+    recorded: bool = Field(
+        description="hookpost extension. False for an attempt recorded before hookpost stored "
+        "headers (migration 0023): `sentHeaders` then holds only `content-type` and "
+        "`user-agent`, which every hookpost version sent; the signature and endpoint headers "
+        "of such an attempt are not known."
+    )

@@ -176,7 +176,9 @@ class PostgresQueue(PostgresBase):
             return FinishOutcome(disabled_endpoints=[], stale=0)
         # Column-wise parameters for unnest(): attempts, then the deliveries' next states.
         rows = [attempt_values(r.attempt) for r in results]
-        args: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        args: list[Any] = columns[:-1]
+        headers = columns[-1]
         args.append(now_ms)
         args.append([r.delivery_id for r in results])
         args.append([r.lease for r in results])
@@ -189,6 +191,7 @@ class PostgresQueue(PostgresBase):
                 for r in results
             ]
         )
+        args.append(headers)  # $20, the attempts' last column (sql._ATT_CTE)
         failing = {
             r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS
         }

@@ -335,13 +335,15 @@ _ATT_TYPES = (
     "text",
     "bigint",
 )
-assert len(_ATT_TYPES) == len(ATTEMPT_COLUMNS)
+# The last column (headers, migration 0023) is the statements' last parameter, $20, so that
+# the others kept their numbers.
+assert len(_ATT_TYPES) + 1 == len(ATTEMPT_COLUMNS) and ATTEMPT_COLUMNS[-1] == "headers"
 _ATT_CTE = (
     "att AS ("
     f" INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)})"
     " SELECT a.* FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_ATT_TYPES, 1))
-    + f") AS a({', '.join(ATTEMPT_COLUMNS)})"
+    + f", $20::text[]) AS a({', '.join(ATTEMPT_COLUMNS)})"
     " WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id AND m.id = ANY($3))"
     " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = a.endpoint_id AND e.id = ANY($4))"
     " ON CONFLICT (id) DO NOTHING"
@@ -392,14 +394,14 @@ FINISH_SUCCESSES = (
     "SELECT (SELECT count(*) FROM del) AS updated, (SELECT count(*) FROM rst) AS reset"
 )
 # Some failed: the successes of endpoints without a failure in the batch are written as above;
-# the endpoints with one ($20) are locked (in id order, so concurrent batches cannot deadlock
+# the endpoints with one ($21) are locked (in id order, so concurrent batches cannot deadlock
 # on them) and read. Their health is then replayed result by result by domain.health, as on
 # SQLite, and written by ENDPOINT_HEALTH_UPDATE in the same transaction.
 FINISH_WITH_FAILURES = (
-    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('endpoint_id <> ALL($20::text[])')}, "
+    f"WITH {_ATT_CTE}, {_DEL_CTE}, {_successes_ctes('endpoint_id <> ALL($21::text[])')}, "
     "lk AS ("
     f" SELECT id, {', '.join(HEALTH_FIELDS)} FROM endpoints"
-    " WHERE id = ANY($20::text[])"
+    " WHERE id = ANY($21::text[])"
     " ORDER BY id FOR NO KEY UPDATE), "
     "s AS (SELECT (SELECT count(*) FROM del) AS updated,"
     " ARRAY(SELECT attempt_id FROM del) AS finished, (SELECT count(*) FROM rst) AS reset) "

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-MAX_CHUNK = 128  # rows per statement; 128 x 12 columns is far below SQLite's 32,766 variables
+MAX_CHUNK = 128  # rows per statement; 128 x 13 columns is far below SQLite's 32,766 variables
 
 
 def chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
