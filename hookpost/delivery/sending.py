@@ -97,9 +97,11 @@ class Sending:
         active = [k.secret for k in d.keys if k.active(now)]
         attempts = d.attempts + 1
         headers = {
-            **d.headers,
-            "content-type": attempt_headers.CONTENT_TYPE,
-            "user-agent": attempt_headers.USER_AGENT,
+            **(
+                attempt_headers.with_custom(d.headers)
+                if d.headers
+                else attempt_headers.DEFAULT_HEADERS
+            ),
             **scheme.sign_headers(
                 d.message_id, timestamp, d.payload, active, d.event_type, attempts
             ),

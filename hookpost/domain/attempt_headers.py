@@ -30,6 +30,7 @@ USER_AGENT = "hookpost/0.1"
 # Sent with every attempt by delivery.sending; left out of the stored value.
 IMPLICIT: tuple[tuple[str, str], ...] = (("content-type", CONTENT_TYPE), ("user-agent", USER_AGENT))
 _IMPLICIT = dict(IMPLICIT)
+DEFAULT_HEADERS: Mapping[str, str] = _IMPLICIT  # never mutated: spread into each request's
 RESPONSE_KEY = ":response"
 # A failed answer's headers are kept up to this many bytes (names and values) and this many
 # headers, the rest dropped: a receiver's answer must not grow the attempt log without bound.
@@ -50,6 +51,17 @@ class AttemptHeaders:
 @lru_cache(maxsize=4096)
 def _sensitive(name: str) -> bool:
     return is_sensitive_header(name)
+
+
+def with_custom(custom: Mapping[str, str]) -> dict[str, str]:
+    """A request's headers before its signature, for an endpoint with custom headers: those,
+    over hookpost's own. A custom ``User-Agent`` (any case) replaces hookpost's, so that one
+    goes out, not two (``content-type`` cannot be set on an endpoint)."""
+    base = dict(_IMPLICIT)
+    if any(name.lower() == "user-agent" for name in custom):
+        del base["user-agent"]
+    base.update(custom)
+    return base
 
 
 def encode_headers(
@@ -90,8 +102,10 @@ def decode_headers(stored: str | None, message_id: str) -> AttemptHeaders:
             sent[name] = message_id
         else:
             sent[name] = value
+    present = {name.lower() for name in sent} | {name.lower() for name in sensitive}
     for name, value in IMPLICIT:
-        sent.setdefault(name, value)
+        if name not in present:  # a custom User-Agent replaced hookpost's
+            sent[name] = value
     pairs = None if response is None else [(str(n), str(v)) for n, v in response]
     return AttemptHeaders(sent=sent, sensitive=sensitive, response=pairs)
 

@@ -14,9 +14,7 @@ SECRET = generate_secret()
 def sent(**custom: str) -> dict[str, str]:
     """Headers as delivery.sending builds them."""
     return {
-        **custom,
-        "content-type": ah.CONTENT_TYPE,
-        "user-agent": ah.USER_AGENT,
+        **(ah.with_custom(custom) if custom else ah.DEFAULT_HEADERS),
         **StandardWebhooksV1().sign_headers(MSG, 1765152000, b"{}", [SECRET]),
     }
 
@@ -55,9 +53,6 @@ def test_only_endpoint_headers_are_redacted() -> None:
 
 
 def test_unusual_values_of_the_implicit_headers_are_kept() -> None:
-    headers = {**sent(), "User-Agent": "custom/1"}  # an endpoint's own, sent beside ours
-    read = ah.decode_headers(ah.encode_headers(headers, MSG, ["User-Agent"]), MSG)
-    assert read.sent["User-Agent"] == "custom/1" and read.sent["user-agent"] == ah.USER_AGENT
     changed = {**sent(), "user-agent": "hookpost/9"}
     assert (
         ah.decode_headers(ah.encode_headers(changed, MSG), MSG).sent["user-agent"] == "hookpost/9"
@@ -82,3 +77,13 @@ def test_an_attempt_recorded_before_reads_as_unrecorded() -> None:
     assert read.recorded is False
     assert read.sent == {"content-type": ah.CONTENT_TYPE, "user-agent": ah.USER_AGENT}
     assert read.sensitive == [] and read.response is None
+
+
+def test_a_custom_user_agent_replaces_hookposts_in_any_case() -> None:
+    for name in ("User-Agent", "user-agent", "USER-AGENT"):
+        headers = sent(**{name: "acme-relay/2"})
+        assert [v for k, v in headers.items() if k.lower() == "user-agent"] == ["acme-relay/2"]
+        read = ah.decode_headers(ah.encode_headers(headers, MSG, [name]), MSG)
+        assert read.sent == headers  # hookpost's user agent is not added back
+    assert sent()["user-agent"] == ah.USER_AGENT
+    assert sent(**{"X-Tenant": "a"})["user-agent"] == ah.USER_AGENT
