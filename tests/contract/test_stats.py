@@ -310,13 +310,14 @@ async def test_cancels_are_logged_at_their_time_and_rolled_up(store: Store) -> N
     at = H + 2 * HOUR_MS + 5
     assert await claim(store, at) == []
     hour = hour_of(at)
-    logged = [
+    of_plain = [
         Canceled(hour, app.id, plain.id, "a.one", 1),
         Canceled(hour, app.id, plain.id, "a.two", 2),
-        Canceled(hour, app.id, ordered.id, "b.one", 3),
     ]
-    assert sorted(await store.stats_canceled(Scope(app.id), H, H + DAY)) == logged
-    assert await store.stats_canceled(Scope(app.id, ordered.id), at, at + 1) == logged[2:]
+    of_ordered = [Canceled(hour, app.id, ordered.id, "b.one", 3)]
+    got = await store.stats_canceled(Scope(app.id), H, H + DAY)
+    assert sorted(got) == sorted(of_plain + of_ordered)
+    assert await store.stats_canceled(Scope(app.id, ordered.id), at, at + 1) == of_ordered
     assert await store.stats_canceled(Scope(app.id), H, at) == []
 
     now = at + HOUR_MS + ROLLUP_GRACE_MS
