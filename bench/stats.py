@@ -5,8 +5,8 @@ straight into it (not through HTTP) over the 30 days before now, runs the rollup
 end (timed), then times a 30-day application report (``StatsService.app``, as the route and the
 dashboard call it) and Svix's app attempt stats (``StatsService.app_attempts``, the route
 ``GET /api/v1/app/{app_id}/stats/attempts``): each one's first run and the median of five;
-also, once, the same report with no rollups (every attempt read: what the rollups replace).
-One JSON line on stdout.
+also, once, the same report with no rollups (every attempt read: what the rollups replace), and
+one (application, hour) rolled up again as after a late attempt. One JSON line on stdout.
 
 The rows: N/2 messages of one application (5 event types, 10 endpoints, one delivery each),
 two attempts per delivery (a failure, 500 or a timeout, then a success); the last 1,000
@@ -30,7 +30,7 @@ import asyncpg
 
 from bench.common import emit
 from hookpost.domain import ids
-from hookpost.domain.stats import DAY_MS, Scope
+from hookpost.domain.stats import DAY_MS, Scope, hour_of
 from hookpost.services.stats import StatsService
 from hookpost.store.migrate import upgrade
 from hookpost.store.rows import PlainBox
@@ -233,6 +233,23 @@ async def _timed(coro: Any) -> tuple[Any, float]:
     return result, round((time.perf_counter() - t0) * 1000, 1)
 
 
+async def _mark_dirty(url: str, hour: int) -> None:
+    """What a late attempt's write does (domain.stats.late_hours)."""
+    mark = "INSERT INTO stats_dirty (app_id, hour, gen) VALUES ({}, {}, 1)"
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=60)
+        try:
+            conn.execute(mark.format("?", "?"), (APP, hour))
+        finally:
+            conn.close()
+        return
+    pg = await asyncpg.connect(url)
+    try:
+        await pg.execute(mark.format("$1", "$2"), APP, hour)
+    finally:
+        await pg.close()
+
+
 async def measure(url: str, now: int) -> dict[str, Any]:
     store = _store(url)
     await store.open()
@@ -249,7 +266,15 @@ async def measure(url: str, now: int) -> dict[str, Any]:
         raw_cells, raw_ms = await _timed(store.stats_cells(Scope(APP), since, until))
         svix, svix_ms = await _timed(service.app_attempts(APP, since, until))
         svix_runs = [(await _timed(service.app_attempts(APP, since, until)))[1] for _ in range(5)]
+        # A late attempt's (application, hour) rolled up again: one hour of attempts re-read.
+        await _mark_dirty(url, hour_of(now - 15 * DAY_MS))
+        rerolled, reroll_ms = await _timed(store.reroll_next())
+        again = await service.app(APP, since, until)
         return {
+            "reroll_hour_ms": reroll_ms,
+            "reroll_done": rerolled is not None and await store.reroll_next() is None,
+            "reroll_counts_unchanged": (again.succeeded, again.failed)
+            == (first.succeeded, first.failed),
             "attempts_counted": first.succeeded + first.failed,
             "pending": first.pending,
             "p50_ms": first.p50_ms,
