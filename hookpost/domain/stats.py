@@ -19,13 +19,17 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
 from hookpost.domain.errors import InvalidInput
+from hookpost.domain.models import Attempt
 from hookpost.domain.retry import error_class
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 # An hour is rolled up once this long has passed after its end: an attempt is written by its
-# worker's next batch, within a second or two; one written later than this is not counted.
+# worker's next batch, within a second or two.
 ROLLUP_GRACE_MS = 10 * 60_000
+# An attempt written this long after its hour's end may find the hour rolled up already: its
+# write marks the (application, hour) dirty, and the pass rolls that up again (late_hours).
+LATE_AFTER_MS = ROLLUP_GRACE_MS // 2
 HOURLY_UP_TO_MS = 48 * HOUR_MS  # ranges up to this long are broken down by hour, longer by day
 MAX_RANGE_MS = 366 * DAY_MS
 TOP_REASONS = 10
@@ -80,6 +84,23 @@ def closed_until(now_ms: int) -> int:
     return hour_of(now_ms - ROLLUP_GRACE_MS)
 
 
+def first_hour(*times: int | None) -> int | None:
+    """The hour of the earliest of ``times`` given (None if none is)."""
+    known = [t for t in times if t is not None]
+    return hour_of(min(known)) if known else None
+
+
+def late_hours(attempts: Iterable[Attempt], now_ms: int) -> list[tuple[str, int]]:
+    """(application, hour) of the attempts written at ``now_ms`` so long after their hour
+    that the pass may have rolled it up: the hours to roll up again. Sorted (the order the
+    stores lock them in). One comparison per attempt: the finish path's whole cost."""
+    before = hour_of(now_ms - LATE_AFTER_MS)
+    late = {
+        (a.app_id, a.created_at - a.created_at % HOUR_MS) for a in attempts if a.created_at < before
+    }
+    return sorted(late)
+
+
 class Cell(NamedTuple):
     """Attempts with all of these in common, and how many."""
 
@@ -90,6 +111,17 @@ class Cell(NamedTuple):
     status: int
     bucket: int
     reason: str  # "" for a success
+    n: int
+
+
+class Canceled(NamedTuple):
+    """Deliveries canceled in an hour with all of these in common, and how many (a
+    cancellation counts at its time, as an attempt does)."""
+
+    hour: int
+    app_id: str
+    endpoint_id: str
+    event_type: str
     n: int
 
 
@@ -129,6 +161,18 @@ class Rollup:
     counts: dict[tuple[int, str, str, str], list[int]] = field(default_factory=dict)
     latency: Counter[tuple[int, str, str, int]] = field(default_factory=Counter)
     failures: Counter[tuple[int, str, str, str]] = field(default_factory=Counter)
+    canceled: Counter[tuple[int, str, str, str]] = field(default_factory=Counter)
+
+    def add_canceled(self, rows: Iterable[Canceled]) -> Rollup:
+        for r in rows:
+            self.canceled[(r.hour, r.app_id, r.endpoint_id, r.event_type)] += r.n
+        return self
+
+    def canceled_rows(self) -> list[tuple[int, str, str, str, int]]:
+        return sorted((*k, v) for k, v in self.canceled.items())
+
+    def __bool__(self) -> bool:
+        return bool(self.counts or self.canceled)
 
     def count_rows(self) -> list[tuple[int, str, str, str, int, int]]:
         return sorted((*k, v[0], v[1]) for k, v in self.counts.items())

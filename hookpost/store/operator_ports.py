@@ -13,7 +13,7 @@ from hookpost.domain.models import (
     Page,
     PageRequest,
 )
-from hookpost.domain.stats import Cell, Marginals, Scope
+from hookpost.domain.stats import Canceled, Cell, Marginals, Scope
 from hookpost.domain.tracecontext import TraceContext
 
 
@@ -165,9 +165,22 @@ class Stats(Protocol):
         that are pending or sending now (read from the queue's indexes)."""
         ...
 
-    async def stats_canceled(
-        self, scope: Scope, since_ms: int, until_ms: int
-    ) -> list[tuple[str, int]]:
-        """(event type, deliveries) canceled of messages created in [since, until). Not
-        rolled up: it reads the scope's deliveries of the range."""
+    async def stats_canceled(self, scope: Scope, since_ms: int, until_ms: int) -> list[Canceled]:
+        """The scope's deliveries canceled in [since, until) (each cancel logs its time), as
+        the rollup pass reduces them."""
+        ...
+
+    async def stats_types(
+        self, scope: Scope, from_hour: int, to_hour: int
+    ) -> list[tuple[str, int, int, int]]:
+        """(event type, succeeded, failed, canceled) of the rollups of the scope's hours
+        [from_hour, to_hour): Svix's app attempt stats."""
+        ...
+
+    async def reroll_next(self) -> tuple[str, int] | None:
+        """Roll up again the oldest (application, hour) that a late attempt marked dirty
+        (``domain.stats.late_hours``; a mark of an hour not rolled up yet just goes), in one
+        transaction whose mark goes only if no other late write bumped it meanwhile. That
+        (application, hour); None when none is marked, or another process's pass has the
+        turn."""
         ...

@@ -336,8 +336,9 @@ message_traces = Table(
 )
 
 # Attempt statistics (domain.stats): hourly rollups of the attempts table, filled for closed
-# hours by a background pass (docs/decisions/0033-stats.md); nothing on the delivery path
-# writes them. Keyed by application first (its queries), with an index per endpoint.
+# hours by a background pass (docs/decisions/0033-stats.md); the delivery path writes only a
+# cancellation's row and, rarely, a late attempt's dirty mark. Keyed by application first (its
+# queries), with an index per endpoint.
 stats_hourly = Table(
     "stats_hourly",
     metadata,
@@ -382,6 +383,38 @@ stats_failures = Table(  # failed attempts per reason (domain.stats.failure_reas
     Column("reason", Text, primary_key=True),
     Column("attempts", BigInteger, nullable=False),
     Index("ix_stats_failures_endpoint", "endpoint_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+# Cancellations, counted at their time as attempts are (migration 0022): the cancel writes a
+# row here, the pass rolls an hour of them up into stats_canceled.
+stats_cancellations = Table(
+    "stats_cancellations",
+    metadata,
+    Column("canceled_at", BigInteger, nullable=False),
+    Column("app_id", Id, nullable=False),
+    Column("endpoint_id", Id, nullable=False),
+    Column("event_type", Id, nullable=False),
+    Index("ix_stats_cancellations_time", "canceled_at"),
+)
+
+stats_canceled = Table(
+    "stats_canceled",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("endpoint_id", Id, primary_key=True),
+    Column("event_type", Id, primary_key=True),
+    Column("deliveries", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+stats_dirty = Table(  # (application, hour) rolled up before a late attempt of it was written
+    "stats_dirty",
+    metadata,
+    Column("app_id", Id, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("gen", BigInteger, nullable=False),  # bumped by each late write
     sqlite_with_rowid=False,
 )
 

@@ -48,3 +48,19 @@ LATENCY = f"SELECT bucket, {_ATTEMPTS} FROM stats_latency{{where}} GROUP BY buck
 # An application's: the per-application table, a row per hour and bucket.
 APP_LATENCY = f"SELECT bucket, {_ATTEMPTS} FROM stats_latency_app{{where}} GROUP BY bucket"
 REASONS = f"SELECT reason, {_ATTEMPTS} FROM stats_failures{{where}} GROUP BY reason"
+# Cancellations of the log as domain.stats.Canceled rows: the caller adds the WHERE clause
+# (times first) and "GROUP BY 1, 2, 3, 4".
+CANCELED_CELLS = (
+    f"SELECT (canceled_at / {HOUR_MS}) * {HOUR_MS}, app_id, endpoint_id, event_type, count(*)"
+    " FROM stats_cancellations"
+)
+# Svix's app attempt stats from the rollups: (event type, succeeded, failed, canceled); "{where}"
+# is the scope and the hours, bound twice.
+TYPES_WITH_CANCELED = (
+    "SELECT event_type, CAST(sum(s) AS BIGINT), CAST(sum(f) AS BIGINT), CAST(sum(c) AS BIGINT)"
+    " FROM (SELECT event_type, sum(succeeded) AS s, sum(failed) AS f, 0 AS c FROM stats_hourly"
+    "{where} GROUP BY event_type UNION ALL SELECT event_type, 0, 0, sum(deliveries)"
+    " FROM stats_canceled{where} GROUP BY event_type) t GROUP BY event_type"
+)
+# The oldest (application, hour) marked dirty by a late attempt, and the mark's generation.
+DIRTY_NEXT = "SELECT app_id, hour, gen FROM stats_dirty ORDER BY hour, app_id LIMIT 1"

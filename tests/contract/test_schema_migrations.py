@@ -280,3 +280,80 @@ async def test_signature_header_migration_renames_the_default_scheme(database_ur
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0005")
     assert await on_connection(database_url, _endpoint_signing) == [("ep_m", "standard-v1", None)]
     assert await on_connection(database_url, _queued) == [("msg_m", "ep_m", 5)]
+
+
+_HOUR = 3_600_000
+
+
+def _two_canceled_deliveries(conn: Connection) -> None:
+    """Two deliveries canceled before migration 0022: one in an hour the rollup pass had done
+    (rolled up by the migration), one after (left to the pass); and one still pending."""
+    conn.execute(
+        text(
+            "INSERT INTO applications (id, name, created_at, updated_at)"
+            " VALUES ('app_c', 'c', 1, 1)"
+        )
+    )
+    for ep in ("ep_c1", "ep_c2"):
+        conn.execute(
+            text(
+                "INSERT INTO endpoints (id, app_id, url, keys, created_at, updated_at) "
+                "VALUES (:ep, 'app_c', 'http://127.0.0.1/', '[]', 1, 1)"
+            ),
+            {"ep": ep},
+        )
+    for msg, event_type in (("msg_c1", "a.one"), ("msg_c2", "a.two")):
+        conn.execute(
+            text(
+                "INSERT INTO messages (id, app_id, event_type, payload, created_at) "
+                "VALUES (:msg, 'app_c', :et, :payload, 1)"
+            ),
+            {"msg": msg, "et": event_type, "payload": b"{}"},
+        )
+    for msg, ep, status, updated in (
+        ("msg_c1", "ep_c1", 4, 2 * _HOUR + 5),
+        ("msg_c2", "ep_c1", 4, 9 * _HOUR + 7),
+        ("msg_c2", "ep_c2", 0, 9 * _HOUR + 8),
+    ):
+        conn.execute(
+            text(
+                "INSERT INTO deliveries (app_id, message_id, endpoint_id, status, updated_at) "
+                "VALUES ('app_c', :msg, :ep, :status, :updated)"
+            ),
+            {"msg": msg, "ep": ep, "status": status, "updated": updated},
+        )
+    conn.execute(text(f"INSERT INTO stats_rollup_state (id, rolled_until) VALUES (1, {5 * _HOUR})"))
+
+
+def _cancellation_stats(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    logged = conn.execute(
+        text(
+            "SELECT canceled_at, app_id, endpoint_id, event_type FROM stats_cancellations"
+            " ORDER BY canceled_at"
+        )
+    )
+    rolled = conn.execute(
+        text("SELECT app_id, hour, endpoint_id, event_type, deliveries FROM stats_canceled")
+    )
+    return [tuple(r) for r in logged], [tuple(r) for r in rolled]
+
+
+async def test_stats_migration_logs_the_deliveries_already_canceled(database_url: str) -> None:
+    """0022 logs each delivery canceled before it at its last update, and rolls up those of
+    the hours the pass had already done (the others are the pass's)."""
+    from alembic import command
+
+    before = ScriptDirectory.from_config(alembic_config(database_url)).get_revision("0022")
+    previous = str(before.down_revision)  # the revision 0022 follows (re-chained at merges)
+    await asyncio.to_thread(upgrade, database_url, previous)
+    await on_connection(database_url, _two_canceled_deliveries)
+    await asyncio.to_thread(upgrade, database_url)
+    assert await on_connection(database_url, _cancellation_stats) == (
+        [
+            (2 * _HOUR + 5, "app_c", "ep_c1", "a.one"),
+            (9 * _HOUR + 7, "app_c", "ep_c1", "a.two"),
+        ],
+        [("app_c", 2 * _HOUR, "ep_c1", "a.one", 1)],
+    )
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), previous)
+    assert await on_connection(database_url, current_revisions) == [previous]

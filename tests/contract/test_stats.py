@@ -1,7 +1,9 @@
 """The Stats port: the rollup pass's SQL equals domain.stats computed in Python over the same
 attempts (buckets, failure reasons, hours), the raw reads equal it too, a pass writes each hour
 once, and a report over rolled-up hours plus the open tail equals one computed from the
-attempts, before and after the clock moves on. Run once per backend."""
+attempts, before and after the clock moves on. Cancellations count at their time and are rolled
+up too; attempts written late into rolled-up hours are counted once the pass has run again.
+Run once per backend."""
 
 from __future__ import annotations
 
@@ -11,14 +13,18 @@ from dataclasses import dataclass, field, replace
 from hookpost.domain.models import AttemptStatus, Endpoint
 from hookpost.domain.stats import (
     HOUR_MS,
+    LATE_AFTER_MS,
     ROLLUP_GRACE_MS,
+    SUCCESS,
     AttemptRow,
+    Canceled,
     Marginals,
     Scope,
     Tally,
     cells_of,
     closed_until,
     fold,
+    hour_of,
 )
 from hookpost.services.stats import StatsService
 from hookpost.store.base import Store
@@ -72,8 +78,10 @@ class World:
         error: str | None = None,
         final: bool = True,
         app_id: str | None = None,
+        written: int | None = None,
     ) -> None:
-        """A message sent at ``at`` and one attempt of its delivery at ``at`` + 1."""
+        """A message sent at ``at`` and one attempt of its delivery at ``at`` + 1, written at
+        ``written`` (default: then too)."""
         msg = await send(self.store, app_id or self.app_id, now=at, event_type=event_type)
         (c,) = [c for c in await claim(self.store, at + 1) if c.message_id == msg.id]
         status = SUCCEEDED if ok else (FAILED if final else PENDING)
@@ -90,7 +98,7 @@ class World:
                 error=error,
                 **extra,
             ),
-            now=at + 1,
+            now=at + 1 if written is None else written,
         )
         self.rows.append(
             AttemptRow(
@@ -277,7 +285,138 @@ async def test_live_and_canceled_deliveries(store: Store) -> None:
     assert await store.stats_live(app, H, H + HOUR_MS) == (1, 2)
     assert await store.stats_live(Scope(w.app_id, ep1.id), H, H + HOUR_MS) == (0, 0)
     assert await store.stats_live(app, H + 25, H + HOUR_MS) == (1, 1)
-    assert sorted(await store.stats_canceled(app, H, H + HOUR_MS)) == [("a.one", 1), ("a.two", 1)]
-    assert await store.stats_canceled(app, H + 15, H + HOUR_MS) == []
+    # canceled at the claim's time, not the messages'
+    hour = hour_of(H + DAY + 1)
+    assert sorted(await store.stats_canceled(app, H + DAY, H + DAY + HOUR_MS)) == [
+        Canceled(hour, w.app_id, ep1.id, "a.one", 1),
+        Canceled(hour, w.app_id, ep1.id, "a.two", 1),
+    ]
+    assert await store.stats_canceled(app, H, H + DAY + 1) == []
+    assert await store.stats_canceled(app, H + DAY + 2, H + DAY + HOUR_MS) == []
     # the status of the canceled rows is what the store says it is
     assert (await store.get_delivery(sending.id, ep1.id)).status == CANCELED
+
+
+async def test_cancels_are_logged_at_their_time_and_rolled_up(store: Store) -> None:
+    """Both ways a claim cancels (a disabled endpoint's due rows, an ordered one's parked rows
+    with them); an hour with cancellations and no attempt is rolled up, not stepped over."""
+    app = await new_app(store)
+    plain = await new_endpoint(store, app.id, event_types=["a.one", "a.two"])
+    ordered = await new_endpoint(store, app.id, event_types=["b.one"], ordered=True)
+    for i, et in enumerate(["a.one", "a.two", "a.two", "b.one", "b.one", "b.one"]):
+        await send(store, app.id, now=H + i, event_type=et)
+    for ep in (plain, ordered):
+        await store.update_endpoint(replace(ep, disabled=True, updated_at=ep.updated_at + 1))
+    at = H + 2 * HOUR_MS + 5
+    assert await claim(store, at) == []
+    hour = hour_of(at)
+    of_plain = [
+        Canceled(hour, app.id, plain.id, "a.one", 1),
+        Canceled(hour, app.id, plain.id, "a.two", 2),
+    ]
+    of_ordered = [Canceled(hour, app.id, ordered.id, "b.one", 3)]
+    got = await store.stats_canceled(Scope(app.id), H, H + DAY)
+    assert sorted(got) == sorted(of_plain + of_ordered)
+    assert await store.stats_canceled(Scope(app.id, ordered.id), at, at + 1) == of_ordered
+    assert await store.stats_canceled(Scope(app.id), H, at) == []
+
+    now = at + HOUR_MS + ROLLUP_GRACE_MS
+    assert await roll_all(store, now) > 0
+    assert await store.rolled_until() == closed_until(now)
+    by_type = [("a.one", 0, 0, 1), ("a.two", 0, 0, 2), ("b.one", 0, 0, 3)]
+    assert sorted(await store.stats_types(Scope(app.id), H, closed_until(now))) == by_type
+    only_plain = await store.stats_types(Scope(app.id, plain.id), H, closed_until(now))
+    assert sorted(only_plain) == by_type[:2]
+    assert await store.stats_types(Scope(app.id), H, hour) == []
+    # the service's answer is the same whether the hour is rolled up or read raw
+    for clock in (at + 1, now):
+        service = StatsService(store, clock=lambda c=clock: c)  # type: ignore[misc]
+        stats = await service.app_attempts(app.id, H, H + DAY)
+        assert {k: v.canceled for k, v in stats.by_event_type.items()} == {
+            "a.one": 1,
+            "a.two": 2,
+            "b.one": 3,
+        }
+        assert stats.total("success") == stats.total("failure") == 0
+
+
+async def test_svix_attempt_stats_over_rolled_hours_and_the_tail(store: Store) -> None:
+    """Svix's app attempt stats equal counts of the attempts and cancels made, on both sides of
+    the mark, with the range's edges off the hour."""
+    w = await world(store)
+    await w.random_attempts(random.Random(21), H, H + 5 * HOUR_MS, 50)
+    ep1 = w.endpoints["ep1"]
+    await send(store, w.app_id, now=H + 3 * HOUR_MS, event_type="a.two")
+    await store.update_endpoint(replace(ep1, disabled=True, updated_at=ep1.updated_at + 1))
+    cancel_at = H + 3 * HOUR_MS + 7
+    await claim(store, cancel_at)
+    canceled = await store.stats_canceled(Scope(w.app_id), H, H + DAY)
+    assert sum(c.n for c in canceled) == 1
+    since, until = H + HOUR_MS // 3, H + 5 * HOUR_MS - 17
+    for clock in (H, H + 2 * HOUR_MS + ROLLUP_GRACE_MS, H + 6 * HOUR_MS):
+        service = StatsService(store, clock=lambda c=clock: c)  # type: ignore[misc]
+        await service.roll_up(pause_s=0)
+        stats = await service.app_attempts(w.app_id, since, until)
+        expected: dict[str, list[int]] = {}
+        for r in scoped(w.rows, Scope(w.app_id), since, until):
+            expected.setdefault(r.event_type, [0, 0, 0])[0 if r.status == SUCCESS else 1] += 1
+        expected.setdefault("a.two", [0, 0, 0])[2] += 1  # the cancel, in the range
+        got = {k: [v.success, v.failure, v.canceled] for k, v in stats.by_event_type.items()}
+        assert got == expected
+        only = await service.app_attempts(w.app_id, since, until, ["a.two"])
+        assert list(only.by_event_type) == ["a.two"]
+
+
+async def test_attempts_written_late_into_rolled_hours_are_counted(store: Store) -> None:
+    """An attempt written long after its time marks its (application, hour) dirty in the
+    same write; the next pass rolls that hour up again. On-time writes mark nothing."""
+    w = await world(store)
+    other = await new_app(store)
+    await new_endpoint(store, other.id)
+    await w.random_attempts(random.Random(5), H, H + 3 * HOUR_MS, 30)
+    await w.attempt("ep1", "a.one", H + 10, ok=True, app_id=other.id)
+    clock = [H + 3 * HOUR_MS + ROLLUP_GRACE_MS]
+    service = StatsService(store, clock=lambda: clock[0])
+    assert await service.roll_up(pause_s=0) > 0
+    assert await store.rolled_until() == H + 3 * HOUR_MS
+    assert await store.reroll_next() is None  # every attempt was written on time
+
+    async def check(scope: Scope) -> None:
+        since, until = H, H + 3 * HOUR_MS  # every hour of it rolled up
+        tally = Tally()
+        tally.add_cells(cells_of(scoped(w.rows, scope, since, until)))
+        assert await service.app(scope.app_id, since, until) == tally.report(since, until, 0, 0)
+        stats = await service.app_attempts(scope.app_id, since, until)
+        assert stats.total("success") + stats.total("failure") == len(
+            scoped(w.rows, scope, since, until)
+        )
+        assert normalised(await store.stats_rollups(scope, since, until)) == expected_marginals(
+            scoped(w.rows, scope, since, until)
+        )
+
+    written = clock[0] + 60_000  # ~an hour after the first, minutes after the second's end
+    await w.attempt("ep1", "a.one", H + 5, ok=True, duration=900, written=written)
+    await w.attempt(
+        "ep2", "b.one", H + HOUR_MS + 7, ok=False, code=0, error="timeout: x", written=written
+    )
+    await w.attempt("ep2", "b.one", H + HOUR_MS + 9, ok=True, written=written)
+    # until the pass runs again the rolled hours lack them (at most a pass's interval)
+    before = await service.app(w.app_id, H, H + 3 * HOUR_MS)
+    on_time = len(scoped(w.rows[:-3], Scope(w.app_id), H, H + 3 * HOUR_MS))
+    assert before.succeeded + before.failed == on_time
+    assert await service.roll_up(pause_s=0) == 2  # two (application, hour)s, once each
+    assert await store.reroll_next() is None
+    await check(Scope(w.app_id))
+    await check(Scope(other.id))  # another application's rows are left as they were
+
+    # the hour the pass has not come to yet: its mark just goes, the pass then counts it
+    await w.attempt(
+        "ep1", "a.two", H + 3 * HOUR_MS + 3, ok=True, written=H + 4 * HOUR_MS + LATE_AFTER_MS
+    )
+    assert await store.reroll_next() == (w.app_id, H + 3 * HOUR_MS)
+    assert await store.rolled_until() == H + 3 * HOUR_MS
+    clock[0] = H + 4 * HOUR_MS + ROLLUP_GRACE_MS
+    assert await service.roll_up(pause_s=0) > 0
+    rows = scoped(w.rows, Scope(w.app_id), H, H + 4 * HOUR_MS)
+    got = await store.stats_rollups(Scope(w.app_id), H, H + 4 * HOUR_MS)
+    assert normalised(got) == expected_marginals(rows)

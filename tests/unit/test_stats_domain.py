@@ -10,9 +10,11 @@ from collections import Counter
 import pytest
 
 from hookpost.domain.errors import InvalidInput
+from hookpost.domain.models import Attempt, AttemptStatus, Trigger
 from hookpost.domain.stats import (
     DAY_MS,
     HOUR_MS,
+    LATE_AFTER_MS,
     LATENCY_BOUNDS,
     LATENCY_ERROR,
     ROLLUP_GRACE_MS,
@@ -22,6 +24,7 @@ from hookpost.domain.stats import (
     check_range,
     closed_until,
     failure_reason,
+    late_hours,
     latency_bucket,
     percentile,
     split_range,
@@ -129,3 +132,42 @@ def test_a_report_is_hourly_up_to_48_hours_and_daily_beyond() -> None:
         (H0 + DAY_MS, 0, 1),
         (H0 + 2 * DAY_MS, 0, 0),
     ]
+
+
+def _attempt(app_id: str, created_at: int) -> Attempt:
+    return Attempt(
+        id="atmpt_x",
+        app_id=app_id,
+        message_id="msg_x",
+        endpoint_id="ep_x",
+        url="http://127.0.0.1:9/",
+        status=AttemptStatus.SUCCESS,
+        trigger=Trigger.SCHEDULED,
+        response_status_code=200,
+        response="",
+        duration_ms=1,
+        created_at=created_at,
+    )
+
+
+def test_late_hours_are_those_written_well_after_their_hour() -> None:
+    """Written LATE_AFTER_MS or more after its hour's end, an attempt marks (app, hour); the
+    pass closes an hour only ROLLUP_GRACE_MS after its end, so earlier writes are in time."""
+    end = H0 + HOUR_MS
+    assert LATE_AFTER_MS < ROLLUP_GRACE_MS
+    last = _attempt("app_a", end - 1)
+    assert late_hours([last], end + LATE_AFTER_MS - 1) == []
+    assert late_hours([last], end + LATE_AFTER_MS) == [("app_a", H0)]
+    batch = [
+        _attempt("app_b", H0 + 5),
+        _attempt("app_a", H0 + 7),
+        _attempt("app_a", H0 + 9),
+        _attempt("app_a", end + 1),  # the next hour: not late yet
+        _attempt("app_a", H0 - HOUR_MS),
+    ]
+    assert late_hours(batch, end + LATE_AFTER_MS) == [
+        ("app_a", H0 - HOUR_MS),
+        ("app_a", H0),
+        ("app_b", H0),
+    ]
+    assert late_hours([], end) == []

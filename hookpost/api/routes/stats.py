@@ -34,8 +34,10 @@ Until = Annotated[datetime, Query(description="The range's end (exclusive).")]
     operation_id="v1.application.stats.attempts",
     summary="Get App Attempts Stats",
     description=(
-        "Attempts that succeeded and failed in [since, until), and deliveries canceled of the "
-        "messages created in it, per event type."
+        "Attempts that succeeded and failed in [since, until), and deliveries canceled in it "
+        "(a disabled endpoint's queued deliveries, at the time a worker canceled them), per "
+        "event type. Closed hours are read from rollups, the rest from the attempts and the "
+        "cancellations (docs/decisions/0033-stats.md)."
     ),
 )
 async def app_attempt_stats(

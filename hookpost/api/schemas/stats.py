@@ -17,8 +17,8 @@ class AppAttemptEventTypeStats(BaseModel):
 
 
 class AppAttemptStatsOut(BaseModel):
-    """Attempts that succeeded and failed in [since, until), and deliveries canceled of the
-    messages created in it, in all and per event type."""
+    """Attempts that succeeded and failed in [since, until), and deliveries canceled in it,
+    in all and per event type."""
 
     by_event_type: dict[str, AppAttemptEventTypeStats]
     total_success: int

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hookpost.store.postgres.sql import (
     CLAIM,
+    CLAIM_CANCELING,
     CLAIM_HEADS,
     DB_NOW,
     DELIVERIES_INSERT,
@@ -33,6 +34,7 @@ class Clocked:
     database_clock: bool
     claim_heads: str
     claim: str
+    claim_canceling: str
     finish_successes: str
     finish_with_failures: str
     release: str
@@ -58,6 +60,7 @@ class Clocked:
             database_clock=database_clock,
             claim_heads=at(CLAIM_HEADS, "$1"),
             claim=at(CLAIM, "$1"),
+            claim_canceling=at(CLAIM_CANCELING, "$1"),
             finish_successes=at(FINISH_SUCCESSES, "$13"),
             finish_with_failures=at(FINISH_WITH_FAILURES, "$13"),
             release=at(RELEASE, "$1"),

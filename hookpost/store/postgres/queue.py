@@ -24,6 +24,7 @@ from hookpost.domain.operational import OperationalEvent, applied, auto_disabled
 from hookpost.domain.ordering import head_left
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head, Share
+from hookpost.domain.stats import late_hours
 from hookpost.domain.throttle import Pace
 from hookpost.store.postgres import sql
 from hookpost.store.postgres.core import PostgresBase, command_status_count
@@ -101,7 +102,7 @@ class PostgresQueue(PostgresBase):
         paced = [(s.endpoint_id, s.pace) for s in shares if s.pace is not None]
         canceled = [s.endpoint_id for s in shares if s.cancel]
         rows: list[asyncpg.Record] = await self._db.fetch(
-            self._sql.claim,
+            self._sql.claim_canceling if canceled else self._sql.claim,
             now_ms,
             [s.endpoint_id for s in shares],
             [s.take for s in shares],
@@ -195,12 +196,15 @@ class PostgresQueue(PostgresBase):
         failing = {
             r.attempt.endpoint_id for r in results if r.attempt.status != AttemptStatus.SUCCESS
         }
+        # Rare: attempts written so late that their hour may be rolled up (domain.stats).
+        late = late_hours((r.attempt for r in results), now_ms)
 
         if not failing and notify:  # recovered deliveries: with their events, in a transaction
 
             async def successes_notified() -> FinishOutcome:
                 async with self._db.acquire() as conn, conn.transaction():
                     row = await conn.fetchrow(self._sql.finish_successes, *args)
+                    await _mark_late(conn, late)
                     notified = await write_events(conn, self._sql, notify)
                 stale = len(results) - row["updated"]
                 return FinishOutcome(disabled_endpoints=[], stale=stale, notified=notified)
@@ -209,7 +213,12 @@ class PostgresQueue(PostgresBase):
         if not failing:
             # One statement, one round trip: the common case of a healthy batch.
             async def successes() -> FinishOutcome:
-                row = await self._db.fetchrow(self._sql.finish_successes, *args)
+                if late:
+                    async with self._db.acquire() as conn, conn.transaction():
+                        row = await conn.fetchrow(self._sql.finish_successes, *args)
+                        await _mark_late(conn, late)
+                else:
+                    row = await self._db.fetchrow(self._sql.finish_successes, *args)
                 return FinishOutcome(disabled_endpoints=[], stale=len(results) - row["updated"])
 
             return await self._retrying(successes, _FINISH_RACES)
@@ -217,6 +226,7 @@ class PostgresQueue(PostgresBase):
         async def with_failures() -> FinishOutcome:
             async with self._db.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(self._sql.finish_with_failures, *args, sorted(failing))
+                await _mark_late(conn, late)
                 finished = set(rows[0]["finished"])  # the results whose lease was held
                 states = {
                     r["id"]: Health(*(r[c] for c in HEALTH_FIELDS))
@@ -303,3 +313,9 @@ class PostgresQueue(PostgresBase):
         else:
             due = await self._db.fetchval(self._sql.next_due_for, now_ms)
         return due
+
+
+async def _mark_late(conn: asyncpg.Connection, late: list[tuple[str, int]]) -> None:
+    """Mark the hours of late attempts dirty, in the finish's transaction (domain.stats)."""
+    if late:
+        await conn.execute(sql.STATS_DIRTY, *map(list, zip(*late, strict=True)))

@@ -275,7 +275,7 @@ CLAIM_HEADS = (
 # rows only if its endpoint's pace is still as read (no other claim took its slots since) and
 # no other claim holds it (`thr`), and moves the pace past the rows taken (`pace`: the step of
 # domain.throttle.advance).
-CLAIM = (
+_CLAIM = (
     "WITH thr AS MATERIALIZED ("
     " SELECT e.id FROM endpoints e JOIN unnest($8::text[], $9::float8[]) AS p(id, seen)"
     " ON e.id = p.id WHERE e.throttle_at IS NOT DISTINCT FROM p.seen"
@@ -308,7 +308,7 @@ CLAIM = (
     " updated_at = $1"
     " WHERE d.id = ANY(ARRAY(SELECT id FROM taken))"
     " RETURNING d.id, d.app_id, d.message_id, d.endpoint_id, d.attempts, d.trigger, d.status) "
-    "SELECT upd.id, upd.app_id, upd.message_id, upd.endpoint_id, upd.attempts, upd.trigger,"
+    "{log}SELECT upd.id, upd.app_id, upd.message_id, upd.endpoint_id, upd.attempts, upd.trigger,"
     " ep.url, ep.headers, ep.keys, ep.signature_scheme, ep.signature_header, ep.retry_schedule,"
     " ep.ordered, msg.event_type, msg.payload, msg.created_at AS msg_created_at, taken.due_at"
     " FROM upd JOIN taken ON taken.id = upd.id JOIN ep ON ep.id = upd.endpoint_id"
@@ -316,6 +316,15 @@ CLAIM = (
     " WHERE upd.status = 1 "
     "ORDER BY taken.due_at, upd.id"
 )
+# A claim that cancels ($7 not empty) logs each cancel for the stats (domain.stats.Canceled);
+# a claim that cancels nothing runs without this part.
+CLAIM_CANCELING = _CLAIM.replace(
+    "{log}",
+    ", log AS (INSERT INTO stats_cancellations (canceled_at, app_id, endpoint_id, event_type)"
+    " SELECT $1, u.app_id, u.endpoint_id, m.event_type FROM upd u"
+    " JOIN messages m ON m.id = u.message_id WHERE u.status = 4) ",
+)
+CLAIM = _CLAIM.replace("{log}", "")
 
 # finish_attempts. The attempts are inserted first; an attempt id already present means the
 # batch was written before (a retry after a lost commit acknowledgement), so its delivery and
@@ -531,8 +540,18 @@ ORDER_PROMOTE = (
 )
 # A claim's disabled endpoints' parked rows, canceled with their heads: $1 now, $2 endpoints.
 ORDER_CANCEL_PARKED = (
-    "UPDATE deliveries SET status = 4, updated_at = $1"
+    "WITH c AS (UPDATE deliveries SET status = 4, updated_at = $1"
     " WHERE endpoint_id = ANY($2::text[]) AND status = 0 AND due_at IS NULL"
+    " RETURNING app_id, endpoint_id, message_id)"
+    " INSERT INTO stats_cancellations (canceled_at, app_id, endpoint_id, event_type)"
+    " SELECT $1, c.app_id, c.endpoint_id, m.event_type"
+    " FROM c JOIN messages m ON m.id = c.message_id"
+)
+# A late attempt's (application, hour), to be rolled up again (domain.stats.late_hours).
+STATS_DIRTY = (
+    "INSERT INTO stats_dirty (app_id, hour, gen)"
+    " SELECT a, h, 1 FROM unnest($1::text[], $2::bigint[]) AS t(a, h)"
+    " ON CONFLICT (app_id, hour) DO UPDATE SET gen = stats_dirty.gen + 1"
 )
 # The sweep: endpoints with parked rows (a loose index scan of ix_deliveries_parked, one probe
 # per such endpoint) that are no longer ordered or have no live row.

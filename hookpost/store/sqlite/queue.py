@@ -23,6 +23,7 @@ from hookpost.domain.operational import OperationalEvent, applied, auto_disabled
 from hookpost.domain.ordering import head_left
 from hookpost.domain.queries import FinishOutcome, QueueDepth
 from hookpost.domain.scheduling import ClaimRounds, Head
+from hookpost.domain.stats import late_hours
 from hookpost.domain.throttle import Pace
 from hookpost.store.rows import (
     SEALED_HEADER_JSON,
@@ -38,6 +39,7 @@ from hookpost.store.sqlite.ordering import settle_endpoints, unsettled
 from hookpost.store.sqlite.outbox import write_events
 from hookpost.store.sqlite.sql import (
     ATTEMPTS_INSERT,
+    CANCELS_LOG,
     CLAIM,
     CLAIM_CANCELED,
     CLAIM_HEADS,
@@ -57,8 +59,10 @@ from hookpost.store.sqlite.sql import (
     OPTION_TRACEPARENT,
     OPTION_TYPE_SCHEDULES,
     ORDER_CANCEL_PARKED,
+    ORDER_CANCEL_PARKED_LOG,
     QUEUE_DUE,
     QUEUE_SCHEDULED,
+    STATS_DIRTY,
     THROTTLE_MOVE,
 )
 
@@ -107,9 +111,11 @@ class SqliteQueue(SqliteBase):
                             CLAIM_CANCELED, (share.endpoint_id, now_ms, share.take)
                         )
                         # an ordered one's parked rows go with its head (domain.ordering)
+                        c.execute(ORDER_CANCEL_PARKED_LOG, (now_ms, share.endpoint_id))
                         c.execute(ORDER_CANCEL_PARKED, (now_ms, share.endpoint_id))
                     else:
                         taken += c.execute(take, (share.endpoint_id, now_ms, *held, share.take))
+                execute_values(c, CANCELS_LOG, canceled, (now_ms,))
                 execute_values(c, DELIVERIES_CANCEL, canceled, (now_ms,))
                 lease_until = (now_ms + lease_ms, lease, now_ms)
                 execute_values(c, DELIVERIES_LEASE, [(r[0],) for r in taken], lease_until)
@@ -199,10 +205,13 @@ class SqliteQueue(SqliteBase):
             r.attempt.endpoint_id for r in results if r.ordered and head_left(r.next_status)
         ]
         promoted = 0
+        late = late_hours((r.attempt for r in results), now_ms)  # rare: one comparison each
 
         def run(c: Conn) -> FinishOutcome:
             nonlocal promoted
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
+            if late:
+                c.executemany(STATS_DIRTY, late)
             if execute_values(c, DELIVERIES_FINISH, delivery_rows) < len(results):
                 raise _LeaseLost  # rare: which results are stale is read by held_only
             if heads_left:
@@ -216,6 +225,8 @@ class SqliteQueue(SqliteBase):
             delivery and their endpoint's health."""
             nonlocal promoted
             execute_values(c, ATTEMPTS_INSERT, attempt_rows)
+            if late:
+                c.executemany(STATS_DIRTY, late)
             pairs = orjson.dumps([(r.delivery_id, r.lease) for r in results]).decode()
             held = set(map(tuple, c.execute(LEASES_HELD, (pairs,))))
             fresh = [i for i, r in enumerate(results) if (r.delivery_id, r.lease) in held]

@@ -161,6 +161,17 @@ DELIVERIES_CANCEL = (
     "UPDATE deliveries SET status = 4, due_at = NULL, lease = NULL, updated_at = ? "
     "WHERE id IN (VALUES {values})"
 )
+# Each cancel is logged for the stats (domain.stats.Canceled), before it: (now, ids).
+CANCELS_LOG = (
+    "INSERT INTO stats_cancellations (canceled_at, app_id, endpoint_id, event_type)"
+    " SELECT ?, d.app_id, d.endpoint_id, m.event_type FROM deliveries d"
+    " JOIN messages m ON m.id = d.message_id WHERE d.id IN (VALUES {values})"
+)
+# A late attempt's (application, hour), to be rolled up again (domain.stats.late_hours).
+STATS_DIRTY = (
+    "INSERT INTO stats_dirty (app_id, hour, gen) VALUES (?, ?, 1)"
+    " ON CONFLICT (app_id, hour) DO UPDATE SET gen = gen + 1"
+)
 # Skips the attempt of a delivery whose message or endpoint was deleted while it was in
 # flight (the cascade would have removed it anyway), instead of failing the whole batch.
 # Columns of a VALUES list are column1, column2...: here in ATTEMPT_COLUMNS order (3 is the
@@ -363,6 +374,12 @@ ORDER_PARK_NEW = (
 ORDER_CANCEL_PARKED = (
     "UPDATE deliveries SET status = 4, updated_at = ?"
     " WHERE endpoint_id = ? AND status = 0 AND due_at IS NULL"
+)
+ORDER_CANCEL_PARKED_LOG = (  # logged before (domain.stats.Canceled): (now, endpoint)
+    "INSERT INTO stats_cancellations (canceled_at, app_id, endpoint_id, event_type)"
+    " SELECT ?, d.app_id, d.endpoint_id, m.event_type FROM deliveries d"
+    " JOIN messages m ON m.id = d.message_id"
+    " WHERE d.endpoint_id = ? AND d.status = 0 AND d.due_at IS NULL"
 )
 # The sweep: endpoints with parked rows (a loose index scan of ix_deliveries_parked, one probe
 # per such endpoint) that no longer are ordered or have no live row.
