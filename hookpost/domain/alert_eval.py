@@ -153,10 +153,11 @@ class Selector:
 
 class SeriesCounter:
     """Counts messages into the bucket deltas of many series: each distinct selection (types
-    and filter) is matched once per message, each field read once, and each value added once
-    per selection, field and sketch, into a bucket as fine as all their series' widths allow
-    (their greatest common divisor). ``drain_into`` then merges those few fine buckets into
-    every series' buckets: the cost per message does not grow with the number of series."""
+    and filter) is matched once per message and each field read once; the message is then
+    only counted, or its value kept, in a bucket as fine as all the series of that selection
+    and field allow (their widths' greatest common divisor). ``drain_into`` aggregates those
+    few fine buckets once and merges them into every series' buckets: the cost per message
+    grows with neither the number of series nor of rules."""
 
     def __init__(self, rules: Iterable[AlertRule]) -> None:
         # (types, filter) -> (selector, field -> [(series, width, sketch)])
@@ -170,23 +171,21 @@ class SeriesCounter:
             key = repr((sel.types, sel.filter))
             group = groups.setdefault(key, (sel, {}))
             group[1].setdefault(sel.field, []).append((rule.series, bucket_ms(rule), sel.sketch))
-        # per selection: (selector, [(field, fine width, sketch kinds, index of the fine key)])
-        self._groups: list[tuple[Selector, list[tuple[str | None, int, tuple[bool, ...]]]]] = []
-        self._series: dict[tuple[int, str | None, bool], list[tuple[str, int]]] = {}
+        # per selection: (selector, [(field, fine width)]); per (selection, field): its series
+        self._groups: list[tuple[Selector, list[tuple[str | None, int]]]] = []
+        self._series: dict[tuple[int, str | None], list[tuple[str, int, bool]]] = {}
         for gi, (sel, fields) in enumerate(groups.values()):
             plan = []
             for field_path, series in fields.items():
-                kinds = tuple(sorted({sketch for _, _, sketch in series}))
-                plan.append((field_path, math.gcd(*(w for _, w, _ in series)), kinds))
-                for sketch in kinds:
-                    self._series[(gi, field_path, sketch)] = [
-                        (key, w) for key, w, s in series if s == sketch
-                    ]
+                plan.append((field_path, math.gcd(*(w for _, w, _ in series))))
+                self._series[(gi, field_path)] = series
             self._groups.append((sel, plan))
-        # (selection, field, sketch, fine bucket start) -> what was added since the last drain
-        self._fine: dict[tuple[int, str | None, bool, int], Aggregate] = {}
+        # (selection, field, fine bucket start) -> the values seen since the last drain (for a
+        # count without a field, how many messages)
+        self._counts: dict[tuple[int, int], int] = {}
+        self._values: dict[tuple[int, str, int], list[float]] = {}
         self.needs_payload = any(
-            sel.filter is not None or any(f is not None for f, _, _ in plan)
+            sel.filter is not None or any(f is not None for f, _ in plan)
             for sel, plan in self._groups
         )
 
@@ -194,32 +193,44 @@ class SeriesCounter:
         return bool(self._groups)
 
     def observe(self, event_type: str, payload: Payload, created_ms: int) -> None:
-        fine = self._fine
         for gi, (sel, plan) in enumerate(self._groups):
             if not sel.selects(event_type, payload):
                 continue
-            for field_path, width, kinds in plan:
-                value = None if field_path is None else field_value(payload.doc, field_path)
-                if field_path is not None and value is None:
-                    continue
+            for field_path, width in plan:
                 start = created_ms // width * width
-                for sketch in kinds:
-                    key = (gi, field_path, sketch, start)
-                    agg = fine.get(key)
-                    if agg is None:
-                        agg = fine[key] = Aggregate()
-                    agg.add(value, sketch)
+                if field_path is None:
+                    counts = self._counts
+                    counts[(gi, start)] = counts.get((gi, start), 0) + 1
+                    continue
+                value = field_value(payload.doc, field_path)
+                if value is not None:
+                    values = self._values.setdefault((gi, field_path, start), [])
+                    values.append(value)
 
     def drain_into(self, deltas: dict[tuple[str, int], Aggregate]) -> None:
         """Merge what ``observe`` counted into ``deltas`` (series, bucket start) and forget it."""
-        for (gi, field_path, sketch, start), agg in self._fine.items():
-            for key, width in self._series[(gi, field_path, sketch)]:
+        fine: list[tuple[tuple[int, str | None], int, Aggregate, Aggregate | None]] = []
+        for (gi, start), n in self._counts.items():
+            fine.append(((gi, None), start, Aggregate(count=n), None))
+        for (gi, field_path, start), values in self._values.items():
+            plain = Aggregate(len(values), sum(values), min(values), max(values))
+            sketched = None
+            if any(sketch for _, _, sketch in self._series[(gi, field_path)]):
+                cells: dict[str, int] = {}
+                for v in values:
+                    cell = _cell(v)
+                    cells[cell] = cells.get(cell, 0) + 1
+                sketched = Aggregate(plain.count, plain.total, plain.low, plain.high, cells)
+            fine.append(((gi, field_path), start, plain, sketched))
+        for group, start, plain, sketched in fine:
+            for key, width, sketch in self._series[group]:
                 bucket = (key, start // width * width)
                 into = deltas.get(bucket)
                 if into is None:
                     into = deltas[bucket] = Aggregate()
-                into.merge(agg)
-        self._fine.clear()
+                into.merge(sketched if sketch and sketched is not None else plain)
+        self._counts.clear()
+        self._values.clear()
 
 
 def window_aggregate(
