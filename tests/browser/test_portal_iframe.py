@@ -9,9 +9,7 @@ in frame-ancestors (https://127.0.0.1:E) is refused the frame by the browser."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import html
-import ipaddress
 import json
 import re
 from collections.abc import AsyncIterator
@@ -36,6 +34,7 @@ from hookpost.domain.inputs import NewEndpoint
 from hookpost.domain.models import PageRequest
 from tests.browser.conftest import chromium_path, screenshot
 from tests.integration.test_api_harness import ADMIN_TOKEN, running_api
+from tests.support import tls
 from tests.support.polling import eventually, until_serving
 from tests.support.receiver import Receiver
 
@@ -52,40 +51,8 @@ ALLOW_THIRD_PARTY_COOKIES = {"profile": {"cookie_controls_mode": 0}}
 
 def self_signed(folder: Path) -> tuple[str, str]:
     """A certificate for localhost and 127.0.0.1, and its key (PEM files)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
+    cert, key = tls.self_signed(folder, ("localhost",))
+    return str(cert), str(key)
 
 
 async def embed_page(request: Request) -> HTMLResponse:

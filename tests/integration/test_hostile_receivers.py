@@ -14,9 +14,7 @@ recording it as a 200 success is both correct and safe. The tests assert exactly
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gzip
-import ipaddress
 import socket
 import ssl
 import time
@@ -27,10 +25,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from hookpost.delivery.http import MAX_READ_BYTES, STORED_BYTES
 from hookpost.domain.inputs import NewEndpoint
@@ -40,6 +34,7 @@ from hookpost.store.secretbox import generate_main_key
 from hookpost.wiring import Hookpost
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver
+from tests.support.tls import self_signed
 
 TIMEOUT_S = 1.0  # the worker's total request timeout in these tests
 TIMEOUT_MS = int(TIMEOUT_S * 1000)
@@ -497,37 +492,6 @@ async def test_server_that_hangs_up_without_answering(h: Harness):
 
 
 # --------------------------------------------------------------------------- (e) TLS
-
-
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 async def test_self_signed_certificate_is_rejected(h: Harness, tmp_path: Path):
