@@ -3,7 +3,6 @@ the p95 sketch's cells)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -25,7 +24,7 @@ def rule_from_row(r: Row) -> tuple[AlertRule, RuleState]:
 
 
 def state_text(state: RuleState) -> str:
-    return dumps(asdict(state))
+    return dumps(state)  # orjson serializes a dataclass itself, without asdict's deep copy
 
 
 def aggregate_from_row(r: Row) -> Aggregate:
