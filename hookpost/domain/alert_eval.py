@@ -174,11 +174,14 @@ class SeriesCounter:
         # per selection: (selector, [(field, fine width)]); per (selection, field): its series
         self._groups: list[tuple[Selector, list[tuple[str | None, int]]]] = []
         self._series: dict[tuple[int, str | None], list[tuple[str, int, bool]]] = {}
+        self._sketched: set[tuple[int, str | None]] = set()  # some series there reads a p95
         for gi, (sel, fields) in enumerate(groups.values()):
             plan = []
             for field_path, series in fields.items():
                 plan.append((field_path, math.gcd(*(w for _, w, _ in series))))
                 self._series[(gi, field_path)] = series
+                if any(sketch for _, _, sketch in series):
+                    self._sketched.add((gi, field_path))
             self._groups.append((sel, plan))
         # (selection, field, fine bucket start) -> the values seen since the last drain (for a
         # count without a field, how many messages)
@@ -215,7 +218,7 @@ class SeriesCounter:
         for (gi, field_path, start), values in self._values.items():
             plain = Aggregate(len(values), sum(values), min(values), max(values))
             sketched = None
-            if any(sketch for _, _, sketch in self._series[(gi, field_path)]):
+            if (gi, field_path) in self._sketched:
                 cells: dict[str, int] = {}
                 for v in values:
                     cell = _cell(v)
