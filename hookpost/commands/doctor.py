@@ -75,12 +75,26 @@ async def server_checks(url: str, token: str | None) -> list[Check]:
             return [Check("server", FAIL, f"{api.url} answers {status} to its health check", fix)]
         checks = [Check("server", OK, f"{api.url} is healthy")]
         if date := headers.get("Date"):
-            # The Date header has whole seconds: allow for them.
-            theirs = parsedate_to_datetime(date).timestamp() + 0.5
-            skew = clock_check(theirs - (before + after) / 2, f"{api.url}'s")
+            theirs = parsedate_to_datetime(date).timestamp()
+            skew = clock_check(date_header_skew(theirs, before, after), f"{api.url}'s")
             checks.append(replace(skew, name="server clock"))
         checks.append(await token_check(api))
     return checks
+
+
+# A Date header has whole seconds, and uvicorn formats it once a second: when the server
+# answered, its clock read somewhere in [date, date + this).
+DATE_HEADER_SPAN_S = 2.0
+
+
+def date_header_skew(date_s: float, before: float, after: float) -> float:
+    """The server's clock minus ours, as far as its Date header can tell: 0 when a moment in
+    [date, date + DATE_HEADER_SPAN_S) can match one in our [before, after], else the gap."""
+    if date_s + DATE_HEADER_SPAN_S < before:
+        return date_s + DATE_HEADER_SPAN_S - before
+    if date_s > after:
+        return date_s - after
+    return 0.0
 
 
 async def token_check(api: Remote) -> Check:

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from hookpost.commands.attempts import Follower, _ms
+from hookpost.commands.doctor import date_header_skew
 from hookpost.commands.options import parse_time, read_json_object
 from hookpost.commands.remote import CommandError, base_url, error_line
 from hookpost.diagnostics import FAIL, OK, WARN, clock_check, database_problem
@@ -62,6 +63,20 @@ def test_clock_thresholds(skew: float, status: str) -> None:
     assert check.status == status
     assert ("behind" if skew > 0 else "ahead of") in check.detail
     assert bool(check.fix) == (status != OK)
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        (100.0, 0.0),  # formatted at 100.x, up to a second before: agrees with [101.2, 101.3]
+        (99.5, 0.0),
+        (99.0, -0.2),  # at most 100.99...: 0.2 s behind
+        (97.0, -2.2),  # at most 98.99...: 2.2 s behind
+        (104.0, 2.7),  # at least 104.0: 2.7 s ahead
+    ],
+)
+def test_a_date_header_skew_allows_for_its_resolution(date: float, expected: float) -> None:
+    assert date_header_skew(date, 101.2, 101.3) == pytest.approx(expected)
 
 
 class WrappedByTheDriverLayer(Exception):
